@@ -1,0 +1,804 @@
+//! OAuth 1.0a (RFC 5849) signatures as used by LTI 1.0/1.1.
+//!
+//! The pure building blocks: RFC 3986 percent-encoding, the base string URI,
+//! parameter normalisation, the signature base string, HMAC-SHA1 /
+//! HMAC-SHA256 signatures, `oauth_body_hash`, and the `Authorization: OAuth`
+//! header. [`sign_params`] signs an outgoing request;
+//! [`SignedRequest::collect`] gathers the parameters of an incoming one for
+//! verification (see [`crate::OAuthVerifier`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::hmac;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, snippet};
+
+/// `oauth_consumer_key`.
+pub const OAUTH_CONSUMER_KEY: &str = "oauth_consumer_key";
+/// `oauth_signature`.
+pub const OAUTH_SIGNATURE: &str = "oauth_signature";
+/// `oauth_signature_method`.
+pub const OAUTH_SIGNATURE_METHOD: &str = "oauth_signature_method";
+/// `oauth_timestamp`.
+pub const OAUTH_TIMESTAMP: &str = "oauth_timestamp";
+/// `oauth_nonce`.
+pub const OAUTH_NONCE: &str = "oauth_nonce";
+/// `oauth_version`.
+pub const OAUTH_VERSION: &str = "oauth_version";
+/// `oauth_callback`.
+pub const OAUTH_CALLBACK: &str = "oauth_callback";
+/// `oauth_body_hash`.
+pub const OAUTH_BODY_HASH: &str = "oauth_body_hash";
+
+/// Longest accepted consumer key (characters).
+pub const MAX_CONSUMER_KEY_LEN: usize = 255;
+/// Longest accepted nonce (characters).
+pub const MAX_NONCE_LEN: usize = 128;
+/// Longest accepted timestamp (digits).
+pub const MAX_TIMESTAMP_LEN: usize = 12;
+
+/// An OAuth signature method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureMethod {
+    /// `HMAC-SHA1`, the LTI 1.x default.
+    HmacSha1,
+    /// `HMAC-SHA256`.
+    HmacSha256,
+}
+
+impl SignatureMethod {
+    /// The wire name (`HMAC-SHA1`, `HMAC-SHA256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureMethod::HmacSha1 => "HMAC-SHA1",
+            SignatureMethod::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+
+    /// Parses a wire name (exact, case-sensitive as in RFC 5849).
+    pub fn from_wire(s: &str) -> Option<Self> {
+        match s {
+            "HMAC-SHA1" => Some(SignatureMethod::HmacSha1),
+            "HMAC-SHA256" => Some(SignatureMethod::HmacSha256),
+            _ => None,
+        }
+    }
+
+    fn algorithm(self) -> hmac::Algorithm {
+        match self {
+            SignatureMethod::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            SignatureMethod::HmacSha256 => hmac::HMAC_SHA256,
+        }
+    }
+}
+
+impl fmt::Display for SignatureMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A shared secret (consumer secret). `Debug` prints `[redacted]`; the bytes
+/// are zeroized on drop.
+#[derive(Clone)]
+pub struct ConsumerSecret(Zeroizing<String>);
+
+impl ConsumerSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ConsumerSecret(Zeroizing::new(secret.into()))
+    }
+
+    /// The secret text. Handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ConsumerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConsumerSecret([redacted])")
+    }
+}
+
+/// Key and secret of one OAuth consumer.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `oauth_consumer_key`.
+    pub key: String,
+    /// The shared secret.
+    pub secret: ConsumerSecret,
+}
+
+impl Credentials {
+    /// Builds credentials from a key and a secret.
+    pub fn new(key: impl Into<String>, secret: impl Into<String>) -> Self {
+        Credentials {
+            key: key.into(),
+            secret: ConsumerSecret::new(secret),
+        }
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0x0f) as usize] as char);
+        }
+    }
+}
+
+/// RFC 3986 / RFC 5849 §3.6 percent-encoding: `A-Z a-z 0-9 - . _ ~` are kept,
+/// every other UTF-8 byte becomes `%XX` (upper-case hex); space is `%20`.
+pub fn percent_encode(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(is_unreserved) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() * 3);
+    encode_into(&mut out, s);
+    Cow::Owned(out)
+}
+
+/// Decodes `%XX` sequences (no `+` handling), as used in the `Authorization`
+/// header. Fails on malformed escapes or non-UTF-8 results.
+fn percent_decode_strict(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hi = (hex[0] as char).to_digit(16)?;
+            let lo = (hex[1] as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The base string URI (RFC 5849 §3.4.1.2): scheme and host lower-cased,
+/// default port (80 for http, 443 for https) dropped, path kept (`/` when
+/// empty), query and fragment removed.
+pub fn base_string_uri(url: &str) -> Result<String> {
+    let url = url.split('#').next().unwrap_or(url);
+    let uri: http::Uri = url.parse().map_err(|_| Error::InvalidUrl {
+        found: format!("unparsable `{}`", snippet(url)),
+    })?;
+    let scheme = uri
+        .scheme_str()
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| Error::InvalidUrl {
+            found: format!("no scheme in `{}`", snippet(url)),
+        })?;
+    if scheme != "http" && scheme != "https" {
+        return Err(Error::InvalidUrl {
+            found: format!("scheme `{}`", snippet(&scheme)),
+        });
+    }
+    let authority = uri.authority().ok_or_else(|| Error::InvalidUrl {
+        found: format!("no host in `{}`", snippet(url)),
+    })?;
+    if authority.as_str().contains('@') {
+        return Err(Error::InvalidUrl {
+            found: "user information in the authority".to_owned(),
+        });
+    }
+    let host = authority.host().to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(Error::InvalidUrl {
+            found: format!("empty host in `{}`", snippet(url)),
+        });
+    }
+    let port = match (authority.port_u16(), scheme.as_str()) {
+        (Some(80), "http") | (Some(443), "https") | (None, _) => None,
+        (Some(p), _) => Some(p),
+    };
+    let path = match uri.path() {
+        "" => "/",
+        p => p,
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&scheme);
+    out.push_str("://");
+    out.push_str(&host);
+    if let Some(p) = port {
+        out.push(':');
+        out.push_str(&p.to_string());
+    }
+    out.push_str(path);
+    Ok(out)
+}
+
+/// The query-string parameters of a URL, decoded (`+` is a space).
+pub fn query_params(url: &str) -> Vec<(String, String)> {
+    let without_fragment = url.split('#').next().unwrap_or(url);
+    match without_fragment.split_once('?') {
+        Some((_, q)) => form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Normalises decoded parameters (RFC 5849 §3.4.1.3.2): each name and value
+/// percent-encoded, pairs sorted by encoded name then encoded value,
+/// duplicates kept, joined as `name=value` with `&`. `oauth_signature` is
+/// always left out.
+pub fn normalize_parameters<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
+    let mut encoded: Vec<(Cow<'_, str>, Cow<'_, str>)> = params
+        .iter()
+        .filter(|(k, _)| k.as_ref() != OAUTH_SIGNATURE)
+        .map(|(k, v)| (percent_encode(k.as_ref()), percent_encode(v.as_ref())))
+        .collect();
+    encoded.sort_unstable();
+    let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (i, (k, v)) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// The signature base string (RFC 5849 §3.4.1): `METHOD&enc(base URI)&enc(normalised params)`.
+///
+/// `url` may carry a query string: it is dropped from the base URI, but its
+/// parameters are *not* added here — pass every parameter (query, form body,
+/// OAuth) in `params`.
+pub fn signature_base_string<K: AsRef<str>, V: AsRef<str>>(
+    method: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> Result<String> {
+    let base_uri = base_string_uri(url)?;
+    Ok(base_string_from_parts(method, &base_uri, params))
+}
+
+fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
+    method: &str,
+    base_uri: &str,
+    params: &[(K, V)],
+) -> String {
+    let normalized = normalize_parameters(params);
+    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + normalized.len() * 2);
+    out.push_str(&method.to_ascii_uppercase());
+    out.push('&');
+    encode_into(&mut out, base_uri);
+    out.push('&');
+    encode_into(&mut out, &normalized);
+    out
+}
+
+fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> hmac::Key {
+    let mut key = Zeroizing::new(String::with_capacity(consumer_secret.len() + token_secret.len() + 1));
+    encode_into(&mut key, consumer_secret);
+    key.push('&');
+    encode_into(&mut key, token_secret);
+    hmac::Key::new(method.algorithm(), key.as_bytes())
+}
+
+/// Signs a base string: `base64(HMAC(enc(consumer_secret) & enc(token_secret), base))`.
+/// LTI has no token: pass `""` as `token_secret`.
+pub fn sign_base_string(
+    method: SignatureMethod,
+    consumer_secret: &str,
+    token_secret: &str,
+    base_string: &str,
+) -> String {
+    let key = signing_key(method, consumer_secret, token_secret);
+    B64.encode(hmac::sign(&key, base_string.as_bytes()).as_ref())
+}
+
+/// Verifies a base64 signature in constant time.
+pub fn verify_base_string(
+    method: SignatureMethod,
+    consumer_secret: &str,
+    token_secret: &str,
+    base_string: &str,
+    signature_b64: &str,
+) -> bool {
+    let Ok(sig) = B64.decode(signature_b64.as_bytes()) else {
+        return false;
+    };
+    let key = signing_key(method, consumer_secret, token_secret);
+    hmac::verify(&key, base_string.as_bytes(), &sig).is_ok()
+}
+
+/// `oauth_body_hash`: `base64(SHA-1(body))` over the exact body bytes.
+pub fn body_hash(body: &[u8]) -> String {
+    B64.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, body).as_ref())
+}
+
+/// A fresh nonce: 128 random bits as 32 lower-case hex characters.
+pub fn generate_nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    // The system RNG failing is unrecoverable for any security code; fall back
+    // to the clock would be worse, so surface it loudly instead.
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .unwrap_or_else(|_| panic!("system random number generator unavailable"));
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses an `Authorization: OAuth …` header value into decoded
+/// `(name, value)` pairs. `realm` is dropped (it is never signed). Fails on a
+/// non-`OAuth` scheme or malformed pairs.
+pub fn parse_authorization_header(value: &str) -> Result<Vec<(String, String)>> {
+    let malformed = |found: String| Error::MalformedAuthorizationHeader { found };
+    if value.len() > 8 * 1024 {
+        return Err(malformed(format!("{} bytes", value.len())));
+    }
+    let trimmed = value.trim_start();
+    let (scheme, rest) = trimmed.split_at(trimmed.find(char::is_whitespace).unwrap_or(trimmed.len()));
+    if !scheme.eq_ignore_ascii_case("OAuth") {
+        return Err(malformed(format!("scheme `{}`", snippet(scheme))));
+    }
+    let mut out = Vec::new();
+    for part in rest.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (name, raw) = part
+            .split_once('=')
+            .ok_or_else(|| malformed(format!("a pair without `=`: `{}`", snippet(part))))?;
+        let name = name.trim();
+        let raw = raw.trim();
+        let inner = raw
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .ok_or_else(|| malformed(format!("an unquoted value for `{}`", snippet(name))))?;
+        let name = percent_decode_strict(name)
+            .ok_or_else(|| malformed(format!("a bad percent escape in a name `{}`", snippet(name))))?;
+        let val = percent_decode_strict(inner)
+            .ok_or_else(|| malformed(format!("a bad percent escape in the value of `{}`", snippet(&name))))?;
+        if name == "realm" {
+            continue;
+        }
+        out.push((name, val));
+    }
+    Ok(out)
+}
+
+/// Renders OAuth parameters as an `Authorization` header value
+/// (`OAuth name="value", …`, names and values percent-encoded).
+pub fn authorization_header<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
+    let mut out = String::from("OAuth ");
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        encode_into(&mut out, k.as_ref());
+        out.push_str("=\"");
+        encode_into(&mut out, v.as_ref());
+        out.push('"');
+    }
+    out
+}
+
+/// The OAuth protocol parameters of an outgoing request, before signing.
+#[derive(Debug, Clone)]
+pub struct OAuthParams {
+    /// The signature method (default HMAC-SHA1).
+    pub method: SignatureMethod,
+    /// `oauth_nonce` (default: 128 random bits).
+    pub nonce: String,
+    /// `oauth_timestamp`, Unix seconds.
+    pub timestamp: u64,
+    /// `oauth_callback` (LTI launches send `about:blank`; `None` leaves it out).
+    pub callback: Option<String>,
+    /// `oauth_body_hash`, for non-form bodies.
+    pub body_hash: Option<String>,
+}
+
+impl OAuthParams {
+    /// HMAC-SHA1, a fresh random nonce, the given timestamp, no callback.
+    pub fn new(timestamp: u64) -> Self {
+        OAuthParams {
+            method: SignatureMethod::HmacSha1,
+            nonce: generate_nonce(),
+            timestamp,
+            callback: None,
+            body_hash: None,
+        }
+    }
+}
+
+/// Signs an outgoing request and returns the OAuth protocol parameters
+/// (including `oauth_signature`) to send, in a stable order.
+///
+/// `params` are the decoded non-OAuth parameters carried in the form body;
+/// parameters in `url`'s query string are included in the signature
+/// automatically and must stay in the URL.
+pub fn sign_params<K: AsRef<str>, V: AsRef<str>>(
+    http_method: &str,
+    url: &str,
+    params: &[(K, V)],
+    credentials: &Credentials,
+    oauth: &OAuthParams,
+) -> Result<Vec<(String, String)>> {
+    let base_uri = base_string_uri(url)?;
+    let mut protocol: Vec<(String, String)> = vec![
+        (OAUTH_CONSUMER_KEY.to_owned(), credentials.key.clone()),
+        (OAUTH_SIGNATURE_METHOD.to_owned(), oauth.method.as_str().to_owned()),
+        (OAUTH_TIMESTAMP.to_owned(), oauth.timestamp.to_string()),
+        (OAUTH_NONCE.to_owned(), oauth.nonce.clone()),
+        (OAUTH_VERSION.to_owned(), "1.0".to_owned()),
+    ];
+    if let Some(cb) = &oauth.callback {
+        protocol.push((OAUTH_CALLBACK.to_owned(), cb.clone()));
+    }
+    if let Some(bh) = &oauth.body_hash {
+        protocol.push((OAUTH_BODY_HASH.to_owned(), bh.clone()));
+    }
+    let mut all: Vec<(Cow<'_, str>, Cow<'_, str>)> = query_params(url)
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+        .collect();
+    all.extend(params.iter().map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref()))));
+    all.extend(protocol.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))));
+    let base = base_string_from_parts(http_method, &base_uri, &all);
+    let signature = sign_base_string(oauth.method, credentials.secret.expose(), "", &base);
+    protocol.push((OAUTH_SIGNATURE.to_owned(), signature));
+    Ok(protocol)
+}
+
+/// An incoming request as seen by a verifier: everything needed to rebuild
+/// the signature base string. Adapters fill it from their framework's request.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The public URL the request was sent to, including its query string.
+    /// Build it from the configured public base URL, never from `Host`.
+    pub url: &'a str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The raw body bytes.
+    pub body: &'a [u8],
+}
+
+impl<'a> SignedRequest<'a> {
+    /// A form POST (`application/x-www-form-urlencoded`), the shape of an LTI launch.
+    pub fn form_post(url: &'a str, body: &'a [u8]) -> Self {
+        SignedRequest {
+            method: "POST",
+            url,
+            authorization: None,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body,
+        }
+    }
+
+    fn is_form(&self) -> bool {
+        self.content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        })
+    }
+
+    /// Collects and checks the request's parameters (query + form body +
+    /// `Authorization` header), applying input hygiene to the protocol
+    /// parameters. No store is consulted and no signature is checked yet.
+    pub fn collect(&self) -> Result<CollectedRequest> {
+        let mut params: Vec<(String, String)> = query_params(self.url);
+        let query_len = params.len();
+        let is_form = self.is_form();
+        if is_form {
+            params.extend(
+                form_urlencoded::parse(self.body).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
+        }
+        let form_end = params.len();
+        if let Some(h) = self.authorization {
+            params.extend(parse_authorization_header(h)?);
+        }
+
+        let mut found = ProtocolFields::default();
+        for (i, (k, v)) in params.iter().enumerate() {
+            if !k.starts_with("oauth_") {
+                continue;
+            }
+            let slot = match k.as_str() {
+                OAUTH_CONSUMER_KEY => &mut found.consumer_key,
+                OAUTH_SIGNATURE => &mut found.signature,
+                OAUTH_SIGNATURE_METHOD => &mut found.signature_method,
+                OAUTH_TIMESTAMP => &mut found.timestamp,
+                OAUTH_NONCE => &mut found.nonce,
+                OAUTH_VERSION => &mut found.version,
+                OAUTH_BODY_HASH => &mut found.body_hash,
+                _ => continue,
+            };
+            if slot.is_some() {
+                let count = params.iter().filter(|(n, _)| n == k).count();
+                return Err(Error::DuplicateOAuthParameter { name: k.clone(), count });
+            }
+            *slot = Some((i, v.len()));
+        }
+        let get = |slot: Option<(usize, usize)>| slot.map(|(i, _)| params[i].1.as_str());
+
+        let consumer_key = get(found.consumer_key).ok_or(Error::MissingOAuthParameter { name: OAUTH_CONSUMER_KEY })?;
+        check_consumer_key(consumer_key)?;
+        let signature = get(found.signature).ok_or(Error::MissingOAuthParameter { name: OAUTH_SIGNATURE })?;
+        if signature.len() > 128 {
+            return Err(Error::InvalidOAuthParameter {
+                name: OAUTH_SIGNATURE,
+                expected: "a base64 HMAC of at most 128 characters",
+                found: format!("{} characters", signature.len()),
+            });
+        }
+        let method_s = get(found.signature_method).ok_or(Error::MissingOAuthParameter { name: OAUTH_SIGNATURE_METHOD })?;
+        let method = SignatureMethod::from_wire(method_s).ok_or_else(|| Error::UnsupportedSignatureMethod {
+            expected: "HMAC-SHA1, HMAC-SHA256".to_owned(),
+            found: snippet(method_s),
+        })?;
+        let timestamp_s = get(found.timestamp).ok_or(Error::MissingOAuthParameter { name: OAUTH_TIMESTAMP })?;
+        let timestamp = check_timestamp(timestamp_s)?;
+        let nonce = get(found.nonce).ok_or(Error::MissingOAuthParameter { name: OAUTH_NONCE })?;
+        check_nonce(nonce)?;
+        if let Some(v) = get(found.version) {
+            if v != "1.0" {
+                return Err(Error::UnsupportedOAuthVersion { found: snippet(v) });
+            }
+        }
+        let body_hash = get(found.body_hash).map(str::to_owned);
+
+        let consumer_key = consumer_key.to_owned();
+        let signature = signature.to_owned();
+        let nonce = nonce.to_owned();
+        let base_uri = base_string_uri(self.url)?;
+        let base_string = base_string_from_parts(self.method, &base_uri, &params);
+
+        // The launch parameters are the form-body ones that are not OAuth
+        // protocol parameters; query parameters are kept apart.
+        let form: Vec<(String, String)> = params
+            .drain(query_len..form_end)
+            .filter(|(k, _)| !k.starts_with("oauth_"))
+            .collect();
+        params.truncate(query_len);
+
+        Ok(CollectedRequest {
+            consumer_key,
+            signature,
+            method,
+            timestamp,
+            nonce,
+            body_hash,
+            base_string,
+            is_form,
+            form,
+            query: params,
+        })
+    }
+}
+
+#[derive(Default)]
+struct ProtocolFields {
+    consumer_key: Option<(usize, usize)>,
+    signature: Option<(usize, usize)>,
+    signature_method: Option<(usize, usize)>,
+    timestamp: Option<(usize, usize)>,
+    nonce: Option<(usize, usize)>,
+    version: Option<(usize, usize)>,
+    body_hash: Option<(usize, usize)>,
+}
+
+/// The parameters of an incoming request, hygiene-checked but not yet verified.
+#[derive(Debug, Clone)]
+pub struct CollectedRequest {
+    consumer_key: String,
+    signature: String,
+    method: SignatureMethod,
+    timestamp: u64,
+    nonce: String,
+    body_hash: Option<String>,
+    base_string: String,
+    is_form: bool,
+    form: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl CollectedRequest {
+    /// `oauth_consumer_key` (already hygiene-checked).
+    pub fn consumer_key(&self) -> &str {
+        &self.consumer_key
+    }
+    /// `oauth_nonce` (already hygiene-checked).
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+    /// `oauth_timestamp`.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+    /// The signature method.
+    pub fn signature_method(&self) -> SignatureMethod {
+        self.method
+    }
+    /// The signature base string that was rebuilt from the request.
+    pub fn base_string(&self) -> &str {
+        &self.base_string
+    }
+
+    /// Checks the signature against `secret` in constant time.
+    pub(crate) fn check_signature(&self, secret: &ConsumerSecret) -> Result<()> {
+        if verify_base_string(self.method, secret.expose(), "", &self.base_string, &self.signature) {
+            Ok(())
+        } else {
+            Err(Error::BadSignature { method: self.method.as_str() })
+        }
+    }
+
+    /// Checks `oauth_body_hash` against the body. Form bodies need none (a
+    /// hash sent with one is still checked); any other body must carry one.
+    pub(crate) fn check_body_hash(&self, body: &[u8], content_type: Option<&str>) -> Result<()> {
+        match &self.body_hash {
+            Some(sent) => {
+                let expected = body_hash(body);
+                if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes()).into() {
+                    Ok(())
+                } else {
+                    Err(Error::BodyHashMismatch)
+                }
+            }
+            None if self.is_form || body.is_empty() => Ok(()),
+            None => Err(Error::MissingBodyHash {
+                content_type: content_type.map(snippet).unwrap_or_else(|| "(none)".to_owned()),
+            }),
+        }
+    }
+
+    /// The decoded form-body parameters, without `oauth_*`.
+    pub(crate) fn into_form(self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        (self.form, self.query)
+    }
+}
+
+/// Input hygiene for `oauth_consumer_key`: 1–255 printable ASCII characters.
+pub fn check_consumer_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_CONSUMER_KEY_LEN || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Error::InvalidOAuthParameter {
+            name: OAUTH_CONSUMER_KEY,
+            expected: "1 to 255 printable ASCII characters",
+            found: describe(key),
+        });
+    }
+    Ok(())
+}
+
+/// Input hygiene for `oauth_nonce`: 1–128 visible ASCII characters.
+pub fn check_nonce(nonce: &str) -> Result<()> {
+    if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(Error::InvalidOAuthParameter {
+            name: OAUTH_NONCE,
+            expected: "1 to 128 visible ASCII characters",
+            found: describe(nonce),
+        });
+    }
+    Ok(())
+}
+
+/// Input hygiene for `oauth_timestamp`: 1–12 ASCII digits (Unix seconds).
+pub fn check_timestamp(ts: &str) -> Result<u64> {
+    let invalid = || Error::InvalidOAuthParameter {
+        name: OAUTH_TIMESTAMP,
+        expected: "1 to 12 decimal digits",
+        found: describe(ts),
+    };
+    if ts.is_empty() || ts.len() > MAX_TIMESTAMP_LEN || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    ts.parse().map_err(|_| invalid())
+}
+
+fn describe(value: &str) -> String {
+    let len = value.chars().count();
+    if value.is_empty() {
+        "an empty value".to_owned()
+    } else if len > 64 {
+        format!("{len} characters")
+    } else {
+        format!("`{}`", value.escape_debug())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_follows_rfc3986() {
+        assert_eq!(percent_encode("abcABC123-._~"), "abcABC123-._~");
+        assert_eq!(percent_encode("a b+c/d"), "a%20b%2Bc%2Fd");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+        assert_eq!(percent_encode("*"), "%2A");
+    }
+
+    #[test]
+    fn base_uri_is_normalised() {
+        assert_eq!(base_string_uri("HTTP://Example.COM:80/r%20v/X?id=123").unwrap(), "http://example.com/r%20v/X");
+        assert_eq!(base_string_uri("https://www.example.net:8080/?q=1").unwrap(), "https://www.example.net:8080/");
+        assert_eq!(base_string_uri("https://a.example:443").unwrap(), "https://a.example/");
+        assert_eq!(base_string_uri("http://a.example:443/x").unwrap(), "http://a.example:443/x");
+    }
+
+    #[test]
+    fn base_uri_rejects_non_http_and_relative_urls() {
+        for bad in ["ftp://x.example/", "/relative", "", "https://user:pw@x.example/"] {
+            assert_eq!(base_string_uri(bad).unwrap_err().code(), "invalid_url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorization_header_round_trips_and_drops_realm() {
+        let h = "OAuth realm=\"Example\", oauth_consumer_key=\"a%20b\",oauth_nonce=\"n\"";
+        let parsed = parse_authorization_header(h).unwrap();
+        assert_eq!(parsed, vec![("oauth_consumer_key".into(), "a b".into()), ("oauth_nonce".into(), "n".into())]);
+        let rendered = authorization_header(&parsed);
+        assert_eq!(parse_authorization_header(&rendered).unwrap(), parsed);
+    }
+
+    #[test]
+    fn malformed_authorization_headers_are_rejected() {
+        for bad in ["Bearer abc", "OAuth a=b", "OAuth a", "OAuth a=\"%zz\""] {
+            assert_eq!(
+                parse_authorization_header(bad).unwrap_err().code(),
+                "malformed_authorization_header",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hygiene_rejects_absurd_values() {
+        assert_eq!(check_consumer_key(&"k".repeat(256)).unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_consumer_key("a\u{0}b").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_consumer_key("").unwrap_err().code(), "invalid_oauth_parameter");
+        assert!(check_consumer_key("key-123").is_ok());
+        assert_eq!(check_nonce("with space").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_nonce(&"n".repeat(129)).unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_timestamp("17e9").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_timestamp("1234567890123").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_timestamp("-1").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(check_timestamp("1700000000").unwrap(), 1_700_000_000);
+    }
+
+    #[test]
+    fn body_hash_matches_known_sha1() {
+        // SHA-1("Hello World!") = 2ef7bde608ce5404e97d5f042f95f89f1c232871
+        assert_eq!(body_hash(b"Hello World!"), "Lve95gjOVATpfV8EL5X4nxwjKHE=");
+    }
+
+    #[test]
+    fn nonces_are_random_hex() {
+        let a = generate_nonce();
+        assert_eq!(a.len(), 32);
+        assert!(check_nonce(&a).is_ok());
+        assert_ne!(a, generate_nonce());
+    }
+}
