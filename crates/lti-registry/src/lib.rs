@@ -1,1 +1,28 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod bundle;
+mod cipher;
+mod clock;
+mod consumer;
+mod ephemeral;
+mod error;
+mod keys;
+mod registration;
+mod secret;
+
+pub use bundle::Store;
+pub use cipher::{AppKey, SecretCipher};
+pub use clock::{Clock, ManualClock, SystemClock, system_clock};
+pub use consumer::{Consumer, ConsumerStore, OAuth1NonceStore, oauth1_nonce_digest};
+pub use ephemeral::{
+    LaunchDataStore, LaunchState, LaunchStateStore, MAX_ID_LEN, NonceStore, check_expiry, check_id,
+};
+pub use error::{RegistryError, Result};
+pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
+pub use registration::{
+    AutoRegistrationPolicy, CLIENT_ID_PLACEHOLDER, DEFAULT_ALGORITHMS, Deployment,
+    DeploymentStatus, KeySource, PlatformRegistration, QuirkProfile, RegistrationKey,
+    RegistrationStore, UnknownDeploymentPolicy,
+};
+pub use secret::SecretString;

@@ -1,0 +1,82 @@
+//! A bundle of every store trait, as the application wires it.
+
+use std::sync::Arc;
+
+use crate::consumer::{ConsumerStore, OAuth1NonceStore};
+use crate::ephemeral::{LaunchDataStore, LaunchStateStore, NonceStore};
+use crate::keys::ToolKeyStore;
+use crate::registration::RegistrationStore;
+
+/// One handle per store trait; cheap to clone.
+///
+/// `lti_store::open(url, ..)` builds one from a URL. The fields may come from
+/// different backends, e.g. registrations from a SQLite file and launch state
+/// and nonces from Redis ([`Store::with_ephemeral_from`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Store {
+    /// Platform registrations, deployments and auto-registration policies.
+    pub registrations: Arc<dyn RegistrationStore>,
+    /// OIDC launch state.
+    pub launch_states: Arc<dyn LaunchStateStore>,
+    /// LTI 1.3 id-token nonces.
+    pub nonces: Arc<dyn NonceStore>,
+    /// Server-side launch data.
+    pub launch_data: Arc<dyn LaunchDataStore>,
+    /// The tool's signing keys.
+    pub tool_keys: Arc<dyn ToolKeyStore>,
+    /// LTI 1.1 consumers.
+    pub consumers: Arc<dyn ConsumerStore>,
+    /// OAuth 1.0a nonces.
+    pub oauth1_nonces: Arc<dyn OAuth1NonceStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Every field served by one backend that implements all traits.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: RegistrationStore
+            + LaunchStateStore
+            + NonceStore
+            + LaunchDataStore
+            + ToolKeyStore
+            + ConsumerStore
+            + OAuth1NonceStore
+            + 'static,
+    {
+        Self {
+            registrations: backend.clone(),
+            launch_states: backend.clone(),
+            nonces: backend.clone(),
+            launch_data: backend.clone(),
+            tool_keys: backend.clone(),
+            consumers: backend.clone(),
+            oauth1_nonces: backend,
+        }
+    }
+
+    /// Takes the short-lived records (launch state, nonces, launch data,
+    /// OAuth 1.0a nonces) from `other` and keeps the durable ones
+    /// (registrations, tool keys, consumers) from `self`.
+    #[must_use]
+    pub fn with_ephemeral_from(mut self, other: &Store) -> Self {
+        self.launch_states = other.launch_states.clone();
+        self.nonces = other.nonces.clone();
+        self.launch_data = other.launch_data.clone();
+        self.oauth1_nonces = other.oauth1_nonces.clone();
+        self
+    }
+
+    /// Replaces the registration store (e.g. with a read-only configuration file).
+    #[must_use]
+    pub fn with_registrations(mut self, registrations: Arc<dyn RegistrationStore>) -> Self {
+        self.registrations = registrations;
+        self
+    }
+}
