@@ -1,1 +1,23 @@
 #![doc = include_str!("../README.md")]
+
+pub mod ags;
+pub mod claims;
+pub mod context;
+pub mod deep_linking;
+mod error;
+pub mod lti11;
+mod message;
+pub mod nrps;
+pub mod roles;
+mod time;
+
+pub use claims::{Audience, IdTokenClaims, uri};
+pub use context::ContextType;
+pub use deep_linking::{ContentItem, DeepLinkingResponseBuilder, DeepLinkingSettings};
+pub use error::{MessageError, RequiredClaim};
+pub use message::{
+    LtiDeepLinkingRequest, LtiMessage, LtiResourceLinkRequest, LtiSubmissionReviewRequest,
+    MAX_DEPLOYMENT_ID_LEN, OtherMessage, ValidationOptions,
+};
+pub use roles::{Permissions, Role, RoleRank, Roles, is_subrole};
+pub use time::Timestamp;

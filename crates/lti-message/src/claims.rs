@@ -1,0 +1,701 @@
+//! The id_token claim set: claim URIs, typed claims and lenient decoding.
+
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::ags::AgsEndpointClaim;
+use crate::context::ContextType;
+use crate::deep_linking::DeepLinkingSettings;
+use crate::error::MessageError;
+use crate::nrps::NrpsClaim;
+use crate::roles::Roles;
+
+/// Every claim URI and fixed value used in LTI 1.3 messages.
+pub mod uri {
+    /// `message_type` claim.
+    pub const MESSAGE_TYPE: &str = "https://purl.imsglobal.org/spec/lti/claim/message_type";
+    /// `version` claim.
+    pub const VERSION: &str = "https://purl.imsglobal.org/spec/lti/claim/version";
+    /// `deployment_id` claim.
+    pub const DEPLOYMENT_ID: &str = "https://purl.imsglobal.org/spec/lti/claim/deployment_id";
+    /// `target_link_uri` claim.
+    pub const TARGET_LINK_URI: &str = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri";
+    /// `resource_link` claim.
+    pub const RESOURCE_LINK: &str = "https://purl.imsglobal.org/spec/lti/claim/resource_link";
+    /// `roles` claim.
+    pub const ROLES: &str = "https://purl.imsglobal.org/spec/lti/claim/roles";
+    /// `role_scope_mentor` claim.
+    pub const ROLE_SCOPE_MENTOR: &str =
+        "https://purl.imsglobal.org/spec/lti/claim/role_scope_mentor";
+    /// `context` claim.
+    pub const CONTEXT: &str = "https://purl.imsglobal.org/spec/lti/claim/context";
+    /// `tool_platform` claim.
+    pub const TOOL_PLATFORM: &str = "https://purl.imsglobal.org/spec/lti/claim/tool_platform";
+    /// `launch_presentation` claim.
+    pub const LAUNCH_PRESENTATION: &str =
+        "https://purl.imsglobal.org/spec/lti/claim/launch_presentation";
+    /// `lis` claim.
+    pub const LIS: &str = "https://purl.imsglobal.org/spec/lti/claim/lis";
+    /// `custom` claim.
+    pub const CUSTOM: &str = "https://purl.imsglobal.org/spec/lti/claim/custom";
+    /// `for_user` claim (submission review).
+    pub const FOR_USER: &str = "https://purl.imsglobal.org/spec/lti/claim/for_user";
+    /// `lti1p1` migration claim.
+    pub const LTI1P1: &str = "https://purl.imsglobal.org/spec/lti/claim/lti1p1";
+    /// `ext` vendor claim.
+    pub const EXT: &str = "https://purl.imsglobal.org/spec/lti/claim/ext";
+    /// Canvas `lti11_legacy_user_id` claim.
+    pub const LTI11_LEGACY_USER_ID: &str =
+        "https://purl.imsglobal.org/spec/lti/claim/lti11_legacy_user_id";
+    /// Deep linking settings claim.
+    pub const DEEP_LINKING_SETTINGS: &str =
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings";
+    /// Deep linking response `content_items` claim.
+    pub const DL_CONTENT_ITEMS: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items";
+    /// Deep linking response `data` claim.
+    pub const DL_DATA: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/data";
+    /// Deep linking response `msg` claim.
+    pub const DL_MSG: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/msg";
+    /// Deep linking response `log` claim.
+    pub const DL_LOG: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/log";
+    /// Deep linking response `errormsg` claim.
+    pub const DL_ERRORMSG: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/errormsg";
+    /// Deep linking response `errorlog` claim.
+    pub const DL_ERRORLOG: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/errorlog";
+    /// AGS endpoint claim.
+    pub const AGS_ENDPOINT: &str = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint";
+    /// NRPS claim.
+    pub const NRPS: &str = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice";
+    /// Course groups service claim.
+    pub const GROUPS_SERVICE: &str = "https://purl.imsglobal.org/spec/lti-gs/claim/groupsservice";
+    /// LTI 1.1 basic outcome over OAuth 2 claim.
+    pub const BASIC_OUTCOME: &str = "https://purl.imsglobal.org/spec/lti-bo/claim/basicoutcome";
+    /// Caliper endpoint service claim.
+    pub const CALIPER_ENDPOINT: &str =
+        "https://purl.imsglobal.org/spec/lti-ces/claim/caliper-endpoint-service";
+
+    /// The only accepted `version` value.
+    pub const LTI_VERSION: &str = "1.3.0";
+    /// Resource link launch message type.
+    pub const MSG_RESOURCE_LINK: &str = "LtiResourceLinkRequest";
+    /// Deep linking request message type.
+    pub const MSG_DEEP_LINKING: &str = "LtiDeepLinkingRequest";
+    /// Deep linking response message type.
+    pub const MSG_DEEP_LINKING_RESPONSE: &str = "LtiDeepLinkingResponse";
+    /// Submission review message type.
+    pub const MSG_SUBMISSION_REVIEW: &str = "LtiSubmissionReviewRequest";
+}
+
+/// The `aud` claim: a single string or an array of strings, kept in the shape it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "client"`.
+    Single(String),
+    /// `"aud": ["client", ...]`.
+    Multiple(Vec<String>),
+}
+
+impl Audience {
+    /// All audiences.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            Self::Single(s) => std::slice::from_ref(s),
+            Self::Multiple(v) => v,
+        }
+    }
+    /// Whether `client_id` is one of the audiences.
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.as_slice().iter().any(|a| a == client_id)
+    }
+    /// The first audience (the client id by convention).
+    pub fn first(&self) -> Option<&str> {
+        self.as_slice().first().map(String::as_str)
+    }
+}
+
+/// `resource_link` claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceLinkClaim {
+    /// Stable id of the placement (required, ≤255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `context` claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContextClaim {
+    /// Context id (≤255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Short label (course code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Context types as sent (a string is accepted and treated as one element).
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "string_or_seq",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub types: Vec<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ContextClaim {
+    /// The context types, parsed.
+    pub fn context_types(&self) -> Vec<ContextType> {
+        self.types.iter().map(|t| ContextType::parse(t)).collect()
+    }
+}
+
+/// `tool_platform` claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ToolPlatformClaim {
+    /// Platform instance guid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Contact email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Product family code (`canvas`, `moodle`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_family_code: Option<String>,
+    /// Product version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `launch_presentation` claim. `width`/`height` accept numbers or numeric strings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LaunchPresentationClaim {
+    /// `frame`, `iframe` or `window` (kept verbatim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_target: Option<String>,
+    /// Height in pixels (non-numeric values are ignored).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u32",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub height: Option<u32>,
+    /// Width in pixels (non-numeric values are ignored).
+    #[serde(
+        default,
+        deserialize_with = "lenient_u32",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub width: Option<u32>,
+    /// Where to send the user back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+    /// Locale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `lis` claim (SIS identifiers).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LisClaim {
+    /// Person SIS id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_sourcedid: Option<String>,
+    /// Course offering SIS id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_offering_sourcedid: Option<String>,
+    /// Course section SIS id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_section_sourcedid: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `for_user` claim (submission review: the learner whose work is shown).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ForUserClaim {
+    /// The learner's `sub` (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// SIS id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_sourcedid: Option<String>,
+    /// Given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    /// Family name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Roles of the learner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `lti1p1` migration claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Lti1p1Claim {
+    /// LTI 1.1 user id (when it differs from `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// LTI 1.1 consumer key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_consumer_key: Option<String>,
+    /// HMAC-SHA256 proof over the consumer key (checked by the tool layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_consumer_key_sign: Option<String>,
+    /// LTI 1.1 resource link id, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_link_id: Option<String>,
+    /// LTI 1.1 context id, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<String>,
+    /// LTI 1.1 tool consumer instance guid, when it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_consumer_instance_guid: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Course groups service claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GroupsServiceClaim {
+    /// Groups URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_groups_url: Option<String>,
+    /// Group sets URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_group_sets_url: Option<String>,
+    /// Granted scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
+    /// Service versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_versions: Vec<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// LTI 1.1 basic outcome service claim (also found in NRPS member messages).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BasicOutcomeClaim {
+    /// Result sourcedid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lis_result_sourcedid: Option<String>,
+    /// Outcome service URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lis_outcome_service_url: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Caliper endpoint service claim.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CaliperEndpointClaim {
+    /// Granted scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Caliper endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caliper_endpoint_url: Option<String>,
+    /// Federated session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caliper_federated_session_id: Option<String>,
+    /// Unknown members, preserved.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A full LTI 1.3 claim set (id_token body), typed, with unknown claims kept in
+/// [`IdTokenClaims::extra`] so that a parse/serialise round trip is lossless.
+///
+/// Decoding names the offending claim on failure ([`MessageError::MalformedClaim`]).
+/// It is strict for identity and security claims (string claims must be strings,
+/// `exp`/`iat` numbers) and lenient elsewhere (see the individual claim types).
+/// Decoding does not validate: use [`crate::LtiMessage::from_claims`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IdTokenClaims {
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Subject (user id). Absent for anonymous launches.
+    pub sub: Option<String>,
+    /// Audience.
+    pub aud: Option<Audience>,
+    /// Authorized party.
+    pub azp: Option<String>,
+    /// Expiry (seconds since epoch; fractional values are truncated).
+    pub exp: Option<i64>,
+    /// Issued-at (seconds since epoch).
+    pub iat: Option<i64>,
+    /// Nonce.
+    pub nonce: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Middle name.
+    pub middle_name: Option<String>,
+    /// Picture URL.
+    pub picture: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Locale.
+    pub locale: Option<String>,
+    /// `message_type`.
+    pub message_type: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+    /// `deployment_id`.
+    pub deployment_id: Option<String>,
+    /// `target_link_uri`.
+    pub target_link_uri: Option<String>,
+    /// `resource_link`.
+    pub resource_link: Option<ResourceLinkClaim>,
+    /// `roles`, verbatim (may contain `""`).
+    pub roles: Option<Vec<String>>,
+    /// `role_scope_mentor`.
+    pub role_scope_mentor: Option<Vec<String>>,
+    /// `context`.
+    pub context: Option<ContextClaim>,
+    /// `tool_platform`.
+    pub tool_platform: Option<ToolPlatformClaim>,
+    /// `launch_presentation`.
+    pub launch_presentation: Option<LaunchPresentationClaim>,
+    /// `lis`.
+    pub lis: Option<LisClaim>,
+    /// `custom` (values are strings per spec; other JSON values are kept).
+    pub custom: Option<Map<String, Value>>,
+    /// `for_user`.
+    pub for_user: Option<ForUserClaim>,
+    /// `lti1p1`.
+    pub lti1p1: Option<Lti1p1Claim>,
+    /// `ext` vendor extras.
+    pub ext: Option<Map<String, Value>>,
+    /// Canvas `lti11_legacy_user_id`.
+    pub lti11_legacy_user_id: Option<String>,
+    /// Deep linking settings.
+    pub deep_linking_settings: Option<DeepLinkingSettings>,
+    /// AGS endpoint.
+    pub ags_endpoint: Option<AgsEndpointClaim>,
+    /// NRPS endpoint.
+    pub nrps: Option<NrpsClaim>,
+    /// Course groups service.
+    pub groups_service: Option<GroupsServiceClaim>,
+    /// LTI 1.1 basic outcome service.
+    pub basic_outcome: Option<BasicOutcomeClaim>,
+    /// Caliper endpoint service.
+    pub caliper_endpoint: Option<CaliperEndpointClaim>,
+    /// Every other claim, unchanged.
+    pub extra: Map<String, Value>,
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn take<T: DeserializeOwned>(
+    map: &mut Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<T>, MessageError> {
+    match map.remove(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v)
+            .map(Some)
+            .map_err(|e| MessageError::MalformedClaim {
+                claim,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn take_string(
+    map: &mut Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<String>, MessageError> {
+    match map.remove(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(MessageError::MalformedClaim {
+            claim,
+            reason: format!("expected a string, found {}", json_type(&other)),
+        }),
+    }
+}
+
+fn take_numeric_date(
+    map: &mut Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>, MessageError> {
+    match map.remove(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| MessageError::MalformedClaim {
+                claim,
+                reason: format!("expected seconds since the epoch, found {n}"),
+            }),
+        Some(other) => Err(MessageError::MalformedClaim {
+            claim,
+            reason: format!("expected a number, found {}", json_type(&other)),
+        }),
+    }
+}
+
+impl IdTokenClaims {
+    /// Decodes a claim set from a JSON value (which must be an object).
+    pub fn from_value(value: Value) -> Result<Self, MessageError> {
+        match value {
+            Value::Object(map) => Self::from_map(map),
+            other => Err(MessageError::NotAnObject {
+                found: json_type(&other),
+            }),
+        }
+    }
+
+    /// Decodes a claim set from JSON bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, MessageError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| MessageError::MalformedClaim {
+                claim: "(payload)",
+                reason: e.to_string(),
+            })?;
+        Self::from_value(value)
+    }
+
+    /// Decodes a claim set from a JSON object.
+    pub fn from_map(mut m: Map<String, Value>) -> Result<Self, MessageError> {
+        let m = &mut m;
+        let claims = Self {
+            iss: take_string(m, "iss")?,
+            sub: take_string(m, "sub")?,
+            aud: take(m, "aud")?,
+            azp: take_string(m, "azp")?,
+            exp: take_numeric_date(m, "exp")?,
+            iat: take_numeric_date(m, "iat")?,
+            nonce: take_string(m, "nonce")?,
+            name: take_string(m, "name")?,
+            given_name: take_string(m, "given_name")?,
+            family_name: take_string(m, "family_name")?,
+            middle_name: take_string(m, "middle_name")?,
+            picture: take_string(m, "picture")?,
+            email: take_string(m, "email")?,
+            locale: take_string(m, "locale")?,
+            message_type: take_string(m, uri::MESSAGE_TYPE)?,
+            version: take_string(m, uri::VERSION)?,
+            deployment_id: take_string(m, uri::DEPLOYMENT_ID)?,
+            target_link_uri: take_string(m, uri::TARGET_LINK_URI)?,
+            resource_link: take(m, uri::RESOURCE_LINK)?,
+            roles: take(m, uri::ROLES)?,
+            role_scope_mentor: take(m, uri::ROLE_SCOPE_MENTOR)?,
+            context: take(m, uri::CONTEXT)?,
+            tool_platform: take(m, uri::TOOL_PLATFORM)?,
+            launch_presentation: take(m, uri::LAUNCH_PRESENTATION)?,
+            lis: take(m, uri::LIS)?,
+            custom: take(m, uri::CUSTOM)?,
+            for_user: take(m, uri::FOR_USER)?,
+            lti1p1: take(m, uri::LTI1P1)?,
+            ext: take(m, uri::EXT)?,
+            lti11_legacy_user_id: take_string(m, uri::LTI11_LEGACY_USER_ID)?,
+            deep_linking_settings: take(m, uri::DEEP_LINKING_SETTINGS)?,
+            ags_endpoint: take(m, uri::AGS_ENDPOINT)?,
+            nrps: take(m, uri::NRPS)?,
+            groups_service: take(m, uri::GROUPS_SERVICE)?,
+            basic_outcome: take(m, uri::BASIC_OUTCOME)?,
+            caliper_endpoint: take(m, uri::CALIPER_ENDPOINT)?,
+            extra: std::mem::take(m),
+        };
+        Ok(claims)
+    }
+
+    /// Encodes the claim set as a JSON object (known claims first, then unknown ones).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            // Serialising plain data into a Value cannot fail or produce a non-object.
+            _ => Map::new(),
+        }
+    }
+
+    /// The parsed `roles` claim (empty when absent; `""` entries are skipped).
+    pub fn parsed_roles(&self) -> Roles {
+        self.roles
+            .as_deref()
+            .map(Roles::from_claim)
+            .unwrap_or_default()
+    }
+
+    /// A `custom` value as a string (numbers and booleans are rendered as text).
+    pub fn custom_str(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self.custom.as_ref()?.get(key)? {
+            Value::String(s) => Some(s.as_str().into()),
+            Value::Number(n) => Some(n.to_string().into()),
+            Value::Bool(b) => Some(b.to_string().into()),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for IdTokenClaims {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn entry<M: SerializeMap, T: Serialize>(
+            m: &mut M,
+            k: &str,
+            v: &Option<T>,
+        ) -> Result<(), M::Error> {
+            match v {
+                Some(v) => m.serialize_entry(k, v),
+                None => Ok(()),
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        entry(&mut m, "iss", &self.iss)?;
+        entry(&mut m, "sub", &self.sub)?;
+        entry(&mut m, "aud", &self.aud)?;
+        entry(&mut m, "azp", &self.azp)?;
+        entry(&mut m, "exp", &self.exp)?;
+        entry(&mut m, "iat", &self.iat)?;
+        entry(&mut m, "nonce", &self.nonce)?;
+        entry(&mut m, "name", &self.name)?;
+        entry(&mut m, "given_name", &self.given_name)?;
+        entry(&mut m, "family_name", &self.family_name)?;
+        entry(&mut m, "middle_name", &self.middle_name)?;
+        entry(&mut m, "picture", &self.picture)?;
+        entry(&mut m, "email", &self.email)?;
+        entry(&mut m, "locale", &self.locale)?;
+        entry(&mut m, uri::MESSAGE_TYPE, &self.message_type)?;
+        entry(&mut m, uri::VERSION, &self.version)?;
+        entry(&mut m, uri::DEPLOYMENT_ID, &self.deployment_id)?;
+        entry(&mut m, uri::TARGET_LINK_URI, &self.target_link_uri)?;
+        entry(&mut m, uri::RESOURCE_LINK, &self.resource_link)?;
+        entry(&mut m, uri::ROLES, &self.roles)?;
+        entry(&mut m, uri::ROLE_SCOPE_MENTOR, &self.role_scope_mentor)?;
+        entry(&mut m, uri::CONTEXT, &self.context)?;
+        entry(&mut m, uri::TOOL_PLATFORM, &self.tool_platform)?;
+        entry(&mut m, uri::LAUNCH_PRESENTATION, &self.launch_presentation)?;
+        entry(&mut m, uri::LIS, &self.lis)?;
+        entry(&mut m, uri::CUSTOM, &self.custom)?;
+        entry(&mut m, uri::FOR_USER, &self.for_user)?;
+        entry(&mut m, uri::LTI1P1, &self.lti1p1)?;
+        entry(&mut m, uri::EXT, &self.ext)?;
+        entry(
+            &mut m,
+            uri::LTI11_LEGACY_USER_ID,
+            &self.lti11_legacy_user_id,
+        )?;
+        entry(
+            &mut m,
+            uri::DEEP_LINKING_SETTINGS,
+            &self.deep_linking_settings,
+        )?;
+        entry(&mut m, uri::AGS_ENDPOINT, &self.ags_endpoint)?;
+        entry(&mut m, uri::NRPS, &self.nrps)?;
+        entry(&mut m, uri::GROUPS_SERVICE, &self.groups_service)?;
+        entry(&mut m, uri::BASIC_OUTCOME, &self.basic_outcome)?;
+        entry(&mut m, uri::CALIPER_ENDPOINT, &self.caliper_endpoint)?;
+        for (k, v) in &self.extra {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for IdTokenClaims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(d)?;
+        Self::from_map(map).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Accepts a string or an array of strings.
+pub(crate) fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+        Null(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+        OneOrMany::Null(()) => Vec::new(),
+    })
+}
+
+/// Accepts a non-negative integer, a float, or a numeric string; anything else is `None`.
+pub(crate) fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().and_then(|u| u32::try_from(u).ok()).or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && (0.0..=f64::from(u32::MAX)).contains(f))
+                .map(|f| f.round() as u32)
+        }),
+        Value::String(s) => {
+            let t = s.trim().trim_end_matches("px");
+            t.parse::<u32>().ok().or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && (0.0..=f64::from(u32::MAX)).contains(f))
+                    .map(|f| f.round() as u32)
+            })
+        }
+        _ => None,
+    })
+}
