@@ -1,0 +1,402 @@
+//! JWS compact serialization (RFC 7515 §7.1): parse, sign, verify.
+
+use std::fmt;
+
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::alg::Algorithm;
+use crate::error::{clip, json_kind};
+use crate::signing::SigningKey;
+use crate::source::KeySource;
+use crate::verifying::VerifyingKey;
+use crate::{Error, b64};
+
+/// A JOSE header. Unknown members are kept in [`Header::extra`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// The signature algorithm.
+    pub alg: Algorithm,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Media type of the whole JWS, e.g. `"JWT"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    /// Other members.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Header {
+    /// A header with `alg`, no kid, `typ = "JWT"` and no other members.
+    pub fn new(alg: Algorithm) -> Header {
+        Header {
+            alg,
+            kid: None,
+            typ: Some("JWT".to_owned()),
+            extra: Map::new(),
+        }
+    }
+
+    /// Parses a header strictly: one JSON object, no duplicate members, no trailing
+    /// data, `alg` a supported algorithm, `kid`/`typ` strings, no `crit`.
+    fn parse_strict(bytes: &[u8]) -> Result<Header, Error> {
+        let StrictObject(mut map) =
+            serde_json::from_slice(bytes).map_err(|e| Error::json("header", &e))?;
+        let alg = match map.remove("alg") {
+            Some(Value::String(alg)) => alg.parse::<Algorithm>()?,
+            Some(other) => return Err(invalid_member("alg", &other)),
+            None => return Err(Error::malformed("JOSE header", "an \"alg\" member", "none")),
+        };
+        let mut string_member = |name: &'static str| match map.remove(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(invalid_member(name, &other)),
+        };
+        let kid = string_member("kid")?;
+        let typ = string_member("typ")?;
+        if map.contains_key("crit") {
+            return Err(Error::malformed(
+                "JOSE header",
+                "no \"crit\" member (no extensions are understood)",
+                "\"crit\"",
+            ));
+        }
+        Ok(Header {
+            alg,
+            kid,
+            typ,
+            extra: map,
+        })
+    }
+}
+
+fn invalid_member(name: &'static str, value: &Value) -> Error {
+    Error::malformed(
+        "JOSE header",
+        format!("{name:?} to be a string"),
+        json_kind(value),
+    )
+}
+
+/// A JSON object whose deserialization rejects duplicate member names.
+pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StrictObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "expected unique member names, found {:?} twice",
+                            clip(&key)
+                        )));
+                    }
+                    let value: Value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(StrictObject(map))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// Size limits applied before any decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum length of the whole compact token in bytes (default 16 KiB).
+    pub max_token_len: usize,
+    /// Maximum length of the encoded header segment in bytes (default 2 KiB).
+    pub max_header_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_token_len: 16 * 1024,
+            max_header_len: 2 * 1024,
+        }
+    }
+}
+
+/// A parsed but **not verified** compact JWS. The header is readable (to pick a key);
+/// the payload is only available through [`Verifier::verify`] (or [`crate::dangerous`]).
+#[derive(Debug, Clone)]
+pub struct CompactJws<'a> {
+    header: Header,
+    signing_input: &'a str,
+    payload: &'a str,
+    signature: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Parses `token`: size limits first, then exactly three segments, strict base64url,
+    /// and a strict JSON header.
+    ///
+    /// # Errors
+    /// [`Error::TokenTooLarge`], [`Error::HeaderTooLarge`], [`Error::Malformed`] (segment
+    /// count, empty signature), [`Error::Base64`], [`Error::InvalidJson`],
+    /// [`Error::UnsupportedAlgorithm`].
+    pub fn parse(token: &'a str, limits: &Limits) -> Result<Self, Error> {
+        if token.len() > limits.max_token_len {
+            return Err(Error::TokenTooLarge {
+                limit: limits.max_token_len,
+                found: token.len(),
+            });
+        }
+        let segments = token.bytes().filter(|&b| b == b'.').count() + 1;
+        if segments != 3 {
+            return Err(Error::malformed(
+                "compact JWS",
+                "3 dot-separated segments",
+                format!("{segments}"),
+            ));
+        }
+        let (signing_input, signature) = token
+            .rsplit_once('.')
+            .ok_or_else(|| Error::malformed("compact JWS", "3 segments", "1"))?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .ok_or_else(|| Error::malformed("compact JWS", "3 segments", "2"))?;
+        if header.len() > limits.max_header_len {
+            return Err(Error::HeaderTooLarge {
+                limit: limits.max_header_len,
+                found: header.len(),
+            });
+        }
+        if signature.is_empty() {
+            return Err(Error::malformed(
+                "compact JWS",
+                "a non-empty signature segment",
+                "an empty one",
+            ));
+        }
+        let header = Header::parse_strict(&b64::decode(header)?)?;
+        // Reject bad payload encoding early, before a key is even looked up.
+        if payload
+            .bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(b64::decode(payload).err().unwrap_or(Error::Base64 {
+                found: "a non-alphabet byte".to_owned(),
+            }));
+        }
+        let signature = b64::decode(signature)?;
+        Ok(CompactJws {
+            header,
+            signing_input,
+            payload,
+            signature,
+        })
+    }
+
+    /// The (unverified) header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The header's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    /// The header's key id.
+    pub fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    /// Decodes the payload without verifying anything. Only [`crate::dangerous`] and
+    /// [`Verifier`] (after the signature check) call this.
+    pub(crate) fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let bytes = b64::decode(self.payload)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::json("payload", &e))
+    }
+}
+
+/// Verifies compact JWS tokens against an explicit algorithm allow-list.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    allowed: Vec<Algorithm>,
+    limits: Limits,
+}
+
+impl Verifier {
+    /// A verifier accepting exactly the algorithms in `allowed`.
+    ///
+    /// # Errors
+    /// [`Error::EmptyAllowList`] if `allowed` is empty.
+    pub fn new(allowed: &[Algorithm]) -> Result<Verifier, Error> {
+        if allowed.is_empty() {
+            return Err(Error::EmptyAllowList);
+        }
+        Ok(Verifier {
+            allowed: allowed.to_vec(),
+            limits: Limits::default(),
+        })
+    }
+
+    /// Replaces the size limits used by [`Verifier::parse`] and [`Verifier::verify_token`].
+    pub fn with_limits(self, limits: Limits) -> Verifier {
+        Verifier { limits, ..self }
+    }
+
+    /// The algorithm allow-list.
+    pub fn allowed(&self) -> &[Algorithm] {
+        &self.allowed
+    }
+
+    /// The size limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Parses `token` with this verifier's limits.
+    ///
+    /// # Errors
+    /// As [`CompactJws::parse`].
+    pub fn parse<'a>(&self, token: &'a str) -> Result<CompactJws<'a>, Error> {
+        CompactJws::parse(token, &self.limits)
+    }
+
+    /// Checks that `alg` is on the allow-list.
+    ///
+    /// # Errors
+    /// [`Error::AlgorithmNotAllowed`].
+    pub fn check_algorithm(&self, alg: Algorithm) -> Result<(), Error> {
+        if self.allowed.contains(&alg) {
+            Ok(())
+        } else {
+            Err(Error::AlgorithmNotAllowed {
+                found: alg.as_str().to_owned(),
+                allowed: self
+                    .allowed
+                    .iter()
+                    .map(Algorithm::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    }
+
+    /// Verifies `jws` with `key` and only then decodes the payload into `T`.
+    ///
+    /// Order: header `alg` on the allow-list, `alg` equal to the key's algorithm (so the
+    /// key family matches), signature, then payload decoding.
+    ///
+    /// # Errors
+    /// [`Error::AlgorithmNotAllowed`], [`Error::KeyAlgorithmMismatch`], [`Error::BadSignature`],
+    /// [`Error::Base64`] / [`Error::InvalidJson`] for the payload.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        jws: &CompactJws<'_>,
+        key: &VerifyingKey,
+    ) -> Result<T, Error> {
+        let alg = jws.header.alg;
+        self.check_algorithm(alg)?;
+        if key.algorithm() != alg {
+            return Err(Error::KeyAlgorithmMismatch {
+                expected: format!("a key for the header's {alg}"),
+                found: format!("a key bound to {}", key.algorithm()),
+            });
+        }
+        key.verify_signature(jws.signing_input.as_bytes(), &jws.signature)?;
+        jws.decode_payload()
+    }
+
+    /// Parses and verifies `token` with `key` in one step.
+    ///
+    /// # Errors
+    /// As [`Verifier::parse`] and [`Verifier::verify`].
+    pub fn verify_token<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        key: &VerifyingKey,
+    ) -> Result<T, Error> {
+        let jws = self.parse(token)?;
+        self.verify(&jws, key)
+    }
+
+    /// Parses `token`, checks its algorithm, fetches the key for its `kid` from `source`
+    /// (`jwks_url` is passed through), and verifies.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify_token`], plus whatever `source` returns
+    /// ([`Error::UnknownKid`], [`Error::KeySourceUnavailable`], ...).
+    pub async fn verify_with_source<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        source: &dyn KeySource,
+        jwks_url: &str,
+    ) -> Result<T, Error> {
+        let jws = self.parse(token)?;
+        self.check_algorithm(jws.algorithm())?;
+        let key = source.key(jwks_url, jws.kid(), jws.algorithm()).await?;
+        self.verify(&jws, &key)
+    }
+}
+
+/// Signs `claims` as a compact JWS: header `alg` = the key's algorithm, `kid` = the key's
+/// kid, `typ = "JWT"`.
+///
+/// # Errors
+/// [`Error::InvalidJson`] if `claims` cannot be serialized, [`Error::Signing`] on a crypto failure.
+pub fn sign<T: Serialize + ?Sized>(claims: &T, key: &SigningKey) -> Result<String, Error> {
+    let mut header = Header::new(key.algorithm());
+    header.kid = Some(key.kid().to_owned());
+    sign_with_header(&header, claims, key)
+}
+
+/// Signs `claims` with a caller-built header. `header.alg` must equal the key's algorithm;
+/// a missing `kid` is filled in from the key.
+///
+/// # Errors
+/// [`Error::KeyAlgorithmMismatch`] if `header.alg` differs from the key's algorithm,
+/// [`Error::Malformed`] if the header carries `crit`, [`Error::InvalidJson`] if serialization
+/// fails, [`Error::Signing`] on a crypto failure.
+pub fn sign_with_header<T: Serialize + ?Sized>(
+    header: &Header,
+    claims: &T,
+    key: &SigningKey,
+) -> Result<String, Error> {
+    if header.alg != key.algorithm() {
+        return Err(Error::KeyAlgorithmMismatch {
+            expected: format!("a key for the header's {}", header.alg),
+            found: format!("a key bound to {}", key.algorithm()),
+        });
+    }
+    if header.extra.contains_key("crit") {
+        return Err(Error::malformed(
+            "JOSE header",
+            "no \"crit\" member",
+            "\"crit\"",
+        ));
+    }
+    let header_json = if header.kid.is_none() {
+        let mut with_kid = header.clone();
+        with_kid.kid = Some(key.kid().to_owned());
+        serde_json::to_vec(&with_kid)
+    } else {
+        serde_json::to_vec(header)
+    }
+    .map_err(|e| Error::json("header", &e))?;
+    let claims_json = serde_json::to_vec(claims).map_err(|e| Error::json("payload", &e))?;
+    let mut token =
+        String::with_capacity((header_json.len() + claims_json.len()) * 4 / 3 + 8 + 700);
+    b64::encode_into(&header_json, &mut token);
+    token.push('.');
+    b64::encode_into(&claims_json, &mut token);
+    let signature = key.sign_bytes(token.as_bytes())?;
+    token.push('.');
+    b64::encode_into(&signature, &mut token);
+    Ok(token)
+}
