@@ -102,6 +102,25 @@ fn resource_link_id(c: &IdTokenClaims) -> Result<&str, MessageError> {
     Ok(id)
 }
 
+macro_rules! validated_message {
+    ($ty:ident) => {
+        impl $ty {
+            /// Validates ([`Self::validate`]) and wraps the claims.
+            pub fn try_from_claims(
+                c: IdTokenClaims,
+                opts: &ValidationOptions,
+            ) -> Result<Self, MessageError> {
+                Self::validate(&c, opts)?;
+                Ok(Self {
+                    roles: c.parsed_roles(),
+                    claims: c,
+                })
+            }
+        }
+        message_common!($ty);
+    };
+}
+
 macro_rules! message_common {
     ($ty:ident) => {
         impl $ty {
@@ -156,18 +175,6 @@ impl LtiResourceLinkRequest {
         Ok(())
     }
 
-    /// Validates and wraps the claims.
-    pub fn try_from_claims(
-        c: IdTokenClaims,
-        opts: &ValidationOptions,
-    ) -> Result<Self, MessageError> {
-        Self::validate(&c, opts)?;
-        Ok(Self {
-            roles: c.parsed_roles(),
-            claims: c,
-        })
-    }
-
     /// The resource link claim (its `id` is validated present and non-empty).
     pub fn resource_link(&self) -> &ResourceLinkClaim {
         // Validation guarantees presence; fall back to an empty claim rather than panic.
@@ -183,7 +190,7 @@ impl LtiResourceLinkRequest {
         self.resource_link().id.as_deref().unwrap_or_default()
     }
 }
-message_common!(LtiResourceLinkRequest);
+validated_message!(LtiResourceLinkRequest);
 
 /// A validated `LtiDeepLinkingRequest`.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,18 +217,6 @@ impl LtiDeepLinkingRequest {
         }
     }
 
-    /// Validates and wraps the claims.
-    pub fn try_from_claims(
-        c: IdTokenClaims,
-        opts: &ValidationOptions,
-    ) -> Result<Self, MessageError> {
-        Self::validate(&c, opts)?;
-        Ok(Self {
-            roles: c.parsed_roles(),
-            claims: c,
-        })
-    }
-
     /// The deep linking settings (validated present, with a return URL).
     pub fn settings(&self) -> &DeepLinkingSettings {
         static EMPTY: std::sync::OnceLock<DeepLinkingSettings> = std::sync::OnceLock::new();
@@ -239,7 +234,7 @@ impl LtiDeepLinkingRequest {
             .unwrap_or_default()
     }
 }
-message_common!(LtiDeepLinkingRequest);
+validated_message!(LtiDeepLinkingRequest);
 
 /// A validated `LtiSubmissionReviewRequest`. `sub`/`roles` describe the viewer,
 /// [`LtiSubmissionReviewRequest::for_user`] the learner whose work is shown.
@@ -270,18 +265,6 @@ impl LtiSubmissionReviewRequest {
         Ok(())
     }
 
-    /// Validates and wraps the claims.
-    pub fn try_from_claims(
-        c: IdTokenClaims,
-        opts: &ValidationOptions,
-    ) -> Result<Self, MessageError> {
-        Self::validate(&c, opts)?;
-        Ok(Self {
-            roles: c.parsed_roles(),
-            claims: c,
-        })
-    }
-
     /// The learner whose submission is reviewed (validated `user_id`).
     pub fn for_user(&self) -> &ForUserClaim {
         static EMPTY: std::sync::OnceLock<ForUserClaim> = std::sync::OnceLock::new();
@@ -302,7 +285,7 @@ impl LtiSubmissionReviewRequest {
         self.claims.ags_endpoint.as_ref()
     }
 }
-message_common!(LtiSubmissionReviewRequest);
+validated_message!(LtiSubmissionReviewRequest);
 
 /// A message of a type this crate does not model, produced only when
 /// [`ValidationOptions::allow_unknown_message_types`] is set. Version,
