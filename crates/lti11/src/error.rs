@@ -37,16 +37,22 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// The `oauth_consumer_key` is not known to the consumer store.
-    #[error("unknown consumer key: expected a registered oauth_consumer_key, found one that is not registered")]
+    #[error(
+        "unknown consumer key: expected a registered oauth_consumer_key, found one that is not registered"
+    )]
     UnknownConsumer,
     /// The recomputed signature does not match `oauth_signature`.
-    #[error("bad signature: expected the {method} signature computed from the request, found a different oauth_signature")]
+    #[error(
+        "bad signature: expected the {method} signature computed from the request, found a different oauth_signature"
+    )]
     BadSignature {
         /// The signature method in use (`HMAC-SHA1` or `HMAC-SHA256`).
         method: &'static str,
     },
     /// `oauth_timestamp` lies before the accepted window.
-    #[error("stale timestamp: expected oauth_timestamp within {window_secs} s of {now}, found {found} (too old)")]
+    #[error(
+        "stale timestamp: expected oauth_timestamp within {window_secs} s of {now}, found {found} (too old)"
+    )]
     TimestampTooOld {
         /// The timestamp sent.
         found: u64,
@@ -56,7 +62,9 @@ pub enum Error {
         window_secs: u64,
     },
     /// `oauth_timestamp` lies after the accepted window.
-    #[error("timestamp in the future: expected oauth_timestamp within {window_secs} s of {now}, found {found}")]
+    #[error(
+        "timestamp in the future: expected oauth_timestamp within {window_secs} s of {now}, found {found}"
+    )]
     TimestampTooNew {
         /// The timestamp sent.
         found: u64,
@@ -66,13 +74,19 @@ pub enum Error {
         window_secs: u64,
     },
     /// The (consumer key, nonce) pair was already used inside the window.
-    #[error("replayed nonce: expected an oauth_nonce not seen before for this consumer, found one already used")]
+    #[error(
+        "replayed nonce: expected an oauth_nonce not seen before for this consumer, found one already used"
+    )]
     NonceReplayed,
     /// `oauth_body_hash` does not match the SHA-1 of the received body.
-    #[error("body hash mismatch: expected oauth_body_hash to equal base64(SHA-1(body)), found a different value")]
+    #[error(
+        "body hash mismatch: expected oauth_body_hash to equal base64(SHA-1(body)), found a different value"
+    )]
     BodyHashMismatch,
     /// A non-form body arrived without `oauth_body_hash`.
-    #[error("missing oauth_body_hash: expected it on a request with a {content_type} body, found none")]
+    #[error(
+        "missing oauth_body_hash: expected it on a request with a {content_type} body, found none"
+    )]
     MissingBodyHash {
         /// The content type of the body.
         content_type: String,
@@ -178,7 +192,9 @@ pub enum Error {
         found: String,
     },
     /// The POX request names an operation this crate does not handle.
-    #[error("unsupported POX operation: expected replaceResultRequest, readResultRequest or deleteResultRequest, found `{found}`")]
+    #[error(
+        "unsupported POX operation: expected replaceResultRequest, readResultRequest or deleteResultRequest, found `{found}`"
+    )]
     UnsupportedOperation {
         /// The operation element name (truncated).
         found: String,
@@ -204,7 +220,9 @@ pub enum Error {
         found: String,
     },
     /// The outcomes service answered with a codeMajor other than success.
-    #[error("outcome request not accepted: expected codeMajor `success`, found `{code_major}` ({description})")]
+    #[error(
+        "outcome request not accepted: expected codeMajor `success`, found `{code_major}` ({description})"
+    )]
     OutcomeRejected {
         /// The codeMajor received.
         code_major: String,
@@ -224,10 +242,11 @@ pub enum Error {
         message: String,
     },
     /// A store could not complete an operation.
-    #[error("store unavailable: {message}")]
+    #[error("store failure: {source}")]
     Store {
-        /// What failed.
-        message: String,
+        /// The store's error.
+        #[source]
+        source: lti_registry::RegistryError,
     },
     /// A referenced record does not exist in the provider store.
     #[error("not found: expected an existing {entity}, found none")]

@@ -12,6 +12,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use lti_registry::SecretString;
 use ring::hmac;
 use zeroize::Zeroizing;
 
@@ -83,36 +84,13 @@ impl fmt::Display for SignatureMethod {
     }
 }
 
-/// A shared secret (consumer secret). `Debug` prints `[redacted]`; the bytes
-/// are zeroized on drop.
-#[derive(Clone)]
-pub struct ConsumerSecret(Zeroizing<String>);
-
-impl ConsumerSecret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        ConsumerSecret(Zeroizing::new(secret.into()))
-    }
-
-    /// The secret text. Handle with care.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ConsumerSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ConsumerSecret([redacted])")
-    }
-}
-
 /// Key and secret of one OAuth consumer.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     /// `oauth_consumer_key`.
     pub key: String,
     /// The shared secret.
-    pub secret: ConsumerSecret,
+    pub secret: SecretString,
 }
 
 impl Credentials {
@@ -120,7 +98,7 @@ impl Credentials {
     pub fn new(key: impl Into<String>, secret: impl Into<String>) -> Self {
         Credentials {
             key: key.into(),
-            secret: ConsumerSecret::new(secret),
+            secret: SecretString::new(secret),
         }
     }
 }
@@ -178,7 +156,7 @@ fn percent_decode_strict(s: &str) -> Option<String> {
 /// default port (80 for http, 443 for https) dropped, path kept (`/` when
 /// empty), query and fragment removed.
 pub fn base_string_uri(url: &str) -> Result<String> {
-    let url = url.split('#').next().unwrap_or(url);
+    let url = url.split(['#', '?']).next().unwrap_or(url);
     let uri: http::Uri = url.parse().map_err(|_| Error::InvalidUrl {
         found: format!("unparsable `{}`", snippet(url)),
     })?;
@@ -291,7 +269,9 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
 }
 
 fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> hmac::Key {
-    let mut key = Zeroizing::new(String::with_capacity(consumer_secret.len() + token_secret.len() + 1));
+    let mut key = Zeroizing::new(String::with_capacity(
+        consumer_secret.len() + token_secret.len() + 1,
+    ));
     encode_into(&mut key, consumer_secret);
     key.push('&');
     encode_into(&mut key, token_secret);
@@ -351,7 +331,8 @@ pub fn parse_authorization_header(value: &str) -> Result<Vec<(String, String)>> 
         return Err(malformed(format!("{} bytes", value.len())));
     }
     let trimmed = value.trim_start();
-    let (scheme, rest) = trimmed.split_at(trimmed.find(char::is_whitespace).unwrap_or(trimmed.len()));
+    let (scheme, rest) =
+        trimmed.split_at(trimmed.find(char::is_whitespace).unwrap_or(trimmed.len()));
     if !scheme.eq_ignore_ascii_case("OAuth") {
         return Err(malformed(format!("scheme `{}`", snippet(scheme))));
     }
@@ -370,10 +351,18 @@ pub fn parse_authorization_header(value: &str) -> Result<Vec<(String, String)>> 
             .strip_prefix('"')
             .and_then(|r| r.strip_suffix('"'))
             .ok_or_else(|| malformed(format!("an unquoted value for `{}`", snippet(name))))?;
-        let name = percent_decode_strict(name)
-            .ok_or_else(|| malformed(format!("a bad percent escape in a name `{}`", snippet(name))))?;
-        let val = percent_decode_strict(inner)
-            .ok_or_else(|| malformed(format!("a bad percent escape in the value of `{}`", snippet(&name))))?;
+        let name = percent_decode_strict(name).ok_or_else(|| {
+            malformed(format!(
+                "a bad percent escape in a name `{}`",
+                snippet(name)
+            ))
+        })?;
+        let val = percent_decode_strict(inner).ok_or_else(|| {
+            malformed(format!(
+                "a bad percent escape in the value of `{}`",
+                snippet(&name)
+            ))
+        })?;
         if name == "realm" {
             continue;
         }
@@ -442,7 +431,10 @@ pub fn sign_params<K: AsRef<str>, V: AsRef<str>>(
     let base_uri = base_string_uri(url)?;
     let mut protocol: Vec<(String, String)> = vec![
         (OAUTH_CONSUMER_KEY.to_owned(), credentials.key.clone()),
-        (OAUTH_SIGNATURE_METHOD.to_owned(), oauth.method.as_str().to_owned()),
+        (
+            OAUTH_SIGNATURE_METHOD.to_owned(),
+            oauth.method.as_str().to_owned(),
+        ),
         (OAUTH_TIMESTAMP.to_owned(), oauth.timestamp.to_string()),
         (OAUTH_NONCE.to_owned(), oauth.nonce.clone()),
         (OAUTH_VERSION.to_owned(), "1.0".to_owned()),
@@ -457,8 +449,16 @@ pub fn sign_params<K: AsRef<str>, V: AsRef<str>>(
         .into_iter()
         .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
         .collect();
-    all.extend(params.iter().map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref()))));
-    all.extend(protocol.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))));
+    all.extend(
+        params
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref()))),
+    );
+    all.extend(
+        protocol
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str()))),
+    );
     let base = base_string_from_parts(http_method, &base_uri, &all);
     let signature = sign_base_string(oauth.method, credentials.secret.expose(), "", &base);
     protocol.push((OAUTH_SIGNATURE.to_owned(), signature));
@@ -496,9 +496,10 @@ impl<'a> SignedRequest<'a> {
 
     fn is_form(&self) -> bool {
         self.content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         })
     }
 
@@ -536,15 +537,22 @@ impl<'a> SignedRequest<'a> {
             };
             if slot.is_some() {
                 let count = params.iter().filter(|(n, _)| n == k).count();
-                return Err(Error::DuplicateOAuthParameter { name: k.clone(), count });
+                return Err(Error::DuplicateOAuthParameter {
+                    name: k.clone(),
+                    count,
+                });
             }
             *slot = Some((i, v.len()));
         }
         let get = |slot: Option<(usize, usize)>| slot.map(|(i, _)| params[i].1.as_str());
 
-        let consumer_key = get(found.consumer_key).ok_or(Error::MissingOAuthParameter { name: OAUTH_CONSUMER_KEY })?;
+        let consumer_key = get(found.consumer_key).ok_or(Error::MissingOAuthParameter {
+            name: OAUTH_CONSUMER_KEY,
+        })?;
         check_consumer_key(consumer_key)?;
-        let signature = get(found.signature).ok_or(Error::MissingOAuthParameter { name: OAUTH_SIGNATURE })?;
+        let signature = get(found.signature).ok_or(Error::MissingOAuthParameter {
+            name: OAUTH_SIGNATURE,
+        })?;
         if signature.len() > 128 {
             return Err(Error::InvalidOAuthParameter {
                 name: OAUTH_SIGNATURE,
@@ -552,19 +560,25 @@ impl<'a> SignedRequest<'a> {
                 found: format!("{} characters", signature.len()),
             });
         }
-        let method_s = get(found.signature_method).ok_or(Error::MissingOAuthParameter { name: OAUTH_SIGNATURE_METHOD })?;
-        let method = SignatureMethod::from_wire(method_s).ok_or_else(|| Error::UnsupportedSignatureMethod {
-            expected: "HMAC-SHA1, HMAC-SHA256".to_owned(),
-            found: snippet(method_s),
+        let method_s = get(found.signature_method).ok_or(Error::MissingOAuthParameter {
+            name: OAUTH_SIGNATURE_METHOD,
         })?;
-        let timestamp_s = get(found.timestamp).ok_or(Error::MissingOAuthParameter { name: OAUTH_TIMESTAMP })?;
+        let method = SignatureMethod::from_wire(method_s).ok_or_else(|| {
+            Error::UnsupportedSignatureMethod {
+                expected: "HMAC-SHA1, HMAC-SHA256".to_owned(),
+                found: snippet(method_s),
+            }
+        })?;
+        let timestamp_s = get(found.timestamp).ok_or(Error::MissingOAuthParameter {
+            name: OAUTH_TIMESTAMP,
+        })?;
         let timestamp = check_timestamp(timestamp_s)?;
         let nonce = get(found.nonce).ok_or(Error::MissingOAuthParameter { name: OAUTH_NONCE })?;
         check_nonce(nonce)?;
-        if let Some(v) = get(found.version) {
-            if v != "1.0" {
-                return Err(Error::UnsupportedOAuthVersion { found: snippet(v) });
-            }
+        if let Some(v) = get(found.version)
+            && v != "1.0"
+        {
+            return Err(Error::UnsupportedOAuthVersion { found: snippet(v) });
         }
         let body_hash = get(found.body_hash).map(str::to_owned);
 
@@ -596,6 +610,9 @@ impl<'a> SignedRequest<'a> {
         })
     }
 }
+
+/// Decoded `(name, value)` pairs.
+pub(crate) type Pairs = Vec<(String, String)>;
 
 #[derive(Default)]
 struct ProtocolFields {
@@ -646,11 +663,19 @@ impl CollectedRequest {
     }
 
     /// Checks the signature against `secret` in constant time.
-    pub(crate) fn check_signature(&self, secret: &ConsumerSecret) -> Result<()> {
-        if verify_base_string(self.method, secret.expose(), "", &self.base_string, &self.signature) {
+    pub(crate) fn check_signature(&self, secret: &SecretString) -> Result<()> {
+        if verify_base_string(
+            self.method,
+            secret.expose(),
+            "",
+            &self.base_string,
+            &self.signature,
+        ) {
             Ok(())
         } else {
-            Err(Error::BadSignature { method: self.method.as_str() })
+            Err(Error::BadSignature {
+                method: self.method.as_str(),
+            })
         }
     }
 
@@ -668,20 +693,25 @@ impl CollectedRequest {
             }
             None if self.is_form || body.is_empty() => Ok(()),
             None => Err(Error::MissingBodyHash {
-                content_type: content_type.map(snippet).unwrap_or_else(|| "(none)".to_owned()),
+                content_type: content_type
+                    .map(snippet)
+                    .unwrap_or_else(|| "(none)".to_owned()),
             }),
         }
     }
 
     /// The decoded form-body parameters, without `oauth_*`.
-    pub(crate) fn into_form(self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub(crate) fn into_form(self) -> (Pairs, Pairs) {
         (self.form, self.query)
     }
 }
 
 /// Input hygiene for `oauth_consumer_key`: 1–255 printable ASCII characters.
 pub fn check_consumer_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_CONSUMER_KEY_LEN || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if key.is_empty()
+        || key.len() > MAX_CONSUMER_KEY_LEN
+        || !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
         return Err(Error::InvalidOAuthParameter {
             name: OAUTH_CONSUMER_KEY,
             expected: "1 to 255 printable ASCII characters",
@@ -693,7 +723,10 @@ pub fn check_consumer_key(key: &str) -> Result<()> {
 
 /// Input hygiene for `oauth_nonce`: 1–128 visible ASCII characters.
 pub fn check_nonce(nonce: &str) -> Result<()> {
-    if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+    if nonce.is_empty()
+        || nonce.len() > MAX_NONCE_LEN
+        || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
         return Err(Error::InvalidOAuthParameter {
             name: OAUTH_NONCE,
             expected: "1 to 128 visible ASCII characters",
@@ -741,16 +774,37 @@ mod tests {
 
     #[test]
     fn base_uri_is_normalised() {
-        assert_eq!(base_string_uri("HTTP://Example.COM:80/r%20v/X?id=123").unwrap(), "http://example.com/r%20v/X");
-        assert_eq!(base_string_uri("https://www.example.net:8080/?q=1").unwrap(), "https://www.example.net:8080/");
-        assert_eq!(base_string_uri("https://a.example:443").unwrap(), "https://a.example/");
-        assert_eq!(base_string_uri("http://a.example:443/x").unwrap(), "http://a.example:443/x");
+        assert_eq!(
+            base_string_uri("HTTP://Example.COM:80/r%20v/X?id=123").unwrap(),
+            "http://example.com/r%20v/X"
+        );
+        assert_eq!(
+            base_string_uri("https://www.example.net:8080/?q=1").unwrap(),
+            "https://www.example.net:8080/"
+        );
+        assert_eq!(
+            base_string_uri("https://a.example:443").unwrap(),
+            "https://a.example/"
+        );
+        assert_eq!(
+            base_string_uri("http://a.example:443/x").unwrap(),
+            "http://a.example:443/x"
+        );
     }
 
     #[test]
     fn base_uri_rejects_non_http_and_relative_urls() {
-        for bad in ["ftp://x.example/", "/relative", "", "https://user:pw@x.example/"] {
-            assert_eq!(base_string_uri(bad).unwrap_err().code(), "invalid_url", "{bad}");
+        for bad in [
+            "ftp://x.example/",
+            "/relative",
+            "",
+            "https://user:pw@x.example/",
+        ] {
+            assert_eq!(
+                base_string_uri(bad).unwrap_err().code(),
+                "invalid_url",
+                "{bad}"
+            );
         }
     }
 
@@ -758,7 +812,13 @@ mod tests {
     fn authorization_header_round_trips_and_drops_realm() {
         let h = "OAuth realm=\"Example\", oauth_consumer_key=\"a%20b\",oauth_nonce=\"n\"";
         let parsed = parse_authorization_header(h).unwrap();
-        assert_eq!(parsed, vec![("oauth_consumer_key".into(), "a b".into()), ("oauth_nonce".into(), "n".into())]);
+        assert_eq!(
+            parsed,
+            vec![
+                ("oauth_consumer_key".into(), "a b".into()),
+                ("oauth_nonce".into(), "n".into())
+            ]
+        );
         let rendered = authorization_header(&parsed);
         assert_eq!(parse_authorization_header(&rendered).unwrap(), parsed);
     }
@@ -776,15 +836,39 @@ mod tests {
 
     #[test]
     fn hygiene_rejects_absurd_values() {
-        assert_eq!(check_consumer_key(&"k".repeat(256)).unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_consumer_key("a\u{0}b").unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_consumer_key("").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(
+            check_consumer_key(&"k".repeat(256)).unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_consumer_key("a\u{0}b").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_consumer_key("").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
         assert!(check_consumer_key("key-123").is_ok());
-        assert_eq!(check_nonce("with space").unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_nonce(&"n".repeat(129)).unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_timestamp("17e9").unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_timestamp("1234567890123").unwrap_err().code(), "invalid_oauth_parameter");
-        assert_eq!(check_timestamp("-1").unwrap_err().code(), "invalid_oauth_parameter");
+        assert_eq!(
+            check_nonce("with space").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_nonce(&"n".repeat(129)).unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_timestamp("17e9").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_timestamp("1234567890123").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
+        assert_eq!(
+            check_timestamp("-1").unwrap_err().code(),
+            "invalid_oauth_parameter"
+        );
         assert_eq!(check_timestamp("1700000000").unwrap(), 1_700_000_000);
     }
 

@@ -48,7 +48,9 @@ impl Score {
         if value.is_finite() && (0.0..=1.0).contains(&value) {
             Ok(Score(value))
         } else {
-            Err(Error::InvalidScore { found: value.to_string() })
+            Err(Error::InvalidScore {
+                found: value.to_string(),
+            })
         }
     }
 
@@ -174,7 +176,10 @@ impl OutcomeRequest {
             }
             x.push_str("</result>");
         }
-        let _ = write!(x, "</resultRecord></{op}Request></imsx_POXBody></imsx_POXEnvelopeRequest>");
+        let _ = write!(
+            x,
+            "</resultRecord></{op}Request></imsx_POXBody></imsx_POXEnvelopeRequest>"
+        );
         x
     }
 
@@ -212,7 +217,11 @@ impl OutcomeRequest {
             }
             "readResultRequest" => Operation::ReadResult,
             "deleteResultRequest" => Operation::DeleteResult,
-            other => return Err(Error::UnsupportedOperation { found: snippet(other) }),
+            other => {
+                return Err(Error::UnsupportedOperation {
+                    found: snippet(other),
+                });
+            }
         };
         let sourced_id = doc.require("sourcedId")?.to_owned();
         Ok(OutcomeRequest {
@@ -314,10 +323,18 @@ pub struct OutcomeResponse {
 
 impl OutcomeResponse {
     /// A response answering `request` with the given status.
-    pub fn for_request(request: &OutcomeRequest, code_major: CodeMajor, description: impl Into<String>) -> Self {
+    pub fn for_request(
+        request: &OutcomeRequest,
+        code_major: CodeMajor,
+        description: impl Into<String>,
+    ) -> Self {
         OutcomeResponse {
             message_identifier: crate::oauth::generate_nonce(),
-            severity: if code_major == CodeMajor::Success { Severity::Status } else { Severity::Error },
+            severity: if code_major == CodeMajor::Success {
+                Severity::Status
+            } else {
+                Severity::Error
+            },
             code_major,
             description: description.into(),
             message_ref_identifier: Some(request.message_identifier.clone()),
@@ -327,7 +344,11 @@ impl OutcomeResponse {
     }
 
     /// A failure/unsupported response when the request could not be parsed.
-    pub fn unparsed(code_major: CodeMajor, description: impl Into<String>, message_ref: Option<String>) -> Self {
+    pub fn unparsed(
+        code_major: CodeMajor,
+        description: impl Into<String>,
+        message_ref: Option<String>,
+    ) -> Self {
         OutcomeResponse {
             message_identifier: crate::oauth::generate_nonce(),
             code_major,
@@ -356,11 +377,17 @@ impl OutcomeResponse {
         if let Some(o) = &self.operation_ref_identifier {
             push_elem(&mut x, "imsx_operationRefIdentifier", o);
         }
-        x.push_str("</imsx_statusInfo></imsx_POXResponseHeaderInfo></imsx_POXHeader><imsx_POXBody>");
+        x.push_str(
+            "</imsx_statusInfo></imsx_POXResponseHeaderInfo></imsx_POXHeader><imsx_POXBody>",
+        );
         match self.operation_ref_identifier.as_deref() {
             Some("readResult") if self.code_major == CodeMajor::Success => {
                 x.push_str("<readResultResponse><result><resultScore><language>en</language>");
-                push_elem(&mut x, "textString", &self.score.map(|s| s.to_string()).unwrap_or_default());
+                push_elem(
+                    &mut x,
+                    "textString",
+                    &self.score.map(|s| s.to_string()).unwrap_or_default(),
+                );
                 x.push_str("</resultScore></result></readResultResponse>");
             }
             Some(op @ ("replaceResult" | "readResult" | "deleteResult")) => {
@@ -397,7 +424,10 @@ impl OutcomeResponse {
             _ => None,
         };
         Ok(OutcomeResponse {
-            message_identifier: doc.get("imsx_messageIdentifier").unwrap_or_default().to_owned(),
+            message_identifier: doc
+                .get("imsx_messageIdentifier")
+                .unwrap_or_default()
+                .to_owned(),
             code_major,
             severity,
             description: doc.get("imsx_description").unwrap_or_default().to_owned(),
@@ -447,7 +477,10 @@ struct Doc {
 
 impl Doc {
     fn get(&self, name: &str) -> Option<&str> {
-        self.leaves.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.leaves
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn require(&self, name: &'static str) -> Result<&str> {
@@ -512,7 +545,8 @@ impl Doc {
                         }
                     }
                     if !doc.leaves.iter().any(|(n, _)| *n == name) {
-                        doc.leaves.push((name, std::mem::take(&mut current_text).trim().to_owned()));
+                        doc.leaves
+                            .push((name, std::mem::take(&mut current_text).trim().to_owned()));
                     }
                     current_text.clear();
                 }
@@ -530,10 +564,13 @@ impl Doc {
                 }
                 Event::GeneralRef(r) => {
                     let resolved = if r.is_char_ref() {
-                        r.resolve_char_ref().ok().flatten().ok_or_else(|| Error::MalformedXml {
-                            expected: "a valid character reference",
-                            found: format!("`&{};`", snippet(r.as_ref())),
-                        })?
+                        r.resolve_char_ref()
+                            .ok()
+                            .flatten()
+                            .ok_or_else(|| Error::MalformedXml {
+                                expected: "a valid character reference",
+                                found: format!("`&{};`", snippet(r.as_ref())),
+                            })?
                     } else {
                         match r.as_ref() {
                             "lt" => '<',
@@ -570,7 +607,13 @@ impl Doc {
     }
 }
 
-fn open(doc: &mut Doc, stack: &mut Vec<String>, seen_root: &mut bool, name: String, limits: &PoxLimits) -> Result<()> {
+fn open(
+    doc: &mut Doc,
+    stack: &mut Vec<String>,
+    seen_root: &mut bool,
+    name: String,
+    limits: &PoxLimits,
+) -> Result<()> {
     if stack.is_empty() {
         if *seen_root {
             return Err(Error::MalformedXml {
@@ -620,8 +663,14 @@ mod tests {
         assert_eq!(Score::parse("0.92").unwrap().value(), 0.92);
         assert_eq!(Score::parse("1").unwrap().value(), 1.0);
         assert_eq!(Score::parse(" .5 ").unwrap().value(), 0.5);
-        for bad in ["1.01", "-0.1", "NaN", "inf", "1e-1", "", ".", "0,5", "0.5.1"] {
-            assert_eq!(Score::parse(bad).unwrap_err().code(), "invalid_score", "{bad}");
+        for bad in [
+            "1.01", "-0.1", "NaN", "inf", "1e-1", "", ".", "0,5", "0.5.1",
+        ] {
+            assert_eq!(
+                Score::parse(bad).unwrap_err().code(),
+                "invalid_score",
+                "{bad}"
+            );
         }
         assert_eq!(Score::new(f64::NAN).unwrap_err().code(), "invalid_score");
     }
@@ -644,28 +693,64 @@ mod tests {
         let resp = OutcomeResponse::for_request(&req, CodeMajor::Success, "no grade");
         let parsed = OutcomeResponse::parse(resp.to_xml().as_bytes()).unwrap();
         assert_eq!(parsed.score, None);
-        assert_eq!(parsed.message_ref_identifier.as_deref(), Some(req.message_identifier.as_str()));
+        assert_eq!(
+            parsed.message_ref_identifier.as_deref(),
+            Some(req.message_identifier.as_str())
+        );
         let mut graded = resp.clone();
         graded.score = Some(Score::new(0.5).unwrap());
-        assert_eq!(OutcomeResponse::parse(graded.to_xml().as_bytes()).unwrap(), graded);
+        assert_eq!(
+            OutcomeResponse::parse(graded.to_xml().as_bytes()).unwrap(),
+            graded
+        );
     }
 
     #[test]
     fn doctype_and_entities_are_rejected_before_parsing() {
         let doctype = b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>";
-        assert_eq!(Doc::parse(doctype, &PoxLimits::default()).err().unwrap().code(), "xml_forbidden_construct");
+        assert_eq!(
+            Doc::parse(doctype, &PoxLimits::default())
+                .err()
+                .unwrap()
+                .code(),
+            "xml_forbidden_construct"
+        );
         let lower = b"<!doctype x><x/>";
-        assert_eq!(Doc::parse(lower, &PoxLimits::default()).err().unwrap().code(), "xml_forbidden_construct");
+        assert_eq!(
+            Doc::parse(lower, &PoxLimits::default())
+                .err()
+                .unwrap()
+                .code(),
+            "xml_forbidden_construct"
+        );
         let undeclared = b"<x>&xxe;</x>";
-        assert_eq!(Doc::parse(undeclared, &PoxLimits::default()).err().unwrap().code(), "xml_forbidden_construct");
+        assert_eq!(
+            Doc::parse(undeclared, &PoxLimits::default())
+                .err()
+                .unwrap()
+                .code(),
+            "xml_forbidden_construct"
+        );
     }
 
     #[test]
     fn deep_nesting_and_oversized_bodies_are_rejected() {
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
-        assert_eq!(Doc::parse(deep.as_bytes(), &PoxLimits::default()).err().unwrap().code(), "xml_malformed");
+        assert_eq!(
+            Doc::parse(deep.as_bytes(), &PoxLimits::default())
+                .err()
+                .unwrap()
+                .code(),
+            "xml_malformed"
+        );
         let big = vec![b' '; 70 * 1024];
-        assert_eq!(Doc::parse(&big, &PoxLimits::default()).err().unwrap().code(), "body_too_large");
+        assert_eq!(
+            Doc::parse(&big, &PoxLimits::default())
+                .err()
+                .unwrap()
+                .code(),
+            "body_too_large"
+        );
     }
 
     #[test]
@@ -673,7 +758,13 @@ mod tests {
         let xml = format!(
             "<imsx_POXEnvelopeRequest xmlns=\"{POX_NAMESPACE}\"><imsx_POXHeader><imsx_POXRequestHeaderInfo><imsx_version>V1.0</imsx_version><imsx_messageIdentifier>m1</imsx_messageIdentifier></imsx_POXRequestHeaderInfo></imsx_POXHeader><imsx_POXBody><replaceResultsRequest/></imsx_POXBody></imsx_POXEnvelopeRequest>"
         );
-        assert_eq!(OutcomeRequest::parse(xml.as_bytes()).unwrap_err().code(), "pox_unsupported_operation");
-        assert_eq!(message_identifier_of(xml.as_bytes(), &PoxLimits::default()).as_deref(), Some("m1"));
+        assert_eq!(
+            OutcomeRequest::parse(xml.as_bytes()).unwrap_err().code(),
+            "pox_unsupported_operation"
+        );
+        assert_eq!(
+            message_identifier_of(xml.as_bytes(), &PoxLimits::default()).as_deref(),
+            Some("m1")
+        );
     }
 }

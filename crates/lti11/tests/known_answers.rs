@@ -46,7 +46,9 @@ fn digest_lti_vector_base_string_and_signature_match() {
         ("oauth_version", "1.0"),
         ("oauth_callback", "about:blank"),
     ]);
-    let base = oauth::signature_base_string("post", "https://tool.example.com/lti/launch?course=7", &all).unwrap();
+    let base =
+        oauth::signature_base_string("post", "https://tool.example.com/lti/launch?course=7", &all)
+            .unwrap();
     assert_eq!(base, DIGEST_BASE_STRING);
     let sig = oauth::sign_base_string(SignatureMethod::HmacSha1, "secret456", "", &base);
     assert_eq!(sig, "4EyzgKFJlzg89SBMzUHC1fPRXuQ=");
@@ -62,7 +64,14 @@ fn signing_the_digest_vector_yields_its_signature() {
         callback: Some("about:blank".into()),
         body_hash: None,
     };
-    let signed = oauth::sign_params("POST", "https://tool.example.com/lti/launch?course=7", &digest_params(), &creds, &oauth_params).unwrap();
+    let signed = oauth::sign_params(
+        "POST",
+        "https://tool.example.com/lti/launch?course=7",
+        &digest_params(),
+        &creds,
+        &oauth_params,
+    )
+    .unwrap();
     let sig = signed.iter().find(|(k, _)| k == "oauth_signature").unwrap();
     assert_eq!(sig.1, "4EyzgKFJlzg89SBMzUHC1fPRXuQ=");
 }
