@@ -1,1 +1,32 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod error;
+mod jwks;
+mod link;
+mod retry;
+mod service;
+mod token;
+mod transport;
+mod url;
+
+pub use cache::{Memo, ResponseCache};
+pub use error::{Error, HttpError, TimeoutPhase};
+pub use jwks::{JwksCache, JwksCacheConfig};
+pub use link::{Link, Links, Page, Pager, collect_pages};
+pub use retry::{
+    Attempts, RetryPolicy, check_status, is_idempotent, is_retryable_status, parse_http_date,
+    parse_retry_after, retry, send_with_retry,
+};
+pub use service::ServiceClient;
+pub use token::{
+    ASSERTION_LIFETIME_SECS, AccessToken, CLIENT_ASSERTION_TYPE, DEFAULT_TOKEN_LIFETIME_SECS,
+    MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig, client_assertion,
+    parse_token_response, token_request,
+};
+pub use transport::{
+    DEFAULT_USER_AGENT, FnClient, HttpClient, HyperClient, HyperClientBuilder, MaxResponseBytes,
+    clone_request,
+};
+pub use url::{is_loopback_host, redact_url};

@@ -1,0 +1,276 @@
+//! Authorized service calls: token acquisition, caching and 401 handling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use lti_jose::{Clock, SystemClock};
+use ring::rand::SystemRandom;
+
+use crate::error::Error;
+use crate::link::{Page, collect_pages};
+use crate::retry::{RetryPolicy, retry, send_with_retry};
+use crate::token::{
+    AccessToken, MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig,
+    client_assertion, fresh_jti, parse_token_response, token_request,
+};
+use crate::transport::{HttpClient, clone_request};
+use crate::url::{parse_absolute, redact_url};
+
+type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;
+
+/// Calls platform services (AGS, NRPS, ...) with a cached OAuth 2.0 access
+/// token.
+///
+/// * Tokens are cached per (registration, sorted scope set) until
+///   `expires_in` minus a margin (default 60 s).
+/// * Concurrent calls that need a token for the same key share one token
+///   request.
+/// * A `401` from the service invalidates the token and the call is retried
+///   once with a new one (concurrent 401s share one refresh).
+/// * Service calls are retried per [`RetryPolicy`]; token requests carry a
+///   fresh assertion per attempt and are retried on transient failures.
+///
+/// Share one `ServiceClient` (e.g. in an `Arc`) across the application.
+pub struct ServiceClient {
+    http: Arc<dyn HttpClient>,
+    tokens: Arc<dyn TokenCache>,
+    retry: RetryPolicy,
+    token_retry: RetryPolicy,
+    margin: Duration,
+    clock: Arc<dyn Clock>,
+    locks: KeyLocks,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClient")
+            .field("retry", &self.retry)
+            .field("token_retry", &self.token_retry)
+            .field("margin", &self.margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceClient {
+    /// A client over `http` with an in-process token cache.
+    pub fn new(http: Arc<dyn HttpClient>) -> Self {
+        Self {
+            http,
+            tokens: Arc::new(MemoryTokenCache::default()),
+            retry: RetryPolicy::default(),
+            token_retry: RetryPolicy::default().allow_non_idempotent(),
+            margin: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
+            locks: Mutex::new(HashMap::new()),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Keeps tokens in `cache` (e.g. a store shared by several instances).
+    pub fn with_token_cache(mut self, cache: Arc<dyn TokenCache>) -> Self {
+        self.tokens = cache;
+        self
+    }
+
+    /// Retry policy of service calls (default: idempotent methods only).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Retry policy of token requests.
+    pub fn with_token_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.token_retry = policy;
+        self
+    }
+
+    /// How long before `expires_in` a token is replaced (default 60 s, at
+    /// most half the token's lifetime).
+    pub fn with_expiry_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// The clock for assertion times and token expiry.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The underlying HTTP client.
+    pub fn http_client(&self) -> &Arc<dyn HttpClient> {
+        &self.http
+    }
+
+    /// A usable access token for `scopes` of the registration
+    /// `registration_key`, from the cache or the token endpoint.
+    pub async fn access_token<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        endpoint: &TokenEndpointConfig,
+        scopes: &[S],
+    ) -> Result<AccessToken, Error> {
+        let key = TokenCacheKey::new(registration_key, scopes)?;
+        self.token_for(&key, endpoint, None).await
+    }
+
+    /// Forgets the cached token of `registration_key` and `scopes`.
+    pub async fn invalidate_token<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        scopes: &[S],
+    ) -> Result<(), Error> {
+        let key = TokenCacheKey::new(registration_key, scopes)?;
+        self.tokens.remove(&key).await
+    }
+
+    /// Sends `request` with `Authorization: Bearer <token>` for `scopes`,
+    /// retrying per the retry policy, and once with a new token after a
+    /// `401`. Returns the final response whatever its status (service crates
+    /// parse their own error bodies); transport failures and exhausted
+    /// retries are errors.
+    pub async fn send_authorized<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        endpoint: &TokenEndpointConfig,
+        scopes: &[S],
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, Error> {
+        let key = TokenCacheKey::new(registration_key, scopes)?;
+        let token = self.token_for(&key, endpoint, None).await?;
+        let resp = self.send_with_token(&request, &token).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        tracing::debug!(
+            url = %redact_url(&request.uri().to_string()),
+            registration = registration_key,
+            "service answered 401; refreshing the access token once"
+        );
+        let fresh = self.token_for(&key, endpoint, Some(&token)).await?;
+        self.send_with_token(&request, &fresh).await
+    }
+
+    /// `GET`s `first` and every `rel="next"` page after it (at most
+    /// `max_pages`), each with the same headers and a valid token.
+    pub async fn get_pages<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        endpoint: &TokenEndpointConfig,
+        scopes: &[S],
+        first: Request<Bytes>,
+        max_pages: usize,
+    ) -> Result<Vec<Page>, Error> {
+        if first.method() != Method::GET {
+            return Err(Error::InvalidRequest {
+                reason: format!("paging expects GET, found {}", first.method()),
+            });
+        }
+        let first_url = first.uri().to_string();
+        collect_pages(first_url, max_pages, |url| {
+            let mut req = clone_request(&first);
+            async move {
+                *req.uri_mut() = parse_absolute(&url)?;
+                self.send_authorized(registration_key, endpoint, scopes, req)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn send_with_token(
+        &self,
+        request: &Request<Bytes>,
+        token: &AccessToken,
+    ) -> Result<Response<Bytes>, Error> {
+        let mut req = clone_request(request);
+        token.authorize(&mut req)?;
+        send_with_retry(&*self.http, req, &self.retry).await
+    }
+
+    fn lock_for(&self, key: &TokenCacheKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.entry(key.clone()).or_default().clone()
+    }
+
+    fn release_lock(&self, key: &TokenCacheKey, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        // One reference in the map and ours: nobody else is waiting.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(key);
+        }
+    }
+
+    /// A usable token for `key`; with `rejected`, one that supersedes it.
+    async fn token_for(
+        &self,
+        key: &TokenCacheKey,
+        endpoint: &TokenEndpointConfig,
+        rejected: Option<&AccessToken>,
+    ) -> Result<AccessToken, Error> {
+        let acceptable = |t: &AccessToken, now: u64| {
+            t.is_usable(now) && rejected.is_none_or(|r| t.supersedes(r))
+        };
+        if let Some(t) = self.tokens.get(key).await?
+            && acceptable(&t, self.clock.now())
+        {
+            tracing::trace!(
+                registration = key.registration(),
+                scope = key.scope(),
+                cache = "hit",
+                "access token"
+            );
+            return Ok(t);
+        }
+        let lock = self.lock_for(key);
+        let result = {
+            let _guard = lock.lock().await;
+            match self.tokens.get(key).await {
+                Ok(Some(t)) if acceptable(&t, self.clock.now()) => {
+                    tracing::trace!(
+                        registration = key.registration(),
+                        scope = key.scope(),
+                        cache = "hit",
+                        "access token (after wait)"
+                    );
+                    Ok(t)
+                }
+                Ok(_) => self.fetch_and_store(key, endpoint).await,
+                Err(e) => Err(e),
+            }
+        };
+        self.release_lock(key, lock);
+        result
+    }
+
+    async fn fetch_and_store(
+        &self,
+        key: &TokenCacheKey,
+        endpoint: &TokenEndpointConfig,
+    ) -> Result<AccessToken, Error> {
+        tracing::debug!(
+            registration = key.registration(),
+            scope = key.scope(),
+            token_url = %redact_url(&endpoint.token_url),
+            cache = "miss",
+            "requesting an access token"
+        );
+        let url = endpoint.token_url.as_str();
+        let resp = retry(&self.token_retry, &Method::POST, url, |_| async {
+            let jti = fresh_jti(&self.rng)?;
+            let assertion = client_assertion(endpoint, self.clock.now(), &jti)?;
+            let req = token_request(endpoint, key.scope(), &assertion)?;
+            self.http.send(req).await
+        })
+        .await?;
+        let now = self.clock.now();
+        let token = parse_token_response(url, resp, now, self.margin)?;
+        let ttl = Duration::from_secs(token.refresh_at().saturating_sub(now));
+        self.tokens.put(key, &token, ttl).await?;
+        Ok(token)
+    }
+}
