@@ -60,7 +60,7 @@ impl fmt::Display for RequiredClaim {
 }
 
 /// Everything that can go wrong while parsing, validating or building LTI messages.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MessageError {
     /// The payload is not a JSON object.
