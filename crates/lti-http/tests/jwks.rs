@@ -1,0 +1,447 @@
+//! The platform JWKS cache against a real loopback server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{TestServer, response};
+use lti_http::{HttpClient, HyperClient, JwksCache, JwksCacheConfig, RetryPolicy};
+use lti_jose::{Algorithm, Jwk, JwkSet, KeySource, SigningKey, Verifier};
+
+const KEY_A: &str = include_str!("../../../tests/fixtures/lti-http/platform-key-a.pem");
+const KEY_B: &str = include_str!("../../../tests/fixtures/lti-http/platform-key-b.pem");
+
+fn key(pem: &str, kid: &str) -> SigningKey {
+    SigningKey::from_pem(pem, Algorithm::RS256)
+        .unwrap()
+        .with_kid(kid)
+}
+
+fn jwks(keys: &[Jwk]) -> String {
+    serde_json::to_string(&JwkSet {
+        keys: keys.to_vec(),
+    })
+    .unwrap()
+}
+
+fn client() -> Arc<dyn HttpClient> {
+    Arc::new(HyperClient::new().unwrap())
+}
+
+fn quick_config() -> JwksCacheConfig {
+    JwksCacheConfig {
+        refetch_cooldown: Duration::from_millis(300),
+        retry: RetryPolicy::none(),
+        ..JwksCacheConfig::default()
+    }
+}
+
+/// A JWKS endpoint whose document and status can be switched while it runs.
+struct Platform {
+    server: TestServer,
+    doc: Arc<std::sync::Mutex<String>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Platform {
+    async fn start(doc: String, cache_control: Option<&'static str>) -> Self {
+        let doc = Arc::new(std::sync::Mutex::new(doc));
+        let status = Arc::new(AtomicU16::new(200));
+        let (d, s) = (doc.clone(), status.clone());
+        let server = TestServer::start(move |_| {
+            let body = d.lock().unwrap().clone();
+            let status = s.load(Ordering::SeqCst);
+            async move {
+                let mut r = response(status, if status == 200 { body } else { String::new() });
+                if let Some(cc) = cache_control {
+                    r.headers_mut().insert("cache-control", cc.parse().unwrap());
+                }
+                r
+            }
+        })
+        .await;
+        Self {
+            server,
+            doc,
+            status,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.url("/jwks")
+    }
+
+    fn fetches(&self) -> usize {
+        self.server.hits("/jwks")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_lookups_of_an_uncached_key_set_fetch_it_once() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::new(client());
+    let mut tasks = Vec::new();
+    for _ in 0..256 {
+        let cache = cache.clone();
+        let url = platform.url();
+        tasks.push(tokio::spawn(async move {
+            cache.key(&url, Some("a"), Algorithm::RS256).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().kid(), Some("a"));
+    }
+    assert_eq!(platform.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_cached_key_verifies_a_platform_token_without_further_fetches() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::new(client());
+    let source: &dyn KeySource = &cache;
+    let token = lti_jose::sign(&serde_json::json!({"sub": "u1"}), &a).unwrap();
+    let verifier = Verifier::new(&[Algorithm::RS256]).unwrap();
+    for _ in 0..10 {
+        let jws = verifier.parse(&token).unwrap();
+        let kid = jws.header().kid.clone();
+        let vk = source
+            .key(&platform.url(), kid.as_deref(), Algorithm::RS256)
+            .await
+            .unwrap();
+        let claims: serde_json::Value = verifier.verify(&jws, &vk).unwrap();
+        assert_eq!(claims["sub"], "u1");
+    }
+    assert_eq!(platform.fetches(), 1);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_once_and_again_only_after_the_cooldown() {
+    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    cache
+        .key(&platform.url(), Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(platform.fetches(), 1);
+    // Right after a fetch the set is fresh enough: no refetch.
+    assert!(matches!(
+        cache
+            .key(&platform.url(), Some("x"), Algorithm::RS256)
+            .await,
+        Err(lti_jose::Error::UnknownKid { .. })
+    ));
+    assert_eq!(platform.fetches(), 1);
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    match cache
+        .key(&platform.url(), Some("x"), Algorithm::RS256)
+        .await
+    {
+        Err(lti_jose::Error::UnknownKid { kid }) => assert_eq!(kid, "x"),
+        other => panic!("expected UnknownKid, got {other:?}"),
+    }
+    assert_eq!(platform.fetches(), 2, "first unknown kid refetches");
+    assert!(matches!(
+        cache
+            .key(&platform.url(), Some("y"), Algorithm::RS256)
+            .await,
+        Err(lti_jose::Error::UnknownKid { .. })
+    ));
+    assert_eq!(
+        platform.fetches(),
+        2,
+        "second unknown kid within the cooldown does not"
+    );
+
+    // The platform rotates in key b; after the cooldown the new kid is found.
+    *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let found = cache
+        .key(&platform.url(), Some("b"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(found.kid(), Some("b"));
+    assert_eq!(platform.fetches(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_unknown_kids_causes_a_single_refetch() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    cache
+        .key(&platform.url(), Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let cache = cache.clone();
+        let url = platform.url();
+        tasks.push(tokio::spawn(async move {
+            cache
+                .key(&url, Some(&format!("bad-{i}")), Algorithm::RS256)
+                .await
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(
+            t.await.unwrap(),
+            Err(lti_jose::Error::UnknownKid { .. })
+        ));
+    }
+    assert_eq!(platform.fetches(), 2);
+}
+
+#[tokio::test]
+async fn max_age_is_honoured() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), Some("public, max-age=1")).await;
+    // Lower clamp lowered to 1 s for test speed.
+    let short = JwksCache::with_config(
+        client(),
+        JwksCacheConfig {
+            min_ttl: Duration::from_secs(1),
+            ..quick_config()
+        },
+    );
+    // Default clamp: max-age=1 is raised to 60 s.
+    let clamped = JwksCache::with_config(client(), quick_config());
+    let url = platform.url();
+    short.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    clamped
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    short.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    clamped
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(platform.fetches(), 2);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    short.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    assert_eq!(platform.fetches(), 3, "expired after max-age");
+    clamped
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(platform.fetches(), 3, "still fresh under the 60 s floor");
+}
+
+#[tokio::test]
+async fn a_500_is_an_error_that_is_not_cached() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    platform.status.store(500, Ordering::SeqCst);
+    let cache = JwksCache::with_config(client(), quick_config());
+    match cache
+        .key(&platform.url(), Some("a"), Algorithm::RS256)
+        .await
+    {
+        Err(lti_jose::Error::KeySourceUnavailable { url, reason }) => {
+            assert_eq!(url, platform.url());
+            assert!(reason.contains("found 500"), "{reason}");
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
+    platform.status.store(200, Ordering::SeqCst);
+    assert_eq!(
+        cache
+            .key(&platform.url(), Some("a"), Algorithm::RS256)
+            .await
+            .unwrap()
+            .kid(),
+        Some("a")
+    );
+    assert_eq!(platform.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_error_and_the_next_call_after_recovery_succeeds() {
+    let a = key(KEY_A, "a");
+    let doc = jwks(&[a.public_jwk()]);
+    let slow = Arc::new(AtomicUsize::new(1));
+    let s = slow.clone();
+    let server = TestServer::start(move |_| {
+        let doc = doc.clone();
+        let delay = s.load(Ordering::SeqCst) == 1;
+        async move {
+            if delay {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            response(200, doc)
+        }
+    })
+    .await;
+    let http: Arc<dyn HttpClient> = Arc::new(
+        HyperClient::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let cache = JwksCache::with_config(http, quick_config());
+    match cache
+        .key(&server.url("/jwks"), Some("a"), Algorithm::RS256)
+        .await
+    {
+        Err(lti_jose::Error::KeySourceUnavailable { reason, .. }) => {
+            assert!(reason.contains("timed out"), "{reason}")
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
+    slow.store(0, Ordering::SeqCst);
+    assert!(
+        cache
+            .key(&server.url("/jwks"), Some("a"), Algorithm::RS256)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn stale_keys_are_served_only_when_allowed() {
+    let a = key(KEY_A, "a");
+    let platform = Platform::start(jwks(&[a.public_jwk()]), Some("max-age=1")).await;
+    let base = JwksCacheConfig {
+        min_ttl: Duration::from_secs(1),
+        ..quick_config()
+    };
+    let strict = JwksCache::with_config(client(), base.clone());
+    let lenient =
+        JwksCache::with_config(client(), base.allow_stale_keys_for(Duration::from_secs(30)));
+    let url = platform.url();
+    strict.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    lenient
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    platform.status.store(503, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(matches!(
+        strict.key(&url, Some("a"), Algorithm::RS256).await,
+        Err(lti_jose::Error::KeySourceUnavailable { .. })
+    ));
+    assert_eq!(
+        lenient
+            .key(&url, Some("a"), Algorithm::RS256)
+            .await
+            .unwrap()
+            .kid(),
+        Some("a")
+    );
+    let after_first_stale = platform.fetches();
+    // Within the cooldown a failed refresh is not retried: stale keys are served directly.
+    lenient
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(platform.fetches(), after_first_stale);
+    platform.status.store(200, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    lenient
+        .key(&url, Some("a"), Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.fetches(),
+        after_first_stale + 1,
+        "refreshed once the platform is back"
+    );
+}
+
+#[tokio::test]
+async fn large_key_sets_are_accepted_up_to_the_configured_cap() {
+    // ~200 keys, well above 64 KiB, like some Brightspace key sets.
+    let a = key(KEY_A, "a");
+    let mut keys = Vec::new();
+    for i in 0..200 {
+        let mut jwk = a.public_jwk();
+        jwk.kid = Some(format!("k{i}"));
+        keys.push(jwk);
+    }
+    let doc = jwks(&keys);
+    assert!(doc.len() > 64 * 1024, "{}", doc.len());
+    let platform = Platform::start(doc, None).await;
+    let roomy = JwksCache::with_config(client(), quick_config());
+    assert_eq!(
+        roomy
+            .key(&platform.url(), Some("k199"), Algorithm::RS256)
+            .await
+            .unwrap()
+            .kid(),
+        Some("k199")
+    );
+    let tight = JwksCache::with_config(
+        client(),
+        JwksCacheConfig {
+            max_keyset_bytes: 64 * 1024,
+            ..quick_config()
+        },
+    );
+    match tight
+        .key(&platform.url(), Some("k1"), Algorithm::RS256)
+        .await
+    {
+        Err(lti_jose::Error::KeySourceUnavailable { reason, .. }) => {
+            assert!(reason.contains("too large"), "{reason}")
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_document_that_is_not_a_key_set_is_rejected() {
+    let platform = Platform::start("<html>login</html>".to_owned(), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    match cache.key_set(&platform.url()).await {
+        Err(e @ lti_http::Error::InvalidJwks { .. }) => assert_eq!(e.code(), "invalid_jwks"),
+        other => panic!("expected InvalidJwks, got {other:?}"),
+    }
+    assert!(matches!(
+        cache.key(&platform.url(), None, Algorithm::RS256).await,
+        Err(lti_jose::Error::KeySourceUnavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn key_selection_errors_pass_through_unchanged() {
+    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
+    let platform = Platform::start(jwks(&[a.public_jwk(), b.public_jwk()]), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    assert!(matches!(
+        cache.key(&platform.url(), None, Algorithm::RS256).await,
+        Err(lti_jose::Error::AmbiguousKey { candidates: 2 })
+    ));
+    assert!(matches!(
+        cache
+            .key(&platform.url(), Some("a"), Algorithm::ES256)
+            .await,
+        Err(lti_jose::Error::KeyAlgorithmMismatch { .. })
+    ));
+    assert_eq!(platform.fetches(), 1);
+}
+
+#[tokio::test]
+async fn plain_http_jwks_on_a_remote_host_is_refused() {
+    let cache = JwksCache::with_config(client(), quick_config());
+    match cache
+        .key(
+            "http://platform.example.com/jwks",
+            Some("a"),
+            Algorithm::RS256,
+        )
+        .await
+    {
+        Err(lti_jose::Error::KeySourceUnavailable { reason, .. }) => {
+            assert!(reason.contains("insecure"), "{reason}")
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
+}
