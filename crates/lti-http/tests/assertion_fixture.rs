@@ -28,7 +28,16 @@ fn key() -> Arc<SigningKey> {
 }
 
 /// (name, client_id, token_url, audience override, iat, jti)
-const CASES: &[(&str, &str, &str, Option<&str>, u64, &str)] = &[
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u64,
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     (
         "token-url-audience",
         "tool-client-1",
