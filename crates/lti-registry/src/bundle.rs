@@ -13,7 +13,6 @@ use crate::registration::RegistrationStore;
 /// different backends, e.g. registrations from a SQLite file and launch state
 /// and nonces from Redis ([`Store::with_ephemeral_from`]).
 #[derive(Clone)]
-#[non_exhaustive]
 pub struct Store {
     /// Platform registrations, deployments and auto-registration policies.
     pub registrations: Arc<dyn RegistrationStore>,

@@ -71,6 +71,28 @@ pub struct ToolKey {
     pub retired_at: Option<i64>,
 }
 
+impl ToolKey {
+    /// A key with no activation or retirement time yet.
+    #[must_use]
+    pub fn new(
+        kid: impl Into<String>,
+        alg: impl Into<String>,
+        private_key_pem: SecretString,
+        status: KeyStatus,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            kid: kid.into(),
+            alg: alg.into(),
+            private_key_pem,
+            status,
+            created_at,
+            activated_at: None,
+            retired_at: None,
+        }
+    }
+}
+
 /// Checks a new key's kid, algorithm and PEM framing (not the key itself:
 /// parsing is `lti-jose`'s job).
 pub fn validate_new_key(kid: &str, alg: &str, private_key_pem: &SecretString) -> Result<()> {

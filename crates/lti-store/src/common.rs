@@ -1,0 +1,191 @@
+//! Helpers shared by every backend.
+
+use lti_registry::{
+    Consumer, PlatformRegistration, RegistryError, Result, SecretCipher, ToolKey,
+    oauth1_nonce_digest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Record key of an LTI 1.3 id-token nonce (hashed: never stored in clear).
+pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> String {
+    format!("n13:{}", oauth1_nonce_digest(issuer, nonce))
+}
+
+/// Record key of an OAuth 1.0a nonce.
+pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> String {
+    format!("n11:{}", oauth1_nonce_digest(consumer_key, nonce))
+}
+
+/// The associated-data context binding an encrypted private key to its kid.
+pub(crate) fn tool_key_context(kid: &str) -> String {
+    format!("tool_key:{kid}")
+}
+
+/// The associated-data context binding an encrypted secret to its consumer.
+pub(crate) fn consumer_context(key: &str) -> String {
+    format!("consumer:{key}")
+}
+
+/// Seconds from `now` until `expires_at`, at least 1.
+pub(crate) fn ttl_secs(expires_at: i64, now: i64) -> u64 {
+    u64::try_from(expires_at.saturating_sub(now))
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// The only registration among `regs` (all of `issuer`).
+pub(crate) fn single_for_issuer(
+    issuer: &str,
+    mut regs: Vec<PlatformRegistration>,
+) -> Result<PlatformRegistration> {
+    match regs.len() {
+        0 => Err(RegistryError::not_found("registration", issuer)),
+        1 => Ok(regs.remove(0)),
+        count => Err(RegistryError::AmbiguousIssuer {
+            issuer: issuer.to_owned(),
+            count,
+        }),
+    }
+}
+
+pub(crate) fn registration_id(issuer: &str, client_id: &str) -> String {
+    format!("{issuer} / {client_id}")
+}
+
+pub(crate) fn to_json<T: Serialize>(
+    backend: &'static str,
+    kind: &'static str,
+    v: &T,
+) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| RegistryError::Corrupt {
+        backend,
+        kind,
+        reason: format!("expected serializable data, found: {e}"),
+    })
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(
+    backend: &'static str,
+    kind: &'static str,
+    s: &str,
+) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| RegistryError::Corrupt {
+        backend,
+        kind,
+        reason: format!("expected a JSON {kind}, found: {e}"),
+    })
+}
+
+pub(crate) fn conflict(
+    kind: &'static str,
+    id: impl Into<String>,
+    reason: impl Into<String>,
+) -> RegistryError {
+    RegistryError::Conflict {
+        kind,
+        id: id.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A tool key as stored: the private key encrypted.
+#[derive(Clone, Debug)]
+pub(crate) struct SealedKey {
+    pub(crate) kid: String,
+    pub(crate) alg: String,
+    pub(crate) sealed_private_key: String,
+    pub(crate) status: lti_registry::KeyStatus,
+    pub(crate) created_at: i64,
+    pub(crate) activated_at: Option<i64>,
+    pub(crate) retired_at: Option<i64>,
+}
+
+impl SealedKey {
+    pub(crate) fn open(&self, cipher: &SecretCipher) -> Result<ToolKey> {
+        let private_key_pem =
+            cipher.decrypt(&self.sealed_private_key, &tool_key_context(&self.kid))?;
+        let mut key = new_tool_key(
+            &self.kid,
+            &self.alg,
+            private_key_pem,
+            self.status,
+            self.created_at,
+        );
+        key.activated_at = self.activated_at;
+        key.retired_at = self.retired_at;
+        Ok(key)
+    }
+}
+
+/// Builds a `ToolKey` (its fields are public but the type is non-exhaustive).
+pub(crate) fn new_tool_key(
+    kid: &str,
+    alg: &str,
+    private_key_pem: lti_registry::SecretString,
+    status: lti_registry::KeyStatus,
+    created_at: i64,
+) -> ToolKey {
+    ToolKey::new(kid, alg, private_key_pem, status, created_at)
+}
+
+/// Whether a retired key is still inside the publication overlap.
+pub(crate) fn is_published(
+    status: lti_registry::KeyStatus,
+    retired_at: Option<i64>,
+    overlap: i64,
+    now: i64,
+) -> bool {
+    match status {
+        lti_registry::KeyStatus::Retired => {
+            retired_at.is_some_and(|t| t.saturating_add(overlap) > now)
+        }
+        _ => true,
+    }
+}
+
+/// A consumer as stored: the secret encrypted.
+#[derive(Clone, Debug)]
+pub(crate) struct SealedConsumer {
+    pub(crate) key: String,
+    pub(crate) sealed_secret: String,
+    pub(crate) name: String,
+    pub(crate) instance_guid: Option<String>,
+    pub(crate) created_at: i64,
+}
+
+impl SealedConsumer {
+    pub(crate) fn seal(c: &Consumer, cipher: &SecretCipher) -> Result<Self> {
+        c.validate()?;
+        Ok(Self {
+            key: c.key.clone(),
+            sealed_secret: cipher.encrypt(c.secret.expose(), &consumer_context(&c.key))?,
+            name: c.name.clone(),
+            instance_guid: c.instance_guid.clone(),
+            created_at: c.created_at,
+        })
+    }
+
+    pub(crate) fn open(&self, cipher: &SecretCipher) -> Result<Consumer> {
+        let secret = cipher.decrypt(&self.sealed_secret, &consumer_context(&self.key))?;
+        let mut c = Consumer::new(self.key.clone(), secret, self.name.clone(), self.created_at);
+        c.instance_guid.clone_from(&self.instance_guid);
+        Ok(c)
+    }
+}
+
+pub(crate) fn guid_conflict(key: &str, existing: &str) -> RegistryError {
+    conflict(
+        "consumer",
+        key,
+        format!("expected no instance GUID or the same one, found {existing:?} already recorded"),
+    )
+}
+
+pub(crate) fn guid_taken(guid: &str) -> RegistryError {
+    conflict(
+        "consumer",
+        guid,
+        "expected an instance GUID not owned by another consumer, found it recorded on another consumer",
+    )
+}

@@ -1,0 +1,67 @@
+//! The SQL schema, as ordered migrations shared by SQLite and PostgreSQL.
+//!
+//! Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
+//! Applied migrations are never edited; changes are appended.
+
+/// The version table, created before any migration runs.
+pub(crate) const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS lti_schema_version (version BIGINT NOT NULL)";
+
+/// The ordered migrations; each is a list of statements run in one transaction.
+pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE lti_registrations (
+        issuer TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (issuer, client_id)
+    )",
+    "CREATE TABLE lti_deployments (
+        issuer TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        deployment_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        label TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (issuer, client_id, deployment_id),
+        FOREIGN KEY (issuer, client_id) REFERENCES lti_registrations (issuer, client_id) ON DELETE CASCADE
+    )",
+    "CREATE TABLE lti_auto_registration (
+        issuer TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    )",
+    "CREATE TABLE lti_launch_states (
+        state TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX lti_launch_states_expiry ON lti_launch_states (expires_at)",
+    "CREATE TABLE lti_nonces (
+        nonce_key TEXT PRIMARY KEY,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX lti_nonces_expiry ON lti_nonces (expires_at)",
+    "CREATE TABLE lti_launch_data (
+        launch_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX lti_launch_data_expiry ON lti_launch_data (expires_at)",
+    "CREATE TABLE lti_tool_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        private_key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('next', 'active', 'retired')),
+        created_at BIGINT NOT NULL,
+        activated_at BIGINT,
+        retired_at BIGINT
+    )",
+    "CREATE UNIQUE INDEX lti_tool_keys_one_next ON lti_tool_keys (status) WHERE status = 'next'",
+    "CREATE UNIQUE INDEX lti_tool_keys_one_active ON lti_tool_keys (status) WHERE status = 'active'",
+    "CREATE TABLE lti_consumers (
+        consumer_key TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        name TEXT NOT NULL,
+        instance_guid TEXT UNIQUE,
+        created_at BIGINT NOT NULL
+    )",
+]];
