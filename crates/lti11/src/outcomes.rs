@@ -188,11 +188,12 @@ impl ScoreUpdate {
 /// What happened to a submitted score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
-    /// This call delivered the assignment's latest version (`version`, which
-    /// may be newer than the one this call submitted).
+    /// This call sent until the assignment's newest version was delivered.
     Sent {
-        /// The version that reached the consumer last.
+        /// The version this call submitted.
         version: u64,
+        /// The version delivered last (may be newer than `version`).
+        delivered: u64,
     },
     /// Another call is sending for this assignment and will deliver this
     /// version (or a newer one) when its current send ends.
@@ -278,7 +279,7 @@ impl<K: Hash + Eq + Clone> ScoreQueue<K> {
         F: Fn(ScoreUpdate) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        {
+        let version = {
             let mut slots = self.lock();
             let slot = slots.entry(key.clone()).or_default();
             slot.version += 1;
@@ -289,8 +290,10 @@ impl<K: Hash + Eq + Clone> ScoreQueue<K> {
                 });
             }
             slot.in_flight = true;
-        }
-        self.drain(key, send).await
+            slot.version
+        };
+        let delivered = self.drain(key, send).await?;
+        Ok(Submitted::Sent { version, delivered })
     }
 
     /// Sends the pending score again if it was not delivered.
@@ -299,7 +302,7 @@ impl<K: Hash + Eq + Clone> ScoreQueue<K> {
         F: Fn(ScoreUpdate) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        {
+        let version = {
             let mut slots = self.lock();
             let Some(slot) = slots.get_mut(key) else {
                 return Err(Error::NotFound {
@@ -313,15 +316,18 @@ impl<K: Hash + Eq + Clone> ScoreQueue<K> {
             }
             if slot.sent_version >= slot.version {
                 return Ok(Submitted::Sent {
-                    version: slot.sent_version,
+                    version: slot.version,
+                    delivered: slot.sent_version,
                 });
             }
             slot.in_flight = true;
-        }
-        self.drain(key, send).await
+            slot.version
+        };
+        let delivered = self.drain(key, send).await?;
+        Ok(Submitted::Sent { version, delivered })
     }
 
-    async fn drain<F, Fut>(&self, key: &K, send: F) -> Result<Submitted>
+    async fn drain<F, Fut>(&self, key: &K, send: F) -> Result<u64>
     where
         F: Fn(ScoreUpdate) -> Fut,
         Fut: Future<Output = Result<()>>,
@@ -353,7 +359,7 @@ impl<K: Hash + Eq + Clone> ScoreQueue<K> {
             if slot.version == version {
                 slot.in_flight = false;
                 guard.armed = false;
-                return Ok(Submitted::Sent { version });
+                return Ok(version);
             }
         }
     }

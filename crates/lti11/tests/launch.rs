@@ -17,15 +17,25 @@ fn launch() -> LaunchRequest {
         .param("custom_chapter", "3/4")
 }
 
-fn sign(req: &LaunchRequest, url: &str, key: &str, secret: &str, ts: i64, nonce: &str) -> SignedLaunch {
+fn sign(
+    req: &LaunchRequest,
+    url: &str,
+    key: &str,
+    secret: &str,
+    ts: i64,
+    nonce: &str,
+) -> SignedLaunch {
     let mut p = OAuthParams::new(ts as u64);
     p.nonce = nonce.to_owned();
     p.callback = Some("about:blank".into());
-    req.sign_with(url, &Credentials::new(key, secret), &p).unwrap()
+    req.sign_with(url, &Credentials::new(key, secret), &p)
+        .unwrap()
 }
 
 async fn verify_body(fx: &Fixture, url: &str, body: &str) -> lti11::Result<lti11::Launch> {
-    fx.launches().verify(&SignedRequest::form_post(url, body.as_bytes())).await
+    fx.launches()
+        .verify(&SignedRequest::form_post(url, body.as_bytes()))
+        .await
 }
 
 async fn expect_code(fx: &Fixture, body: &str, code: &str, status: StatusCode) {
@@ -38,7 +48,9 @@ async fn expect_code(fx: &Fixture, body: &str, code: &str, status: StatusCode) {
 async fn valid_launch_is_accepted_and_typed() {
     let fx = Fixture::new();
     let signed = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-1");
-    let l = verify_body(&fx, LAUNCH_URL, &signed.form_body()).await.unwrap();
+    let l = verify_body(&fx, LAUNCH_URL, &signed.form_body())
+        .await
+        .unwrap();
     assert_eq!(l.consumer_key(), KEY);
     assert_eq!(l.resource_link_id(), "rl-42");
     assert_eq!(l.user_id(), Some("u-1"));
@@ -60,13 +72,23 @@ async fn launch_url_with_query_parameters_verifies() {
 #[tokio::test]
 async fn hmac_sha256_launch_verifies_and_can_be_refused() {
     let fx = Fixture::new();
-    let signed = launch().sign_sha256(LAUNCH_URL, &Credentials::new(KEY, SECRET), NOW as u64).unwrap();
-    verify_body(&fx, LAUNCH_URL, &signed.form_body()).await.unwrap();
+    let signed = launch()
+        .sign_sha256(LAUNCH_URL, &Credentials::new(KEY, SECRET), NOW as u64)
+        .unwrap();
+    verify_body(&fx, LAUNCH_URL, &signed.form_body())
+        .await
+        .unwrap();
 
     let fx = Fixture::new();
-    let only_sha1 = lti11::LaunchVerifier::new(fx.oauth().with_signature_methods(&[SignatureMethod::HmacSha1]));
+    let only_sha1 = lti11::LaunchVerifier::new(
+        fx.oauth()
+            .with_signature_methods(&[SignatureMethod::HmacSha1]),
+    );
     let err = only_sha1
-        .verify(&SignedRequest::form_post(LAUNCH_URL, signed.form_body().as_bytes()))
+        .verify(&SignedRequest::form_post(
+            LAUNCH_URL,
+            signed.form_body().as_bytes(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "unsupported_signature_method");
@@ -76,9 +98,14 @@ async fn hmac_sha256_launch_verifies_and_can_be_refused() {
 async fn oauth_parameters_in_the_authorization_header_verify() {
     let fx = Fixture::new();
     let signed = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-h");
-    let (oauth_fields, lti_fields): (Vec<_>, Vec<_>) =
-        signed.fields().iter().cloned().partition(|(k, _)| k.starts_with("oauth_"));
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(lti_fields).finish();
+    let (oauth_fields, lti_fields): (Vec<_>, Vec<_>) = signed
+        .fields()
+        .iter()
+        .cloned()
+        .partition(|(k, _)| k.starts_with("oauth_"));
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(lti_fields)
+        .finish();
     let header = oauth::authorization_header(&oauth_fields);
     let req = SignedRequest {
         authorization: Some(&header),
@@ -92,8 +119,17 @@ async fn oauth_parameters_in_the_authorization_header_verify() {
 async fn lti_1p1_and_1p2_versions_are_accepted() {
     for v in ["LTI-1p1", "LTI-1p2"] {
         let fx = Fixture::new();
-        let signed = sign(&launch().param("lti_version", v), LAUNCH_URL, KEY, SECRET, NOW, "n-v");
-        let l = verify_body(&fx, LAUNCH_URL, &signed.form_body()).await.unwrap();
+        let signed = sign(
+            &launch().param("lti_version", v),
+            LAUNCH_URL,
+            KEY,
+            SECRET,
+            NOW,
+            "n-v",
+        );
+        let l = verify_body(&fx, LAUNCH_URL, &signed.form_body())
+            .await
+            .unwrap();
         assert_eq!(l.lti_version(), v);
     }
 }
@@ -102,7 +138,9 @@ async fn lti_1p1_and_1p2_versions_are_accepted() {
 async fn unknown_consumer_key_is_an_authentication_failure() {
     let fx = Fixture::new();
     let signed = sign(&launch(), LAUNCH_URL, "nobody", SECRET, NOW, "n-2");
-    let err = verify_body(&fx, LAUNCH_URL, &signed.form_body()).await.unwrap_err();
+    let err = verify_body(&fx, LAUNCH_URL, &signed.form_body())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "unknown_consumer_key");
     assert_eq!(err.kind(), ErrorKind::Authentication);
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
@@ -112,13 +150,21 @@ async fn unknown_consumer_key_is_an_authentication_failure() {
 async fn wrong_secret_is_a_bad_signature() {
     let fx = Fixture::new();
     let signed = sign(&launch(), LAUNCH_URL, KEY, "not-the-secret", NOW, "n-3");
-    expect_code(&fx, &signed.form_body(), "bad_signature", StatusCode::UNAUTHORIZED).await;
+    expect_code(
+        &fx,
+        &signed.form_body(),
+        "bad_signature",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn tampered_parameter_is_a_bad_signature() {
     let fx = Fixture::new();
-    let body = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-4").form_body().replace("u-1", "u-2");
+    let body = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-4")
+        .form_body()
+        .replace("u-1", "u-2");
     expect_code(&fx, &body, "bad_signature", StatusCode::UNAUTHORIZED).await;
 }
 
@@ -126,7 +172,13 @@ async fn tampered_parameter_is_a_bad_signature() {
 async fn different_url_is_a_bad_signature() {
     let fx = Fixture::new();
     let signed = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-5");
-    let err = verify_body(&fx, "https://tool.example.com/lti/other", &signed.form_body()).await.unwrap_err();
+    let err = verify_body(
+        &fx,
+        "https://tool.example.com/lti/other",
+        &signed.form_body(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "bad_signature");
 }
 
@@ -134,9 +186,21 @@ async fn different_url_is_a_bad_signature() {
 async fn timestamps_outside_the_window_are_rejected_and_edges_accepted() {
     let fx = Fixture::new();
     let old = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW - 301, "n-old");
-    expect_code(&fx, &old.form_body(), "timestamp_too_old", StatusCode::UNAUTHORIZED).await;
+    expect_code(
+        &fx,
+        &old.form_body(),
+        "timestamp_too_old",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let new = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW + 301, "n-new");
-    expect_code(&fx, &new.form_body(), "timestamp_too_new", StatusCode::UNAUTHORIZED).await;
+    expect_code(
+        &fx,
+        &new.form_body(),
+        "timestamp_too_new",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     for (ts, nonce) in [(NOW - 300, "edge-old"), (NOW + 300, "edge-new")] {
         let ok = sign(&launch(), LAUNCH_URL, KEY, SECRET, ts, nonce);
         verify_body(&fx, LAUNCH_URL, &ok.form_body()).await.unwrap();
@@ -149,13 +213,19 @@ async fn timestamp_window_is_configurable_with_an_injected_clock() {
     let verifier = lti11::LaunchVerifier::new(fx.oauth().with_timestamp_window(60));
     let signed = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW - 61, "n-w");
     let err = verifier
-        .verify(&SignedRequest::form_post(LAUNCH_URL, signed.form_body().as_bytes()))
+        .verify(&SignedRequest::form_post(
+            LAUNCH_URL,
+            signed.form_body().as_bytes(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "timestamp_too_old");
     fx.clock.set(NOW - 30);
     verifier
-        .verify(&SignedRequest::form_post(LAUNCH_URL, signed.form_body().as_bytes()))
+        .verify(&SignedRequest::form_post(
+            LAUNCH_URL,
+            signed.form_body().as_bytes(),
+        ))
         .await
         .unwrap();
 }
@@ -174,7 +244,10 @@ async fn replayed_nonce_is_rejected_across_two_verifiers_sharing_a_store() {
     let first = fx.launches();
     let second = fx.launches();
     let body = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-shared").form_body();
-    first.verify(&SignedRequest::form_post(LAUNCH_URL, body.as_bytes())).await.unwrap();
+    first
+        .verify(&SignedRequest::form_post(LAUNCH_URL, body.as_bytes()))
+        .await
+        .unwrap();
     let err = second
         .verify(&SignedRequest::form_post(LAUNCH_URL, body.as_bytes()))
         .await
@@ -186,7 +259,15 @@ async fn replayed_nonce_is_rejected_across_two_verifiers_sharing_a_store() {
 async fn same_nonce_from_another_consumer_is_not_a_replay() {
     let fx = Fixture::new();
     let a = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-same").form_body();
-    let b = sign(&launch(), LAUNCH_URL, "other-key", "other-secret", NOW, "n-same").form_body();
+    let b = sign(
+        &launch(),
+        LAUNCH_URL,
+        "other-key",
+        "other-secret",
+        NOW,
+        "n-same",
+    )
+    .form_body();
     verify_body(&fx, LAUNCH_URL, &a).await.unwrap();
     verify_body(&fx, LAUNCH_URL, &b).await.unwrap();
 }
@@ -207,7 +288,14 @@ async fn body_hash_mismatch_and_absence_are_rejected() {
     let mut p = OAuthParams::new(NOW as u64);
     p.body_hash = Some(oauth::body_hash(body));
     let none: [(&str, &str); 0] = [];
-    let protocol = oauth::sign_params("POST", LAUNCH_URL, &none, &Credentials::new(KEY, SECRET), &p).unwrap();
+    let protocol = oauth::sign_params(
+        "POST",
+        LAUNCH_URL,
+        &none,
+        &Credentials::new(KEY, SECRET),
+        &p,
+    )
+    .unwrap();
     let header = oauth::authorization_header(&protocol);
     let req = SignedRequest {
         method: "POST",
@@ -224,22 +312,36 @@ async fn body_hash_mismatch_and_absence_are_rejected() {
 
     let mut p = OAuthParams::new(NOW as u64);
     p.nonce = "n-nohash".into();
-    let protocol = oauth::sign_params("POST", LAUNCH_URL, &none, &Credentials::new(KEY, SECRET), &p).unwrap();
+    let protocol = oauth::sign_params(
+        "POST",
+        LAUNCH_URL,
+        &none,
+        &Credentials::new(KEY, SECRET),
+        &p,
+    )
+    .unwrap();
     let header = oauth::authorization_header(&protocol);
     let missing = SignedRequest {
         authorization: Some(&header),
         ..ok
     };
-    assert_eq!(fx.oauth().verify(&missing).await.unwrap_err().code(), "missing_body_hash");
+    assert_eq!(
+        fx.oauth().verify(&missing).await.unwrap_err().code(),
+        "missing_body_hash"
+    );
 }
 
 #[tokio::test]
 async fn wrong_message_type_is_a_protocol_failure() {
     let fx = Fixture::new();
     let req = launch().param("lti_message_type", "ContentItemSelectionRequest");
-    let err = verify_body(&fx, LAUNCH_URL, &sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-7").form_body())
-        .await
-        .unwrap_err();
+    let err = verify_body(
+        &fx,
+        LAUNCH_URL,
+        &sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-7").form_body(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "wrong_message_type");
     assert_eq!(err.kind(), ErrorKind::Protocol);
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -250,7 +352,13 @@ async fn wrong_lti_version_is_rejected() {
     let fx = Fixture::new();
     let req = launch().param("lti_version", "LTI-2p0");
     let body = sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-8").form_body();
-    expect_code(&fx, &body, "unsupported_lti_version", StatusCode::BAD_REQUEST).await;
+    expect_code(
+        &fx,
+        &body,
+        "unsupported_lti_version",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -259,7 +367,15 @@ async fn missing_resource_link_id_is_rejected() {
     let req = launch().param("resource_link_id", "");
     let body = sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-9").form_body();
     let err = verify_body(&fx, LAUNCH_URL, &body).await.unwrap_err();
-    assert!(matches!(err, lti11::Error::MissingParameter { name: "resource_link_id" }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            lti11::Error::MissingParameter {
+                name: "resource_link_id"
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "missing_parameter");
 }
 
@@ -279,9 +395,17 @@ async fn absurd_protocol_values_are_rejected_before_any_store_lookup() {
         let fields: Vec<(String, String)> = signed
             .fields()
             .iter()
-            .map(|(k, v)| if k == name { (k.clone(), value.clone()) } else { (k.clone(), v.clone()) })
+            .map(|(k, v)| {
+                if k == name {
+                    (k.clone(), value.clone())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
             .collect();
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         let err = verify_body(&fx, LAUNCH_URL, &body).await.unwrap_err();
         assert_eq!(err.code(), "invalid_oauth_parameter", "{name}");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -299,15 +423,47 @@ async fn missing_duplicate_and_unsupported_oauth_parameters_are_rejected() {
             .extend_pairs(signed.fields().iter().filter(|(k, _)| k != name))
             .finish()
     };
-    for name in ["oauth_signature", "oauth_nonce", "oauth_timestamp", "oauth_consumer_key", "oauth_signature_method"] {
-        expect_code(&fx, &without(name), "missing_oauth_parameter", StatusCode::BAD_REQUEST).await;
+    for name in [
+        "oauth_signature",
+        "oauth_nonce",
+        "oauth_timestamp",
+        "oauth_consumer_key",
+        "oauth_signature_method",
+    ] {
+        expect_code(
+            &fx,
+            &without(name),
+            "missing_oauth_parameter",
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     }
     let dup = format!("{}&oauth_nonce=again", signed.form_body());
-    expect_code(&fx, &dup, "duplicate_oauth_parameter", StatusCode::BAD_REQUEST).await;
+    expect_code(
+        &fx,
+        &dup,
+        "duplicate_oauth_parameter",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let plaintext = signed.form_body().replace("HMAC-SHA1", "PLAINTEXT");
-    expect_code(&fx, &plaintext, "unsupported_signature_method", StatusCode::BAD_REQUEST).await;
-    let version = signed.form_body().replace("oauth_version=1.0", "oauth_version=2.0");
-    expect_code(&fx, &version, "unsupported_oauth_version", StatusCode::BAD_REQUEST).await;
+    expect_code(
+        &fx,
+        &plaintext,
+        "unsupported_signature_method",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let version = signed
+        .form_body()
+        .replace("oauth_version=1.0", "oauth_version=2.0");
+    expect_code(
+        &fx,
+        &version,
+        "unsupported_oauth_version",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert_eq!(fx.nonces.len(), 0);
 }
 
@@ -322,8 +478,15 @@ async fn oversized_launch_body_is_rejected() {
 async fn instance_guid_is_recorded_on_first_launch() {
     let fx = Fixture::new();
     let req = launch().param("tool_consumer_instance_guid", "lms.example.edu");
-    let l = verify_body(&fx, LAUNCH_URL, &sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-g").form_body())
-        .await
-        .unwrap();
-    assert_eq!(l.consumer().instance_guid.as_deref(), Some("lms.example.edu"));
+    let l = verify_body(
+        &fx,
+        LAUNCH_URL,
+        &sign(&req, LAUNCH_URL, KEY, SECRET, NOW, "n-g").form_body(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        l.consumer().instance_guid.as_deref(),
+        Some("lms.example.edu")
+    );
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lti_registry::{
-    Clock, Consumer, ConsumerStore, ManualClock, OAuth1NonceStore, RegistryError, Result, oauth1_nonce_digest,
+    Clock, Consumer, ConsumerStore, ManualClock, OAuth1NonceStore, RegistryError, Result,
+    oauth1_nonce_digest,
 };
 
 pub const NOW: i64 = 1_700_000_000;
@@ -27,11 +28,10 @@ impl TestConsumers {
     pub fn with(consumers: &[(&str, &str)]) -> Arc<Self> {
         let store = TestConsumers::default();
         for (k, s) in consumers {
-            store
-                .consumers
-                .lock()
-                .unwrap()
-                .insert((*k).to_owned(), Consumer::new(*k, *s, format!("consumer {k}"), 0));
+            store.consumers.lock().unwrap().insert(
+                (*k).to_owned(),
+                Consumer::new(*k, *s, format!("consumer {k}"), 0),
+            );
         }
         Arc::new(store)
     }
@@ -43,7 +43,10 @@ impl TestConsumers {
 #[async_trait]
 impl ConsumerStore for TestConsumers {
     async fn insert_consumer(&self, consumer: &Consumer) -> Result<()> {
-        self.consumers.lock().unwrap().insert(consumer.key.clone(), consumer.clone());
+        self.consumers
+            .lock()
+            .unwrap()
+            .insert(consumer.key.clone(), consumer.clone());
         Ok(())
     }
     async fn update_consumer(&self, consumer: &Consumer) -> Result<()> {
@@ -51,10 +54,15 @@ impl ConsumerStore for TestConsumers {
     }
     async fn get_consumer(&self, key: &str) -> Result<Consumer> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.consumers.lock().unwrap().get(key).cloned().ok_or_else(|| RegistryError::NotFound {
-            kind: "consumer",
-            id: key.to_owned(),
-        })
+        self.consumers
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound {
+                kind: "consumer",
+                id: key.to_owned(),
+            })
     }
     async fn find_consumer_by_guid(&self, guid: &str) -> Result<Option<Consumer>> {
         Ok(self
@@ -101,7 +109,10 @@ impl TestNonces {
         let mut seen = self.seen.lock().unwrap();
         seen.reserve(count);
         for i in 0..count {
-            seen.insert(oauth1_nonce_digest(KEY, &format!("preloaded-{i}")), expires_at);
+            seen.insert(
+                oauth1_nonce_digest(KEY, &format!("preloaded-{i}")),
+                expires_at,
+            );
         }
     }
     pub fn len(&self) -> usize {
@@ -111,7 +122,12 @@ impl TestNonces {
 
 #[async_trait]
 impl OAuth1NonceStore for TestNonces {
-    async fn record_oauth1_nonce(&self, consumer_key: &str, nonce: &str, expires_at: i64) -> Result<()> {
+    async fn record_oauth1_nonce(
+        &self,
+        consumer_key: &str,
+        nonce: &str,
+        expires_at: i64,
+    ) -> Result<()> {
         let now = self.clock.now();
         let mut seen = self.seen.lock().unwrap();
         let digest = oauth1_nonce_digest(consumer_key, nonce);
@@ -138,11 +154,16 @@ impl Fixture {
         let clock = ManualClock::new(NOW);
         let consumers = TestConsumers::with(&[(KEY, SECRET), ("other-key", "other-secret")]);
         let nonces = TestNonces::new(Arc::new(clock.clone()));
-        Fixture { clock, consumers, nonces }
+        Fixture {
+            clock,
+            consumers,
+            nonces,
+        }
     }
 
     pub fn oauth(&self) -> lti11::OAuthVerifier {
-        lti11::OAuthVerifier::new(self.consumers.clone(), self.nonces.clone()).with_clock(Arc::new(self.clock.clone()))
+        lti11::OAuthVerifier::new(self.consumers.clone(), self.nonces.clone())
+            .with_clock(Arc::new(self.clock.clone()))
     }
 
     pub fn launches(&self) -> lti11::LaunchVerifier {
