@@ -1,6 +1,9 @@
 //! The id_token claim set: claim URIs, typed claims and lenient decoding.
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::cell::Cell;
+
+use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -444,124 +447,218 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn take<T: DeserializeOwned>(
-    map: &mut Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<T>, MessageError> {
-    match map.remove(claim) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => T::deserialize(v)
-            .map(Some)
-            .map_err(|e| MessageError::MalformedClaim {
-                claim,
-                reason: e.to_string(),
-            }),
+/// Records which claim failed to decode, so errors can name it.
+type FailedClaim = Cell<Option<&'static str>>;
+
+/// Declares the known claims once: the decoder's key match and its
+/// duplicate-detection bits are generated from this list.
+macro_rules! known_claims {
+    ($( $field:ident => $key:expr, $kind:ident; )*) => {
+        struct ClaimsVisitor<'a> {
+            failed: &'a FailedClaim,
+        }
+
+        impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
+            type Value = IdTokenClaims;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdTokenClaims, A::Error> {
+                let mut c = IdTokenClaims::default();
+                let mut seen: u64 = 0;
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let mut bit = 1u64;
+                    $(
+                        if key == $key {
+                            if seen & bit != 0 {
+                                self.failed.set(Some($key));
+                                return Err(de::Error::custom("expected the claim once, found it twice"));
+                            }
+                            seen |= bit;
+                            c.$field = known_claims!(@value $kind, map, self.failed, $key)?;
+                            continue;
+                        }
+                        bit <<= 1;
+                    )*
+                    let _ = bit;
+                    let value: Value = map.next_value()?;
+                    c.extra.insert(key.into_owned(), value);
+                }
+                Ok(c)
+            }
+        }
+    };
+    (@value date, $map:ident, $failed:expr, $key:expr) => {
+        $map.next_value::<NumericDate>().map(|d| d.0).map_err(|e| {
+            $failed.set(Some($key));
+            e
+        })
+    };
+    (@value typed, $map:ident, $failed:expr, $key:expr) => {
+        $map.next_value().map_err(|e| {
+            $failed.set(Some($key));
+            e
+        })
+    };
+}
+
+known_claims! {
+    iss => "iss", typed;
+    sub => "sub", typed;
+    aud => "aud", typed;
+    azp => "azp", typed;
+    exp => "exp", date;
+    iat => "iat", date;
+    nonce => "nonce", typed;
+    name => "name", typed;
+    given_name => "given_name", typed;
+    family_name => "family_name", typed;
+    middle_name => "middle_name", typed;
+    picture => "picture", typed;
+    email => "email", typed;
+    locale => "locale", typed;
+    message_type => uri::MESSAGE_TYPE, typed;
+    version => uri::VERSION, typed;
+    deployment_id => uri::DEPLOYMENT_ID, typed;
+    target_link_uri => uri::TARGET_LINK_URI, typed;
+    resource_link => uri::RESOURCE_LINK, typed;
+    roles => uri::ROLES, typed;
+    role_scope_mentor => uri::ROLE_SCOPE_MENTOR, typed;
+    context => uri::CONTEXT, typed;
+    tool_platform => uri::TOOL_PLATFORM, typed;
+    launch_presentation => uri::LAUNCH_PRESENTATION, typed;
+    lis => uri::LIS, typed;
+    custom => uri::CUSTOM, typed;
+    for_user => uri::FOR_USER, typed;
+    lti1p1 => uri::LTI1P1, typed;
+    ext => uri::EXT, typed;
+    lti11_legacy_user_id => uri::LTI11_LEGACY_USER_ID, typed;
+    deep_linking_settings => uri::DEEP_LINKING_SETTINGS, typed;
+    ags_endpoint => uri::AGS_ENDPOINT, typed;
+    nrps => uri::NRPS, typed;
+    groups_service => uri::GROUPS_SERVICE, typed;
+    basic_outcome => uri::BASIC_OUTCOME, typed;
+    caliper_endpoint => uri::CALIPER_ENDPOINT, typed;
+}
+
+/// A map key, borrowed from the input when possible.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
-fn take_string(
-    map: &mut Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<String>, MessageError> {
-    match map.remove(claim) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(MessageError::MalformedClaim {
-            claim,
-            reason: format!("expected a string, found {}", json_type(&other)),
-        }),
+/// `exp`/`iat`: a JSON number of seconds (fractions truncated) or null.
+struct NumericDate(Option<i64>);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct DateVisitor;
+        impl Visitor<'_> for DateVisitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("seconds since the epoch as a number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                i64::try_from(v)
+                    .map(|v| NumericDate(Some(v)))
+                    .map_err(|_| E::custom(format!("expected seconds since the epoch, found {v}")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() && v.abs() < 9.0e15 {
+                    // Truncation toward zero is the intent: NumericDate fractions are dropped.
+                    Ok(NumericDate(Some(v as i64)))
+                } else {
+                    Err(E::custom(format!(
+                        "expected seconds since the epoch, found {v}"
+                    )))
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NumericDate, E> {
+                Ok(NumericDate(None))
+            }
+        }
+        d.deserialize_any(DateVisitor)
     }
 }
 
-fn take_numeric_date(
-    map: &mut Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<i64>, MessageError> {
-    match map.remove(claim) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| MessageError::MalformedClaim {
-                claim,
-                reason: format!("expected seconds since the epoch, found {n}"),
-            }),
-        Some(other) => Err(MessageError::MalformedClaim {
-            claim,
-            reason: format!("expected a number, found {}", json_type(&other)),
-        }),
+fn decode<'de, D: Deserializer<'de>>(
+    d: D,
+    failed: &FailedClaim,
+) -> Result<IdTokenClaims, D::Error> {
+    d.deserialize_map(ClaimsVisitor { failed })
+}
+
+fn malformed(failed: &FailedClaim, e: &serde_json::Error) -> MessageError {
+    MessageError::MalformedClaim {
+        claim: failed.get().unwrap_or("(payload)"),
+        reason: e.to_string(),
     }
 }
 
 impl IdTokenClaims {
     /// Decodes a claim set from a JSON value (which must be an object).
     pub fn from_value(value: Value) -> Result<Self, MessageError> {
-        match value {
-            Value::Object(map) => Self::from_map(map),
-            other => Err(MessageError::NotAnObject {
-                found: json_type(&other),
-            }),
+        if !value.is_object() {
+            return Err(MessageError::NotAnObject {
+                found: json_type(&value),
+            });
         }
+        let failed = FailedClaim::new(None);
+        decode(value, &failed).map_err(|e| malformed(&failed, &e))
     }
 
-    /// Decodes a claim set from JSON bytes.
+    /// Decodes a claim set from JSON bytes, without building an intermediate
+    /// `Value` for the known claims. A known claim that appears twice is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, MessageError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| MessageError::MalformedClaim {
-                claim: "(payload)",
-                reason: e.to_string(),
-            })?;
-        Self::from_value(value)
+        let failed = FailedClaim::new(None);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let claims = decode(&mut de, &failed).map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data && failed.get().is_none() {
+                // The top level was valid JSON of the wrong type.
+                let found = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b'[') => "an array",
+                    Some(b'"') => "a string",
+                    Some(b't' | b'f') => "a boolean",
+                    Some(b'n') => "null",
+                    _ => "a number",
+                };
+                MessageError::NotAnObject { found }
+            } else {
+                malformed(&failed, &e)
+            }
+        })?;
+        de.end()
+            .map_err(|e| malformed(&FailedClaim::new(None), &e))?;
+        Ok(claims)
     }
 
     /// Decodes a claim set from a JSON object.
-    pub fn from_map(mut m: Map<String, Value>) -> Result<Self, MessageError> {
-        let m = &mut m;
-        let claims = Self {
-            iss: take_string(m, "iss")?,
-            sub: take_string(m, "sub")?,
-            aud: take(m, "aud")?,
-            azp: take_string(m, "azp")?,
-            exp: take_numeric_date(m, "exp")?,
-            iat: take_numeric_date(m, "iat")?,
-            nonce: take_string(m, "nonce")?,
-            name: take_string(m, "name")?,
-            given_name: take_string(m, "given_name")?,
-            family_name: take_string(m, "family_name")?,
-            middle_name: take_string(m, "middle_name")?,
-            picture: take_string(m, "picture")?,
-            email: take_string(m, "email")?,
-            locale: take_string(m, "locale")?,
-            message_type: take_string(m, uri::MESSAGE_TYPE)?,
-            version: take_string(m, uri::VERSION)?,
-            deployment_id: take_string(m, uri::DEPLOYMENT_ID)?,
-            target_link_uri: take_string(m, uri::TARGET_LINK_URI)?,
-            resource_link: take(m, uri::RESOURCE_LINK)?,
-            roles: take(m, uri::ROLES)?,
-            role_scope_mentor: take(m, uri::ROLE_SCOPE_MENTOR)?,
-            context: take(m, uri::CONTEXT)?,
-            tool_platform: take(m, uri::TOOL_PLATFORM)?,
-            launch_presentation: take(m, uri::LAUNCH_PRESENTATION)?,
-            lis: take(m, uri::LIS)?,
-            custom: take(m, uri::CUSTOM)?,
-            for_user: take(m, uri::FOR_USER)?,
-            lti1p1: take(m, uri::LTI1P1)?,
-            ext: take(m, uri::EXT)?,
-            lti11_legacy_user_id: take_string(m, uri::LTI11_LEGACY_USER_ID)?,
-            deep_linking_settings: take(m, uri::DEEP_LINKING_SETTINGS)?,
-            ags_endpoint: take(m, uri::AGS_ENDPOINT)?,
-            nrps: take(m, uri::NRPS)?,
-            groups_service: take(m, uri::GROUPS_SERVICE)?,
-            basic_outcome: take(m, uri::BASIC_OUTCOME)?,
-            caliper_endpoint: take(m, uri::CALIPER_ENDPOINT)?,
-            extra: std::mem::take(m),
-        };
-        Ok(claims)
+    pub fn from_map(map: Map<String, Value>) -> Result<Self, MessageError> {
+        Self::from_value(Value::Object(map))
     }
 
     /// Encodes the claim set as a JSON object (known claims first, then unknown ones).
@@ -658,8 +755,11 @@ impl Serialize for IdTokenClaims {
 
 impl<'de> Deserialize<'de> for IdTokenClaims {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = Map::<String, Value>::deserialize(d)?;
-        Self::from_map(map).map_err(serde::de::Error::custom)
+        let failed = FailedClaim::new(None);
+        decode(d, &failed).map_err(|e| match failed.get() {
+            Some(claim) => de::Error::custom(format!("claim `{claim}` is malformed: {e}")),
+            None => e,
+        })
     }
 }
 

@@ -337,3 +337,53 @@ fn long_attacker_values_are_truncated_in_errors() {
     let err = LtiMessage::from_value(v, &ValidationOptions::default()).unwrap_err();
     assert!(err.to_string().len() < 200, "{}", err.to_string().len());
 }
+
+#[test]
+fn byte_input_refuses_duplicated_known_claims_non_objects_and_trailing_data() {
+    let dup = br#"{"sub":"a","sub":"b"}"#;
+    let err = IdTokenClaims::from_slice(dup).unwrap_err();
+    assert!(
+        matches!(err, MessageError::MalformedClaim { claim: "sub", .. }),
+        "{err}"
+    );
+    let dup_version = format!(r#"{{"{v}":"1.3.0","{v}":"1.1"}}"#, v = uri::VERSION);
+    let err = IdTokenClaims::from_slice(dup_version.as_bytes()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MessageError::MalformedClaim {
+                claim: uri::VERSION,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        IdTokenClaims::from_slice(b" [1]").unwrap_err(),
+        MessageError::NotAnObject { found: "an array" }
+    );
+    assert_eq!(
+        IdTokenClaims::from_slice(b"42").unwrap_err(),
+        MessageError::NotAnObject { found: "a number" }
+    );
+    assert_eq!(
+        IdTokenClaims::from_slice(b"{} x").unwrap_err().code(),
+        "malformed_claim"
+    );
+    let bad_exp = br#"{"exp":"soon"}"#;
+    let err = IdTokenClaims::from_slice(bad_exp).unwrap_err();
+    assert!(
+        matches!(err, MessageError::MalformedClaim { claim: "exp", .. }),
+        "{err}"
+    );
+    // Unknown duplicated claims: the last value wins, as in JSON objects generally.
+    let claims = IdTokenClaims::from_slice(br#"{"x":1,"x":2}"#).unwrap();
+    assert_eq!(claims.extra["x"], 2);
+}
+
+#[test]
+fn bytes_and_values_decode_to_the_same_claims() {
+    let v = submission_review();
+    let from_bytes = IdTokenClaims::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(from_bytes, IdTokenClaims::from_value(v).unwrap());
+}
