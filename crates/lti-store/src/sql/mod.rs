@@ -267,7 +267,7 @@ impl Driver {
             let m = |e| map_err(backend, e);
             let mut tx = begin(pool).await.map_err(m)?;
             if backend == "postgres" {
-                sqlx::query("SELECT pg_advisory_xact_lock(7_454_950)")
+                sqlx::query("SELECT pg_advisory_xact_lock(7454950)")
                     .execute(&mut *tx)
                     .await
                     .map_err(m)?;

@@ -1,0 +1,118 @@
+//! The shared conformance suite run against every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
+
+mod common;
+
+use common::Harness;
+
+/// One test per suite function for a backend; `$make` returns `None` (after
+/// printing why) when the backend's server is not configured.
+macro_rules! suite {
+    ($backend:ident, $make:path, [$($check:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    let Some(h) = $make().await else { return };
+                    common::$check(&h).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    memory,
+    Harness::memory,
+    [
+        registration_crud_and_lookups,
+        deployment_policies,
+        auto_registration_is_opt_in_and_persisted,
+        key_rotation_order,
+        consumers_get_or_supplement,
+        state_is_consumed_exactly_once,
+        state_expires,
+        nonce_replay_is_rejected,
+        nonces_expire,
+        launch_data_round_trips_and_expires,
+        racers_have_exactly_one_winner,
+    ]
+);
+
+suite!(
+    sqlite_memory,
+    Harness::sqlite_memory,
+    [
+        registration_crud_and_lookups,
+        deployment_policies,
+        auto_registration_is_opt_in_and_persisted,
+        key_rotation_order,
+        consumers_get_or_supplement,
+        state_is_consumed_exactly_once,
+        state_expires,
+        nonce_replay_is_rejected,
+        nonces_expire,
+        launch_data_round_trips_and_expires,
+        racers_have_exactly_one_winner,
+    ]
+);
+
+suite!(
+    sqlite_file,
+    Harness::sqlite_file,
+    [
+        registration_crud_and_lookups,
+        deployment_policies,
+        auto_registration_is_opt_in_and_persisted,
+        key_rotation_order,
+        consumers_get_or_supplement,
+        secrets_are_encrypted_at_rest,
+        state_is_consumed_exactly_once,
+        state_expires,
+        nonce_replay_is_rejected,
+        nonces_expire,
+        launch_data_round_trips_and_expires,
+        racers_have_exactly_one_winner,
+    ]
+);
+
+suite!(
+    postgres,
+    Harness::postgres,
+    [
+        registration_crud_and_lookups,
+        deployment_policies,
+        auto_registration_is_opt_in_and_persisted,
+        key_rotation_order,
+        consumers_get_or_supplement,
+        secrets_are_encrypted_at_rest,
+        state_is_consumed_exactly_once,
+        state_expires,
+        nonce_replay_is_rejected,
+        nonces_expire,
+        launch_data_round_trips_and_expires,
+        racers_have_exactly_one_winner,
+    ]
+);
+
+// Redis keeps only the short-lived records.
+suite!(
+    redis,
+    Harness::redis,
+    [
+        state_is_consumed_exactly_once,
+        state_expires,
+        nonce_replay_is_rejected,
+        nonces_expire,
+        launch_data_round_trips_and_expires,
+        racers_have_exactly_one_winner,
+    ]
+);
