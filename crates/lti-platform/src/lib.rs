@@ -1,1 +1,19 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod error;
+mod keys;
+mod platform;
+mod registry;
+mod secret;
+pub mod services;
+mod token;
+mod web;
+
+pub use error::{PlatformError, Result};
+pub use keys::PlatformKeys;
+pub use platform::{MemoryReplayStore, Platform, PlatformConfig, ReplayStore, TOOL_ALGORITHMS};
+pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry};
+pub use secret::{MIN_SECRET_LEN, PlatformSecret};
+pub use token::{AccessGrant, CLIENT_ASSERTION_TYPE, TokenRequest, TokenResponse};
+pub use web::{MAX_BODY_BYTES, append_query, auto_submit_form, html_escape};

@@ -1,0 +1,213 @@
+//! AGS and NRPS endpoints over small application traits.
+//!
+//! Routes, relative to [`crate::PlatformConfig::services_base_url`] (`{context}` and
+//! `{item}` are percent-encoded path segments):
+//!
+//! | Method | Path | Scope |
+//! |---|---|---|
+//! | GET, POST | `/{context}/lineitems` | lineitem (GET also lineitem.readonly) |
+//! | GET, PUT, DELETE | `/{context}/lineitems/{item}` | lineitem (GET also lineitem.readonly) |
+//! | POST | `/{context}/lineitems/{item}/scores` | score |
+//! | GET | `/{context}/lineitems/{item}/results` | result.readonly |
+//! | GET | `/{context}/memberships` | contextmembership.readonly |
+//!
+//! Collections take `limit` and `offset` and answer with `Link: <…>; rel="next"` while
+//! more remain.
+
+mod ags;
+mod grade_book;
+mod nrps;
+mod roster;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+pub use grade_book::{
+    GradeBook, ItemOwner, LineItemFilter, LineItemRecord, MemoryGradeBook, ResultRecord,
+    ScoreOutcome,
+};
+pub use roster::{MemberQuery, MemoryRoster, Roster, RosterMember, RosterPage, role_matches};
+
+use crate::error::{PlatformError, Result};
+use crate::platform::Platform;
+use crate::web;
+
+/// A page request: skip `offset` items, return at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items to skip.
+    pub offset: usize,
+    /// Largest number of items to return.
+    pub limit: usize,
+}
+
+/// One page of a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Whether items remain after this page.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Cuts one page out of a complete, ordered list.
+    pub fn from_all(all: impl IntoIterator<Item = T>, page: PageRequest) -> Self {
+        let mut items: Vec<T> = all
+            .into_iter()
+            .skip(page.offset)
+            .take(page.limit.saturating_add(1))
+            .collect();
+        let has_more = items.len() > page.limit;
+        items.truncate(page.limit);
+        Self { items, has_more }
+    }
+}
+
+/// Characters escaped in a path segment we generate.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub(crate) fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+fn decode_segment(s: &str) -> Result<String> {
+    let decoded = percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| PlatformError::NotFound { what: "resource" })?;
+    if decoded.is_empty() {
+        return Err(PlatformError::NotFound { what: "resource" });
+    }
+    Ok(decoded.into_owned())
+}
+
+/// A parsed service route.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    LineItems { context: String },
+    LineItem { context: String, item: String },
+    Scores { context: String, item: String },
+    Results { context: String, item: String },
+    Memberships { context: String },
+}
+
+impl Route {
+    pub(crate) fn parse(base_path: &str, path: &str) -> Option<Route> {
+        let rest = path.strip_prefix(base_path)?.strip_prefix('/')?;
+        let segs: Vec<&str> = rest.split('/').collect();
+        let seg = |i: usize| -> Option<String> { segs.get(i).and_then(|s| decode_segment(s).ok()) };
+        match segs.as_slice() {
+            [_, "lineitems"] => Some(Route::LineItems { context: seg(0)? }),
+            [_, "lineitems", _] => Some(Route::LineItem {
+                context: seg(0)?,
+                item: seg(2)?,
+            }),
+            [_, "lineitems", _, "scores"] => Some(Route::Scores {
+                context: seg(0)?,
+                item: seg(2)?,
+            }),
+            [_, "lineitems", _, "results"] => Some(Route::Results {
+                context: seg(0)?,
+                item: seg(2)?,
+            }),
+            [_, "memberships"] => Some(Route::Memberships { context: seg(0)? }),
+            _ => None,
+        }
+    }
+}
+
+impl Platform {
+    /// The line item container URL of `context_id` (the AGS claim's `lineitems`).
+    pub fn line_items_url(&self, context_id: &str) -> String {
+        format!(
+            "{}/{}/lineitems",
+            self.config.services_base_url,
+            encode_segment(context_id)
+        )
+    }
+
+    /// The URL of line item `item_id` in `context_id` (the AGS claim's `lineitem`).
+    pub fn line_item_url(&self, context_id: &str, item_id: &str) -> String {
+        format!(
+            "{}/{}",
+            self.line_items_url(context_id),
+            encode_segment(item_id)
+        )
+    }
+
+    /// The NRPS membership URL of `context_id`.
+    pub fn memberships_url(&self, context_id: &str) -> String {
+        format!(
+            "{}/{}/memberships",
+            self.config.services_base_url,
+            encode_segment(context_id)
+        )
+    }
+
+    /// Serves every AGS and NRPS route (see the module docs). Errors become JSON bodies
+    /// `{"error", "error_description"}` with the error's status; a path outside the
+    /// routes is a 404.
+    pub async fn services_endpoint(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        match self.serve(req).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                tracing::debug!(code = err.code(), "service request refused");
+                web::service_error(&err)
+            }
+        }
+    }
+
+    async fn serve(&self, req: &Request<Bytes>) -> Result<Response<Bytes>> {
+        let route = Route::parse(self.config.services_base_path(), req.uri().path()).ok_or(
+            PlatformError::NotFound {
+                what: "service route",
+            },
+        )?;
+        match route {
+            Route::LineItems { context } => self.line_items_route(req, &context).await,
+            Route::LineItem { context, item } => self.line_item_route(req, &context, &item).await,
+            Route::Scores { context, item } => self.scores_route(req, &context, &item).await,
+            Route::Results { context, item } => self.results_route(req, &context, &item).await,
+            Route::Memberships { context } => self.memberships_route(req, &context).await,
+        }
+    }
+
+    /// Reads `limit` and `offset` from the query.
+    pub(crate) fn page_request(&self, params: &web::Params) -> Result<PageRequest> {
+        let number = |name: &'static str| -> Result<Option<usize>> {
+            match params.get(name) {
+                None | Some("") => Ok(None),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map(Some)
+                    .map_err(|_| PlatformError::param(name, "a non-negative integer", v)),
+            }
+        };
+        let limit = match number("limit")? {
+            Some(0) => return Err(PlatformError::param("limit", "a positive integer", "0")),
+            Some(n) => n.min(self.config.max_page_size),
+            None => self.config.default_page_size,
+        };
+        Ok(PageRequest {
+            offset: number("offset")?.unwrap_or(0),
+            limit,
+        })
+    }
+}
+
+/// `Link` header value for the next page: the request URL with `offset` advanced.
+pub(crate) fn next_link(url_base: &str, query: &[(&str, String)], page: PageRequest) -> String {
+    let mut params: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| *k != "offset" && *k != "limit")
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    params.push(("limit".to_owned(), page.limit.to_string()));
+    params.push(("offset".to_owned(), (page.offset + page.limit).to_string()));
+    format!("<{}>; rel=\"next\"", web::append_query(url_base, &params))
+}

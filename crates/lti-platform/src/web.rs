@@ -1,0 +1,287 @@
+//! Framework-neutral HTTP helpers: parameter parsing, media types, HTML forms, responses.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+
+use crate::error::{PlatformError, Result, clip};
+
+/// Largest form or JSON body any endpoint reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// `application/x-www-form-urlencoded`.
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Request parameters with single-valued access (duplicates are refused).
+#[derive(Debug, Default)]
+pub(crate) struct Params(HashMap<String, String>);
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text; a repeated name is an error.
+    pub(crate) fn parse(raw: &[u8]) -> Result<Self> {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw) {
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(PlatformError::DuplicateParameter { name: clip(&k) });
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// Reads the parameters of a GET (query) or POST (form body) request.
+    pub(crate) fn from_request(req: &Request<Bytes>, allow_get: bool) -> Result<Self> {
+        if req.method() == Method::POST {
+            check_body_size(req.body())?;
+            require_content_type(req.headers(), FORM)?;
+            Self::parse(req.body())
+        } else if allow_get && req.method() == Method::GET {
+            Self::parse(req.uri().query().unwrap_or("").as_bytes())
+        } else {
+            Err(PlatformError::MethodNotAllowed {
+                expected: if allow_get { "GET or POST" } else { "POST" },
+                found: clip(req.method().as_str()),
+            })
+        }
+    }
+
+    /// The query string of `req`, parsed.
+    pub(crate) fn query(req: &Request<Bytes>) -> Result<Self> {
+        Self::parse(req.uri().query().unwrap_or("").as_bytes())
+    }
+
+    /// An optional parameter.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A required, non-empty parameter.
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str> {
+        match self.get(name) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(PlatformError::MissingParameter { name }),
+        }
+    }
+}
+
+pub(crate) fn check_body_size(body: &Bytes) -> Result<()> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(PlatformError::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+            found: body.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The media type of a Content-Type value, without parameters, lowercased.
+fn essence(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Refuses a request whose Content-Type is not `expected` (415).
+pub(crate) fn require_content_type(headers: &HeaderMap, expected: &'static str) -> Result<()> {
+    let found = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if essence(found) == expected {
+        Ok(())
+    } else {
+        Err(PlatformError::UnsupportedMediaType {
+            expected,
+            found: if found.is_empty() {
+                "no Content-Type".to_owned()
+            } else {
+                clip(found)
+            },
+        })
+    }
+}
+
+/// Refuses a request whose Accept header rules out `produced` (406). A missing Accept
+/// header accepts anything; `*/*`, `type/*`, `application/json` and the exact type match.
+pub(crate) fn require_accept(headers: &HeaderMap, produced: &'static str) -> Result<()> {
+    let values: Vec<&str> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let (main, _) = produced.split_once('/').unwrap_or((produced, ""));
+    let acceptable = values.iter().flat_map(|v| v.split(',')).any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        !refused
+            && (media == "*/*"
+                || media == produced
+                || media == "application/json"
+                || media == format!("{main}/*"))
+    });
+    if acceptable {
+        Ok(())
+    } else {
+        Err(PlatformError::NotAcceptable {
+            expected: produced,
+            found: clip(&values.join(", ")),
+        })
+    }
+}
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An HTML page with a form that posts `fields` to `action` and submits itself by script;
+/// a visible button lets users without script continue.
+pub fn auto_submit_form(action: &str, fields: &[(String, String)], title: &str) -> String {
+    let mut html = String::with_capacity(
+        512 + fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum::<usize>(),
+    );
+    html.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+    html.push_str(&html_escape(title));
+    html.push_str("</title></head><body>\n<form id=\"lti-autosubmit\" method=\"post\" action=\"");
+    html.push_str(&html_escape(action));
+    html.push_str("\">\n");
+    for (name, value) in fields {
+        html.push_str("<input type=\"hidden\" name=\"");
+        html.push_str(&html_escape(name));
+        html.push_str("\" value=\"");
+        html.push_str(&html_escape(value));
+        html.push_str("\">\n");
+    }
+    html.push_str("<button type=\"submit\">Continue</button>\n</form>\n<script>document.getElementById(\"lti-autosubmit\").submit();</script>\n</body></html>\n");
+    html
+}
+
+/// Appends `params` to `url` as a query string (after any existing query).
+pub fn append_query(url: &str, params: &[(String, String)]) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    let query = ser.finish();
+    let mut out = String::with_capacity(url.len() + query.len() + 2);
+    out.push_str(base);
+    if !query.is_empty() {
+        out.push(if base.contains('?') { '&' } else { '?' });
+        out.push_str(&query);
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A response with `status`, `content_type` and `body`, never cached.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Bytes> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        headers.insert(CONTENT_TYPE, v);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A 200 HTML page.
+pub(crate) fn html_response(status: StatusCode, html: String) -> Response<Bytes> {
+    response(status, "text/html; charset=utf-8", html)
+}
+
+/// A JSON response.
+pub(crate) fn json_response(
+    status: StatusCode,
+    content_type: &str,
+    value: &impl serde::Serialize,
+) -> Response<Bytes> {
+    match serde_json::to_vec(value) {
+        Ok(body) => response(status, content_type, body),
+        // Plain data always serializes; answer something sane rather than panic.
+        Err(_) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            "serialization failed",
+        ),
+    }
+}
+
+/// The standard JSON error body for service endpoints: `{"error": code, "error_description": msg}`.
+pub(crate) fn service_error(err: &PlatformError) -> Response<Bytes> {
+    let body = serde_json::json!({
+        "error": err.code(),
+        "error_description": err.to_string(),
+    });
+    let mut resp = json_response(err.http_status(), "application/json", &body);
+    match err {
+        PlatformError::InvalidAccessToken { .. } => {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        PlatformError::InsufficientScope { .. } => {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
+            );
+        }
+        PlatformError::MethodNotAllowed { expected, .. } => {
+            let allow = expected.replace(" or ", ", ");
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert(http::header::ALLOW, v);
+            }
+        }
+        _ => {}
+    }
+    resp
+}
+
+/// A plain HTML error page for browser-facing endpoints.
+pub(crate) fn error_page(err: &PlatformError) -> Response<Bytes> {
+    let status = err.http_status();
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>LTI request refused</title></head><body><h1>LTI request refused</h1><p>{}</p><p><code>{}</code></p></body></html>\n",
+        html_escape(&err.to_string()),
+        err.code()
+    );
+    html_response(status, html)
+}
