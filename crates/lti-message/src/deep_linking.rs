@@ -514,3 +514,92 @@ impl DeepLinkingResponseBuilder {
         m
     }
 }
+
+/// A decoded `LtiDeepLinkingResponse` (platform side), after the JWT was verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepLinkingResponse {
+    /// The deployment id (same as the request's).
+    pub deployment_id: String,
+    /// The returned items (may be empty: nothing selected).
+    pub content_items: Vec<ContentItem>,
+    /// The echoed `data`.
+    pub data: Option<String>,
+    /// User-visible message.
+    pub msg: Option<String>,
+    /// Log text.
+    pub log: Option<String>,
+    /// User-visible error message.
+    pub errormsg: Option<String>,
+    /// Error log text.
+    pub errorlog: Option<String>,
+}
+
+impl DeepLinkingResponse {
+    /// Decodes the LTI claims of a verified deep-linking response: message type
+    /// `LtiDeepLinkingResponse`, version `1.3.0` and a non-empty deployment_id
+    /// are required; an absent `content_items` claim means no item.
+    pub fn from_claims(claims: &Map<String, Value>) -> Result<Self, MessageError> {
+        use crate::error::{RequiredClaim, excerpt};
+        let text = |claim: &'static str| -> Result<Option<String>, MessageError> {
+            match claims.get(claim) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(MessageError::MalformedClaim {
+                    claim,
+                    reason: "expected a string, found another JSON type".into(),
+                }),
+            }
+        };
+        let message_type = text(uri::MESSAGE_TYPE)?
+            .ok_or(MessageError::MissingClaim(RequiredClaim::MessageType))?;
+        if message_type != uri::MSG_DEEP_LINKING_RESPONSE {
+            return Err(MessageError::WrongMessageType {
+                expected: uri::MSG_DEEP_LINKING_RESPONSE,
+                found: excerpt(&message_type),
+            });
+        }
+        let version =
+            text(uri::VERSION)?.ok_or(MessageError::MissingClaim(RequiredClaim::Version))?;
+        if version != uri::LTI_VERSION {
+            return Err(MessageError::InvalidVersion {
+                found: excerpt(&version),
+            });
+        }
+        let deployment_id = text(uri::DEPLOYMENT_ID)?
+            .ok_or(MessageError::MissingClaim(RequiredClaim::DeploymentId))?;
+        if deployment_id.is_empty() {
+            return Err(MessageError::EmptyDeploymentId);
+        }
+        let content_items = match claims.get(uri::DL_CONTENT_ITEMS) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => {
+                Vec::<ContentItem>::deserialize(v).map_err(|e| MessageError::MalformedClaim {
+                    claim: uri::DL_CONTENT_ITEMS,
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        Ok(Self {
+            deployment_id,
+            content_items,
+            data: text(uri::DL_DATA)?,
+            msg: text(uri::DL_MSG)?,
+            log: text(uri::DL_LOG)?,
+            errormsg: text(uri::DL_ERRORMSG)?,
+            errorlog: text(uri::DL_ERRORLOG)?,
+        })
+    }
+
+    /// Checks the response against the settings the platform sent: `data`
+    /// echoed unchanged, and every item accepted (type, multiplicity, line
+    /// item, presentation targets, own rules).
+    pub fn check_against(&self, settings: &DeepLinkingSettings) -> Result<(), MessageError> {
+        if self.data != settings.data {
+            return Err(MessageError::DataMismatch);
+        }
+        for (i, item) in self.content_items.iter().enumerate() {
+            item.check_accepted(settings, i)?;
+        }
+        Ok(())
+    }
+}

@@ -140,6 +140,11 @@ pub enum MessageError {
         /// The targets the platform accepts.
         accepted: Vec<String>,
     },
+    /// A deep-linking response does not echo the request's `data` unchanged.
+    #[error(
+        "expected the deep-linking response to echo the request's data unchanged, found a different value"
+    )]
+    DataMismatch,
     /// A content item or wire object violates a rule of its own.
     #[error("invalid {what}: {reason}")]
     InvalidItem {
@@ -190,6 +195,7 @@ impl MessageError {
             Self::MultipleItemsNotAccepted => "multiple_items_not_accepted",
             Self::LineItemNotAccepted => "line_item_not_accepted",
             Self::PresentationTargetNotAccepted { .. } => "presentation_target_not_accepted",
+            Self::DataMismatch => "data_mismatch",
             Self::InvalidItem { .. } => "invalid_item",
             Self::InvalidTimestamp { .. } => "invalid_timestamp",
             Self::MissingParameters { .. } => "missing_parameters",

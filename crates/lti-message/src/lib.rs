@@ -13,7 +13,9 @@ mod time;
 
 pub use claims::{Audience, IdTokenClaims, uri};
 pub use context::ContextType;
-pub use deep_linking::{ContentItem, DeepLinkingResponseBuilder, DeepLinkingSettings};
+pub use deep_linking::{
+    ContentItem, DeepLinkingResponse, DeepLinkingResponseBuilder, DeepLinkingSettings,
+};
 pub use error::{MessageError, RequiredClaim};
 pub use message::{
     LtiDeepLinkingRequest, LtiMessage, LtiResourceLinkRequest, LtiSubmissionReviewRequest,

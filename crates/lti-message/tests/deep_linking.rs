@@ -6,7 +6,8 @@ use lti_message::deep_linking::{
     LtiResourceLinkItem, TimeWindow, Window,
 };
 use lti_message::{
-    ContentItem, DeepLinkingResponseBuilder, DeepLinkingSettings, MessageError, Timestamp, uri,
+    ContentItem, DeepLinkingResponse, DeepLinkingResponseBuilder, DeepLinkingSettings,
+    MessageError, Timestamp, uri,
 };
 use serde_json::{Value, json};
 
@@ -333,4 +334,73 @@ fn unknown_content_item_types_are_refused_when_parsing() {
     assert!(err.unwrap_err().to_string().contains("ltiAssetProcessor"));
     let err = serde_json::from_value::<ContentItem>(json!({ "type": "link" }));
     assert!(err.unwrap_err().to_string().contains("url"));
+}
+
+#[test]
+fn the_platform_decodes_and_checks_a_built_response() {
+    let s = permissive();
+    let mut b = DeepLinkingResponseBuilder::new(&s, "dep-7");
+    b.add_item(link("https://a.example")).unwrap();
+    b.add_item(ContentItem::LtiResourceLink(resource_link()))
+        .unwrap();
+    let claims = b.msg("done").build();
+    let r = DeepLinkingResponse::from_claims(&claims).unwrap();
+    assert_eq!(r.deployment_id, "dep-7");
+    assert_eq!(r.content_items.len(), 2);
+    assert_eq!(r.msg.as_deref(), Some("done"));
+    r.check_against(&s).unwrap();
+
+    // A response for stricter settings: multiplicity is checked item by item.
+    let single =
+        settings(json!({ "accept_types": ["link", "ltiResourceLink"], "data": "csrf-123" }));
+    assert_eq!(
+        r.check_against(&single).unwrap_err(),
+        MessageError::MultipleItemsNotAccepted
+    );
+    // data must be echoed unchanged.
+    let other_data = settings(
+        json!({ "accept_types": ["link", "ltiResourceLink"], "accept_multiple": true, "data": "other" }),
+    );
+    assert_eq!(
+        r.check_against(&other_data).unwrap_err().code(),
+        "data_mismatch"
+    );
+}
+
+#[test]
+fn the_platform_refuses_malformed_responses_with_specific_errors() {
+    let base = DeepLinkingResponseBuilder::new(&permissive(), "d").build();
+    let with = |k: &str, v: Value| {
+        let mut m = base.clone();
+        m.insert(k.to_owned(), v);
+        m
+    };
+    let code = |m: &serde_json::Map<String, Value>| {
+        DeepLinkingResponse::from_claims(m).unwrap_err().code()
+    };
+    assert_eq!(
+        code(&with(uri::MESSAGE_TYPE, json!("LtiResourceLinkRequest"))),
+        "wrong_message_type"
+    );
+    assert_eq!(code(&with(uri::VERSION, json!("1.1"))), "invalid_version");
+    assert_eq!(
+        code(&with(uri::DEPLOYMENT_ID, json!(""))),
+        "empty_deployment_id"
+    );
+    assert_eq!(
+        code(&with(uri::DL_CONTENT_ITEMS, json!([{ "type": "bogus" }]))),
+        "malformed_claim"
+    );
+    assert_eq!(code(&with(uri::DL_MSG, json!(5))), "malformed_claim");
+    let mut no_deployment = base.clone();
+    no_deployment.remove(uri::DEPLOYMENT_ID);
+    assert_eq!(code(&no_deployment), "missing_claim:deployment_id");
+    let mut no_items = base.clone();
+    no_items.remove(uri::DL_CONTENT_ITEMS);
+    assert!(
+        DeepLinkingResponse::from_claims(&no_items)
+            .unwrap()
+            .content_items
+            .is_empty()
+    );
 }
