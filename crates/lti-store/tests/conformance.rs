@@ -21,8 +21,14 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $check() {
                     let Some(h) = $make().await else { return };
-                    common::$check(&h).await;
+                    let h = std::sync::Arc::new(h);
+                    let run = h.clone();
+                    // Run in a task so the backend is cleaned up even when the check panics.
+                    let outcome = tokio::spawn(async move { common::$check(&run).await }).await;
                     h.cleanup().await;
+                    if let Err(e) = outcome {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
                 }
             )*
         }

@@ -251,7 +251,7 @@ impl Harness {
         out
     }
 
-    pub(crate) async fn cleanup(self) {
+    pub(crate) async fn cleanup(&self) {
         if let Some(path) = &self.sqlite_path {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -1,0 +1,439 @@
+//! Backend-specific behaviour: URL selection, pairing backends, SQLite files
+//! and migrations, Redis key layout, and outages (fail closed, then recover).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Harness, ISS, cipher, registration, server_url, state, unique};
+use lti_registry::{Clock, LaunchState, ManualClock, RegistryError, Store};
+use lti_store::{OpenOptions, open, open_split};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+fn options() -> OpenOptions {
+    OpenOptions::new(cipher()).with_timeout(Duration::from_secs(1))
+}
+
+fn launch_state(value: &str, now: i64) -> LaunchState {
+    LaunchState::new(
+        value,
+        "n",
+        ISS,
+        "c",
+        "https://tool.example/launch",
+        now,
+        300,
+    )
+}
+
+/// A loopback port nothing listens on.
+async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn unknown_url_scheme_is_rejected_as_invalid_input() {
+    for url in ["mysql://localhost/db", "", "file:///etc/lti.toml"] {
+        match open(url, &options()).await.unwrap_err() {
+            RegistryError::InvalidInput { field, .. } => assert_eq!(field, "storage url"),
+            other => panic!("expected InvalidInput for {url:?}, found {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unreachable_postgres_fails_with_store_unavailable() {
+    let url = format!("postgres://root@127.0.0.1:{}/test", closed_port().await);
+    let err = open(&url, &options()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::StoreUnavailable {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status_hint(), 503);
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_with_store_unavailable() {
+    let url = format!("redis://127.0.0.1:{}", closed_port().await);
+    let err = open(&url, &options()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::StoreUnavailable {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn split_store_takes_short_lived_records_from_the_second_url() {
+    let opts = options();
+    let split = open_split("sqlite::memory:", Some("memory://"), &opts)
+        .await
+        .unwrap();
+    split
+        .registrations
+        .insert_registration(&registration("c1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        split
+            .registrations
+            .find_by_issuer(ISS)
+            .await
+            .unwrap()
+            .client_id,
+        "c1"
+    );
+    let exp = opts.clock.now() + 60;
+    split.nonces.record_nonce(ISS, "n1", exp).await.unwrap();
+    assert!(matches!(
+        split.nonces.record_nonce(ISS, "n1", exp).await.unwrap_err(),
+        RegistryError::NonceReplayed { .. }
+    ));
+    // Without a nonce URL, everything comes from the first.
+    let single = open_split("memory://", None, &opts).await.unwrap();
+    single.nonces.record_nonce(ISS, "n1", exp).await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schema() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_reopen")));
+    let url = format!("sqlite://{}", path.display());
+    let opts = options();
+    {
+        let store = open(&url, &opts).await.unwrap();
+        store
+            .registrations
+            .insert_registration(&registration("c1"))
+            .await
+            .unwrap();
+    }
+    let store = open(&url, &opts).await.unwrap();
+    assert_eq!(
+        store
+            .registrations
+            .get_registration(ISS, "c1")
+            .await
+            .unwrap()
+            .client_id,
+        "c1"
+    );
+
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM lti_schema_version")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(version, 1);
+    sqlx::query("INSERT INTO lti_schema_version (version) VALUES (99)")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    match open(&url, &opts).await.unwrap_err() {
+        RegistryError::Corrupt { kind, reason, .. } => {
+            assert_eq!(kind, "schema");
+            assert!(reason.contains("found 99"), "{reason}");
+        }
+        other => panic!("expected Corrupt schema, found {other:?}"),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test]
+async fn redis_refuses_durable_records_with_a_pairing_hint() {
+    let Some(h) = Harness::redis().await else {
+        return;
+    };
+    let err = h
+        .store
+        .registrations
+        .list_registrations()
+        .await
+        .unwrap_err();
+    match &err {
+        RegistryError::Unsupported {
+            backend,
+            operation,
+            hint,
+        } => {
+            assert_eq!((*backend, *operation), ("redis", "registrations"));
+            assert!(hint.contains("sqlite://") && hint.contains("nonce_url"));
+        }
+        other => panic!("expected Unsupported, found {other:?}"),
+    }
+    assert_eq!(
+        h.store.tool_keys.active_key().await.unwrap_err().code(),
+        "unsupported"
+    );
+    assert_eq!(
+        h.store
+            .consumers
+            .get_consumer("k")
+            .await
+            .unwrap_err()
+            .code(),
+        "unsupported"
+    );
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn redis_keys_are_prefixed_hashed_and_expire() {
+    let Some(h) = Harness::redis().await else {
+        return;
+    };
+    let exp = h.now() + 120;
+    h.store
+        .nonces
+        .record_nonce(ISS, "visible-nonce", exp)
+        .await
+        .unwrap();
+    h.store
+        .oauth1_nonces
+        .record_oauth1_nonce("ck", "visible-oauth-nonce", exp)
+        .await
+        .unwrap();
+    h.store
+        .launch_states
+        .save_state(&state(&h, "st-r", 120))
+        .await
+        .unwrap();
+    let values = h.raw_redis_values().await;
+    assert_eq!(values.len(), 3, "{values:?}");
+    for (k, _) in &values {
+        assert!(!k.contains("visible"), "nonce stored in clear in key {k}");
+    }
+    let client = redis::Client::open(h.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (k, _) in &values {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=120).contains(&ttl), "key {k} has TTL {ttl}");
+    }
+    h.cleanup().await;
+}
+
+/// A TCP proxy in front of a real server that the test can stop and restart
+/// on the same port, to simulate an outage.
+struct Proxy {
+    port: u16,
+    upstream: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Self {
+            port,
+            upstream,
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (upstream, tasks) = (self.upstream, self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let conn = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the listener and every proxied connection.
+    fn stop(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    async fn restart(&self) {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot rebind proxy port {}: {e}", self.port),
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// `url` with its host:port replaced by the proxy's.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (auth, host_and_path) = match rest.rsplit_once('@') {
+            Some((a, h)) => (format!("{a}@"), h),
+            None => (String::new(), rest),
+        };
+        let path = host_and_path
+            .find('/')
+            .map(|i| &host_and_path[i..])
+            .unwrap_or("");
+        format!("{scheme}://{auth}127.0.0.1:{}{path}", self.port)
+    }
+}
+
+async fn upstream_of(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split('/').next().unwrap();
+    tokio::net::lookup_host(host).await.unwrap().next().unwrap()
+}
+
+/// While the server is unreachable every operation fails with
+/// `StoreUnavailable` (nothing is accepted, nothing consumed); after it is
+/// back, the same store works again and the saved state is still there.
+async fn outage_fails_closed_and_recovers(store: &Store, proxy: &Proxy, clock: &ManualClock) {
+    let now = clock.now();
+    store
+        .launch_states
+        .save_state(&launch_state("outage-state", now))
+        .await
+        .unwrap();
+    store
+        .nonces
+        .record_nonce(ISS, "before", now + 60)
+        .await
+        .unwrap();
+
+    proxy.stop();
+    let err = store
+        .launch_states
+        .consume_state("outage-state")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::StoreUnavailable { .. }),
+        "{err:?}"
+    );
+    let err = store
+        .nonces
+        .record_nonce(ISS, "during", now + 60)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::StoreUnavailable { .. }),
+        "{err:?}"
+    );
+    let err = store.launch_data.load_launch("x").await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::StoreUnavailable { .. }),
+        "{err:?}"
+    );
+
+    proxy.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.nonces.record_nonce(ISS, "during", now + 60).await {
+            Ok(()) => break,
+            Err(RegistryError::StoreUnavailable { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("store did not recover: {e:?}"),
+        }
+    }
+    assert_eq!(
+        store
+            .launch_states
+            .consume_state("outage-state")
+            .await
+            .unwrap()
+            .state,
+        "outage-state"
+    );
+    assert!(matches!(
+        store
+            .nonces
+            .record_nonce(ISS, "before", now + 60)
+            .await
+            .unwrap_err(),
+        RegistryError::NonceReplayed { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_closed_and_recovers_without_reopening() {
+    let Some(base) = server_url("LTI_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(upstream_of(&base).await).await;
+    let clock = ManualClock::starting_now();
+    let schema = unique("lti_test_outage");
+    let opts = options()
+        .with_clock(Arc::new(clock.clone()))
+        .with_pool_size(2)
+        .with_postgres_schema(schema.clone());
+    let store = open(&proxy.url(&base), &opts).await.unwrap();
+    outage_fails_closed_and_recovers(&store, &proxy, &clock).await;
+    let direct = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&direct)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_and_recovers_without_reopening() {
+    let Some(base) = server_url("LTI_TEST_REDIS_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(upstream_of(&base).await).await;
+    let clock = ManualClock::starting_now();
+    let opts = options()
+        .with_clock(Arc::new(clock.clone()))
+        .with_pool_size(2)
+        .with_redis_key_prefix(format!("{}:", unique("lti-test-outage")));
+    let store = open(&proxy.url(&base), &opts).await.unwrap();
+    outage_fails_closed_and_recovers(&store, &proxy, &clock).await;
+}
