@@ -745,3 +745,25 @@ fn errors_never_contain_the_token_or_key_material() {
         "attacker-controlled kid is clipped"
     );
 }
+
+#[test]
+fn keys_and_verifier_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SigningKey>();
+    assert_send_sync::<lti_jose::VerifyingKey>();
+    assert_send_sync::<Verifier>();
+    assert_send_sync::<JwkSet>();
+    assert_send_sync::<Error>();
+}
+
+#[test]
+fn parsed_token_debug_does_not_print_the_payload_or_signature() {
+    let token = lti_jose::sign(&json!({ "secret_claim": "s3cr3t-value" }), &rsa()).unwrap();
+    let jws = rs256().parse(&token).unwrap();
+    let debug = format!("{jws:?}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains(token.rsplit_once('.').unwrap().1),
+        "{debug}"
+    );
+    assert!(debug.contains("RS256"), "{debug}");
+}
