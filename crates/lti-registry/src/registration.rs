@@ -147,6 +147,7 @@ impl std::fmt::Display for DeploymentStatus {
 
 /// One deployment of the tool on a platform (`https://purl.imsglobal.org/spec/lti/claim/deployment_id`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Deployment {
     /// The deployment id as sent by the platform.
@@ -239,6 +240,7 @@ impl std::fmt::Display for RegistrationKey {
 /// store calls before writing): issuer, client id and both URLs are non-empty,
 /// `allowed_algorithms` is non-empty, deployment ids are unique and non-empty.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PlatformRegistration {
     /// The platform's issuer (`iss`).
@@ -423,6 +425,7 @@ pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
 /// registration created through it is persisted and logged (`tracing` at
 /// `warn` level, target `lti_registry::auto_registration`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AutoRegistrationPolicy {
     /// The trusted issuer.

@@ -1,0 +1,169 @@
+//! State-consume and nonce-record throughput per backend.
+//!
+//! Every measurement runs 8 concurrent tasks on a 2-worker Tokio runtime;
+//! "conn1" backends have one connection, "pool8" eight. Redis and PostgreSQL
+//! run only when `LTI_TEST_REDIS_URL` / `LTI_TEST_POSTGRES_URL` are set.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lti_registry::{AppKey, Clock as _, LaunchState, SecretCipher, Store};
+use lti_store::{OpenOptions, open};
+use tokio::runtime::Runtime;
+
+const TASKS: u64 = 8;
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn next_id(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn options(pool: u32) -> OpenOptions {
+    let cipher =
+        SecretCipher::aes256gcm(AppKey::new("bench", &[1u8; 32]).unwrap(), vec![]).unwrap();
+    OpenOptions::new(cipher)
+        .with_pool_size(pool)
+        .with_redis_key_prefix(format!("{}:", next_id("lti-bench")))
+        .with_postgres_schema(next_id("lti_bench").replace('-', "_"))
+}
+
+/// Runs `iters` operations split over `TASKS` concurrent tasks and returns the elapsed time.
+fn run_concurrent<F, Fut>(rt: &Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    rt.block_on(async move {
+        let start = Instant::now();
+        let mut handles = Vec::new();
+        for t in 0..TASKS {
+            let op = op.clone();
+            let n = iters / TASKS + u64::from(t < iters % TASKS);
+            handles.push(tokio::spawn(async move {
+                for i in 0..n {
+                    op(t * 1_000_000_000 + i).await;
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Store) {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("state_consume", |b| {
+        b.iter_custom(|iters| {
+            let prefix = next_id("st");
+            let now = lti_registry::SystemClock.now();
+            // Untimed: save the states to consume.
+            let saver = store.clone();
+            let p = prefix.clone();
+            run_concurrent(rt, iters, move |i| {
+                let (s, p) = (saver.clone(), p.clone());
+                async move {
+                    let st = LaunchState::new(
+                        format!("{p}-{i}"),
+                        "n",
+                        "https://i",
+                        "c",
+                        "https://t",
+                        now,
+                        600,
+                    );
+                    s.launch_states.save_state(&st).await.unwrap();
+                }
+            });
+            let consumer = store.clone();
+            run_concurrent(rt, iters, move |i| {
+                let (s, p) = (consumer.clone(), prefix.clone());
+                async move {
+                    s.launch_states
+                        .consume_state(&format!("{p}-{i}"))
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+    });
+
+    group.bench_function("nonce_record", |b| {
+        b.iter_custom(|iters| {
+            let prefix = next_id("n");
+            let exp = lti_registry::SystemClock.now() + 600;
+            let s = store.clone();
+            run_concurrent(rt, iters, move |i| {
+                let (s, p) = (s.clone(), prefix.clone());
+                async move {
+                    s.nonces
+                        .record_nonce("https://i", &format!("{p}-{i}"), exp)
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+    });
+    group.finish();
+}
+
+fn backends(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let memory = rt.block_on(open("memory://", &options(8))).unwrap();
+    bench_store(c, &rt, "memory", memory);
+
+    let path = std::env::temp_dir().join(format!("{}.db", next_id("lti-bench")));
+    let url = format!("sqlite://{}", path.display());
+    let sqlite = rt.block_on(open(&url, &options(8))).unwrap();
+    bench_store(c, &rt, "sqlite_file_pool8", sqlite);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+
+    match std::env::var("LTI_TEST_REDIS_URL") {
+        Ok(url) => {
+            for pool in [1, 8] {
+                let store = rt.block_on(open(&url, &options(pool))).unwrap();
+                bench_store(c, &rt, &format!("redis_conn{pool}"), store);
+            }
+        }
+        Err(_) => eprintln!("SKIPPED redis benches: LTI_TEST_REDIS_URL is not set"),
+    }
+    match std::env::var("LTI_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            for pool in [1, 8] {
+                let opts = options(pool);
+                let schema = opts.postgres_schema.clone().unwrap();
+                let store = rt.block_on(open(&url, &opts)).unwrap();
+                bench_store(c, &rt, &format!("postgres_conn{pool}"), store);
+                rt.block_on(async {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA \"{schema}\" CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                });
+            }
+        }
+        Err(_) => eprintln!("SKIPPED postgres benches: LTI_TEST_POSTGRES_URL is not set"),
+    }
+}
+
+criterion_group!(benches, backends);
+criterion_main!(benches);
