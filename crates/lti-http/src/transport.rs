@@ -299,6 +299,7 @@ impl HttpClient for HyperClient {
         );
         let req = Request::from_parts(parts, Full::new(body));
         let total = self.settings.timeout;
+        let recorder = span.clone();
         async {
             let started = Instant::now();
             let result = match tokio::time::timeout(total, self.exchange(req, &url, limit)).await {
@@ -310,11 +311,10 @@ impl HttpClient for HyperClient {
                     attempts: 1,
                 }),
             };
-            let span = tracing::Span::current();
-            span.record("latency_ms", started.elapsed().as_millis() as u64);
+            recorder.record("latency_ms", started.elapsed().as_millis() as u64);
             match &result {
                 Ok(resp) => {
-                    span.record("status", resp.status().as_u16());
+                    recorder.record("status", resp.status().as_u16());
                     tracing::debug!("response received");
                 }
                 Err(e) => tracing::debug!(error.code = e.code(), "request failed"),
