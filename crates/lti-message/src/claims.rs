@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::ags::AgsEndpointClaim;
 use crate::context::ContextType;
 use crate::deep_linking::DeepLinkingSettings;
-use crate::error::MessageError;
+use crate::error::{MessageError, excerpt_n};
 use crate::nrps::NrpsClaim;
 use crate::roles::Roles;
 
@@ -613,9 +613,10 @@ fn decode<'de, D: Deserializer<'de>>(
 }
 
 fn malformed(failed: &FailedClaim, e: &serde_json::Error) -> MessageError {
+    // serde_json quotes offending values in its messages: cap their length.
     MessageError::MalformedClaim {
         claim: failed.get().unwrap_or("(payload)"),
-        reason: e.to_string(),
+        reason: excerpt_n(&e.to_string(), 160),
     }
 }
 

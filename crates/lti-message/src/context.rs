@@ -41,12 +41,9 @@ impl ContextType {
 
     /// The LIS v2 URI (or the verbatim string for unknown types).
     pub fn as_v2_uri(&self) -> std::borrow::Cow<'_, str> {
-        match self.short_name() {
-            Some(n) => format!("{V2_PREFIX}{n}").into(),
-            None => match self {
-                Self::Unknown(s) => s.as_str().into(),
-                _ => "".into(),
-            },
+        match (self, self.short_name()) {
+            (Self::Unknown(s), _) => s.as_str().into(),
+            (_, name) => format!("{V2_PREFIX}{}", name.unwrap_or_default()).into(),
         }
     }
 

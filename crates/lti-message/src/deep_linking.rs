@@ -575,7 +575,7 @@ impl DeepLinkingResponse {
             Some(v) => {
                 Vec::<ContentItem>::deserialize(v).map_err(|e| MessageError::MalformedClaim {
                     claim: uri::DL_CONTENT_ITEMS,
-                    reason: e.to_string(),
+                    reason: crate::error::excerpt_n(&e.to_string(), 160),
                 })?
             }
         };

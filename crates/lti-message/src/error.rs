@@ -206,8 +206,12 @@ impl MessageError {
 
 /// Truncates attacker-controlled text before it goes into an error message.
 pub(crate) fn excerpt(s: &str) -> String {
-    const MAX: usize = 64;
-    match s.char_indices().nth(MAX) {
+    excerpt_n(s, 64)
+}
+
+/// Truncates text to `max` characters, marking the cut with `…`.
+pub(crate) fn excerpt_n(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }

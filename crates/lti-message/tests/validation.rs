@@ -387,3 +387,14 @@ fn bytes_and_values_decode_to_the_same_claims() {
     let from_bytes = IdTokenClaims::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap();
     assert_eq!(from_bytes, IdTokenClaims::from_value(v).unwrap());
 }
+
+#[test]
+fn malformed_claim_reasons_do_not_echo_long_attacker_values() {
+    let v = with(resource_link(), "exp", json!("A".repeat(5_000)));
+    let err = IdTokenClaims::from_value(v).unwrap_err();
+    assert!(matches!(
+        err,
+        MessageError::MalformedClaim { claim: "exp", .. }
+    ));
+    assert!(err.to_string().len() < 300, "{}", err.to_string().len());
+}
