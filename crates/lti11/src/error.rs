@@ -241,6 +241,13 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// The HTTP client failed (connect, timeout, body cap, …).
+    #[error("HTTP failure: {source}")]
+    Http {
+        /// The client's error.
+        #[source]
+        source: lti_http::Error,
+    },
     /// A store could not complete an operation.
     #[error("store failure: {source}")]
     Store {
@@ -288,6 +295,7 @@ impl Error {
             Error::OutcomeRejected { .. } => "outcome_rejected",
             Error::OutcomeHttpStatus { .. } => "outcome_http_status",
             Error::Transport { .. } => "transport_failure",
+            Error::Http { .. } => "http_failure",
             Error::Store { .. } => "store_unavailable",
             Error::NotFound { .. } => "not_found",
         }
@@ -308,7 +316,8 @@ impl Error {
             | Error::InvalidUrl { .. } => ErrorKind::Input,
             Error::OutcomeRejected { .. }
             | Error::OutcomeHttpStatus { .. }
-            | Error::Transport { .. } => ErrorKind::Upstream,
+            | Error::Transport { .. }
+            | Error::Http { .. } => ErrorKind::Upstream,
             Error::Store { .. } => ErrorKind::Store,
             _ => ErrorKind::Protocol,
         }

@@ -17,8 +17,8 @@ pub use lti_registry::SecretString;
 pub use model::{MemoryProviderStore, ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
 pub use outcomes::{
-    GradeBook, GradeBookError, OutcomeTransport, OutcomesClient, OutcomesReceiver, ReceiverAnswer,
-    ScoreQueue, ScoreUpdate, Submitted, build_outcome_request, parse_outcome_response,
+    GradeBook, GradeBookError, OutcomesClient, OutcomesReceiver, ReceiverAnswer, ScoreQueue,
+    ScoreUpdate, Submitted, build_outcome_request, parse_outcome_response,
 };
 pub use pox::{CodeMajor, Operation, OutcomeRequest, OutcomeResponse, ResultData, Score};
 pub use verify::{

@@ -5,7 +5,7 @@
 //! The HTTP halves are pure: [`build_outcome_request`] returns an
 //! `http::Request<Bytes>` and [`parse_outcome_response`] reads an
 //! `http::Response<Bytes>`; the async [`OutcomesClient`] only joins them over
-//! an [`OutcomeTransport`].
+//! any [`lti_http::HttpClient`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
+use lti_http::HttpClient;
 
 use crate::error::{Error, ErrorKind, Result, snippet};
 use crate::oauth::{self, Credentials, OAuthParams, SignedRequest};
@@ -72,14 +73,6 @@ pub fn parse_outcome_response(response: Response<Bytes>) -> Result<OutcomeRespon
     Ok(parsed)
 }
 
-/// Sends one HTTP request. `lti-http`'s client (or a closure, in tests)
-/// implements it.
-#[async_trait]
-pub trait OutcomeTransport: Send + Sync {
-    /// Sends `request`, returning the full response.
-    async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>>;
-}
-
 /// Sends Basic Outcomes requests for a tool.
 #[derive(Debug, Clone)]
 pub struct OutcomesClient<T> {
@@ -87,7 +80,7 @@ pub struct OutcomesClient<T> {
     clock: Arc<dyn lti_registry::Clock>,
 }
 
-impl<T: OutcomeTransport> OutcomesClient<T> {
+impl<T: HttpClient> OutcomesClient<T> {
     /// A client over a transport, using the system clock for timestamps.
     pub fn new(transport: T) -> Self {
         OutcomesClient {
@@ -112,7 +105,11 @@ impl<T: OutcomeTransport> OutcomesClient<T> {
         let request = OutcomeRequest::new(target.sourced_id.clone(), op);
         let ts = u64::try_from(self.clock.now()).unwrap_or(0);
         let http_request = build_outcome_request(&target.service_url, credentials, &request, ts)?;
-        let response = self.transport.send(http_request).await?;
+        let response = self
+            .transport
+            .send(http_request)
+            .await
+            .map_err(|source| Error::Http { source })?;
         parse_outcome_response(response)
     }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TestConsumers, TestNonces};
+use common::memory_store;
 use lti_registry::ManualClock;
 use lti11::oauth::OAuthParams;
 use lti11::{
@@ -41,9 +41,11 @@ struct Case {
 
 fn verifier_for(case: &Case) -> OAuthVerifier {
     let clock = ManualClock::new(case.timestamp);
-    let consumers = TestConsumers::with(&[(&case.consumer_key, &case.secret)]);
-    let nonces = TestNonces::new(Arc::new(clock.clone()));
-    OAuthVerifier::new(consumers, nonces).with_clock(Arc::new(clock))
+    let store = memory_store(
+        Arc::new(clock.clone()),
+        &[(&case.consumer_key, &case.secret)],
+    );
+    OAuthVerifier::new(store.clone(), store).with_clock(Arc::new(clock))
 }
 
 fn request(case: &Case) -> SignedRequest<'_> {

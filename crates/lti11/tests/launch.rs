@@ -44,6 +44,17 @@ async fn expect_code(fx: &Fixture, body: &str, code: &str, status: StatusCode) {
     assert_eq!(err.status(), status, "{err}");
 }
 
+/// Rejections that must happen before any store is consulted.
+async fn expect_code_before_store(fx: &Fixture, body: &str, code: &str, status: StatusCode) {
+    let err = fx
+        .counting_launches()
+        .verify(&SignedRequest::form_post(LAUNCH_URL, body.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    assert_eq!(err.status(), status, "{err}");
+}
+
 #[tokio::test]
 async fn valid_launch_is_accepted_and_typed() {
     let fx = Fixture::new();
@@ -406,7 +417,11 @@ async fn absurd_protocol_values_are_rejected_before_any_store_lookup() {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        let err = verify_body(&fx, LAUNCH_URL, &body).await.unwrap_err();
+        let err = fx
+            .counting_launches()
+            .verify(&SignedRequest::form_post(LAUNCH_URL, body.as_bytes()))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "invalid_oauth_parameter", "{name}");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
@@ -430,7 +445,7 @@ async fn missing_duplicate_and_unsupported_oauth_parameters_are_rejected() {
         "oauth_consumer_key",
         "oauth_signature_method",
     ] {
-        expect_code(
+        expect_code_before_store(
             &fx,
             &without(name),
             "missing_oauth_parameter",
@@ -439,7 +454,7 @@ async fn missing_duplicate_and_unsupported_oauth_parameters_are_rejected() {
         .await;
     }
     let dup = format!("{}&oauth_nonce=again", signed.form_body());
-    expect_code(
+    expect_code_before_store(
         &fx,
         &dup,
         "duplicate_oauth_parameter",
@@ -447,7 +462,7 @@ async fn missing_duplicate_and_unsupported_oauth_parameters_are_rejected() {
     )
     .await;
     let plaintext = signed.form_body().replace("HMAC-SHA1", "PLAINTEXT");
-    expect_code(
+    expect_code_before_store(
         &fx,
         &plaintext,
         "unsupported_signature_method",
@@ -457,13 +472,14 @@ async fn missing_duplicate_and_unsupported_oauth_parameters_are_rejected() {
     let version = signed
         .form_body()
         .replace("oauth_version=1.0", "oauth_version=2.0");
-    expect_code(
+    expect_code_before_store(
         &fx,
         &version,
         "unsupported_oauth_version",
         StatusCode::BAD_REQUEST,
     )
     .await;
+    assert_eq!(fx.consumers.lookups(), 0);
     assert_eq!(fx.nonces.len(), 0);
 }
 

@@ -11,18 +11,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{KEY, SECRET, TestConsumers, TestNonces};
-use http::{Request, Response, StatusCode, header};
+use common::{KEY, SECRET, memory_store};
+use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use lti_http::{HttpClient, HyperClient};
 use lti_registry::SystemClock;
 use lti11::oauth::{self, OAuthParams};
-use lti11::outcomes::{
-    GradeBook, GradeBookError, OutcomeTransport, ScoreQueue, ScoreUpdate, Submitted,
-};
+use lti11::outcomes::{GradeBook, GradeBookError, ScoreQueue, ScoreUpdate, Submitted};
 use lti11::{
     CodeMajor, Credentials, OAuthVerifier, OutcomeResponse, OutcomeTarget, OutcomesClient,
     OutcomesReceiver, ResultData, Score, SignedRequest,
@@ -93,10 +90,9 @@ impl GradeBook for Book {
 async fn serve(book: Arc<Book>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let consumers = TestConsumers::with(&[(KEY, SECRET)]);
-    let nonces = TestNonces::new(Arc::new(SystemClock));
+    let store = memory_store(Arc::new(SystemClock), &[(KEY, SECRET)]);
     let receiver = Arc::new(OutcomesReceiver::new(
-        OAuthVerifier::new(consumers, nonces),
+        OAuthVerifier::new(store.clone(), store),
         book,
     ));
     tokio::spawn(async move {
@@ -138,35 +134,11 @@ async fn serve(book: Arc<Book>) -> String {
     format!("http://127.0.0.1:{port}/lti11/outcomes?tool=quiz")
 }
 
-#[derive(Clone)]
-struct Hyper(Client<HttpConnector, Full<Bytes>>);
-
-impl Hyper {
-    fn new() -> Self {
-        Hyper(Client::builder(TokioExecutor::new()).build_http())
-    }
-}
-
-#[async_trait]
-impl OutcomeTransport for Hyper {
-    async fn send(&self, request: Request<Bytes>) -> lti11::Result<Response<Bytes>> {
-        let resp =
-            self.0
-                .request(request.map(Full::new))
-                .await
-                .map_err(|e| lti11::Error::Transport {
-                    message: e.to_string(),
-                })?;
-        let (parts, body) = resp.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|e| lti11::Error::Transport {
-                message: e.to_string(),
-            })?
-            .to_bytes();
-        Ok(Response::from_parts(parts, bytes))
-    }
+fn http_client() -> HyperClient {
+    HyperClient::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 fn target(url: &str, sid: &str) -> OutcomeTarget {
@@ -180,7 +152,7 @@ fn target(url: &str, sid: &str) -> OutcomeTarget {
 async fn replace_read_delete_round_trip_over_loopback() {
     let book = Book::with(&["sid-1"], false);
     let url = serve(book.clone()).await;
-    let client = OutcomesClient::new(Hyper::new());
+    let client = OutcomesClient::new(http_client());
     let creds = Credentials::new(KEY, SECRET);
     let t = target(&url, "sid-1");
     assert_eq!(client.read_result(&t, &creds).await.unwrap(), None);
@@ -204,7 +176,7 @@ async fn replace_read_delete_round_trip_over_loopback() {
 #[tokio::test]
 async fn unknown_sourcedid_is_a_failure_envelope() {
     let url = serve(Book::with(&["sid-1"], false)).await;
-    let client = OutcomesClient::new(Hyper::new());
+    let client = OutcomesClient::new(http_client());
     let err = client
         .replace_result(
             &target(&url, "nope"),
@@ -223,7 +195,7 @@ async fn unknown_sourcedid_is_a_failure_envelope() {
 #[tokio::test]
 async fn wrong_secret_is_answered_with_401() {
     let url = serve(Book::with(&["sid-1"], false)).await;
-    let client = OutcomesClient::new(Hyper::new());
+    let client = OutcomesClient::new(http_client());
     let err = client
         .read_result(&target(&url, "sid-1"), &Credentials::new(KEY, "wrong"))
         .await
@@ -249,7 +221,7 @@ async fn send_raw(url: &str, body: Vec<u8>) -> (StatusCode, OutcomeResponse) {
         )
         .body(Bytes::from(body))
         .unwrap();
-    let resp = Hyper::new().send(req).await.unwrap();
+    let resp = http_client().send(req).await.unwrap();
     let status = resp.status();
     (status, OutcomeResponse::parse(resp.body()).unwrap())
 }
@@ -308,7 +280,7 @@ async fn unknown_operation_is_answered_unsupported_with_the_message_reference() 
 async fn score_queue_never_lets_an_older_score_overwrite_a_newer_one() {
     let book = Book::with(&["sid-q"], true);
     let url = serve(book.clone()).await;
-    let client = Arc::new(OutcomesClient::new(Hyper::new()));
+    let client = Arc::new(OutcomesClient::new(http_client()));
     let queue: Arc<ScoreQueue<String>> = Arc::new(ScoreQueue::new());
     let creds = Credentials::new(KEY, SECRET);
     let t = target(&url, "sid-q");

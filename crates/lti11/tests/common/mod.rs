@@ -1,6 +1,7 @@
-//! Test-only in-memory implementations of the `lti-registry` traits lti11
-//! needs (`ConsumerStore`, `OAuth1NonceStore`), plus shared helpers. They
-//! exist only so the tests do not depend on `lti-store`'s backends.
+//! Shared test helpers. Tests run against `lti-store`'s memory backend; the
+//! small counting implementations of `ConsumerStore` / `OAuth1NonceStore`
+//! below exist only to prove that some rejections happen before any store
+//! is consulted.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::HashMap;
@@ -10,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use lti_registry::{
     Clock, Consumer, ConsumerStore, ManualClock, OAuth1NonceStore, RegistryError, Result,
-    oauth1_nonce_digest,
+    SecretCipher, oauth1_nonce_digest,
 };
+use lti_store::MemoryStore;
 
 pub const NOW: i64 = 1_700_000_000;
 pub const KEY: &str = "key123";
@@ -143,8 +145,29 @@ impl OAuth1NonceStore for TestNonces {
     }
 }
 
+/// Runs a future that completes without waiting (the memory store's
+/// consumer writes never wait), outside any runtime.
+fn ready<T>(fut: impl std::future::Future<Output = T>) -> T {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("memory store operation did not complete at once"),
+    }
+}
+
+/// `lti-store`'s memory backend holding the given consumers.
+pub fn memory_store(clock: Arc<dyn Clock>, consumers: &[(&str, &str)]) -> Arc<MemoryStore> {
+    let store = MemoryStore::new(SecretCipher::insecure_plaintext_for_tests(), clock);
+    for (k, s) in consumers {
+        ready(store.insert_consumer(&Consumer::new(*k, *s, format!("consumer {k}"), 0))).unwrap();
+    }
+    Arc::new(store)
+}
+
 pub struct Fixture {
     pub clock: ManualClock,
+    pub store: Arc<MemoryStore>,
     pub consumers: Arc<TestConsumers>,
     pub nonces: Arc<TestNonces>,
 }
@@ -152,21 +175,33 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Self {
         let clock = ManualClock::new(NOW);
-        let consumers = TestConsumers::with(&[(KEY, SECRET), ("other-key", "other-secret")]);
+        let pairs = [(KEY, SECRET), ("other-key", "other-secret")];
+        let store = memory_store(Arc::new(clock.clone()), &pairs);
+        let consumers = TestConsumers::with(&pairs);
         let nonces = TestNonces::new(Arc::new(clock.clone()));
         Fixture {
             clock,
+            store,
             consumers,
             nonces,
         }
     }
 
+    /// A verifier over the memory store.
     pub fn oauth(&self) -> lti11::OAuthVerifier {
-        lti11::OAuthVerifier::new(self.consumers.clone(), self.nonces.clone())
+        lti11::OAuthVerifier::new(self.store.clone(), self.store.clone())
             .with_clock(Arc::new(self.clock.clone()))
     }
 
     pub fn launches(&self) -> lti11::LaunchVerifier {
         lti11::LaunchVerifier::new(self.oauth())
+    }
+
+    /// A launch verifier over the counting stores.
+    pub fn counting_launches(&self) -> lti11::LaunchVerifier {
+        lti11::LaunchVerifier::new(
+            lti11::OAuthVerifier::new(self.consumers.clone(), self.nonces.clone())
+                .with_clock(Arc::new(self.clock.clone())),
+        )
     }
 }
