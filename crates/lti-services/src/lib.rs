@@ -1,1 +1,18 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod ags;
+mod client;
+mod error;
+pub mod nrps;
+mod paging;
+mod profile;
+mod registration;
+mod wire;
+
+pub use ags::{CanvasSubmission, LineItemsQuery, Paged, ResultsQuery};
+pub use client::{AgsClient, DEFAULT_MAX_PAGES, LtiServices, NrpsClient};
+pub use error::ServiceError;
+pub use nrps::{MembershipPage, MembershipsQuery, Roster};
+pub use profile::{CANVAS_MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE, QuirkProfile};
+pub use registration::ServiceRegistration;
