@@ -140,9 +140,24 @@ impl ServiceClient {
         scopes: &[S],
         request: Request<Bytes>,
     ) -> Result<Response<Bytes>, Error> {
+        self.send_authorized_with_policy(registration_key, endpoint, scopes, request, &self.retry)
+            .await
+    }
+
+    /// [`ServiceClient::send_authorized`] with a retry policy for this call
+    /// only (e.g. [`RetryPolicy::allow_non_idempotent`] for an AGS score
+    /// `POST`, which is idempotent by its timestamp).
+    pub async fn send_authorized_with_policy<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        endpoint: &TokenEndpointConfig,
+        scopes: &[S],
+        request: Request<Bytes>,
+        policy: &RetryPolicy,
+    ) -> Result<Response<Bytes>, Error> {
         let key = TokenCacheKey::new(registration_key, scopes)?;
         let token = self.token_for(&key, endpoint, None).await?;
-        let resp = self.send_with_token(&request, &token).await?;
+        let resp = self.send_with_token(&request, &token, policy).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -152,7 +167,7 @@ impl ServiceClient {
             "service answered 401; refreshing the access token once"
         );
         let fresh = self.token_for(&key, endpoint, Some(&token)).await?;
-        self.send_with_token(&request, &fresh).await
+        self.send_with_token(&request, &fresh, policy).await
     }
 
     /// `GET`s `first` and every `rel="next"` page after it (at most
@@ -186,10 +201,11 @@ impl ServiceClient {
         &self,
         request: &Request<Bytes>,
         token: &AccessToken,
+        policy: &RetryPolicy,
     ) -> Result<Response<Bytes>, Error> {
         let mut req = clone_request(request);
         token.authorize(&mut req)?;
-        send_with_retry(&*self.http, req, &self.retry).await
+        send_with_retry(&*self.http, req, policy).await
     }
 
     fn lock_for(&self, key: &TokenCacheKey) -> Arc<tokio::sync::Mutex<()>> {

@@ -138,14 +138,53 @@ pub fn token_request(
     Ok(req)
 }
 
-/// An access token. `Debug` never prints the token itself.
+/// An access token. `Debug` never prints the token itself; cloning is cheap.
+///
+/// Serializes (for shared [`TokenCache`] stores) as a JSON object with
+/// `access_token`, `expires_at`, `refresh_at`, `obtained_at_ms` and `scope`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AccessTokenWire", into = "AccessTokenWire")]
 pub struct AccessToken {
+    access_token: Arc<str>,
+    expires_at: u64,
+    refresh_at: u64,
+    obtained_at_ms: u64,
+    scope: Option<Arc<str>>,
+}
+
+/// The serialized form of [`AccessToken`].
+#[derive(Serialize, Deserialize)]
+struct AccessTokenWire {
     access_token: String,
     expires_at: u64,
     refresh_at: u64,
     obtained_at_ms: u64,
+    #[serde(default)]
     scope: Option<String>,
+}
+
+impl From<AccessTokenWire> for AccessToken {
+    fn from(w: AccessTokenWire) -> Self {
+        Self {
+            access_token: w.access_token.into(),
+            expires_at: w.expires_at,
+            refresh_at: w.refresh_at.min(w.expires_at),
+            obtained_at_ms: w.obtained_at_ms,
+            scope: w.scope.map(Into::into),
+        }
+    }
+}
+
+impl From<AccessToken> for AccessTokenWire {
+    fn from(t: AccessToken) -> Self {
+        Self {
+            access_token: t.access_token.to_string(),
+            expires_at: t.expires_at,
+            refresh_at: t.refresh_at,
+            obtained_at_ms: t.obtained_at_ms,
+            scope: t.scope.map(|s| s.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -172,13 +211,13 @@ impl AccessToken {
     ) -> Self {
         let early = margin.as_secs().min(expires_in / 2);
         Self {
-            access_token: access_token.into(),
+            access_token: Arc::from(access_token.into()),
             expires_at: now + expires_in,
             refresh_at: now + expires_in - early,
             obtained_at_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            scope,
+            scope: scope.map(Into::into),
         }
     }
 
@@ -215,10 +254,9 @@ impl AccessToken {
     fn header_value(&self) -> Result<HeaderValue, Error> {
         let mut v =
             HeaderValue::from_str(&format!("Bearer {}", self.access_token)).map_err(|_| {
-                Error::InvalidResponse {
-                    url: String::new(),
-                    expected: "an access token of visible ASCII characters",
-                    found: "other characters".to_owned(),
+                Error::InvalidRequest {
+                    reason: "the access token is not a valid header value (expected visible ASCII)"
+                        .to_owned(),
                 }
             })?;
         v.set_sensitive(true);
@@ -397,7 +435,7 @@ impl TokenCacheKey {
     }
 
     /// A single string for key-value stores: `registration` and `scope`
-    /// joined by a newline (neither can contain one in the scope part).
+    /// joined by a newline (a scope never contains one).
     pub fn storage_key(&self) -> String {
         format!("{}\n{}", self.registration, self.scope)
     }
@@ -650,5 +688,14 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn tokens_round_trip_through_json_for_shared_stores() {
+        let t = AccessToken::new("abc", 100, 3600, MARGIN, Some("s1 s2".to_owned()));
+        let json = serde_json::to_string(&t).unwrap();
+        let back: AccessToken = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert!(!back.supersedes(&t));
     }
 }

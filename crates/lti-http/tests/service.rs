@@ -487,3 +487,46 @@ async fn a_shared_token_cache_is_used_across_clients() {
         "tok-2"
     );
 }
+
+#[tokio::test]
+async fn a_post_is_retried_only_with_a_per_call_opt_in() {
+    let platform = Platform::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let flaky = TestServer::start(move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                response(503, "")
+            } else {
+                response(200, "stored")
+            }
+        }
+    })
+    .await;
+    let client = ServiceClient::new(http()).with_retry_policy(fast());
+    let endpoint = platform.endpoint();
+    let post = || {
+        http::Request::post(flaky.url("/scores"))
+            .body(Bytes::from_static(b"{}"))
+            .unwrap()
+    };
+    let first = client
+        .send_authorized("reg-1", &endpoint, SCOPES, post())
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 503);
+    assert_eq!(flaky.hits("/scores"), 1);
+    let second = client
+        .send_authorized_with_policy(
+            "reg-1",
+            &endpoint,
+            SCOPES,
+            post(),
+            &fast().allow_non_idempotent(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 200);
+    assert_eq!(flaky.hits("/scores"), 3);
+}
