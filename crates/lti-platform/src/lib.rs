@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod auth;
+mod deep_linking;
 mod error;
 mod keys;
+mod launch;
 mod platform;
 mod registry;
 mod secret;
@@ -10,8 +13,11 @@ pub mod services;
 mod token;
 mod web;
 
+pub use auth::{AuthError, AuthRequest, AuthResponse, SUBSTITUTION_VARIABLES};
+pub use deep_linking::DeepLinkingReturn;
 pub use error::{PlatformError, Result};
 pub use keys::PlatformKeys;
+pub use launch::{DeepLinkingOptions, LaunchKind, LaunchSpec, LoginInitiation, PlatformUser};
 pub use platform::{MemoryReplayStore, Platform, PlatformConfig, ReplayStore, TOOL_ALGORITHMS};
 pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry};
 pub use secret::{MIN_SECRET_LEN, PlatformSecret};

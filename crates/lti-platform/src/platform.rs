@@ -47,6 +47,9 @@ pub struct PlatformConfig {
     pub message_hint_lifetime_secs: u64,
     /// Access token lifetime (default 3600 s).
     pub access_token_lifetime_secs: u64,
+    /// How long a deep-linking session may take before the tool's response is refused
+    /// (default 3600 s).
+    pub deep_linking_lifetime_secs: u64,
     /// Clock skew allowed on tool JWTs (default 60 s).
     pub leeway_secs: u64,
     /// Longest accepted `exp - iat` of a tool JWT, and largest accepted age (default 600 s).
@@ -74,6 +77,7 @@ impl PlatformConfig {
             id_token_lifetime_secs: 300,
             message_hint_lifetime_secs: 300,
             access_token_lifetime_secs: 3600,
+            deep_linking_lifetime_secs: 3600,
             leeway_secs: 60,
             max_tool_jwt_lifetime_secs: 600,
             default_page_size: 100,

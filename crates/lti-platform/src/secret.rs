@@ -123,7 +123,7 @@ impl PlatformSecret {
         prefix: &str,
         sealed: &str,
     ) -> Option<T> {
-        if sealed.len() > 8 * 1024 {
+        if sealed.len() > 16 * 1024 {
             return None;
         }
         let (signed, mac) = sealed.rsplit_once('.')?;
