@@ -1,1 +1,33 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod cookie;
+mod deep_linking;
+mod error;
+pub mod html;
+mod jwks;
+mod launch;
+mod login;
+mod migration;
+mod quirks;
+mod random;
+mod request;
+mod tool;
+mod urls;
+
+pub use cookie::{INSECURE_COOKIE_PREFIX, SECURE_COOKIE_PREFIX};
+pub use deep_linking::auto_submit_form;
+pub use error::{ToolClaim, ToolError};
+pub use launch::Launch;
+pub use migration::{
+    Lti1p1Migration, oauth_consumer_key_sign, oauth_consumer_key_sign_base_string,
+};
+pub use request::{ToolRequest, ToolResponse};
+pub use tool::{
+    DEFAULT_DEEP_LINK_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_LAUNCH_TTL, DEFAULT_LEEWAY,
+    DEFAULT_MAX_TOKEN_AGE, DEFAULT_MAX_TOKEN_LEN, DEFAULT_RETIRED_KEY_OVERLAP, DEFAULT_STATE_TTL,
+    LAUNCH_ID_PARAM, Tool, ToolBuilder,
+};
+
+// Re-exported so applications need not depend on these crates for the common types.
+pub use lti_message::{ContentItem, DeepLinkingResponseBuilder, LtiMessage};

@@ -1,0 +1,571 @@
+//! Step 3: the launch (the platform's form POST of `id_token` and `state`),
+//! validated in the order of the spec digest §1.6, failing closed.
+
+use http::StatusCode;
+use lti_jose::{Algorithm, FixedClock, JwkSet, TimeValidation};
+use lti_message::{
+    DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles, ValidationOptions,
+};
+use lti_registry::{
+    KeySource as RegistrationKeys, LaunchState, PlatformRegistration, RegistryError,
+};
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ToolClaim, ToolError, clip};
+use crate::login::STORAGE_TARGET_KEY;
+use crate::quirks::Quirks;
+use crate::request::{ToolRequest, ToolResponse};
+use crate::tool::{LAUNCH_ID_PARAM, Tool};
+use crate::urls::append_query;
+
+/// Format tag of a launch saved in the launch-data store.
+const SAVED_FORMAT: &str = "lti-tool/launch/v1";
+
+/// A verified LTI 1.3 launch.
+///
+/// The only ways to obtain one are [`Tool::launch`] (which ran every check of the
+/// spec digest §1.6: state and its cookie, signature, issuer, audience, azp,
+/// algorithm, kid, times, nonce, deployment, version, message type and the
+/// message's required claims) and [`Tool::load_launch`] (which reads back a launch
+/// that `Tool::launch` saved; see there why that is trusted). Its fields are private.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    message: LtiMessage,
+    registration: PlatformRegistration,
+    launch_id: String,
+    target_link_uri: String,
+    storage_target: Option<String>,
+}
+
+impl Launch {
+    /// The validated message (resource link, deep linking, submission review, ...).
+    pub fn message(&self) -> &LtiMessage {
+        &self.message
+    }
+
+    /// The registration of the platform that sent it.
+    pub fn registration(&self) -> &PlatformRegistration {
+        &self.registration
+    }
+
+    /// The platform's issuer.
+    pub fn issuer(&self) -> &str {
+        &self.registration.issuer
+    }
+
+    /// The tool's client id on that platform.
+    pub fn client_id(&self) -> &str {
+        &self.registration.client_id
+    }
+
+    /// The deployment id (checked against the registration).
+    pub fn deployment_id(&self) -> &str {
+        self.message.deployment_id()
+    }
+
+    /// The opaque id the launch is saved under in the launch-data store.
+    pub fn launch_id(&self) -> &str {
+        &self.launch_id
+    }
+
+    /// The user id; `None` for an (explicitly allowed) anonymous launch.
+    pub fn sub(&self) -> Option<&str> {
+        self.message.sub()
+    }
+
+    /// The user's roles.
+    pub fn roles(&self) -> &Roles {
+        self.message.roles()
+    }
+
+    /// The typed claims.
+    pub fn claims(&self) -> &IdTokenClaims {
+        self.message.claims()
+    }
+
+    /// Every claim of the id_token as JSON (unknown claims included).
+    pub fn raw_claims(&self) -> Map<String, Value> {
+        self.message.claims().to_map()
+    }
+
+    /// The login's `target_link_uri` (one of the tool's URLs; the id_token's claim,
+    /// when present, equals it).
+    pub fn target_link_uri(&self) -> &str {
+        &self.target_link_uri
+    }
+
+    /// The login's `lti_storage_target` (the platform offers postMessage storage).
+    pub fn lti_storage_target(&self) -> Option<&str> {
+        self.storage_target.as_deref()
+    }
+
+    /// Whether this is an `LtiDeepLinkingRequest`.
+    pub fn is_deep_linking(&self) -> bool {
+        matches!(self.message, LtiMessage::DeepLinking(_))
+    }
+
+    /// A deep-linking response builder for this request (content items are checked
+    /// against the request's settings as they are added); sign and deliver it with
+    /// [`Tool::deep_link_response`].
+    ///
+    /// # Errors
+    /// [`ToolError::NotDeepLinking`] for other message types.
+    pub fn deep_linking_response(&self) -> Result<DeepLinkingResponseBuilder, ToolError> {
+        match &self.message {
+            LtiMessage::DeepLinking(dl) => Ok(DeepLinkingResponseBuilder::new(
+                dl.settings(),
+                dl.deployment_id(),
+            )),
+            other => Err(ToolError::NotDeepLinking {
+                found: other.message_type().to_owned(),
+            }),
+        }
+    }
+
+    fn to_saved(&self) -> Value {
+        json!({
+            "format": SAVED_FORMAT,
+            "issuer": self.registration.issuer,
+            "client_id": self.registration.client_id,
+            "target_link_uri": self.target_link_uri,
+            "lti_storage_target": self.storage_target,
+            "claims": self.message.claims(),
+        })
+    }
+}
+
+/// The parts of a verified token the later steps need.
+struct Verified {
+    claims: Value,
+    registration: PlatformRegistration,
+}
+
+impl Tool {
+    /// Validates a launch (the platform's POST of `id_token` and `state` to the
+    /// redirect URI), saves it under a fresh launch id, and returns it with the
+    /// response to send: a `303` redirect to the login's `target_link_uri` with
+    /// `lti_launch_id=<id>` appended, clearing the state cookie. An application that
+    /// renders its page directly must still send the response's `Set-Cookie`.
+    ///
+    /// Checks, in order, failing at the first problem: the state cookie and the
+    /// single-use state; three-segment JWS within the size limit; registration by
+    /// `iss` (and the login's client id); `aud` contains the client id and `azp`
+    /// equals it when there are several audiences (or when present); the header's
+    /// `alg` is on the registration's allow-list; `kid` present and known (the key
+    /// source refetches once on an unknown kid); signature; `exp`/`nbf`/`iat` with
+    /// leeway and the maximum age; `nonce` equal to the login's and recorded as used;
+    /// `deployment_id` equal to the login's (when it sent one) and accepted by the
+    /// registration's deployment policy; version, message type and per-type claims
+    /// (`lti-message`); `target_link_uri` claim equal to the login's.
+    ///
+    /// # Errors
+    /// Every [`ToolError`] variant of the launch path; see [`ToolError::code`].
+    pub async fn launch(&self, req: &ToolRequest) -> Result<(Launch, ToolResponse), ToolError> {
+        let form = req.form()?;
+        if let Some(error) = form.optional("error")? {
+            return Err(ToolError::PlatformError {
+                error: clip(error),
+                description: clip(form.optional("error_description")?.unwrap_or("")),
+            });
+        }
+        let state = form.require("state")?;
+        let id_token = form.require("id_token")?;
+
+        // 1. The state is bound to this browser and used once.
+        self.inner.cookies.check(req, state)?;
+        let saved = self
+            .inner
+            .launch_states
+            .consume_state(state)
+            .await
+            .map_err(ToolError::store)?;
+
+        let launch = self.validate_id_token(id_token, &saved).await?;
+        self.save_launch(&launch).await?;
+        let location = append_query(
+            &launch.target_link_uri,
+            &[(LAUNCH_ID_PARAM, &launch.launch_id)],
+        );
+        let response = ToolResponse::redirect(StatusCode::SEE_OTHER, &location)?
+            .with_cookie(&self.inner.cookies.clear_cookie(state))?;
+        Ok((launch, response))
+    }
+
+    /// Steps 2–12 for a token whose state was already checked and consumed.
+    async fn validate_id_token(
+        &self,
+        id_token: &str,
+        saved: &LaunchState,
+    ) -> Result<Launch, ToolError> {
+        let Verified {
+            claims,
+            registration,
+        } = self.verify_token(id_token, saved).await?;
+        let now = self.now();
+        let Value::Object(mut map) = claims else {
+            return Err(ToolError::MalformedToken {
+                reason: "expected the payload to be a JSON object, found another JSON value"
+                    .to_owned(),
+            });
+        };
+
+        // 7. Nonce: issued with this state, then recorded as used.
+        let nonce = match map.get("nonce") {
+            Some(Value::String(n)) if !n.is_empty() => n.as_str(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(ToolError::MissingClaim(ToolClaim::Nonce));
+            }
+            Some(_) => return Err(invalid_type("nonce", "a string")),
+        };
+        if !bool::from(nonce.as_bytes().ct_eq(saved.nonce.as_bytes())) {
+            return Err(ToolError::NonceMismatch);
+        }
+        let exp = map.get("exp").and_then(Value::as_i64).unwrap_or(now);
+        let leeway = self.leeway_for(&registration);
+        let remember_until = exp
+            .max(now)
+            .saturating_add(i64::try_from(leeway).unwrap_or(i64::MAX))
+            .saturating_add(1);
+        match self
+            .inner
+            .nonces
+            .record_nonce(&registration.issuer, nonce, remember_until)
+            .await
+        {
+            Ok(()) => {}
+            Err(RegistryError::NonceReplayed { .. }) => return Err(ToolError::NonceReplayed),
+            Err(e) => return Err(ToolError::store(e)),
+        }
+
+        // 8. Deployment: present, equal to the login's, accepted by the registration.
+        let deployment_id = match map.get(lti_message::uri::DEPLOYMENT_ID) {
+            Some(Value::String(d)) if !d.is_empty() => d.clone(),
+            Some(Value::String(_)) => {
+                return Err(ToolError::Message(MessageError::EmptyDeploymentId));
+            }
+            None | Some(Value::Null) => {
+                return Err(ToolError::MissingClaim(ToolClaim::DeploymentId));
+            }
+            Some(_) => return Err(invalid_type("deployment_id", "a string")),
+        };
+        if deployment_id.chars().count() > lti_message::MAX_DEPLOYMENT_ID_LEN {
+            return Err(ToolError::Message(MessageError::DeploymentIdTooLong {
+                len: deployment_id.chars().count(),
+            }));
+        }
+        if let Some(expected) = &saved.deployment_id
+            && *expected != deployment_id
+        {
+            return Err(ToolError::DeploymentMismatch {
+                expected: clip(expected),
+                found: clip(&deployment_id),
+            });
+        }
+        self.inner
+            .registrations
+            .check_deployment(&registration, &deployment_id, now)
+            .await
+            .map_err(ToolError::store)?;
+
+        // 12 (before the claims are moved): target_link_uri matches the login's.
+        match map.get(lti_message::uri::TARGET_LINK_URI) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if *t == saved.target_link_uri => {}
+            Some(Value::String(t)) => {
+                return Err(ToolError::TargetLinkUriMismatch {
+                    expected: clip(&saved.target_link_uri),
+                    found: clip(t),
+                });
+            }
+            Some(_) => return Err(invalid_type("target_link_uri", "a string")),
+        }
+
+        // 9–11. Version, message type, roles, sub and per-type claims.
+        let message = LtiMessage::from_map(std::mem::take(&mut map), &self.inner.validation)?;
+
+        let launch_id = crate::random::token(&self.inner.rng)?;
+        Ok(Launch {
+            message,
+            registration,
+            launch_id,
+            target_link_uri: saved.target_link_uri.clone(),
+            storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
+        })
+    }
+
+    fn leeway_for(&self, registration: &PlatformRegistration) -> u64 {
+        self.inner
+            .leeway_secs
+            .saturating_add(Quirks::of(registration.quirks).extra_leeway_secs)
+    }
+
+    /// Steps 2–6: parse, registration, audience, algorithm, key, signature, times.
+    async fn verify_token(
+        &self,
+        id_token: &str,
+        saved: &LaunchState,
+    ) -> Result<Verified, ToolError> {
+        let inner = &self.inner;
+        // 2. Three segments within the size limit; strict header.
+        if id_token.len() > inner.max_token_len {
+            return Err(ToolError::TokenTooLarge {
+                limit: inner.max_token_len,
+                found: id_token.len(),
+            });
+        }
+        let limits = lti_jose::Limits {
+            max_token_len: inner.max_token_len,
+            ..lti_jose::Limits::default()
+        };
+        let jws = lti_jose::CompactJws::parse(id_token, &limits)
+            .map_err(|e| ToolError::jose(e, "RS256"))?;
+        let mut segments = id_token.splitn(3, '.');
+        let (_, payload_b64, signature_b64) =
+            match (segments.next(), segments.next(), segments.next()) {
+                (Some(h), Some(p), Some(s)) => (h, p, s),
+                _ => {
+                    return Err(ToolError::MalformedToken {
+                        reason: "expected 3 dot-separated segments".to_owned(),
+                    });
+                }
+            };
+        let payload =
+            lti_jose::b64::decode(payload_b64).map_err(|e| ToolError::MalformedToken {
+                reason: format!("payload: {e}"),
+            })?;
+        let claims: Value =
+            serde_json::from_slice(&payload).map_err(|e| ToolError::MalformedToken {
+                reason: format!("payload: expected a JSON object, found invalid JSON ({e})"),
+            })?;
+        if !claims.is_object() {
+            return Err(ToolError::MalformedToken {
+                reason: "expected the payload to be a JSON object, found another JSON value"
+                    .to_owned(),
+            });
+        }
+
+        // 3. Registration by iss (and the client id the login was for).
+        let iss = match claims.get("iss") {
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(ToolError::MissingClaim(ToolClaim::Iss));
+            }
+            Some(_) => return Err(invalid_type("iss", "a string")),
+        };
+        if iss != saved.issuer {
+            // Distinguish a stranger from another registered platform.
+            return Err(match self.resolve_registration(iss, None).await {
+                Err(e @ ToolError::UnknownIssuer { .. }) => e,
+                Err(ToolError::StoreUnavailable(e)) => ToolError::StoreUnavailable(e),
+                _ => ToolError::IssuerMismatch {
+                    expected: saved.issuer.clone(),
+                    found: clip(iss),
+                },
+            });
+        }
+        let registration = self
+            .resolve_registration(iss, Some(&saved.client_id))
+            .await?;
+        let client_id = registration.client_id.as_str();
+
+        // 4. Audience and authorized party.
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(items)) => {
+                let mut v = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(a) => v.push(a.as_str()),
+                        _ => return Err(invalid_type("aud", "a string or an array of strings")),
+                    }
+                }
+                v
+            }
+            None | Some(Value::Null) => return Err(ToolError::MissingClaim(ToolClaim::Aud)),
+            Some(_) => return Err(invalid_type("aud", "a string or an array of strings")),
+        };
+        if !audiences.contains(&client_id) {
+            return Err(ToolError::InvalidAudience {
+                expected: client_id.to_owned(),
+                found: clip(&format!("{audiences:?}")),
+            });
+        }
+        let azp = match claims.get("azp") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(a)) => Some(a.as_str()),
+            Some(_) => return Err(invalid_type("azp", "a string")),
+        };
+        match azp {
+            Some(a) if a != client_id => {
+                return Err(ToolError::AzpMismatch {
+                    expected: client_id.to_owned(),
+                    found: format!("{:?}", clip(a)),
+                });
+            }
+            None if audiences.len() > 1 => {
+                return Err(ToolError::AzpMismatch {
+                    expected: client_id.to_owned(),
+                    found: format!("none (with {} audiences)", audiences.len()),
+                });
+            }
+            _ => {}
+        }
+
+        // 5. Algorithm allow-list, kid, key, signature.
+        let allowed = allowed_algorithms(&registration);
+        let allowed_text = registration.allowed_algorithms.join(", ");
+        let alg = jws.algorithm();
+        if !allowed.contains(&alg) {
+            return Err(ToolError::AlgorithmNotAllowed {
+                found: alg.as_str().to_owned(),
+                allowed: allowed_text,
+            });
+        }
+        let Some(kid) = jws.kid() else {
+            return Err(ToolError::MissingKid);
+        };
+        let key = match &registration.key_source {
+            RegistrationKeys::JwksUrl { url } => inner.key_source.key(url, Some(kid), alg).await,
+            RegistrationKeys::StaticJwks { jwks } => serde_json::to_vec(jwks)
+                .map_err(|e| lti_jose::Error::InvalidJson {
+                    part: "JWK Set",
+                    reason: e.to_string(),
+                })
+                .and_then(|bytes| JwkSet::from_slice(&bytes))
+                .and_then(|set| set.find(Some(kid), alg)),
+            _ => {
+                return Err(ToolError::config(
+                    "the registration's key source is not supported by this version of lti-tool",
+                ));
+            }
+        }
+        .map_err(|e| ToolError::jose(e, &allowed_text))?;
+        if key.algorithm() != alg {
+            return Err(ToolError::KeyAlgorithmMismatch {
+                reason: format!(
+                    "expected a key for the header's {alg}, found a key bound to {}",
+                    key.algorithm()
+                ),
+            });
+        }
+        let signature =
+            lti_jose::b64::decode(signature_b64).map_err(|e| ToolError::MalformedToken {
+                reason: format!("signature: {e}"),
+            })?;
+        let signing_input_len = id_token.len() - signature_b64.len() - 1;
+        key.verify_signature(&id_token.as_bytes()[..signing_input_len], &signature)
+            .map_err(|e| ToolError::jose(e, &allowed_text))?;
+
+        // 6. Times.
+        let now = u64::try_from(self.now()).unwrap_or(0);
+        let validation = TimeValidation {
+            leeway_secs: self.leeway_for(&registration),
+            max_age_secs: Some(inner.max_token_age_secs),
+            require_exp: true,
+            require_iat: true,
+        };
+        lti_jose::validate_times(&claims, &validation, &FixedClock(now))
+            .map_err(|e| ToolError::jose(e, &allowed_text))?;
+
+        Ok(Verified {
+            claims,
+            registration,
+        })
+    }
+
+    async fn save_launch(&self, launch: &Launch) -> Result<(), ToolError> {
+        let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
+        self.inner
+            .launch_data
+            .save_launch(&launch.launch_id, &launch.to_saved(), expires_at)
+            .await
+            .map_err(ToolError::store)
+    }
+
+    /// Loads a launch saved by [`Tool::launch`] for a later request of the same user
+    /// (e.g. the page the launch redirected to, or a deep-linking form post).
+    ///
+    /// This does not re-verify the id_token, and does not need to: only
+    /// [`Tool::launch`] writes launch data, and only after every check passed; the
+    /// launch id is a 256-bit random value that the store maps to the data, so a
+    /// client can present an id but cannot choose or alter what it refers to. The
+    /// registration is read again from the registration store (a deleted
+    /// registration invalidates its saved launches) and the claims are classified
+    /// again with the tool's current validation options. Treat the launch id like a
+    /// session id: whoever holds it acts as the launching user until it expires.
+    ///
+    /// # Errors
+    /// [`ToolError::LaunchNotFound`] (unknown or expired id), [`ToolError::UnknownIssuer`]
+    /// (the registration was removed), [`ToolError::StoreUnavailable`],
+    /// [`ToolError::Configuration`] for unreadable stored data.
+    pub async fn load_launch(&self, launch_id: &str) -> Result<Launch, ToolError> {
+        if launch_id.is_empty() || launch_id.len() > lti_registry::MAX_ID_LEN {
+            return Err(ToolError::LaunchNotFound);
+        }
+        let saved = match self.inner.launch_data.load_launch(launch_id).await {
+            Ok(v) => v,
+            Err(RegistryError::NotFound { .. } | RegistryError::InvalidInput { .. }) => {
+                return Err(ToolError::LaunchNotFound);
+            }
+            Err(e) => return Err(ToolError::store(e)),
+        };
+        let corrupt =
+            |what: &str| ToolError::config(format!("saved launch: expected {what}, found none"));
+        if saved.get("format").and_then(Value::as_str) != Some(SAVED_FORMAT) {
+            return Err(corrupt("the lti-tool/launch/v1 format"));
+        }
+        let text = |name: &str| saved.get(name).and_then(Value::as_str);
+        let issuer = text("issuer").ok_or_else(|| corrupt("an issuer"))?;
+        let client_id = text("client_id").ok_or_else(|| corrupt("a client_id"))?;
+        let target_link_uri =
+            text("target_link_uri").ok_or_else(|| corrupt("a target_link_uri"))?;
+        let storage_target = text("lti_storage_target").map(str::to_owned);
+        let Some(Value::Object(claims)) = saved.get("claims") else {
+            return Err(corrupt("a claims object"));
+        };
+        let registration = self.resolve_registration(issuer, Some(client_id)).await?;
+        let message = LtiMessage::from_map(claims.clone(), &self.inner.validation)?;
+        Ok(Launch {
+            message,
+            registration,
+            launch_id: launch_id.to_owned(),
+            target_link_uri: target_link_uri.to_owned(),
+            storage_target,
+        })
+    }
+
+    /// Deletes a saved launch (e.g. at logout); returns whether one was deleted.
+    ///
+    /// # Errors
+    /// [`ToolError::StoreUnavailable`].
+    pub async fn forget_launch(&self, launch_id: &str) -> Result<bool, ToolError> {
+        self.inner
+            .launch_data
+            .delete_launch(launch_id)
+            .await
+            .map_err(ToolError::store)
+    }
+
+    /// The validation options in force (anonymous launches, unknown message types).
+    pub fn validation_options(&self) -> ValidationOptions {
+        self.inner.validation
+    }
+}
+
+/// The registration's allow-list; unknown names are skipped (and can never match).
+fn allowed_algorithms(registration: &PlatformRegistration) -> Vec<Algorithm> {
+    registration
+        .allowed_algorithms
+        .iter()
+        .filter_map(|a| a.parse::<Algorithm>().ok())
+        .collect()
+}
+
+fn invalid_type(claim: &'static str, expected: &str) -> ToolError {
+    ToolError::InvalidClaim {
+        claim,
+        expected: expected.to_owned(),
+        found: "another JSON type".to_owned(),
+    }
+}

@@ -1,0 +1,125 @@
+//! Step 1 → 2 of the OIDC third-party initiated login (spec digest §1.2, §1.3).
+
+use http::StatusCode;
+use lti_registry::{LaunchState, PlatformRegistration, RegistryError};
+
+use crate::error::{ToolError, clip};
+use crate::quirks::Quirks;
+use crate::request::{ToolRequest, ToolResponse};
+use crate::tool::Tool;
+use crate::urls::append_query;
+
+/// The key under which a login's `lti_storage_target` is kept in [`LaunchState::extra`].
+pub(crate) const STORAGE_TARGET_KEY: &str = "lti_storage_target";
+
+impl Tool {
+    /// Handles a login initiation (GET query or POST form) and answers with the
+    /// redirect to the platform's authorization endpoint plus the state cookie.
+    ///
+    /// Reads `iss`, `login_hint`, `target_link_uri` (required), `lti_message_hint`,
+    /// `lti_deployment_id` (Canvas: `deployment_id`), `client_id` and
+    /// `lti_storage_target`; resolves the registration (issuer alone only when it is
+    /// unambiguous); refuses a `target_link_uri` that is not one of the tool's URLs;
+    /// saves a fresh 256-bit state and nonce for the state TTL.
+    ///
+    /// # Errors
+    /// [`ToolError::MethodNotAllowed`], [`ToolError::InvalidFormEncoding`],
+    /// [`ToolError::MissingParameter`], [`ToolError::DuplicateParameter`],
+    /// [`ToolError::UnknownIssuer`], [`ToolError::AmbiguousIssuer`],
+    /// [`ToolError::InvalidTargetLinkUri`], [`ToolError::StoreUnavailable`].
+    pub async fn login(&self, req: &ToolRequest) -> Result<ToolResponse, ToolError> {
+        let p = req.params()?;
+        let iss = p.require("iss")?;
+        let login_hint = p.require("login_hint")?;
+        let target_link_uri = p.require("target_link_uri")?;
+        let message_hint = p.get("lti_message_hint")?;
+        let client_id = p.optional("client_id")?;
+        let storage_target = p.optional("lti_storage_target")?;
+        let inner = &self.inner;
+
+        let registration = self.resolve_registration(iss, client_id).await?;
+        let quirks = Quirks::of(registration.quirks);
+        let deployment_id = match p.optional("lti_deployment_id")? {
+            Some(d) => Some(d),
+            None if quirks.login_deployment_id_alias => p.optional("deployment_id")?,
+            None => None,
+        };
+        inner.targets.check(target_link_uri, inner.allow_http)?;
+
+        let state = crate::random::token(&inner.rng)?;
+        let nonce = crate::random::token(&inner.rng)?;
+        let mut saved = LaunchState::new(
+            state.clone(),
+            nonce.clone(),
+            registration.issuer.clone(),
+            registration.client_id.clone(),
+            target_link_uri,
+            self.now(),
+            inner.state_ttl_secs,
+        );
+        saved.deployment_id = deployment_id.map(str::to_owned);
+        if let Some(target) = storage_target {
+            saved
+                .extra
+                .insert(STORAGE_TARGET_KEY.to_owned(), target.to_owned());
+        }
+        inner
+            .launch_states
+            .save_state(&saved)
+            .await
+            .map_err(ToolError::store)?;
+
+        let mut params: Vec<(&str, &str)> = vec![
+            ("scope", "openid"),
+            ("response_type", "id_token"),
+            ("response_mode", "form_post"),
+            ("prompt", "none"),
+            ("client_id", &registration.client_id),
+            ("redirect_uri", &inner.redirect_uri),
+            ("login_hint", login_hint),
+            ("state", &state),
+            ("nonce", &nonce),
+        ];
+        if let Some(hint) = message_hint {
+            params.push(("lti_message_hint", hint));
+        }
+        let location = append_query(&registration.auth_login_url, &params);
+        tracing::debug!(
+            issuer = %registration.issuer,
+            client_id = %registration.client_id,
+            "login initiation accepted; redirecting to the platform"
+        );
+        ToolResponse::redirect(StatusCode::FOUND, &location)?
+            .with_cookie(&inner.cookies.set_cookie(&state))
+    }
+
+    /// The registration for (issuer, client id), or for the issuer alone when it
+    /// has exactly one registration.
+    pub(crate) async fn resolve_registration(
+        &self,
+        issuer: &str,
+        client_id: Option<&str>,
+    ) -> Result<PlatformRegistration, ToolError> {
+        match self
+            .inner
+            .registrations
+            .resolve_registration(issuer, client_id)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(RegistryError::NotFound { .. }) => Err(ToolError::UnknownIssuer {
+                issuer: clip(issuer),
+                client_id: client_id.map(clip),
+            }),
+            Err(RegistryError::AmbiguousIssuer { count, .. }) => Err(ToolError::AmbiguousIssuer {
+                issuer: clip(issuer),
+                count,
+            }),
+            Err(RegistryError::InvalidInput { .. }) => Err(ToolError::UnknownIssuer {
+                issuer: clip(issuer),
+                client_id: client_id.map(clip),
+            }),
+            Err(e) => Err(ToolError::store(e)),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The tool's own URLs: base URL, redirect URI and the `target_link_uri` allow-list
+//! (the open-redirect guard).
+
+use http::Uri;
+
+use crate::error::{ToolError, clip};
+
+/// Whether `host` is `localhost`, a `.localhost` name or a loopback IP literal.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    lti_http::is_loopback_host(host)
+}
+
+/// Checks that `url` is an absolute `https` URL (or `http` on a loopback host, or
+/// anywhere when `allow_http`) with a host and no fragment, and returns it parsed.
+pub(crate) fn check_absolute(url: &str, allow_http: bool) -> Result<Uri, ToolError> {
+    let bad = |why: &str| {
+        ToolError::config(format!(
+            "URL {:?}: expected an absolute https URL, found {why}",
+            clip(url)
+        ))
+    };
+    if url.contains('#')
+        || url
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+    {
+        return Err(bad(
+            "a fragment, whitespace, a backslash or a control character",
+        ));
+    }
+    let uri: Uri = url.parse().map_err(|_| bad("an unparsable URL"))?;
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if allow_http || is_loopback(host) => {}
+        Some(other) => return Err(bad(&format!("scheme {other:?}"))),
+        None => return Err(bad("no scheme")),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad("user information in the authority"));
+    }
+    Ok(uri)
+}
+
+/// Parses the public base URL and normalises it to end with `/`.
+pub(crate) fn parse_base_url(url: &str, allow_http: bool) -> Result<String, ToolError> {
+    let uri = check_absolute(url, allow_http)?;
+    if uri.query().is_some() {
+        return Err(ToolError::config(format!(
+            "base URL {:?}: expected no query string, found one",
+            clip(url)
+        )));
+    }
+    let mut base = url.to_owned();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    Ok(base)
+}
+
+/// The `target_link_uri` values the tool accepts.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetRules {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl TargetRules {
+    pub(crate) fn new(
+        exact: Vec<String>,
+        prefixes: Vec<String>,
+        allow_http: bool,
+    ) -> Result<Self, ToolError> {
+        for url in &exact {
+            check_absolute(url, allow_http)?;
+        }
+        for prefix in &prefixes {
+            check_absolute(prefix, allow_http)?;
+            let after_scheme = prefix.split_once("://").map_or("", |(_, rest)| rest);
+            if !after_scheme.contains('/') || !prefix.ends_with('/') {
+                return Err(ToolError::config(format!(
+                    "target_link_uri prefix {:?}: expected an absolute URL ending in '/', found one without",
+                    clip(prefix)
+                )));
+            }
+        }
+        Ok(Self { exact, prefixes })
+    }
+
+    /// Whether `uri` is one of the tool's URLs. Besides the textual rule, the
+    /// candidate must itself be a clean absolute URL (no whitespace, backslash,
+    /// control characters or user information) so browsers and this check agree on
+    /// its host.
+    pub(crate) fn allows(&self, uri: &str, allow_http: bool) -> bool {
+        if check_absolute(uri, allow_http).is_err() {
+            return false;
+        }
+        self.exact.iter().any(|e| e == uri)
+            || self.prefixes.iter().any(|p| uri.starts_with(p.as_str()))
+    }
+
+    /// The rules, for error messages.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.exact.clone();
+        parts.extend(self.prefixes.iter().map(|p| format!("{p}*")));
+        parts.join(", ")
+    }
+
+    /// Checks `uri`.
+    pub(crate) fn check(&self, uri: &str, allow_http: bool) -> Result<(), ToolError> {
+        if self.allows(uri, allow_http) {
+            Ok(())
+        } else {
+            Err(ToolError::InvalidTargetLinkUri {
+                expected: self.describe(),
+                found: clip(uri),
+            })
+        }
+    }
+}
+
+/// Appends `name=value` (form-encoded) to `url`'s query.
+pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    let query = ser.finish();
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    let mut out = format!("{base}{sep}{query}");
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> TargetRules {
+        TargetRules::new(
+            vec!["https://other.example/exact".into()],
+            vec!["https://tool.example/".into()],
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_tools_own_urls_are_allowed() {
+        let r = rules();
+        assert!(r.allows("https://tool.example/lti/app", false));
+        assert!(r.allows("https://other.example/exact", false));
+        for bad in [
+            "https://tool.example.evil/",
+            "https://evil.example/https://tool.example/",
+            "https://other.example/exact/more",
+            "http://tool.example/lti/app",
+            "https://tool.example/a b",
+            "https://tool.example/\\evil.example",
+            "javascript:alert(1)",
+            "//evil.example/",
+            "https://tool.example/#x",
+        ] {
+            assert!(!r.allows(bad, false), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_must_end_with_a_slash() {
+        let err = TargetRules::new(vec![], vec!["https://tool.example".into()], false).unwrap_err();
+        assert_eq!(err.code(), "configuration");
+        let err =
+            TargetRules::new(vec![], vec!["https://tool.example/app".into()], false).unwrap_err();
+        assert_eq!(err.code(), "configuration");
+    }
+
+    #[test]
+    fn query_parameters_are_appended_and_encoded() {
+        assert_eq!(
+            append_query("https://lms.example/auth", &[("a", "x y"), ("b", "&=")]),
+            "https://lms.example/auth?a=x+y&b=%26%3D"
+        );
+        assert_eq!(
+            append_query("https://lms.example/auth?t=1", &[("a", "1")]),
+            "https://lms.example/auth?t=1&a=1"
+        );
+        assert_eq!(
+            append_query("https://tool.example/app#top", &[("id", "1")]),
+            "https://tool.example/app?id=1#top"
+        );
+    }
+
+    #[test]
+    fn base_urls_are_https_unless_loopback() {
+        assert_eq!(
+            parse_base_url("https://tool.example", false).unwrap(),
+            "https://tool.example/"
+        );
+        assert!(parse_base_url("http://127.0.0.1:3000", false).is_ok());
+        assert!(parse_base_url("http://localhost:3000/", false).is_ok());
+        assert_eq!(
+            parse_base_url("http://tool.example", false)
+                .unwrap_err()
+                .code(),
+            "configuration"
+        );
+        assert!(parse_base_url("http://tool.example", true).is_ok());
+    }
+}
