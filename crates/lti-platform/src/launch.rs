@@ -73,7 +73,6 @@ impl PlatformUser {
 /// What a deep-linking launch offers the tool (the platform adds
 /// `deep_link_return_url` and a signed `data`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct DeepLinkingOptions {
     /// Accepted item types (`link`, `ltiResourceLink`, `file`, `html`, `image`).
     pub accept_types: Vec<String>,
