@@ -55,7 +55,7 @@ impl QuirkProfile {
     ];
 
     /// The lower-case name (`canvas`, `moodle`, ...).
-    pub fn name(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Generic => "generic",
             Self::Canvas => "canvas",
@@ -106,7 +106,7 @@ impl QuirkProfile {
 
 impl fmt::Display for QuirkProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.as_str())
     }
 }
 
@@ -121,7 +121,7 @@ impl FromStr for QuirkProfile {
         }
         Self::ALL
             .into_iter()
-            .find(|p| p.name() == lower)
+            .find(|p| p.as_str() == lower)
             .ok_or_else(|| ServiceError::UnknownProfile {
                 found: s.chars().take(40).collect(),
             })
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_unknown_names_are_rejected() {
         for p in QuirkProfile::ALL {
-            assert_eq!(p.name().parse::<QuirkProfile>().unwrap(), p);
+            assert_eq!(p.as_str().parse::<QuirkProfile>().unwrap(), p);
             assert_eq!(
                 p.to_string()
                     .to_uppercase()
