@@ -165,20 +165,18 @@ impl<'a> CompactJws<'a> {
                 found: token.len(),
             });
         }
-        let segments = token.bytes().filter(|&b| b == b'.').count() + 1;
-        if segments != 3 {
+        let mut parts = token.splitn(4, '.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            let segments = token.bytes().filter(|&b| b == b'.').count() + 1;
             return Err(Error::malformed(
                 "compact JWS",
                 "3 dot-separated segments",
-                format!("{segments}"),
+                segments.to_string(),
             ));
-        }
-        let (signing_input, signature) = token
-            .rsplit_once('.')
-            .ok_or_else(|| Error::malformed("compact JWS", "3 segments", "1"))?;
-        let (header, payload) = signing_input
-            .split_once('.')
-            .ok_or_else(|| Error::malformed("compact JWS", "3 segments", "2"))?;
+        };
+        let signing_input = &token[..header.len() + 1 + payload.len()];
         if header.len() > limits.max_header_len {
             return Err(Error::HeaderTooLarge {
                 limit: limits.max_header_len,
