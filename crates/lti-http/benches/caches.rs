@@ -20,6 +20,37 @@ const SCOPES: &[&str] = &[
     "https://purl.imsglobal.org/spec/lti-ags/scope/score",
 ];
 
+/// On-CPU time of the current thread in ns (Linux schedstat); unlike wall
+/// time it does not count the time other processes held the CPU.
+fn on_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Prints wall and on-CPU time per operation for `n` runs of `op`.
+async fn report_cpu<F, Fut>(label: &str, n: u32, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (cpu0, wall0) = (on_cpu_ns(), Instant::now());
+    for _ in 0..n {
+        op().await;
+    }
+    let wall = wall0.elapsed().as_nanos() as f64 / f64::from(n);
+    match (cpu0, on_cpu_ns()) {
+        (Some(a), Some(b)) => println!(
+            "{label}: {:.0} ns/op on-CPU, {wall:.0} ns/op wall ({n} ops)",
+            (b - a) as f64 / f64::from(n)
+        ),
+        _ => println!("{label}: {wall:.0} ns/op wall ({n} ops; no schedstat)"),
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -92,6 +123,27 @@ fn benches(c: &mut Criterion) {
                 start.elapsed()
             })
         })
+    });
+
+    rt.block_on(async {
+        report_cpu("jwks_warm_lookup", 1_000_000, || async {
+            black_box(
+                cache
+                    .key(black_box(&jwks_url), Some("a"), Algorithm::RS256)
+                    .await
+                    .unwrap(),
+            );
+        })
+        .await;
+        report_cpu("token_warm_lookup", 1_000_000, || async {
+            black_box(
+                services
+                    .access_token(black_box("reg-1"), &endpoint, SCOPES)
+                    .await
+                    .unwrap(),
+            );
+        })
+        .await;
     });
 
     c.bench_function("jwks_cold_fetch_loopback", |b| {

@@ -33,7 +33,7 @@ fn client() -> Arc<dyn HttpClient> {
 
 fn quick_config() -> JwksCacheConfig {
     JwksCacheConfig {
-        refetch_cooldown: Duration::from_millis(300),
+        refetch_cooldown: Duration::from_secs(1),
         retry: RetryPolicy::none(),
         ..JwksCacheConfig::default()
     }
@@ -138,7 +138,7 @@ async fn unknown_kid_refetches_once_and_again_only_after_the_cooldown() {
     ));
     assert_eq!(platform.fetches(), 1);
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     match cache
         .key(&platform.url(), Some("x"), Algorithm::RS256)
         .await
@@ -161,7 +161,7 @@ async fn unknown_kid_refetches_once_and_again_only_after_the_cooldown() {
 
     // The platform rotates in key b; after the cooldown the new kid is found.
     *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let found = cache
         .key(&platform.url(), Some("b"), Algorithm::RS256)
         .await
@@ -179,7 +179,7 @@ async fn a_flood_of_unknown_kids_causes_a_single_refetch() {
         .key(&platform.url(), Some("a"), Algorithm::RS256)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let cache = cache.clone();
@@ -344,7 +344,7 @@ async fn stale_keys_are_served_only_when_allowed() {
         .unwrap();
     assert_eq!(platform.fetches(), after_first_stale);
     platform.status.store(200, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     lenient
         .key(&url, Some("a"), Algorithm::RS256)
         .await
