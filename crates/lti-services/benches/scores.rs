@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use lti_message::Timestamp;
 use lti_message::ags::{LineItem, Score};
-use support::{ALL_AGS, CONTEXT, Options, TestPlatform};
+use support::{Options, TestPlatform};
 
 const BATCH: u64 = 200;
 
@@ -24,10 +24,7 @@ fn scores(c: &mut Criterion) {
         .unwrap();
     let (lms, ags, url) = rt.block_on(async {
         let lms = TestPlatform::start(Options::default()).await;
-        let ags = lms
-            .services()
-            .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-            .unwrap();
+        let ags = lms.ags(&lms.services());
         let url = ags
             .create_line_item(&LineItem::new("Bench", 100.0))
             .await

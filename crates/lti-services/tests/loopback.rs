@@ -13,7 +13,9 @@ use lti_message::Timestamp;
 use lti_message::ags::{ActivityProgress, GradingProgress, LineItem, Score, scope};
 use lti_message::nrps::{MemberStatus, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
 use lti_platform::services::{GradeBook, ItemOwner, RosterMember};
-use lti_services::{LineItemsQuery, MembershipsQuery, QuirkProfile, ResultsQuery, ServiceError};
+use lti_services::{
+    AgsClient, LineItemsQuery, MembershipsQuery, QuirkProfile, ResultsQuery, ServiceError,
+};
 use support::{ALL_AGS, CLIENT_ID, CONTEXT, MOODLE_CONTEXT, Options, TestPlatform, UNGRADABLE};
 
 const LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
@@ -21,6 +23,14 @@ const INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Inst
 
 fn ts(secs: i64) -> Timestamp {
     Timestamp::from_unix_seconds(1_700_000_000 + secs).unwrap()
+}
+
+async fn new_item(ags: &AgsClient, label: &str, maximum: f64) -> String {
+    let item = ags
+        .create_line_item(&LineItem::new(label, maximum))
+        .await
+        .unwrap();
+    item.id.unwrap()
 }
 
 fn count(log: &[String], prefix: &str) -> usize {
@@ -35,9 +45,7 @@ async fn line_item_lifecycle_create_list_three_pages_update_score_500_read_resul
     })
     .await;
     let services = lms.services();
-    let ags = services
-        .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-        .unwrap();
+    let ags = lms.ags(&services);
 
     let mut created = Vec::new();
     for i in 0..7 {
@@ -141,9 +149,7 @@ async fn line_item_lifecycle_create_list_three_pages_update_score_500_read_resul
 async fn five_hundred_scores_need_exactly_one_token_request() {
     let lms = TestPlatform::start(Options::default()).await;
     let services = lms.services();
-    let ags = services
-        .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-        .unwrap();
+    let ags = lms.ags(&services);
     let item = ags
         .create_line_item(&LineItem::new("Essay", 100.0))
         .await
@@ -222,9 +228,7 @@ async fn a_duplicate_created_by_another_process_is_detected_on_relist_and_remove
     })
     .await;
     let services = lms.services();
-    let ags = services
-        .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-        .unwrap();
+    let ags = lms.ags(&services);
     let score = Score::completed_fully_graded("learner-1", 3.0, 10.0, ts(1));
     let got = ags
         .find_or_create_line_item_and_score("unit-9", &LineItem::new("Unit 9", 10.0), &score)
@@ -331,15 +335,8 @@ async fn moodle_line_item_url_with_query_string_gets_scores_and_results_before_t
 async fn a_platform_400_and_a_stale_409_surface_the_platform_message() {
     let lms = TestPlatform::start(Options::default()).await;
     let services = lms.services();
-    let ags = services
-        .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-        .unwrap();
-    let url = ags
-        .create_line_item(&LineItem::new("Lab", 10.0))
-        .await
-        .unwrap()
-        .id
-        .unwrap();
+    let ags = lms.ags(&services);
+    let url = new_item(&ags, "Lab", 10.0).await;
     // lti-platform refuses absurd scores with a JSON error body.
     let err = ags
         .post_score(&url, &Score::completed_fully_graded("u1", 1e9, 10.0, ts(1)))
@@ -714,15 +711,8 @@ async fn a_token_endpoint_that_refuses_the_assertion_surfaces_as_token_rejected(
 async fn all_progress_values_and_submission_times_are_accepted_by_the_platform() {
     let lms = TestPlatform::start(Options::default()).await;
     let services = lms.services();
-    let ags = services
-        .ags(&lms.registration(), &lms.ags_claim(CONTEXT, &ALL_AGS, None))
-        .unwrap();
-    let url = ags
-        .create_line_item(&LineItem::new("Project", 50.0))
-        .await
-        .unwrap()
-        .id
-        .unwrap();
+    let ags = lms.ags(&services);
+    let url = new_item(&ags, "Project", 50.0).await;
     let activities = [
         ActivityProgress::Initialized,
         ActivityProgress::Started,

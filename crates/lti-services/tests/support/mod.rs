@@ -24,7 +24,7 @@ use lti_platform::{
     MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret, SubjectPolicy,
     ToolKeys, ToolRegistration,
 };
-use lti_services::{LtiServices, QuirkProfile, ServiceRegistration};
+use lti_services::{AgsClient, LtiServices, QuirkProfile, ServiceRegistration};
 use tokio::net::TcpListener;
 
 pub const TOOL_PEM: &str = include_str!("../../../../tests/fixtures/lti-services/tool.pem");
@@ -191,6 +191,16 @@ impl TestPlatform {
         LtiServices::new(Arc::new(ServiceClient::new(Arc::new(
             HyperClient::new().unwrap(),
         ))))
+    }
+
+    /// An AGS client for [`CONTEXT`] with every AGS scope and no launch line item.
+    pub fn ags(&self, services: &LtiServices) -> AgsClient {
+        services
+            .ags(
+                &self.registration(),
+                &self.ags_claim(CONTEXT, &ALL_AGS, None),
+            )
+            .unwrap()
     }
 
     /// An AGS claim for `context` granting `scopes`, bound to `lineitem`.

@@ -1,0 +1,462 @@
+//! The pure halves: every `build_*_request` and `parse_*_response`, without
+//! a network.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, LINK};
+use http::{Method, Response, StatusCode};
+use lti_message::Timestamp;
+use lti_message::ags::{LineItem, Score, media_type};
+use lti_message::nrps::{MemberStatus, media_type as nrps_media};
+use lti_services::ags::{self, CANVAS_SUBMISSION_EXTENSION};
+use lti_services::nrps;
+use lti_services::{
+    CanvasSubmission, LineItemsQuery, MembershipsQuery, QuirkProfile, ResultsQuery, ServiceError,
+};
+use serde_json::{Value, json};
+
+const ITEMS: &str = "https://lms.test/api/lti/courses/1/line_items";
+const ITEM: &str = "https://lms.test/api/lti/courses/1/line_items/7";
+const MOODLE_ITEM: &str =
+    "https://moodle.test/mod/lti/services.php/2/lineitems/5/lineitem?type_id=3";
+
+fn ts() -> Timestamp {
+    Timestamp::parse("2024-03-01T12:00:00.250+01:00").unwrap()
+}
+
+fn response(status: u16, body: &str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body.to_owned()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r
+}
+
+fn header<'a>(req: &'a http::Request<Bytes>, name: http::header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+fn body_json(req: &http::Request<Bytes>) -> Value {
+    serde_json::from_slice(req.body()).unwrap()
+}
+
+#[test]
+fn list_line_items_sends_every_filter_and_accepts_the_container_type() {
+    let q = LineItemsQuery::new()
+        .resource_link_id("rl 1")
+        .resource_id("quiz&1")
+        .tag("final")
+        .limit(25);
+    let req = ags::build_list_line_items_request(ITEMS, &q).unwrap();
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(
+        req.uri().to_string(),
+        format!("{ITEMS}?resource_link_id=rl+1&resource_id=quiz%261&tag=final&limit=25")
+    );
+    assert_eq!(header(&req, ACCEPT), Some(media_type::LINE_ITEM_CONTAINER));
+    assert!(req.body().is_empty());
+    let bare = ags::build_list_line_items_request(ITEMS, &LineItemsQuery::new()).unwrap();
+    assert_eq!(bare.uri().to_string(), ITEMS);
+}
+
+#[test]
+fn line_item_pages_keep_vendor_members_and_their_next_link() {
+    let mut resp = response(
+        200,
+        r#"[{"id":"https://lms.test/li/1","label":"A","scoreMaximum":10,
+             "https://canvas.instructure.com/lti/submission_type":{"type":"external_tool"}},
+            {"id":"https://lms.test/li/2","label":"B","scoreMaximum":5.5,"resourceId":"r2","tag":"t",
+             "startDateTime":"2024-01-01T00:00:00Z","gradesReleased":true}]"#,
+    );
+    resp.headers_mut().insert(
+        LINK,
+        "<https://lms.test/li?page=2>; rel=\"next\", <https://lms.test/li?page=9>; rel=\"last\""
+            .parse()
+            .unwrap(),
+    );
+    let page = ags::parse_line_items_response(ITEMS, resp).unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.next(), Some("https://lms.test/li?page=2"));
+    assert!(
+        page.items[0]
+            .extra
+            .contains_key("https://canvas.instructure.com/lti/submission_type")
+    );
+    assert_eq!(page.items[1].resource_id.as_deref(), Some("r2"));
+    assert_eq!(page.items[1].grades_released, Some(true));
+}
+
+#[test]
+fn get_create_update_delete_use_the_right_methods_and_media_types() {
+    let get = ags::build_get_line_item_request(MOODLE_ITEM).unwrap();
+    assert_eq!(get.method(), Method::GET);
+    assert_eq!(get.uri().to_string(), MOODLE_ITEM);
+    assert_eq!(header(&get, ACCEPT), Some(media_type::LINE_ITEM));
+
+    let mut item = LineItem::new("Quiz", 10.0);
+    item.id = Some("https://ignored.test/x".to_owned());
+    item.resource_id = Some("quiz-1".to_owned());
+    item.end_date_time = Some(ts());
+    let create = ags::build_create_line_item_request(ITEMS, &item).unwrap();
+    assert_eq!(create.method(), Method::POST);
+    assert_eq!(create.uri().to_string(), ITEMS);
+    assert_eq!(header(&create, CONTENT_TYPE), Some(media_type::LINE_ITEM));
+    assert_eq!(header(&create, ACCEPT), Some(media_type::LINE_ITEM));
+    let body = body_json(&create);
+    assert!(body.get("id").is_none(), "the platform assigns the id");
+    assert_eq!(body["scoreMaximum"], json!(10.0));
+    assert_eq!(body["resourceId"], json!("quiz-1"));
+    assert_eq!(body["endDateTime"], json!("2024-03-01T12:00:00.250+01:00"));
+
+    item.id = Some(MOODLE_ITEM.to_owned());
+    let update = ags::build_update_line_item_request(&item).unwrap();
+    assert_eq!(update.method(), Method::PUT);
+    assert_eq!(update.uri().to_string(), MOODLE_ITEM);
+    assert_eq!(header(&update, CONTENT_TYPE), Some(media_type::LINE_ITEM));
+    assert_eq!(body_json(&update)["id"], json!(MOODLE_ITEM));
+
+    let delete = ags::build_delete_line_item_request(ITEM).unwrap();
+    assert_eq!(delete.method(), Method::DELETE);
+    assert!(delete.body().is_empty());
+    ags::parse_delete_line_item_response(ITEM, response(204, "")).unwrap();
+}
+
+#[test]
+fn invalid_line_items_and_updates_without_id_are_refused_before_sending() {
+    let err = ags::build_create_line_item_request(ITEMS, &LineItem::new("", 10.0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::InvalidInput {
+                what: "line item",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "invalid_input");
+    let err = ags::build_create_line_item_request(ITEMS, &LineItem::new("Quiz", 0.0)).unwrap_err();
+    assert!(
+        err.to_string().contains("expected a number > 0, found 0"),
+        "{err}"
+    );
+    let err = ags::build_update_line_item_request(&LineItem::new("Quiz", 1.0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::InvalidArgument {
+                what: "line item",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err =
+        ags::build_create_line_item_request("lineitems", &LineItem::new("Quiz", 1.0)).unwrap_err();
+    assert!(matches!(err, ServiceError::InvalidUrl { .. }), "{err:?}");
+}
+
+#[test]
+fn created_line_items_must_come_back_with_an_id() {
+    let ok = ags::parse_create_line_item_response(
+        ITEMS,
+        response(
+            201,
+            &format!(r#"{{"id":"{ITEM}","label":"Q","scoreMaximum":1}}"#),
+        ),
+    )
+    .unwrap();
+    assert_eq!(ok.id.as_deref(), Some(ITEM));
+    let err = ags::parse_create_line_item_response(
+        ITEMS,
+        response(201, r#"{"label":"Q","scoreMaximum":1}"#),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::InvalidResponse {
+                expected: "the created line item with its id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn unreadable_bodies_are_invalid_responses_without_the_body() {
+    let secret_body = r#"{"label": "Q", "scoreMaximum": "not a number", "token": "s3cr3t"}"#;
+    let err = ags::parse_line_item_response(ITEM, response(200, secret_body)).unwrap_err();
+    assert_eq!(err.code(), "invalid_response");
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    let err = ags::parse_line_items_response(ITEMS, response(200, "{}")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::InvalidResponse {
+                operation: "list line items",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn scores_go_to_the_scores_path_before_the_query_with_the_score_media_type() {
+    let score =
+        Score::completed_fully_graded("learner-1", 7.5, 10.0, ts()).with_comment("Well done");
+    let req = ags::build_score_request(MOODLE_ITEM, &score, QuirkProfile::Moodle).unwrap();
+    assert_eq!(req.method(), Method::POST);
+    assert_eq!(
+        req.uri().to_string(),
+        "https://moodle.test/mod/lti/services.php/2/lineitems/5/lineitem/scores?type_id=3"
+    );
+    assert_eq!(header(&req, CONTENT_TYPE), Some(media_type::SCORE));
+    let body = body_json(&req);
+    assert_eq!(body["userId"], json!("learner-1"));
+    assert_eq!(body["scoreGiven"], json!(7.5));
+    assert_eq!(body["scoreMaximum"], json!(10.0));
+    assert_eq!(body["activityProgress"], json!("Completed"));
+    assert_eq!(body["gradingProgress"], json!("FullyGraded"));
+    assert_eq!(body["comment"], json!("Well done"));
+    assert_eq!(body["timestamp"], json!("2024-03-01T12:00:00.250+01:00"));
+    assert_eq!(ags::scores_url(ITEM).unwrap(), format!("{ITEM}/scores"));
+    assert_eq!(
+        ags::results_url(MOODLE_ITEM).unwrap(),
+        "https://moodle.test/mod/lti/services.php/2/lineitems/5/lineitem/results?type_id=3"
+    );
+    for status in [200, 201, 204] {
+        ags::parse_score_response(ITEM, response(status, "")).unwrap();
+    }
+}
+
+#[test]
+fn invalid_scores_are_refused_with_the_field_named() {
+    let mut s = Score::completed_fully_graded("u", 1.0, 10.0, ts());
+    s.score_maximum = None;
+    let err = ags::build_score_request(ITEM, &s, QuirkProfile::Generic).unwrap_err();
+    assert!(
+        matches!(err, ServiceError::InvalidInput { what: "score", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("scoreMaximum"), "{err}");
+    let empty_user = Score::completed_fully_graded("", 1.0, 10.0, ts());
+    let err = ags::build_score_request(ITEM, &empty_user, QuirkProfile::Generic).unwrap_err();
+    assert!(err.to_string().contains("userId"), "{err}");
+    let negative = Score::completed_fully_graded("u", -1.0, 10.0, ts());
+    let err = ags::build_score_request(ITEM, &negative, QuirkProfile::Generic).unwrap_err();
+    assert!(err.to_string().contains("scoreGiven"), "{err}");
+}
+
+#[test]
+fn the_canvas_submission_extension_is_sent_only_under_the_canvas_profile() {
+    let score = CanvasSubmission::new()
+        .submission("online_url", "https://tool.test/work/1")
+        .new_submission(true)
+        .submitted_at(ts())
+        .attach(Score::submitted_pending_manual("u1", ts()))
+        .unwrap();
+    let mut score = score;
+    score
+        .extra
+        .insert("https://vendor.test/other".to_owned(), json!(1));
+
+    let canvas = body_json(&ags::build_score_request(ITEM, &score, QuirkProfile::Canvas).unwrap());
+    let ext = &canvas[CANVAS_SUBMISSION_EXTENSION];
+    assert_eq!(ext["submission_type"], json!("online_url"));
+    assert_eq!(ext["submission_data"], json!("https://tool.test/work/1"));
+    assert_eq!(ext["new_submission"], json!(true));
+    assert_eq!(ext["submitted_at"], json!("2024-03-01T12:00:00.250+01:00"));
+    assert_eq!(canvas["https://vendor.test/other"], json!(1));
+
+    let generic =
+        body_json(&ags::build_score_request(ITEM, &score, QuirkProfile::Generic).unwrap());
+    assert!(generic.get(CANVAS_SUBMISSION_EXTENSION).is_none());
+    assert_eq!(generic["https://vendor.test/other"], json!(1));
+
+    let schoology =
+        body_json(&ags::build_score_request(ITEM, &score, QuirkProfile::Schoology).unwrap());
+    let keys: Vec<&String> = schoology.as_object().unwrap().keys().collect();
+    assert!(keys.iter().all(|k| !k.starts_with("https://")), "{keys:?}");
+}
+
+#[test]
+fn results_are_listed_by_user_and_limit_before_and_after_an_existing_query() {
+    let req =
+        ags::build_list_results_request(MOODLE_ITEM, &ResultsQuery::new().user_id("u 1").limit(10))
+            .unwrap();
+    assert_eq!(
+        req.uri().to_string(),
+        "https://moodle.test/mod/lti/services.php/2/lineitems/5/lineitem/results?type_id=3&user_id=u+1&limit=10"
+    );
+    assert_eq!(header(&req, ACCEPT), Some(media_type::RESULT_CONTAINER));
+    let page = ags::parse_results_response(
+        ITEM,
+        response(
+            200,
+            r#"[{"id":"https://lms.test/r/1","scoreOf":"https://lms.test/li/7","userId":"u1",
+                 "resultScore":0.8,"comment":"ok","https://vendor.test/x":true},
+                {"userId":"u2"}]"#,
+        ),
+    )
+    .unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.items[0].result_score, Some(0.8));
+    assert_eq!(page.items[1].maximum_or_default(), 1.0);
+    assert_eq!(page.next(), None);
+}
+
+#[test]
+fn platform_refusals_carry_status_redacted_url_and_message() {
+    let url = "https://lms.test/li/7/scores?type_id=3&access_token=abc";
+    let err =
+        ags::parse_score_response(url, response(400, "Incorrect score received")).unwrap_err();
+    match &err {
+        ServiceError::Platform {
+            operation,
+            status,
+            url,
+            message,
+        } => {
+            assert_eq!(*operation, "post score");
+            assert_eq!(*status, 400);
+            assert_eq!(
+                url,
+                "https://lms.test/li/7/scores?type_id=3&access_token=***"
+            );
+            assert_eq!(message.as_deref(), Some("Incorrect score received"));
+        }
+        other => panic!("expected a platform error, found {other:?}"),
+    }
+    assert!(!err.to_string().contains("abc"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "platform refused post score at https://lms.test/li/7/scores?type_id=3&access_token=***: expected a 2xx status, found 400 (Incorrect score received)"
+    );
+    let err = ags::parse_line_item_response(
+        ITEM,
+        response(
+            403,
+            r#"{"errors":[{"message":"Insufficient permissions"}]}"#,
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(err.platform_status(), Some(403));
+    assert!(
+        err.to_string().ends_with("(Insufficient permissions)"),
+        "{err}"
+    );
+    let err = ags::parse_delete_line_item_response(ITEM, response(500, "")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Platform {
+                status: 500,
+                message: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn memberships_request_sends_role_limit_rlid_and_accepts_nrps_v2() {
+    let q = MembershipsQuery::new()
+        .role("http://purl.imsglobal.org/vocab/lis/v2/membership#Learner")
+        .limit(50)
+        .rlid("link-1");
+    let req = nrps::build_memberships_request("https://lms.test/api/ctx/1/names_and_roles?x=1", &q)
+        .unwrap();
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(
+        req.uri().to_string(),
+        "https://lms.test/api/ctx/1/names_and_roles?x=1&role=http%3A%2F%2Fpurl.imsglobal.org%2Fvocab%2Flis%2Fv2%2Fmembership%23Learner&limit=50&rlid=link-1"
+    );
+    assert_eq!(header(&req, ACCEPT), Some(nrps_media::MEMBERSHIP_CONTAINER));
+    let diff =
+        nrps::build_differences_request("https://lms.test/api/ctx/1/names_and_roles?since=9")
+            .unwrap();
+    assert_eq!(
+        diff.uri().to_string(),
+        "https://lms.test/api/ctx/1/names_and_roles?since=9"
+    );
+    assert_eq!(
+        header(&diff, ACCEPT),
+        Some(nrps_media::MEMBERSHIP_CONTAINER)
+    );
+    let err = nrps::build_differences_request("since=9").unwrap_err();
+    assert_eq!(err.code(), "invalid_url");
+}
+
+#[test]
+fn membership_pages_are_lenient_with_missing_and_extra_fields() {
+    let mut resp = response(
+        200,
+        r#"{"id":"https://lms.test/m","context":{"id":"c1","title":"Course","extra":1},
+            "members":[
+              {"user_id":"a","roles":["Learner"]},
+              {"user_id":"b","status":"Inactive","roles":[],"lti11_legacy_user_id":"old-b",
+               "https://vendor.test/flag":true,"picture":"https://p.test/b.png"},
+              {"user_id":"c","status":"Deleted"},
+              {"user_id":"d","roles":["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
+               "message":[{"https://purl.imsglobal.org/spec/lti/claim/message_type":"LtiResourceLinkRequest",
+                           "https://purl.imsglobal.org/spec/lti/claim/custom":{"x":"1"},
+                           "https://purl.imsglobal.org/spec/lti-bo/claim/basicoutcome":
+                             {"lis_result_sourcedid":"s","lis_outcome_service_url":"https://lms.test/o"},
+                           "locale":"en"}]}
+            ],
+            "unknown_top_level":[1,2]}"#,
+    );
+    resp.headers_mut().insert(
+        LINK,
+        "<https://lms.test/m?p=2>; rel=\"next\", </m?since=5>; rel=\"differences\""
+            .parse()
+            .unwrap(),
+    );
+    let page = nrps::parse_memberships_response("https://lms.test/m", resp).unwrap();
+    let m = &page.container.members;
+    assert_eq!(m.len(), 4);
+    assert_eq!(m[0].status, MemberStatus::Active);
+    assert_eq!(m[1].status, MemberStatus::Inactive);
+    assert_eq!(m[1].lti11_legacy_user_id.as_deref(), Some("old-b"));
+    assert!(m[1].extra.contains_key("https://vendor.test/flag"));
+    assert_eq!(m[2].status, MemberStatus::Deleted);
+    assert!(m[2].roles.is_empty());
+    assert_eq!(m[3].message.len(), 1);
+    assert_eq!(page.next(), Some("https://lms.test/m?p=2"));
+    assert_eq!(page.differences(), Some("/m?since=5"));
+    assert_eq!(page.container.context.as_ref().unwrap().id, "c1");
+
+    let err = nrps::parse_memberships_response(
+        "https://lms.test/m",
+        response(200, r#"{"members":[{"roles":[]}]}"#),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::InvalidResponse {
+                operation: "list memberships",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = nrps::parse_differences_response(
+        "https://lms.test/m",
+        response(401, r#"{"error":"invalid_token"}"#),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Platform {
+                operation: "membership differences",
+                status: 401,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
