@@ -336,9 +336,6 @@ pub enum ToolError {
     /// `missing_claim:resource_link.id`.
     #[error(transparent)]
     Message(MessageError),
-    /// A content item was refused by the deep-linking settings.
-    #[error("content item refused: {0}")]
-    ContentItem(#[source] MessageError),
     /// The operation needs a deep-linking launch.
     #[error(
         "not a deep-linking launch: expected message type LtiDeepLinkingRequest, found {found}"
@@ -422,7 +419,6 @@ impl ToolError {
             Self::DeploymentInactive { .. } => "deployment_inactive",
             Self::DeploymentMismatch { .. } => "deployment_mismatch",
             Self::Message(e) => e.code(),
-            Self::ContentItem(e) => e.code(),
             Self::NotDeepLinking { .. } => "not_deep_linking",
             Self::LaunchNotFound => "launch_not_found",
             Self::Lti1p1SignatureMismatch { .. } => "lti1p1_signature_mismatch",
@@ -451,7 +447,6 @@ impl ToolError {
             | Self::MalformedToken { .. }
             | Self::TokenTooLarge { .. }
             | Self::Message(_)
-            | Self::ContentItem(_)
             | Self::NotDeepLinking { .. } => StatusCode::BAD_REQUEST,
             Self::PlatformError { .. }
             | Self::StateCookieMissing

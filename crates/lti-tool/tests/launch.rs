@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use lti_registry::LaunchState;
 use lti_tool::{LtiMessage, ToolError};
 use ring::hmac;
 use serde_json::{Value, json};
@@ -102,32 +101,6 @@ async fn an_expired_state_is_rejected() {
     expect_code(h.launch_token(&login, &token).await, "state_not_found");
 }
 
-/// Saves a second state that carries `nonce` and returns the matching login (the
-/// cookie value is computed independently here: HMAC-SHA256 over the documented
-/// context string and the state).
-async fn second_state_with_nonce(h: &Harness, nonce: &str, target: &str) -> Login {
-    let state = "replay-state-0123456789abcdefghijklmnopq".to_owned();
-    let saved = LaunchState::new(&state, nonce, ISS, CLIENT_ID, target, h.clock_now(), 600);
-    h.store.launch_states.save_state(&saved).await.unwrap();
-    let key = hmac::Key::new(hmac::HMAC_SHA256, COOKIE_SECRET);
-    let mut msg = b"lti-tool state cookie v1\0".to_vec();
-    msg.extend_from_slice(state.as_bytes());
-    let value = lti_jose::b64::encode(hmac::sign(&key, &msg).as_ref());
-    let digest = ring::digest::digest(&ring::digest::SHA256, state.as_bytes());
-    let name = format!(
-        "__Host-lti_state_{}",
-        lti_jose::b64::encode(&digest.as_ref()[..12])
-    );
-    Login {
-        location: String::new(),
-        params: Vec::new(),
-        nonce: nonce.to_owned(),
-        cookie: format!("{name}={value}"),
-        set_cookie: String::new(),
-        state,
-    }
-}
-
 #[tokio::test]
 async fn a_replayed_nonce_is_rejected() {
     let h = Harness::new().await;
@@ -136,7 +109,7 @@ async fn a_replayed_nonce_is_rejected() {
     h.launch_token(&login, &token).await.unwrap();
     // Even with a fresh, correctly bound state carrying the same nonce, the token
     // cannot be used twice.
-    let again = second_state_with_nonce(&h, &login.nonce, TARGET).await;
+    let again = h.login_with_nonce(&login.nonce).await;
     expect_code(h.launch_token(&again, &token).await, "nonce_replayed");
 }
 
@@ -147,7 +120,7 @@ async fn a_replayed_nonce_is_rejected_across_two_tool_instances_sharing_a_store(
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
     h.launch_token(&login, &token).await.unwrap();
-    let again = second_state_with_nonce(&h, &login.nonce, TARGET).await;
+    let again = h.login_with_nonce(&login.nonce).await;
     expect_code(other.launch(&again.post(&token)).await, "nonce_replayed");
 }
 
