@@ -30,7 +30,7 @@ fn response(status: u16, body: &str) -> Response<Bytes> {
     r
 }
 
-fn header<'a>(req: &'a http::Request<Bytes>, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(req: &http::Request<Bytes>, name: http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
@@ -459,4 +459,186 @@ fn membership_pages_are_lenient_with_missing_and_extra_fields() {
         ),
         "{err:?}"
     );
+}
+
+mod construction {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use lti_http::{FnClient, ServiceClient};
+    use lti_jose::{Algorithm, SigningKey};
+    use lti_message::IdTokenClaims;
+    use lti_message::ags::{AgsEndpointClaim, LineItem, scope};
+    use lti_message::nrps::NrpsClaim;
+    use lti_services::{LineItemsQuery, LtiServices, ServiceError, ServiceRegistration};
+
+    const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-services/tool.pem");
+
+    fn setup() -> (LtiServices, ServiceRegistration, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let http = FnClient::new(move |_req: http::Request<bytes::Bytes>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Ok(http::Response::new(bytes::Bytes::new())) }
+        });
+        let services = LtiServices::new(Arc::new(ServiceClient::new(Arc::new(http))));
+        let key = Arc::new(SigningKey::from_pem(TOOL_PEM, Algorithm::RS256).unwrap());
+        let reg = ServiceRegistration::new(
+            "https://lms.test",
+            "client-1",
+            "https://lms.test/token",
+            key,
+        );
+        (services, reg, calls)
+    }
+
+    fn claim(lineitems: Option<&str>) -> AgsEndpointClaim {
+        AgsEndpointClaim {
+            scope: vec![scope::LINE_ITEM.to_owned(), scope::SCORE.to_owned()],
+            lineitems: lineitems.map(str::to_owned),
+            ..AgsEndpointClaim::default()
+        }
+    }
+
+    #[test]
+    fn claims_with_unusable_urls_are_refused() {
+        let (services, reg, _) = setup();
+        let err = services
+            .ags(&reg, &claim(Some("/relative/lineitems")))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::InvalidUrl {
+                    what: "the AGS lineitems URL",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut bad_item = claim(None);
+        bad_item.lineitem = Some("javascript:alert(1)".to_owned());
+        let err = services.ags(&reg, &bad_item).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::InvalidUrl {
+                    what: "the AGS lineitem URL",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = services.nrps(&reg, &NrpsClaim::default()).unwrap_err();
+        assert!(
+            matches!(err, ServiceError::MissingEndpoint { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.status_hint(), 400);
+        let nrps = NrpsClaim {
+            context_memberships_url: Some("ftp://lms.test/m".to_owned()),
+            ..NrpsClaim::default()
+        };
+        assert_eq!(
+            services.nrps(&reg, &nrps).unwrap_err().code(),
+            "invalid_url"
+        );
+    }
+
+    #[test]
+    fn launches_without_the_service_claims_are_missing_endpoints() {
+        let (services, reg, _) = setup();
+        let launch = IdTokenClaims::default();
+        let err = services.ags_from_launch(&reg, &launch).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::MissingEndpoint {
+                    what: "the AGS endpoint claim"
+                }
+            ),
+            "{err:?}"
+        );
+        let err = services.nrps_from_launch(&reg, &launch).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::MissingEndpoint {
+                    what: "the NRPS claim"
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("missing endpoint: expected the launch to carry the NRPS claim")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_fail_before_any_request() {
+        let (services, reg, calls) = setup();
+        let ags = services
+            .ags(&reg, &claim(Some("https://lms.test/li")))
+            .unwrap();
+        let err = ags
+            .find_or_create_line_item("", &LineItem::new("Quiz", 1.0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::InvalidArgument {
+                    what: "resource_id",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut spec = LineItem::new("Quiz", 1.0);
+        spec.resource_id = Some("other".to_owned());
+        let err = ags
+            .find_or_create_line_item("quiz", &spec)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::InvalidArgument {
+                    what: "line item resourceId",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let no_container = services.ags(&reg, &claim(None)).unwrap();
+        let err = no_container
+            .list_line_items(&LineItemsQuery::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::MissingEndpoint {
+                    what: "the AGS lineitems URL"
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn debug_output_names_urls_and_scopes_but_no_key_material() {
+        let (services, reg, _) = setup();
+        let ags = services
+            .ags(&reg, &claim(Some("https://lms.test/li?token=abc")))
+            .unwrap();
+        let text = format!("{ags:?} {reg:?} {services:?}");
+        assert!(text.contains("https://lms.test/li?token=***"), "{text}");
+        assert!(!text.contains("abc"), "{text}");
+        assert!(!text.contains("PRIVATE"), "{text}");
+        assert_eq!(reg.registration_key(), "https://lms.test client-1");
+        assert_eq!(ags.granted_scopes().len(), 2);
+    }
 }
