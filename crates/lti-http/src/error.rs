@@ -279,3 +279,121 @@ impl Error {
 
 /// The name used in the [`crate::HttpClient`] signature.
 pub type HttpError = Error;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Error> {
+        let url = || "https://x.test/".to_owned();
+        let jose = lti_jose::Error::NoKeys;
+        vec![
+            Error::InvalidUrl {
+                found: url(),
+                reason: "r",
+            },
+            Error::InsecureHttp { url: url() },
+            Error::Connect {
+                url: url(),
+                attempts: 1,
+                reason: "r".into(),
+            },
+            Error::Timeout {
+                url: url(),
+                phase: TimeoutPhase::Total,
+                limit: Duration::from_secs(1),
+                attempts: 1,
+            },
+            Error::Transport {
+                url: url(),
+                attempts: 1,
+                reason: "r".into(),
+            },
+            Error::BodyTooLarge {
+                url: url(),
+                limit: 1,
+            },
+            Error::Status {
+                url: url(),
+                status: 500,
+                attempts: 1,
+                expected: "a 2xx status",
+            },
+            Error::Redirect {
+                url: url(),
+                status: 302,
+                location: None,
+            },
+            Error::InvalidResponse {
+                url: url(),
+                expected: "e",
+                found: "f".into(),
+            },
+            Error::InvalidJwks {
+                url: url(),
+                source: jose.clone(),
+            },
+            Error::TokenRejected {
+                url: url(),
+                status: 400,
+                error: None,
+                description: None,
+            },
+            Error::InvalidScope {
+                found: "a b".into(),
+            },
+            Error::Signing(jose),
+            Error::TokenCache { reason: "r".into() },
+            Error::PageLimit {
+                url: url(),
+                limit: 1,
+            },
+            Error::PagingLoop { url: url() },
+            Error::InvalidRequest { reason: "r".into() },
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_code() {
+        let errors = all();
+        let codes: std::collections::HashSet<_> = errors.iter().map(Error::code).collect();
+        assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn upstream_failures_hint_gateway_statuses() {
+        for e in all() {
+            let hint = e.status_hint();
+            assert!(
+                matches!(hint, 500 | 502 | 503 | 504),
+                "{}: {hint}",
+                e.code()
+            );
+        }
+        let timeout = Error::Timeout {
+            url: String::new(),
+            phase: TimeoutPhase::Connect,
+            limit: Duration::from_secs(1),
+            attempts: 2,
+        };
+        assert_eq!(timeout.status_hint(), 504);
+        assert_eq!(timeout.attempts(), Some(2));
+        assert!(timeout.is_pre_send());
+        assert_eq!(timeout.with_attempts(3).attempts(), Some(3));
+        assert_eq!(Error::InsecureHttp { url: String::new() }.attempts(), None);
+    }
+
+    #[test]
+    fn messages_say_what_was_expected_and_found() {
+        let e = Error::Status {
+            url: "https://x.test/a".into(),
+            status: 503,
+            attempts: 3,
+            expected: "a 2xx status",
+        };
+        assert_eq!(
+            e.to_string(),
+            "unexpected status from https://x.test/a: expected a 2xx status, found 503 after 3 attempt(s)"
+        );
+    }
+}

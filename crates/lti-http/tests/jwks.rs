@@ -445,3 +445,37 @@ async fn plain_http_jwks_on_a_remote_host_is_refused() {
         other => panic!("expected KeySourceUnavailable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_jwks_url_that_is_not_absolute_is_refused() {
+    let cache = JwksCache::with_config(client(), quick_config());
+    match cache.key_set("/relative/jwks").await {
+        Err(e @ lti_http::Error::InvalidUrl { .. }) => assert_eq!(e.code(), "invalid_url"),
+        other => panic!("expected InvalidUrl, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_redirecting_jwks_endpoint_is_not_followed() {
+    let a = key(KEY_A, "a");
+    let doc = jwks(&[a.public_jwk()]);
+    let server = TestServer::start(move |req| {
+        let doc = doc.clone();
+        async move {
+            if req.uri().path() == "/moved" {
+                let mut r = response(301, "");
+                r.headers_mut().insert("location", "/jwks".parse().unwrap());
+                r
+            } else {
+                response(200, doc)
+            }
+        }
+    })
+    .await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    match cache.key_set(&server.url("/moved")).await {
+        Err(lti_http::Error::Redirect { status: 301, .. }) => {}
+        other => panic!("expected Redirect, got {other:?}"),
+    }
+    assert_eq!(server.hits("/jwks"), 0);
+}

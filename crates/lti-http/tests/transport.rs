@@ -420,3 +420,112 @@ async fn response_cache_serves_registered_urls_until_the_ttl_ends() {
     assert_eq!(server.hits("/config/tool"), 4);
     assert_eq!(server.hits("/config/missing"), 2);
 }
+
+#[tokio::test]
+async fn https_goes_through_rustls() {
+    // A plain-HTTP server cannot complete a TLS handshake: the failure proves
+    // the https:// path is wired to rustls (with the ring provider).
+    let server = TestServer::start(|_| async { response(200, "plain") }).await;
+    let client = HyperClient::new().unwrap();
+    let url = format!("https://127.0.0.1:{}/x", server.addr.port());
+    match client.send(get(&url)).await {
+        Err(Error::Connect { reason, .. }) => assert!(!reason.is_empty()),
+        other => panic!("expected a TLS connect failure, got {other:?}"),
+    }
+    assert_eq!(server.hits("/x"), 0);
+}
+
+#[test]
+fn an_invalid_user_agent_is_refused() {
+    match HyperClient::builder().user_agent("bad\nagent") {
+        Err(Error::InvalidRequest { reason }) => assert!(reason.contains("User-Agent")),
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+    assert!(HyperClient::builder().user_agent("my-tool/1.0").is_ok());
+}
+
+#[tokio::test]
+async fn a_custom_user_agent_replaces_the_default_but_not_an_explicit_header() {
+    let server = TestServer::start(|req| async move {
+        response(
+            200,
+            req.headers()["user-agent"].to_str().unwrap().to_owned(),
+        )
+    })
+    .await;
+    let client = HyperClient::builder()
+        .user_agent("my-tool/1.0")
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .send(get(&server.url("/")))
+            .await
+            .unwrap()
+            .body()
+            .as_ref(),
+        b"my-tool/1.0"
+    );
+    let mut req = get(&server.url("/"));
+    req.headers_mut()
+        .insert("user-agent", "explicit/2".parse().unwrap());
+    assert_eq!(
+        client.send(req).await.unwrap().body().as_ref(),
+        b"explicit/2"
+    );
+}
+
+#[tokio::test]
+async fn response_cache_failures_are_not_cached() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cached = ResponseCache::new(HyperClient::new().unwrap(), 10)
+        .cache_prefix(format!("http://127.0.0.1:{port}/"), Duration::from_secs(60));
+    for _ in 0..2 {
+        match cached
+            .send(get(&format!("http://127.0.0.1:{port}/cfg")))
+            .await
+        {
+            Err(Error::Connect { .. }) => {}
+            other => panic!("expected Connect, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn memo_runs_once_per_key_and_does_not_cache_errors() {
+    let memo: lti_http::Memo<&'static str, usize> =
+        lti_http::Memo::new(Duration::from_secs(60), 10);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let failing = memo
+        .get_or_try_insert("k", || async {
+            Err::<usize, _>(std::io::Error::other("down"))
+        })
+        .await;
+    assert_eq!(failing.unwrap_err().to_string(), "down");
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (memo, runs) = (memo.clone(), runs.clone());
+        tasks.push(tokio::spawn(async move {
+            memo.get_or_try_insert("k", || async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(runs.fetch_add(1, Ordering::SeqCst) + 41)
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 41);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    memo.invalidate(&"k").await;
+    let again = memo
+        .get_or_try_insert("k", || async { Ok::<_, std::io::Error>(7) })
+        .await
+        .unwrap();
+    assert_eq!(again, 7);
+}
