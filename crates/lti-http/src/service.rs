@@ -32,6 +32,8 @@ type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;
 ///   once with a new one (concurrent 401s share one refresh).
 /// * Service calls are retried per [`RetryPolicy`]; token requests carry a
 ///   fresh assertion per attempt and are retried on transient failures.
+/// * A failing [`TokenCache`] is logged and treated as a miss, so a shared
+///   store being down slows calls down but does not stop them.
 ///
 /// Share one `ServiceClient` (e.g. in an `Arc`) across the application.
 pub struct ServiceClient {
@@ -208,6 +210,23 @@ impl ServiceClient {
         send_with_retry(&*self.http, req, policy).await
     }
 
+    /// The cached token; a failing cache counts as a miss (a shared store
+    /// being down must not stop service calls).
+    async fn cached(&self, key: &TokenCacheKey) -> Option<AccessToken> {
+        match self.tokens.get(key).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(
+                    registration = key.registration(),
+                    error.code = e.code(),
+                    error = %e,
+                    "token cache unavailable; requesting a token"
+                );
+                None
+            }
+        }
+    }
+
     fn lock_for(&self, key: &TokenCacheKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         locks.entry(key.clone()).or_default().clone()
@@ -231,7 +250,7 @@ impl ServiceClient {
         let acceptable = |t: &AccessToken, now: u64| {
             t.is_usable(now) && rejected.is_none_or(|r| t.supersedes(r))
         };
-        if let Some(t) = self.tokens.get(key).await?
+        if let Some(t) = self.cached(key).await
             && acceptable(&t, self.clock.now())
         {
             tracing::trace!(
@@ -245,8 +264,8 @@ impl ServiceClient {
         let lock = self.lock_for(key);
         let result = {
             let _guard = lock.lock().await;
-            match self.tokens.get(key).await {
-                Ok(Some(t)) if acceptable(&t, self.clock.now()) => {
+            match self.cached(key).await {
+                Some(t) if acceptable(&t, self.clock.now()) => {
                     tracing::trace!(
                         registration = key.registration(),
                         scope = key.scope(),
@@ -255,8 +274,7 @@ impl ServiceClient {
                     );
                     Ok(t)
                 }
-                Ok(_) => self.fetch_and_store(key, endpoint).await,
-                Err(e) => Err(e),
+                _ => self.fetch_and_store(key, endpoint).await,
             }
         };
         self.release_lock(key, lock);
@@ -286,7 +304,14 @@ impl ServiceClient {
         let now = self.clock.now();
         let token = parse_token_response(url, resp, now, self.margin)?;
         let ttl = Duration::from_secs(token.refresh_at().saturating_sub(now));
-        self.tokens.put(key, &token, ttl).await?;
+        if let Err(e) = self.tokens.put(key, &token, ttl).await {
+            tracing::warn!(
+                registration = key.registration(),
+                error.code = e.code(),
+                error = %e,
+                "token cache unavailable; the token is used but not cached"
+            );
+        }
         Ok(token)
     }
 }

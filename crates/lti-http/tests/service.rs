@@ -530,3 +530,52 @@ async fn a_post_is_retried_only_with_a_per_call_opt_in() {
     assert_eq!(second.status(), 200);
     assert_eq!(flaky.hits("/scores"), 3);
 }
+
+/// A shared store that is down.
+struct BrokenCache;
+
+#[async_trait::async_trait]
+impl lti_http::TokenCache for BrokenCache {
+    async fn get(
+        &self,
+        _: &lti_http::TokenCacheKey,
+    ) -> Result<Option<lti_http::AccessToken>, Error> {
+        Err(Error::TokenCache {
+            reason: "connection refused".into(),
+        })
+    }
+    async fn put(
+        &self,
+        _: &lti_http::TokenCacheKey,
+        _: &lti_http::AccessToken,
+        _: Duration,
+    ) -> Result<(), Error> {
+        Err(Error::TokenCache {
+            reason: "connection refused".into(),
+        })
+    }
+    async fn remove(&self, _: &lti_http::TokenCacheKey) -> Result<(), Error> {
+        Err(Error::TokenCache {
+            reason: "connection refused".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_token_cache_degrades_to_fetching_tokens() {
+    let platform = Platform::start().await;
+    let client = ServiceClient::new(http()).with_token_cache(Arc::new(BrokenCache));
+    let endpoint = platform.endpoint();
+    for _ in 0..2 {
+        let resp = client
+            .send_authorized("reg-1", &endpoint, SCOPES, get(&platform.server.url("/x")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(platform.token_requests(), 2, "nothing could be cached");
+    assert!(matches!(
+        client.invalidate_token("reg-1", SCOPES).await,
+        Err(Error::TokenCache { .. })
+    ));
+}
