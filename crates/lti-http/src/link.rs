@@ -428,4 +428,55 @@ mod tests {
         assert_eq!(l.next(), Some("https://a.test/2"));
         assert_eq!(l.differences(), Some("https://a.test/d"));
     }
+
+    fn page(link: Option<&str>) -> Response<Bytes> {
+        let mut r = Response::new(Bytes::new());
+        if let Some(l) = link {
+            r.headers_mut()
+                .insert(LINK, http::HeaderValue::from_str(l).unwrap());
+        }
+        r
+    }
+
+    #[test]
+    fn the_pager_resolves_relative_links_and_ends_after_the_last_page() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut pager = Pager::new("https://lms.test/api/members?page=1", 5);
+            let mut urls = Vec::new();
+            while let Some(p) = pager
+                .next_page(|url| async move {
+                    Ok(match url.as_str() {
+                        "https://lms.test/api/members?page=1" => {
+                            page(Some("<members?page=2>; rel=next"))
+                        }
+                        "https://lms.test/api/members?page=2" => {
+                            page(Some("</api/members?page=3>; rel=next"))
+                        }
+                        _ => page(None),
+                    })
+                })
+                .await
+            {
+                urls.push(p.unwrap().url);
+            }
+            assert_eq!(
+                urls,
+                [
+                    "https://lms.test/api/members?page=1",
+                    "https://lms.test/api/members?page=2",
+                    "https://lms.test/api/members?page=3"
+                ]
+            );
+            assert_eq!(pager.pages_fetched(), 3);
+            assert!(
+                pager
+                    .next_page(|_| async { Ok(page(None)) })
+                    .await
+                    .is_none()
+            );
+        });
+    }
 }
