@@ -767,3 +767,37 @@ fn parsed_token_debug_does_not_print_the_payload_or_signature() {
     );
     assert!(debug.contains("RS256"), "{debug}");
 }
+
+#[test]
+fn single_verifying_key_is_a_key_source_that_checks_kid_and_alg() {
+    let key = rsa().with_kid("k1");
+    let public = key.verifying_key();
+    assert_eq!(
+        block_on(public.key("u", Some("k1"), Algorithm::RS256))
+            .unwrap()
+            .kid(),
+        Some("k1")
+    );
+    assert_eq!(
+        block_on(public.key("u", None, Algorithm::RS256))
+            .unwrap()
+            .kid(),
+        Some("k1")
+    );
+    assert_eq!(
+        block_on(public.key("u", Some("k2"), Algorithm::RS256)).unwrap_err(),
+        Error::UnknownKid {
+            kid: "k2".to_owned()
+        }
+    );
+    assert_eq!(
+        block_on(public.key("u", Some("k1"), Algorithm::PS256))
+            .unwrap_err()
+            .code(),
+        "key_algorithm_mismatch"
+    );
+    let shared: std::sync::Arc<dyn KeySource> = std::sync::Arc::new(public);
+    let token = lti_jose::sign(&claims(), &key).unwrap();
+    let verified: Value = block_on(rs256().verify_with_source(&token, &shared, "u")).unwrap();
+    assert_eq!(verified, claims());
+}
