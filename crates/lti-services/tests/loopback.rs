@@ -748,3 +748,35 @@ async fn all_progress_values_and_submission_times_are_accepted_by_the_platform()
     assert_eq!(results[0].result_score, Some(40.0));
     assert_eq!(results[0].comment.as_deref(), Some("Completed/FullyGraded"));
 }
+
+/// Loopback throughput in the test profile; run with
+/// `cargo test -p lti-services --release --test loopback -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check; prints scores per second"]
+async fn measure_scores_per_second_through_one_client() {
+    let lms = TestPlatform::start(Options::default()).await;
+    let services = lms.services();
+    let ags = lms.ags(&services);
+    let url = new_item(&ags, "Throughput", 10.0).await;
+    for concurrency in [1usize, 8, 32] {
+        let n = 2000u32;
+        let scores: Vec<Score> = (0..n)
+            .map(|u| {
+                Score::completed_fully_graded(format!("c{concurrency}-u{u}"), 5.0, 10.0, ts(1))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        stream::iter(scores.iter())
+            .map(|s| ags.post_score(&url, s))
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<()>>()
+            .await
+            .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "concurrency {concurrency:>2}: {n} scores in {secs:.3} s = {:.0} scores/s",
+            f64::from(n) / secs
+        );
+    }
+    assert_eq!(lms.token_requests(), 1);
+}
