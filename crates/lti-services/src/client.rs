@@ -12,7 +12,7 @@ use lti_message::nrps::{Member, NrpsClaim, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
 use crate::ags::{self, LineItemsQuery, ResultsQuery, op};
 use crate::error::ServiceError;
 use crate::nrps::{self, MembershipsQuery, Roster};
-use crate::paging::{Caller, KeyedLocks};
+use crate::paging::{Caller, KeyedLocks, PagingPolicy};
 use crate::registration::ServiceRegistration;
 use crate::wire;
 
@@ -37,14 +37,14 @@ const AGS_SCOPES: [&str; 4] = [
 pub struct LtiServices {
     service: Arc<ServiceClient>,
     locks: Arc<KeyedLocks>,
-    max_pages: usize,
+    paging: PagingPolicy,
 }
 
 impl fmt::Debug for LtiServices {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LtiServices")
             .field("service", &self.service)
-            .field("max_pages", &self.max_pages)
+            .field("paging", &self.paging)
             .finish_non_exhaustive()
     }
 }
@@ -55,14 +55,25 @@ impl LtiServices {
         Self {
             service,
             locks: Arc::new(KeyedLocks::default()),
-            max_pages: DEFAULT_MAX_PAGES,
+            paging: PagingPolicy {
+                max_pages: DEFAULT_MAX_PAGES,
+                allow_cross_origin: false,
+            },
         }
     }
 
     /// Caps the pages a listing follows (default [`DEFAULT_MAX_PAGES`]);
     /// more is an `lti-http` `page_limit_exceeded` error.
     pub fn with_max_pages(mut self, max_pages: usize) -> Self {
-        self.max_pages = max_pages.max(1);
+        self.paging.max_pages = max_pages.max(1);
+        self
+    }
+
+    /// Follows `next` and `differences` links to other origins (scheme,
+    /// host, port) than the listing's first URL. Off by default: the access
+    /// token is only sent where the launch's service URL points.
+    pub fn allow_cross_origin_links(mut self) -> Self {
+        self.paging.allow_cross_origin = true;
         self
     }
 
@@ -103,7 +114,7 @@ impl LtiServices {
                 self.service.clone(),
                 registration.clone(),
                 token_scopes,
-                self.max_pages,
+                self.paging,
             ),
             locks: self.locks.clone(),
             granted,
@@ -157,7 +168,7 @@ impl LtiServices {
                 self.service.clone(),
                 registration.clone(),
                 vec![SCOPE_CONTEXT_MEMBERSHIP_READONLY.to_owned()],
-                self.max_pages,
+                self.paging,
             ),
             memberships_url: url,
         })
@@ -555,6 +566,10 @@ impl NrpsClient {
     /// since then have status `Deleted`.
     pub async fn fetch_differences(&self, differences_url: &str) -> Result<Roster, ServiceError> {
         let req = nrps::build_differences_request(differences_url)?;
+        self.caller.check_origin(
+            wire::origin(&self.memberships_url).as_deref(),
+            differences_url,
+        )?;
         self.roster(
             nrps::op::MEMBERSHIP_DIFFERENCES,
             req,

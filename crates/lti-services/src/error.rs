@@ -77,6 +77,17 @@ pub enum ServiceError {
         /// What was found (a short parser message, never the whole body).
         found: String,
     },
+    /// A `next` or `differences` link pointed to another origin than the
+    /// service URL (refused unless `LtiServices::allow_cross_origin_links`).
+    #[error(
+        "cross-origin link refused: expected a URL on {expected}, found {found} (the access token is not sent there)"
+    )]
+    CrossOriginLink {
+        /// The service's origin.
+        expected: String,
+        /// The refused URL (redacted, truncated).
+        found: String,
+    },
     /// The quirk profile name is unknown.
     #[error(
         "unknown quirk profile: expected one of generic, canvas, moodle, blackboard, brightspace, sakai, schoology, found {found:?}"
@@ -103,6 +114,7 @@ impl ServiceError {
             Self::Platform { .. } => "platform_error",
             Self::InvalidResponse { .. } => "invalid_response",
             Self::UnknownProfile { .. } => "unknown_profile",
+            Self::CrossOriginLink { .. } => "cross_origin_link",
             Self::Http(e) => e.code(),
         }
     }
@@ -117,7 +129,10 @@ impl ServiceError {
             Self::MissingEndpoint { .. }
             | Self::InvalidInput { .. }
             | Self::InvalidArgument { .. } => 400,
-            Self::Platform { .. } | Self::InvalidResponse { .. } | Self::InvalidUrl { .. } => 502,
+            Self::Platform { .. }
+            | Self::InvalidResponse { .. }
+            | Self::InvalidUrl { .. }
+            | Self::CrossOriginLink { .. } => 502,
             Self::UnknownProfile { .. } => 500,
             Self::Http(e) => e.status_hint(),
         }

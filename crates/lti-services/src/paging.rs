@@ -20,6 +20,15 @@ use crate::wire;
 /// A parser of one response.
 pub(crate) type Parse<P> = fn(&str, Response<Bytes>) -> Result<P, ServiceError>;
 
+/// How listings follow `Link` headers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PagingPolicy {
+    /// Pages one listing may fetch.
+    pub(crate) max_pages: usize,
+    /// Whether `next` / `differences` targets may leave the first page's origin.
+    pub(crate) allow_cross_origin: bool,
+}
+
 /// Sends requests for one registration with one token scope set.
 #[derive(Clone)]
 pub(crate) struct Caller {
@@ -27,7 +36,7 @@ pub(crate) struct Caller {
     pub(crate) registration: ServiceRegistration,
     pub(crate) key: String,
     pub(crate) scopes: Vec<String>,
-    pub(crate) max_pages: usize,
+    pub(crate) paging: PagingPolicy,
 }
 
 impl Caller {
@@ -35,7 +44,7 @@ impl Caller {
         service: Arc<ServiceClient>,
         registration: ServiceRegistration,
         scopes: Vec<String>,
-        max_pages: usize,
+        paging: PagingPolicy,
     ) -> Self {
         let key = registration.registration_key();
         Self {
@@ -43,7 +52,7 @@ impl Caller {
             registration,
             key,
             scopes,
-            max_pages,
+            paging,
         }
     }
 
@@ -70,6 +79,20 @@ impl Caller {
         parse(&url, resp)
     }
 
+    /// Refuses `url` when it leaves `origin`, unless cross-origin links are
+    /// allowed: the bearer token must not travel to a host the service did
+    /// not come from.
+    pub(crate) fn check_origin(&self, origin: Option<&str>, url: &str) -> Result<(), ServiceError> {
+        let found = wire::origin(url);
+        if self.paging.allow_cross_origin || found.as_deref() == origin {
+            return Ok(());
+        }
+        Err(ServiceError::CrossOriginLink {
+            expected: origin.unwrap_or_default().to_owned(),
+            found: redact_url(url).chars().take(120).collect(),
+        })
+    }
+
     /// Walks the pages starting with `first`.
     pub(crate) fn walk<P>(
         &self,
@@ -77,10 +100,12 @@ impl Caller {
         first: Request<Bytes>,
         parse: Parse<P>,
     ) -> Walker<'_, P> {
+        let first_url = first.uri().to_string();
         Walker {
             caller: self,
             operation,
-            pager: Pager::new(first.uri().to_string(), self.max_pages),
+            origin: wire::origin(&first_url),
+            pager: Pager::new(first_url, self.paging.max_pages),
             template: first,
             parse,
         }
@@ -92,6 +117,7 @@ impl Caller {
 pub(crate) struct Walker<'a, P> {
     caller: &'a Caller,
     operation: &'static str,
+    origin: Option<String>,
     pager: Pager,
     template: Request<Bytes>,
     parse: Parse<P>,
@@ -105,9 +131,16 @@ impl<P> Walker<'_, P> {
         let caller = self.caller;
         let template = &self.template;
         let operation = self.operation;
+        let origin = self.origin.as_deref();
         let page = self
             .pager
             .next_page(|url| async move {
+                if let Err(e) = caller.check_origin(origin, &url) {
+                    *slot = Some(e);
+                    return Err(lti_http::Error::InvalidRequest {
+                        reason: "cross-origin Link target refused".to_owned(),
+                    });
+                }
                 let mut req = clone_request(template);
                 *req.uri_mut() = url.parse().map_err(|_| lti_http::Error::InvalidUrl {
                     found: redact_url(&url),

@@ -642,3 +642,114 @@ mod construction {
         assert_eq!(ags.granted_scopes().len(), 2);
     }
 }
+
+mod link_following {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use lti_http::{FnClient, ServiceClient};
+    use lti_jose::{Algorithm, SigningKey};
+    use lti_message::nrps::NrpsClaim;
+    use lti_services::{
+        LtiServices, MembershipsQuery, NrpsClient, ServiceError, ServiceRegistration,
+    };
+
+    const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-services/tool.pem");
+
+    /// A platform at lms.test whose pages link to `next_host`; counts
+    /// requests that reach evil.test.
+    fn client(
+        next_host: &'static str,
+        services: impl FnOnce(LtiServices) -> LtiServices,
+    ) -> (NrpsClient, Arc<AtomicUsize>) {
+        let evil = Arc::new(AtomicUsize::new(0));
+        let seen = evil.clone();
+        let http = FnClient::new(move |req: http::Request<Bytes>| {
+            let host = req.uri().host().unwrap_or_default().to_owned();
+            let path = req.uri().path().to_owned();
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            if host == "evil.test" {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                let mut resp = if path == "/token" {
+                    http::Response::new(Bytes::from_static(
+                        br#"{"access_token":"tok","token_type":"Bearer","expires_in":3600}"#,
+                    ))
+                } else {
+                    let body =
+                        format!(r#"{{"members":[{{"user_id":"{host}{query}","roles":[]}}]}}"#);
+                    http::Response::new(Bytes::from(body))
+                };
+                if path == "/m" && !query.contains("page=") {
+                    let link = format!(
+                        "<https://{next_host}/m?page=2>; rel=\"next\", <https://{next_host}/d>; rel=\"differences\""
+                    );
+                    resp.headers_mut()
+                        .insert(http::header::LINK, link.parse().unwrap());
+                }
+                Ok(resp)
+            }
+        });
+        let key = Arc::new(SigningKey::from_pem(TOOL_PEM, Algorithm::RS256).unwrap());
+        let reg = ServiceRegistration::new("https://lms.test", "c", "https://lms.test/token", key);
+        let claim = NrpsClaim {
+            context_memberships_url: Some("https://lms.test/m".to_owned()),
+            ..NrpsClaim::default()
+        };
+        let services = services(LtiServices::new(Arc::new(ServiceClient::new(Arc::new(
+            http,
+        )))));
+        (services.nrps(&reg, &claim).unwrap(), evil)
+    }
+
+    #[tokio::test]
+    async fn links_to_another_origin_are_refused_and_never_receive_the_token() {
+        let (nrps, evil) = client("evil.test", |s| s);
+        let err = nrps
+            .list_members(&MembershipsQuery::new())
+            .await
+            .unwrap_err();
+        match &err {
+            ServiceError::CrossOriginLink { expected, found } => {
+                assert_eq!(expected, "https://lms.test");
+                assert_eq!(found, "https://evil.test/m?page=2");
+            }
+            other => panic!("expected cross_origin_link, found {other:?}"),
+        }
+        assert_eq!(err.code(), "cross_origin_link");
+        let err = nrps
+            .fetch_differences("https://evil.test/d")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "cross_origin_link");
+        assert_eq!(evil.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn cross_origin_links_are_followed_only_when_explicitly_allowed() {
+        let (nrps, evil) = client("evil.test", LtiServices::allow_cross_origin_links);
+        let roster = nrps.list_members(&MembershipsQuery::new()).await.unwrap();
+        assert_eq!(roster.members.len(), 2);
+        assert_eq!(
+            roster.differences_url.as_deref(),
+            Some("https://evil.test/d")
+        );
+        assert_eq!(evil.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn listings_stop_at_the_page_cap() {
+        let (nrps, _) = client("lms.test", |s| s.with_max_pages(1));
+        let err = nrps
+            .list_members(&MembershipsQuery::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "page_limit_exceeded", "{err:?}");
+        let (nrps, _) = client("lms.test", |s| s);
+        let roster = nrps.list_members(&MembershipsQuery::new()).await.unwrap();
+        assert_eq!(roster.pages, 2);
+        assert_eq!(roster.members[1].user_id, "lms.testpage=2");
+    }
+}
