@@ -1,0 +1,278 @@
+//! Full launch validation through `Tool::launch` next to bare ring RS256 verification
+//! of the same token.
+//!
+//! `Tool::launch` here does everything a real launch does: form parsing, the state
+//! cookie HMAC check, consuming the state, JWS parsing, registration lookup, audience
+//! and azp checks, algorithm allow-list, key lookup (a pre-resolved key, as a warm
+//! `lti_http::JwksCache` serves it), the RS256 signature, time checks, nonce equality
+//! and recording, deployment check, `lti-message` classification, saving the launch
+//! data and building the redirect. All stores are `lti_store::MemoryStore`.
+//!
+//! Each timed launch needs an unused state and nonce; re-signing per iteration would
+//! cost more than the launch, so the untimed setup gives every iteration a fresh
+//! memory store for the short-lived records (state, nonce, launch data) with the
+//! state already saved, and the same signed token is launched.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue, Method, header};
+use lti_jose::{Algorithm, KeySource, SigningKey, VerifyingKey};
+use lti_registry::{
+    Deployment, KeySource as RegistrationKeys, LaunchState, ManualClock, PlatformRegistration,
+    SecretCipher, Store,
+};
+use lti_store::MemoryStore;
+use lti_tool::{Tool, ToolRequest};
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use serde_json::json;
+
+const PLATFORM_PEM: &str = include_str!("../../../tests/fixtures/lti-tool/keys/platform-1.pem");
+const ISS: &str = "https://canvas.instructure.com";
+const CLIENT_ID: &str = "10000000000001";
+const DEPLOYMENT: &str = "12653:c2a2e5ee4f8e3b9e7e0c8c7e6b8b3f0d2e5b1a77";
+const TARGET: &str = "https://tool.example.com/lti/app";
+const NOW: i64 = 1_900_000_000;
+const NONCE: &str = "3f7b1c2a-8e0d-4c55-9a61-2d7f0b9e4a11";
+const STATE: &str = "bench-state-0123456789abcdefghijklmnopqrstu";
+const SECRET: &[u8] = b"bench-cookie-secret-0123456789abcdef";
+
+/// A key source holding one resolved key (what a warm JWKS cache returns).
+struct Resolved(VerifyingKey);
+
+#[async_trait::async_trait]
+impl KeySource for Resolved {
+    async fn key(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: Algorithm,
+    ) -> Result<VerifyingKey, lti_jose::Error> {
+        Ok(self.0.clone())
+    }
+}
+
+fn claims() -> serde_json::Value {
+    let c = "https://purl.imsglobal.org/spec/lti/claim/";
+    json!({
+        "iss": ISS, "sub": "a6d5c443-1f51-4783-ba1a-7686ffe3b54a", "aud": CLIENT_ID, "azp": CLIENT_ID,
+        "exp": NOW + 300, "iat": NOW - 5, "nonce": NONCE,
+        "name": "Ms Jane Marie Doe", "given_name": "Jane", "family_name": "Doe",
+        "email": "jane.doe@example.edu", "locale": "en-US",
+        format!("{c}message_type"): "LtiResourceLinkRequest",
+        format!("{c}version"): "1.3.0",
+        format!("{c}deployment_id"): DEPLOYMENT,
+        format!("{c}target_link_uri"): TARGET,
+        format!("{c}resource_link"): { "id": "200d101f-2c14-434a-a0f3-57c2a42369fd", "title": "Week 3 quiz" },
+        format!("{c}roles"): [
+            "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",
+            "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student"
+        ],
+        format!("{c}context"): { "id": "c1d887f0a1a3", "label": "ECON 101", "title": "Economics", "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"] },
+        format!("{c}tool_platform"): { "guid": "canvas-guid", "name": "Canvas", "product_family_code": "canvas", "version": "cloud" },
+        format!("{c}launch_presentation"): { "document_target": "iframe", "return_url": "https://canvas.example.edu/courses/1/external_content/success/external_tool_redirect", "locale": "en" },
+        format!("{c}custom"): { "canvas_course_id": "1", "canvas_user_id": "42" },
+        "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
+            "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem", "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
+            "lineitems": "https://canvas.example.edu/api/lti/courses/1/line_items"
+        },
+        "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice": {
+            "context_memberships_url": "https://canvas.example.edu/api/lti/courses/1/names_and_roles", "service_versions": ["2.0"]
+        }
+    })
+}
+
+/// On-CPU nanoseconds of this thread (excludes time other processes held the CPU).
+fn on_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+struct Fixture {
+    durable: Store,
+    clock: ManualClock,
+    key: VerifyingKey,
+    request: ToolRequest,
+}
+
+impl Fixture {
+    fn new(rt: &tokio::runtime::Runtime, signing: &SigningKey, token: &str) -> Self {
+        let clock = ManualClock::new(NOW);
+        let durable = Store::from_backend(Arc::new(MemoryStore::new(
+            SecretCipher::insecure_plaintext_for_tests(),
+            Arc::new(clock.clone()),
+        )));
+        let registration = PlatformRegistration::new(
+            ISS,
+            CLIENT_ID,
+            "https://sso.canvaslms.com/api/lti/authorize_redirect",
+            "https://sso.canvaslms.com/login/oauth2/token",
+            RegistrationKeys::JwksUrl {
+                url: "https://sso.canvaslms.com/api/lti/security/jwks".into(),
+            },
+        )
+        .with_deployment(Deployment::active(DEPLOYMENT));
+        rt.block_on(durable.registrations.insert_registration(&registration))
+            .unwrap();
+        let cookie = state_cookie();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id_token", token)
+            .append_pair("state", STATE)
+            .finish();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        let request = ToolRequest::new(
+            Method::POST,
+            "/lti/launch".parse().unwrap(),
+            headers,
+            Bytes::from(body),
+        );
+        Self {
+            durable,
+            clock,
+            key: signing.verifying_key(),
+            request,
+        }
+    }
+
+    fn tool_for(
+        durable: &Store,
+        ephemeral: &Store,
+        clock: &ManualClock,
+        key: &VerifyingKey,
+    ) -> Tool {
+        Tool::builder(
+            "https://tool.example.com/",
+            &durable.clone().with_ephemeral_from(ephemeral),
+        )
+        .clock(Arc::new(clock.clone()))
+        .key_source(Arc::new(Resolved(key.clone())))
+        .state_cookie_secret(SECRET)
+        .build()
+        .unwrap()
+    }
+
+    /// A tool whose short-lived stores are fresh, with STATE saved.
+    fn fresh_tool(&self, rt: &tokio::runtime::Runtime) -> Tool {
+        let ephemeral = Store::from_backend(Arc::new(MemoryStore::new(
+            SecretCipher::insecure_plaintext_for_tests(),
+            Arc::new(self.clock.clone()),
+        )));
+        let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
+        rt.block_on(ephemeral.launch_states.save_state(&state))
+            .unwrap();
+        Self::tool_for(&self.durable, &ephemeral, &self.clock, &self.key)
+    }
+}
+
+/// The `Cookie` pair a browser sends back for STATE, computed as the crate documents
+/// it: name = prefix + base64url(SHA-256(state)[..12]), value =
+/// base64url(HMAC-SHA256(secret, "lti-tool state cookie v1\0" || state)).
+fn state_cookie() -> String {
+    use ring::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
+    let mut msg = b"lti-tool state cookie v1\0".to_vec();
+    msg.extend_from_slice(STATE.as_bytes());
+    let value = lti_jose::b64::encode(hmac::sign(&key, &msg).as_ref());
+    let digest = ring::digest::digest(&ring::digest::SHA256, STATE.as_bytes());
+    format!(
+        "__Host-lti_state_{}={value}",
+        lti_jose::b64::encode(&digest.as_ref()[..12])
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let signing = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256)
+        .unwrap()
+        .with_kid("platform-key-1");
+    let token = lti_jose::sign(&claims(), &signing).unwrap();
+    let fixture = Fixture::new(&rt, &signing, &token);
+
+    // Bare ring on the same signing input and signature.
+    let jwk = serde_json::to_value(signing.public_jwk()).unwrap();
+    let n = lti_jose::b64::decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = lti_jose::b64::decode(jwk["e"].as_str().unwrap()).unwrap();
+    let ring_key = RsaPublicKeyComponents { n, e };
+    let (signing_input, sig_b64) = token.rsplit_once('.').unwrap();
+    let sig = lti_jose::b64::decode(sig_b64).unwrap();
+    ring_key
+        .verify(&RSA_PKCS1_2048_8192_SHA256, signing_input.as_bytes(), &sig)
+        .unwrap();
+
+    // Sanity: the launch succeeds.
+    let (launch, _) = rt
+        .block_on(fixture.fresh_tool(&rt).launch(&fixture.request))
+        .unwrap();
+    assert_eq!(launch.deployment_id(), DEPLOYMENT);
+    println!("token length: {} bytes", token.len());
+
+    let mut group = c.benchmark_group("launch_rs256");
+    group.bench_function("tool_launch_full", |b| {
+        b.iter_batched(
+            || fixture.fresh_tool(&rt),
+            |tool| {
+                black_box(
+                    rt.block_on(tool.launch(black_box(&fixture.request)))
+                        .unwrap(),
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("bare_ring_verify", |b| {
+        b.iter(|| {
+            ring_key
+                .verify(
+                    &RSA_PKCS1_2048_8192_SHA256,
+                    black_box(signing_input.as_bytes()),
+                    black_box(&sig),
+                )
+                .unwrap()
+        })
+    });
+    group.finish();
+
+    // On-CPU time per operation, robust against other processes on a busy machine.
+    const N: u64 = 2000;
+    let tools: Vec<Tool> = (0..N).map(|_| fixture.fresh_tool(&rt)).collect();
+    if let Some(start) = on_cpu_ns() {
+        for tool in &tools {
+            black_box(rt.block_on(tool.launch(&fixture.request)).unwrap());
+        }
+        let launch_ns = on_cpu_ns().unwrap_or(start) - start;
+        let start = on_cpu_ns().unwrap_or(0);
+        for _ in 0..N {
+            ring_key
+                .verify(
+                    &RSA_PKCS1_2048_8192_SHA256,
+                    black_box(signing_input.as_bytes()),
+                    black_box(&sig),
+                )
+                .unwrap();
+        }
+        let ring_ns = on_cpu_ns().unwrap_or(start) - start;
+        let (l, r) = (launch_ns / N, ring_ns / N);
+        println!(
+            "on-CPU per op over {N}: full launch {l} ns, bare ring verify {r} ns, launch throughput = {:.1}% of bare ring",
+            100.0 * r as f64 / l as f64
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
