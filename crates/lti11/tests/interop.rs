@@ -254,3 +254,54 @@ async fn oauthlib_accepted_every_launch_our_consumer_signed() {
             .unwrap();
     }
 }
+
+const NODE_CASES: &str = include_str!("../../../tests/fixtures/lti11/launches_node.json");
+const NODE_VERDICTS: &str = include_str!("../../../tests/fixtures/lti11/ours_verdicts_node.json");
+
+#[tokio::test]
+async fn launches_signed_by_ims_lti_verify() {
+    let cases: Cases = serde_json::from_str(NODE_CASES).unwrap();
+    assert_eq!(cases.cases.len(), 3);
+    for case in &cases.cases {
+        let launch = LaunchVerifier::new(verifier_for(case))
+            .verify(&request(case))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(launch.resource_link_id(), "rl-node-1");
+        assert_eq!(launch.user_id(), Some("node user 1"));
+        if case.name == "ims_lti_non_ascii_custom" {
+            let custom = launch.params().custom_parameters();
+            assert_eq!(custom.get("name"), Some(&"Zoë Ådne 日本語 ✓"));
+            assert_eq!(custom.get("symbols"), Some(&"it's (a) *test* !"));
+        }
+        let mut tampered = case.clone();
+        tampered.body = case.body.replacen("node", "nodE", 1);
+        let err = verifier_for(&tampered)
+            .verify(&request(&tampered))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "bad_signature", "{}", case.name);
+    }
+}
+
+#[test]
+fn ims_lti_accepted_every_hmac_sha1_launch_our_consumer_signed() {
+    let checked_in: serde_json::Value = serde_json::from_str(OURS).unwrap();
+    let verdicts: serde_json::Value = serde_json::from_str(NODE_VERDICTS).unwrap();
+    let mut checked = 0;
+    for case in checked_in["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let v = &verdicts["verdicts"][name];
+        if name == "ours_sha256" {
+            assert!(v["skipped"].is_string(), "ims-lti has no HMAC-SHA256");
+            continue;
+        }
+        assert_eq!(
+            v["oauth_signature"], case["oauth_signature"],
+            "{name}: verdict is for another signature"
+        );
+        assert_eq!(v["valid"], true, "{name}: ims-lti rejected our launch");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}

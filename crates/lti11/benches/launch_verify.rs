@@ -1,0 +1,178 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! Launch verification throughput: signature + hygiene + protocol checks +
+//! nonce record in memory, on one core (a current-thread runtime), with an
+//! empty nonce store and with 1,000,000 live nonces. Two nonce stores: a
+//! minimal hash map (the verifier's own cost) and `lti-store`'s memory
+//! backend (moka).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use lti_registry::{
+    Consumer, ConsumerStore, ManualClock, OAuth1NonceStore, RegistryError, SecretCipher,
+    oauth1_nonce_digest,
+};
+use lti_store::MemoryStore;
+use lti11::oauth::OAuthParams;
+use lti11::{Credentials, LaunchRequest, LaunchVerifier, OAuthVerifier, SignedRequest};
+
+const NOW: i64 = 1_700_000_000;
+const URL: &str = "https://tool.example.com/lti/launch";
+
+/// A minimal nonce store (one mutex-guarded hash map of digests), to show
+/// the verifier's own cost apart from the store's.
+struct MapNonces(Mutex<HashMap<String, i64>>);
+
+#[async_trait]
+impl OAuth1NonceStore for MapNonces {
+    async fn record_oauth1_nonce(
+        &self,
+        key: &str,
+        nonce: &str,
+        expires_at: i64,
+    ) -> lti_registry::Result<()> {
+        let mut map = self.0.lock().unwrap();
+        match map.entry(oauth1_nonce_digest(key, nonce)) {
+            Entry::Occupied(e) if *e.get() > NOW => Err(RegistryError::NonceReplayed {
+                namespace: key.to_owned(),
+            }),
+            Entry::Occupied(mut e) => {
+                e.insert(expires_at);
+                Ok(())
+            }
+            Entry::Vacant(e) => {
+                e.insert(expires_at);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn setup(rt: &tokio::runtime::Runtime, live_nonces: usize, moka: bool) -> LaunchVerifier {
+    let clock = ManualClock::new(NOW);
+    let store = Arc::new(MemoryStore::new(
+        SecretCipher::insecure_plaintext_for_tests(),
+        Arc::new(clock.clone()),
+    ));
+    let map = Arc::new(MapNonces(Mutex::new(HashMap::new())));
+    rt.block_on(async {
+        store
+            .insert_consumer(&Consumer::new("key123", "secret456", "bench", 0))
+            .await
+            .unwrap();
+        for i in 0..live_nonces {
+            let nonce = format!("live-{i}");
+            if moka {
+                store
+                    .record_oauth1_nonce("key123", &nonce, NOW + 3600)
+                    .await
+                    .unwrap();
+            } else {
+                map.record_oauth1_nonce("key123", &nonce, NOW + 3600)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let nonces: Arc<dyn OAuth1NonceStore> = if moka { store.clone() } else { map };
+    LaunchVerifier::new(OAuthVerifier::new(store, nonces).with_clock(Arc::new(clock)))
+}
+
+/// A realistic launch (~1 KB form) with a fresh nonce.
+fn signed_body(n: u64) -> String {
+    let mut p = OAuthParams::new(NOW as u64);
+    p.nonce = format!("bench-{n}");
+    p.callback = Some("about:blank".into());
+    LaunchRequest::new("rl-42")
+        .param("user_id", "0ae836b9-7fc9-4060-006f-27b2066ac545")
+        .roles(&["Instructor", "urn:lti:instrole:ims/lis/Faculty"])
+        .context("S3294476", "Introduction to Biology")
+        .param("context_label", "BIO101")
+        .param("lis_person_name_full", "Jane Q. Public")
+        .param("lis_person_contact_email_primary", "jane@example.edu")
+        .param("tool_consumer_instance_guid", "lms.example.edu")
+        .param(
+            "launch_presentation_return_url",
+            "https://lms.example.edu/courses/7/return",
+        )
+        .outcomes(
+            "https://lms.example.edu/outcomes",
+            "sid-83873872987329873264783687634",
+        )
+        .param("custom_chapter", "3/4")
+        .sign_with(URL, &Credentials::new("key123", "secret456"), &p)
+        .unwrap()
+        .form_body()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let counter = AtomicU64::new(0);
+    let mut group = c.benchmark_group("launch_verify");
+    group.throughput(Throughput::Elements(1));
+    for (name, live, moka) in [
+        ("map_nonces/empty", 0usize, false),
+        ("map_nonces/1M_live", 1_000_000, false),
+        ("lti_store_memory/empty", 0, true),
+        ("lti_store_memory/1M_live", 1_000_000, true),
+    ] {
+        let verifier = setup(&rt, live, moka);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || signed_body(counter.fetch_add(1, Ordering::Relaxed)),
+                |body| {
+                    rt.block_on(verifier.verify(&SignedRequest::form_post(URL, body.as_bytes())))
+                        .unwrap()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+
+    // Where the time goes: the pure steps, no store and no runtime.
+    let body = signed_body(u64::MAX);
+    let mut parts = c.benchmark_group("launch_verify_steps");
+    parts.throughput(Throughput::Elements(1));
+    parts.bench_function("collect_and_base_string", |b| {
+        b.iter(|| {
+            SignedRequest::form_post(URL, body.as_bytes())
+                .collect()
+                .unwrap()
+        })
+    });
+    let collected = SignedRequest::form_post(URL, body.as_bytes())
+        .collect()
+        .unwrap();
+    let sig = body.rsplit("oauth_signature=").next().unwrap().to_owned();
+    let sig = form_urlencoded::parse(format!("s={sig}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    parts.bench_function("hmac_sha1_verify", |b| {
+        b.iter(|| {
+            assert!(lti11::oauth::verify_base_string(
+                lti11::SignatureMethod::HmacSha1,
+                "secret456",
+                "",
+                collected.base_string(),
+                &sig
+            ))
+        })
+    });
+    parts.bench_function("runtime_block_on_noop", |b| {
+        b.iter(|| rt.block_on(async {}))
+    });
+    parts.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
