@@ -258,14 +258,42 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
     base_uri: &str,
     params: &[(K, V)],
 ) -> String {
-    let normalized = normalize_parameters(params);
-    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + normalized.len() * 2);
+    let mut encoded: Vec<(Cow<'_, str>, Cow<'_, str>)> = params
+        .iter()
+        .filter(|(k, _)| k.as_ref() != OAUTH_SIGNATURE)
+        .map(|(k, v)| (percent_encode(k.as_ref()), percent_encode(v.as_ref())))
+        .collect();
+    encoded.sort_unstable();
+    let params_len: usize = encoded.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + params_len * 2);
     out.push_str(&method.to_ascii_uppercase());
     out.push('&');
     encode_into(&mut out, base_uri);
     out.push('&');
-    encode_into(&mut out, &normalized);
+    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`,
+    // and encoding an already encoded string only turns `%` into `%25`.
+    for (i, (k, v)) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push_str("%26");
+        }
+        reencode_into(&mut out, k);
+        out.push_str("%3D");
+        reencode_into(&mut out, v);
+    }
     out
+}
+
+/// Appends `enc(s)` for an `s` that is already percent-encoded.
+fn reencode_into(out: &mut String, encoded: &str) {
+    for part in encoded.split_inclusive('%') {
+        match part.strip_suffix('%') {
+            Some(head) => {
+                out.push_str(head);
+                out.push_str("%25");
+            }
+            None => out.push_str(part),
+        }
+    }
 }
 
 fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> hmac::Key {

@@ -214,10 +214,8 @@ impl LaunchVerifier {
     /// `resource_link_id` present. The consumer's instance GUID is recorded
     /// the first time it is seen.
     pub async fn verify(&self, req: &SignedRequest<'_>) -> Result<Launch> {
-        let verified = self.oauth.verify(req).await?;
-        let params = Lti11LaunchParams::from_pairs(
-            verified.form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        let mut verified = self.oauth.verify(req).await?;
+        let params = Lti11LaunchParams::from_pairs(std::mem::take(&mut verified.form));
         match params.get("lti_message_type") {
             None => {
                 return Err(Error::MissingParameter {
