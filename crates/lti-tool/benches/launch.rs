@@ -121,28 +121,11 @@ impl Fixture {
         .with_deployment(Deployment::active(DEPLOYMENT));
         rt.block_on(durable.registrations.insert_registration(&registration))
             .unwrap();
-        let cookie = state_cookie();
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("id_token", token)
-            .append_pair("state", STATE)
-            .finish();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
-        let request = ToolRequest::new(
-            Method::POST,
-            "/lti/launch".parse().unwrap(),
-            headers,
-            Bytes::from(body),
-        );
         Self {
             durable,
             clock,
             key: signing.verifying_key(),
-            request,
+            request: launch_request(token, STATE),
         }
     }
 
@@ -165,27 +148,57 @@ impl Fixture {
 
     /// A tool whose short-lived stores are fresh, with STATE saved.
     fn fresh_tool(&self, rt: &tokio::runtime::Runtime) -> Tool {
+        let (tool, ephemeral) = self.tool_with_store();
+        let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
+        rt.block_on(ephemeral.launch_states.save_state(&state))
+            .unwrap();
+        tool
+    }
+
+    /// A tool and its (fresh) store of short-lived records.
+    fn tool_with_store(&self) -> (Tool, Store) {
         let ephemeral = Store::from_backend(Arc::new(MemoryStore::new(
             SecretCipher::insecure_plaintext_for_tests(),
             Arc::new(self.clock.clone()),
         )));
-        let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
-        rt.block_on(ephemeral.launch_states.save_state(&state))
-            .unwrap();
-        Self::tool_for(&self.durable, &ephemeral, &self.clock, &self.key)
+        let tool = Self::tool_for(&self.durable, &ephemeral, &self.clock, &self.key);
+        (tool, ephemeral)
     }
 }
 
-/// The `Cookie` pair a browser sends back for STATE, computed as the crate documents
+/// The platform's form POST with the browser's state cookie.
+fn launch_request(token: &str, state: &str) -> ToolRequest {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token", token)
+        .append_pair("state", state)
+        .finish();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&state_cookie(state)).unwrap(),
+    );
+    ToolRequest::new(
+        Method::POST,
+        "/lti/launch".parse().unwrap(),
+        headers,
+        Bytes::from(body),
+    )
+}
+
+/// The `Cookie` pair a browser sends back for `state`, computed as the crate documents
 /// it: name = prefix + base64url(SHA-256(state)[..12]), value =
 /// base64url(HMAC-SHA256(secret, "lti-tool state cookie v1\0" || state)).
-fn state_cookie() -> String {
+fn state_cookie(state: &str) -> String {
     use ring::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
     let mut msg = b"lti-tool state cookie v1\0".to_vec();
-    msg.extend_from_slice(STATE.as_bytes());
+    msg.extend_from_slice(state.as_bytes());
     let value = lti_jose::b64::encode(hmac::sign(&key, &msg).as_ref());
-    let digest = ring::digest::digest(&ring::digest::SHA256, STATE.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, state.as_bytes());
     format!(
         "__Host-lti_state_{}={value}",
         lti_jose::b64::encode(&digest.as_ref()[..12])
@@ -247,31 +260,60 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // On-CPU time per operation, robust against other processes on a busy machine.
-    const N: u64 = 2000;
-    let tools: Vec<Tool> = (0..N).map(|_| fixture.fresh_tool(&rt)).collect();
-    if let Some(start) = on_cpu_ns() {
-        for tool in &tools {
-            black_box(rt.block_on(tool.launch(&fixture.request)).unwrap());
-        }
-        let launch_ns = on_cpu_ns().unwrap_or(start) - start;
+    // On-CPU time per operation (from /proc/thread-self/schedstat), robust against
+    // other processes on a busy machine.
+    const N: u64 = 1000;
+    let Some(_) = on_cpu_ns() else { return };
+    let per_op = |f: &mut dyn FnMut()| {
         let start = on_cpu_ns().unwrap_or(0);
         for _ in 0..N {
-            ring_key
-                .verify(
-                    &RSA_PKCS1_2048_8192_SHA256,
-                    black_box(signing_input.as_bytes()),
-                    black_box(&sig),
-                )
-                .unwrap();
+            f();
         }
-        let ring_ns = on_cpu_ns().unwrap_or(start) - start;
-        let (l, r) = (launch_ns / N, ring_ns / N);
-        println!(
-            "on-CPU per op over {N}: full launch {l} ns, bare ring verify {r} ns, launch throughput = {:.1}% of bare ring",
-            100.0 * r as f64 / l as f64
+        (on_cpu_ns().unwrap_or(start) - start) / N
+    };
+    let ring_ns = per_op(&mut || {
+        ring_key
+            .verify(
+                &RSA_PKCS1_2048_8192_SHA256,
+                black_box(signing_input.as_bytes()),
+                black_box(&sig),
+            )
+            .unwrap()
+    });
+    // (a) As in the criterion run: a fresh short-lived store per launch.
+    let tools: Vec<Tool> = (0..N).map(|_| fixture.fresh_tool(&rt)).collect();
+    let mut it = tools.iter();
+    let fresh_ns = per_op(&mut || {
+        black_box(
+            rt.block_on(it.next().unwrap().launch(&fixture.request))
+                .unwrap(),
         );
-    }
+    });
+    // (b) One long-lived store and tool; every launch has its own state, nonce and
+    // token (pre-signed, untimed).
+    let (tool, ephemeral) = fixture.tool_with_store();
+    let requests: Vec<ToolRequest> = (0..N)
+        .map(|i| {
+            let nonce = format!("nonce-{i:06}-0123456789abcdef");
+            let state = format!("state-{i:06}-0123456789abcdefghijklmnop");
+            let mut c = claims();
+            c["nonce"] = json!(nonce);
+            let token = lti_jose::sign(&c, &signing).unwrap();
+            let saved = LaunchState::new(&state, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600);
+            rt.block_on(ephemeral.launch_states.save_state(&saved))
+                .unwrap();
+            launch_request(&token, &state)
+        })
+        .collect();
+    let mut it = requests.iter();
+    let shared_ns = per_op(&mut || {
+        black_box(rt.block_on(tool.launch(it.next().unwrap())).unwrap());
+    });
+    println!(
+        "on-CPU per op over {N}: bare ring verify {ring_ns} ns; full launch, fresh store {fresh_ns} ns ({:.1}% of ring throughput); full launch, shared store {shared_ns} ns ({:.1}% of ring throughput)",
+        100.0 * ring_ns as f64 / fresh_ns as f64,
+        100.0 * ring_ns as f64 / shared_ns as f64
+    );
 }
 
 criterion_group!(benches, bench);

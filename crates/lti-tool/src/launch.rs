@@ -1,6 +1,8 @@
 //! Step 3: the launch (the platform's form POST of `id_token` and `state`),
 //! validated in the order of the spec digest §1.6, failing closed.
 
+use std::sync::Arc;
+
 use http::StatusCode;
 use lti_jose::{Algorithm, FixedClock, JwkSet, TimeValidation};
 use lti_message::{
@@ -36,6 +38,8 @@ pub struct Launch {
     launch_id: String,
     target_link_uri: String,
     storage_target: Option<String>,
+    /// The verified payload exactly as the platform signed it (JSON text).
+    payload_json: Arc<str>,
 }
 
 impl Launch {
@@ -123,6 +127,13 @@ impl Launch {
         }
     }
 
+    /// The verified id_token payload as the platform signed it (JSON text).
+    pub fn payload_json(&self) -> &str {
+        &self.payload_json
+    }
+
+    /// The launch-data record: the payload is kept as the signed JSON text, so
+    /// saving costs no re-serialization of the claims.
     fn to_saved(&self) -> Value {
         json!({
             "format": SAVED_FORMAT,
@@ -130,7 +141,7 @@ impl Launch {
             "client_id": self.registration.client_id,
             "target_link_uri": self.target_link_uri,
             "lti_storage_target": self.storage_target,
-            "claims": self.message.claims(),
+            "payload": &*self.payload_json,
         })
     }
 }
@@ -138,6 +149,7 @@ impl Launch {
 /// The parts of a verified token the later steps need.
 struct Verified {
     claims: Value,
+    payload_json: Arc<str>,
     registration: PlatformRegistration,
 }
 
@@ -200,6 +212,7 @@ impl Tool {
     ) -> Result<Launch, ToolError> {
         let Verified {
             claims,
+            payload_json,
             registration,
         } = self.verify_token(id_token, saved).await?;
         let now = self.now();
@@ -291,6 +304,7 @@ impl Tool {
             launch_id,
             target_link_uri: saved.target_link_uri.clone(),
             storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
+            payload_json,
         })
     }
 
@@ -344,6 +358,12 @@ impl Tool {
                     .to_owned(),
             });
         }
+        // serde_json accepted it, so it is UTF-8.
+        let payload_json: Arc<str> = String::from_utf8(payload)
+            .map_err(|_| ToolError::MalformedToken {
+                reason: "payload: expected UTF-8 JSON, found other bytes".to_owned(),
+            })?
+            .into();
 
         // 3. Registration by iss (and the client id the login was for).
         let iss = match claims.get("iss") {
@@ -470,6 +490,7 @@ impl Tool {
 
         Ok(Verified {
             claims,
+            payload_json,
             registration,
         })
     }
@@ -521,17 +542,19 @@ impl Tool {
         let target_link_uri =
             text("target_link_uri").ok_or_else(|| corrupt("a target_link_uri"))?;
         let storage_target = text("lti_storage_target").map(str::to_owned);
-        let Some(Value::Object(claims)) = saved.get("claims") else {
-            return Err(corrupt("a claims object"));
+        let payload_json: Arc<str> = text("payload").ok_or_else(|| corrupt("a payload"))?.into();
+        let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&payload_json) else {
+            return Err(corrupt("a JSON object payload"));
         };
         let registration = self.resolve_registration(issuer, Some(client_id)).await?;
-        let message = LtiMessage::from_map(claims.clone(), &self.inner.validation)?;
+        let message = LtiMessage::from_map(claims, &self.inner.validation)?;
         Ok(Launch {
             message,
             registration,
             launch_id: launch_id.to_owned(),
             target_link_uri: target_link_uri.to_owned(),
             storage_target,
+            payload_json,
         })
     }
 
