@@ -226,27 +226,21 @@ impl ToolResponse {
 
     /// A `text/html; charset=utf-8` response, not cacheable.
     pub(crate) fn html(status: StatusCode, html: String) -> Self {
-        let mut resp = Self::new(status);
-        resp.headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        resp.headers
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp.body = Bytes::from(html);
-        resp
+        Self::uncached(status, "text/html; charset=utf-8", html)
     }
 
     /// A `text/plain; charset=utf-8` response, not cacheable.
     pub(crate) fn text(status: StatusCode, text: String) -> Self {
+        Self::uncached(status, "text/plain; charset=utf-8", text)
+    }
+
+    fn uncached(status: StatusCode, content_type: &'static str, body: String) -> Self {
         let mut resp = Self::new(status);
-        resp.headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        resp.headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         resp.headers
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp.body = Bytes::from(text);
+        resp.body = Bytes::from(body);
         resp
     }
 

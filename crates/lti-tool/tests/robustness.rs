@@ -1,0 +1,69 @@
+//! Property tests: nothing a client sends makes the login or launch panic or answer
+//! with a server error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn arbitrary_login_bodies_and_queries_are_client_errors(body in proptest::collection::vec(any::<u8>(), 0..400), query in "[ -~]{0,200}") {
+        let rt = runtime();
+        let h = rt.block_on(Harness::new());
+        if let Err(e) = rt.block_on(h.tool.login(&post_raw("/lti/login", body, None))) {
+            prop_assert!(e.http_status().is_client_error(), "{} {}", e.code(), e);
+        }
+        if let Ok(uri) = format!("/lti/login?{}", query.replace(' ', "+")).parse::<http::Uri>() {
+            let req = lti_tool::ToolRequest::new(http::Method::GET, uri, http::HeaderMap::new(), bytes::Bytes::new());
+            if let Err(e) = rt.block_on(h.tool.login(&req)) {
+                prop_assert!(e.http_status().is_client_error(), "{} {}", e.code(), e);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_id_tokens_with_a_valid_state_are_client_errors(token in "[A-Za-z0-9_.=+/-]{0,600}", raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let rt = runtime();
+        let h = rt.block_on(Harness::new());
+        let login = rt.block_on(h.login());
+        let err = rt.block_on(h.tool.launch(&login.post(&token))).unwrap_err();
+        prop_assert!(err.http_status().is_client_error(), "{} {}", err.code(), err);
+        prop_assert!(token.len() < 8 || !err.to_string().contains(&token));
+        // Raw bytes as the whole form body.
+        let login = rt.block_on(h.login());
+        if let Err(e) = rt.block_on(h.tool.launch(&post_raw("/lti/launch", raw, Some(&login.cookie)))) {
+            prop_assert!(e.http_status().is_client_error(), "{} {}", e.code(), e);
+        }
+    }
+
+    #[test]
+    fn well_formed_tokens_with_arbitrary_claims_are_client_errors(
+        iss in prop_oneof![Just(ISS.to_owned()), "[a-z:/.]{0,30}"],
+        aud in prop_oneof![Just(serde_json::json!(CLIENT_ID)), Just(serde_json::json!([CLIENT_ID, "x"])), Just(serde_json::json!(7))],
+        exp in prop_oneof![Just(serde_json::json!(NOW + 100)), Just(serde_json::json!("soon")), Just(serde_json::json!(-1)), Just(serde_json::json!(1.5e300))],
+        version in prop_oneof![Just("1.3.0"), Just("1.1"), Just("")],
+    ) {
+        let rt = runtime();
+        let h = rt.block_on(Harness::new());
+        let result = rt.block_on(h.launch_with(|c| {
+            c.insert("iss".into(), serde_json::json!(iss));
+            c.insert("aud".into(), aud);
+            c.insert("exp".into(), exp);
+            c.insert(format!("{LTI}version"), serde_json::json!(version));
+        }));
+        if let Err(e) = result {
+            prop_assert!(e.http_status().is_client_error(), "{} {}", e.code(), e);
+        }
+    }
+}
