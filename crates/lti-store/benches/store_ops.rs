@@ -126,12 +126,14 @@ fn backends(c: &mut Criterion) {
     let memory = rt.block_on(open("memory://", &options(8))).unwrap();
     bench_store(c, &rt, "memory", memory);
 
-    let path = std::env::temp_dir().join(format!("{}.db", next_id("lti-bench")));
-    let url = format!("sqlite://{}", path.display());
-    let sqlite = rt.block_on(open(&url, &options(8))).unwrap();
-    bench_store(c, &rt, "sqlite_file_pool8", sqlite);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    for pool in [1, 8] {
+        let path = std::env::temp_dir().join(format!("{}.db", next_id("lti-bench")));
+        let url = format!("sqlite://{}", path.display());
+        let sqlite = rt.block_on(open(&url, &options(pool))).unwrap();
+        bench_store(c, &rt, &format!("sqlite_file_pool{pool}"), sqlite);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     match std::env::var("LTI_TEST_REDIS_URL") {

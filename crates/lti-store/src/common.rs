@@ -1,20 +1,60 @@
 //! Helpers shared by every backend.
+// Each helper is used by a subset of the backends; builds with only some
+// backend features enabled leave the others unused.
+#![cfg_attr(
+    not(all(
+        feature = "memory",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "redis"
+    )),
+    allow(dead_code, unused_imports)
+)]
 
 use lti_registry::{
     Consumer, PlatformRegistration, RegistryError, Result, SecretCipher, ToolKey,
-    oauth1_nonce_digest,
+    oauth1_nonce_digest, sort_keys,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Record key of an LTI 1.3 id-token nonce (hashed: never stored in clear).
-pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> String {
-    format!("n13:{}", oauth1_nonce_digest(issuer, nonce))
+/// Record key of an LTI 1.3 id-token nonce (hashed: never stored in clear),
+/// after checking both values.
+pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> Result<String> {
+    lti_registry::check_id("issuer", issuer)?;
+    lti_registry::check_id("nonce", nonce)?;
+    Ok(format!("n13:{}", oauth1_nonce_digest(issuer, nonce)))
 }
 
-/// Record key of an OAuth 1.0a nonce.
-pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> String {
-    format!("n11:{}", oauth1_nonce_digest(consumer_key, nonce))
+/// Record key of an OAuth 1.0a nonce, after checking both values.
+pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> Result<String> {
+    lti_registry::check_id("consumer key", consumer_key)?;
+    lti_registry::check_id("oauth_nonce", nonce)?;
+    Ok(format!("n11:{}", oauth1_nonce_digest(consumer_key, nonce)))
+}
+
+/// The registration (issuer, client id) in an in-process map.
+pub(crate) fn registration_in(
+    map: &std::collections::BTreeMap<(String, String), PlatformRegistration>,
+    issuer: &str,
+    client_id: &str,
+) -> Result<PlatformRegistration> {
+    map.get(&(issuer.to_owned(), client_id.to_owned()))
+        .cloned()
+        .ok_or_else(|| RegistryError::not_found("registration", registration_id(issuer, client_id)))
+}
+
+/// The only registration of `issuer` in an in-process map.
+pub(crate) fn only_registration_in(
+    map: &std::collections::BTreeMap<(String, String), PlatformRegistration>,
+    issuer: &str,
+) -> Result<PlatformRegistration> {
+    let regs = map
+        .values()
+        .filter(|r| r.issuer == issuer)
+        .cloned()
+        .collect();
+    single_for_issuer(issuer, regs)
 }
 
 /// The associated-data context binding an encrypted private key to its kid.
@@ -188,4 +228,14 @@ pub(crate) fn guid_taken(guid: &str) -> RegistryError {
         guid,
         "expected an instance GUID not owned by another consumer, found it recorded on another consumer",
     )
+}
+
+/// Decrypts keys and sorts them in the documented order.
+pub(crate) fn open_sorted(sealed: &[SealedKey], cipher: &SecretCipher) -> Result<Vec<ToolKey>> {
+    let mut keys = sealed
+        .iter()
+        .map(|k| k.open(cipher))
+        .collect::<Result<Vec<_>>>()?;
+    sort_keys(&mut keys);
+    Ok(keys)
 }

@@ -12,7 +12,7 @@ use lti_registry::{
 };
 use serde::Deserialize;
 
-use crate::common::{registration_id, single_for_issuer};
+use crate::common::{only_registration_in, registration_id, registration_in};
 
 const BACKEND: &str = "file";
 
@@ -339,24 +339,11 @@ impl RegistrationStore for FileRegistry {
         issuer: &str,
         client_id: &str,
     ) -> Result<PlatformRegistration> {
-        self.snapshot()?
-            .registrations
-            .get(&(issuer.to_owned(), client_id.to_owned()))
-            .cloned()
-            .ok_or_else(|| {
-                RegistryError::not_found("registration", registration_id(issuer, client_id))
-            })
+        registration_in(&self.snapshot()?.registrations, issuer, client_id)
     }
 
     async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration> {
-        let regs = self
-            .snapshot()?
-            .registrations
-            .values()
-            .filter(|r| r.issuer == issuer)
-            .cloned()
-            .collect();
-        single_for_issuer(issuer, regs)
+        only_registration_in(&self.snapshot()?.registrations, issuer)
     }
 
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {

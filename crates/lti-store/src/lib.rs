@@ -123,6 +123,15 @@ fn not_compiled(feature: &'static str) -> RegistryError {
 /// | `redis://…`, `rediss://…` | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys and consumers answer `Unsupported` (combine with [`open_split`]) |
 ///
 /// An unknown scheme is `InvalidInput`; an unreachable server `StoreUnavailable`.
+#[cfg_attr(
+    not(any(
+        feature = "memory",
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "redis"
+    )),
+    allow(unused_variables)
+)]
 pub async fn open(url: &str, options: &OpenOptions) -> Result<Store> {
     let scheme = url
         .split(':')

@@ -10,14 +10,15 @@ use lti_registry::{
     AutoRegistrationPolicy, Clock, Consumer, ConsumerStore, Deployment, KeyStatus, LaunchDataStore,
     LaunchState, LaunchStateStore, NonceStore, OAuth1NonceStore, PlatformRegistration,
     RegistrationStore, RegistryError, Result, SecretCipher, SecretString, ToolKey, ToolKeyStore,
-    check_expiry, check_id, sort_keys, validate_new_key,
+    check_expiry, check_id, validate_new_key,
 };
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
 use crate::common::{
     SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published, lti13_nonce_key,
-    oauth1_nonce_key, registration_id, single_for_issuer, tool_key_context, ttl_secs,
+    oauth1_nonce_key, only_registration_in, open_sorted, registration_id, registration_in,
+    tool_key_context, ttl_secs,
 };
 
 const BACKEND: &str = "memory";
@@ -116,6 +117,17 @@ impl MemoryStore {
         let now = self.clock.now();
         check_expiry("expires_at", expires_at, now)?;
         let fresh = self.timed((), expires_at);
+        // Fast path: an atomic insert-if-absent.
+        let entry = self
+            .nonces
+            .entry(key.clone())
+            .or_insert(fresh.clone())
+            .await;
+        if entry.is_fresh() {
+            return Ok(());
+        }
+        // Present: a replay, unless it expired by the store's clock before
+        // moka evicted it; then replace it atomically.
         let result = self
             .nonces
             .entry(key)
@@ -143,24 +155,11 @@ impl RegistrationStore for MemoryStore {
         issuer: &str,
         client_id: &str,
     ) -> Result<PlatformRegistration> {
-        self.durable()?
-            .registrations
-            .get(&(issuer.to_owned(), client_id.to_owned()))
-            .cloned()
-            .ok_or_else(|| {
-                RegistryError::not_found("registration", registration_id(issuer, client_id))
-            })
+        registration_in(&self.durable()?.registrations, issuer, client_id)
     }
 
     async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration> {
-        let regs = self
-            .durable()?
-            .registrations
-            .values()
-            .filter(|r| r.issuer == issuer)
-            .cloned()
-            .collect();
-        single_for_issuer(issuer, regs)
+        only_registration_in(&self.durable()?.registrations, issuer)
     }
 
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {
@@ -290,9 +289,7 @@ impl LaunchStateStore for MemoryStore {
 #[async_trait]
 impl NonceStore for MemoryStore {
     async fn record_nonce(&self, issuer: &str, nonce: &str, expires_at: i64) -> Result<()> {
-        check_id("issuer", issuer)?;
-        check_id("nonce", nonce)?;
-        self.record_once(lti13_nonce_key(issuer, nonce), expires_at, issuer)
+        self.record_once(lti13_nonce_key(issuer, nonce)?, expires_at, issuer)
             .await
     }
 }
@@ -305,10 +302,8 @@ impl OAuth1NonceStore for MemoryStore {
         nonce: &str,
         expires_at: i64,
     ) -> Result<()> {
-        check_id("consumer key", consumer_key)?;
-        check_id("oauth_nonce", nonce)?;
         self.record_once(
-            oauth1_nonce_key(consumer_key, nonce),
+            oauth1_nonce_key(consumer_key, nonce)?,
             expires_at,
             consumer_key,
         )
@@ -455,15 +450,6 @@ impl ToolKeyStore for MemoryStore {
         });
         Ok(u64::try_from(before - d.keys.len()).unwrap_or(u64::MAX))
     }
-}
-
-pub(crate) fn open_sorted(sealed: &[SealedKey], cipher: &SecretCipher) -> Result<Vec<ToolKey>> {
-    let mut keys = sealed
-        .iter()
-        .map(|k| k.open(cipher))
-        .collect::<Result<Vec<_>>>()?;
-    sort_keys(&mut keys);
-    Ok(keys)
 }
 
 #[async_trait]

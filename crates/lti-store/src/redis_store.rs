@@ -160,10 +160,8 @@ impl LaunchStateStore for RedisStore {
 #[async_trait]
 impl NonceStore for RedisStore {
     async fn record_nonce(&self, issuer: &str, nonce: &str, expires_at: i64) -> Result<()> {
-        check_id("issuer", issuer)?;
-        check_id("nonce", nonce)?;
         self.record_once(
-            self.key("nonce", &lti13_nonce_key(issuer, nonce)),
+            self.key("nonce", &lti13_nonce_key(issuer, nonce)?),
             expires_at,
             issuer,
         )
@@ -179,10 +177,8 @@ impl OAuth1NonceStore for RedisStore {
         nonce: &str,
         expires_at: i64,
     ) -> Result<()> {
-        check_id("consumer key", consumer_key)?;
-        check_id("oauth_nonce", nonce)?;
         self.record_once(
-            self.key("nonce", &oauth1_nonce_key(consumer_key, nonce)),
+            self.key("nonce", &oauth1_nonce_key(consumer_key, nonce)?),
             expires_at,
             consumer_key,
         )

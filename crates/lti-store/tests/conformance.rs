@@ -35,90 +35,43 @@ macro_rules! suite {
     };
 }
 
-suite!(
-    memory,
-    Harness::memory,
-    [
-        registration_crud_and_lookups,
-        deployment_policies,
-        auto_registration_is_opt_in_and_persisted,
-        key_rotation_order,
-        consumers_get_or_supplement,
-        state_is_consumed_exactly_once,
-        state_expires,
-        nonce_replay_is_rejected,
-        nonces_expire,
-        launch_data_round_trips_and_expires,
-        racers_have_exactly_one_winner,
-    ]
-);
+/// The short-lived-record checks, plus `$extra`.
+macro_rules! ephemeral {
+    ($backend:ident, $make:path $(, $extra:ident)*) => {
+        suite!($backend, $make, [
+            state_is_consumed_exactly_once,
+            state_expires,
+            nonce_replay_is_rejected,
+            nonces_expire,
+            launch_data_round_trips_and_expires,
+            racers_have_exactly_one_winner,
+            $($extra),*
+        ]);
+    };
+}
 
-suite!(
-    sqlite_memory,
-    Harness::sqlite_memory,
-    [
-        registration_crud_and_lookups,
-        deployment_policies,
-        auto_registration_is_opt_in_and_persisted,
-        key_rotation_order,
-        consumers_get_or_supplement,
-        state_is_consumed_exactly_once,
-        state_expires,
-        nonce_replay_is_rejected,
-        nonces_expire,
-        launch_data_round_trips_and_expires,
-        racers_have_exactly_one_winner,
-    ]
-);
+/// Every check for a backend that stores everything, plus `$extra`.
+macro_rules! everything {
+    ($backend:ident, $make:path $(, $extra:ident)*) => {
+        ephemeral!($backend, $make,
+            registration_crud_and_lookups,
+            deployment_policies,
+            auto_registration_is_opt_in_and_persisted,
+            key_rotation_order,
+            consumers_get_or_supplement
+            $(, $extra)*
+        );
+    };
+}
 
-suite!(
+everything!(memory, Harness::memory);
+everything!(sqlite_memory, Harness::sqlite_memory);
+// Backends whose stored bytes the test can read back raw.
+everything!(
     sqlite_file,
     Harness::sqlite_file,
-    [
-        registration_crud_and_lookups,
-        deployment_policies,
-        auto_registration_is_opt_in_and_persisted,
-        key_rotation_order,
-        consumers_get_or_supplement,
-        secrets_are_encrypted_at_rest,
-        state_is_consumed_exactly_once,
-        state_expires,
-        nonce_replay_is_rejected,
-        nonces_expire,
-        launch_data_round_trips_and_expires,
-        racers_have_exactly_one_winner,
-    ]
+    secrets_are_encrypted_at_rest
 );
-
-suite!(
-    postgres,
-    Harness::postgres,
-    [
-        registration_crud_and_lookups,
-        deployment_policies,
-        auto_registration_is_opt_in_and_persisted,
-        key_rotation_order,
-        consumers_get_or_supplement,
-        secrets_are_encrypted_at_rest,
-        state_is_consumed_exactly_once,
-        state_expires,
-        nonce_replay_is_rejected,
-        nonces_expire,
-        launch_data_round_trips_and_expires,
-        racers_have_exactly_one_winner,
-    ]
-);
-
+everything!(postgres, Harness::postgres, secrets_are_encrypted_at_rest);
 // Redis keeps only the short-lived records.
-suite!(
-    redis,
-    Harness::redis,
-    [
-        state_is_consumed_exactly_once,
-        state_expires,
-        nonce_replay_is_rejected,
-        nonces_expire,
-        launch_data_round_trips_and_expires,
-        racers_have_exactly_one_winner,
-    ]
-);
+ephemeral!(redis, Harness::redis);

@@ -19,10 +19,9 @@ use lti_registry::{
 use crate::OpenOptions;
 use crate::common::{
     SealedConsumer, SealedKey, conflict, from_json, guid_conflict, guid_taken, is_published,
-    lti13_nonce_key, oauth1_nonce_key, registration_id, single_for_issuer, to_json,
+    lti13_nonce_key, oauth1_nonce_key, open_sorted, registration_id, single_for_issuer, to_json,
     tool_key_context,
 };
-use crate::memory::open_sorted;
 
 /// Expired rows are purged after this many short-lived writes.
 const PURGE_EVERY: u64 = 512;
@@ -872,9 +871,7 @@ impl LaunchStateStore for SqlStore {
 #[async_trait]
 impl NonceStore for SqlStore {
     async fn record_nonce(&self, issuer: &str, nonce: &str, expires_at: i64) -> Result<()> {
-        check_id("issuer", issuer)?;
-        check_id("nonce", nonce)?;
-        self.record_once(lti13_nonce_key(issuer, nonce), expires_at, issuer)
+        self.record_once(lti13_nonce_key(issuer, nonce)?, expires_at, issuer)
             .await
     }
 }
@@ -887,10 +884,8 @@ impl OAuth1NonceStore for SqlStore {
         nonce: &str,
         expires_at: i64,
     ) -> Result<()> {
-        check_id("consumer key", consumer_key)?;
-        check_id("oauth_nonce", nonce)?;
         self.record_once(
-            oauth1_nonce_key(consumer_key, nonce),
+            oauth1_nonce_key(consumer_key, nonce)?,
             expires_at,
             consumer_key,
         )
