@@ -1,0 +1,86 @@
+//! Adding LTI 1.3 to an existing actix-web server: the application keeps its own
+//! data and routes, and gains login, launch and JWKS routes plus extractors for
+//! the verified launch. `main.rs` runs it; `tests/launch.rs` drives a launch.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{HttpResponse, web};
+use lti_actix::{LtiLaunch, RequireInstructor};
+use lti_registry::{AppKey, PlatformRegistration, SecretCipher, SecretString};
+use lti_tool::Tool;
+use lti_tool::html::escape;
+
+/// Builds the tool: an in-memory store, its RS256 signing key (PKCS#8 PEM), one platform.
+///
+/// # Errors
+/// When the store, the key or the tool cannot be set up.
+pub async fn build_tool(
+    base_url: &str,
+    platform: PlatformRegistration,
+    key_pem: &str,
+) -> Result<Tool, Box<dyn std::error::Error + Send + Sync>> {
+    let cipher = SecretCipher::aes256gcm(AppKey::generate("k1")?, vec![])?;
+    let store = lti_store::open("memory://", &lti_store::OpenOptions::new(cipher)).await?;
+    store.registrations.insert_registration(&platform).await?;
+    let key = lti_jose::SigningKey::from_pem(key_pem, lti_jose::Algorithm::RS256)?;
+    store
+        .tool_keys
+        .add_next_key(key.kid(), "RS256", &SecretString::new(key_pem))
+        .await?;
+    store.tool_keys.promote_next_key().await?;
+    Ok(Tool::builder(base_url, &store).build()?)
+}
+
+/// The existing application's data: a visit counter shared by every worker.
+#[derive(Debug, Default)]
+pub struct Visits(AtomicU64);
+
+/// The application's routes and data with LTI added: the tool as
+/// `web::Data<Tool>` and [`lti_actix::configure`]. Use it with `App::configure`.
+pub fn routes(tool: Arc<Tool>, visits: web::Data<Visits>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(visits)
+            .route("/", web::get().to(home))
+            // The two lines that add LTI:
+            .app_data(web::Data::from(tool))
+            .configure(lti_actix::configure)
+            .route("/app", web::get().to(launched))
+            .route("/app/teacher", web::get().to(teacher));
+    }
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+async fn home(visits: web::Data<Visits>) -> HttpResponse {
+    let n = visits.0.fetch_add(1, Ordering::Relaxed) + 1;
+    html(format!("<p>An existing page, visited {n} times.</p>"))
+}
+
+/// The launch's target: `lti_launch_id` in the query selects the launch.
+async fn launched(LtiLaunch(launch): LtiLaunch) -> HttpResponse {
+    let context = launch
+        .claims()
+        .context
+        .as_ref()
+        .and_then(|c| c.title.clone());
+    html(format!(
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p>",
+        escape(launch.claims().name.as_deref().unwrap_or("there")),
+        escape(&context.unwrap_or_default()),
+        escape(launch.launch_id()),
+    ))
+}
+
+/// Instructors (or administrators) only; others get a 403 page.
+async fn teacher(RequireInstructor(launch): RequireInstructor) -> HttpResponse {
+    html(format!(
+        "<p>Teacher tools for deployment {}</p>",
+        escape(launch.deployment_id())
+    ))
+}

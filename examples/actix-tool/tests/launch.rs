@@ -1,0 +1,152 @@
+//! Drives a launch through the example with actix-web's test utilities: an in-test
+//! platform signs id_tokens with its own RSA key and serves its JWKS on a
+//! loopback port, which the tool fetches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use actix_web::{App, HttpServer, web};
+use lti_jose::{Algorithm, JwkSet, SigningKey};
+use lti_registry::{Deployment, KeySource, PlatformRegistration};
+use serde_json::json;
+
+const ISS: &str = "https://platform.example";
+const BASE: &str = "http://127.0.0.1:3000/";
+// Checked-in test keys (see tests/fixtures/lti-actix/README.md): debug-build RSA
+// key generation is slow.
+const PLATFORM_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/platform.pem");
+const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/tool.pem");
+
+/// Serves `set` at `http://127.0.0.1:<port>/jwks` until the test ends.
+fn serve_jwks(set: JwkSet) -> String {
+    let set = web::Data::new(set);
+    let server = HttpServer::new(move || {
+        let jwks = |set: web::Data<JwkSet>| async move { web::Json(set.get_ref().clone()) };
+        App::new()
+            .app_data(set.clone())
+            .route("/jwks", web::get().to(jwks))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    format!("http://{addr}/jwks")
+}
+
+fn param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+fn header(
+    resp: &actix_web::dev::ServiceResponse,
+    name: impl actix_web::http::header::AsHeaderName,
+) -> String {
+    resp.headers()
+        .get(name)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
+    let platform_key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256).unwrap();
+    let jwks_url = serve_jwks(JwkSet {
+        keys: vec![platform_key.public_jwk()],
+    });
+    let registration = PlatformRegistration::new(
+        ISS,
+        "client-1",
+        "https://platform.example/auth",
+        "https://platform.example/token",
+        KeySource::JwksUrl { url: jwks_url },
+    )
+    .with_deployment(Deployment::active("dep-1"));
+    let tool = actix_tool::build_tool(BASE, registration, TOOL_PEM)
+        .await
+        .unwrap();
+    let tool = Arc::new(tool);
+    let visits = web::Data::new(actix_tool::Visits::default());
+    let app = init_service(App::new().configure(actix_tool::routes(tool, visits))).await;
+
+    // The existing page still works.
+    let home = call_service(&app, TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(
+        String::from_utf8(read_body(home).await.to_vec())
+            .unwrap()
+            .contains("visited 1 times")
+    );
+
+    let login_uri = format!("/lti/login?iss={ISS}&login_hint=u&target_link_uri={BASE}app");
+    let login = call_service(&app, TestRequest::get().uri(&login_uri).to_request()).await;
+    assert_eq!(login.status(), StatusCode::FOUND);
+    let location = header(&login, LOCATION);
+    assert!(location.starts_with("https://platform.example/auth?"));
+    let cookie = header(&login, SET_COOKIE)
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISS, "aud": "client-1", "sub": "learner-7", "nonce": param(&location, "nonce"),
+        "iat": now, "exp": now + 300, "name": "Ada <Lovelace>",
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": format!("{BASE}app"),
+        "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
+        "https://purl.imsglobal.org/spec/lti/claim/context": {"id": "c-1", "title": "Analytical Engines"},
+        "https://purl.imsglobal.org/spec/lti/claim/roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    });
+    let token = lti_jose::sign(&claims, &platform_key).unwrap();
+    let launch = TestRequest::post()
+        .uri("/lti/launch")
+        .insert_header((CONTENT_TYPE, "application/x-www-form-urlencoded"))
+        .insert_header((COOKIE, cookie))
+        .set_payload(format!(
+            "state={}&id_token={token}",
+            param(&location, "state")
+        ));
+    let launch = call_service(&app, launch.to_request()).await;
+    assert_eq!(launch.status(), StatusCode::SEE_OTHER);
+    let target = header(&launch, LOCATION);
+    let path = target.strip_prefix("http://127.0.0.1:3000").unwrap();
+
+    let page = call_service(&app, TestRequest::get().uri(path).to_request()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = String::from_utf8(read_body(page).await.to_vec()).unwrap();
+    assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
+    assert!(html.contains("Course: Analytical Engines"));
+
+    let id = param(&target, "lti_launch_id");
+    let teacher = TestRequest::get().uri(&format!("/app/teacher?lti_launch_id={id}"));
+    let teacher = call_service(&app, teacher.to_request()).await;
+    assert_eq!(teacher.status(), StatusCode::FORBIDDEN);
+    let html = String::from_utf8(read_body(teacher).await.to_vec()).unwrap();
+    assert!(html.contains("insufficient_role"));
+
+    // The tool publishes its own key for the platform.
+    let jwks = call_service(
+        &app,
+        TestRequest::get()
+            .uri("/.well-known/jwks.json")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(jwks.status(), StatusCode::OK);
+}
