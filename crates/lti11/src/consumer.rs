@@ -158,11 +158,8 @@ impl PseudonymKey {
     /// A key from at least 32 bytes of secret material.
     pub fn new(secret: &[u8]) -> Result<Self> {
         if secret.len() < 32 {
-            return Err(Error::InvalidPassport {
-                found: format!(
-                    "a pseudonym key of {} bytes (expected at least 32)",
-                    secret.len()
-                ),
+            return Err(Error::WeakPseudonymKey {
+                found: secret.len(),
             });
         }
         Ok(PseudonymKey(hmac::Key::new(hmac::HMAC_SHA256, secret)))
@@ -284,7 +281,18 @@ impl LaunchRequest {
         credentials: &Credentials,
         timestamp: u64,
     ) -> Result<SignedLaunch> {
+        self.sign_fresh(url, credentials, timestamp, SignatureMethod::HmacSha1)
+    }
+
+    fn sign_fresh(
+        &self,
+        url: &str,
+        credentials: &Credentials,
+        timestamp: u64,
+        method: SignatureMethod,
+    ) -> Result<SignedLaunch> {
         let mut oauth = OAuthParams::new(timestamp);
+        oauth.method = method;
         oauth.callback = Some("about:blank".into());
         self.sign_with(url, credentials, &oauth)
     }
@@ -312,10 +320,7 @@ impl LaunchRequest {
         credentials: &Credentials,
         timestamp: u64,
     ) -> Result<SignedLaunch> {
-        let mut oauth = OAuthParams::new(timestamp);
-        oauth.method = SignatureMethod::HmacSha256;
-        oauth.callback = Some("about:blank".into());
-        self.sign_with(url, credentials, &oauth)
+        self.sign_fresh(url, credentials, timestamp, SignatureMethod::HmacSha256)
     }
 }
 
@@ -504,7 +509,7 @@ mod tests {
         );
         assert_eq!(
             PseudonymKey::new(&[1u8; 8]).err().unwrap().code(),
-            "invalid_passport"
+            "weak_pseudonym_key"
         );
     }
 

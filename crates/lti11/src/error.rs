@@ -211,6 +211,12 @@ pub enum Error {
         /// What was wrong (never the secret).
         found: String,
     },
+    /// The key for pseudonymous user ids is too short.
+    #[error("weak pseudonym key: expected at least 32 bytes, found {found}")]
+    WeakPseudonymKey {
+        /// The length given.
+        found: usize,
+    },
     /// A custom parameter line could not be parsed.
     #[error("invalid custom parameter on line {line}: expected `name=value`, found {found}")]
     InvalidCustomParameter {
@@ -292,6 +298,7 @@ impl Error {
             Error::InvalidScore { .. } => "invalid_score",
             Error::InvalidPassport { .. } => "invalid_passport",
             Error::InvalidCustomParameter { .. } => "invalid_custom_parameter",
+            Error::WeakPseudonymKey { .. } => "weak_pseudonym_key",
             Error::OutcomeRejected { .. } => "outcome_rejected",
             Error::OutcomeHttpStatus { .. } => "outcome_http_status",
             Error::Transport { .. } => "transport_failure",
@@ -313,6 +320,7 @@ impl Error {
             Error::InvalidScore { .. }
             | Error::InvalidPassport { .. }
             | Error::InvalidCustomParameter { .. }
+            | Error::WeakPseudonymKey { .. }
             | Error::InvalidUrl { .. } => ErrorKind::Input,
             Error::OutcomeRejected { .. }
             | Error::OutcomeHttpStatus { .. }
