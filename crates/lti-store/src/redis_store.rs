@@ -21,7 +21,7 @@ const BACKEND: &str = "redis";
 ///
 /// Nonces and states are written with `SET key value NX EX ttl` (exactly one
 /// writer wins), states are consumed with `GETDEL` (exactly one reader
-/// wins). Keys carry a prefix ([`OpenOptions::redis_key_prefix`]); nonce keys
+/// wins; needs Redis 6.2 or later). Keys carry a prefix ([`OpenOptions::redis_key_prefix`]); nonce keys
 /// are SHA-256 digests. Redis expires keys on its own clock; values also
 /// carry `expires_at`, which is checked against the store's clock on read.
 /// `pool_size` multiplexed connections are used round-robin; each
