@@ -156,6 +156,15 @@ pub struct GradedAssignment {
     pub created_at: i64,
 }
 
+impl From<&GradedAssignment> for crate::verify::OutcomeTarget {
+    fn from(a: &GradedAssignment) -> Self {
+        crate::verify::OutcomeTarget {
+            service_url: a.service_url.clone(),
+            sourced_id: a.sourced_id.clone(),
+        }
+    }
+}
+
 /// Record-level storage for the provider data model. Implementations keep
 /// the data; [`ProviderModel`] applies the rules.
 ///

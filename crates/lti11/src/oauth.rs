@@ -103,6 +103,17 @@ impl Credentials {
     }
 }
 
+impl From<&lti_registry::Consumer> for Credentials {
+    /// The key and secret of a stored consumer (what a tool signs outcome
+    /// requests to that consumer with).
+    fn from(consumer: &lti_registry::Consumer) -> Self {
+        Credentials {
+            key: consumer.key.clone(),
+            secret: consumer.secret.clone(),
+        }
+    }
+}
+
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }

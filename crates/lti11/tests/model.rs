@@ -204,18 +204,23 @@ async fn repeated_launches_do_not_duplicate_the_graded_assignment() {
         .record_launch(&env.launch(graded("sid-1")).await, "s1")
         .await
         .unwrap();
-    let b = env
-        .model
-        .record_launch(&env.launch(graded("sid-2")).await, "s1")
-        .await
-        .unwrap();
+    env.fx.clock.advance(10);
+    let second = env.launch(graded("sid-2")).await;
+    let b = env.model.record_launch(&second, "s1").await.unwrap();
+    assert_eq!(a.assignment.unwrap().created_at, NOW);
     assert_eq!(
-        a.assignment.unwrap().created_at,
-        b.assignment.clone().unwrap().created_at
+        b.assignment.clone().unwrap().created_at,
+        NOW,
+        "kept from the first launch"
     );
     let all = env.model.store().list_assignments(KEY).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].sourced_id, "sid-2");
+    let target = lti11::OutcomeTarget::from(&all[0]);
+    assert_eq!(target.sourced_id, "sid-2");
+    assert_eq!(target.service_url, "https://lms.example/outcomes");
+    let creds = Credentials::from(second.consumer());
+    assert_eq!((creds.key.as_str(), creds.secret.expose()), (KEY, SECRET));
     let service = env
         .model
         .store()
