@@ -177,7 +177,7 @@ async fn read_request(
         let header = http::HeaderName::from_bytes(name.as_str().as_bytes())
             .map_err(|_| malformed("a valid header name", name.as_str()))?;
         let value = http::HeaderValue::from_bytes(value.as_bytes())
-            .map_err(|_| malformed("a valid header value", name.as_str()))?;
+            .map_err(|_| malformed("a valid header value", &format!("bad bytes in `{name}`")))?;
         headers.append(header, value);
     }
     Ok(ToolRequest::new(method, uri, headers, body))
@@ -365,4 +365,84 @@ async fn deep_link(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRe
         })))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::FromRequest;
+    use actix_web::body::MessageBody;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    async fn convert(req: TestRequest, limit: usize) -> Result<ToolRequest, LtiRejection> {
+        let (req, mut payload) = req.to_http_parts();
+        let body = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        tool_request(&req, body, limit).await
+    }
+
+    #[actix_web::test]
+    async fn requests_carry_method_uri_repeated_headers_and_body_into_http_1() {
+        let req = TestRequest::post()
+            .uri("/lti/login?a=1&b=%20x")
+            .append_header(("x-multi", "one"))
+            .append_header(("x-multi", "two"))
+            .set_payload("iss=x");
+        let converted = convert(req, 1024).await.unwrap();
+        assert_eq!(converted.method(), http::Method::POST);
+        assert_eq!(converted.uri().path(), "/lti/login");
+        assert_eq!(converted.uri().query(), Some("a=1&b=%20x"));
+        let multi: Vec<_> = converted.headers().get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["one", "two"]);
+        assert_eq!(converted.body().as_ref(), b"iss=x");
+    }
+
+    #[actix_web::test]
+    async fn a_body_over_the_limit_is_413_and_one_at_the_limit_passes() {
+        let at_limit = TestRequest::post().set_payload(vec![b'a'; 10]);
+        assert_eq!(convert(at_limit, 10).await.unwrap().body().len(), 10);
+        let over = TestRequest::post()
+            .insert_header(("accept", "application/json"))
+            .set_payload(vec![b'a'; 11]);
+        let rejection = convert(over, 10).await.unwrap_err();
+        assert_eq!(rejection.error().code(), "body_too_large");
+        assert_eq!(rejection.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(rejection.to_string().contains("at most 10 bytes"));
+    }
+
+    #[test]
+    fn responses_keep_status_and_every_header() {
+        let mut response = ToolResponse::new(http::StatusCode::SEE_OTHER);
+        let headers = response.headers_mut();
+        headers.append(
+            http::header::SET_COOKIE,
+            http::HeaderValue::from_static("a=1"),
+        );
+        headers.append(
+            http::header::SET_COOKIE,
+            http::HeaderValue::from_static("b=2"),
+        );
+        headers.insert(
+            http::header::LOCATION,
+            http::HeaderValue::from_static("/next"),
+        );
+        let converted = into_response(response);
+        assert_eq!(converted.status(), StatusCode::SEE_OTHER);
+        let cookies: Vec<_> = converted.headers().get_all(SET_COOKIE).collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(converted.headers().get("location").unwrap(), "/next");
+        assert!(converted.into_body().try_into_bytes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_values_are_clipped() {
+        let long = "x".repeat(100);
+        let Error::MalformedRequest { found, .. } = malformed("y", &long) else {
+            panic!("expected MalformedRequest");
+        };
+        assert_eq!(found.chars().count(), 65);
+        assert!(found.ends_with('…'));
+    }
 }

@@ -272,6 +272,15 @@ async fn launch_redirects_and_the_launch_is_found_by_query_bearer_and_cookie() {
         .collect();
     let expected = format!("lti_launch={id}; Path=/; HttpOnly; SameSite=Lax");
     assert!(cookies.contains(&expected.as_str()), "{cookies:?}");
+    // lti-tool's own Set-Cookie (clearing the state cookie) survives the conversion.
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-lti_state") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    assert_eq!(header(resp.headers(), "cache-control"), "no-store");
 
     let by_query = TestRequest::get().uri(&format!("/app?lti_launch_id={id}"));
     let by_query = app.call(by_query).await;
@@ -291,6 +300,24 @@ async fn launch_redirects_and_the_launch_is_found_by_query_bearer_and_cookie() {
     let by_cookie = app.call(by_cookie).await;
     assert_eq!(by_cookie.status(), StatusCode::OK);
     assert_eq!(text(by_cookie).await, "hello user-1");
+}
+
+#[actix_web::test]
+async fn the_launch_cookie_is_cross_site_ready_only_behind_https() {
+    let options = lti_store::OpenOptions::new(SecretCipher::insecure_plaintext_for_tests());
+    let store = lti_store::open("memory://", &options).await.unwrap();
+    let https = Tool::builder("https://tool.example/", &store)
+        .build()
+        .unwrap();
+    assert_eq!(
+        lti_actix::launch_cookie(&https, "abc"),
+        "lti_launch=abc; Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
+    );
+    let loopback = Tool::builder(BASE, &store).build().unwrap();
+    assert_eq!(
+        lti_actix::launch_cookie(&loopback, "abc"),
+        "lti_launch=abc; Path=/; HttpOnly; SameSite=Lax"
+    );
 }
 
 #[actix_web::test]
