@@ -375,3 +375,43 @@ async fn failed_send_keeps_the_score_pending_for_resend() {
         "not_found"
     );
 }
+
+#[tokio::test]
+async fn full_flow_consumer_launch_to_provider_grade_pass_back() {
+    // LMS side: grade book + outcomes receiver on loopback.
+    let book = Book::with(&["sid-flow"], false);
+    let service_url = serve(book.clone()).await;
+
+    // LMS signs a launch that allows grade pass-back.
+    let launch_url = "https://tool.example.com/lti/launch";
+    let now = u64::try_from(lti_registry::Clock::now(&SystemClock)).unwrap();
+    let signed = lti11::LaunchRequest::new("rl-flow")
+        .param("user_id", "learner-1")
+        .context("ctx-flow", "Flow 101")
+        .outcomes(service_url.clone(), "sid-flow")
+        .sign(launch_url, &Credentials::new(KEY, SECRET), now)
+        .unwrap();
+
+    // Tool side: verify, record the graded assignment, send a score back.
+    let store = memory_store(Arc::new(SystemClock), &[(KEY, SECRET)]);
+    let verifier = lti11::LaunchVerifier::new(OAuthVerifier::new(store.clone(), store));
+    let body = signed.form_body();
+    let launch = verifier
+        .verify(&SignedRequest::form_post(launch_url, body.as_bytes()))
+        .await
+        .unwrap();
+    let model = lti11::ProviderModel::new(lti11::MemoryProviderStore::new());
+    let record = model.record_launch(&launch, "session-1").await.unwrap();
+    let assignment = record.assignment.expect("graded launch");
+    let client = OutcomesClient::new(http_client());
+    client
+        .replace_result(
+            &OutcomeTarget::from(&assignment),
+            &Credentials::from(launch.consumer()),
+            Score::new(0.6).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(book.history.lock().unwrap().as_slice(), &[0.6]);
+}
