@@ -1,1 +1,50 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod import;
+mod inspector;
+mod keys;
+mod server;
+
+pub use config::{
+    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, KeysConfig,
+    PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
+};
+pub use error::AppError;
+pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
+pub use keys::{
+    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, install_tool_key, keygen,
+    load_or_generate,
+};
+pub use server::{
+    App, AppState, BODY_LIMIT, INSPECTOR_PATH, LTI11_LAUNCH_PATH, RegistrationUrls, prepare,
+    router, run, serve,
+};
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM: the graceful-shutdown
+/// trigger of `lti serve`.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

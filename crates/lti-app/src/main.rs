@@ -1,1 +1,199 @@
-fn main() {}
+//! The `lti` binary. Each subcommand is one variant of [`Command`] and one
+//! `run_*` function, so adding a subcommand is two small, local edits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lti_app::{AppError, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "lti",
+    version,
+    about = "An LTI 1.3 / 1.1 tool: keys, server and launch inspector"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the tool's RSA signing key (private.pem, mode 0600) and its public jwks.json.
+    Keygen {
+        /// The directory to write into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Key size in bits: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the tool (login, launch, JWKS, health check and the launch inspector).
+    Serve {
+        /// The configuration file; without one, the embedded default is used
+        /// (SQLite under ./data, a key generated on first start).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `server.bind`.
+        #[arg(long, env = "LTI_BIND")]
+        bind: Option<String>,
+    },
+    /// Validate a configuration file and print every problem.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Manage LTI 1.1 consumers.
+    Consumers {
+        #[command(subcommand)]
+        command: ConsumersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsumersCommand {
+    /// Import `key secret` lines (`#` comments) into the configured store.
+    Import {
+        /// The file to import.
+        file: PathBuf,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
+        Command::Serve { config, bind } => block_on(run_serve(config, bind)),
+        Command::CheckConfig { file } => return run_check_config(&file),
+        Command::Consumers {
+            command: ConsumersCommand::Import { file, config },
+        } => block_on(run_import(file, config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), AppError>>>(f: F) -> Result<(), AppError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Io {
+            action: "starting the async runtime for",
+            path: PathBuf::from("lti"),
+            source: e,
+        })?;
+    runtime.block_on(f)
+}
+
+fn run_keygen(out: PathBuf, bits: usize, force: bool) -> Result<(), AppError> {
+    let key = lti_app::keygen(&out, bits, force)?;
+    println!(
+        "Wrote {} (mode 0600) and {}",
+        key.private_key.display(),
+        key.jwks.display()
+    );
+    println!("kid: {}", key.kid);
+    Ok(())
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, AppError> {
+    match path {
+        Some(p) => Config::load(p).map_err(AppError::Config),
+        None => Ok(lti_app::embedded_default()),
+    }
+}
+
+async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), AppError> {
+    let embedded = config.is_none();
+    let mut config = load_config(config.as_ref())?;
+    if let Some(bind) = bind {
+        config.server.bind = bind;
+    }
+    let addr = config.bind_addr().map_err(|p| AppError::Config(vec![p]))?;
+    let app = lti_app::prepare(&config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AppError::Io {
+            action: "binding",
+            path: PathBuf::from(addr.to_string()),
+            source: e,
+        })?;
+    if app.generated_key {
+        println!(
+            "Generated a new signing key (kid {}) in {}",
+            app.kid,
+            config.keys.dir.display()
+        );
+    }
+    println!("lti serve is listening on http://{addr}");
+    println!("{}", app.urls);
+    if embedded {
+        println!(
+            "No configuration file given: using the embedded default (storage {}, keys in {}).",
+            config.storage.url,
+            config.keys.dir.display()
+        );
+        println!(
+            "After registering, add the platform's issuer, client id, URLs and deployment id under [[platforms]] in a config file (see `lti check-config`) and restart with --config FILE."
+        );
+    }
+    lti_app::run(app, listener, lti_app::shutdown_signal()).await
+}
+
+fn run_check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} platform(s), {} consumer(s))",
+                file.display(),
+                config.platforms.len(),
+                config.consumers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_import(file: PathBuf, config: Option<PathBuf>) -> Result<(), AppError> {
+    let config = load_config(config.as_ref())?;
+    let cipher =
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&config.keys.dir)?, vec![])?;
+    let store = lti_store::open_split(
+        &config.storage.url,
+        config.storage.nonce_url.as_deref(),
+        &lti_store::OpenOptions::new(cipher),
+    )
+    .await?;
+    let n = lti_app::import_consumers(&store, &file).await?;
+    println!("Imported {n} consumer(s) from {}", file.display());
+    Ok(())
+}

@@ -1,1 +1,16 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod routes;
+
+pub use error::{Error, LtiRejection, wants_json};
+pub use extract::{
+    LAUNCH_COOKIE, LtiLaunch, RequireAnyRole, RequireInstructor, RoleSet, launch_id_from_parts,
+    require_any_role, require_instructor,
+};
+pub use routes::{
+    DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH,
+    LtiRoutes, into_response, launch_cookie, routes, tool_request,
+};

@@ -1,0 +1,582 @@
+//! The configuration file (TOML): parsing, defaults and validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default bind address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+/// The default storage URL (SQLite under `./data`).
+pub const DEFAULT_STORAGE_URL: &str = "sqlite://data/lti.db";
+/// The default key directory.
+pub const DEFAULT_KEYS_DIR: &str = "data/keys";
+
+/// The whole configuration file. Every table and key is optional except the
+/// members of `[[platforms]]` and `[[consumers]]`; unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[storage]`.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// `[keys]`.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// `[[platforms]]`: LTI 1.3 platform registrations.
+    #[serde(default)]
+    pub platforms: Vec<PlatformConfig>,
+    /// `[[consumers]]`: LTI 1.1 consumers.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address to listen on (default `127.0.0.1:3000`).
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// The public base URL of the tool: the redirect URI, target link URI and
+    /// JWKS URL derive from it (default `http://<bind>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_bind() -> String {
+    DEFAULT_BIND.to_owned()
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `memory://`, `sqlite://PATH` or `postgres://…` (default `sqlite://data/lti.db`).
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+    /// An optional separate store for launch state, nonces and launch data
+    /// (`redis://…`, or any URL `url` accepts).
+    #[serde(default)]
+    pub nonce_url: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: default_storage_url(),
+            nonce_url: None,
+        }
+    }
+}
+
+fn default_storage_url() -> String {
+    DEFAULT_STORAGE_URL.to_owned()
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The directory holding the tool's private key, public JWKS and the
+    /// application secret (created with fresh keys when missing).
+    #[serde(default = "default_keys_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_keys_dir(),
+        }
+    }
+}
+
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_KEYS_DIR)
+}
+
+/// One `[[platforms]]` entry: an LTI 1.3 platform registration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// The platform's issuer (`iss`).
+    pub issuer: String,
+    /// The client id the platform assigned to this tool.
+    pub client_id: String,
+    /// The platform's OIDC authorization endpoint.
+    pub auth_login_url: String,
+    /// The platform's OAuth 2 token endpoint.
+    pub auth_token_url: String,
+    /// The platform's JWKS URL.
+    pub jwks_url: String,
+    /// The deployment ids launches may come from.
+    pub deployment_ids: Vec<String>,
+    /// The quirk profile: `canvas`, `moodle`, `blackboard`, `brightspace`,
+    /// `sakai`, `schoology` or `generic` (default).
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// One `[[consumers]]` entry: an LTI 1.1 consumer.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// The OAuth consumer key.
+    pub key: String,
+    /// The shared secret.
+    pub secret: String,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for ConsumerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerConfig")
+            .field("key", &self.key)
+            .field("secret", &"[redacted]")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// One thing wrong with a configuration: where (a dotted key path) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key path, e.g. `platforms[0].jwks_url` (empty for the whole file).
+    pub path: String,
+    /// What is wrong: what was expected and what was found.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// The keys each table accepts (for naming unknown keys, all of them at once).
+const TOP_KEYS: &[&str] = &["server", "storage", "keys", "platforms", "consumers"];
+const SERVER_KEYS: &[&str] = &["bind", "public_url"];
+const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
+const KEYS_KEYS: &[&str] = &["dir"];
+const PLATFORM_KEYS: &[&str] = &[
+    "issuer",
+    "client_id",
+    "auth_login_url",
+    "auth_token_url",
+    "jwks_url",
+    "deployment_ids",
+    "profile",
+];
+const CONSUMER_KEYS: &[&str] = &["key", "secret", "name"];
+
+impl Config {
+    /// Parses and validates a configuration, reporting every problem found.
+    ///
+    /// # Errors
+    /// Every [`Problem`]: TOML syntax, unknown keys (each named), wrong types,
+    /// and semantic problems (addresses, URLs, duplicates, empty values).
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let value: toml::Table = toml::from_str(text).map_err(|e| {
+            vec![problem(
+                "",
+                format!("expected valid TOML, found a syntax error: {}", e.message()),
+            )]
+        })?;
+        let mut problems = unknown_keys(&value);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let config: Config = match toml::Value::Table(value).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                return Err(vec![problem("", e.message().to_owned())]);
+            }
+        };
+        problems.extend(config.validate());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Reads and parses a configuration file.
+    ///
+    /// # Errors
+    /// An unreadable file is one problem; otherwise as [`Config::parse`].
+    pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![problem(
+                "",
+                format!(
+                    "expected a readable configuration file at {}, found: {e}",
+                    path.display()
+                ),
+            )]
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The bind address.
+    ///
+    /// # Errors
+    /// A problem when `server.bind` is not `host:port` with an IP host.
+    pub fn bind_addr(&self) -> Result<SocketAddr, Problem> {
+        self.server.bind.parse().map_err(|_| {
+            problem(
+                "server.bind",
+                format!(
+                    "expected an IP address and port such as 127.0.0.1:3000, found {:?}",
+                    self.server.bind
+                ),
+            )
+        })
+    }
+
+    /// The public base URL, always ending in `/`.
+    pub fn public_url(&self) -> String {
+        let mut url = self
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.bind));
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        url
+    }
+
+    /// The semantic checks (after the types are right).
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Err(p) = self.bind_addr() {
+            out.push(p);
+        }
+        if let Some(url) = &self.server.public_url {
+            if let Err(m) = check_url(url) {
+                out.push(problem("server.public_url", m));
+            } else if url.contains('?') || url.contains('#') {
+                out.push(problem(
+                    "server.public_url",
+                    format!("expected a base URL without query or fragment, found {url:?}"),
+                ));
+            }
+        }
+        let scheme = |u: &str| u.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match scheme(&self.storage.url).as_str() {
+            "memory" | "sqlite" | "postgres" | "postgresql" => {}
+            other => out.push(problem(
+                "storage.url",
+                format!(
+                    "expected a memory://, sqlite://PATH or postgres:// URL, found scheme {other:?}"
+                ),
+            )),
+        }
+        if let Some(n) = &self.storage.nonce_url {
+            match scheme(n).as_str() {
+                "memory" | "sqlite" | "postgres" | "postgresql" | "redis" | "rediss" => {}
+                other => out.push(problem(
+                    "storage.nonce_url",
+                    format!(
+                        "expected a redis://, memory://, sqlite:// or postgres:// URL, found scheme {other:?}"
+                    ),
+                )),
+            }
+        }
+        if self.keys.dir.as_os_str().is_empty() {
+            out.push(problem(
+                "keys.dir",
+                "expected a directory path, found an empty string",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.platforms.iter().enumerate() {
+            let at = |k: &str| format!("platforms[{i}].{k}");
+            for (k, v) in [("issuer", &p.issuer), ("client_id", &p.client_id)] {
+                if v.trim().is_empty() {
+                    out.push(problem(
+                        at(k),
+                        "expected a non-empty string, found an empty one",
+                    ));
+                }
+            }
+            for (k, v) in [
+                ("issuer", &p.issuer),
+                ("auth_login_url", &p.auth_login_url),
+                ("auth_token_url", &p.auth_token_url),
+                ("jwks_url", &p.jwks_url),
+            ] {
+                if k == "issuer" && v.trim().is_empty() {
+                    continue;
+                }
+                if let Err(m) = check_url(v) {
+                    out.push(problem(at(k), m));
+                }
+            }
+            if p.deployment_ids.is_empty() {
+                out.push(problem(
+                    at("deployment_ids"),
+                    "expected at least one deployment id, found an empty list",
+                ));
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for d in &p.deployment_ids {
+                if d.is_empty() {
+                    out.push(problem(
+                        at("deployment_ids"),
+                        "expected non-empty deployment ids, found an empty one",
+                    ));
+                } else if !ids.insert(d.as_str()) {
+                    out.push(problem(
+                        at("deployment_ids"),
+                        format!("expected unique deployment ids, found {d:?} twice"),
+                    ));
+                }
+            }
+            if let Some(profile) = &p.profile
+                && profile.parse::<lti_registry::QuirkProfile>().is_err()
+            {
+                out.push(problem(
+                    at("profile"),
+                    format!(
+                        "expected one of canvas, moodle, blackboard, brightspace, sakai, schoology, generic, found {profile:?}"
+                    ),
+                ));
+            }
+            if !seen.insert((p.issuer.as_str(), p.client_id.as_str())) {
+                out.push(problem(
+                    format!("platforms[{i}]"),
+                    format!(
+                        "expected one entry per (issuer, client_id), found ({:?}, {:?}) again",
+                        p.issuer, p.client_id
+                    ),
+                ));
+            }
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for (i, c) in self.consumers.iter().enumerate() {
+            if c.key.trim().is_empty() {
+                out.push(problem(
+                    format!("consumers[{i}].key"),
+                    "expected a non-empty consumer key, found an empty one",
+                ));
+            } else if !keys.insert(c.key.as_str()) {
+                out.push(problem(
+                    format!("consumers[{i}].key"),
+                    format!("expected unique consumer keys, found {:?} twice", c.key),
+                ));
+            }
+            if c.secret.is_empty() {
+                out.push(problem(
+                    format!("consumers[{i}].secret"),
+                    "expected a non-empty secret, found an empty one",
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Every key the schema does not know, each with its full path.
+fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
+    let mut out = Vec::new();
+    check_table(root, "", TOP_KEYS, &mut out);
+    let tables: [(&str, &[&str]); 3] = [
+        ("server", SERVER_KEYS),
+        ("storage", STORAGE_KEYS),
+        ("keys", KEYS_KEYS),
+    ];
+    for (name, allowed) in tables {
+        if let Some(toml::Value::Table(t)) = root.get(name) {
+            check_table(t, name, allowed, &mut out);
+        }
+    }
+    for (name, allowed) in [("platforms", PLATFORM_KEYS), ("consumers", CONSUMER_KEYS)] {
+        if let Some(toml::Value::Array(items)) = root.get(name) {
+            for (i, item) in items.iter().enumerate() {
+                if let toml::Value::Table(t) = item {
+                    check_table(t, &format!("{name}[{i}]"), allowed, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_table(table: &toml::Table, path: &str, allowed: &[&str], out: &mut Vec<Problem>) {
+    for key in table.keys() {
+        if !allowed.contains(&key.as_str()) {
+            let full = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            out.push(problem(
+                full,
+                format!(
+                    "unknown key `{key}`: expected one of {}",
+                    allowed
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+/// An absolute `https` URL, or `http` on a loopback host (development).
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("expected an absolute https URL, found {url:?}"))?;
+    let Some(host) = uri.host() else {
+        return Err(format!("expected an absolute https URL, found {url:?}"));
+    };
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if lti_http::is_loopback_host(host) => Ok(()),
+        Some("http") => Err(format!(
+            "expected an https URL (plain http is only allowed for loopback hosts), found {url:?}"
+        )),
+        _ => Err(format!("expected an absolute https URL, found {url:?}")),
+    }
+}
+
+/// The configuration used when no file is given: SQLite under `./data`, keys
+/// under `./data/keys`, no platforms (register one and restart with a file).
+pub fn embedded_default() -> Config {
+    Config::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+bind = "127.0.0.1:3000"
+public_url = "http://127.0.0.1:3000"
+
+[storage]
+url = "memory://"
+
+[keys]
+dir = "data/keys"
+
+[[platforms]]
+issuer = "https://lms.example.edu"
+client_id = "abc123"
+auth_login_url = "https://lms.example.edu/auth"
+auth_token_url = "https://lms.example.edu/token"
+jwks_url = "https://lms.example.edu/jwks"
+deployment_ids = ["1"]
+profile = "moodle"
+
+[[consumers]]
+key = "k"
+secret = "s"
+name = "Old LMS"
+"#;
+
+    #[test]
+    fn the_issue_example_parses() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.platforms[0].client_id, "abc123");
+        assert_eq!(c.public_url(), "http://127.0.0.1:3000/");
+        assert_eq!(c.consumers[0].key, "k");
+        assert!(!format!("{:?}", c.consumers[0]).contains("\"s\""));
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.bind, DEFAULT_BIND);
+        assert_eq!(c.storage.url, DEFAULT_STORAGE_URL);
+        assert_eq!(c.keys.dir, PathBuf::from(DEFAULT_KEYS_DIR));
+    }
+
+    #[test]
+    fn every_unknown_key_is_named() {
+        let text = GOOD
+            .replace("bind =", "bnid = \"x\"\nbind =")
+            .replace("profile = \"moodle\"", "profile = \"moodle\"\njwks = \"x\"")
+            + "\n[extra]\na = 1\n";
+        let problems = Config::parse(&text).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["extra", "server.bnid", "platforms[0].jwks"]);
+        assert!(problems[1].message.contains("unknown key `bnid`"));
+    }
+
+    #[test]
+    fn non_https_platform_urls_are_refused_except_loopback() {
+        let text = GOOD
+            .replace(
+                "https://lms.example.edu/jwks",
+                "http://lms.example.edu/jwks",
+            )
+            .replace("https://lms.example.edu/auth", "http://localhost:9/auth");
+        let problems = Config::parse(&text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "platforms[0].jwks_url");
+        assert!(problems[0].message.contains("expected an https URL"));
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let text = GOOD
+            .replace("127.0.0.1:3000\"\npublic", "nowhere\"\npublic")
+            .replace("deployment_ids = [\"1\"]", "deployment_ids = []")
+            .replace("\"moodle\"", "\"webct\"")
+            .replace("memory://", "mysql://x");
+        let problems = Config::parse(&text).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.bind",
+                "storage.url",
+                "platforms[0].deployment_ids",
+                "platforms[0].profile"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_syntax_are_reported() {
+        let p = Config::parse("[server]\nbind = 3000\n").unwrap_err();
+        assert!(p[0].message.contains("invalid type"), "{p:?}");
+        let p = Config::parse("[server\n").unwrap_err();
+        assert!(p[0].message.contains("syntax error"), "{p:?}");
+        let p = Config::parse("[[platforms]]\nissuer = \"https://x\"\n").unwrap_err();
+        assert!(p[0].message.contains("missing field"), "{p:?}");
+    }
+}

@@ -1,0 +1,94 @@
+//! The application's error type.
+
+use std::path::PathBuf;
+
+use crate::config::Problem;
+
+/// Everything that can stop a command of the `lti` binary.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The configuration has problems (each listed).
+    #[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Config(Vec<Problem>),
+    /// A file or directory could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `keygen` would overwrite a file and `--force` was not given.
+    #[error("refusing to overwrite {}: expected no existing key file, found one (pass --force to replace it)", path.display())]
+    KeyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// An unsupported RSA key size.
+    #[error("unsupported key size: expected 2048, 3072 or 4096 bits, found {found}")]
+    InvalidBits {
+        /// The size asked for.
+        found: usize,
+    },
+    /// A key could not be generated or parsed.
+    #[error("key error in {}: {source}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: lti_jose::Error,
+    },
+    /// A store could not be opened or written.
+    #[error("store error: {0}")]
+    Store(#[from] lti_registry::RegistryError),
+    /// The tool could not be built.
+    #[error("tool error: {0}")]
+    Tool(#[from] lti_tool::ToolError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client error: {0}")]
+    Http(#[from] lti_http::Error),
+    /// An import file line is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    ImportLine {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AppError {
+    /// A stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "invalid_config",
+            Self::Io { .. } => "io",
+            Self::KeyExists { .. } => "key_exists",
+            Self::InvalidBits { .. } => "invalid_key_size",
+            Self::Key { .. } => "key_error",
+            Self::Store(_) => "store",
+            Self::Tool(_) => "tool",
+            Self::Http(_) => "http_client",
+            Self::ImportLine { .. } => "invalid_import_line",
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,721 @@
+//! The launch inspector: server-rendered pages (no JavaScript framework) that
+//! show a verified launch, the AGS and NRPS panels for instructors, the
+//! deep-linking picker, and LTI 1.1 launches. Every value is HTML-escaped.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
+use lti_axum::{LtiLaunch, RequireInstructor, wants_json};
+use lti_message::ags::{LineItem, Score};
+use lti_message::deep_linking::{DeepLinkLineItem, HtmlItem, LinkItem, LtiResourceLinkItem};
+use lti_message::{ContentItem, LtiMessage, Timestamp};
+use lti_services::{LineItemsQuery, MembershipsQuery, ServiceError, ServiceRegistration};
+use lti_tool::html::escape;
+use lti_tool::{LAUNCH_ID_PARAM, Launch};
+use serde_json::Value;
+
+use crate::server::AppState;
+
+/// Members shown per roster page.
+const ROSTER_PAGE_SIZE: usize = 25;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;line-height:1.45}\
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
+code,pre{background:#f4f4f4}pre{padding:.5rem;overflow:auto}.ok{color:#070}.no{color:#a00}\
+section{border-top:1px solid #ddd;margin-top:1rem}form{margin:.5rem 0}label{display:block;margin:.25rem 0}";
+
+/// A complete page.
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body>\n</html>\n",
+        escape(title)
+    );
+    let mut resp = Html(html).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// An error page (or JSON body when asked) for the application's own refusals.
+pub(crate) fn page_error(
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    if wants_json(headers) {
+        return (
+            status,
+            axum::Json(serde_json::json!({"error": code, "message": message})),
+        )
+            .into_response();
+    }
+    let body = format!(
+        "<h1>The request was refused</h1><p>Status: <strong>{}</strong></p><p>Error code: <code id=\"error-code\">{}</code></p><p id=\"error-message\">{}</p>",
+        status.as_u16(),
+        escape(code),
+        escape(message)
+    );
+    let mut resp = page("Error", &body);
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A link or form action that carries the launch id.
+fn with_launch(path: &str, launch: &Launch) -> String {
+    format!("{path}?{LAUNCH_ID_PARAM}={}", escape(launch.launch_id()))
+}
+
+fn row(out: &mut String, name: &str, value: Option<&str>) {
+    let _ = write!(
+        out,
+        "<tr><th>{}</th><td>{}</td></tr>",
+        escape(name),
+        value
+            .map(escape)
+            .unwrap_or_else(|| "<em>not sent</em>".to_owned())
+    );
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "<strong class=\"ok\">yes</strong>"
+    } else {
+        "<strong class=\"no\">no</strong>"
+    }
+}
+
+/// The validation steps `lti-tool` ran before the launch could exist.
+const STEPS: &[&str] = &[
+    "state cookie bound to this browser; state used once",
+    "id_token is a compact JWS within the size limit",
+    "issuer registered (with the login's client id)",
+    "aud contains the client id; azp checked",
+    "algorithm on the registration's allow-list; kid known",
+    "signature verified with the platform's key",
+    "exp, iat (and nbf) within the leeway and maximum age",
+    "nonce issued at login and not used before",
+    "deployment id accepted by the registration",
+    "LTI version 1.3.0, message type and its required claims",
+    "target_link_uri equal to the login's",
+];
+
+/// `GET /lti/app`: the launch inspector.
+pub(crate) async fn inspector(
+    State(state): State<AppState>,
+    LtiLaunch(launch): LtiLaunch,
+) -> Response {
+    let claims = launch.claims();
+    let roles = launch.roles();
+    let instructor = roles.is_instructor_or_higher();
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>LTI launch inspector</h1><p>Message type: <code id=\"message-type\">{}</code></p>",
+        escape(launch.message().message_type())
+    );
+
+    b.push_str("<section><h2>Who launched</h2><table>");
+    let name = claims.name.clone().or_else(|| {
+        match (claims.given_name.as_deref(), claims.family_name.as_deref()) {
+            (None, None) => None,
+            (g, f) => Some(
+                format!("{} {}", g.unwrap_or(""), f.unwrap_or(""))
+                    .trim()
+                    .to_owned(),
+            ),
+        }
+    });
+    row(&mut b, "Name", name.as_deref());
+    row(&mut b, "Email", claims.email.as_deref());
+    row(&mut b, "User id (sub)", launch.sub());
+    let role_list = if roles.is_empty() {
+        "<em>none</em>".to_owned()
+    } else {
+        let items: String = roles
+            .iter()
+            .map(|r| format!("<li><code>{}</code></li>", escape(r.as_str())))
+            .collect();
+        format!("<ul>{items}</ul>")
+    };
+    let _ = write!(b, "<tr><th>Roles</th><td>{role_list}</td></tr>");
+    let _ = write!(
+        b,
+        "<tr><th>Instructor or higher</th><td id=\"instructor-verdict\">{}</td></tr></table></section>",
+        yes_no(instructor)
+    );
+
+    b.push_str("<section><h2>Platform and context</h2><table>");
+    row(&mut b, "Issuer", Some(launch.issuer()));
+    row(&mut b, "Client id", Some(launch.client_id()));
+    row(&mut b, "Deployment id", Some(launch.deployment_id()));
+    if let Some(p) = &claims.tool_platform {
+        row(&mut b, "Platform name", p.name.as_deref());
+        row(&mut b, "Product", p.product_family_code.as_deref());
+    }
+    let ctx = claims.context.as_ref();
+    row(&mut b, "Context id", ctx.and_then(|c| c.id.as_deref()));
+    row(
+        &mut b,
+        "Context label",
+        ctx.and_then(|c| c.label.as_deref()),
+    );
+    row(
+        &mut b,
+        "Context title",
+        ctx.and_then(|c| c.title.as_deref()),
+    );
+    let types = ctx.map(|c| c.types.join(", "));
+    row(
+        &mut b,
+        "Context type",
+        types.as_deref().filter(|t| !t.is_empty()),
+    );
+    b.push_str("</table></section>");
+
+    b.push_str("<section><h2>Resource link</h2><table>");
+    let rl = claims.resource_link.as_ref();
+    row(&mut b, "Id", rl.and_then(|r| r.id.as_deref()));
+    row(&mut b, "Title", rl.and_then(|r| r.title.as_deref()));
+    row(
+        &mut b,
+        "Description",
+        rl.and_then(|r| r.description.as_deref()),
+    );
+    row(&mut b, "Target link URI", Some(launch.target_link_uri()));
+    b.push_str("</table></section>");
+
+    b.push_str("<section><h2>Custom parameters</h2>");
+    match &claims.custom {
+        Some(custom) if !custom.is_empty() => {
+            b.push_str("<table id=\"custom\">");
+            for (k, v) in custom {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                row(&mut b, k, Some(&text));
+            }
+            b.push_str("</table>");
+        }
+        _ => b.push_str("<p><em>none</em></p>"),
+    }
+    b.push_str("</section>");
+
+    b.push_str("<section><h2>Validation steps passed</h2><ol id=\"steps\">");
+    for step in STEPS {
+        let _ = write!(
+            b,
+            "<li><span class=\"ok\">&#10003;</span> {}</li>",
+            escape(step)
+        );
+    }
+    b.push_str("</ol></section>");
+
+    if claims.lti1p1.is_some() {
+        b.push_str("<section><h2>LTI 1.1 migration</h2>");
+        match state.tool.verify_lti1p1(&launch).await {
+            Ok(m) => {
+                let _ = write!(
+                    b,
+                    "<p id=\"lti1p1\" class=\"ok\">The lti1p1 claim verifies with the secret of consumer <code>{}</code>; LTI 1.1 user id <code>{}</code>.</p>",
+                    escape(&m.oauth_consumer_key),
+                    escape(m.lti11_user_id(&launch).unwrap_or(""))
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    b,
+                    "<p id=\"lti1p1\" class=\"no\">The lti1p1 claim was not verified: <code>{}</code> {}</p>",
+                    escape(e.code()),
+                    escape(&e.to_string())
+                );
+            }
+        }
+        b.push_str("</section>");
+    }
+
+    if let LtiMessage::DeepLinking(dl) = launch.message() {
+        b.push_str(&picker(&launch, dl.settings()));
+    }
+
+    b.push_str("<section><h2>Services</h2>");
+    if instructor {
+        if claims.ags_endpoint.is_some() {
+            let _ = write!(
+                b,
+                "<p><a href=\"{}\">Assignment and Grade Services panel</a></p>",
+                with_launch("/lti/app/ags", &launch)
+            );
+        } else {
+            b.push_str("<p>The platform sent no AGS endpoint claim.</p>");
+        }
+        if claims.nrps.is_some() {
+            let _ = write!(
+                b,
+                "<p><a href=\"{}\">Names and Role Provisioning roster</a></p>",
+                with_launch("/lti/app/nrps", &launch)
+            );
+        } else {
+            b.push_str("<p>The platform sent no NRPS claim.</p>");
+        }
+    } else {
+        b.push_str("<p>The grade book and roster panels are for instructors.</p>");
+    }
+    b.push_str("</section>");
+
+    let all = serde_json::to_string_pretty(&launch.raw_claims()).unwrap_or_default();
+    let _ = write!(
+        b,
+        "<section><h2>All claims</h2><details><summary>Show the {} claims of the id_token</summary><pre id=\"claims\">{}</pre></details></section>",
+        launch.raw_claims().len(),
+        escape(&all)
+    );
+    page("LTI launch inspector", &b)
+}
+
+/// The deep-linking picker, offering only the types the platform accepts.
+fn picker(launch: &Launch, settings: &lti_message::DeepLinkingSettings) -> String {
+    let accepts = |t: &str| settings.accept_types.iter().any(|a| a == t);
+    let mut options = String::new();
+    if accepts("link") {
+        options.push_str(
+            "<label><input type=\"radio\" name=\"kind\" value=\"link\" checked> A link</label>",
+        );
+    }
+    if accepts("ltiResourceLink") {
+        let with_item = if settings.accept_lineitem == Some(true) {
+            " with a line item (maximum 100)"
+        } else {
+            ""
+        };
+        let _ = write!(
+            options,
+            "<label><input type=\"radio\" name=\"kind\" value=\"ltiResourceLink\"> An LTI resource link{with_item}</label>"
+        );
+    }
+    if accepts("html") {
+        options.push_str(
+            "<label><input type=\"radio\" name=\"kind\" value=\"html\"> An HTML fragment</label>",
+        );
+    }
+    if options.is_empty() {
+        return format!(
+            "<section><h2>Deep linking</h2><p>The platform accepts none of the types this tool offers (it accepts: {}).</p></section>",
+            escape(&settings.accept_types.join(", "))
+        );
+    }
+    format!(
+        "<section><h2>Deep linking</h2><form id=\"picker\" method=\"post\" action=\"{}\">{options}<label>Title <input name=\"title\" value=\"{}\"></label><button type=\"submit\">Return to the platform</button></form></section>",
+        with_launch("/lti/app/deep-link", launch),
+        escape(settings.title.as_deref().unwrap_or("Launch inspector"))
+    )
+}
+
+/// `POST /lti/app/deep-link`: builds the chosen item and returns the signed
+/// response form.
+pub(crate) async fn deep_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    LtiLaunch(launch): LtiLaunch,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(&headers, &e),
+    };
+    let title = form
+        .get("title")
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Launch inspector".to_owned());
+    let item = match form.get("kind").map(String::as_str) {
+        Some("link") => ContentItem::Link(LinkItem {
+            url: state.public_url.clone(),
+            title: Some(title),
+            ..LinkItem::default()
+        }),
+        Some("ltiResourceLink") => {
+            let accepts_line_item = matches!(launch.message(), LtiMessage::DeepLinking(dl) if dl.settings().accept_lineitem == Some(true));
+            ContentItem::LtiResourceLink(LtiResourceLinkItem {
+                url: Some(format!("{}lti/app", state.public_url)),
+                title: Some(title.clone()),
+                line_item: accepts_line_item.then(|| DeepLinkLineItem {
+                    label: Some(title),
+                    score_maximum: 100.0,
+                    resource_id: Some("lti-inspector".to_owned()),
+                    tag: None,
+                    grades_released: None,
+                }),
+                ..LtiResourceLinkItem::default()
+            })
+        }
+        Some("html") => ContentItem::Html(HtmlItem {
+            html: "<p>Inserted by the lti-rs launch inspector.</p>".to_owned(),
+            title: Some(title),
+            text: None,
+        }),
+        other => {
+            return page_error(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "invalid_form",
+                &format!(
+                    "invalid form: expected kind = link, ltiResourceLink or html, found {:?}",
+                    other.unwrap_or("nothing")
+                ),
+            );
+        }
+    };
+    let mut builder = match launch.deep_linking_response() {
+        Ok(b) => b,
+        Err(e) => return lti_axum::LtiRejection::new(e, &headers).into_response(),
+    };
+    if let Err(e) = builder.add_item(item) {
+        return lti_axum::LtiRejection::new(lti_tool::ToolError::from(e), &headers).into_response();
+    }
+    builder.msg("Content added by the lti-rs launch inspector.");
+    match state.tool.deep_link_response(&launch, &builder).await {
+        Ok(resp) => lti_axum::into_response(resp),
+        Err(e) => lti_axum::LtiRejection::new(e, &headers).into_response(),
+    }
+}
+
+fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
+    page_error(
+        headers,
+        StatusCode::BAD_REQUEST,
+        "invalid_form",
+        &format!("invalid form: expected url-encoded form fields, found {e}"),
+    )
+}
+
+/// The services registration for the launch's platform.
+fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
+    let reg = launch.registration();
+    let profile = reg
+        .quirks
+        .as_str()
+        .parse::<lti_services::QuirkProfile>()
+        .unwrap_or(lti_services::QuirkProfile::Generic);
+    let mut s = ServiceRegistration::new(
+        reg.issuer.clone(),
+        reg.client_id.clone(),
+        reg.auth_token_url.clone(),
+        Arc::clone(&state.signing_key),
+    )
+    .with_profile(profile);
+    if let Some(aud) = &reg.token_audience {
+        s = s.with_assertion_audience(aud.clone());
+    }
+    s
+}
+
+fn service_error(what: &str, e: &ServiceError) -> String {
+    format!(
+        "<p class=\"no\" id=\"service-error\">{} failed: <code>{}</code> {}</p>",
+        escape(what),
+        escape(e.code()),
+        escape(&e.to_string())
+    )
+}
+
+/// `GET /lti/app/ags`: line items, a create form and a score form.
+pub(crate) async fn ags_page(
+    State(state): State<AppState>,
+    RequireInstructor(launch): RequireInstructor,
+) -> Response {
+    ags_panel(&state, &launch, None).await
+}
+
+async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) -> Response {
+    let mut b = format!(
+        "<h1>Assignment and Grade Services</h1><p><a href=\"{}\">Back to the launch</a></p>",
+        with_launch("/lti/app", launch)
+    );
+    if let Some(n) = notice {
+        b.push_str(&n);
+    }
+    let reg = service_registration(state, launch);
+    let ags = match state.services.ags_from_launch(&reg, launch.claims()) {
+        Ok(a) => a,
+        Err(e) => {
+            b.push_str(&service_error("Reading the AGS claim", &e));
+            return page("AGS", &b);
+        }
+    };
+    let items = match ags.list_line_items(&LineItemsQuery::new()).await {
+        Ok(items) => items,
+        Err(e) => {
+            b.push_str(&service_error("Listing line items", &e));
+            Vec::new()
+        }
+    };
+    b.push_str("<section><h2>Line items</h2><table id=\"lineitems\"><tr><th>Label</th><th>Maximum</th><th>Resource id</th><th>Tag</th><th>URL</th></tr>");
+    for item in &items {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            escape(&item.label),
+            item.score_maximum,
+            escape(item.resource_id.as_deref().unwrap_or("")),
+            escape(item.tag.as_deref().unwrap_or("")),
+            escape(item.id.as_deref().unwrap_or(""))
+        );
+    }
+    b.push_str("</table></section>");
+    let _ = write!(
+        b,
+        "<section><h2>Create a line item</h2><form method=\"post\" action=\"{}\"><label>Label <input name=\"label\" required></label><label>Maximum score <input name=\"score_maximum\" value=\"100\"></label><label>Resource id <input name=\"resource_id\"></label><button type=\"submit\">Create</button></form></section>",
+        with_launch("/lti/app/ags/lineitems", launch)
+    );
+    let mut options = String::new();
+    if let Some(url) = ags.lineitem_url() {
+        let _ = write!(
+            options,
+            "<option value=\"{0}\">this launch's line item ({0})</option>",
+            escape(url)
+        );
+    }
+    for item in &items {
+        if let Some(id) = &item.id {
+            let _ = write!(
+                options,
+                "<option value=\"{}\">{}</option>",
+                escape(id),
+                escape(&item.label)
+            );
+        }
+    }
+    let _ = write!(
+        b,
+        "<section><h2>Post a score</h2><form method=\"post\" action=\"{}\"><label>Line item <select name=\"lineitem\">{options}</select></label><label>Learner user id <input name=\"user_id\" value=\"{}\" required></label><label>Score <input name=\"score_given\" value=\"1\"></label><label>Out of <input name=\"score_maximum\" value=\"1\"></label><label>Comment <input name=\"comment\"></label><button type=\"submit\">Post score</button></form></section>",
+        with_launch("/lti/app/ags/scores", launch),
+        escape(launch.sub().unwrap_or(""))
+    );
+    page("AGS", &b)
+}
+
+/// A non-negative number from a form field, or the `invalid_form` message.
+fn number(form: &HashMap<String, String>, name: &str) -> Result<f64, String> {
+    let raw = form.get(name).map(String::as_str).unwrap_or("");
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "invalid form: expected `{name}` to be a non-negative number, found {:?}",
+            raw.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+fn invalid_form(headers: &HeaderMap, message: &str) -> Response {
+    page_error(headers, StatusCode::BAD_REQUEST, "invalid_form", message)
+}
+
+/// `POST /lti/app/ags/lineitems`: creates a line item.
+pub(crate) async fn create_line_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RequireInstructor(launch): RequireInstructor,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(&headers, &e),
+    };
+    let maximum = match number(&form, "score_maximum") {
+        Ok(v) => v,
+        Err(m) => return invalid_form(&headers, &m),
+    };
+    let label = form.get("label").cloned().unwrap_or_default();
+    let mut item = LineItem::new(label, maximum);
+    item.resource_id = form.get("resource_id").filter(|r| !r.is_empty()).cloned();
+    if let Some(id) = launch
+        .claims()
+        .resource_link
+        .as_ref()
+        .and_then(|r| r.id.clone())
+    {
+        item.resource_link_id = Some(id);
+    }
+    let reg = service_registration(&state, &launch);
+    let notice = match state.services.ags_from_launch(&reg, launch.claims()) {
+        Ok(ags) => match ags.create_line_item(&item).await {
+            Ok(created) => format!(
+                "<p class=\"ok\" id=\"notice\">Created line item <code>{}</code>.</p>",
+                escape(created.id.as_deref().unwrap_or(""))
+            ),
+            Err(e) => service_error("Creating the line item", &e),
+        },
+        Err(e) => service_error("Reading the AGS claim", &e),
+    };
+    ags_panel(&state, &launch, Some(notice)).await
+}
+
+/// `POST /lti/app/ags/scores`: posts a score for a learner.
+pub(crate) async fn post_score(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RequireInstructor(launch): RequireInstructor,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(&headers, &e),
+    };
+    let (given, maximum) = match (number(&form, "score_given"), number(&form, "score_maximum")) {
+        (Ok(g), Ok(m)) => (g, m),
+        (Err(m), _) | (_, Err(m)) => return invalid_form(&headers, &m),
+    };
+    let user = form.get("user_id").cloned().unwrap_or_default();
+    let lineitem = form.get("lineitem").cloned().unwrap_or_default();
+    let mut score = Score::completed_fully_graded(user.clone(), given, maximum, Timestamp::now());
+    score.comment = form.get("comment").filter(|c| !c.is_empty()).cloned();
+    let reg = service_registration(&state, &launch);
+    let notice = match state.services.ags_from_launch(&reg, launch.claims()) {
+        Ok(ags) => match ags.post_score(&lineitem, &score).await {
+            Ok(()) => format!(
+                "<p class=\"ok\" id=\"notice\">Posted {given} / {maximum} for <code>{}</code>.</p>",
+                escape(&user)
+            ),
+            Err(e) => service_error("Posting the score", &e),
+        },
+        Err(e) => service_error("Reading the AGS claim", &e),
+    };
+    ags_panel(&state, &launch, Some(notice)).await
+}
+
+/// `GET /lti/app/nrps?page=N`: the roster, a page at a time.
+pub(crate) async fn nrps_page(
+    State(state): State<AppState>,
+    RequireInstructor(launch): RequireInstructor,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let page_no: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let mut b = format!(
+        "<h1>Names and Role Provisioning</h1><p><a href=\"{}\">Back to the launch</a></p>",
+        with_launch("/lti/app", &launch)
+    );
+    let reg = service_registration(&state, &launch);
+    let roster = match state.services.nrps_from_launch(&reg, launch.claims()) {
+        Ok(nrps) => nrps.list_members(&MembershipsQuery::new()).await,
+        Err(e) => Err(e),
+    };
+    let roster = match roster {
+        Ok(r) => r,
+        Err(e) => {
+            b.push_str(&service_error("Reading the roster", &e));
+            return page("NRPS", &b);
+        }
+    };
+    let total = roster.members.len();
+    let pages = total.div_ceil(ROSTER_PAGE_SIZE).max(1);
+    let page_no = page_no.min(pages);
+    let _ = write!(
+        b,
+        "<p id=\"roster-summary\">{total} members, page {page_no} of {pages}.</p><table id=\"roster\"><tr><th>Name</th><th>Email</th><th>User id</th><th>Roles</th><th>Status</th></tr>"
+    );
+    for m in roster
+        .members
+        .iter()
+        .skip((page_no - 1) * ROSTER_PAGE_SIZE)
+        .take(ROSTER_PAGE_SIZE)
+    {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(m.name.as_deref().unwrap_or("")),
+            escape(m.email.as_deref().unwrap_or("")),
+            escape(&m.user_id),
+            escape(&m.roles.join(", ")),
+            escape(&format!("{:?}", m.status))
+        );
+    }
+    b.push_str("</table><p>");
+    let base = with_launch("/lti/app/nrps", &launch);
+    if page_no > 1 {
+        let _ = write!(
+            b,
+            "<a href=\"{base}&amp;page={}\">Previous</a> ",
+            page_no - 1
+        );
+    }
+    if page_no < pages {
+        let _ = write!(b, "<a href=\"{base}&amp;page={}\">Next</a>", page_no + 1);
+    }
+    b.push_str("</p>");
+    page("NRPS", &b)
+}
+
+/// `POST /lti11/launch`: verifies an LTI 1.1 launch and shows it.
+pub(crate) async fn lti11_launch(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut url = format!("{}lti11/launch", state.public_url);
+    if let Some(q) = uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let request = lti11::SignedRequest {
+        method: "POST",
+        url: &url,
+        authorization: text(header::AUTHORIZATION),
+        content_type: text(header::CONTENT_TYPE),
+        body: &body,
+    };
+    let launch = match state.lti11.verify(&request).await {
+        Ok(l) => l,
+        Err(e) => return page_error(&headers, e.status(), e.code(), &e.to_string()),
+    };
+    let params = launch.params();
+    let optional = params.optional_parameters();
+    let mut b =
+        String::from("<h1>LTI 1.1 launch inspector</h1><section><h2>Who launched</h2><table>");
+    row(&mut b, "Consumer", Some(&launch.consumer().name));
+    row(&mut b, "Consumer key", Some(launch.consumer_key()));
+    row(&mut b, "Name", optional.lis_person_name_full);
+    row(&mut b, "Email", optional.lis_person_contact_email_primary);
+    row(&mut b, "User id", launch.user_id());
+    row(&mut b, "Roles", optional.roles);
+    let _ = write!(
+        b,
+        "<tr><th>Instructor or higher</th><td id=\"instructor-verdict\">{}</td></tr></table></section>",
+        yes_no(launch.roles().is_instructor_or_higher())
+    );
+    b.push_str("<section><h2>Context and resource link</h2><table>");
+    row(&mut b, "LTI version", Some(launch.lti_version()));
+    row(&mut b, "Resource link id", Some(launch.resource_link_id()));
+    row(&mut b, "Resource link title", optional.resource_link_title);
+    row(&mut b, "Context id", launch.context_id());
+    row(&mut b, "Context title", optional.context_title);
+    row(&mut b, "Context label", optional.context_label);
+    row(
+        &mut b,
+        "Outcome service URL",
+        optional.lis_outcome_service_url,
+    );
+    row(&mut b, "Result sourcedid", optional.lis_result_sourcedid);
+    b.push_str("</table></section><section><h2>Custom parameters</h2><table id=\"custom\">");
+    for (k, v) in params.custom_parameters() {
+        row(&mut b, k, Some(v));
+    }
+    b.push_str("</table></section><section><h2>Validation steps passed</h2><ol id=\"steps\"><li>consumer key known</li><li>OAuth 1.0a signature verified with the consumer's secret</li><li>timestamp within the window; nonce not used before</li><li>message type, version and resource_link_id present</li></ol></section>");
+    page("LTI 1.1 launch inspector", &b)
+}

@@ -1,0 +1,379 @@
+//! `lti serve`: wiring the configuration into stores, keys, the tool and routes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient};
+use lti_jose::SigningKey;
+use lti_registry::{
+    Consumer, Deployment, KeySource, PlatformRegistration, QuirkProfile, RegistryError,
+    SecretCipher, Store,
+};
+use lti_services::LtiServices;
+use lti_tool::Tool;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::keys;
+
+/// The request body limit of every route: 64 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The path of the launch inspector (the target link URI to register).
+pub const INSPECTOR_PATH: &str = "/lti/app";
+/// The LTI 1.1 launch path.
+pub const LTI11_LAUNCH_PATH: &str = "/lti11/launch";
+
+/// The shared state of every route.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) tool: Arc<Tool>,
+    pub(crate) store: Store,
+    pub(crate) services: LtiServices,
+    pub(crate) signing_key: Arc<SigningKey>,
+    pub(crate) lti11: Arc<lti11::LaunchVerifier>,
+    pub(crate) public_url: String,
+}
+
+impl FromRef<AppState> for Arc<Tool> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tool.clone()
+    }
+}
+
+/// The URLs to enter in an LMS when registering this tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationUrls {
+    /// OIDC login initiation URL.
+    pub login: String,
+    /// Redirect (launch) URL.
+    pub launch: String,
+    /// Public key set URL.
+    pub jwks: String,
+    /// Target link URI (also the deep-linking URL).
+    pub target_link_uri: String,
+    /// LTI 1.1 launch URL.
+    pub lti11_launch: String,
+}
+
+impl RegistrationUrls {
+    /// The URLs under a public base URL ending in `/`.
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            login: format!("{public_url}lti/login"),
+            launch: format!("{public_url}lti/launch"),
+            jwks: format!("{public_url}.well-known/jwks.json"),
+            target_link_uri: format!("{public_url}lti/app"),
+            lti11_launch: format!("{public_url}lti11/launch"),
+        }
+    }
+}
+
+impl std::fmt::Display for RegistrationUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Register this tool in your LMS with:")?;
+        writeln!(f, "  OIDC login initiation URL : {}", self.login)?;
+        writeln!(f, "  Redirect / launch URL     : {}", self.launch)?;
+        writeln!(f, "  Public keyset (JWKS) URL  : {}", self.jwks)?;
+        writeln!(f, "  Target link URI           : {}", self.target_link_uri)?;
+        writeln!(f, "  Deep linking URL          : {}", self.target_link_uri)?;
+        write!(f, "  LTI 1.1 launch URL        : {}", self.lti11_launch)
+    }
+}
+
+/// A prepared application: the router and what to tell the operator.
+pub struct App {
+    /// The routes with their state.
+    pub router: Router,
+    /// The URLs to register in an LMS.
+    pub urls: RegistrationUrls,
+    /// Whether a key was generated on this start.
+    pub generated_key: bool,
+    /// The tool key's kid.
+    pub kid: String,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("urls", &self.urls)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the stores, installs the key and the configured platforms and
+/// consumers, builds the tool and the routes.
+///
+/// # Errors
+/// [`AppError::Config`] for semantic problems, [`AppError::Io`] / [`AppError::Key`]
+/// for the key directory, [`AppError::Store`], [`AppError::Tool`], [`AppError::Http`].
+pub async fn prepare(config: &Config) -> Result<App, AppError> {
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(AppError::Config(problems));
+    }
+    let dir = &config.keys.dir;
+    let (signing_key, pem, generated_key) = keys::load_or_generate(dir)?;
+    let cipher = SecretCipher::aes256gcm(keys::app_key(dir)?, vec![])?;
+    let options = lti_store::OpenOptions::new(cipher);
+    for url in std::iter::once(&config.storage.url).chain(config.storage.nonce_url.as_ref()) {
+        create_sqlite_parent(url)?;
+    }
+    let store = lti_store::open_split(
+        &config.storage.url,
+        config.storage.nonce_url.as_deref(),
+        &options,
+    )
+    .await?;
+    let kid = signing_key.kid().to_owned();
+    keys::install_tool_key(&store, &kid, &pem).await?;
+    install_platforms(&store, config).await?;
+    install_consumers(&store, config).await?;
+
+    let public_url = config.public_url();
+    let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+    let https = public_url.starts_with("https://");
+    let tool = Tool::builder(public_url.clone(), &store)
+        .key_source(Arc::new(JwksCache::new(http.clone())))
+        .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
+        .partitioned_state_cookie(https)
+        .build()?;
+    let services = LtiServices::new(Arc::new(ServiceClient::new(http)));
+    let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
+        store.consumers.clone(),
+        store.oauth1_nonces.clone(),
+    ));
+    let state = AppState {
+        tool: Arc::new(tool),
+        store,
+        services,
+        signing_key: Arc::new(signing_key),
+        lti11: Arc::new(lti11),
+        public_url: public_url.clone(),
+    };
+    Ok(App {
+        router: router(state),
+        urls: RegistrationUrls::new(&public_url),
+        generated_key,
+        kid,
+    })
+}
+
+/// Every route of `lti serve`.
+pub fn router(state: AppState) -> Router {
+    let lti = lti_axum::LtiRoutes::new()
+        .deep_link_path(None)
+        .body_limit(BODY_LIMIT)
+        .into_router::<AppState>();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(INSPECTOR_PATH, get(crate::inspector::inspector))
+        .route("/lti/app/ags", get(crate::inspector::ags_page))
+        .route(
+            "/lti/app/ags/lineitems",
+            post(crate::inspector::create_line_item),
+        )
+        .route("/lti/app/ags/scores", post(crate::inspector::post_score))
+        .route("/lti/app/nrps", get(crate::inspector::nrps_page))
+        .route("/lti/app/deep-link", post(crate::inspector::deep_link))
+        .route(LTI11_LAUNCH_PATH, post(crate::inspector::lti11_launch))
+        .merge(lti)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Headers on every response: framing allowed (the tool runs in LMS iframes), no
+/// referrer (URLs carry the launch id), no MIME sniffing.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors *; base-uri 'none'; object-src 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn not_found(headers: axum::http::HeaderMap) -> Response {
+    crate::inspector::page_error(
+        &headers,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "not found: expected one of the tool's routes, found an unknown path",
+    )
+}
+
+/// `GET /healthz`: 200 when the stores answer, 503 when one does not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let durable = state
+        .store
+        .registrations
+        .get_registration("healthz-probe", "healthz-probe")
+        .await
+        .map(drop);
+    let ephemeral = state
+        .store
+        .launch_data
+        .load_launch("healthz-probe")
+        .await
+        .map(drop);
+    let reachable =
+        |r: &Result<(), RegistryError>| !matches!(r, Err(RegistryError::StoreUnavailable { .. }));
+    let ok = reachable(&durable) && reachable(&ephemeral);
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "store": if reachable(&durable) { "reachable" } else { "unreachable" },
+        "nonce_store": if reachable(&ephemeral) { "reachable" } else { "unreachable" },
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn create_sqlite_parent(url: &str) -> Result<(), AppError> {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| AppError::io("creating directory", parent, e))?;
+    }
+    Ok(())
+}
+
+async fn install_platforms(store: &Store, config: &Config) -> Result<(), AppError> {
+    for p in &config.platforms {
+        let quirks = match &p.profile {
+            Some(name) => name.parse::<QuirkProfile>()?,
+            None => QuirkProfile::Generic,
+        };
+        let mut registration = PlatformRegistration::new(
+            p.issuer.clone(),
+            p.client_id.clone(),
+            p.auth_login_url.clone(),
+            p.auth_token_url.clone(),
+            KeySource::JwksUrl {
+                url: p.jwks_url.clone(),
+            },
+        )
+        .with_quirks(quirks);
+        if quirks == QuirkProfile::Brightspace {
+            registration =
+                registration.with_token_audience("https://api.brightspace.com/auth/token");
+        }
+        for d in &p.deployment_ids {
+            registration = registration.with_deployment(Deployment::active(d.clone()));
+        }
+        match store.registrations.insert_registration(&registration).await {
+            Ok(()) => {}
+            Err(RegistryError::Conflict { .. }) => {
+                store
+                    .registrations
+                    .update_registration(&registration)
+                    .await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(issuer = %p.issuer, client_id = %p.client_id, "platform registered");
+    }
+    Ok(())
+}
+
+async fn install_consumers(store: &Store, config: &Config) -> Result<(), AppError> {
+    for c in &config.consumers {
+        let name = c.name.clone().unwrap_or_else(|| c.key.clone());
+        upsert_consumer(store, &c.key, &c.secret, &name).await?;
+    }
+    Ok(())
+}
+
+/// Inserts an LTI 1.1 consumer, or replaces the secret and name of an existing one.
+pub(crate) async fn upsert_consumer(
+    store: &Store,
+    key: &str,
+    secret: &str,
+    name: &str,
+) -> Result<(), AppError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let consumer = Consumer::new(key, secret, name, now);
+    match store.consumers.insert_consumer(&consumer).await {
+        Ok(()) => Ok(()),
+        Err(RegistryError::Conflict { .. }) => {
+            let mut existing = store.consumers.get_consumer(key).await?;
+            existing.secret = consumer.secret;
+            existing.name = consumer.name;
+            store.consumers.update_consumer(&existing).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` completes, then drains
+/// in-flight requests (graceful shutdown).
+///
+/// # Errors
+/// As [`prepare`], plus [`AppError::Io`] when the server fails.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let app = prepare(&config).await?;
+    run(app, listener, shutdown).await
+}
+
+/// Serves a prepared application (see [`serve`]).
+///
+/// # Errors
+/// [`AppError::Io`] when the server fails.
+pub async fn run(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "listening");
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| {
+            AppError::io(
+                "serving on",
+                addr.map(|a| a.to_string()).unwrap_or_default(),
+                e,
+            )
+        })
+}

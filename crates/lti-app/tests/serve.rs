@@ -1,0 +1,505 @@
+//! HTTP-level tests of `lti serve` (the real server code, in process, on a
+//! loopback port) against an in-test platform.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_FRAME_OPTIONS};
+use serde_json::Value;
+
+#[tokio::test]
+async fn login_redirects_to_the_platform_with_the_oidc_parameters() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let login = login(&tool, &platform).await;
+    assert!(
+        login
+            .location
+            .starts_with(&format!("{}/auth?", platform.base))
+    );
+    let p = |n: &str| param(&login.location, n);
+    assert_eq!(p("scope").as_deref(), Some("openid"));
+    assert_eq!(p("response_type").as_deref(), Some("id_token"));
+    assert_eq!(p("response_mode").as_deref(), Some("form_post"));
+    assert_eq!(p("prompt").as_deref(), Some("none"));
+    assert_eq!(p("client_id").as_deref(), Some(CLIENT_ID));
+    assert_eq!(p("login_hint").as_deref(), Some("hint-1"));
+    assert_eq!(p("lti_message_hint").as_deref(), Some("mh-1"));
+    let redirect = p("redirect_uri").unwrap();
+    assert!(
+        redirect.ends_with("%2Flti%2Flaunch") || redirect.ends_with("/lti/launch"),
+        "{redirect}"
+    );
+    assert!(login.state.len() >= 32 && login.nonce.len() >= 32);
+    assert!(login.cookie.contains("lti_state_"));
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_valid_launch_redirects_to_the_inspector_which_answers_200() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let inspector = launch_as(&tool, &platform, INSTRUCTOR).await;
+    assert!(inspector.starts_with(&format!("{}/lti/app?lti_launch_id=", tool.url)));
+    let resp = get(&inspector, None).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get(X_FRAME_OPTIONS).is_none());
+    let csp = resp.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors *"));
+    let page = text(&resp);
+    assert!(page.contains("Grace &lt;Hopper&gt;"), "names are escaped");
+    assert!(!page.contains("Grace <Hopper>"));
+    assert!(page.contains("<code id=\"message-type\">LtiResourceLinkRequest</code>"));
+    assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
+    assert!(page.contains("Compilers") && page.contains("Week 1"));
+    assert!(
+        page.contains("&lt;3&gt;"),
+        "custom parameters are shown escaped"
+    );
+    assert!(page.contains("<details><summary>"));
+    assert!(page.contains("signature verified"));
+    assert!(page.contains("/lti/app/ags?lti_launch_id="));
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tampered_token_gets_401_with_the_error_code_in_the_page() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let login = login(&tool, &platform).await;
+    let token = lti_jose::sign(
+        &claims(&tool, &platform, &login.nonce, LEARNER),
+        platform_key(),
+    )
+    .unwrap();
+    // Change a claim and keep the signature: it no longer matches the payload.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut payload: Value =
+        serde_json::from_slice(&lti_jose::b64::decode(&parts[1]).unwrap()).unwrap();
+    payload["sub"] = "someone-else".into();
+    parts[1] = lti_jose::b64::encode(payload.to_string().as_bytes());
+    let resp = post_launch(&tool, &login, &parts.join("."), None).await;
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = text(&resp);
+    assert!(
+        page.contains("<code id=\"error-code\">bad_signature</code>"),
+        "{page}"
+    );
+    assert!(page.contains("does not verify"));
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_replayed_launch_is_rejected() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let login = login(&tool, &platform).await;
+    let token = lti_jose::sign(
+        &claims(&tool, &platform, &login.nonce, LEARNER),
+        platform_key(),
+    )
+    .unwrap();
+    assert_eq!(post_launch(&tool, &login, &token, None).await.status(), 303);
+    let replay = post_launch(&tool, &login, &token, Some("application/json")).await;
+    assert_eq!(replay.status(), 401);
+    let body: Value = serde_json::from_slice(replay.body()).unwrap();
+    assert_eq!(body["error"], "state_not_found");
+
+    // The same id_token with a fresh login state: its nonce belongs to the old login.
+    let second = common::login(&tool, &platform).await;
+    let resp = post_launch(&tool, &second, &token, Some("application/json")).await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["error"], "nonce_mismatch");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_are_json_when_the_client_accepts_json() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let resp = get(
+        &format!(
+            "{}/lti/login?iss=https://stranger.example&login_hint=x&target_link_uri={}/lti/app",
+            tool.url, tool.url
+        ),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["error"], "unknown_issuer");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("stranger.example")
+    );
+
+    let resp = get(&format!("{}/lti/app", tool.url), Some("application/json")).await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn hostile_or_broken_requests_never_get_a_500() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let post = |path: &str, ct: &str, body: Vec<u8>| {
+        Request::post(format!("{}{path}", tool.url))
+            .header(CONTENT_TYPE, ct)
+            .body(Bytes::from(body))
+            .unwrap()
+    };
+    let lti11_url = format!("{}/lti11/launch", tool.url);
+    let unknown_consumer = lti11::LaunchRequest::new("rl")
+        .sign(&lti11_url, &lti11::Credentials::new("nobody", "x"), now())
+        .unwrap()
+        .form_body();
+    let cases: Vec<(Request<Bytes>, u16)> = vec![
+        (
+            post(
+                "/lti/launch",
+                "application/x-www-form-urlencoded",
+                b"".to_vec(),
+            ),
+            400,
+        ),
+        (
+            post(
+                "/lti/launch",
+                "application/x-www-form-urlencoded",
+                b"state=x&id_token=y".to_vec(),
+            ),
+            401,
+        ),
+        (post("/lti/launch", "application/json", b"{}".to_vec()), 415),
+        (
+            post(
+                "/lti/launch",
+                "application/x-www-form-urlencoded",
+                vec![b'a'; 200 * 1024],
+            ),
+            413,
+        ),
+        (
+            post(
+                "/lti/launch",
+                "application/x-www-form-urlencoded",
+                b"state=%FF".to_vec(),
+            ),
+            400,
+        ),
+        (
+            post(
+                "/lti/login",
+                "application/x-www-form-urlencoded",
+                b"iss=a&iss=b".to_vec(),
+            ),
+            400,
+        ),
+        (
+            post(
+                "/lti/app/deep-link?lti_launch_id=nope",
+                "application/x-www-form-urlencoded",
+                b"kind=link".to_vec(),
+            ),
+            404,
+        ),
+        (
+            post(
+                "/lti11/launch",
+                "application/x-www-form-urlencoded",
+                b"oauth_consumer_key=nobody".to_vec(),
+            ),
+            400,
+        ),
+        (
+            post(
+                "/lti11/launch",
+                "application/x-www-form-urlencoded",
+                unknown_consumer.into_bytes(),
+            ),
+            401,
+        ),
+        (
+            Request::get(format!("{}/no/such/page", tool.url))
+                .body(Bytes::new())
+                .unwrap(),
+            404,
+        ),
+        (
+            Request::get(format!("{}/lti/app/nrps?lti_launch_id=%00", tool.url))
+                .body(Bytes::new())
+                .unwrap(),
+            404,
+        ),
+    ];
+    for (req, expected) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let resp = send(req).await;
+        assert_eq!(resp.status().as_u16(), expected, "{what}: {}", text(&resp));
+    }
+    // The server is still up.
+    assert_eq!(
+        get(&format!("{}/healthz", tool.url), None).await.status(),
+        200
+    );
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn healthz_reports_the_store_and_jwks_publishes_the_key_directory_key() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let resp = get(&format!("{}/healthz", tool.url), None).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "reachable");
+
+    let resp = get(&format!("{}/.well-known/jwks.json", tool.url), None).await;
+    assert_eq!(resp.status(), 200);
+    let served: Value = serde_json::from_slice(resp.body()).unwrap();
+    let on_disk: Value =
+        serde_json::from_str(&std::fs::read_to_string(tool.keys_dir.join("jwks.json")).unwrap())
+            .unwrap();
+    assert_eq!(served["keys"][0]["kid"], on_disk["keys"][0]["kid"]);
+    assert_eq!(served["keys"][0]["n"], on_disk["keys"][0]["n"]);
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let inspector = launch_as(&tool, &platform, INSTRUCTOR).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+
+    let ags = get(
+        &format!("{}/lti/app/ags?lti_launch_id={id}", tool.url),
+        None,
+    )
+    .await;
+    assert_eq!(ags.status(), 200);
+    let page = text(&ags);
+    assert!(page.contains("<td>Quiz 1</td>"), "{page}");
+
+    let created = send(
+        Request::post(format!(
+            "{}/lti/app/ags/lineitems?lti_launch_id={id}",
+            tool.url
+        ))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Bytes::from(
+            "label=Essay&score_maximum=20&resource_id=essay-1",
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+    assert!(
+        text(&created).contains("id=\"notice\">Created line item"),
+        "{}",
+        text(&created)
+    );
+    assert_eq!(platform.line_items.lock().unwrap().len(), 2);
+
+    let lineitem = format!("{}/ags/lineitems/1", platform.base);
+    let scored = send(
+        Request::post(format!(
+            "{}/lti/app/ags/scores?lti_launch_id={id}",
+            tool.url
+        ))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Bytes::from(format!(
+            "lineitem={}&user_id=u07&score_given=8&score_maximum=10&comment=well+done",
+            lineitem.replace(':', "%3A").replace('/', "%2F")
+        )))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(scored.status(), 200);
+    assert!(text(&scored).contains("Posted 8 / 10"), "{}", text(&scored));
+    let scores = platform.scores.lock().unwrap().clone();
+    assert_eq!(scores.len(), 1);
+    assert_eq!(scores[0]["userId"], "u07");
+    assert_eq!(scores[0]["scoreGiven"], 8.0);
+
+    let bad = send(
+        Request::post(format!(
+            "{}/lti/app/ags/scores?lti_launch_id={id}",
+            tool.url
+        ))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Bytes::from(
+            "lineitem=x&user_id=u&score_given=NaN&score_maximum=1",
+        ))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert!(text(&bad).contains("invalid_form"));
+
+    let roster = get(
+        &format!("{}/lti/app/nrps?lti_launch_id={id}", tool.url),
+        None,
+    )
+    .await;
+    assert_eq!(roster.status(), 200);
+    let page = text(&roster);
+    assert!(page.contains("30 members, page 1 of 2."), "{page}");
+    assert!(page.contains("Member &lt;00&gt;") && !page.contains("Member &lt;25&gt;"));
+    let second = get(
+        &format!("{}/lti/app/nrps?lti_launch_id={id}&page=2", tool.url),
+        None,
+    )
+    .await;
+    assert!(text(&second).contains("Member &lt;29&gt;"));
+
+    let learner = launch_as(&tool, &platform, LEARNER).await;
+    let lid = param(&learner, "lti_launch_id").unwrap();
+    let page = text(&get(&learner, None).await);
+    assert!(page.contains("id=\"instructor-verdict\"><strong class=\"no\">no"));
+    let denied = get(
+        &format!("{}/lti/app/ags?lti_launch_id={lid}", tool.url),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(denied.status(), 403);
+    let body: Value = serde_json::from_slice(denied.body()).unwrap();
+    assert_eq!(body["error"], "insufficient_role");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let login = login(&tool, &platform).await;
+    let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
+    let map = c.as_object_mut().unwrap();
+    map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
+        "LtiDeepLinkingRequest".into(),
+    );
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+        serde_json::json!({
+            "deep_link_return_url": format!("{}/dl-return", platform.base),
+            "accept_types": ["ltiResourceLink", "html"],
+            "accept_presentation_document_targets": ["iframe", "window"],
+            "accept_lineitem": true,
+            "data": "opaque"
+        }),
+    );
+    let token = lti_jose::sign(&c, platform_key()).unwrap();
+    let resp = post_launch(&tool, &login, &token, None).await;
+    assert_eq!(resp.status(), 303);
+    let inspector = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    let page = text(&get(&inspector, None).await);
+    assert!(page.contains("value=\"ltiResourceLink\""));
+    assert!(page.contains("with a line item"));
+    assert!(page.contains("value=\"html\""));
+    assert!(!page.contains("value=\"link\""), "link is not accepted");
+
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    let form = send(
+        Request::post(format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Bytes::from("kind=ltiResourceLink&title=Quiz+%3C2%3E"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(form.status(), 200);
+    let html = text(&form);
+    assert!(html.contains(&format!("action=\"{}/dl-return\"", platform.base)));
+    let jwt = html
+        .split("name=\"JWT\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let claims: Value =
+        serde_json::from_slice(&lti_jose::b64::decode(jwt.split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
+    let item = &claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"][0];
+    assert_eq!(item["type"], "ltiResourceLink");
+    assert_eq!(item["title"], "Quiz <2>");
+    assert_eq!(item["lineItem"]["scoreMaximum"], 100.0);
+    assert_eq!(
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"],
+        "opaque"
+    );
+
+    let refused = send(
+        Request::post(format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Bytes::from("kind=link"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = serde_json::from_slice(refused.body()).unwrap();
+    assert_eq!(body["error"], "content_item_type_not_accepted");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let url = format!("{}/lti11/launch", tool.url);
+    let signed = lti11::LaunchRequest::new("rl-11")
+        .param("user_id", "u-11")
+        .param("lis_person_name_full", "Alan <Turing>")
+        .roles(&["Instructor"])
+        .context("ctx-11", "Computability")
+        .sign(
+            &url,
+            &lti11::Credentials::new("consumer-1", "secret-1"),
+            now(),
+        )
+        .unwrap();
+    let resp = send(
+        Request::post(&url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Bytes::from(signed.form_body()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", text(&resp));
+    let page = text(&resp);
+    assert!(page.contains("Alan &lt;Turing&gt;"));
+    assert!(page.contains("Legacy LMS"));
+    assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
+
+    // The same signed form again: the nonce was used.
+    let replay = send(
+        Request::post(&url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Bytes::from(signed.form_body()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(replay.status(), 401);
+    let body: Value = serde_json::from_slice(replay.body()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("nonce"), "{body}");
+    tool.stop().await.unwrap();
+}

@@ -1,0 +1,472 @@
+//! The adapter driven through axum's `Router` with `tower::ServiceExt::oneshot`: an
+//! in-test platform (its own RSA key, a static JWK Set) signs id_tokens.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::FromRef;
+use axum::response::Response;
+use axum::routing::get;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::{Request, StatusCode};
+use lti_axum::{LtiLaunch, LtiRoutes, RequireAnyRole, RequireInstructor, RoleSet};
+use lti_jose::{Algorithm, JwkSet, SigningKey};
+use lti_registry::{Deployment, KeySource, PlatformRegistration, SecretCipher, SecretString};
+use lti_tool::Tool;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ISS: &str = "https://platform.example";
+const CLIENT_ID: &str = "client-1";
+const BASE: &str = "http://127.0.0.1:3000/";
+const INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
+const LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
+
+/// Throw-away test keys (see tests/fixtures/lti-app/README.md).
+const PLATFORM_KEY: &str = include_str!("../../../tests/fixtures/lti-app/platform-key.pem");
+const TOOL_KEY: &str = include_str!("../../../tests/fixtures/lti-app/tool-key.pem");
+const FORGER_KEY: &str = include_str!("../../../tests/fixtures/lti-app/forger-key.pem");
+
+fn platform_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_pem(PLATFORM_KEY, Algorithm::RS256).unwrap())
+}
+
+fn tool_key_pem() -> &'static str {
+    TOOL_KEY
+}
+
+#[derive(Clone)]
+struct AppState {
+    tool: Arc<Tool>,
+}
+
+impl FromRef<AppState> for Arc<Tool> {
+    fn from_ref(s: &AppState) -> Self {
+        s.tool.clone()
+    }
+}
+
+struct Mentors;
+impl RoleSet for Mentors {
+    const ROLES: &'static [&'static str] = &["Mentor", "Administrator"];
+}
+
+async fn app() -> Router {
+    let store = lti_store::open(
+        "memory://",
+        &lti_store::OpenOptions::new(SecretCipher::insecure_plaintext_for_tests()),
+    )
+    .await
+    .unwrap();
+    let jwks = JwkSet {
+        keys: vec![platform_key().public_jwk()],
+    };
+    let registration = PlatformRegistration::new(
+        ISS,
+        CLIENT_ID,
+        "https://platform.example/auth",
+        "https://platform.example/token",
+        KeySource::StaticJwks {
+            jwks: serde_json::to_value(&jwks).unwrap(),
+        },
+    )
+    .with_deployment(Deployment::active("dep-1"));
+    store
+        .registrations
+        .insert_registration(&registration)
+        .await
+        .unwrap();
+    store
+        .tool_keys
+        .add_next_key("tool-key-1", "RS256", &SecretString::new(tool_key_pem()))
+        .await
+        .unwrap();
+    store.tool_keys.promote_next_key().await.unwrap();
+    let tool = Tool::builder(BASE, &store)
+        .key_source(Arc::new(JwkSet::default()))
+        .build()
+        .unwrap();
+    Router::new()
+        .route(
+            "/app",
+            get(|launch: LtiLaunch| async move { format!("hello {}", launch.sub().unwrap_or("")) }),
+        )
+        .route(
+            "/grades",
+            get(|launch: RequireInstructor| async move { launch.deployment_id().to_owned() }),
+        )
+        .route(
+            "/mentoring",
+            get(|_launch: RequireAnyRole<Mentors>| async { "mentors only" }),
+        )
+        .merge(LtiRoutes::new().body_limit(20 * 1024).into_router())
+        .with_state(AppState {
+            tool: Arc::new(tool),
+        })
+}
+
+async fn body_text(resp: Response) -> String {
+    String::from_utf8(to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url.split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs login, then posts an id_token built by `claims(nonce)`; returns the launch response.
+async fn launch_with(app: &Router, claims: impl Fn(&str) -> Value) -> Response {
+    let login = app
+        .clone()
+        .oneshot(
+            Request::get(format!(
+                "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::FOUND);
+    let location = login.headers()[LOCATION].to_str().unwrap().to_owned();
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let state = query_param(&location, "state");
+    let nonce = query_param(&location, "nonce");
+    let token = lti_jose::sign(&claims(&nonce), platform_key()).unwrap();
+    app.clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(COOKIE, cookie)
+                .body(Body::from(format!("state={state}&id_token={token}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+fn resource_link_claims(nonce: &str, role: &str) -> Value {
+    json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": format!("{BASE}app"),
+        "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
+    })
+}
+
+fn launch_id_of(resp: &Response) -> String {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    query_param(resp.headers()[LOCATION].to_str().unwrap(), "lti_launch_id")
+}
+
+async fn get_with(app: &Router, uri: &str, header: Option<(&str, String)>) -> Response {
+    let mut req = Request::get(uri);
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    app.clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn launch_redirects_and_the_launch_is_found_by_query_bearer_and_cookie() {
+    let app = app().await;
+    let resp = launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await;
+    let id = launch_id_of(&resp);
+    let cookies: Vec<&str> = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("lti_launch={id};")) && c.contains("HttpOnly")),
+        "{cookies:?}"
+    );
+
+    let by_query = get_with(&app, &format!("/app?lti_launch_id={id}"), None).await;
+    assert_eq!(by_query.status(), StatusCode::OK);
+    assert_eq!(body_text(by_query).await, "hello user-1");
+    let by_bearer = get_with(
+        &app,
+        "/grades",
+        Some((AUTHORIZATION.as_str(), format!("Bearer {id}"))),
+    )
+    .await;
+    assert_eq!(by_bearer.status(), StatusCode::OK);
+    assert_eq!(body_text(by_bearer).await, "dep-1");
+    let by_cookie = get_with(
+        &app,
+        "/app",
+        Some((COOKIE.as_str(), format!("lti_launch={id}"))),
+    )
+    .await;
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn role_guard_denies_a_learner_with_403_and_a_json_error() {
+    let app = app().await;
+    let resp = launch_with(&app, |n| resource_link_claims(n, LEARNER)).await;
+    let id = launch_id_of(&resp);
+    let req = Request::get(format!("/grades?lti_launch_id={id}"))
+        .header(ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let denied = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert_eq!(denied.headers()[CONTENT_TYPE], "application/json");
+    let body: Value = serde_json::from_str(&body_text(denied).await).unwrap();
+    assert_eq!(body["error"], "insufficient_role");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("instructor or higher")
+    );
+
+    let html = get_with(&app, &format!("/mentoring?lti_launch_id={id}"), None).await;
+    assert_eq!(html.status(), StatusCode::FORBIDDEN);
+    assert!(
+        html.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = body_text(html).await;
+    assert!(page.contains(">insufficient_role<"), "{page}");
+}
+
+#[tokio::test]
+async fn missing_and_unknown_launch_ids_are_401_and_404() {
+    let app = app().await;
+    let missing = get_with(
+        &app,
+        "/app",
+        Some((ACCEPT.as_str(), "application/json".into())),
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&body_text(missing).await).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
+    let unknown = get_with(&app, "/app?lti_launch_id=nope", None).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(body_text(unknown).await.contains("launch_not_found"));
+}
+
+#[tokio::test]
+async fn tampered_token_is_401_bad_signature_and_replay_is_refused() {
+    let app = app().await;
+    // Tampered: a different signing key with the platform's kid.
+    let forger = SigningKey::from_pem(FORGER_KEY, Algorithm::RS256)
+        .unwrap()
+        .with_kid(platform_key().kid());
+    let login = get_with(
+        &app,
+        &format!("/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app"),
+        None,
+    )
+    .await;
+    let location = login.headers()[LOCATION].to_str().unwrap().to_owned();
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (state, nonce) = (
+        query_param(&location, "state"),
+        query_param(&location, "nonce"),
+    );
+    let token = lti_jose::sign(&resource_link_claims(&nonce, LEARNER), &forger).unwrap();
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(ACCEPT, "application/json")
+                .header(COOKIE, cookie.clone())
+                .body(Body::from(format!("state={state}&id_token={token}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(body["error"], "bad_signature");
+
+    // The state was consumed by that attempt: posting it again is refused.
+    let replay = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(COOKIE, cookie)
+                .body(Body::from(format!("state={state}&id_token={token}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    assert!(body_text(replay).await.contains("state_not_found"));
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_never_500() {
+    let app = app().await;
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(ACCEPT, "application/json")
+                .body(Body::from(vec![b'a'; 21 * 1024]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(body["error"], "body_too_large");
+
+    let wrong_type = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn jwks_route_publishes_the_tool_key() {
+    let app = app().await;
+    let resp = get_with(&app, "/.well-known/jwks.json", None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let set: Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    assert_eq!(set["keys"][0]["kid"], "tool-key-1");
+    assert_eq!(set["keys"][0]["kty"], "RSA");
+    assert!(set["keys"][0].get("d").is_none());
+}
+
+#[tokio::test]
+async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
+    let app = app().await;
+    let deep_link = |n: &str| {
+        json!({
+            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
+            "iat": now(), "exp": now() + 300,
+            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+                "deep_link_return_url": "https://platform.example/dl-return",
+                "accept_types": ["link"],
+                "accept_presentation_document_targets": ["iframe"],
+                "data": "opaque-1"
+            }
+        })
+    };
+    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let post = |body: Value, accept: &'static str| {
+        Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let ok = app
+        .clone()
+        .oneshot(post(
+            json!({"items": [{"type": "link", "url": "https://example.com/a"}], "msg": "done"}),
+            "application/json",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let body: Value = serde_json::from_str(&body_text(ok).await).unwrap();
+    assert_eq!(
+        body["deep_link_return_url"],
+        "https://platform.example/dl-return"
+    );
+    let jwt = body["jwt"].as_str().unwrap();
+    let claims: Value =
+        serde_json::from_slice(&lti_jose::b64::decode(jwt.split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"],
+        "opaque-1"
+    );
+    assert_eq!(claims["aud"], ISS);
+
+    let form = app
+        .clone()
+        .oneshot(post(
+            json!({"items": [{"type": "link", "url": "https://example.com/a"}]}),
+            "text/html",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    assert!(
+        body_text(form)
+            .await
+            .contains("action=\"https://platform.example/dl-return\"")
+    );
+
+    let refused = app
+        .clone()
+        .oneshot(post(
+            json!({"items": [{"type": "html", "html": "<p>x</p>"}]}),
+            "application/json",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&body_text(refused).await).unwrap();
+    assert_eq!(body["error"], "content_item_type_not_accepted");
+
+    let malformed = app
+        .clone()
+        .oneshot(post(json!({"itemz": []}), "application/json"))
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&body_text(malformed).await).unwrap();
+    assert_eq!(body["error"], "invalid_deep_link_request");
+}

@@ -1,0 +1,95 @@
+//! Adding LTI 1.3 to an existing axum server: the application keeps its own
+//! state and routes, and gains login, launch and JWKS routes plus extractors
+//! for the verified launch. `main.rs` runs it; `tests/launch.rs` drives a launch.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::response::Html;
+use axum::routing::get;
+use lti_axum::{LtiLaunch, RequireInstructor};
+use lti_registry::{AppKey, PlatformRegistration, SecretCipher, SecretString};
+use lti_tool::Tool;
+use lti_tool::html::escape;
+
+/// The existing application's state, extended with the LTI tool.
+#[derive(Clone)]
+pub struct AppState {
+    /// The LTI tool (the adapter finds it through `FromRef`).
+    pub tool: Arc<Tool>,
+    /// The application's own data: a visit counter.
+    pub visits: Arc<AtomicU64>,
+}
+
+impl FromRef<AppState> for Arc<Tool> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tool.clone()
+    }
+}
+
+/// Builds the tool: an in-memory store, the tool's signing key (PKCS#8 PEM, as
+/// `lti keygen` writes it), one platform.
+///
+/// # Errors
+/// When the store, the key or the tool cannot be set up.
+pub async fn build_tool(
+    base_url: &str,
+    platform: PlatformRegistration,
+    key_pem: String,
+) -> Result<Tool, Box<dyn std::error::Error + Send + Sync>> {
+    let cipher = SecretCipher::aes256gcm(AppKey::generate("k1")?, vec![])?;
+    let store = lti_store::open("memory://", &lti_store::OpenOptions::new(cipher)).await?;
+    store.registrations.insert_registration(&platform).await?;
+    let key = lti_jose::SigningKey::from_pem(&key_pem, lti_jose::Algorithm::RS256)?;
+    store
+        .tool_keys
+        .add_next_key(key.kid(), "RS256", &SecretString::new(key_pem))
+        .await?;
+    store.tool_keys.promote_next_key().await?;
+    Ok(Tool::builder(base_url, &store).build()?)
+}
+
+/// The application's routes with the LTI routes merged in.
+pub fn app(tool: Arc<Tool>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/app", get(launched))
+        .route("/app/teacher", get(teacher))
+        .merge(lti_axum::routes())
+        .with_state(AppState {
+            tool,
+            visits: Arc::new(AtomicU64::new(0)),
+        })
+}
+
+async fn home(State(state): State<AppState>) -> Html<String> {
+    let n = state.visits.fetch_add(1, Ordering::Relaxed) + 1;
+    Html(format!("<p>An existing page, visited {n} times.</p>"))
+}
+
+/// The launch's target: `lti_launch_id` in the query selects the launch.
+async fn launched(LtiLaunch(launch): LtiLaunch) -> Html<String> {
+    let context = launch
+        .claims()
+        .context
+        .as_ref()
+        .and_then(|c| c.title.clone())
+        .unwrap_or_default();
+    Html(format!(
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p>",
+        escape(launch.claims().name.as_deref().unwrap_or("there")),
+        escape(&context),
+        escape(launch.launch_id()),
+    ))
+}
+
+/// Instructors (or administrators) only; others get a 403 page.
+async fn teacher(RequireInstructor(launch): RequireInstructor) -> Html<String> {
+    Html(format!(
+        "<p>Teacher tools for deployment {}</p>",
+        escape(launch.deployment_id())
+    ))
+}

@@ -1,0 +1,146 @@
+//! Drives a launch through the example: an in-test platform signs id_tokens
+//! with its own RSA key and serves its JWKS on a loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::routing::get;
+use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::{Request, StatusCode};
+use lti_jose::{Algorithm, JwkSet, SigningKey};
+use lti_registry::{Deployment, KeySource, PlatformRegistration};
+use serde_json::json;
+use tower::ServiceExt;
+
+const ISS: &str = "https://platform.example";
+const BASE: &str = "http://127.0.0.1:3000/";
+
+async fn serve_jwks(set: JwkSet) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/jwks", get(move || async move { axum::Json(set) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/jwks")
+}
+
+fn param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
+    // Throw-away test keys (see tests/fixtures/lti-app/README.md).
+    let platform_key = SigningKey::from_pem(
+        include_str!("../../../tests/fixtures/lti-app/platform-key.pem"),
+        Algorithm::RS256,
+    )
+    .unwrap();
+    let tool_key = include_str!("../../../tests/fixtures/lti-app/tool-key.pem").to_owned();
+    let jwks_url = serve_jwks(JwkSet {
+        keys: vec![platform_key.public_jwk()],
+    })
+    .await;
+    let registration = PlatformRegistration::new(
+        ISS,
+        "client-1",
+        "https://platform.example/auth",
+        "https://platform.example/token",
+        KeySource::JwksUrl { url: jwks_url },
+    )
+    .with_deployment(Deployment::active("dep-1"));
+    let tool = axum_tool::build_tool(BASE, registration, tool_key)
+        .await
+        .unwrap();
+    let app = axum_tool::app(Arc::new(tool));
+
+    let login = app
+        .clone()
+        .oneshot(
+            Request::get(format!(
+                "/lti/login?iss={ISS}&login_hint=u&target_link_uri={BASE}app"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::FOUND);
+    let location = login.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("https://platform.example/auth?"));
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISS, "aud": "client-1", "sub": "learner-7", "nonce": param(&location, "nonce"),
+        "iat": now, "exp": now + 300, "name": "Ada <Lovelace>",
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": format!("{BASE}app"),
+        "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
+        "https://purl.imsglobal.org/spec/lti/claim/context": {"id": "c-1", "title": "Analytical Engines"},
+        "https://purl.imsglobal.org/spec/lti/claim/roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    });
+    let token = lti_jose::sign(&claims, &platform_key).unwrap();
+    let launch = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(COOKIE, cookie)
+                .body(Body::from(format!(
+                    "state={}&id_token={token}",
+                    param(&location, "state")
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(launch.status(), StatusCode::SEE_OTHER);
+    let target = launch.headers()[LOCATION].to_str().unwrap().to_owned();
+    let path = target.strip_prefix("http://127.0.0.1:3000").unwrap();
+
+    let page = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html =
+        String::from_utf8(to_bytes(page.into_body(), 1 << 16).await.unwrap().to_vec()).unwrap();
+    assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
+    assert!(html.contains("Course: Analytical Engines"));
+
+    let id = param(&target, "lti_launch_id");
+    let teacher = app
+        .oneshot(
+            Request::get(format!("/app/teacher?lti_launch_id={id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(teacher.status(), StatusCode::FORBIDDEN);
+    let html = String::from_utf8(
+        to_bytes(teacher.into_body(), 1 << 16)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(html.contains("insufficient_role"));
+}
