@@ -285,3 +285,83 @@ pub(crate) fn error_page(err: &PlatformError) -> Response<Bytes> {
     );
     html_response(status, html)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(accept: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_str(accept).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_header_matching_follows_media_ranges_and_q_zero() {
+        const T: &str = "application/vnd.ims.lis.v2.lineitem+json";
+        assert!(require_accept(&HeaderMap::new(), T).is_ok());
+        for ok in [
+            "*/*",
+            "application/*",
+            T,
+            "application/json",
+            "text/html, */*;q=0.1",
+        ] {
+            assert!(require_accept(&headers(ok), T).is_ok(), "{ok}");
+        }
+        for refused in [
+            "text/html",
+            "application/xml",
+            "application/vnd.ims.lis.v2.lineitem+json;q=0",
+        ] {
+            let err = require_accept(&headers(refused), T).unwrap_err();
+            assert!(
+                matches!(err, PlatformError::NotAcceptable { .. }),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_type_comparison_ignores_parameters_and_case() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+        );
+        assert!(require_content_type(&h, FORM).is_ok());
+        let err = require_content_type(&HeaderMap::new(), FORM).unwrap_err();
+        assert!(
+            matches!(err, PlatformError::UnsupportedMediaType { found, .. } if found == "no Content-Type")
+        );
+    }
+
+    #[test]
+    fn append_query_keeps_existing_query_and_fragment() {
+        let p = [("a".to_owned(), "1 2".to_owned())];
+        assert_eq!(append_query("https://x/y", &p), "https://x/y?a=1+2");
+        assert_eq!(append_query("https://x/y?t=1", &p), "https://x/y?t=1&a=1+2");
+        assert_eq!(append_query("https://x/y#f", &p), "https://x/y?a=1+2#f");
+        assert_eq!(append_query("https://x/y", &[]), "https://x/y");
+    }
+
+    #[test]
+    fn html_escape_covers_attribute_breakers() {
+        assert_eq!(
+            html_escape(r#"<a href="x" title='y'>&"#),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;"
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let err = Params::parse(b"a=1&b=2&a=3").unwrap_err();
+        assert!(matches!(err, PlatformError::DuplicateParameter { name } if name == "a"));
+        let p = Params::parse(b"a=&b=2").unwrap();
+        assert!(matches!(
+            p.require("a"),
+            Err(PlatformError::MissingParameter { name: "a" })
+        ));
+        assert_eq!(p.require("b").unwrap(), "2");
+    }
+}

@@ -211,3 +211,93 @@ pub(crate) fn next_link(url_base: &str, query: &[(&str, String)], page: PageRequ
     params.push(("offset".to_owned(), (page.offset + page.limit).to_string()));
     format!("<{}>; rel=\"next\"", web::append_query(url_base, &params))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_parse_under_the_base_path_only() {
+        let r = |p| Route::parse("/lti", p);
+        assert_eq!(
+            r("/lti/c%201/lineitems"),
+            Some(Route::LineItems {
+                context: "c 1".into()
+            })
+        );
+        assert_eq!(
+            r("/lti/c/lineitems/7"),
+            Some(Route::LineItem {
+                context: "c".into(),
+                item: "7".into()
+            })
+        );
+        assert_eq!(
+            r("/lti/c/lineitems/7/scores"),
+            Some(Route::Scores {
+                context: "c".into(),
+                item: "7".into()
+            })
+        );
+        assert_eq!(
+            r("/lti/c/lineitems/7/results"),
+            Some(Route::Results {
+                context: "c".into(),
+                item: "7".into()
+            })
+        );
+        assert_eq!(
+            r("/lti/c/memberships"),
+            Some(Route::Memberships {
+                context: "c".into()
+            })
+        );
+        for bad in [
+            "/ltix/c/lineitems",
+            "/lti/c",
+            "/lti//lineitems",
+            "/lti/c/lineitems/",
+            "/other/c/memberships",
+            "/lti/%C3%28/lineitems",
+        ] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pages_report_whether_more_items_remain() {
+        let p = Page::from_all(
+            0..5,
+            PageRequest {
+                offset: 2,
+                limit: 2,
+            },
+        );
+        assert_eq!(p.items, [2, 3]);
+        assert!(p.has_more);
+        let p = Page::from_all(
+            0..5,
+            PageRequest {
+                offset: 4,
+                limit: 2,
+            },
+        );
+        assert_eq!(p.items, [4]);
+        assert!(!p.has_more);
+        let p = Page::from_all(
+            0..5,
+            PageRequest {
+                offset: 9,
+                limit: 2,
+            },
+        );
+        assert!(p.items.is_empty() && !p.has_more);
+    }
+
+    #[test]
+    fn segments_round_trip_through_encoding() {
+        for s in ["plain", "a b/c?d#e", "ünï"] {
+            assert_eq!(decode_segment(&encode_segment(s)).unwrap(), s);
+        }
+    }
+}
