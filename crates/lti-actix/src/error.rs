@@ -60,10 +60,10 @@ pub enum Error {
         /// What was found (clipped).
         found: String,
     },
-    /// The application registered no `web::Data<Tool>`: a setup mistake, not the
-    /// client's.
+    /// The application registered no `web::Data<Tool>` (nor `web::Data<Arc<Tool>>`):
+    /// a setup mistake, not the client's.
     #[error(
-        "tool not configured: expected `web::Data<lti_tool::Tool>` in the app data, found none"
+        "tool not configured: expected `web::Data<lti_tool::Tool>` or `web::Data<Arc<lti_tool::Tool>>` in the app data, found neither"
     )]
     ToolNotConfigured,
 }

@@ -24,14 +24,18 @@ const MAX_LAUNCH_ID_LEN: usize = 256;
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, LtiRejection>>>>;
 
-/// The tool the application registered as `web::Data<Tool>` (for example
-/// `App::new().app_data(web::Data::from(arc_tool))`).
+/// The tool the application registered in its app data: as `web::Data<Tool>`
+/// (`App::new().app_data(web::Data::from(arc_tool))`, the usual way) or as
+/// `web::Data<Arc<Tool>>` (`web::Data::new(arc_tool)`).
 ///
 /// # Errors
-/// [`Error::ToolNotConfigured`] (500) when there is none: a setup mistake.
+/// [`Error::ToolNotConfigured`] (500) when there is neither: a setup mistake.
 pub fn tool_of(req: &HttpRequest) -> Result<Arc<Tool>, Error> {
-    req.app_data::<web::Data<Tool>>()
-        .map(|data| data.clone().into_inner())
+    if let Some(data) = req.app_data::<web::Data<Tool>>() {
+        return Ok(data.clone().into_inner());
+    }
+    req.app_data::<web::Data<Arc<Tool>>>()
+        .map(|data| Arc::clone(data.get_ref()))
         .ok_or(Error::ToolNotConfigured)
 }
 

@@ -27,7 +27,7 @@ pub const DEEP_LINK_PATH: &str = "/lti/deep-link";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// The LTI routes with chosen paths and body limit; [`configure`] registers the
-/// default set. The routes find the tool in the app data as `web::Data<Tool>`:
+/// default set. The routes find the tool in the app data (see [`tool_of`](crate::tool_of)):
 ///
 /// ```
 /// use actix_web::{App, web};

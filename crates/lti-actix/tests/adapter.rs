@@ -509,6 +509,24 @@ async fn jwks_route_publishes_the_tool_public_key_only() {
 }
 
 #[actix_web::test]
+async fn the_tool_may_also_be_registered_as_data_of_an_arc() {
+    let app = TestApp::new(
+        App::new()
+            .app_data(web::Data::new(tool().await))
+            .route(
+                "/app",
+                web::get().to(|l: LtiLaunch| async move { l.deployment_id().to_owned() }),
+            )
+            .configure(lti_actix::configure),
+    )
+    .await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let resp = app.get(&format!("/app?lti_launch_id={id}")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(text(resp).await, "dep-1");
+}
+
+#[actix_web::test]
 async fn routes_without_the_tool_in_app_data_say_so() {
     let app = TestApp::new(App::new().configure(lti_actix::configure)).await;
     let req = TestRequest::get()
