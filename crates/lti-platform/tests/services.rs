@@ -802,3 +802,63 @@ async fn memberships_need_the_nrps_scope_and_an_existing_context() {
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_ACCEPTABLE);
 }
+
+#[tokio::test]
+async fn tokens_lose_power_when_the_tool_or_scope_is_unregistered() {
+    let f = fixture();
+    let t = bearer(&f.platform, &[SCOPE_LINEITEM, SCOPE_LINEITEM_RO]);
+    let mut reduced = registration();
+    reduced.scopes.remove(SCOPE_LINEITEM);
+    f.registry.register(reduced).unwrap();
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::POST,
+            "/lti/c/lineitems",
+            Some(&t),
+            Some(LINEITEM),
+            None,
+            r#"{"label":"x","scoreMaximum":1}"#,
+        ))
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "a revoked scope no longer works"
+    );
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            "/lti/c/lineitems",
+            Some(&t),
+            None,
+            None,
+            "",
+        ))
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "a still-registered scope keeps working"
+    );
+    assert!(f.registry.remove(CLIENT_ID));
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            "/lti/c/lineitems",
+            Some(&t),
+            None,
+            None,
+            "",
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        json_body(&resp)["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no longer registered")
+    );
+}

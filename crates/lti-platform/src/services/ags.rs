@@ -42,10 +42,10 @@ impl Platform {
         item
     }
 
-    fn grant_for(&self, req: &Request<Bytes>, scopes: &[&str]) -> Result<AccessGrant> {
-        let grant = self.authorize_bearer(req.headers())?;
-        grant.require_any(scopes)?;
-        Ok(grant)
+    async fn grant_for(&self, req: &Request<Bytes>, scopes: &[&str]) -> Result<AccessGrant> {
+        self.service_grant(req, scopes)
+            .await
+            .map(|(grant, _)| grant)
     }
 
     pub(super) async fn line_items_route(
@@ -55,7 +55,9 @@ impl Platform {
     ) -> Result<Response<Bytes>> {
         match *req.method() {
             Method::GET => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])?;
+                let grant = self
+                    .grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
+                    .await?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM_CONTAINER)?;
                 let params = Params::query(req)?;
                 let page = self.page_request(&params)?;
@@ -88,7 +90,7 @@ impl Platform {
                 ))
             }
             Method::POST => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM])?;
+                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
                 web::require_content_type(req.headers(), media_type::LINE_ITEM)?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
@@ -121,7 +123,9 @@ impl Platform {
         let not_found = PlatformError::NotFound { what: "line item" };
         match *req.method() {
             Method::GET => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])?;
+                let grant = self
+                    .grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
+                    .await?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let owner = ItemOwner::new(context, &grant.client_id);
                 let record = self
@@ -136,7 +140,7 @@ impl Platform {
                 ))
             }
             Method::PUT => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM])?;
+                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
                 web::require_content_type(req.headers(), media_type::LINE_ITEM)?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
@@ -154,7 +158,7 @@ impl Platform {
                 ))
             }
             Method::DELETE => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM])?;
+                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
                 let owner = ItemOwner::new(context, &grant.client_id);
                 if self.grade_book.delete_line_item(&owner, id).await? {
                     Ok(web::response(
@@ -185,7 +189,7 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.grant_for(req, &[scope::SCORE])?;
+        let grant = self.grant_for(req, &[scope::SCORE]).await?;
         web::require_content_type(req.headers(), media_type::SCORE)?;
         let score: Score = decode_json("score", req.body())?;
         score.validate().map_err(|e| invalid("score", e))?;
@@ -223,7 +227,7 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.grant_for(req, &[scope::RESULT_READONLY])?;
+        let grant = self.grant_for(req, &[scope::RESULT_READONLY]).await?;
         web::require_accept(req.headers(), media_type::RESULT_CONTAINER)?;
         let params = Params::query(req)?;
         let page = self.page_request(&params)?;

@@ -31,6 +31,8 @@ pub use roster::{MemberQuery, MemoryRoster, Roster, RosterMember, RosterPage, ro
 
 use crate::error::{PlatformError, Result};
 use crate::platform::Platform;
+use crate::registry::ToolRegistration;
+use crate::token::AccessGrant;
 use crate::web;
 
 /// A page request: skip `offset` items, return at most `limit`.
@@ -175,6 +177,26 @@ impl Platform {
             Route::Results { context, item } => self.results_route(req, &context, &item).await,
             Route::Memberships { context } => self.memberships_route(req, &context).await,
         }
+    }
+
+    /// Checks the bearer token, that its tool is still registered, and that one of
+    /// `scopes` is both granted by the token and still registered for the tool.
+    pub(crate) async fn service_grant(
+        &self,
+        req: &Request<Bytes>,
+        scopes: &[&str],
+    ) -> Result<(AccessGrant, ToolRegistration)> {
+        let mut grant = self.authorize_bearer(req.headers())?;
+        let tool =
+            self.tools
+                .tool(&grant.client_id)
+                .await?
+                .ok_or(PlatformError::InvalidAccessToken {
+                    reason: "the token's client is no longer registered",
+                })?;
+        grant.scopes.retain(|s| tool.scopes.contains(s));
+        grant.require_any(scopes)?;
+        Ok((grant, tool))
     }
 
     /// Reads `limit` and `offset` from the query.

@@ -26,10 +26,10 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.authorize_bearer(req.headers())?;
-        grant.require_any(&[SCOPE_CONTEXT_MEMBERSHIP_READONLY])?;
+        let (_, tool) = self
+            .service_grant(req, &[SCOPE_CONTEXT_MEMBERSHIP_READONLY])
+            .await?;
         web::require_accept(req.headers(), media_type::MEMBERSHIP_CONTAINER)?;
-        let tool = self.require_tool(&grant.client_id).await?;
         let params = Params::query(req)?;
         let page = self.page_request(&params)?;
         let since = match params.get("since") {
