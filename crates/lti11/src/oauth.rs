@@ -119,7 +119,6 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 fn encode_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if is_unreserved(b) {
             out.push(b as char);
@@ -269,40 +268,60 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
     base_uri: &str,
     params: &[(K, V)],
 ) -> String {
-    let mut encoded: Vec<(Cow<'_, str>, Cow<'_, str>)> = params
+    // Sort by encoded name, then encoded value, comparing the encodings
+    // lazily instead of allocating them.
+    let mut sorted: Vec<(&str, &str)> = params
         .iter()
-        .filter(|(k, _)| k.as_ref() != OAUTH_SIGNATURE)
-        .map(|(k, v)| (percent_encode(k.as_ref()), percent_encode(v.as_ref())))
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .filter(|(k, _)| *k != OAUTH_SIGNATURE)
         .collect();
-    encoded.sort_unstable();
-    let params_len: usize = encoded.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + params_len * 2);
+    sorted.sort_unstable_by(|a, b| {
+        encoded_bytes(a.0)
+            .cmp(encoded_bytes(b.0))
+            .then_with(|| encoded_bytes(a.1).cmp(encoded_bytes(b.1)))
+    });
+    let params_len: usize = sorted.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + params_len * 3);
     out.push_str(&method.to_ascii_uppercase());
     out.push('&');
     encode_into(&mut out, base_uri);
     out.push('&');
-    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`,
-    // and encoding an already encoded string only turns `%` into `%25`.
-    for (i, (k, v)) in encoded.iter().enumerate() {
+    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`, and
+    // a byte that the first encoding escapes as `%XX` becomes `%25XX`.
+    for (i, (k, v)) in sorted.iter().enumerate() {
         if i > 0 {
             out.push_str("%26");
         }
-        reencode_into(&mut out, k);
+        double_encode_into(&mut out, k);
         out.push_str("%3D");
-        reencode_into(&mut out, v);
+        double_encode_into(&mut out, v);
     }
     out
 }
 
-/// Appends `enc(s)` for an `s` that is already percent-encoded.
-fn reencode_into(out: &mut String, encoded: &str) {
-    for part in encoded.split_inclusive('%') {
-        match part.strip_suffix('%') {
-            Some(head) => {
-                out.push_str(head);
-                out.push_str("%25");
-            }
-            None => out.push_str(part),
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// The bytes of `percent_encode(s)`, without allocating.
+fn encoded_bytes(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().flat_map(|b| {
+        let (arr, len) = if is_unreserved(b) {
+            ([b, 0, 0], 1)
+        } else {
+            ([b'%', HEX[(b >> 4) as usize], HEX[(b & 0x0f) as usize]], 3)
+        };
+        arr.into_iter().take(len)
+    })
+}
+
+/// Appends `enc(enc(s))`.
+fn double_encode_into(out: &mut String, s: &str) {
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str("%25");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0x0f) as usize] as char);
         }
     }
 }

@@ -54,6 +54,18 @@ proptest! {
     }
 
     #[test]
+    fn one_pass_base_string_equals_the_two_step_definition(params in prop::collection::vec((any::<String>(), any::<String>()), 0..16)) {
+        let url = "https://tool.example.com/launch";
+        let one_pass = oauth::signature_base_string("POST", url, &params).unwrap();
+        let two_step = format!(
+            "POST&{}&{}",
+            oauth::percent_encode(&oauth::base_string_uri(url).unwrap()),
+            oauth::percent_encode(&oauth::normalize_parameters(&params))
+        );
+        prop_assert_eq!(one_pass, two_step);
+    }
+
+    #[test]
     fn pox_parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = OutcomeRequest::parse(&bytes);
         let _ = OutcomeResponse::parse(&bytes);
