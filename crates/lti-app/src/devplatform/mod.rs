@@ -1,0 +1,573 @@
+//! `lti platform` and `lti demo`: a minimal LMS for development, built on
+//! `lti-platform`.
+//!
+//! One course (`course-101`) with an instructor and three learners, the tools
+//! of the configuration, "launch as …" buttons per user, a deep-linking launch
+//! for the instructor that adds the returned items to the course, a grade book
+//! page showing the scores tools post through AGS, and the roster served
+//! through NRPS. Everything lives in memory and is lost on exit.
+//!
+//! The "current user" is a cookie: launching as someone signs them in, and the
+//! authorization endpoint answers only for that user (`login_hint` must match).
+
+mod config;
+mod pages;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use lti_http::{HttpClient, HyperClient, JwksCache};
+use lti_jose::SigningKey;
+use lti_message::nrps::MembershipContext;
+use lti_platform::services::{MemoryGradeBook, MemoryRoster, RosterMember};
+use lti_platform::{
+    MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret, PlatformUser,
+    ToolKeys, ToolRegistration,
+};
+use tokio::net::TcpListener;
+
+pub use config::{
+    DEFAULT_DEPLOYMENT_ID, DEFAULT_PLATFORM_BIND, DevPlatformConfig, DevServerConfig, DevToolConfig,
+};
+pub use routes::router;
+
+use crate::config::{Problem, StorageConfig};
+use crate::error::AppError;
+
+/// The course every dev platform has.
+pub const COURSE_ID: &str = "course-101";
+/// The course's label.
+pub const COURSE_LABEL: &str = "LTI 101";
+/// The course's title.
+pub const COURSE_TITLE: &str = "Introduction to LTI";
+/// The name of the cookie holding the current user's id.
+pub const USER_COOKIE: &str = "lti_dev_platform_user";
+/// The client id of the tool `lti demo` registers.
+pub const DEMO_CLIENT_ID: &str = "lti-demo-tool";
+/// The default bind address of the tool in `lti demo`.
+pub const DEFAULT_DEMO_TOOL_BIND: &str = "127.0.0.1:3000";
+
+const ROLE_INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
+const ROLE_LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
+
+/// The service scopes granted to every registered tool.
+pub const GRANTED_SCOPES: &[&str] = &[
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+];
+
+/// A member of the course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CourseUser {
+    /// The platform user id.
+    pub id: String,
+    /// Given name.
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+    /// Whether the user teaches the course (otherwise a learner).
+    pub instructor: bool,
+}
+
+impl CourseUser {
+    fn new(id: &str, given: &str, family: &str, instructor: bool) -> Self {
+        Self {
+            id: id.to_owned(),
+            given_name: given.to_owned(),
+            family_name: family.to_owned(),
+            instructor,
+        }
+    }
+
+    /// "Given Family".
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.given_name, self.family_name)
+    }
+
+    /// The course role URI.
+    pub fn role(&self) -> &'static str {
+        if self.instructor {
+            ROLE_INSTRUCTOR
+        } else {
+            ROLE_LEARNER
+        }
+    }
+
+    /// The `lti-platform` user.
+    pub fn platform_user(&self) -> PlatformUser {
+        PlatformUser::new(self.id.clone())
+            .with_name(self.given_name.clone(), self.family_name.clone())
+            .with_email(format!("{}@example.edu", self.id))
+            .with_username(self.id.clone())
+    }
+}
+
+/// The course's members: one instructor, three learners.
+pub fn course_users() -> Vec<CourseUser> {
+    vec![
+        CourseUser::new("ada", "Ada", "Lovelace", true),
+        CourseUser::new("alan", "Alan", "Turing", false),
+        CourseUser::new("grace", "Grace", "Hopper", false),
+        CourseUser::new("edsger", "Edsger", "Dijkstra", false),
+    ]
+}
+
+/// What the course page offers to launch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CourseItem {
+    /// An LTI resource link.
+    ResourceLink {
+        /// The resource link id.
+        id: String,
+        /// The tool's client id.
+        client_id: String,
+        /// The title.
+        title: String,
+        /// Where the tool lands (`None`: the registration's target link URI).
+        url: Option<String>,
+        /// Custom parameters from deep linking.
+        custom: std::collections::BTreeMap<String, String>,
+        /// The grade book line item bound to the link.
+        line_item_id: Option<String>,
+    },
+    /// A plain link returned by deep linking.
+    Link {
+        /// The title.
+        title: String,
+        /// The URL.
+        url: String,
+    },
+    /// An HTML fragment returned by deep linking (shown as text, never rendered).
+    Html {
+        /// The title.
+        title: String,
+        /// The fragment.
+        html: String,
+    },
+}
+
+/// A registered tool as the course page shows it.
+#[derive(Debug, Clone)]
+pub struct CourseTool {
+    /// The registration.
+    pub registration: ToolRegistration,
+    /// The deployment launches use.
+    pub deployment_id: String,
+}
+
+pub(crate) struct Inner {
+    pub(crate) platform: Platform,
+    pub(crate) grade_book: Arc<MemoryGradeBook>,
+    pub(crate) users: Vec<CourseUser>,
+    pub(crate) tools: Vec<CourseTool>,
+    pub(crate) items: RwLock<Vec<CourseItem>>,
+    pub(crate) next_link: AtomicU64,
+    pub(crate) base_url: String,
+}
+
+/// The dev platform's shared state (cheap to clone).
+#[derive(Clone)]
+pub struct DevPlatform {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DevPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevPlatform")
+            .field("base_url", &self.inner.base_url)
+            .field("tools", &self.inner.tools.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_problem(path: &str, message: String) -> AppError {
+    AppError::Config(vec![Problem {
+        path: path.to_owned(),
+        message,
+    }])
+}
+
+impl DevPlatform {
+    /// A platform whose public base URL (and issuer) is `base_url` (no trailing
+    /// slash needed), with a fresh RSA key, the course, its roster and one
+    /// "launch" link per tool.
+    ///
+    /// # Errors
+    /// [`AppError::Config`] for an unusable URL or tool registration,
+    /// [`AppError::Http`] when the HTTP client for tool JWKS cannot be built.
+    pub fn new(base_url: &str, tools: &[DevToolConfig]) -> Result<Self, AppError> {
+        Self::with_signing_key(base_url, tools, generate_platform_key()?)
+    }
+
+    /// As [`DevPlatform::new`], with the given platform signing key.
+    ///
+    /// # Errors
+    /// As [`DevPlatform::new`].
+    pub fn with_signing_key(
+        base_url: &str,
+        tools: &[DevToolConfig],
+        key: SigningKey,
+    ) -> Result<Self, AppError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let keys = Arc::new(PlatformKeys::new(key));
+        let secret = PlatformSecret::generate()
+            .map_err(|e| config_problem("", format!("expected a platform secret, found: {e}")))?;
+        let registry = Arc::new(MemoryToolRegistry::new());
+        let mut course_tools = Vec::new();
+        let mut items = Vec::new();
+        for (i, t) in tools.iter().enumerate() {
+            let mut reg = ToolRegistration::new(
+                t.client_id.clone(),
+                t.login_url.clone(),
+                t.target_link_uri.clone(),
+                ToolKeys::JwksUrl(t.jwks_url.clone()),
+            )
+            .with_name(t.name.clone())
+            .with_redirect_uris(t.redirect_uris.iter().cloned())
+            .with_deployment(t.deployment_id.clone())
+            .with_custom("course_label", "$Context.label")
+            .with_custom("username", "$User.username");
+            for s in GRANTED_SCOPES {
+                reg = reg.with_scope(*s);
+            }
+            registry
+                .register(reg.clone())
+                .map_err(|e| config_problem(&format!("tools[{i}]"), e.to_string()))?;
+            items.push(CourseItem::ResourceLink {
+                id: format!("link-{}", i + 1),
+                client_id: t.client_id.clone(),
+                title: t.name.clone(),
+                url: None,
+                custom: Default::default(),
+                line_item_id: None,
+            });
+            course_tools.push(CourseTool {
+                registration: reg,
+                deployment_id: t.deployment_id.clone(),
+            });
+        }
+        let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+        let grade_book = Arc::new(MemoryGradeBook::new());
+        let roster = Arc::new(MemoryRoster::new());
+        roster.add_context(MembershipContext {
+            id: COURSE_ID.to_owned(),
+            label: Some(COURSE_LABEL.to_owned()),
+            title: Some(COURSE_TITLE.to_owned()),
+        });
+        let users = course_users();
+        for u in &users {
+            roster.upsert_member(
+                COURSE_ID,
+                RosterMember::new(u.id.clone(), [u.role()])
+                    .with_name(u.given_name.clone(), u.family_name.clone())
+                    .with_email(format!("{}@example.edu", u.id)),
+            );
+        }
+        let config = PlatformConfig::new(base.clone()).with_tool_platform(
+            lti_message::claims::ToolPlatformClaim {
+                guid: Some("lti-rs-dev-platform".to_owned()),
+                name: Some("lti-rs dev platform".to_owned()),
+                product_family_code: Some("lti-rs".to_owned()),
+                ..Default::default()
+            },
+        );
+        let platform = Platform::new(
+            config,
+            keys,
+            secret,
+            registry,
+            Arc::new(JwksCache::new(http)),
+        )
+        .map_err(|e| config_problem("platform.public_url", e.to_string()))?
+        .with_grade_book(grade_book.clone())
+        .with_roster(roster);
+        let next = items.len() as u64 + 1;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                platform,
+                grade_book,
+                users,
+                tools: course_tools,
+                items: RwLock::new(items),
+                next_link: AtomicU64::new(next),
+                base_url: base,
+            }),
+        })
+    }
+
+    /// The course page URL (what to open in a browser).
+    pub fn course_url(&self) -> String {
+        format!("{}/", self.inner.base_url)
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The authorization endpoint URL.
+    pub fn auth_url(&self) -> String {
+        format!("{}/auth", self.inner.base_url)
+    }
+
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        self.inner.platform.config().token_endpoint.clone()
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.inner.base_url)
+    }
+
+    /// The course's items (links) as the course page shows them.
+    pub fn items(&self) -> Vec<CourseItem> {
+        match self.inner.items.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn push_item(&self, item: CourseItem) {
+        match self.inner.items.write() {
+            Ok(mut g) => g.push(item),
+            Err(p) => p.into_inner().push(item),
+        }
+    }
+
+    pub(crate) fn new_link_id(&self) -> String {
+        format!(
+            "link-{}",
+            self.inner.next_link.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub(crate) fn user(&self, id: &str) -> Option<&CourseUser> {
+        self.inner.users.iter().find(|u| u.id == id)
+    }
+
+    pub(crate) fn tool(&self, client_id: &str) -> Option<&CourseTool> {
+        self.inner
+            .tools
+            .iter()
+            .find(|t| t.registration.client_id == client_id)
+    }
+}
+
+/// A fresh RSA 2048 platform key (seconds of CPU in a debug build).
+fn generate_platform_key() -> Result<SigningKey, AppError> {
+    SigningKey::generate_rsa(2048)
+        .map(|(key, _pem)| key)
+        .map_err(|e| config_problem("", format!("expected a platform signing key, found: {e}")))
+}
+
+fn default_public_url(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, AppError> {
+    let parsed: SocketAddr = addr.parse().map_err(|_| {
+        config_problem(
+            what,
+            format!("expected an IP address and port such as 127.0.0.1:4000, found {addr:?}"),
+        )
+    })?;
+    TcpListener::bind(parsed)
+        .await
+        .map_err(|e| AppError::io("binding", addr.to_owned(), e))
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, AppError> {
+    listener
+        .local_addr()
+        .map_err(|e| AppError::io("reading the address of", "listener", e))
+}
+
+/// `lti platform`: serves the dev platform of `config` (or an empty one) until
+/// Ctrl-C.
+///
+/// # Errors
+/// [`AppError::Config`] for a bad file or address, [`AppError::Io`] when the
+/// port cannot be bound.
+pub async fn run_platform(
+    config: Option<PathBuf>,
+    bind_override: Option<String>,
+) -> Result<(), AppError> {
+    let mut config = match &config {
+        Some(p) => DevPlatformConfig::load(p).map_err(AppError::Config)?,
+        None => DevPlatformConfig::default(),
+    };
+    if let Some(b) = bind_override {
+        config.platform.bind = b;
+    }
+    let listener = bind("platform.bind", &config.platform.bind).await?;
+    let addr = local_addr(&listener)?;
+    let base = config
+        .platform
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(addr));
+    let dev = DevPlatform::new(&base, &config.tools)?;
+    println!("lti platform is listening on http://{addr}");
+    print_registration(&dev);
+    if config.tools.is_empty() {
+        println!(
+            "No tools registered: add [[tools]] entries to a configuration file and restart with --config FILE."
+        );
+    }
+    println!("Open {}", dev.course_url());
+    axum::serve(listener, router(dev))
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await
+        .map_err(|e| AppError::io("serving on", addr.to_string(), e))
+}
+
+fn print_registration(dev: &DevPlatform) {
+    println!("Platform details for tool configuration:");
+    println!("  Issuer                    : {}", dev.issuer());
+    println!("  Authorization endpoint    : {}", dev.auth_url());
+    println!("  Token endpoint            : {}", dev.token_url());
+    println!("  Public keyset (JWKS) URL  : {}", dev.jwks_url());
+}
+
+/// Where `lti demo` listens.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The tool's bind address (default `127.0.0.1:3000`; port 0 picks one).
+    pub tool_bind: String,
+    /// The platform's bind address (default `127.0.0.1:4000`; port 0 picks one).
+    pub platform_bind: String,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            tool_bind: DEFAULT_DEMO_TOOL_BIND.to_owned(),
+            platform_bind: DEFAULT_PLATFORM_BIND.to_owned(),
+        }
+    }
+}
+
+/// Removes the demo's temporary key directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_keys_dir() -> Result<TempDir, AppError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("lti-demo-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::io("creating directory", &dir, e))?;
+    Ok(TempDir(dir))
+}
+
+/// `lti demo`: the dev platform on `localhost` and the tool on `127.0.0.1`
+/// (so the tool frame is cross-site), registered with each other, in-memory
+/// stores, keys generated on start; prints the course URL and runs until
+/// `shutdown` completes.
+///
+/// # Errors
+/// [`AppError::Config`] for bad addresses, [`AppError::Io`] when a port cannot be
+/// bound, and whatever preparing the tool fails with.
+pub async fn run_demo(
+    options: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let tool_listener = bind("tool bind address", &options.tool_bind).await?;
+    let platform_listener = bind("platform bind address", &options.platform_bind).await?;
+    let tool_addr = local_addr(&tool_listener)?;
+    let platform_addr = local_addr(&platform_listener)?;
+    let platform_base = format!("http://localhost:{}", platform_addr.port());
+    let keys_dir = temp_keys_dir()?;
+    // Both RSA keys are generated on start: the platform's in parallel with the tool's.
+    let platform_key = tokio::task::spawn_blocking(generate_platform_key);
+
+    let mut tool_config = crate::Config {
+        storage: StorageConfig {
+            url: "memory://".to_owned(),
+            nonce_url: None,
+        },
+        ..crate::Config::default()
+    };
+    tool_config.server.bind = tool_addr.to_string();
+    tool_config.server.public_url = Some(format!("http://127.0.0.1:{}/", tool_addr.port()));
+    tool_config.keys.dir = keys_dir.0.clone();
+    tool_config.platforms.push(crate::PlatformConfig {
+        issuer: platform_base.clone(),
+        client_id: DEMO_CLIENT_ID.to_owned(),
+        auth_login_url: format!("{platform_base}/auth"),
+        auth_token_url: format!("{platform_base}/token"),
+        jwks_url: format!("{platform_base}/.well-known/jwks.json"),
+        deployment_ids: vec![DEFAULT_DEPLOYMENT_ID.to_owned()],
+        profile: None,
+    });
+    let app = crate::prepare(&tool_config).await?;
+    let tool = DevToolConfig {
+        name: "lti-rs launch inspector".to_owned(),
+        client_id: DEMO_CLIENT_ID.to_owned(),
+        login_url: app.urls.login.clone(),
+        redirect_uris: vec![app.urls.launch.clone()],
+        target_link_uri: app.urls.target_link_uri.clone(),
+        jwks_url: app.urls.jwks.clone(),
+        deployment_id: DEFAULT_DEPLOYMENT_ID.to_owned(),
+    };
+    let platform_key = platform_key.await.map_err(|e| {
+        config_problem("", format!("expected a platform signing key, found: {e}"))
+    })??;
+    let dev = DevPlatform::with_signing_key(&platform_base, &[tool], platform_key)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let tool_task = tokio::spawn(crate::run(app, tool_listener, stopped(stop_rx.clone())));
+    let platform_task = tokio::spawn({
+        let rx = stop_rx.clone();
+        let router = router(dev.clone());
+        async move {
+            axum::serve(platform_listener, router)
+                .with_graceful_shutdown(stopped(rx))
+                .await
+                .map_err(|e| AppError::io("serving on", platform_addr.to_string(), e))
+        }
+    });
+    println!(
+        "lti demo: the tool listens on http://127.0.0.1:{} (health: /healthz)",
+        tool_addr.port()
+    );
+    println!("lti demo: the platform listens on {platform_base} (health: /healthz)");
+    println!(
+        "Open {} in your browser (Ctrl-C stops the demo).",
+        dev.course_url()
+    );
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let join = |r: Result<Result<(), AppError>, tokio::task::JoinError>| match r {
+        Ok(inner) => inner,
+        Err(e) => Err(AppError::io(
+            "running",
+            "demo server task",
+            std::io::Error::other(e.to_string()),
+        )),
+    };
+    let tool_result = join(tool_task.await);
+    let platform_result = join(platform_task.await);
+    drop(keys_dir);
+    tool_result.and(platform_result)
+}

@@ -1,0 +1,515 @@
+//! The dev platform's routes: course pages in axum, LTI endpoints delegated to
+//! `lti-platform`'s framework-neutral handlers.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use bytes::Bytes;
+use lti_message::ags::LineItem;
+use lti_message::deep_linking::ContentItem;
+use lti_platform::services::ItemOwner;
+use lti_platform::{DeepLinkingOptions, LaunchSpec, MAX_BODY_BYTES};
+use serde::Deserialize;
+
+use super::{
+    COURSE_ID, COURSE_LABEL, COURSE_TITLE, CourseItem, CourseUser, DevPlatform, USER_COOKIE, pages,
+};
+
+/// Every route of the dev platform.
+pub fn router(dev: DevPlatform) -> Router {
+    Router::new()
+        .route("/", get(course))
+        .route("/healthz", get(healthz))
+        .route("/switch", get(switch))
+        .route("/launch", get(launch))
+        .route("/launch/frame", get(launch_frame))
+        .route("/auth", get(auth).post(auth))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/token", post(token))
+        .route("/deep_link_return", post(deep_link_return))
+        .route("/lti/{*rest}", any(services))
+        .route("/gradebook", get(grade_book))
+        .route("/roster", get(roster))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(headers))
+        .with_state(dev)
+}
+
+async fn headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn from_http(resp: http::Response<Bytes>) -> Response {
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn to_http(req: Request) -> Result<http::Request<Bytes>, Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
+        Err(_) => Err(html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            pages::error(
+                None,
+                "body_too_large",
+                &format!(
+                    "request body too large: expected at most {MAX_BODY_BYTES} bytes, found more"
+                ),
+            ),
+        )),
+    }
+}
+
+/// The signed-in user, from the cookie.
+fn current_user<'a>(dev: &'a DevPlatform, headers: &HeaderMap) -> Option<&'a CourseUser> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == USER_COOKIE)
+        .and_then(|(_, id)| dev.user(id))
+}
+
+/// Signs `user` in. `SameSite=None; Secure` so the cookie also reaches the
+/// authorization endpoint when the tool frame redirects to it through its own
+/// (cross-site) origin; browsers accept `Secure` on `http://localhost`.
+fn sign_in_cookie(user: &CourseUser) -> String {
+    format!(
+        "{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=None; Secure",
+        user.id
+    )
+}
+
+fn refuse(
+    dev: &DevPlatform,
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response {
+    html(
+        status,
+        pages::error(current_user(dev, headers), code, message),
+    )
+}
+
+async fn course(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
+    html(
+        StatusCode::OK,
+        pages::course(&dev, current_user(&dev, &headers)),
+    )
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok", "service": "lti dev platform"})).into_response()
+}
+
+async fn jwks(State(dev): State<DevPlatform>) -> Response {
+    from_http(dev.inner.platform.jwks_response())
+}
+
+#[derive(Deserialize)]
+struct SwitchQuery {
+    user: String,
+}
+
+async fn switch(
+    State(dev): State<DevPlatform>,
+    headers: HeaderMap,
+    Query(q): Query<SwitchQuery>,
+) -> Response {
+    let Some(user) = dev.user(&q.user) else {
+        return unknown_user(&dev, &headers, &q.user);
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, sign_in_cookie(user)),
+            (header::LOCATION, "/".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+fn unknown_user(dev: &DevPlatform, headers: &HeaderMap, id: &str) -> Response {
+    refuse(
+        dev,
+        headers,
+        StatusCode::NOT_FOUND,
+        "unknown_user",
+        &format!("unknown user: expected a member of the course, found {id:?}"),
+    )
+}
+
+/// `link` for a resource link launch, or `tool` (a client id) for deep linking.
+#[derive(Deserialize)]
+struct LaunchQuery {
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    tool: Option<String>,
+    user: String,
+}
+
+impl LaunchQuery {
+    fn frame_src(&self) -> String {
+        let mut query = Vec::with_capacity(2);
+        if let Some(l) = &self.link {
+            query.push(format!("link={}", percent_encode(l)));
+        }
+        if let Some(t) = &self.tool {
+            query.push(format!("tool={}", percent_encode(t)));
+        }
+        query.push(format!("user={}", percent_encode(&self.user)));
+        format!("/launch/frame?{}", query.join("&"))
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The launch a query names: the spec and its title.
+fn launch_spec(
+    dev: &DevPlatform,
+    q: &LaunchQuery,
+    user: &CourseUser,
+) -> Result<(LaunchSpec, String), (StatusCode, &'static str, String)> {
+    let spec = match (&q.link, &q.tool) {
+        (Some(link), None) => {
+            let items = dev.items();
+            let Some(CourseItem::ResourceLink {
+                id,
+                client_id,
+                title,
+                url,
+                custom,
+                line_item_id,
+            }) = items
+                .into_iter()
+                .find(|i| matches!(i, CourseItem::ResourceLink { id, .. } if id == link))
+            else {
+                return Err((
+                    StatusCode::NOT_FOUND,
+                    "unknown_link",
+                    format!(
+                        "unknown resource link: expected one of the course's links, found {link:?}"
+                    ),
+                ));
+            };
+            let tool = dev.tool(&client_id).ok_or((
+                StatusCode::NOT_FOUND,
+                "unknown_tool",
+                format!("unknown tool: expected a registered client id, found {client_id:?}"),
+            ))?;
+            let mut spec = LaunchSpec::resource_link(
+                client_id.clone(),
+                tool.deployment_id.clone(),
+                user.id.clone(),
+                id,
+            )
+            .with_resource_link_title(title.clone());
+            if let Some(u) = url {
+                spec = spec.with_target_link_uri(u);
+            }
+            for (k, v) in custom {
+                spec = spec.with_custom(k, v);
+            }
+            if let Some(li) = line_item_id {
+                spec = spec.with_line_item(li);
+            }
+            (spec, title)
+        }
+        (None, Some(client_id)) => {
+            if !user.instructor {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "instructor_only",
+                    format!(
+                        "deep linking is for instructors: expected the instructor, found learner {:?}",
+                        user.id
+                    ),
+                ));
+            }
+            let tool = dev.tool(client_id).ok_or((
+                StatusCode::NOT_FOUND,
+                "unknown_tool",
+                format!("unknown tool: expected a registered client id, found {client_id:?}"),
+            ))?;
+            let mut options = DeepLinkingOptions::default();
+            options.accept_types = vec![
+                "ltiResourceLink".to_owned(),
+                "link".to_owned(),
+                "html".to_owned(),
+            ];
+            options.accept_presentation_document_targets =
+                vec!["iframe".to_owned(), "window".to_owned()];
+            options.accept_multiple = true;
+            options.accept_lineitem = true;
+            options.title = Some("Graded activity".to_owned());
+            let spec = LaunchSpec::deep_linking(
+                client_id.clone(),
+                tool.deployment_id.clone(),
+                user.id.clone(),
+                options,
+            );
+            (spec, format!("Add content from {}", tool.registration.name))
+        }
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "invalid_launch",
+                "invalid launch: expected exactly one of link or tool, found neither or both"
+                    .to_owned(),
+            ));
+        }
+    };
+    let (spec, title) = spec;
+    let spec = spec.with_roles([user.role()]).with_context(
+        COURSE_ID,
+        Some(COURSE_LABEL),
+        Some(COURSE_TITLE),
+    );
+    Ok((spec, title))
+}
+
+/// The user and launch a query names, or the refusal page.
+fn resolve_launch<'a>(
+    dev: &'a DevPlatform,
+    headers: &HeaderMap,
+    q: &LaunchQuery,
+) -> Result<(&'a CourseUser, LaunchSpec, String), Response> {
+    let Some(user) = dev.user(&q.user) else {
+        return Err(unknown_user(dev, headers, &q.user));
+    };
+    match launch_spec(dev, q, user) {
+        Ok((spec, title)) => Ok((user, spec, title)),
+        Err((status, code, msg)) => Err(refuse(dev, headers, status, code, &msg)),
+    }
+}
+
+/// `GET /launch`: signs the user in and frames the launch.
+async fn launch(
+    State(dev): State<DevPlatform>,
+    headers: HeaderMap,
+    Query(q): Query<LaunchQuery>,
+) -> Response {
+    let (user, _, title) = match resolve_launch(&dev, &headers, &q) {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    let mut resp = html(
+        StatusCode::OK,
+        pages::launch_frame(&title, user, &q.frame_src()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&sign_in_cookie(user)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `GET /launch/frame`: the third-party login initiation, as a self-submitting form.
+async fn launch_frame(
+    State(dev): State<DevPlatform>,
+    headers: HeaderMap,
+    Query(q): Query<LaunchQuery>,
+) -> Response {
+    let spec = match resolve_launch(&dev, &headers, &q) {
+        Ok((_, spec, _)) => spec,
+        Err(resp) => return resp,
+    };
+    match dev.inner.platform.start_launch(&spec).await {
+        Ok(init) => from_http(init.form_response()),
+        Err(e) => refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string()),
+    }
+}
+
+/// `GET|POST /auth`: the OIDC authorization endpoint, for the signed-in user.
+async fn auth(State(dev): State<DevPlatform>, req: Request) -> Response {
+    let user = current_user(&dev, req.headers()).map(CourseUser::platform_user);
+    let req = match to_http(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    from_http(
+        dev.inner
+            .platform
+            .authorization_endpoint(&req, user.as_ref())
+            .await,
+    )
+}
+
+/// `POST /token`: client-credentials grants for the tools' service calls.
+async fn token(State(dev): State<DevPlatform>, req: Request) -> Response {
+    match to_http(req).await {
+        Ok(r) => from_http(dev.inner.platform.token_endpoint(&r).await),
+        Err(resp) => resp,
+    }
+}
+
+/// `/lti/...`: the AGS and NRPS endpoints.
+async fn services(State(dev): State<DevPlatform>, req: Request) -> Response {
+    match to_http(req).await {
+        Ok(r) => from_http(dev.inner.platform.services_endpoint(&r).await),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /deep_link_return`: verifies the tool's response and adds its items to
+/// the course (resource links with a line item get one in the grade book).
+async fn deep_link_return(State(dev): State<DevPlatform>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let req = match to_http(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let ret = match dev.inner.platform.deep_link_return(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(code = e.code(), "deep-linking response refused");
+            return refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string());
+        }
+    };
+    let mut added = Vec::new();
+    for item in ret.content_items {
+        match item {
+            ContentItem::LtiResourceLink(link) => {
+                let id = dev.new_link_id();
+                let title = link
+                    .title
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| format!("Resource link {id}"));
+                let mut line_item_id = None;
+                if let Some(li) = &link.line_item {
+                    let mut item = LineItem::new(
+                        li.label.clone().unwrap_or_else(|| title.clone()),
+                        li.score_maximum,
+                    );
+                    item.resource_link_id = Some(id.clone());
+                    item.resource_id = li.resource_id.clone();
+                    item.tag = li.tag.clone();
+                    let owner = ItemOwner::new(COURSE_ID, ret.client_id.clone());
+                    match lti_platform::services::GradeBook::create_line_item(
+                        dev.inner.grade_book.as_ref(),
+                        &owner,
+                        item,
+                    )
+                    .await
+                    {
+                        Ok(record) => line_item_id = Some(record.id),
+                        Err(e) => {
+                            return refuse(
+                                &dev,
+                                &headers,
+                                e.http_status(),
+                                e.code(),
+                                &e.to_string(),
+                            );
+                        }
+                    }
+                }
+                added.push(format!(
+                    "{title} (LTI resource link{})",
+                    if line_item_id.is_some() {
+                        ", graded"
+                    } else {
+                        ""
+                    }
+                ));
+                dev.push_item(CourseItem::ResourceLink {
+                    id,
+                    client_id: ret.client_id.clone(),
+                    title,
+                    url: link.url.clone(),
+                    custom: link.custom.clone().unwrap_or_default(),
+                    line_item_id,
+                });
+            }
+            ContentItem::Link(l) => {
+                let title = l.title.clone().unwrap_or_else(|| l.url.clone());
+                added.push(format!("{title} (link)"));
+                dev.push_item(CourseItem::Link { title, url: l.url });
+            }
+            ContentItem::File(f) => {
+                let title = f.title.clone().unwrap_or_else(|| f.url.clone());
+                added.push(format!("{title} (file)"));
+                dev.push_item(CourseItem::Link { title, url: f.url });
+            }
+            ContentItem::Image(i) => {
+                let title = i.title.clone().unwrap_or_else(|| i.url.clone());
+                added.push(format!("{title} (image)"));
+                dev.push_item(CourseItem::Link { title, url: i.url });
+            }
+            ContentItem::Html(h) => {
+                let title = h.title.clone().unwrap_or_else(|| "HTML".to_owned());
+                added.push(format!("{title} (HTML)"));
+                dev.push_item(CourseItem::Html {
+                    title,
+                    html: h.html,
+                });
+            }
+            other => {
+                added.push(format!("an item of type {} (ignored)", other.type_name()));
+            }
+        }
+    }
+    html(
+        StatusCode::OK,
+        pages::deep_link_result(&added, ret.msg.as_deref(), ret.errormsg.as_deref()),
+    )
+}
+
+async fn grade_book(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
+    html(
+        StatusCode::OK,
+        pages::grade_book(&dev, current_user(&dev, &headers)),
+    )
+}
+
+async fn roster(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
+    html(
+        StatusCode::OK,
+        pages::roster(&dev, current_user(&dev, &headers)),
+    )
+}
+
+async fn not_found(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
+    refuse(
+        &dev,
+        &headers,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "not found: expected one of the platform's routes, found an unknown path",
+    )
+}

@@ -1,0 +1,445 @@
+//! A real-browser end-to-end test: headless Chromium, driven through
+//! chromedriver's W3C WebDriver HTTP API, against `lti demo` (platform on
+//! `localhost`, tool on `127.0.0.1`: the tool frame is cross-site).
+//!
+//! Scenario: open the dev platform, launch the tool as the instructor, see the
+//! inspector name the instructor, run deep linking to add a graded resource
+//! link, launch it as a learner, post the learner's score from the
+//! instructor's AGS panel, and see the score in the platform's grade book.
+//! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
+//!
+//! Skipped (with the reason printed) when chromedriver is not installed,
+//! unless `LTI_BROWSER_TEST=1`, which makes a missing browser a failure.
+//! `LTI_CHROMEDRIVER` and `LTI_CHROMIUM` override the binaries
+//! (`chromedriver` on PATH, `/usr/bin/chromium`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod demo_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use demo_support::{STEP_TIMEOUT, Session, spawn_demo};
+use hyper::Method;
+use serde_json::{Value, json};
+
+/// The longest any wait for the page may take.
+const WAIT: Duration = Duration::from_secs(30);
+/// The W3C element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chromedriver child process, killed on drop.
+struct Driver {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One WebDriver session (one headless Chromium), deleted on [`Browser::quit`].
+struct Browser {
+    http: Session,
+    url: String,
+    shots: PathBuf,
+    step: usize,
+    _profile: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone)]
+struct Element(String);
+
+impl Browser {
+    async fn call(&mut self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.url);
+        let (ct, bytes) = match &body {
+            Some(b) => (Some("application/json"), serde_json::to_vec(b).unwrap()),
+            None => (None, Vec::new()),
+        };
+        let resp = self.http.send(method, &url, ct, bytes, &[]).await;
+        let v: Value = serde_json::from_str(&resp.body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", resp.body));
+        if !resp.status.is_success() {
+            panic!("WebDriver {path} failed ({}): {}", resp.status, v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    /// Like `call`, but a WebDriver error is returned instead of failing.
+    async fn try_call(&mut self, method: Method, path: &str, body: Value) -> Result<Value, String> {
+        let url = format!("{}{path}", self.url);
+        let resp = self
+            .http
+            .send(method, &url, Some("application/json"), serde_json::to_vec(&body).unwrap(), &[])
+            .await;
+        let v: Value = serde_json::from_str(&resp.body).map_err(|e| e.to_string())?;
+        if resp.status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"]["error"].as_str().unwrap_or("unknown").to_owned())
+        }
+    }
+
+    async fn goto(&mut self, url: &str) {
+        self.call(Method::POST, "/url", Some(json!({ "url": url }))).await;
+    }
+
+    async fn current_url(&mut self) -> String {
+        self.call(Method::GET, "/url", None).await.as_str().unwrap().to_owned()
+    }
+
+    /// Waits (bounded) until `css` matches an element.
+    async fn wait_for(&mut self, css: &str) -> Element {
+        self.wait_for_by("css selector", css).await
+    }
+
+    async fn wait_for_by(&mut self, using: &str, value: &str) -> Element {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self
+                .try_call(Method::POST, "/element", json!({ "using": using, "value": value }))
+                .await
+            {
+                Ok(v) => return Element(v[ELEMENT].as_str().unwrap().to_owned()),
+                Err(e) if e == "no such element" && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    let url = self.current_url().await;
+                    let source = self.call(Method::GET, "/source", None).await;
+                    self.screenshot("failure").await;
+                    panic!("{using} {value:?} not found within {WAIT:?} ({e}) at {url}:\n{source}");
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) until the element matching `css` has text containing `needle`.
+    async fn wait_for_text(&mut self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let el = self.wait_for(css).await;
+            let text = self.text(&el).await;
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                self.screenshot("failure").await;
+                panic!("{css:?} never showed {needle:?} within {WAIT:?}; last text: {text:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn text(&mut self, el: &Element) -> String {
+        match self
+            .try_call(Method::GET, &format!("/element/{}/text", el.0), json!({}))
+            .await
+        {
+            Ok(v) => v.as_str().unwrap_or("").to_owned(),
+            Err(_) => String::new(),
+        }
+    }
+
+    async fn click(&mut self, css: &str) {
+        let el = self.wait_for(css).await;
+        self.call(Method::POST, &format!("/element/{}/click", el.0), Some(json!({})))
+            .await;
+    }
+
+    async fn fill(&mut self, css: &str, text: &str) {
+        let el = self.wait_for(css).await;
+        self.call(Method::POST, &format!("/element/{}/clear", el.0), Some(json!({})))
+            .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{}/value", el.0),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Switches into the `<iframe>` matching `css` (waiting for it).
+    async fn enter_frame(&mut self, css: &str) {
+        let el = self.wait_for(css).await;
+        self.call(
+            Method::POST,
+            "/frame",
+            Some(json!({ "id": { ELEMENT: el.0 } })),
+        )
+        .await;
+    }
+
+    async fn leave_frames(&mut self) {
+        self.call(Method::POST, "/frame", Some(json!({ "id": null }))).await;
+    }
+
+    /// Saves a numbered PNG screenshot of the viewport.
+    async fn screenshot(&mut self, name: &str) -> PathBuf {
+        self.step += 1;
+        let b64 = self.call(Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let path = self.shots.join(format!("{:02}-{name}.png", self.step));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn quit(mut self) {
+        let url = self.url.clone();
+        let _ = self.http.send(Method::DELETE, &url, None, Vec::new(), &[]).await;
+    }
+}
+
+async fn start_driver(driver: &Path) -> Driver {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", driver.display()));
+    let d = Driver {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let mut http = Session::new();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let ready = tokio::time::timeout(Duration::from_secs(2), async {
+            let url = format!("{}/status", d.base);
+            let r = http.send(Method::GET, &url, None, Vec::new(), &[]);
+            r.await
+        })
+        .await;
+        if let Ok(page) = ready
+            && serde_json::from_str::<Value>(&page.body)
+                .ok()
+                .and_then(|v| v["value"]["ready"].as_bool())
+                == Some(true)
+        {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "chromedriver not ready within {STEP_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser {
+    let profile = std::env::temp_dir().join(format!(
+        "lti-browser-test-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&profile).unwrap();
+    let caps = json!({
+        "capabilities": {
+            "alwaysMatch": {
+                "browserName": "chrome",
+                "pageLoadStrategy": "normal",
+                "timeouts": { "pageLoad": 60000, "script": 30000, "implicit": 0 },
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": [
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                        "--no-first-run",
+                        "--disable-sync",
+                        "--disable-dev-shm-usage",
+                        "--window-size=1280,900",
+                        format!("--user-data-dir={}", profile.display()),
+                    ]
+                }
+            }
+        }
+    });
+    let mut http = Session::new();
+    let resp = http
+        .send(
+            Method::POST,
+            &format!("{}/session", driver.base),
+            Some("application/json"),
+            serde_json::to_vec(&caps).unwrap(),
+            &[],
+        )
+        .await;
+    let v: Value = serde_json::from_str(&resp.body).unwrap();
+    let id = v["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no WebDriver session ({}): {}", resp.status, resp.body))
+        .to_owned();
+    Browser {
+        http,
+        url: format!("{}/session/{id}", driver.base),
+        shots,
+        step: 0,
+        _profile: TempDir(profile),
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    // target/<profile>/lti → target/browser-screenshots
+    let exe = Path::new(env!("CARGO_BIN_EXE_lti"));
+    let target = exe.parent().and_then(Path::parent).unwrap();
+    let dir = target.join("browser-screenshots");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Launches course link `link` as `user` and enters the tool frame.
+async fn launch(b: &mut Browser, course: &str, link: &str, user: &str) {
+    b.leave_frames().await;
+    b.goto(course).await;
+    b.click(&format!("#launch-{link}-{user}")).await;
+    b.wait_for("#launch-title").await;
+    b.enter_frame("#tool-frame").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_runs_the_whole_demo_scenario() {
+    let required = std::env::var("LTI_BROWSER_TEST").as_deref() == Ok("1");
+    let driver_path = std::env::var_os("LTI_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path("chromedriver"));
+    let chromium = std::env::var("LTI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let missing = match &driver_path {
+        None => Some("chromedriver is not on PATH".to_owned()),
+        Some(_) if !Path::new(&chromium).exists() => Some(format!("{chromium} does not exist")),
+        Some(_) => None,
+    };
+    if let Some(reason) = missing {
+        assert!(
+            !required,
+            "LTI_BROWSER_TEST=1 but {reason} (apt-get install -y chromium chromium-driver)"
+        );
+        eprintln!(
+            "skipped: {reason}; install chromium and chromium-driver, or set LTI_BROWSER_TEST=1 to make this a failure"
+        );
+        return;
+    }
+
+    let demo = spawn_demo();
+    let course = demo.platform_url.clone();
+    let driver = start_driver(driver_path.as_deref().unwrap()).await;
+    let shots = screenshots_dir();
+    let mut b = new_browser(&driver, &chromium, shots.clone()).await;
+
+    // 1. The course page.
+    b.goto(&course).await;
+    b.wait_for_text("#course-items", "lti-rs launch inspector").await;
+    b.screenshot("course").await;
+
+    // 2. Launch as the instructor: the inspector, inside the cross-site frame, names her.
+    launch(&mut b, &course, "link-1", "ada").await;
+    b.wait_for_text("#instructor-verdict", "yes").await;
+    b.wait_for_text("body", "Ada Lovelace").await;
+    let frame_url = b.current_url().await;
+    assert!(
+        frame_url.starts_with(&format!("{}lti/app", demo.tool_url)),
+        "the inspector is served by the tool on 127.0.0.1: {frame_url}"
+    );
+    b.leave_frames().await;
+    b.screenshot("instructor-launch").await;
+
+    // 3. Deep linking: the instructor picks a graded LTI resource link.
+    b.goto(&course).await;
+    b.click("#deep-link-1").await;
+    b.enter_frame("#tool-frame").await;
+    b.wait_for_text("#message-type", "LtiDeepLinkingRequest").await;
+    b.click("#picker input[value='ltiResourceLink']").await;
+    b.fill("#picker input[name='title']", "Graded quiz").await;
+    b.leave_frames().await;
+    b.screenshot("deep-linking-picker").await;
+    b.enter_frame("#tool-frame").await;
+    b.click("#picker button[type='submit']").await;
+    b.wait_for_text("#dl-summary", "Added 1 item(s)").await;
+    b.wait_for_text("#dl-added", "Graded quiz (LTI resource link, graded)").await;
+    b.leave_frames().await;
+    b.screenshot("deep-linking-returned").await;
+
+    // 4. The new link is on the course page; a learner launches it.
+    b.goto(&course).await;
+    b.wait_for_text("#item-link-2", "Graded quiz").await;
+    b.wait_for_text("#item-link-2", "graded, out of 100").await;
+    b.screenshot("course-with-graded-link").await;
+    launch(&mut b, &course, "link-2", "alan").await;
+    b.wait_for_text("body", "Alan Turing").await;
+    let verdict = b.wait_for("#instructor-verdict").await;
+    assert_eq!(b.text(&verdict).await, "no");
+    let sub_cell = b
+        .wait_for_by("xpath", "//tr[th[normalize-space()='User id (sub)']]/td")
+        .await;
+    let learner_sub = b.text(&sub_cell).await.trim().to_owned();
+    assert!(!learner_sub.is_empty() && learner_sub != "alan", "a pseudonymous sub: {learner_sub:?}");
+    b.leave_frames().await;
+    b.screenshot("learner-launch").await;
+
+    // 5. The instructor launches the same link and posts the learner's score from the AGS panel.
+    launch(&mut b, &course, "link-2", "ada").await;
+    b.wait_for_text("#instructor-verdict", "yes").await;
+    b.click("a[href^='/lti/app/ags?']").await;
+    b.fill("form[action^='/lti/app/ags/scores'] input[name='user_id']", &learner_sub)
+        .await;
+    b.fill("form[action^='/lti/app/ags/scores'] input[name='score_given']", "87")
+        .await;
+    b.fill("form[action^='/lti/app/ags/scores'] input[name='score_maximum']", "100")
+        .await;
+    b.fill("form[action^='/lti/app/ags/scores'] input[name='comment']", "Well done")
+        .await;
+    b.leave_frames().await;
+    b.screenshot("ags-panel").await;
+    b.enter_frame("#tool-frame").await;
+    b.click("form[action^='/lti/app/ags/scores'] button[type='submit']").await;
+    b.wait_for_text("#notice", "Posted").await;
+    b.leave_frames().await;
+    b.screenshot("score-posted").await;
+
+    // 6. The platform's grade book shows it.
+    b.goto(&format!("{course}gradebook")).await;
+    let cell = b.wait_for_text("td[id^='grade-alan-']", "87 / 100").await;
+    assert!(cell.contains("Well done"), "{cell}");
+    let others = b.wait_for("td[id^='grade-grace-']").await;
+    assert_eq!(b.text(&others).await, "–", "nobody else was graded");
+    b.screenshot("gradebook").await;
+
+    b.quit().await;
+    drop(driver);
+    eprintln!("screenshots in {}", shots.display());
+}

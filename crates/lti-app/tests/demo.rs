@@ -1,0 +1,193 @@
+//! `lti demo` starts, both health checks answer, and scripted launches through
+//! it (a cookie-keeping client following the real redirects and
+//! self-submitting forms) reach the inspector; the dev platform's refusals
+//! carry their codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod demo_support;
+
+use demo_support::{Session, attr, auto_submit_form, field, spawn_demo, tag_by_id, unescape};
+use hyper::StatusCode;
+
+/// The href of the element with `id` on `page`, absolute.
+fn href(page: &demo_support::Page, id: &str) -> String {
+    let tag = tag_by_id(&page.body, "a", id)
+        .unwrap_or_else(|| panic!("no <a id={id}> on {}:\n{}", page.url, page.body));
+    demo_support::resolve(&page.url, &attr(tag, "href").unwrap())
+}
+
+/// Opens a launch page and returns the first page of its frame (the login
+/// initiation form).
+async fn open_launch(s: &mut Session, launch_url: &str) -> demo_support::Page {
+    let framing = s.get(launch_url).await;
+    assert_eq!(framing.status, StatusCode::OK, "{}", framing.body);
+    let frame = tag_by_id(&framing.body, "iframe", "tool-frame").expect("tool frame");
+    let src = demo_support::resolve(&framing.url, &attr(frame, "src").unwrap());
+    s.get(&src).await
+}
+
+/// One demo process serves every scenario (starting it generates two RSA keys,
+/// which takes a while in a debug build on a busy machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lti_demo_end_to_end_over_http() {
+    let mut demo = spawn_demo();
+    scripted_instructor_launch_reaches_the_inspector(&mut demo).await;
+    deep_linking_adds_a_graded_link_that_a_learner_can_launch(&demo).await;
+    platform_refusals_carry_their_codes(&demo).await;
+    assert!(demo.is_running(), "the demo survived every scenario");
+}
+
+async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_support::Demo) {
+    assert!(demo.platform_url.starts_with("http://localhost:"), "{:?}", demo.banner);
+    assert!(demo.tool_url.starts_with("http://127.0.0.1:"), "{:?}", demo.banner);
+    let mut s = Session::new();
+
+    // Both health checks answer.
+    for url in [
+        format!("{}healthz", demo.platform_url),
+        format!("{}healthz", demo.tool_url),
+    ] {
+        let h = s.get(&url).await;
+        assert_eq!(h.status, StatusCode::OK, "{url}: {}", h.body);
+        let v: serde_json::Value = serde_json::from_str(&h.body).unwrap();
+        assert_eq!(v["status"], "ok", "{url}: {}", h.body);
+    }
+
+    // The course page offers the pre-registered tool.
+    let course = s.get(&demo.platform_url).await;
+    assert_eq!(course.status, StatusCode::OK);
+    assert!(course.body.contains("lti-rs launch inspector"), "{}", course.body);
+    let launch_url = href(&course, "launch-link-1-ada");
+
+    // Platform launch button → login initiation form (auto-submitting).
+    let init = open_launch(&mut s, &launch_url).await;
+    assert_eq!(init.status, StatusCode::OK, "{}", init.body);
+    let form = auto_submit_form(&init.body).expect("login initiation form");
+    assert_eq!(form.action, format!("{}lti/login", demo.tool_url));
+    assert_eq!(field(&form, "iss"), Some(demo.platform_url.trim_end_matches('/')));
+    assert_eq!(field(&form, "client_id"), Some("lti-demo-tool"));
+    assert_eq!(field(&form, "lti_deployment_id"), Some("1"));
+    let platform_host = "localhost";
+    assert_eq!(
+        s.cookies(platform_host).get("lti_dev_platform_user").map(String::as_str),
+        Some("ada"),
+        "the launch button signs the user in"
+    );
+
+    // → tool /lti/login → platform /auth → form post to tool /lti/launch → inspector.
+    let pages = s.follow(init).await;
+    let urls: Vec<&str> = pages.iter().map(|p| p.url.as_str()).collect();
+    assert!(urls.iter().any(|u| u.starts_with(&format!("{}lti/login", demo.tool_url))), "{urls:?}");
+    assert!(urls.iter().any(|u| u.starts_with(&format!("{}auth", demo.platform_url))), "{urls:?}");
+    assert!(urls.iter().any(|u| u.starts_with(&format!("{}lti/launch", demo.tool_url))), "{urls:?}");
+    let landing = pages.last().unwrap();
+    assert_eq!(landing.status, StatusCode::OK, "{}: {}", landing.url, landing.body);
+    assert!(landing.url.starts_with(&format!("{}lti/app", demo.tool_url)), "{}", landing.url);
+    assert!(landing.body.contains("LTI launch inspector"), "{}", landing.body);
+    assert!(landing.body.contains("Ada Lovelace"), "{}", landing.body);
+    let verdict = landing.body.split("id=\"instructor-verdict\">").nth(1).unwrap();
+    assert!(verdict.starts_with("<strong class=\"ok\">yes"), "{verdict}");
+    assert!(landing.body.contains("LtiResourceLinkRequest"));
+    assert!(demo.is_running());
+}
+
+async fn deep_linking_adds_a_graded_link_that_a_learner_can_launch(demo: &demo_support::Demo) {
+    let mut s = Session::new();
+    let course = s.get(&demo.platform_url).await;
+    let dl = open_launch(&mut s, &href(&course, "deep-link-1")).await;
+    let pages = s.follow(dl).await;
+    let picker_page = pages.last().unwrap();
+    assert!(picker_page.body.contains("LtiDeepLinkingRequest"), "{}", picker_page.body);
+    // The inspector's picker: choose an LTI resource link with a line item.
+    let start = picker_page.body.find("<form id=\"picker\"").expect("picker form");
+    let form_html = &picker_page.body[start..];
+    let form_tag = demo_support::tags(form_html, "form")[0];
+    let action = demo_support::resolve(&picker_page.url, &attr(form_tag, "action").unwrap());
+    let returned = s
+        .post_form(
+            &action,
+            &[
+                ("kind".to_owned(), "ltiResourceLink".to_owned()),
+                ("title".to_owned(), "Quiz <1>".to_owned()),
+            ],
+        )
+        .await;
+    let pages = s.follow(returned).await;
+    let result = pages.last().unwrap();
+    assert!(result.url.starts_with(&format!("{}deep_link_return", demo.platform_url)), "{}", result.url);
+    assert_eq!(result.status, StatusCode::OK, "{}", result.body);
+    assert!(result.body.contains("Added 1 item(s)"), "{}", result.body);
+    assert!(result.body.contains("Quiz &lt;1&gt; (LTI resource link, graded)"), "{}", result.body);
+
+    // The course now lists it, escaped, with a line item in the grade book.
+    let course = s.get(&demo.platform_url).await;
+    assert!(course.body.contains("<strong>Quiz &lt;1&gt;</strong>"), "{}", course.body);
+    assert!(course.body.contains("graded, out of 100"), "{}", course.body);
+    let book = s.get(&format!("{}gradebook", demo.platform_url)).await;
+    assert!(book.body.contains("id=\"lineitem-"), "{}", book.body);
+
+    // A learner launches it: the inspector names the learner and shows the AGS line item.
+    let init = open_launch(&mut s, &href(&course, "launch-link-2-alan")).await;
+    let pages = s.follow(init).await;
+    let landing = pages.last().unwrap();
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert!(landing.body.contains("Alan Turing"), "{}", landing.body);
+    let claims = unescape(landing.body.split("<pre id=\"claims\">").nth(1).unwrap());
+    assert!(claims.contains("\"lineitem\""), "{claims}");
+    assert!(claims.contains("Quiz <1>"), "{claims}");
+}
+
+async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
+    let mut s = Session::new();
+    let base = demo.platform_url.clone();
+
+    let unknown = s.get(&format!("{base}launch?link=link-1&user=mallory")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("<code id=\"error-code\">unknown_user</code>"), "{}", unknown.body);
+
+    let link = s.get(&format!("{base}launch?link=link-99&user=ada")).await;
+    assert_eq!(link.status, StatusCode::NOT_FOUND);
+    assert!(link.body.contains(">unknown_link<"), "{}", link.body);
+
+    let learner_dl = s.get(&format!("{base}launch?tool=lti-demo-tool&user=alan")).await;
+    assert_eq!(learner_dl.status, StatusCode::FORBIDDEN);
+    assert!(learner_dl.body.contains(">instructor_only<"), "{}", learner_dl.body);
+
+    let neither = s.get(&format!("{base}launch?user=ada")).await;
+    assert_eq!(neither.status, StatusCode::BAD_REQUEST);
+    assert!(neither.body.contains(">invalid_launch<"), "{}", neither.body);
+
+    // Switching the current user between the launch and the authorization
+    // request: the platform refuses (login_hint names Ada, Alan is signed in)
+    // and posts the OIDC error back to the tool.
+    let init = open_launch(&mut s, &format!("{base}launch?link=link-1&user=ada")).await;
+    let form = auto_submit_form(&init.body).unwrap();
+    let login = s
+        .post_form(&demo_support::resolve(&init.url, &form.action), &form.fields)
+        .await;
+    let to_auth = match login.headers.get("location") {
+        Some(l) => demo_support::resolve(&login.url, l.to_str().unwrap()),
+        None => panic!("the tool's login answers with a redirect: {} {}", login.status, login.body),
+    };
+    assert!(to_auth.starts_with(&format!("{base}auth?")), "{to_auth}");
+    let switched = s.get(&format!("{base}switch?user=alan")).await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER);
+    let refused = s.get(&to_auth).await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    let back = auto_submit_form(&refused.body).expect("error posted back to the tool");
+    assert_eq!(back.action, format!("{}lti/launch", demo.tool_url));
+    assert_eq!(field(&back, "error"), Some("login_required"));
+    assert!(field(&back, "id_token").is_none());
+    assert!(field(&back, "state").is_some());
+
+    // Nobody signed in at all: login_required too.
+    let mut anonymous = Session::new();
+    let refused = anonymous.get(&to_auth).await;
+    let back = auto_submit_form(&refused.body).expect("error posted back to the tool");
+    assert_eq!(field(&back, "error"), Some("login_required"));
+
+    // The NRPS endpoint wants a bearer token.
+    let nrps = s.get(&format!("{base}lti/course-101/memberships")).await;
+    assert_eq!(nrps.status, StatusCode::UNAUTHORIZED, "{}", nrps.body);
+}
