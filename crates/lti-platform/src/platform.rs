@@ -10,7 +10,9 @@ use crate::error::{PlatformError, Result, clip};
 use crate::keys::PlatformKeys;
 use crate::registry::{SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry, is_http_url};
 use crate::secret::PlatformSecret;
-use crate::services::{GradeBook, MemoryGradeBook, MemoryRoster, Roster};
+use crate::services::{
+    AllowAllContexts, ContextAccess, GradeBook, MemoryGradeBook, MemoryRoster, Roster,
+};
 
 /// Algorithms accepted on tool-signed JWTs (client assertions, deep-linking responses).
 pub const TOOL_ALGORITHMS: &[Algorithm] = &[
@@ -246,6 +248,7 @@ pub struct Platform {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) grade_book: Arc<dyn GradeBook>,
     pub(crate) roster: Arc<dyn Roster>,
+    pub(crate) context_access: Arc<dyn ContextAccess>,
     pub(crate) verifier: Verifier,
 }
 
@@ -259,8 +262,8 @@ impl std::fmt::Debug for Platform {
 }
 
 impl Platform {
-    /// A platform with in-memory grade book, roster and replay store and the system
-    /// clock; replace them with the `with_*` methods.
+    /// A platform with in-memory grade book, roster and replay store, the system clock
+    /// and [`AllowAllContexts`]; replace them with the `with_*` methods.
     ///
     /// `key_source` resolves tools' JWKS URLs (use `lti_http::JwksCache`); tools
     /// registered with [`ToolKeys::Static`] do not use it.
@@ -287,6 +290,7 @@ impl Platform {
             clock,
             grade_book: Arc::new(MemoryGradeBook::new()),
             roster: Arc::new(MemoryRoster::new()),
+            context_access: Arc::new(AllowAllContexts),
             verifier,
         })
     }
@@ -314,6 +318,13 @@ impl Platform {
     /// Uses `roster` behind the NRPS endpoint.
     pub fn with_roster(mut self, roster: Arc<dyn Roster>) -> Self {
         self.roster = roster;
+        self
+    }
+
+    /// Uses `policy` to decide which contexts' AGS/NRPS services each tool may use
+    /// (default [`AllowAllContexts`]).
+    pub fn with_context_access(mut self, policy: Arc<dyn ContextAccess>) -> Self {
+        self.context_access = policy;
         self
     }
 

@@ -862,3 +862,59 @@ async fn tokens_lose_power_when_the_tool_or_scope_is_unregistered() {
             .contains("no longer registered")
     );
 }
+
+struct OnlyCourse(&'static str);
+
+#[async_trait::async_trait]
+impl lti_platform::services::ContextAccess for OnlyCourse {
+    async fn may_access(&self, _client_id: &str, context_id: &str) -> lti_platform::Result<bool> {
+        Ok(context_id == self.0)
+    }
+}
+
+#[tokio::test]
+async fn context_access_policy_hides_other_contexts() {
+    let mut f = fixture();
+    f.platform = f
+        .platform
+        .with_roster(roster())
+        .with_context_access(Arc::new(OnlyCourse("course 1")));
+    let t = bearer(&f.platform, &[SCOPE_LINEITEM, SCOPE_NRPS]);
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            "/lti/course%201/memberships",
+            Some(&t),
+            None,
+            None,
+            "",
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            "/lti/other/lineitems",
+            Some(&t),
+            None,
+            None,
+            "",
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_body(&resp)["error"], "not_found");
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::POST,
+            "/lti/other/lineitems",
+            Some(&t),
+            Some(LINEITEM),
+            None,
+            r#"{"label":"x","scoreMaximum":1}"#,
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

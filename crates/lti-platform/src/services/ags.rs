@@ -42,8 +42,13 @@ impl Platform {
         item
     }
 
-    async fn grant_for(&self, req: &Request<Bytes>, scopes: &[&str]) -> Result<AccessGrant> {
-        self.service_grant(req, scopes)
+    async fn grant_for(
+        &self,
+        req: &Request<Bytes>,
+        context: &str,
+        scopes: &[&str],
+    ) -> Result<AccessGrant> {
+        self.service_grant(req, context, scopes)
             .await
             .map(|(grant, _)| grant)
     }
@@ -56,7 +61,7 @@ impl Platform {
         match *req.method() {
             Method::GET => {
                 let grant = self
-                    .grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
+                    .grant_for(req, context, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
                     .await?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM_CONTAINER)?;
                 let params = Params::query(req)?;
@@ -90,7 +95,7 @@ impl Platform {
                 ))
             }
             Method::POST => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
+                let grant = self.grant_for(req, context, &[scope::LINE_ITEM]).await?;
                 web::require_content_type(req.headers(), media_type::LINE_ITEM)?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
@@ -124,7 +129,7 @@ impl Platform {
         match *req.method() {
             Method::GET => {
                 let grant = self
-                    .grant_for(req, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
+                    .grant_for(req, context, &[scope::LINE_ITEM, scope::LINE_ITEM_READONLY])
                     .await?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let owner = ItemOwner::new(context, &grant.client_id);
@@ -140,7 +145,7 @@ impl Platform {
                 ))
             }
             Method::PUT => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
+                let grant = self.grant_for(req, context, &[scope::LINE_ITEM]).await?;
                 web::require_content_type(req.headers(), media_type::LINE_ITEM)?;
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
@@ -158,7 +163,7 @@ impl Platform {
                 ))
             }
             Method::DELETE => {
-                let grant = self.grant_for(req, &[scope::LINE_ITEM]).await?;
+                let grant = self.grant_for(req, context, &[scope::LINE_ITEM]).await?;
                 let owner = ItemOwner::new(context, &grant.client_id);
                 if self.grade_book.delete_line_item(&owner, id).await? {
                     Ok(web::response(
@@ -189,7 +194,7 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.grant_for(req, &[scope::SCORE]).await?;
+        let grant = self.grant_for(req, context, &[scope::SCORE]).await?;
         web::require_content_type(req.headers(), media_type::SCORE)?;
         let score: Score = decode_json("score", req.body())?;
         score.validate().map_err(|e| invalid("score", e))?;
@@ -227,7 +232,9 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.grant_for(req, &[scope::RESULT_READONLY]).await?;
+        let grant = self
+            .grant_for(req, context, &[scope::RESULT_READONLY])
+            .await?;
         web::require_accept(req.headers(), media_type::RESULT_CONTAINER)?;
         let params = Params::query(req)?;
         let page = self.page_request(&params)?;

@@ -35,6 +35,30 @@ use crate::registry::ToolRegistration;
 use crate::token::AccessGrant;
 use crate::web;
 
+/// Which contexts' services a tool may use. The platform asks before every AGS and
+/// NRPS operation; a refusal answers 404 (the context's existence is not revealed).
+#[async_trait::async_trait]
+pub trait ContextAccess: Send + Sync {
+    /// Whether tool `client_id` may use the services of context `context_id`.
+    ///
+    /// # Errors
+    /// [`crate::PlatformError::Backend`].
+    async fn may_access(&self, client_id: &str, context_id: &str) -> Result<bool>;
+}
+
+/// The default [`ContextAccess`]: every registered tool may use the services of every
+/// context (as with a tool deployed platform-wide). Install a stricter policy with
+/// [`Platform::with_context_access`] when tools are placed per course.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAllContexts;
+
+#[async_trait::async_trait]
+impl ContextAccess for AllowAllContexts {
+    async fn may_access(&self, _client_id: &str, _context_id: &str) -> Result<bool> {
+        Ok(true)
+    }
+}
+
 /// A page request: skip `offset` items, return at most `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -184,6 +208,7 @@ impl Platform {
     pub(crate) async fn service_grant(
         &self,
         req: &Request<Bytes>,
+        context: &str,
         scopes: &[&str],
     ) -> Result<(AccessGrant, ToolRegistration)> {
         let mut grant = self.authorize_bearer(req.headers())?;
@@ -196,6 +221,13 @@ impl Platform {
                 })?;
         grant.scopes.retain(|s| tool.scopes.contains(s));
         grant.require_any(scopes)?;
+        if !self
+            .context_access
+            .may_access(&tool.client_id, context)
+            .await?
+        {
+            return Err(PlatformError::NotFound { what: "context" });
+        }
         Ok((grant, tool))
     }
 

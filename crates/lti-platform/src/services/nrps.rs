@@ -27,7 +27,7 @@ impl Platform {
             });
         }
         let (_, tool) = self
-            .service_grant(req, &[SCOPE_CONTEXT_MEMBERSHIP_READONLY])
+            .service_grant(req, context, &[SCOPE_CONTEXT_MEMBERSHIP_READONLY])
             .await?;
         web::require_accept(req.headers(), media_type::MEMBERSHIP_CONTAINER)?;
         let params = Params::query(req)?;
