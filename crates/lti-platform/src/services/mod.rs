@@ -262,7 +262,7 @@ pub(crate) fn next_link(url_base: &str, query: &[(&str, String)], page: PageRequ
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
     params.push(("limit".to_owned(), page.limit.to_string()));
-    params.push(("offset".to_owned(), (page.offset + page.limit).to_string()));
+    params.push(("offset".to_owned(), page.offset.saturating_add(page.limit).to_string()));
     format!("<{}>; rel=\"next\"", web::append_query(url_base, &params))
 }
 
