@@ -1,0 +1,330 @@
+//! End to end over loopback HTTP: `lti serve` (a child process, pinned by
+//! `bench/run.sh`'s `taskset` to its own core) against this load generator.
+//!
+//! One cycle = `GET /lti/login` (302 to the platform with state and nonce, and the
+//! state cookie) + `POST /lti/launch` (the id_token for that nonce; 303 to the
+//! inspector). The id_token must carry the nonce the login issued, so each launch
+//! needs a fresh RS256 signature; signing is the platform's work, not the tool's, so
+//! it happens between the two timed phases: all logins of a repetition are timed,
+//! then their tokens are signed (untimed), then all launches are timed.
+//! cycles/s = cycles / (login phase + launch phase).
+//!
+//! Every request count is bounded (`CYCLES` per repetition) and only 127.0.0.1 is
+//! contacted.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+use crate::emit;
+use crate::fixture::{self, CLIENT_ID, DEPLOYMENT};
+
+/// Concurrent connections of the load generator.
+const CONCURRENCY: usize = 32;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct LoginResult {
+    state: String,
+    nonce: String,
+    cookie: String,
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn jwks_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the JWKS server");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let body = Bytes::from(
+        serde_json::to_vec(&json!({"keys": [fixture::signing_key().public_jwk()]})).expect("jwks"),
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header(header::CONTENT_TYPE, "application/json")
+                                .body(Full::new(body))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    base
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Served, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let keys = dir.join("e2e-keys");
+    std::fs::create_dir_all(&keys).expect("keys dir");
+    std::fs::write(
+        keys.join("private.pem"),
+        include_str!("../../../tests/fixtures/interop/keys/tool.pem"),
+    )
+    .expect("tool key");
+    let config = format!(
+        r#"[server]
+bind = "127.0.0.1:{port}"
+public_url = "{url}"
+
+[storage]
+url = "memory://"
+
+[keys]
+dir = "{keys}"
+
+[[platforms]]
+issuer = "{platform}"
+client_id = "{CLIENT_ID}"
+auth_login_url = "{platform}/auth"
+auth_token_url = "{platform}/token"
+jwks_url = "{platform}/jwks"
+deployment_ids = ["{DEPLOYMENT}"]
+"#,
+        keys = keys.display()
+    );
+    let path = dir.join("e2e-lti.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new("taskset")
+        .args(["-c", &std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into())])
+        .arg(lti_bin)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting lti serve");
+    (Served(child), url)
+}
+
+async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap) {
+    let resp = client.request(req).await.expect("request to lti serve");
+    let (parts, body) = resp.into_parts();
+    let _ = body.collect().await;
+    (parts.status, parts.headers)
+}
+
+async fn login(client: &HttpClient, tool: &str, platform: &str) -> (LoginResult, Duration) {
+    let uri = format!(
+        "{tool}/lti/login?iss={platform}&login_hint=hint-1&target_link_uri={tool}/lti/app&lti_message_hint=mh-1&client_id={CLIENT_ID}"
+    );
+    let t = Instant::now();
+    let (status, headers) = send(
+        client,
+        Request::get(uri).body(Full::new(Bytes::new())).expect("req"),
+    )
+    .await;
+    let took = t.elapsed();
+    assert_eq!(status, StatusCode::FOUND, "login answered {status}");
+    let location = headers[header::LOCATION].to_str().expect("location");
+    let cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_owned();
+    (
+        LoginResult {
+            state: param(location, "state").expect("state"),
+            nonce: param(location, "nonce").expect("nonce"),
+            cookie,
+        },
+        took,
+    )
+}
+
+async fn launch(client: &HttpClient, tool: &str, l: &LoginResult, token: &str) -> Duration {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("state", &l.state)
+        .append_pair("id_token", token)
+        .finish();
+    let req = Request::post(format!("{tool}/lti/launch"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &l.cookie)
+        .body(Full::new(Bytes::from(body)))
+        .expect("req");
+    let t = Instant::now();
+    let (status, _) = send(client, req).await;
+    let took = t.elapsed();
+    assert_eq!(status, StatusCode::SEE_OTHER, "launch answered {status}");
+    took
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Runs `cycles` items through `f` with CONCURRENCY workers; returns latencies
+/// and wall time.
+async fn phase<T, R, F, Fut>(items: Vec<T>, f: F) -> (Vec<R>, Vec<Duration>, Duration)
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (R, Duration)> + Send,
+{
+    let n = items.len();
+    let queue = Arc::new(std::sync::Mutex::new(
+        items.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
+    let f = Arc::new(f);
+    let t = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (queue, f) = (queue.clone(), f.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let next = queue.lock().expect("queue").pop();
+                    let Some((i, item)) = next else { break };
+                    let (r, d) = f(item).await;
+                    out.push((i, r, d));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for w in workers {
+        all.extend(w.await.expect("worker"));
+    }
+    let wall = t.elapsed();
+    all.sort_by_key(|(i, _, _)| *i);
+    let lat = all.iter().map(|(_, _, d)| *d).collect();
+    (all.into_iter().map(|(_, r, _)| r).collect(), lat, wall)
+}
+
+/// Runs the end-to-end benchmark.
+pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let platform = jwks_server().await;
+        let (_served, tool) = start_tool(lti_bin, dir, &platform);
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build_http();
+        // Wait for the server.
+        let ready = Instant::now();
+        loop {
+            let req = Request::get(format!("{tool}/healthz"))
+                .body(Full::new(Bytes::new()))
+                .expect("req");
+            if let Ok(r) = client.request(req).await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                ready.elapsed() < Duration::from_secs(20),
+                "lti serve did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let key = Arc::new(fixture::signing_key());
+        let (mut rates, mut lp50, mut lp99, mut cp50, mut cp99, mut np50, mut np99) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        // One warm-up repetition (JWKS fetch, connection pool), not reported.
+        for rep in 0..=reps {
+            let (c1, t1, p1) = (client.clone(), tool.clone(), platform.clone());
+            let (logins, mut login_lat, login_wall) =
+                phase((0..cycles).collect(), move |_| {
+                    let (c, t, p) = (c1.clone(), t1.clone(), p1.clone());
+                    async move { login(&c, &t, &p).await }
+                })
+                .await;
+            let now = crate::now();
+            let signed: Vec<(LoginResult, String)> = logins
+                .into_iter()
+                .map(|l| {
+                    let claims = fixture::claims(&platform, &format!("{tool}/lti/app"), &l.nonce, now);
+                    let token = lti_jose::sign(&claims, &key).expect("sign");
+                    (l, token)
+                })
+                .collect();
+            let (c2, t2) = (client.clone(), tool.clone());
+            let (_, mut launch_lat, launch_wall) = phase(signed, move |(l, token)| {
+                let (c, t) = (c2.clone(), t2.clone());
+                async move { ((), launch(&c, &t, &l, &token).await) }
+            })
+            .await;
+            if rep == 0 {
+                continue;
+            }
+            let mut cycle_lat: Vec<Duration> = login_lat
+                .iter()
+                .zip(&launch_lat)
+                .map(|(a, b)| *a + *b)
+                .collect();
+            login_lat.sort();
+            launch_lat.sort();
+            cycle_lat.sort();
+            rates.push(cycles as f64 / (login_wall + launch_wall).as_secs_f64());
+            lp50.push(pct(&login_lat, 0.5));
+            lp99.push(pct(&login_lat, 0.99));
+            np50.push(pct(&launch_lat, 0.5));
+            np99.push(pct(&launch_lat, 0.99));
+            cp50.push(pct(&cycle_lat, 0.5));
+            cp99.push(pct(&cycle_lat, 0.99));
+        }
+        emit(
+            "e2e",
+            "ours (lti serve)",
+            &rates,
+            json!({"unit": "cycles/s", "cycles_per_rep": cycles, "concurrency": CONCURRENCY,
+                   "login_p50_ms": lp50, "login_p99_ms": lp99,
+                   "launch_p50_ms": np50, "launch_p99_ms": np99,
+                   "cycle_p50_ms": cp50, "cycle_p99_ms": cp99}),
+        );
+    });
+}

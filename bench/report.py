@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of one `bench/run.sh` run into docs/performance.md and a chart
+(docs/performance.svg, hand-written SVG: no plotting dependency).
+
+usage: report.py RESULTS.jsonl MACHINE.json OUT.md OUT.svg PER_CRATE_DIR
+"""
+import glob
+import json
+import math
+import os
+import statistics
+import sys
+
+WORKLOADS = [
+    ("launch13", "LTI 1.3 launch validation, in process (same id_token, RS256, 2048-bit key)",
+     "launches/s"),
+    ("mint13", "LTI 1.3 id_token minting, in process (same claims, same 2048-bit key)", "id_tokens/s"),
+    ("lti11_verify", "LTI 1.1 launch verification, in process (same signed bodies, empty nonce store)",
+     "launches/s"),
+    ("lti11_verify_1M", "LTI 1.1 launch verification with 1,000,000 live nonces in the store",
+     "launches/s"),
+    ("e2e", "End to end over loopback HTTP: login + launch cycles against the tool server",
+     "cycles/s"),
+]
+
+# (workload, peer impl prefix, required ratio ours/peer)
+TARGETS = [
+    ("launch13", "pylti1p3", 10.0),
+    ("launch13", "ltijs", 50.0),
+    ("lti11_verify", "lti ", 40.0),
+    ("lti11_verify_1M", "lti ", 40.0),
+    ("mint13", "lti1p3platform", 100.0),
+]
+
+
+def fmt(x):
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:,.1f}"
+    return f"{x:,.2f}"
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    for r in rows:
+        reps = sorted(r["reps"])
+        r["median"] = statistics.median(reps)
+        r["min"], r["max"] = reps[0], reps[-1]
+        r["spread"] = (r["max"] - r["min"]) / r["median"] * 100 if r["median"] else 0.0
+    return rows
+
+
+def ours(rows, workload):
+    for r in rows:
+        if r["workload"] == workload and r["impl"].startswith("ours"):
+            return r
+    return None
+
+
+def table(rows, workload, unit):
+    mine = ours(rows, workload)
+    out = [f"| implementation | median {unit} | min – max | spread | ours ÷ this |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+    for r in sorted((r for r in rows if r["workload"] == workload), key=lambda r: -r["median"]):
+        ratio = "—" if r is mine or mine is None else f"**{mine['median'] / r['median']:,.1f}×**"
+        out.append(f"| {r['impl']} | {fmt(r['median'])} | {fmt(r['min'])} – {fmt(r['max'])} | "
+                   f"{r['spread']:.0f}% | {ratio} |")
+    return "\n".join(out)
+
+
+def e2e_latency(rows):
+    out = []
+    for r in rows:
+        if r["workload"] != "e2e":
+            continue
+        out.append(f"\nLatency of **{r['impl']}** ({r.get('concurrency', '?')} concurrent connections, "
+                   f"{r.get('cycles_per_rep', '?')} cycles per repetition; median over repetitions, "
+                   f"min – max in brackets):\n")
+        out.append("| request | p50 ms | p99 ms |\n| --- | ---: | ---: |")
+        for name, key in (("login (GET /lti/login)", "login"), ("launch (POST /lti/launch)", "launch"),
+                          ("cycle (login + launch)", "cycle")):
+            p50, p99 = r.get(f"{key}_p50_ms"), r.get(f"{key}_p99_ms")
+            if not p50:
+                continue
+            out.append(f"| {name} | {statistics.median(p50):.2f} ({min(p50):.2f} – {max(p50):.2f}) | "
+                       f"{statistics.median(p99):.2f} ({min(p99):.2f} – {max(p99):.2f}) |")
+    return "\n".join(out)
+
+
+def targets(rows):
+    out = ["| target | measured | verdict |", "| --- | ---: | --- |"]
+    for workload, prefix, need in TARGETS:
+        mine = ours(rows, workload)
+        peers = [r for r in rows if r["workload"] == workload and r["impl"].startswith(prefix)]
+        if not mine or not peers:
+            out.append(f"| {workload}: ours ≥ {need:g}× {prefix.strip()} | not measured | **not measured** |")
+            continue
+        ratio = mine["median"] / peers[0]["median"]
+        verdict = "met" if ratio >= need else "**missed**"
+        out.append(f"| {workload}: ours ≥ {need:g}× {peers[0]['impl']} | {ratio:,.1f}× | {verdict} |")
+    e2e = ours(rows, "e2e")
+    if e2e:
+        p99 = statistics.median(e2e["cycle_p99_ms"])
+        ok = e2e["median"] >= 5000 and p99 < 20
+        out.append(f"| e2e: ≥ 5,000 cycles/s with cycle p99 < 20 ms | {fmt(e2e['median'])} cycles/s, "
+                   f"p99 {p99:.1f} ms | {'met' if ok else '**missed**'} |")
+    else:
+        out.append("| e2e: ≥ 5,000 cycles/s with p99 < 20 ms | not measured | **not measured** |")
+    return "\n".join(out)
+
+
+def svg(rows, path):
+    """One panel per workload, horizontal bars on a log scale, min–max whiskers."""
+    width, left, bar_h, gap = 980, 330, 18, 6
+    y = 50
+    parts = []
+    for workload, title, unit in WORKLOADS:
+        group = sorted((r for r in rows if r["workload"] == workload), key=lambda r: -r["median"])
+        if not group:
+            continue
+        top = max(r["max"] for r in group)
+        lo = min(r["min"] for r in group)
+        lmin = math.floor(math.log10(max(lo, 1e-3))) - 0.2
+        lmax = math.log10(top) + 0.1
+        scale = (width - left - 120) / (lmax - lmin)
+
+        def xpos(v):
+            return left + (math.log10(max(v, 1e-3)) - lmin) * scale
+
+        parts.append(f'<text x="10" y="{y}" font-size="14" font-weight="bold">{esc(title)}</text>')
+        y += 10
+        for r in group:
+            y += gap
+            mine = r["impl"].startswith("ours") or r["impl"].startswith("bare")
+            color = "#1f77b4" if r["impl"].startswith("ours") else ("#7f7f7f" if r["impl"].startswith("bare") else "#ff7f0e")
+            x1 = xpos(r["median"])
+            parts.append(f'<text x="{left - 8}" y="{y + 13}" font-size="12" text-anchor="end">{esc(r["impl"])}</text>')
+            parts.append(f'<rect x="{left}" y="{y}" width="{max(x1 - left, 1):.1f}" height="{bar_h}" fill="{color}"/>')
+            a, b = xpos(r["min"]), xpos(r["max"])
+            parts.append(f'<line x1="{a:.1f}" y1="{y + bar_h / 2}" x2="{b:.1f}" y2="{y + bar_h / 2}" stroke="black"/>')
+            parts.append(f'<text x="{max(x1, b) + 6:.1f}" y="{y + 13}" font-size="12"'
+                         f'{" font-weight=\"bold\"" if mine else ""}>{fmt(r["median"])} {esc(unit)}</text>')
+            y += bar_h
+        y += 36
+    header = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
+              f'font-family="sans-serif" viewBox="0 0 {width} {y}">'
+              f'<rect width="100%" height="100%" fill="white"/>'
+              f'<text x="10" y="24" font-size="16" font-weight="bold">lti-rs vs independent LTI '
+              f'implementations — throughput, one core, log scale (bar = median, line = min–max)</text>')
+    with open(path, "w") as f:
+        f.write(header + "".join(parts) + "</svg>\n")
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def main():
+    results, machine_path, out_md, out_svg, per_crate = sys.argv[1:6]
+    rows = load(results)
+    with open(machine_path) as f:
+        machine = json.load(f)
+    svg(rows, out_svg)
+    md = ["# Performance", "",
+          "Generated by `bench/run.sh` (do not edit by hand): every figure below comes from one run "
+          "of that command on the machine described here. Each implementation runs the same workload "
+          "on the same payloads, pinned to one core with `taskset`, for several repetitions; the "
+          "tables give the median, the min – max over repetitions and the spread "
+          "((max − min) ÷ median), and the ratio of our median to each peer's.", "",
+          f"![throughput chart]({os.path.basename(out_svg)})", "",
+          "## Machine and noise", "",
+          f"- CPU: {machine.get('cpu', '?')}; {machine.get('cores', '?')} cores; "
+          f"{machine.get('memory', '?')}; kernel {machine.get('kernel', '?')}",
+          f"- Toolchain: {machine.get('rustc', '?')}; {machine.get('python', '?')}; node {machine.get('node', '?')}",
+          f"- Run: {machine.get('date', '?')}; {machine.get('reps', '?')} repetitions of "
+          f"{machine.get('millis', '?')} ms per in-process workload; in-process workloads pinned to "
+          f"CPU {machine.get('cpu_pin', '?')}",
+          f"- Load average before the run: {machine.get('load_before', '?')}; after: "
+          f"{machine.get('load_after', '?')}. The machine is shared (2 cores, other jobs compiling "
+          "during the run), so absolute numbers are noisy; the spread column shows how much. Ratios "
+          "are steadier than absolutes because every implementation ran under the same load.", "",
+          "## Targets", "", targets(rows), ""]
+    for workload, title, unit in WORKLOADS:
+        if not any(r["workload"] == workload for r in rows):
+            md += [f"## {title}", "", "Not measured in this run.", ""]
+            continue
+        md += [f"## {title}", "", table(rows, workload, unit), ""]
+        if workload == "e2e":
+            md.append(e2e_latency(rows))
+            md.append("")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            md += [f.read().strip(), ""]
+    md += ["## Per-crate measurements", "",
+           "The per-crate sections below are written by each crate's own benchmarks "
+           "(`docs/performance/*.md`) and appended verbatim.", ""]
+    for path in sorted(glob.glob(os.path.join(per_crate, "*.md"))):
+        with open(path) as f:
+            md += [f"<!-- docs/performance/{os.path.basename(path)} -->",
+                   f.read().rstrip(), ""]
+    with open(out_md, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# One command: runs the same workloads on our crates and on the independent peers,
+# pinned to one core, several repetitions, and writes docs/performance.md and
+# docs/performance.svg.
+#
+#   bench/run.sh                 # full run (~10 minutes)
+#   BENCH_REPS=3 BENCH_MS=500 BENCH_CYCLES=2000 bench/run.sh   # quick run
+#
+# Needs: taskset, python3, node, the peers (tests/interop/setup.sh installs them).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+reps="${BENCH_REPS:-5}"
+ms="${BENCH_MS:-2000}"
+cycles="${BENCH_CYCLES:-5000}"
+cpu="${BENCH_CPU:-1}"
+pin=(taskset -c "$cpu")
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$root/tests/interop/setup.sh"
+py="$CARGO_TARGET_DIR/interop/venv/bin/python"
+export NODE_PATH="$CARGO_TARGET_DIR/interop/node_modules"
+
+echo "building lti-loadgen and lti (release)"
+(cd "$root" && cargo build --release --quiet -p lti-loadgen -p lti-app)
+loadgen="$CARGO_TARGET_DIR/release/lti-loadgen"
+lti="$CARGO_TARGET_DIR/release/lti"
+
+work="$CARGO_TARGET_DIR/bench-run"
+rm -rf "$work"
+mkdir -p "$work"
+results="$work/results.jsonl"
+: >"$results"
+run() { # label, command...
+  echo "== $1" >&2
+  shift
+  "$@" | tee -a "$results"
+}
+
+"$loadgen" fixture "$work"
+run "ours: launch13 + mint13" env LOADGEN_ONLY=launch13,mint13 "${pin[@]}" "$loadgen" inproc "$work" "$reps" "$ms"
+run "pylti1p3: launch13" "${pin[@]}" "$py" "$here/peers/pylti1p3_launch.py" "$work" "$reps" "$ms"
+run "ltijs: launch13" "${pin[@]}" node "$here/peers/ltijs_launch.js" "$work" "$reps" "$ms"
+run "lti1p3platform: mint13" "${pin[@]}" "$py" "$here/peers/lti1p3platform_mint.py" "$work" "$reps" "$ms"
+
+# LTI 1.1: a fresh fixture before each implementation (the timestamps must be recent;
+# every implementation has its own nonce store).
+for live in 0 1000000; do
+  w=lti11_verify
+  [[ $live -gt 0 ]] && w=lti11_verify_1M
+  "$loadgen" fixture "$work"
+  run "ours: $w" env LOADGEN_ONLY=$w "${pin[@]}" "$loadgen" inproc "$work" "$reps" "$ms"
+  "$loadgen" fixture "$work"
+  run "lti/oauthlib: $w" "${pin[@]}" "$py" "$here/peers/lti_verify.py" "$work" "$reps" "$ms" "$live"
+  "$loadgen" fixture "$work"
+  run "ims-lti: $w" "${pin[@]}" node "$here/peers/ims_lti_verify.js" "$work" "$reps" "$ms" "$live"
+done
+
+# End to end: the server on CPU $cpu, the load generator on the other core.
+other=0
+[[ $cpu == 0 ]] && other=1
+run "ours: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
+if [[ -f "$here/peers/ltijs_server.js" ]]; then
+  run "ltijs: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e-ltijs "$here/peers/ltijs_server.js" "$work" "$reps" "$cycles" || echo "ltijs e2e failed" >&2
+fi
+
+"$py" - "$work/machine.json" "$reps" "$ms" "$cpu" "$load_before" <<'PY'
+import json, os, platform, subprocess, sys, datetime
+out, reps, ms, cpu, before = sys.argv[1:6]
+def sh(*c):
+    try:
+        return subprocess.run(c, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
+json.dump({
+    "cpu": cpu_model, "cores": os.cpu_count(), "memory": f"{int(mem.split()[0]) // 1024 // 1024} GiB RAM",
+    "kernel": platform.release(), "rustc": sh("rustc", "--version"), "python": "Python " + platform.python_version(),
+    "node": sh("node", "--version"), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "reps": int(reps), "millis": int(ms), "cpu_pin": cpu, "load_before": before,
+    "load_after": " ".join(open("/proc/loadavg").read().split()[:3]),
+}, open(out, "w"))
+PY
+python3 "$here/report.py" "$results" "$work/machine.json" "$root/docs/performance.md" \
+  "$root/docs/performance.svg" "$root/docs/performance"
+echo "wrote docs/performance.md and docs/performance.svg"
