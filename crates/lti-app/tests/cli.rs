@@ -10,6 +10,18 @@ use common::*;
 use lti_jose::{Algorithm, JwkSet, SigningKey, Verifier};
 use serde_json::{Value, json};
 
+/// Kills the spawned server if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn lti() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lti"))
 }
@@ -142,59 +154,87 @@ deployment_ids = ["1"]
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn the_built_binary_serves_a_launch_and_shuts_down_on_sigterm() {
-    let platform = start_platform().await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("http://127.0.0.1:{port}");
-    let dir = temp_dir("binary");
-    let keys = dir.join("keys");
-    let file = dir.join("lti.toml");
-    std::fs::write(
-        &file,
-        config_text(
-            &url,
-            &platform,
-            &keys,
-            &format!("sqlite://{}", dir.join("db/lti.db").display()),
-        ),
-    )
-    .unwrap();
-    let mut child = lti()
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..200 {
-        if let Ok(resp) = tokio::time::timeout(Duration::from_secs(2), async {
-            lti_http::HttpClient::send(
-                &client(),
-                http::Request::get(format!("{url}/healthz"))
-                    .body(bytes::Bytes::new())
-                    .unwrap(),
-            )
-            .await
-        })
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Spawns `lti serve ARGS` in `cwd` with stdout captured.
+fn spawn_serve(args: &[&str], cwd: &std::path::Path) -> KillOnDrop {
+    KillOnDrop(Some(
+        lti()
+            .arg("serve")
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .env_remove("LTI_CONFIG")
+            .env_remove("LTI_BIND")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+/// Polls `/healthz` until it answers 200 (up to about a minute).
+async fn wait_healthy(url: &str) {
+    for _ in 0..600 {
+        let req = http::Request::get(format!("{url}/healthz"))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        if let Ok(Ok(resp)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            lti_http::HttpClient::send(&client(), req),
+        )
         .await
-            && let Ok(resp) = resp
             && resp.status() == 200
         {
-            up = true;
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(up, "the server answered /healthz");
+    panic!("the server at {url} never answered /healthz with 200");
+}
+
+/// Sends SIGTERM and returns the exit status and everything printed on stdout.
+async fn terminate(mut child: KillOnDrop) -> (std::process::ExitStatus, String) {
+    let mut child = child.0.take().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        (status, stdout)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_built_binary_serves_a_launch_and_shuts_down_on_sigterm() {
+    let platform = start_platform().await;
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("binary");
+    // The fixture key: generating one in a debug build takes minutes (the
+    // keygen test covers generation).
+    let keys = keys_dir_with_fixture_key();
+    let file = dir.join("lti.toml");
+    let db = format!("sqlite://{}", dir.join("db/lti.db").display());
+    std::fs::write(&file, config_text(&url, &platform, &keys, &db)).unwrap();
+    let child = spawn_serve(&["--config", file.to_str().unwrap()], &dir);
+    wait_healthy(&url).await;
     assert!(
-        keys.join("private.pem").exists(),
-        "a key was generated on first start"
+        keys.join("jwks.json").exists(),
+        "the public key set was written"
+    );
+    assert!(
+        keys.join("app-secret").exists(),
+        "the app secret was created"
     );
     assert!(
         dir.join("db/lti.db").exists(),
@@ -205,29 +245,41 @@ async fn the_built_binary_serves_a_launch_and_shuts_down_on_sigterm() {
     let inspector = launch_as(&tool, &platform, INSTRUCTOR).await;
     assert_eq!(get(&inspector, None).await.status(), 200);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || {
-        let status = child.wait().unwrap();
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        (status, stdout)
-    })
-    .await
-    .unwrap();
-    assert!(exit.0.success(), "graceful shutdown exits 0: {:?}", exit.0);
+    let (status, stdout) = terminate(child).await;
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
     assert!(
-        exit.1
-            .contains(&format!("Redirect / launch URL     : {url}/lti/launch")),
-        "{}",
-        exit.1
+        stdout.contains(&format!("Redirect / launch URL     : {url}/lti/launch")),
+        "{stdout}"
     );
-    assert!(
-        exit.1
-            .contains(&format!("Target link URI           : {url}/lti/app"))
-    );
+    assert!(stdout.contains(&format!("Target link URI           : {url}/lti/app")));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_config_serve_uses_the_embedded_default_and_prints_what_to_register() {
+    let cwd = temp_dir("embedded");
+    // Pre-place the fixture key where the default expects it (data/keys), so
+    // the debug build does not spend minutes generating one.
+    std::fs::create_dir_all(cwd.join("data/keys")).unwrap();
+    std::fs::write(cwd.join("data/keys/private.pem"), TOOL_KEY).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = spawn_serve(&["--bind", &format!("127.0.0.1:{port}")], &cwd);
+    wait_healthy(&url).await;
+    assert!(cwd.join("data/lti.db").exists(), "SQLite under ./data");
+    let jwks = get(&format!("{url}/.well-known/jwks.json"), None).await;
+    assert_eq!(jwks.status(), 200);
+
+    let (status, stdout) = terminate(child).await;
+    assert!(status.success());
+    for line in [
+        format!("OIDC login initiation URL : {url}/lti/login"),
+        format!("Redirect / launch URL     : {url}/lti/launch"),
+        format!("Public keyset (JWKS) URL  : {url}/.well-known/jwks.json"),
+        format!("Target link URI           : {url}/lti/app"),
+        "using the embedded default".to_owned(),
+    ] {
+        assert!(stdout.contains(&line), "missing {line:?} in {stdout}");
+    }
+    std::fs::remove_dir_all(&cwd).unwrap();
 }

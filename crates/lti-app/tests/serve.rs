@@ -297,16 +297,11 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     let page = text(&ags);
     assert!(page.contains("<td>Quiz 1</td>"), "{page}");
 
-    let created = send(
-        Request::post(format!(
-            "{}/lti/app/ags/lineitems?lti_launch_id={id}",
-            tool.url
-        ))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Bytes::from(
-            "label=Essay&score_maximum=20&resource_id=essay-1",
-        ))
-        .unwrap(),
+    let ags_url = |path: &str| format!("{}/lti/app/ags/{path}?lti_launch_id={id}", tool.url);
+    let created = post_form(
+        &ags_url("lineitems"),
+        "label=Essay&score_maximum=20&resource_id=essay-1",
+        None,
     )
     .await;
     assert_eq!(created.status(), 200);
@@ -318,17 +313,13 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     assert_eq!(platform.line_items.lock().unwrap().len(), 2);
 
     let lineitem = format!("{}/ags/lineitems/1", platform.base);
-    let scored = send(
-        Request::post(format!(
-            "{}/lti/app/ags/scores?lti_launch_id={id}",
-            tool.url
-        ))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Bytes::from(format!(
+    let scored = post_form(
+        &ags_url("scores"),
+        format!(
             "lineitem={}&user_id=u07&score_given=8&score_maximum=10&comment=well+done",
             lineitem.replace(':', "%3A").replace('/', "%2F")
-        )))
-        .unwrap(),
+        ),
+        None,
     )
     .await;
     assert_eq!(scored.status(), 200);
@@ -338,16 +329,10 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     assert_eq!(scores[0]["userId"], "u07");
     assert_eq!(scores[0]["scoreGiven"], 8.0);
 
-    let bad = send(
-        Request::post(format!(
-            "{}/lti/app/ags/scores?lti_launch_id={id}",
-            tool.url
-        ))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Bytes::from(
-            "lineitem=x&user_id=u&score_given=NaN&score_maximum=1",
-        ))
-        .unwrap(),
+    let bad = post_form(
+        &ags_url("scores"),
+        "lineitem=x&user_id=u&score_given=NaN&score_maximum=1",
+        None,
     )
     .await;
     assert_eq!(bad.status(), 400);
@@ -417,11 +402,10 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
     assert!(!page.contains("value=\"link\""), "link is not accepted");
 
     let id = param(&inspector, "lti_launch_id").unwrap();
-    let form = send(
-        Request::post(format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Bytes::from("kind=ltiResourceLink&title=Quiz+%3C2%3E"))
-            .unwrap(),
+    let form = post_form(
+        &format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url),
+        "kind=ltiResourceLink&title=Quiz+%3C2%3E",
+        None,
     )
     .await;
     assert_eq!(form.status(), 200);
@@ -446,12 +430,10 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
         "opaque"
     );
 
-    let refused = send(
-        Request::post(format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::from("kind=link"))
-            .unwrap(),
+    let refused = post_form(
+        &format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url),
+        "kind=link",
+        Some("application/json"),
     )
     .await;
     assert_eq!(refused.status(), 400);
@@ -476,13 +458,7 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
             now(),
         )
         .unwrap();
-    let resp = send(
-        Request::post(&url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Bytes::from(signed.form_body()))
-            .unwrap(),
-    )
-    .await;
+    let resp = post_form(&url, signed.form_body(), None).await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     let page = text(&resp);
     assert!(page.contains("Alan &lt;Turing&gt;"));
@@ -490,16 +466,49 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
     assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
 
     // The same signed form again: the nonce was used.
-    let replay = send(
-        Request::post(&url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::from(signed.form_body()))
-            .unwrap(),
-    )
-    .await;
+    let replay = post_form(&url, signed.form_body(), Some("application/json")).await;
     assert_eq!(replay.status(), 401);
     let body: Value = serde_json::from_slice(replay.body()).unwrap();
     assert!(body["error"].as_str().unwrap().contains("nonce"), "{body}");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_inspector_verifies_the_lti1p1_migration_claim_with_the_consumer_secret() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    for (secret, verified) in [("secret-1", true), ("wrong-secret", false)] {
+        let login = login(&tool, &platform).await;
+        let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
+        let exp = c["exp"].as_i64().unwrap();
+        let base = lti_tool::oauth_consumer_key_sign_base_string(
+            "consumer-1",
+            DEPLOYMENT,
+            &platform.base,
+            CLIENT_ID,
+            exp,
+            &login.nonce,
+        );
+        c["https://purl.imsglobal.org/spec/lti/claim/lti1p1"] = serde_json::json!({
+            "oauth_consumer_key": "consumer-1",
+            "oauth_consumer_key_sign": lti_tool::oauth_consumer_key_sign(secret, &base),
+            "user_id": "old-user-9"
+        });
+        let token = lti_jose::sign(&c, platform_key()).unwrap();
+        let resp = post_launch(&tool, &login, &token, None).await;
+        assert_eq!(resp.status(), 303);
+        let page = text(&get(resp.headers()[LOCATION].to_str().unwrap(), None).await);
+        if verified {
+            assert!(
+                page.contains("verifies with the secret of consumer <code>consumer-1</code>; LTI 1.1 user id <code>old-user-9</code>"),
+                "{page}"
+            );
+        } else {
+            assert!(
+                page.contains("not verified: <code>lti1p1_signature_mismatch</code>"),
+                "{page}"
+            );
+        }
+    }
     tool.stop().await.unwrap();
 }

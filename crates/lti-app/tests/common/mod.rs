@@ -215,6 +215,15 @@ pub async fn get(url: &str, accept: Option<&str>) -> Response<Bytes> {
     send(req.body(Bytes::new()).unwrap()).await
 }
 
+/// POSTs a url-encoded form body.
+pub async fn post_form(url: &str, body: impl Into<Bytes>, accept: Option<&str>) -> Response<Bytes> {
+    let mut req = Request::post(url).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(a) = accept {
+        req = req.header(ACCEPT, a);
+    }
+    send(req.body(body.into()).unwrap()).await
+}
+
 pub fn text(resp: &Response<Bytes>) -> String {
     String::from_utf8(resp.body().to_vec()).unwrap()
 }
