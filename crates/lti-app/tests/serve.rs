@@ -512,3 +512,69 @@ async fn the_inspector_verifies_the_lti1p1_migration_claim_with_the_consumer_sec
     }
     tool.stop().await.unwrap();
 }
+
+/// Not a correctness test: times login, launch and inspector over loopback.
+/// Run with `cargo test -p lti-app --test serve -- --ignored --nocapture launch_latency`.
+#[tokio::test]
+#[ignore = "measurement; run by hand"]
+async fn launch_latency() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let n = 200;
+    let (mut logins, mut launches, mut pages) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        let login = login(&tool, &platform).await;
+        logins.push(t.elapsed());
+        let token = lti_jose::sign(
+            &claims(&tool, &platform, &login.nonce, INSTRUCTOR),
+            platform_key(),
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        let resp = post_launch(&tool, &login, &token, None).await;
+        launches.push(t.elapsed());
+        assert_eq!(resp.status(), 303);
+        let t = std::time::Instant::now();
+        let page = get(resp.headers()[LOCATION].to_str().unwrap(), None).await;
+        pages.push(t.elapsed());
+        assert_eq!(page.status(), 200);
+    }
+    for (name, mut v) in [
+        ("login", logins),
+        ("launch", launches),
+        ("inspector", pages),
+    ] {
+        v.sort();
+        let mean = v.iter().sum::<std::time::Duration>() / n;
+        println!(
+            "{name:>9}: mean {mean:?}  p50 {:?}  p95 {:?}  (n = {n})",
+            v[v.len() / 2],
+            v[v.len() * 95 / 100]
+        );
+    }
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn consumers_import_loads_key_secret_lines_and_updates_existing_ones() {
+    let dir = temp_dir("import");
+    let file = dir.join("consumers.txt");
+    std::fs::write(&file, "# exported from the old LMS\nk1 s1\n\nk2   s2\n").unwrap();
+    let options =
+        lti_store::OpenOptions::new(lti_registry::SecretCipher::insecure_plaintext_for_tests());
+    let store = lti_store::open("memory://", &options).await.unwrap();
+    assert_eq!(lti_app::import_consumers(&store, &file).await.unwrap(), 2);
+    let k2 = store.consumers.get_consumer("k2").await.unwrap();
+    assert_eq!(k2.secret.expose(), "s2");
+
+    std::fs::write(&file, "k2 rotated\n").unwrap();
+    assert_eq!(lti_app::import_consumers(&store, &file).await.unwrap(), 1);
+    let k2 = store.consumers.get_consumer("k2").await.unwrap();
+    assert_eq!(k2.secret.expose(), "rotated");
+
+    std::fs::write(&file, "k3\n").unwrap();
+    let err = lti_app::import_consumers(&store, &file).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_import_line");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
