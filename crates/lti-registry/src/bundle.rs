@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::consumer::{ConsumerStore, OAuth1NonceStore};
 use crate::ephemeral::{LaunchDataStore, LaunchStateStore, NonceStore};
 use crate::keys::ToolKeyStore;
+use crate::provider::ProviderStore;
 use crate::registration::RegistrationStore;
 
 /// One handle per store trait; cheap to clone.
@@ -28,6 +29,9 @@ pub struct Store {
     pub consumers: Arc<dyn ConsumerStore>,
     /// OAuth 1.0a nonces.
     pub oauth1_nonces: Arc<dyn OAuth1NonceStore>,
+    /// The LTI 1.1 tool provider's data model (silos, contexts, resource
+    /// links, users, visits, outcome services, graded assignments).
+    pub provider: Arc<dyn ProviderStore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -47,6 +51,7 @@ impl Store {
             + ToolKeyStore
             + ConsumerStore
             + OAuth1NonceStore
+            + ProviderStore
             + 'static,
     {
         Self {
@@ -56,13 +61,14 @@ impl Store {
             launch_data: backend.clone(),
             tool_keys: backend.clone(),
             consumers: backend.clone(),
-            oauth1_nonces: backend,
+            oauth1_nonces: backend.clone(),
+            provider: backend,
         }
     }
 
     /// Takes the short-lived records (launch state, nonces, launch data,
     /// OAuth 1.0a nonces) from `other` and keeps the durable ones
-    /// (registrations, tool keys, consumers) from `self`.
+    /// (registrations, tool keys, consumers, the provider data model) from `self`.
     #[must_use]
     pub fn with_ephemeral_from(mut self, other: &Store) -> Self {
         self.launch_states = other.launch_states.clone();

@@ -8,6 +8,7 @@ mod consumer;
 mod ephemeral;
 mod error;
 mod keys;
+mod provider;
 mod registration;
 mod secret;
 
@@ -20,6 +21,11 @@ pub use ephemeral::{
 };
 pub use error::{RegistryError, Result};
 pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
+pub use provider::{
+    AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
+    ResourceRecord, SiloId, UserRecord, VisitRecord, assignment_not_found, check_provider_ids,
+    check_score_version, permission_bits, permissions_from_bits, resource_context_conflict,
+};
 pub use registration::{
     AutoRegistrationPolicy, CLIENT_ID_PLACEHOLDER, DEFAULT_ALGORITHMS, Deployment,
     DeploymentStatus, KeySource, PlatformRegistration, QuirkProfile, RegistrationKey,

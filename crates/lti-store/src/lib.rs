@@ -6,6 +6,8 @@ mod common;
 mod file;
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(feature = "memory")]
+mod memory_provider;
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -22,6 +24,8 @@ pub use lti_registry::{Clock, RegistryError, Result, SecretCipher, Store};
 pub use file::{FileRegistry, ImportReport};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(feature = "memory")]
+pub use memory_provider::MemoryProviderStore;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -120,7 +124,7 @@ fn not_compiled(feature: &'static str) -> RegistryError {
 /// | `memory://` | [`MemoryStore`] (process memory) |
 /// | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | [`SqlStore`] on SQLite, migrated on open |
 /// | `postgres://…`, `postgresql://…` | [`SqlStore`] on PostgreSQL, migrated on open |
-/// | `redis://…`, `rediss://…` | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys and consumers answer `Unsupported` (combine with [`open_split`]) |
+/// | `redis://…`, `rediss://…` | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys, consumers and the LTI 1.1 provider data model answer `Unsupported` (combine with [`open_split`]) |
 ///
 /// An unknown scheme is `InvalidInput`; an unreachable server `StoreUnavailable`.
 #[cfg_attr(
@@ -181,8 +185,9 @@ pub async fn open(url: &str, options: &OpenOptions) -> Result<Store> {
                     nonces: redis.clone(),
                     launch_data: redis.clone(),
                     tool_keys: none.clone(),
-                    consumers: none,
+                    consumers: none.clone(),
                     oauth1_nonces: redis,
+                    provider: none,
                 })
             }
             #[cfg(not(feature = "redis"))]

@@ -20,6 +20,7 @@ use crate::common::{
     oauth1_nonce_key, only_registration_in, open_sorted, registration_id, registration_in,
     tool_key_context, ttl_secs,
 };
+use crate::memory_provider::MemoryProviderStore;
 
 const BACKEND: &str = "memory";
 
@@ -74,6 +75,7 @@ pub struct MemoryStore {
     states: Cache<String, Timed<Arc<LaunchState>>>,
     nonces: Cache<String, Timed<()>>,
     launches: Cache<String, Timed<Arc<serde_json::Value>>>,
+    provider: MemoryProviderStore,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -95,7 +97,13 @@ impl MemoryStore {
             states: timed_cache(),
             nonces: timed_cache(),
             launches: timed_cache(),
+            provider: MemoryProviderStore::new(),
         }
+    }
+
+    /// The provider data model's tables.
+    pub(crate) fn provider(&self) -> &MemoryProviderStore {
+        &self.provider
     }
 
     fn durable(&self) -> Result<MutexGuard<'_, Durable>> {

@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use lti_registry::{
-    AutoRegistrationPolicy, Consumer, ConsumerStore, Deployment, PlatformRegistration,
-    RegistrationStore, RegistryError, Result, SecretString, ToolKey, ToolKeyStore,
+    AutoRegistrationPolicy, Consumer, ConsumerStore, ContextRecord, Deployment, GradedAssignment,
+    OutcomeServiceRecord, PlatformRegistration, ProviderStore, RegistrationStore, RegistryError,
+    ResourceRecord, Result, SecretString, SiloId, ToolKey, ToolKeyStore, UserRecord, VisitRecord,
 };
 
-const HINT: &str = "pair it with a durable backend (sqlite:// or postgres://) for registrations, tool keys and consumers, e.g. storage.url = \"sqlite://lti.db\" with nonce_url = \"redis://...\"";
+const HINT: &str = "pair it with a durable backend (sqlite:// or postgres://) (Redis keeps only short-lived records here) for registrations, tool keys, consumers and the LTI 1.1 provider data model, e.g. storage.url = \"sqlite://lti.db\" with nonce_url = \"redis://...\"";
 
 /// Answers every durable-record call with [`RegistryError::Unsupported`].
 #[derive(Debug, Clone, Copy)]
@@ -103,5 +104,68 @@ impl ConsumerStore for Unsupported {
     }
     async fn record_instance_guid(&self, _: &str, _: &str) -> Result<Consumer> {
         self.err("LTI 1.1 consumers")
+    }
+}
+
+const PROVIDER: &str = "the LTI 1.1 provider data model";
+
+#[async_trait]
+impl ProviderStore for Unsupported {
+    async fn silo_of(&self, _: &str) -> Result<Option<SiloId>> {
+        self.err(PROVIDER)
+    }
+    async fn assign_silo(&self, _: &str, _: &SiloId) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn get_context(&self, _: &str, _: &str) -> Result<Option<ContextRecord>> {
+        self.err(PROVIDER)
+    }
+    async fn put_context(&self, _: &ContextRecord) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn get_resource(&self, _: &str, _: &str) -> Result<Option<ResourceRecord>> {
+        self.err(PROVIDER)
+    }
+    async fn insert_resource(&self, _: &ResourceRecord) -> Result<ResourceRecord> {
+        self.err(PROVIDER)
+    }
+    async fn put_resource(&self, _: &ResourceRecord) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn get_user(&self, _: &str, _: &str) -> Result<Option<UserRecord>> {
+        self.err(PROVIDER)
+    }
+    async fn insert_user(&self, _: &UserRecord) -> Result<UserRecord> {
+        self.err(PROVIDER)
+    }
+    async fn put_user(&self, _: &UserRecord) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn put_visit(&self, _: &VisitRecord) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn end_visits(&self, _: &str, _: &str, _: Option<&str>, _: i64) -> Result<u64> {
+        self.err(PROVIDER)
+    }
+    async fn open_visits(&self, _: &str) -> Result<Vec<VisitRecord>> {
+        self.err(PROVIDER)
+    }
+    async fn put_outcome_service(&self, _: &OutcomeServiceRecord) -> Result<()> {
+        self.err(PROVIDER)
+    }
+    async fn get_outcome_service(&self, _: &str) -> Result<Option<OutcomeServiceRecord>> {
+        self.err(PROVIDER)
+    }
+    async fn upsert_assignment(&self, _: &GradedAssignment) -> Result<GradedAssignment> {
+        self.err(PROVIDER)
+    }
+    async fn get_assignment(&self, _: &str, _: &str, _: &str) -> Result<Option<GradedAssignment>> {
+        self.err(PROVIDER)
+    }
+    async fn list_assignments(&self, _: &str) -> Result<Vec<GradedAssignment>> {
+        self.err(PROVIDER)
+    }
+    async fn advance_score_version(&self, _: &str, _: &str, _: &str, _: u64) -> Result<bool> {
+        self.err(PROVIDER)
     }
 }

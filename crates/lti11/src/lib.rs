@@ -14,7 +14,7 @@ pub use consumer::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use lti_registry::SecretString;
-pub use model::{MemoryProviderStore, ProviderModel, ProviderStore};
+pub use model::{ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
 pub use outcomes::{
     GradeBook, GradeBookError, OutcomesClient, OutcomesReceiver, ReceiverAnswer, ScoreQueue,

@@ -2,8 +2,11 @@
 //! mapped to application accounts, visits, outcome services and graded
 //! assignments.
 //!
-//! [`ProviderStore`] is the storage seam (small, record-level, async);
-//! [`ProviderModel`] holds the rules, so every backend gets them:
+//! [`ProviderStore`] (defined in `lti-registry`, re-exported here with its
+//! records) is the storage seam: small, record-level, async. Backends live
+//! in `lti-store` (`MemoryProviderStore`, and the memory, SQLite and
+//! PostgreSQL stores behind `Store::provider`). [`ProviderModel`] holds the
+//! rules, so every backend gets them:
 //!
 //! - a resource link is bound to the context of its first launch forever; a
 //!   later launch naming another context fails with
@@ -19,142 +22,23 @@
 //!   records the consumer's outcome service and one graded assignment per
 //!   (consumer, resource link, user), updated — never duplicated — by later
 //!   launches;
-//! - permission bits come from the roles (`lti-message`'s policy).
-//!
-//! This crate ships [`MemoryProviderStore`]; SQL and Redis backends belong in
-//! `lti-store`.
+//! - permission bits come from the roles (`lti-message`'s policy);
+//! - several processes sending scores for one assignment agree on the newest
+//!   through [`ProviderModel::claim_score_version`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use lti_message::Permissions;
 use lti_message::roles::{DefaultPermissionPolicy, PermissionPolicy};
-use lti_registry::{Clock, SystemClock};
+use lti_registry::{Clock, RegistryError, SystemClock};
+
+pub use lti_message::Permissions;
+pub use lti_registry::{
+    AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
+    ResourceRecord, SiloId, UserRecord, VisitRecord,
+};
 
 use crate::error::{Error, Result};
 use crate::verify::Launch;
-
-/// A tenant: consumers in one silo share accounts and data; silos never do.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SiloId(pub String);
-
-impl SiloId {
-    /// The silo of a consumer that was never assigned one: its own.
-    pub fn of_consumer(consumer_key: &str) -> Self {
-        SiloId(format!("consumer:{consumer_key}"))
-    }
-}
-
-/// An application account an LTI user is mapped to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AccountId(pub String);
-
-/// A context (course) as last described by a consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContextRecord {
-    /// The silo.
-    pub silo: SiloId,
-    /// The consumer key.
-    pub consumer_key: String,
-    /// `context_id`.
-    pub context_id: String,
-    /// `context_title`.
-    pub title: Option<String>,
-    /// `context_label`.
-    pub label: Option<String>,
-    /// `context_type`.
-    pub context_type: Option<String>,
-    /// Last refresh (Unix seconds).
-    pub updated_at: i64,
-}
-
-/// A resource link, bound forever to the context of its first launch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceRecord {
-    /// The silo.
-    pub silo: SiloId,
-    /// The consumer key.
-    pub consumer_key: String,
-    /// `resource_link_id`.
-    pub resource_link_id: String,
-    /// The bound `context_id` (`None` if the first launch had none).
-    pub context_id: Option<String>,
-    /// `resource_link_title`.
-    pub title: Option<String>,
-    /// First launch (Unix seconds).
-    pub created_at: i64,
-}
-
-/// An LTI user (unique per consumer) and the account it maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// The silo.
-    pub silo: SiloId,
-    /// The consumer key.
-    pub consumer_key: String,
-    /// `user_id`.
-    pub user_id: String,
-    /// The application account.
-    pub account: AccountId,
-    /// `lis_person_name_full`.
-    pub name_full: Option<String>,
-    /// `lis_person_name_given`.
-    pub name_given: Option<String>,
-    /// `lis_person_name_family`.
-    pub name_family: Option<String>,
-    /// `lis_person_contact_email_primary`.
-    pub email: Option<String>,
-    /// `lis_person_sourcedid`.
-    pub sourced_id: Option<String>,
-    /// Last refresh (Unix seconds).
-    pub updated_at: i64,
-}
-
-/// A visit: one browser session looking at one resource link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VisitRecord {
-    /// The application's browser-session id.
-    pub session: String,
-    /// The consumer key.
-    pub consumer_key: String,
-    /// The LTI user (`None` for anonymous launches).
-    pub user_id: Option<String>,
-    /// The resource link.
-    pub resource_link_id: String,
-    /// Permission bits from the launch's roles.
-    pub permissions: Permissions,
-    /// Start (Unix seconds).
-    pub started_at: i64,
-    /// End (Unix seconds), once ended.
-    pub ended_at: Option<i64>,
-}
-
-/// A consumer's Basic Outcomes endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutcomeServiceRecord {
-    /// The consumer key.
-    pub consumer_key: String,
-    /// `lis_outcome_service_url`.
-    pub service_url: String,
-}
-
-/// One graded assignment per (consumer, resource link, user).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GradedAssignment {
-    /// The consumer key.
-    pub consumer_key: String,
-    /// The resource link.
-    pub resource_link_id: String,
-    /// The LTI user.
-    pub user_id: String,
-    /// `lis_result_sourcedid` (latest sent).
-    pub sourced_id: String,
-    /// `lis_outcome_service_url` (latest sent).
-    pub service_url: String,
-    /// First launch (Unix seconds).
-    pub created_at: i64,
-}
 
 impl From<&GradedAssignment> for crate::verify::OutcomeTarget {
     fn from(a: &GradedAssignment) -> Self {
@@ -165,66 +49,8 @@ impl From<&GradedAssignment> for crate::verify::OutcomeTarget {
     }
 }
 
-/// Record-level storage for the provider data model. Implementations keep
-/// the data; [`ProviderModel`] applies the rules.
-///
-/// Invariants: `insert_*` calls are atomic "insert if absent" and return the
-/// stored record (an existing one wins); `put_*` calls replace by key. Keys:
-/// contexts (consumer, context_id); resources (consumer, resource_link_id);
-/// users (consumer, user_id); visits (session, consumer, resource_link_id);
-/// assignments (consumer, resource_link_id, user_id).
-#[async_trait]
-pub trait ProviderStore: Send + Sync {
-    /// The silo a consumer belongs to, if assigned.
-    async fn silo_of(&self, consumer_key: &str) -> Result<Option<SiloId>>;
-    /// Assigns a consumer to a silo.
-    async fn assign_silo(&self, consumer_key: &str, silo: &SiloId) -> Result<()>;
-    /// A context.
-    async fn get_context(
-        &self,
-        consumer_key: &str,
-        context_id: &str,
-    ) -> Result<Option<ContextRecord>>;
-    /// Stores a context.
-    async fn put_context(&self, record: &ContextRecord) -> Result<()>;
-    /// A resource link.
-    async fn get_resource(
-        &self,
-        consumer_key: &str,
-        resource_link_id: &str,
-    ) -> Result<Option<ResourceRecord>>;
-    /// Inserts a resource link if absent; returns the stored one.
-    async fn insert_resource(&self, record: &ResourceRecord) -> Result<ResourceRecord>;
-    /// Replaces a resource link.
-    async fn put_resource(&self, record: &ResourceRecord) -> Result<()>;
-    /// A user.
-    async fn get_user(&self, consumer_key: &str, user_id: &str) -> Result<Option<UserRecord>>;
-    /// Inserts a user if absent; returns the stored one.
-    async fn insert_user(&self, record: &UserRecord) -> Result<UserRecord>;
-    /// Replaces a user.
-    async fn put_user(&self, record: &UserRecord) -> Result<()>;
-    /// Stores (replaces) a visit.
-    async fn put_visit(&self, record: &VisitRecord) -> Result<()>;
-    /// Ends the open visits of `session` from `consumer_key` whose user is not
-    /// `keep_user`; returns how many were ended.
-    async fn end_visits(
-        &self,
-        session: &str,
-        consumer_key: &str,
-        keep_user: Option<&str>,
-        now: i64,
-    ) -> Result<u64>;
-    /// The open visits of a session.
-    async fn open_visits(&self, session: &str) -> Result<Vec<VisitRecord>>;
-    /// Stores a consumer's outcome service.
-    async fn put_outcome_service(&self, record: &OutcomeServiceRecord) -> Result<()>;
-    /// A consumer's outcome service.
-    async fn get_outcome_service(&self, consumer_key: &str)
-    -> Result<Option<OutcomeServiceRecord>>;
-    /// Inserts or updates the assignment for its key (keeping `created_at`); returns the stored one.
-    async fn upsert_assignment(&self, record: &GradedAssignment) -> Result<GradedAssignment>;
-    /// Every assignment of a consumer.
-    async fn list_assignments(&self, consumer_key: &str) -> Result<Vec<GradedAssignment>>;
+fn store(source: RegistryError) -> Error {
+    Error::Store { source }
 }
 
 /// What a launch did to the data model.
@@ -294,7 +120,8 @@ impl<S: ProviderStore> ProviderModel<S> {
         let silo = self
             .store
             .silo_of(key)
-            .await?
+            .await
+            .map_err(store)?
             .unwrap_or_else(|| SiloId::of_consumer(key));
 
         let sent_context = launch.context_id();
@@ -306,7 +133,7 @@ impl<S: ProviderStore> ProviderModel<S> {
             title: opt("resource_link_title"),
             created_at: now,
         };
-        let mut resource = self.store.insert_resource(&wanted).await?;
+        let mut resource = self.store.insert_resource(&wanted).await.map_err(store)?;
         if let Some(sent) = sent_context
             && resource.context_id.as_deref() != Some(sent)
         {
@@ -320,12 +147,16 @@ impl<S: ProviderStore> ProviderModel<S> {
         }
         if wanted.title.is_some() && wanted.title != resource.title {
             resource.title = wanted.title.clone();
-            self.store.put_resource(&resource).await?;
+            self.store.put_resource(&resource).await.map_err(store)?;
         }
 
         let context = match resource.context_id.clone() {
             Some(context_id) => {
-                let stored = self.store.get_context(key, &context_id).await?;
+                let stored = self
+                    .store
+                    .get_context(key, &context_id)
+                    .await
+                    .map_err(store)?;
                 let mut record = stored.clone().unwrap_or(ContextRecord {
                     silo: silo.clone(),
                     consumer_key: key.to_owned(),
@@ -342,7 +173,7 @@ impl<S: ProviderStore> ProviderModel<S> {
                     record.updated_at = now;
                 }
                 if stored.as_ref() != Some(&record) {
-                    self.store.put_context(&record).await?;
+                    self.store.put_context(&record).await.map_err(store)?;
                 }
                 Some(record)
             }
@@ -364,7 +195,7 @@ impl<S: ProviderStore> ProviderModel<S> {
                     sourced_id: opt("lis_person_sourcedid"),
                     updated_at: now,
                 };
-                let stored = self.store.insert_user(&fresh).await?;
+                let stored = self.store.insert_user(&fresh).await.map_err(store)?;
                 account_created = stored.account == fresh.account;
                 let mut record = stored.clone();
                 refresh(&mut record.name_full, fresh.name_full);
@@ -374,7 +205,7 @@ impl<S: ProviderStore> ProviderModel<S> {
                 refresh(&mut record.sourced_id, fresh.sourced_id);
                 if record != stored {
                     record.updated_at = now;
-                    self.store.put_user(&record).await?;
+                    self.store.put_user(&record).await.map_err(store)?;
                 }
                 Some(record)
             }
@@ -383,7 +214,11 @@ impl<S: ProviderStore> ProviderModel<S> {
 
         let permissions = launch.roles().permissions_with(self.policy.as_ref());
         let user_id = launch.user_id();
-        let ended_visits = self.store.end_visits(session, key, user_id, now).await?;
+        let ended_visits = self
+            .store
+            .end_visits(session, key, user_id, now)
+            .await
+            .map_err(store)?;
         self.store
             .put_visit(&VisitRecord {
                 session: session.to_owned(),
@@ -394,7 +229,8 @@ impl<S: ProviderStore> ProviderModel<S> {
                 started_at: now,
                 ended_at: None,
             })
-            .await?;
+            .await
+            .map_err(store)?;
 
         let assignment = match (launch.outcome_target(), user_id) {
             (Some(target), Some(user_id)) => {
@@ -403,7 +239,8 @@ impl<S: ProviderStore> ProviderModel<S> {
                         consumer_key: key.to_owned(),
                         service_url: target.service_url.clone(),
                     })
-                    .await?;
+                    .await
+                    .map_err(store)?;
                 let record = GradedAssignment {
                     consumer_key: key.to_owned(),
                     resource_link_id: resource.resource_link_id.clone(),
@@ -411,8 +248,9 @@ impl<S: ProviderStore> ProviderModel<S> {
                     sourced_id: target.sourced_id,
                     service_url: target.service_url,
                     created_at: now,
+                    score_version: 0,
                 };
-                Some(self.store.upsert_assignment(&record).await?)
+                Some(self.store.upsert_assignment(&record).await.map_err(store)?)
             }
             _ => None,
         };
@@ -430,197 +268,31 @@ impl<S: ProviderStore> ProviderModel<S> {
     }
 }
 
+impl<S: ProviderStore> ProviderModel<S> {
+    /// Claims `version` as the newest score of `assignment` across every
+    /// process sharing the store: `true` when it is newer than any version
+    /// claimed before (send it), `false` when a newer score was claimed
+    /// first (drop this one). Versions must grow per assignment, e.g. a
+    /// [`ScoreQueue`](crate::ScoreQueue) version or a timestamp.
+    pub async fn claim_score_version(
+        &self,
+        assignment: &GradedAssignment,
+        version: u64,
+    ) -> Result<bool> {
+        self.store
+            .advance_score_version(
+                &assignment.consumer_key,
+                &assignment.resource_link_id,
+                &assignment.user_id,
+                version,
+            )
+            .await
+            .map_err(store)
+    }
+}
+
 fn refresh(slot: &mut Option<String>, sent: Option<String>) {
     if sent.is_some() {
         *slot = sent;
-    }
-}
-
-#[derive(Default)]
-struct Tables {
-    silos: HashMap<String, SiloId>,
-    contexts: HashMap<(String, String), ContextRecord>,
-    resources: HashMap<(String, String), ResourceRecord>,
-    users: HashMap<(String, String), UserRecord>,
-    visits: HashMap<(String, String, String), VisitRecord>,
-    services: HashMap<String, OutcomeServiceRecord>,
-    assignments: HashMap<(String, String, String), GradedAssignment>,
-}
-
-/// An in-memory [`ProviderStore`] for tests and single-process tools.
-#[derive(Default, Clone)]
-pub struct MemoryProviderStore {
-    tables: Arc<Mutex<Tables>>,
-}
-
-impl std::fmt::Debug for MemoryProviderStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryProviderStore")
-            .finish_non_exhaustive()
-    }
-}
-
-impl MemoryProviderStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn t(&self) -> MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn k2(a: &str, b: &str) -> (String, String) {
-    (a.to_owned(), b.to_owned())
-}
-
-#[async_trait]
-impl ProviderStore for MemoryProviderStore {
-    async fn silo_of(&self, consumer_key: &str) -> Result<Option<SiloId>> {
-        Ok(self.t().silos.get(consumer_key).cloned())
-    }
-    async fn assign_silo(&self, consumer_key: &str, silo: &SiloId) -> Result<()> {
-        self.t().silos.insert(consumer_key.to_owned(), silo.clone());
-        Ok(())
-    }
-    async fn get_context(
-        &self,
-        consumer_key: &str,
-        context_id: &str,
-    ) -> Result<Option<ContextRecord>> {
-        Ok(self
-            .t()
-            .contexts
-            .get(&k2(consumer_key, context_id))
-            .cloned())
-    }
-    async fn put_context(&self, record: &ContextRecord) -> Result<()> {
-        self.t()
-            .contexts
-            .insert(k2(&record.consumer_key, &record.context_id), record.clone());
-        Ok(())
-    }
-    async fn get_resource(
-        &self,
-        consumer_key: &str,
-        resource_link_id: &str,
-    ) -> Result<Option<ResourceRecord>> {
-        Ok(self
-            .t()
-            .resources
-            .get(&k2(consumer_key, resource_link_id))
-            .cloned())
-    }
-    async fn insert_resource(&self, record: &ResourceRecord) -> Result<ResourceRecord> {
-        Ok(self
-            .t()
-            .resources
-            .entry(k2(&record.consumer_key, &record.resource_link_id))
-            .or_insert_with(|| record.clone())
-            .clone())
-    }
-    async fn put_resource(&self, record: &ResourceRecord) -> Result<()> {
-        self.t().resources.insert(
-            k2(&record.consumer_key, &record.resource_link_id),
-            record.clone(),
-        );
-        Ok(())
-    }
-    async fn get_user(&self, consumer_key: &str, user_id: &str) -> Result<Option<UserRecord>> {
-        Ok(self.t().users.get(&k2(consumer_key, user_id)).cloned())
-    }
-    async fn insert_user(&self, record: &UserRecord) -> Result<UserRecord> {
-        Ok(self
-            .t()
-            .users
-            .entry(k2(&record.consumer_key, &record.user_id))
-            .or_insert_with(|| record.clone())
-            .clone())
-    }
-    async fn put_user(&self, record: &UserRecord) -> Result<()> {
-        self.t()
-            .users
-            .insert(k2(&record.consumer_key, &record.user_id), record.clone());
-        Ok(())
-    }
-    async fn put_visit(&self, record: &VisitRecord) -> Result<()> {
-        let key = (
-            record.session.clone(),
-            record.consumer_key.clone(),
-            record.resource_link_id.clone(),
-        );
-        self.t().visits.insert(key, record.clone());
-        Ok(())
-    }
-    async fn end_visits(
-        &self,
-        session: &str,
-        consumer_key: &str,
-        keep_user: Option<&str>,
-        now: i64,
-    ) -> Result<u64> {
-        let mut ended = 0;
-        for v in self.t().visits.values_mut() {
-            if v.session == session
-                && v.consumer_key == consumer_key
-                && v.ended_at.is_none()
-                && v.user_id.as_deref() != keep_user
-            {
-                v.ended_at = Some(now);
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-    async fn open_visits(&self, session: &str) -> Result<Vec<VisitRecord>> {
-        let mut out: Vec<VisitRecord> = self
-            .t()
-            .visits
-            .values()
-            .filter(|v| v.session == session && v.ended_at.is_none())
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            (&a.consumer_key, &a.resource_link_id).cmp(&(&b.consumer_key, &b.resource_link_id))
-        });
-        Ok(out)
-    }
-    async fn put_outcome_service(&self, record: &OutcomeServiceRecord) -> Result<()> {
-        self.t()
-            .services
-            .insert(record.consumer_key.clone(), record.clone());
-        Ok(())
-    }
-    async fn get_outcome_service(
-        &self,
-        consumer_key: &str,
-    ) -> Result<Option<OutcomeServiceRecord>> {
-        Ok(self.t().services.get(consumer_key).cloned())
-    }
-    async fn upsert_assignment(&self, record: &GradedAssignment) -> Result<GradedAssignment> {
-        let key = (
-            record.consumer_key.clone(),
-            record.resource_link_id.clone(),
-            record.user_id.clone(),
-        );
-        let mut t = self.t();
-        let stored = t.assignments.entry(key).or_insert_with(|| record.clone());
-        stored.sourced_id = record.sourced_id.clone();
-        stored.service_url = record.service_url.clone();
-        Ok(stored.clone())
-    }
-    async fn list_assignments(&self, consumer_key: &str) -> Result<Vec<GradedAssignment>> {
-        let mut out: Vec<GradedAssignment> = self
-            .t()
-            .assignments
-            .values()
-            .filter(|a| a.consumer_key == consumer_key)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            (&a.resource_link_id, &a.user_id).cmp(&(&b.resource_link_id, &b.user_id))
-        });
-        Ok(out)
     }
 }

@@ -6,11 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{Fixture, KEY, LAUNCH_URL, NOW, SECRET};
+use lti_store::MemoryProviderStore;
 use lti11::model::{ProviderStore, SiloId};
 use lti11::oauth::OAuthParams;
-use lti11::{
-    Credentials, Launch, LaunchRequest, MemoryProviderStore, ProviderModel, SignedRequest,
-};
+use lti11::{Credentials, Launch, LaunchRequest, ProviderModel, SignedRequest};
 
 struct Env {
     fx: Fixture,

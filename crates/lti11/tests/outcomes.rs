@@ -400,7 +400,7 @@ async fn full_flow_consumer_launch_to_provider_grade_pass_back() {
         .verify(&SignedRequest::form_post(launch_url, body.as_bytes()))
         .await
         .unwrap();
-    let model = lti11::ProviderModel::new(lti11::MemoryProviderStore::new());
+    let model = lti11::ProviderModel::new(lti_store::MemoryProviderStore::new());
     let record = model.record_launch(&launch, "session-1").await.unwrap();
     let assignment = record.assignment.expect("graded launch");
     let client = OutcomesClient::new(http_client());

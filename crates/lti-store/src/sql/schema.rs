@@ -8,7 +8,9 @@ pub(crate) const VERSION_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS lti_schema_version (version BIGINT NOT NULL)";
 
 /// The ordered migrations; each is a list of statements run in one transaction.
-pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
+pub(crate) const MIGRATIONS: &[&[&str]] = &[
+    // 1: registrations, deployments, short-lived records, tool keys, consumers.
+    &[
     "CREATE TABLE lti_registrations (
         issuer TEXT NOT NULL,
         client_id TEXT NOT NULL,
@@ -64,4 +66,71 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         instance_guid TEXT UNIQUE,
         created_at BIGINT NOT NULL
     )",
-]];
+    ],
+    // 2: the LTI 1.1 tool provider's data model. The primary keys carry the
+    // invariants concurrent writers rely on: one resource link (and so one
+    // bound context) per (consumer, resource_link_id), one account per
+    // (consumer, user_id), one assignment per (consumer, resource link, user).
+    &[
+        "CREATE TABLE lti_provider_silos (
+        consumer_key TEXT PRIMARY KEY,
+        silo TEXT NOT NULL
+    )",
+        "CREATE TABLE lti_provider_contexts (
+        consumer_key TEXT NOT NULL,
+        context_id TEXT NOT NULL,
+        silo TEXT NOT NULL,
+        title TEXT,
+        label TEXT,
+        context_type TEXT,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer_key, context_id)
+    )",
+        "CREATE TABLE lti_provider_resources (
+        consumer_key TEXT NOT NULL,
+        resource_link_id TEXT NOT NULL,
+        silo TEXT NOT NULL,
+        context_id TEXT,
+        title TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer_key, resource_link_id)
+    )",
+        "CREATE TABLE lti_provider_users (
+        consumer_key TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        silo TEXT NOT NULL,
+        account TEXT NOT NULL,
+        name_full TEXT,
+        name_given TEXT,
+        name_family TEXT,
+        email TEXT,
+        sourced_id TEXT,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer_key, user_id)
+    )",
+        "CREATE TABLE lti_provider_visits (
+        session TEXT NOT NULL,
+        consumer_key TEXT NOT NULL,
+        resource_link_id TEXT NOT NULL,
+        user_id TEXT,
+        permissions BIGINT NOT NULL CHECK (permissions BETWEEN 0 AND 7),
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        PRIMARY KEY (session, consumer_key, resource_link_id)
+    )",
+        "CREATE TABLE lti_provider_outcome_services (
+        consumer_key TEXT PRIMARY KEY,
+        service_url TEXT NOT NULL
+    )",
+        "CREATE TABLE lti_provider_assignments (
+        consumer_key TEXT NOT NULL,
+        resource_link_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        sourced_id TEXT NOT NULL,
+        service_url TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        score_version BIGINT NOT NULL DEFAULT 0 CHECK (score_version >= 0),
+        PRIMARY KEY (consumer_key, resource_link_id, user_id)
+    )",
+    ],
+];
