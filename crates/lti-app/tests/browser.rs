@@ -114,6 +114,19 @@ impl Browser {
         self.call(Method::POST, "/url", Some(json!({ "url": url }))).await;
     }
 
+    /// The URL of the document in the current frame (`/url` is the top level's).
+    async fn frame_url(&mut self) -> String {
+        self.call(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": "return document.location.href;", "args": [] })),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+    }
+
     async fn current_url(&mut self) -> String {
         self.call(Method::GET, "/url", None).await.as_str().unwrap().to_owned()
     }
@@ -238,6 +251,11 @@ async fn start_driver(driver: &Path) -> Driver {
     };
     let mut http = Session::new();
     let deadline = Instant::now() + STEP_TIMEOUT;
+    // First wait until it accepts connections (the client panics on refusal).
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver not listening within {STEP_TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     loop {
         let ready = tokio::time::timeout(Duration::from_secs(2), async {
             let url = format!("{}/status", d.base);
@@ -273,6 +291,10 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
                 "timeouts": { "pageLoad": 60000, "script": 30000, "implicit": 0 },
                 "goog:chromeOptions": {
                     "binary": chromium,
+                    "prefs": {
+                        "profile.cookie_controls_mode": 0,
+                        "profile.block_third_party_cookies": false
+                    },
                     "args": [
                         "--headless",
                         "--no-sandbox",
@@ -370,7 +392,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     launch(&mut b, &course, "link-1", "ada").await;
     b.wait_for_text("#instructor-verdict", "yes").await;
     b.wait_for_text("body", "Ada Lovelace").await;
-    let frame_url = b.current_url().await;
+    let frame_url = b.frame_url().await;
     assert!(
         frame_url.starts_with(&format!("{}lti/app", demo.tool_url)),
         "the inspector is served by the tool on 127.0.0.1: {frame_url}"

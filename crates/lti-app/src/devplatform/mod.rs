@@ -447,6 +447,10 @@ pub struct DemoOptions {
     pub tool_bind: String,
     /// The platform's bind address (default `127.0.0.1:4000`; port 0 picks one).
     pub platform_bind: String,
+    /// Where to keep the keys (the tool's key directory, plus `platform.pem`):
+    /// reused when present, so restarts skip key generation. `None`: fresh keys
+    /// in a temporary directory removed on exit.
+    pub keys_dir: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -454,27 +458,56 @@ impl Default for DemoOptions {
         Self {
             tool_bind: DEFAULT_DEMO_TOOL_BIND.to_owned(),
             platform_bind: DEFAULT_PLATFORM_BIND.to_owned(),
+            keys_dir: None,
         }
     }
 }
 
-/// Removes the demo's temporary key directory when dropped.
-struct TempDir(PathBuf);
+/// The name of the platform key file in `lti demo --keys DIR`.
+pub const PLATFORM_KEY_FILE: &str = "platform.pem";
 
-impl Drop for TempDir {
+/// The demo's key directory; a temporary one is removed when dropped.
+struct KeysDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for KeysDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
-fn temp_keys_dir() -> Result<TempDir, AppError> {
+/// The platform key in `dir/platform.pem`, generated and written (mode 0600)
+/// when missing.
+fn load_or_generate_platform_key(dir: &std::path::Path) -> Result<SigningKey, AppError> {
+    let path = dir.join(PLATFORM_KEY_FILE);
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path).map_err(|e| AppError::io("reading", &path, e))?;
+        return SigningKey::from_pem(&pem, lti_jose::Algorithm::RS256)
+            .map_err(|source| AppError::Key { path, source });
+    }
+    let (key, pem) = SigningKey::generate_rsa(2048).map_err(|source| AppError::Key {
+        path: path.clone(),
+        source,
+    })?;
+    crate::keys::write_private(&path, pem.as_bytes())?;
+    Ok(key)
+}
+
+fn temp_keys_dir() -> Result<KeysDir, AppError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("lti-demo-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| AppError::io("creating directory", &dir, e))?;
-    Ok(TempDir(dir))
+    Ok(KeysDir {
+        path: dir,
+        temporary: true,
+    })
 }
 
 /// `lti demo`: the dev platform on `localhost` and the tool on `127.0.0.1`
@@ -494,9 +527,22 @@ pub async fn run_demo(
     let tool_addr = local_addr(&tool_listener)?;
     let platform_addr = local_addr(&platform_listener)?;
     let platform_base = format!("http://localhost:{}", platform_addr.port());
-    let keys_dir = temp_keys_dir()?;
-    // Both RSA keys are generated on start: the platform's in parallel with the tool's.
-    let platform_key = tokio::task::spawn_blocking(generate_platform_key);
+    let keys_dir = match &options.keys_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AppError::io("creating directory", dir, e))?;
+            KeysDir {
+                path: dir.clone(),
+                temporary: false,
+            }
+        }
+        None => temp_keys_dir()?,
+    };
+    // Missing keys are generated on start: the platform's in parallel with the tool's.
+    let platform_key = tokio::task::spawn_blocking({
+        let dir = keys_dir.path.clone();
+        move || load_or_generate_platform_key(&dir)
+    });
 
     let mut tool_config = crate::Config {
         storage: StorageConfig {
@@ -507,7 +553,7 @@ pub async fn run_demo(
     };
     tool_config.server.bind = tool_addr.to_string();
     tool_config.server.public_url = Some(format!("http://127.0.0.1:{}/", tool_addr.port()));
-    tool_config.keys.dir = keys_dir.0.clone();
+    tool_config.keys.dir = keys_dir.path.clone();
     tool_config.platforms.push(crate::PlatformConfig {
         issuer: platform_base.clone(),
         client_id: DEMO_CLIENT_ID.to_owned(),

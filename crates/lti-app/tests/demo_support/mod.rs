@@ -26,6 +26,7 @@ pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(240);
 /// A running `lti demo` child process; killed when dropped.
 pub(crate) struct Demo {
     child: Child,
+    keys: std::path::PathBuf,
     /// The course page, `http://localhost:<port>/`.
     pub(crate) platform_url: String,
     /// The tool's base URL, `http://127.0.0.1:<port>/`.
@@ -38,6 +39,7 @@ impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.keys);
     }
 }
 
@@ -48,8 +50,40 @@ impl Demo {
     }
 }
 
-/// Starts `lti demo` on free ports and waits (bounded) for the URL it prints.
+/// Test-only keys (see tests/fixtures/lti-app-platform/README.md).
+const KEY_FILES: [(&str, &str); 3] = [
+    (
+        "private.pem",
+        include_str!("../../../../tests/fixtures/lti-app-platform/demo-keys/private.pem"),
+    ),
+    (
+        "jwks.json",
+        include_str!("../../../../tests/fixtures/lti-app-platform/demo-keys/jwks.json"),
+    ),
+    (
+        "platform.pem",
+        include_str!("../../../../tests/fixtures/lti-app-platform/demo-keys/platform.pem"),
+    ),
+];
+
+/// A fresh key directory holding the test-only keys.
+fn keys_dir() -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("lti-demo-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in KEY_FILES {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Starts `lti demo` on free ports with the test keys and waits (bounded) for
+/// the URL it prints.
 pub(crate) fn spawn_demo() -> Demo {
+    let keys = keys_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lti"))
         .args([
             "demo",
@@ -58,6 +92,8 @@ pub(crate) fn spawn_demo() -> Demo {
             "--platform-bind",
             "127.0.0.1:0",
         ])
+        .arg("--keys")
+        .arg(&keys)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -95,6 +131,7 @@ pub(crate) fn spawn_demo() -> Demo {
             banner.push(line);
             return Demo {
                 child,
+                keys,
                 platform_url: url,
                 tool_url: tool_url.expect("the tool URL is printed before the course URL"),
                 banner,
