@@ -327,9 +327,20 @@ impl Platform {
                 deployment_id: clip(&spec.deployment_id),
             }));
         }
-        let id_token = self
-            .mint_id_token(&tool, user, &spec, nonce)
+        let claims = self
+            .id_token_claims(&tool, user, &spec, nonce)
             .map_err(back)?;
+        let id_token = lti_jose::sign(&claims, &self.keys.active())
+            .map_err(|e| back(PlatformError::Signing(e)))?;
+        // The tool is handed this context's AGS/NRPS endpoints: from now on it may use them.
+        if (claims.ags_endpoint.is_some() || claims.nrps.is_some())
+            && let Some(context_id) = claims.context.as_ref().and_then(|c| c.id.as_deref())
+        {
+            self.context_access
+                .grant(&tool.client_id, context_id)
+                .await
+                .map_err(back)?;
+        }
         Ok(AuthResponse {
             redirect_uri: redirect_uri.to_owned(),
             id_token,
@@ -338,6 +349,11 @@ impl Platform {
     }
 
     /// Mints and signs the id_token of `spec` for `user` with the active platform key.
+    ///
+    /// This only signs: unlike [`Platform::authorize`] it does not grant the tool the
+    /// services of the launch's context, so an application that delivers such a token
+    /// itself calls [`Platform::grant_context`] (otherwise the AGS/NRPS endpoints in
+    /// the token answer 403 `context_not_granted`).
     ///
     /// # Errors
     /// [`PlatformError::Signing`], [`PlatformError::Backend`] (RNG).

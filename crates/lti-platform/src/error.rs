@@ -239,6 +239,14 @@ pub enum PlatformError {
         /// The scopes that would do.
         expected: String,
     },
+    /// The tool may not use the services of this context: it was never launched in it
+    /// with AGS/NRPS claims and the application did not grant it (see
+    /// [`crate::services::ContextAccess`]). Answered before any lookup, so it reveals
+    /// nothing about whether the context exists.
+    #[error(
+        "context not granted: expected a context the tool was launched in or granted, found one it was not"
+    )]
+    ContextNotGranted,
     /// The resource does not exist (or belongs to another tool).
     #[error("not found: expected an existing {what}, found none")]
     NotFound {
@@ -310,6 +318,7 @@ impl PlatformError {
             Self::ContentItemRefused { .. } => "content_item_refused",
             Self::InvalidAccessToken { .. } => "invalid_access_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::ContextNotGranted => "context_not_granted",
             Self::NotFound { .. } => "not_found",
             Self::InvalidResource { .. } => "invalid_resource",
             Self::StaleScore => "stale_score",
@@ -334,7 +343,7 @@ impl PlatformError {
             | Self::InvalidClientAssertion { .. }
             | Self::ReplayedAssertion
             | Self::InvalidAccessToken { .. } => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::InsufficientScope { .. } | Self::ContextNotGranted => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::StaleScore => StatusCode::CONFLICT,
             Self::MissingParameter { .. }

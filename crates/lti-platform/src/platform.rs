@@ -11,7 +11,8 @@ use crate::keys::PlatformKeys;
 use crate::registry::{SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry, is_http_url};
 use crate::secret::PlatformSecret;
 use crate::services::{
-    AllowAllContexts, ContextAccess, GradeBook, MemoryGradeBook, MemoryRoster, Roster,
+    ContextAccess, GradeBook, InsecureAllowAllContexts, MemoryContextGrants, MemoryGradeBook,
+    MemoryRoster, Roster,
 };
 
 /// Algorithms accepted on tool-signed JWTs (client assertions, deep-linking responses).
@@ -262,8 +263,9 @@ impl std::fmt::Debug for Platform {
 }
 
 impl Platform {
-    /// A platform with in-memory grade book, roster and replay store, the system clock
-    /// and [`AllowAllContexts`]; replace them with the `with_*` methods.
+    /// A platform with in-memory grade book, roster, replay store and context grants
+    /// ([`MemoryContextGrants`]: a tool reaches only the contexts it was launched in or
+    /// granted), and the system clock; replace them with the `with_*` methods.
     ///
     /// `key_source` resolves tools' JWKS URLs (use `lti_http::JwksCache`); tools
     /// registered with [`ToolKeys::Static`] do not use it.
@@ -290,7 +292,7 @@ impl Platform {
             clock,
             grade_book: Arc::new(MemoryGradeBook::new()),
             roster: Arc::new(MemoryRoster::new()),
-            context_access: Arc::new(AllowAllContexts),
+            context_access: Arc::new(MemoryContextGrants::new()),
             verifier,
         })
     }
@@ -322,10 +324,38 @@ impl Platform {
     }
 
     /// Uses `policy` to decide which contexts' AGS/NRPS services each tool may use
-    /// (default [`AllowAllContexts`]).
+    /// (default [`MemoryContextGrants`]).
     pub fn with_context_access(mut self, policy: Arc<dyn ContextAccess>) -> Self {
         self.context_access = policy;
         self
+    }
+
+    /// INSECURE: lets every registered tool with a valid token use the AGS/NRPS
+    /// services of every context, launched in it or not ([`InsecureAllowAllContexts`]).
+    /// Only for platforms whose every tool is deployed platform-wide and trusted with
+    /// all courses. Logs a warning.
+    pub fn insecure_open_context_access(mut self) -> Self {
+        tracing::warn!(
+            issuer = %self.config.issuer,
+            "insecure_open_context_access: every registered tool may use the grade book and roster of every context"
+        );
+        self.context_access = Arc::new(InsecureAllowAllContexts);
+        self
+    }
+
+    /// Grants tool `client_id` the AGS/NRPS services of context `context_id` without a
+    /// launch (e.g. when the tool is placed in a course, or for a tool that syncs
+    /// grades on its own schedule). Launches grant their context themselves.
+    ///
+    /// # Errors
+    /// [`PlatformError::Backend`] from the [`ContextAccess`] policy.
+    pub async fn grant_context(&self, client_id: &str, context_id: &str) -> Result<()> {
+        self.context_access.grant(client_id, context_id).await
+    }
+
+    /// The context access policy.
+    pub fn context_access(&self) -> &Arc<dyn ContextAccess> {
+        &self.context_access
     }
 
     /// The configuration.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Method, Request, StatusCode};
 use lti_message::nrps::MembershipContext;
-use lti_platform::services::{MemoryRoster, RosterMember};
+use lti_platform::services::{MemoryContextGrants, MemoryRoster, RosterMember};
 use std::sync::Arc;
 
 const LINEITEM: &str = "application/vnd.ims.lis.v2.lineitem+json";
@@ -17,6 +17,27 @@ const SCORE: &str = "application/vnd.ims.lis.v1.score+json";
 const RESULTS: &str = "application/vnd.ims.lis.v2.resultcontainer+json";
 const MEMBERS: &str = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json";
 const BASE: &str = "https://lms.example.edu/lti";
+
+/// The common fixture with the test tool granted the contexts these tests use, as if
+/// it had been launched in each (context access itself is tested in
+/// `context_access.rs`).
+fn fixture() -> Fixture {
+    let f = common::fixture();
+    let grants = MemoryContextGrants::new();
+    for context in ["c", "course 1", "course-1", "nope"] {
+        grants.insert(CLIENT_ID, context);
+    }
+    let Fixture {
+        platform,
+        clock,
+        registry,
+    } = f;
+    Fixture {
+        platform: platform.with_context_access(Arc::new(grants)),
+        clock,
+        registry,
+    }
+}
 
 fn req(
     method: Method,
@@ -525,6 +546,8 @@ async fn score_scope_is_required_to_post_scores_and_results_scope_to_read() {
 async fn tools_cannot_see_each_others_line_items() {
     let f = fixture();
     f.registry.register(registration_for("other-tool")).unwrap();
+    // Both tools are placed in "c": what separates them there is item ownership.
+    f.platform.grant_context("other-tool", "c").await.unwrap();
     let mine = bearer(&f.platform, &[SCOPE_LINEITEM]);
     let item = create_item(
         &f,
@@ -870,10 +893,14 @@ impl lti_platform::services::ContextAccess for OnlyCourse {
     async fn may_access(&self, _client_id: &str, context_id: &str) -> lti_platform::Result<bool> {
         Ok(context_id == self.0)
     }
+
+    async fn grant(&self, _client_id: &str, _context_id: &str) -> lti_platform::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]
-async fn context_access_policy_hides_other_contexts() {
+async fn a_custom_context_access_policy_refuses_other_contexts_with_403() {
     let mut f = fixture();
     f.platform = f
         .platform
@@ -903,8 +930,8 @@ async fn context_access_policy_hides_other_contexts() {
             "",
         ))
         .await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(json_body(&resp)["error"], "not_found");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(&resp)["error"], "context_not_granted");
     let resp = f
         .platform
         .services_endpoint(&req(
@@ -916,5 +943,6 @@ async fn context_access_policy_hides_other_contexts() {
             r#"{"label":"x","scoreMaximum":1}"#,
         ))
         .await;
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(&resp)["error"], "context_not_granted");
 }

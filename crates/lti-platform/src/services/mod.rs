@@ -19,6 +19,9 @@ mod grade_book;
 mod nrps;
 mod roster;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -36,7 +39,18 @@ use crate::token::AccessGrant;
 use crate::web;
 
 /// Which contexts' services a tool may use. The platform asks before every AGS and
-/// NRPS operation; a refusal answers 404 (the context's existence is not revealed).
+/// NRPS operation, right after checking the bearer token and its scopes and before
+/// looking anything up; a refusal is a 403 [`PlatformError::ContextNotGranted`]
+/// whether or not the context exists.
+///
+/// The platform calls [`ContextAccess::grant`] itself when
+/// [`Platform::authorize`](crate::Platform::authorize) issues an id_token whose AGS or
+/// NRPS claims point the tool at a context; the application calls it (through
+/// [`Platform::grant_context`]) to place a tool in a context without a launch.
+///
+/// The default is [`MemoryContextGrants`]: only pairs granted that way, held in
+/// memory. Implement this trait over your own storage (e.g. the LMS's course/tool
+/// placements) when several instances share the load or grants must survive a restart.
 #[async_trait::async_trait]
 pub trait ContextAccess: Send + Sync {
     /// Whether tool `client_id` may use the services of context `context_id`.
@@ -44,18 +58,96 @@ pub trait ContextAccess: Send + Sync {
     /// # Errors
     /// [`crate::PlatformError::Backend`].
     async fn may_access(&self, client_id: &str, context_id: &str) -> Result<bool>;
+
+    /// Records that tool `client_id` may use the services of context `context_id`.
+    /// Called by the platform when a launch hands the tool the context's AGS/NRPS
+    /// endpoints; a policy that decides otherwise may ignore it.
+    ///
+    /// # Errors
+    /// [`crate::PlatformError::Backend`]; the launch then fails rather than handing
+    /// the tool endpoints it could not use.
+    async fn grant(&self, client_id: &str, context_id: &str) -> Result<()>;
 }
 
-/// The default [`ContextAccess`]: every registered tool may use the services of every
-/// context (as with a tool deployed platform-wide). Install a stricter policy with
-/// [`Platform::with_context_access`] when tools are placed per course.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AllowAllContexts;
+/// The default [`ContextAccess`]: a tool may use the services of exactly the contexts
+/// it was granted, in memory (one set of context ids per client id; it grows with the
+/// number of distinct tool/context pairs and is lost on restart).
+#[derive(Debug, Default)]
+pub struct MemoryContextGrants {
+    granted: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl MemoryContextGrants {
+    /// An empty set of grants: no tool may use any context's services yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        match self.granted.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Grants tool `client_id` the services of context `context_id`.
+    pub fn insert(&self, client_id: &str, context_id: &str) {
+        self.lock()
+            .entry(client_id.to_owned())
+            .or_default()
+            .insert(context_id.to_owned());
+    }
+
+    /// Withdraws a grant; returns whether it existed. Tokens already issued stop
+    /// working for that context at once.
+    pub fn remove(&self, client_id: &str, context_id: &str) -> bool {
+        let mut granted = self.lock();
+        let Some(contexts) = granted.get_mut(client_id) else {
+            return false;
+        };
+        let existed = contexts.remove(context_id);
+        if contexts.is_empty() {
+            granted.remove(client_id);
+        }
+        existed
+    }
+
+    /// Whether tool `client_id` holds a grant for context `context_id`.
+    pub fn contains(&self, client_id: &str, context_id: &str) -> bool {
+        self.lock()
+            .get(client_id)
+            .is_some_and(|contexts| contexts.contains(context_id))
+    }
+}
 
 #[async_trait::async_trait]
-impl ContextAccess for AllowAllContexts {
+impl ContextAccess for MemoryContextGrants {
+    async fn may_access(&self, client_id: &str, context_id: &str) -> Result<bool> {
+        Ok(self.contains(client_id, context_id))
+    }
+
+    async fn grant(&self, client_id: &str, context_id: &str) -> Result<()> {
+        self.insert(client_id, context_id);
+        Ok(())
+    }
+}
+
+/// An insecure [`ContextAccess`]: every registered tool with a valid token may read
+/// and write the grade book and roster of every context, including courses it was
+/// never placed in. Only for a platform whose every tool is deployed platform-wide
+/// and trusted with all courses; install it with
+/// [`Platform::insecure_open_context_access`], which logs a warning.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InsecureAllowAllContexts;
+
+#[async_trait::async_trait]
+impl ContextAccess for InsecureAllowAllContexts {
     async fn may_access(&self, _client_id: &str, _context_id: &str) -> Result<bool> {
         Ok(true)
+    }
+
+    async fn grant(&self, _client_id: &str, _context_id: &str) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -226,7 +318,7 @@ impl Platform {
             .may_access(&tool.client_id, context)
             .await?
         {
-            return Err(PlatformError::NotFound { what: "context" });
+            return Err(PlatformError::ContextNotGranted);
         }
         Ok((grant, tool))
     }
@@ -262,7 +354,10 @@ pub(crate) fn next_link(url_base: &str, query: &[(&str, String)], page: PageRequ
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
     params.push(("limit".to_owned(), page.limit.to_string()));
-    params.push(("offset".to_owned(), page.offset.saturating_add(page.limit).to_string()));
+    params.push((
+        "offset".to_owned(),
+        page.offset.saturating_add(page.limit).to_string(),
+    ));
     format!("<{}>; rel=\"next\"", web::append_query(url_base, &params))
 }
 

@@ -132,6 +132,10 @@ impl TestPlatform {
             .with_grade_book(grade_book.clone())
             .with_roster(roster.clone()),
         );
+        // The test tool is placed in the contexts the tests use, as after a launch there.
+        for context in [CONTEXT, MOODLE_CONTEXT, "no-such-course"] {
+            platform.grant_context(CLIENT_ID, context).await.unwrap();
+        }
         let me = Self {
             base,
             platform,
