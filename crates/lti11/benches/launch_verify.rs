@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use lti_registry::{
     Consumer, ConsumerStore, ManualClock, OAuth1NonceStore, RegistryError, SecretCipher,
     oauth1_nonce_digest,
@@ -175,4 +175,60 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// A deterministic workload for instruction counting, e.g.
+/// `LTI11_PROFILE=verify:20000 valgrind --tool=callgrind \
+///   --collect-atstart=no --toggle-collect='*measured*' <bench binary>`.
+/// Modes: `collect` (parameter collection + base string on one body),
+/// `verify` (full launch verification, map nonce store), `verify_moka`
+/// (full launch verification, `lti-store` memory backend). The bodies are
+/// signed before the measured function runs.
+fn profile(spec: &str) {
+    let (mode, n) = spec.split_once(':').unwrap_or((spec, "10000"));
+    let n: u64 = n.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    match mode {
+        "collect" => {
+            let body = signed_body(u64::MAX);
+            measured_collect(&body, n);
+        }
+        "verify" | "verify_moka" => {
+            let verifier = setup(&rt, 0, mode == "verify_moka");
+            let bodies: Vec<String> = (0..n).map(signed_body).collect();
+            measured_verify(&rt, &verifier, &bodies);
+        }
+        other => panic!("unknown LTI11_PROFILE mode {other}"),
+    }
+}
+
+#[inline(never)]
+fn measured_collect(body: &str, n: u64) {
+    for _ in 0..n {
+        std::hint::black_box(
+            SignedRequest::form_post(URL, std::hint::black_box(body.as_bytes()))
+                .collect()
+                .unwrap(),
+        );
+    }
+}
+
+#[inline(never)]
+fn measured_verify(rt: &tokio::runtime::Runtime, verifier: &LaunchVerifier, bodies: &[String]) {
+    for body in bodies {
+        std::hint::black_box(
+            rt.block_on(verifier.verify(&SignedRequest::form_post(URL, body.as_bytes())))
+                .unwrap(),
+        );
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LTI11_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -119,15 +119,7 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 fn encode_into(out: &mut String, s: &str) {
-    for &b in s.as_bytes() {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0x0f) as usize] as char);
-        }
-    }
+    escape_into(out, s, "%");
 }
 
 /// RFC 3986 / RFC 5849 §3.6 percent-encoding: `A-Z a-z 0-9 - . _ ~` are kept,
@@ -269,20 +261,19 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
     params: &[(K, V)],
 ) -> String {
     // Sort by encoded name, then encoded value, comparing the encodings
-    // lazily instead of allocating them.
+    // without building them (see `encoded_cmp`).
     let mut sorted: Vec<(&str, &str)> = params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .filter(|(k, _)| *k != OAUTH_SIGNATURE)
         .collect();
     sorted.sort_unstable_by(|a, b| {
-        encoded_bytes(a.0)
-            .cmp(encoded_bytes(b.0))
-            .then_with(|| encoded_bytes(a.1).cmp(encoded_bytes(b.1)))
+        encoded_cmp(a.0.as_bytes(), b.0.as_bytes())
+            .then_with(|| encoded_cmp(a.1.as_bytes(), b.1.as_bytes()))
     });
     let params_len: usize = sorted.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    let mut out = String::with_capacity(method.len() + base_uri.len() * 2 + params_len * 3);
-    out.push_str(&method.to_ascii_uppercase());
+    let mut out = String::with_capacity(method.len() + base_uri.len() * 3 + params_len * 5);
+    out.extend(method.chars().map(|c| c.to_ascii_uppercase()));
     out.push('&');
     encode_into(&mut out, base_uri);
     out.push('&');
@@ -292,37 +283,59 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
         if i > 0 {
             out.push_str("%26");
         }
-        double_encode_into(&mut out, k);
+        escape_into(&mut out, k, "%25");
         out.push_str("%3D");
-        double_encode_into(&mut out, v);
+        escape_into(&mut out, v, "%25");
     }
     out
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// The bytes of `percent_encode(s)`, without allocating.
-fn encoded_bytes(s: &str) -> impl Iterator<Item = u8> + '_ {
-    s.bytes().flat_map(|b| {
-        let (arr, len) = if is_unreserved(b) {
-            ([b, 0, 0], 1)
-        } else {
-            ([b'%', HEX[(b >> 4) as usize], HEX[(b & 0x0f) as usize]], 3)
-        };
-        arr.into_iter().take(len)
-    })
+/// Where a byte sorts once percent-encoded: an escaped byte becomes `%XX`,
+/// and `%` (0x25) sorts below every unreserved character, while two escapes
+/// compare by their upper-case hex digits, i.e. by the byte itself.
+fn encoded_rank(b: u8) -> u16 {
+    if is_unreserved(b) {
+        256 + u16::from(b)
+    } else {
+        u16::from(b)
+    }
 }
 
-/// Appends `enc(enc(s))`.
-fn double_encode_into(out: &mut String, s: &str) {
-    for &b in s.as_bytes() {
+/// `percent_encode(a).cmp(&percent_encode(b))`, without encoding: equal raw
+/// prefixes encode equally, so the first differing byte decides (by
+/// [`encoded_rank`]), else the shorter string is the smaller.
+fn encoded_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(common), b.get(common)) {
+        (Some(&x), Some(&y)) => encoded_rank(x).cmp(&encoded_rank(y)),
+        _ => a.len().cmp(&b.len()),
+    }
+}
+
+/// Appends `s` percent-encoded, each escape written as `prefix` and two hex
+/// digits (`%` gives `enc(s)`, `%25` gives `enc(enc(s))`). Runs of
+/// unreserved bytes are copied at once.
+fn escape_into(out: &mut String, s: &str, prefix: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out.push_str("%25");
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0x0f) as usize] as char);
+            continue;
         }
+        if start < i {
+            // `start..i` is a run of unreserved (ASCII) bytes, so both ends
+            // are char boundaries.
+            out.push_str(&s[start..i]);
+        }
+        out.push_str(prefix);
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.push_str(&s[start..]);
     }
 }
 
@@ -565,17 +578,25 @@ impl<'a> SignedRequest<'a> {
     /// `Authorization` header), applying input hygiene to the protocol
     /// parameters. No store is consulted and no signature is checked yet.
     pub fn collect(&self) -> Result<CollectedRequest> {
-        let mut params: Vec<(String, String)> = query_params(self.url);
+        // Names and values borrow from the URL and body wherever nothing
+        // needed unescaping; only the launch parameters are copied out.
+        let mut params: Vec<Param<'a>> = Vec::with_capacity(32);
+        let without_fragment = self.url.split('#').next().unwrap_or(self.url);
+        if let Some((_, q)) = without_fragment.split_once('?') {
+            parse_form_into(q.as_bytes(), &mut params);
+        }
         let query_len = params.len();
         let is_form = self.is_form();
         if is_form {
-            params.extend(
-                form_urlencoded::parse(self.body).map(|(k, v)| (k.into_owned(), v.into_owned())),
-            );
+            parse_form_into(self.body, &mut params);
         }
         let form_end = params.len();
         if let Some(h) = self.authorization {
-            params.extend(parse_authorization_header(h)?);
+            params.extend(
+                parse_authorization_header(h)?
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))),
+            );
         }
 
         let mut found = ProtocolFields::default();
@@ -583,7 +604,7 @@ impl<'a> SignedRequest<'a> {
             if !k.starts_with("oauth_") {
                 continue;
             }
-            let slot = match k.as_str() {
+            let slot = match k.as_ref() {
                 OAUTH_CONSUMER_KEY => &mut found.consumer_key,
                 OAUTH_SIGNATURE => &mut found.signature,
                 OAUTH_SIGNATURE_METHOD => &mut found.signature_method,
@@ -596,13 +617,13 @@ impl<'a> SignedRequest<'a> {
             if slot.is_some() {
                 let count = params.iter().filter(|(n, _)| n == k).count();
                 return Err(Error::DuplicateOAuthParameter {
-                    name: k.clone(),
+                    name: k.clone().into_owned(),
                     count,
                 });
             }
             *slot = Some((i, v.len()));
         }
-        let get = |slot: Option<(usize, usize)>| slot.map(|(i, _)| params[i].1.as_str());
+        let get = |slot: Option<(usize, usize)>| slot.map(|(i, _)| params[i].1.as_ref());
 
         let consumer_key = get(found.consumer_key).ok_or(Error::MissingOAuthParameter {
             name: OAUTH_CONSUMER_KEY,
@@ -648,11 +669,15 @@ impl<'a> SignedRequest<'a> {
 
         // The launch parameters are the form-body ones that are not OAuth
         // protocol parameters; query parameters are kept apart.
-        let form: Vec<(String, String)> = params
-            .drain(query_len..form_end)
+        let form: Vec<(String, String)> = params[query_len..form_end]
+            .iter()
             .filter(|(k, _)| !k.starts_with("oauth_"))
+            .map(|(k, v)| (k.clone().into_owned(), v.clone().into_owned()))
             .collect();
-        params.truncate(query_len);
+        let query: Vec<(String, String)> = params[..query_len]
+            .iter()
+            .map(|(k, v)| (k.clone().into_owned(), v.clone().into_owned()))
+            .collect();
 
         Ok(CollectedRequest {
             consumer_key,
@@ -664,9 +689,71 @@ impl<'a> SignedRequest<'a> {
             base_string,
             is_form,
             form,
-            query: params,
+            query,
         })
     }
+}
+
+/// One decoded `(name, value)` pair, borrowed from the request where no
+/// unescaping was needed.
+type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Parses `application/x-www-form-urlencoded` bytes exactly as
+/// `form_urlencoded::parse` does (pairs split on `&`, empty pairs skipped,
+/// name and value split on the first `=`, `+` is a space, `%XX` decoded and
+/// malformed escapes kept literally, invalid UTF-8 replaced with U+FFFD),
+/// but borrowing every name and value that needs no decoding.
+fn parse_form_into<'a>(input: &'a [u8], out: &mut Vec<Param<'a>>) {
+    for pair in input.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &[][..]),
+        };
+        out.push((form_decode(name), form_decode(value)));
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one form-encoded name or value (see [`parse_form_into`]).
+fn form_decode(bytes: &[u8]) -> Cow<'_, str> {
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return String::from_utf8_lossy(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i).copied().and_then(hex_value),
+                bytes.get(i + 1).copied().and_then(hex_value),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            _ => out.push(b),
+        }
+    }
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// Decoded `(name, value)` pairs.
@@ -934,6 +1021,78 @@ mod tests {
     fn body_hash_matches_known_sha1() {
         // SHA-1("Hello World!") = 2ef7bde608ce5404e97d5f042f95f89f1c232871
         assert_eq!(body_hash(b"Hello World!"), "Lve95gjOVATpfV8EL5X4nxwjKHE=");
+    }
+
+    fn bytes_with_escapes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        // Bias towards the bytes that matter: separators, escapes, hex
+        // digits, `+`, and invalid UTF-8.
+        prop::collection::vec(
+            prop_oneof![
+                Just(b'&'),
+                Just(b'='),
+                Just(b'%'),
+                Just(b'+'),
+                Just(b'a'),
+                Just(b'F'),
+                Just(b'9'),
+                Just(b'g'),
+                any::<u8>(),
+            ],
+            0..40,
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn borrowing_form_parser_equals_form_urlencoded(input in bytes_with_escapes()) {
+            let mut ours = Vec::new();
+            parse_form_into(&input, &mut ours);
+            let reference: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                form_urlencoded::parse(&input).collect();
+            proptest::prop_assert_eq!(ours, reference);
+        }
+
+        #[test]
+        fn encoded_order_equals_order_of_the_encodings(a in ".{0,6}", b in ".{0,6}", prefix in "[a-z%~ ]{0,3}") {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            proptest::prop_assert_eq!(
+                encoded_cmp(a.as_bytes(), b.as_bytes()),
+                percent_encode(&a).cmp(&percent_encode(&b))
+            );
+        }
+
+        #[test]
+        fn escaping_with_a_prefix_equals_encoding_twice(s in ".{0,12}") {
+            let mut once = String::new();
+            escape_into(&mut once, &s, "%");
+            proptest::prop_assert_eq!(&once, &percent_encode(&s));
+            let mut twice = String::new();
+            escape_into(&mut twice, &s, "%25");
+            proptest::prop_assert_eq!(twice, percent_encode(&percent_encode(&s)).into_owned());
+        }
+    }
+
+    #[test]
+    fn form_parser_borrows_plain_values_and_decodes_escapes() {
+        let mut out = Vec::new();
+        parse_form_into(b"a=b&&c=%41+%zz&d&=e&f=%E9", &mut out);
+        assert!(matches!(out[0].1, Cow::Borrowed("b")));
+        assert_eq!(out[1].1, "A %zz");
+        assert_eq!((out[2].0.as_ref(), out[2].1.as_ref()), ("d", ""));
+        assert_eq!((out[3].0.as_ref(), out[3].1.as_ref()), ("", "e"));
+        assert_eq!(out[4].1, "\u{fffd}");
+        assert_eq!(out.len(), 5);
+        assert_eq!(
+            encoded_cmp(b"a", b"a~"),
+            std::cmp::Ordering::Less,
+            "a prefix sorts first"
+        );
+        assert_eq!(
+            encoded_cmp(b"a b", b"a-b"),
+            std::cmp::Ordering::Less,
+            "`%20` sorts below `-`"
+        );
     }
 
     #[test]
