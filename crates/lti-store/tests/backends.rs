@@ -150,7 +150,7 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
         .fetch_one(&raw)
         .await
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     sqlx::query("INSERT INTO lti_schema_version (version) VALUES (99)")
         .execute(&raw)
         .await

@@ -58,7 +58,11 @@ macro_rules! everything {
             deployment_policies,
             auto_registration_is_opt_in_and_persisted,
             key_rotation_order,
-            consumers_get_or_supplement
+            consumers_get_or_supplement,
+            provider_records_upsert_and_bind,
+            provider_visits_end_for_a_new_user,
+            provider_assignments_and_score_versions,
+            provider_racers_keep_one_row_and_highest_version
             $(, $extra)*
         );
     };
@@ -74,4 +78,4 @@ everything!(
 );
 everything!(postgres, Harness::postgres, secrets_are_encrypted_at_rest);
 // Redis keeps only the short-lived records.
-ephemeral!(redis, Harness::redis);
+ephemeral!(redis, Harness::redis, provider_model_is_unsupported);

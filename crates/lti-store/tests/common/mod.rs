@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lti_registry::{
+    AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ResourceRecord, SiloId,
+    UserRecord, VisitRecord, permissions_from_bits,
+};
+use lti_registry::{
     AppKey, AutoRegistrationPolicy, Consumer, Deployment, DeploymentStatus, KeySource, KeyStatus,
     LaunchState, ManualClock, PlatformRegistration, QuirkProfile, RegistryError, SecretCipher,
     SecretString, Store, UnknownDeploymentPolicy,
@@ -1102,4 +1106,456 @@ pub(crate) async fn racers_have_exactly_one_winner(h: &Harness) {
         }
         assert_eq!((states, nonces, oauths), (1, 1, 1), "round {round}");
     }
+}
+
+// ---- The LTI 1.1 provider data model ----
+
+const PCK: &str = "prov-consumer";
+
+fn resource(id: &str, context: Option<&str>, title: &str, at: i64) -> ResourceRecord {
+    ResourceRecord {
+        silo: SiloId::of_consumer(PCK),
+        consumer_key: PCK.to_owned(),
+        resource_link_id: id.to_owned(),
+        context_id: context.map(str::to_owned),
+        title: Some(title.to_owned()),
+        created_at: at,
+    }
+}
+
+fn user(id: &str, account: &str, name: Option<&str>, at: i64) -> UserRecord {
+    UserRecord {
+        silo: SiloId::of_consumer(PCK),
+        consumer_key: PCK.to_owned(),
+        user_id: id.to_owned(),
+        account: AccountId(account.to_owned()),
+        name_full: name.map(str::to_owned),
+        name_given: None,
+        name_family: None,
+        email: Some(format!("{id}@example.edu")),
+        sourced_id: None,
+        updated_at: at,
+    }
+}
+
+fn visit(session: &str, consumer: &str, rl: &str, user: Option<&str>, bits: i64) -> VisitRecord {
+    VisitRecord {
+        session: session.to_owned(),
+        consumer_key: consumer.to_owned(),
+        user_id: user.map(str::to_owned),
+        resource_link_id: rl.to_owned(),
+        permissions: permissions_from_bits(bits).unwrap(),
+        started_at: 1_000,
+        ended_at: None,
+    }
+}
+
+fn assignment(rl: &str, user: &str, sourced: &str, at: i64) -> GradedAssignment {
+    GradedAssignment {
+        consumer_key: PCK.to_owned(),
+        resource_link_id: rl.to_owned(),
+        user_id: user.to_owned(),
+        sourced_id: sourced.to_owned(),
+        service_url: "https://lms.example/outcomes".to_owned(),
+        created_at: at,
+        score_version: 0,
+    }
+}
+
+/// Silos, contexts, resource links and users: upserts, the resource link
+/// bound to its first context, the account created once.
+pub(crate) async fn provider_records_upsert_and_bind(h: &Harness) {
+    let p = h.store.provider.as_ref();
+    let now = h.now();
+
+    assert_eq!(p.silo_of(PCK).await.unwrap(), None);
+    p.assign_silo(PCK, &SiloId("tenant-a".into()))
+        .await
+        .unwrap();
+    p.assign_silo(PCK, &SiloId("tenant-b".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.second.provider.silo_of(PCK).await.unwrap(),
+        Some(SiloId("tenant-b".into()))
+    );
+    assert!(matches!(
+        p.assign_silo("", &SiloId("t".into())).await.unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "consumer key",
+            ..
+        }
+    ));
+
+    // Contexts are replaced by key.
+    let mut ctx = ContextRecord {
+        silo: SiloId::of_consumer(PCK),
+        consumer_key: PCK.to_owned(),
+        context_id: "ctx-1".to_owned(),
+        title: Some("Course One".to_owned()),
+        label: Some("C1".to_owned()),
+        context_type: None,
+        updated_at: now,
+    };
+    p.put_context(&ctx).await.unwrap();
+    ctx.title = Some("Course One (2026)".to_owned());
+    ctx.updated_at = now + 5;
+    p.put_context(&ctx).await.unwrap();
+    assert_eq!(
+        p.get_context(PCK, "ctx-1").await.unwrap(),
+        Some(ctx.clone())
+    );
+    assert_eq!(p.get_context(PCK, "ctx-2").await.unwrap(), None);
+    assert_eq!(p.get_context("other", "ctx-1").await.unwrap(), None);
+
+    // A resource link is bound to the context of its first insert, forever.
+    let first = resource("rl-1", Some("ctx-1"), "Quiz", now);
+    assert_eq!(p.insert_resource(&first).await.unwrap(), first);
+    let claim = resource("rl-1", Some("ctx-2"), "Quiz elsewhere", now + 9);
+    assert_eq!(
+        h.second.provider.insert_resource(&claim).await.unwrap(),
+        first
+    );
+    match p.put_resource(&claim).await.unwrap_err() {
+        RegistryError::Conflict { kind, id, reason } => {
+            assert_eq!(kind, "resource link");
+            assert_eq!(id, "rl-1");
+            assert!(
+                reason.contains("expected context ctx-1, found ctx-2"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a resource-link Conflict, found {other:?}"),
+    }
+    let renamed = resource("rl-1", Some("ctx-1"), "Quiz (renamed)", now + 9);
+    p.put_resource(&renamed).await.unwrap();
+    let stored = p.get_resource(PCK, "rl-1").await.unwrap().unwrap();
+    assert_eq!(stored.title.as_deref(), Some("Quiz (renamed)"));
+    assert_eq!(stored.context_id.as_deref(), Some("ctx-1"));
+    assert_eq!(stored.created_at, now, "created_at is kept");
+    // A link first seen without a context cannot gain one later.
+    let loose = resource("rl-2", None, "Loose", now);
+    p.insert_resource(&loose).await.unwrap();
+    assert_eq!(
+        p.put_resource(&resource("rl-2", Some("ctx-1"), "Loose", now))
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    assert!(matches!(
+        p.put_resource(&resource("rl-missing", None, "x", now))
+            .await
+            .unwrap_err(),
+        RegistryError::NotFound {
+            kind: "resource link",
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.insert_resource(&resource("", None, "x", now))
+            .await
+            .unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "resource_link_id",
+            ..
+        }
+    ));
+
+    // The user → account mapping is created once; details are refreshed.
+    let u = user("u-1", "acct-first", Some("Ada Lovelace"), now);
+    assert_eq!(p.insert_user(&u).await.unwrap(), u);
+    let again = user("u-1", "acct-second", None, now + 3);
+    assert_eq!(
+        h.second.provider.insert_user(&again).await.unwrap().account,
+        AccountId("acct-first".into())
+    );
+    let mut refreshed = user("u-1", "acct-hijack", Some("Ada King"), now + 7);
+    refreshed.silo = SiloId("elsewhere".into());
+    p.put_user(&refreshed).await.unwrap();
+    let stored = p.get_user(PCK, "u-1").await.unwrap().unwrap();
+    assert_eq!(
+        stored.account,
+        AccountId("acct-first".into()),
+        "account kept"
+    );
+    assert_eq!(stored.silo, SiloId::of_consumer(PCK), "silo kept");
+    assert_eq!(stored.name_full.as_deref(), Some("Ada King"));
+    assert_eq!(stored.updated_at, now + 7);
+    assert!(matches!(
+        p.put_user(&user("u-missing", "a", None, now))
+            .await
+            .unwrap_err(),
+        RegistryError::NotFound { kind: "user", .. }
+    ));
+    assert!(matches!(
+        p.insert_user(&user("u-2", "", None, now))
+            .await
+            .unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "account",
+            ..
+        }
+    ));
+    assert_eq!(p.get_user(PCK, "u-2").await.unwrap(), None);
+}
+
+/// Visits: several resources per session; a new user from the same consumer
+/// ends the previous user's visits, other consumers' visits stay open.
+pub(crate) async fn provider_visits_end_for_a_new_user(h: &Harness) {
+    let p = h.store.provider.as_ref();
+    let now = h.now();
+    p.put_visit(&visit("s-1", PCK, "rl-1", Some("u-1"), 7))
+        .await
+        .unwrap();
+    p.put_visit(&visit("s-1", PCK, "rl-2", Some("u-1"), 1))
+        .await
+        .unwrap();
+    p.put_visit(&visit("s-1", "other-consumer", "rl-1", Some("u-9"), 3))
+        .await
+        .unwrap();
+    p.put_visit(&visit("s-2", PCK, "rl-1", Some("u-5"), 1))
+        .await
+        .unwrap();
+    let open = p.open_visits("s-1").await.unwrap();
+    let keys: Vec<_> = open
+        .iter()
+        .map(|v| (v.consumer_key.as_str(), v.resource_link_id.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("other-consumer", "rl-1"), (PCK, "rl-1"), (PCK, "rl-2")]
+    );
+    assert_eq!(open[1], visit("s-1", PCK, "rl-1", Some("u-1"), 7));
+    assert_eq!(open[2].permissions, permissions_from_bits(1).unwrap());
+
+    // The same user launching again ends nothing.
+    assert_eq!(p.end_visits("s-1", PCK, Some("u-1"), now).await.unwrap(), 0);
+    // Another user from the same consumer ends both of u-1's visits.
+    assert_eq!(
+        h.second
+            .provider
+            .end_visits("s-1", PCK, Some("u-2"), now)
+            .await
+            .unwrap(),
+        2
+    );
+    p.put_visit(&visit("s-1", PCK, "rl-1", Some("u-2"), 1))
+        .await
+        .unwrap();
+    let open = p.open_visits("s-1").await.unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].user_id.as_deref(), Some("u-9"));
+    assert_eq!(open[1].user_id.as_deref(), Some("u-2"));
+    // Other sessions are untouched.
+    assert_eq!(p.open_visits("s-2").await.unwrap().len(), 1);
+    // An anonymous launch ends the named user's visits, and its own visit
+    // is ended by the next named user.
+    assert_eq!(p.end_visits("s-1", PCK, None, now).await.unwrap(), 1);
+    p.put_visit(&visit("s-1", PCK, "rl-3", None, 0))
+        .await
+        .unwrap();
+    assert_eq!(p.end_visits("s-1", PCK, None, now).await.unwrap(), 0);
+    assert_eq!(p.end_visits("s-1", PCK, Some("u-3"), now).await.unwrap(), 1);
+    assert_eq!(p.open_visits("s-1").await.unwrap().len(), 1);
+    assert_eq!(p.open_visits("s-unknown").await.unwrap(), []);
+    assert!(matches!(
+        p.put_visit(&visit("", PCK, "rl-1", None, 0))
+            .await
+            .unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "session",
+            ..
+        }
+    ));
+}
+
+/// Outcome services and graded assignments: one per key, never duplicated;
+/// the score version only grows.
+pub(crate) async fn provider_assignments_and_score_versions(h: &Harness) {
+    let p = h.store.provider.as_ref();
+    let now = h.now();
+    assert_eq!(p.get_outcome_service(PCK).await.unwrap(), None);
+    let service = OutcomeServiceRecord {
+        consumer_key: PCK.to_owned(),
+        service_url: "https://lms.example/outcomes".to_owned(),
+    };
+    p.put_outcome_service(&service).await.unwrap();
+    let moved = OutcomeServiceRecord {
+        service_url: "https://lms.example/outcomes/v2".to_owned(),
+        ..service
+    };
+    p.put_outcome_service(&moved).await.unwrap();
+    assert_eq!(p.get_outcome_service(PCK).await.unwrap(), Some(moved));
+
+    let first = p
+        .upsert_assignment(&assignment("rl-1", "u-1", "src-1", now))
+        .await
+        .unwrap();
+    assert_eq!(first, assignment("rl-1", "u-1", "src-1", now));
+    let mut later = assignment("rl-1", "u-1", "src-1b", now + 60);
+    later.score_version = 99;
+    let updated = h.second.provider.upsert_assignment(&later).await.unwrap();
+    assert_eq!(updated.sourced_id, "src-1b");
+    assert_eq!(updated.created_at, now, "created_at is kept");
+    assert_eq!(updated.score_version, 0, "upsert never sets the version");
+    p.upsert_assignment(&assignment("rl-1", "u-0", "src-0", now))
+        .await
+        .unwrap();
+    let all = p.list_assignments(PCK).await.unwrap();
+    let users: Vec<_> = all.iter().map(|a| a.user_id.as_str()).collect();
+    assert_eq!(users, ["u-0", "u-1"], "one row per key, ordered");
+    assert_eq!(p.list_assignments("other").await.unwrap(), []);
+
+    let adv = |v: u64| p.advance_score_version(PCK, "rl-1", "u-1", v);
+    assert!(adv(3).await.unwrap());
+    assert!(!adv(2).await.unwrap(), "an older version loses");
+    assert!(!adv(3).await.unwrap(), "the same version loses");
+    assert!(adv(4).await.unwrap());
+    p.upsert_assignment(&assignment("rl-1", "u-1", "src-1c", now))
+        .await
+        .unwrap();
+    let stored = p.get_assignment(PCK, "rl-1", "u-1").await.unwrap().unwrap();
+    assert_eq!(stored.score_version, 4, "a relaunch keeps the version");
+    assert_eq!(stored.sourced_id, "src-1c");
+    assert_eq!(p.get_assignment(PCK, "rl-1", "u-7").await.unwrap(), None);
+    assert!(matches!(
+        p.advance_score_version(PCK, "rl-1", "u-7", 1)
+            .await
+            .unwrap_err(),
+        RegistryError::NotFound {
+            kind: "graded assignment",
+            ..
+        }
+    ));
+    assert!(matches!(
+        adv(u64::MAX).await.unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "score version",
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.upsert_assignment(&assignment("rl-1", "u-1", "", now))
+            .await
+            .unwrap_err(),
+        RegistryError::InvalidInput {
+            field: "lis_result_sourcedid",
+            ..
+        }
+    ));
+}
+
+/// 32 concurrent first launches (half through a second client) create one
+/// resource link, one account and one assignment; racing score versions
+/// leave the highest.
+pub(crate) async fn provider_racers_keep_one_row_and_highest_version(h: &Harness) {
+    let now = h.now();
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let store = if i % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let p = store.provider.as_ref();
+            let ctx = format!("ctx-{i}");
+            let r = p
+                .insert_resource(&resource("rl-race", Some(&ctx), "Race", now))
+                .await
+                .unwrap();
+            let u = p
+                .insert_user(&user("u-race", &format!("acct-{i}"), None, now))
+                .await
+                .unwrap();
+            p.upsert_assignment(&assignment("rl-race", "u-race", &format!("src-{i}"), now))
+                .await
+                .unwrap();
+            let won = p
+                .advance_score_version(PCK, "rl-race", "u-race", i + 1)
+                .await
+                .unwrap();
+            (r.context_id, u.account, i + 1, won)
+        }));
+    }
+    let mut contexts = std::collections::BTreeSet::new();
+    let mut accounts = std::collections::BTreeSet::new();
+    let mut wins = 0;
+    for t in tasks {
+        let (ctx, account, version, won) = t.await.unwrap();
+        contexts.insert(ctx);
+        accounts.insert(account);
+        wins += usize::from(won);
+        if version == 32 {
+            assert!(won, "the highest version always wins");
+        }
+    }
+    assert_eq!(contexts.len(), 1, "one bound context: {contexts:?}");
+    assert_eq!(accounts.len(), 1, "one account: {accounts:?}");
+    assert!(wins >= 1);
+    let p = h.store.provider.as_ref();
+    let rows = p.list_assignments(PCK).await.unwrap();
+    assert_eq!(rows.len(), 1, "one assignment row");
+    assert_eq!(rows[0].score_version, 32);
+    assert_eq!(
+        p.get_resource(PCK, "rl-race")
+            .await
+            .unwrap()
+            .unwrap()
+            .context_id,
+        contexts.into_iter().next().unwrap()
+    );
+
+    // Versions racing out of order still end at the highest.
+    let mut tasks = Vec::new();
+    for i in (33..=64u64).rev() {
+        let store = if i % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .provider
+                .advance_score_version(PCK, "rl-race", "u-race", i)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = p
+        .get_assignment(PCK, "rl-race", "u-race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.score_version, 64);
+}
+
+/// Redis keeps only short-lived records: the provider data model answers
+/// `Unsupported` with a hint.
+pub(crate) async fn provider_model_is_unsupported(h: &Harness) {
+    match h.store.provider.silo_of(PCK).await.unwrap_err() {
+        RegistryError::Unsupported {
+            backend,
+            operation,
+            hint,
+        } => {
+            assert_eq!(backend, "redis");
+            assert_eq!(operation, "the LTI 1.1 provider data model");
+            assert!(hint.contains("sqlite://"), "{hint}");
+        }
+        other => panic!("expected Unsupported, found {other:?}"),
+    }
+    assert_eq!(
+        h.store
+            .provider
+            .advance_score_version(PCK, "rl", "u", 1)
+            .await
+            .unwrap_err()
+            .code(),
+        "unsupported"
+    );
 }
