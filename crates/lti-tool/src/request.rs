@@ -180,17 +180,21 @@ impl Params {
 }
 
 fn decode(raw: &[u8]) -> Result<String, ToolError> {
+    let invalid = |valid_up_to: usize| ToolError::InvalidFormEncoding {
+        found: format!("an invalid UTF-8 sequence at byte {valid_up_to} of a decoded parameter"),
+    };
+    // Fast path: nothing to decode (tokens, states and most hints).
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|e| invalid(e.valid_up_to()));
+    }
     let plus_as_space: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes).map_err(|e| ToolError::InvalidFormEncoding {
-        found: format!(
-            "an invalid UTF-8 sequence at byte {} of a decoded parameter",
-            e.utf8_error().valid_up_to()
-        ),
-    })
+    String::from_utf8(bytes).map_err(|e| invalid(e.utf8_error().valid_up_to()))
 }
 
 /// A response description: status, headers (including `Set-Cookie`) and body.
