@@ -578,3 +578,84 @@ async fn consumers_import_loads_key_secret_lines_and_updates_existing_ones() {
     assert_eq!(err.code(), "invalid_import_line");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A TCP proxy to `target` that can be cut (every connection dropped, new ones refused).
+async fn cuttable_proxy(target: String) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (cut, mut cut_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut cut_rx => break,
+                accepted = listener.accept() => {
+                    let Ok((mut inbound, _)) = accepted else { break };
+                    let target = target.clone();
+                    conns.spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            }
+        }
+        conns.abort_all();
+    });
+    (format!("redis://{addr}"), cut)
+}
+
+#[tokio::test]
+async fn healthz_is_503_when_the_nonce_store_goes_down() {
+    let Ok(redis_url) = std::env::var("LTI_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var("LTI_TEST_REQUIRE_BACKENDS").is_err(),
+            "LTI_TEST_REDIS_URL is required when LTI_TEST_REQUIRE_BACKENDS is set"
+        );
+        eprintln!("skipped: set LTI_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run this test");
+        return;
+    };
+    let target = redis_url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (proxy_url, cut) = cuttable_proxy(target).await;
+    let platform = start_platform().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let keys_dir = keys_dir_with_fixture_key();
+    let config_toml = config_text(&url, &platform, &keys_dir, "memory://").replace(
+        "url = \"memory://\"",
+        &format!("url = \"memory://\"\nnonce_url = \"{proxy_url}\""),
+    );
+    let config = lti_app::Config::parse(&config_toml).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lti_app::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+
+    let up = get(&format!("{url}/healthz"), None).await;
+    assert_eq!(up.status(), 200, "{}", text(&up));
+    cut.send(()).unwrap();
+    let down = get(&format!("{url}/healthz"), None).await;
+    assert_eq!(down.status(), 503);
+    let body: Value = serde_json::from_slice(down.body()).unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["store"], "reachable");
+    assert_eq!(body["nonce_store"], "unreachable");
+
+    // A login needs the nonce store: 503 with the error code, not a 500.
+    let login = get(
+        &format!(
+            "{url}/lti/login?iss={}&login_hint=x&target_link_uri={url}/lti/app",
+            platform.base
+        ),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(login.status(), 503);
+    let body: Value = serde_json::from_slice(login.body()).unwrap();
+    assert_eq!(body["error"], "store_unavailable");
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
