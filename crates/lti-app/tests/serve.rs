@@ -659,3 +659,36 @@ async fn healthz_is_503_when_the_nonce_store_goes_down() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_unreachable_platform_jwks_gives_502_with_the_error_code() {
+    let platform = start_platform().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let keys_dir = keys_dir_with_fixture_key();
+    let config_toml = config_text(&url, &platform, &keys_dir, "memory://").replace(
+        &format!("jwks_url = \"{}/jwks\"", platform.base),
+        &format!("jwks_url = \"http://{dead}/jwks\""),
+    );
+    let config = lti_app::Config::parse(&config_toml).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lti_app::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let tool = Tool::external(&url, &keys_dir);
+    let login = login(&tool, &platform).await;
+    let token = lti_jose::sign(
+        &claims(&tool, &platform, &login.nonce, LEARNER),
+        platform_key(),
+    )
+    .unwrap();
+    let resp = post_launch(&tool, &login, &token, None).await;
+    assert_eq!(resp.status(), 502);
+    assert!(text(&resp).contains("<code id=\"error-code\">jwks_unavailable</code>"));
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
