@@ -717,5 +717,165 @@ pub(crate) async fn lti11_launch(
         row(&mut b, k, Some(v));
     }
     b.push_str("</table></section><section><h2>Validation steps passed</h2><ol id=\"steps\"><li>consumer key known</li><li>OAuth 1.0a signature verified with the consumer's secret</li><li>timestamp within the window; nonce not used before</li><li>message type, version and resource_link_id present</li></ol></section>");
+    b.push_str("<section><h2>Outcomes</h2>");
+    match launch.outcome_target() {
+        None => b.push_str(
+            "<p>The consumer sent no lis_outcome_service_url and lis_result_sourcedid: grades cannot be sent back.</p>",
+        ),
+        Some(target) => match save_outcome_target(&state, launch.consumer_key(), &target).await {
+            Ok(id) => {
+                let _ = write!(
+                    b,
+                    "<form id=\"outcomes\" method=\"post\" action=\"/lti11/outcomes?{OUTCOME_ID_PARAM}={}\"><label>Score (0.0 to 1.0) <input name=\"score\" value=\"1.0\"></label><button type=\"submit\">Send the score to the consumer</button></form>",
+                    escape(&id)
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    b,
+                    "<p class=\"no\">The outcome target could not be saved: <code>{}</code></p>",
+                    escape(e.code())
+                );
+            }
+        },
+    }
+    b.push_str("</section>");
     page("LTI 1.1 launch inspector", &b)
+}
+
+/// The query parameter naming a saved LTI 1.1 outcome target.
+const OUTCOME_ID_PARAM: &str = "outcome_id";
+/// Format tag of a saved outcome target in the launch-data store.
+const OUTCOME_FORMAT: &str = "lti-app/lti11-outcome/v1";
+/// How long an outcome target stays usable: 2 hours.
+const OUTCOME_TTL_SECS: i64 = 7200;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Saves the launch's outcome target server-side under a fresh 256-bit id, so
+/// the form only carries the id (never a URL the tool would sign requests to).
+async fn save_outcome_target(
+    state: &AppState,
+    consumer_key: &str,
+    target: &lti11::OutcomeTarget,
+) -> Result<String, lti_registry::RegistryError> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
+        lti_registry::RegistryError::InvalidInput {
+            field: "outcome id",
+            expected: "random bytes from the system",
+            found: "an RNG failure".to_owned(),
+        }
+    })?;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let value = serde_json::json!({
+        "format": OUTCOME_FORMAT,
+        "consumer_key": consumer_key,
+        "service_url": target.service_url,
+        "sourced_id": target.sourced_id,
+    });
+    state
+        .store
+        .launch_data
+        .save_launch(&id, &value, unix_now().saturating_add(OUTCOME_TTL_SECS))
+        .await?;
+    Ok(id)
+}
+
+/// `POST /lti11/outcomes?outcome_id=…`: sends `replaceResult` for the launch
+/// the id was saved for, signed with its consumer's secret.
+pub(crate) async fn lti11_outcome(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(&headers, &e),
+    };
+    let not_found = || {
+        page_error(
+            &headers,
+            StatusCode::NOT_FOUND,
+            "outcome_not_found",
+            "outcome target not found: expected the id of a saved LTI 1.1 launch with outcomes, found an unknown or expired one",
+        )
+    };
+    let Some(id) = query
+        .get(OUTCOME_ID_PARAM)
+        .filter(|i| !i.is_empty() && i.len() <= 256)
+    else {
+        return not_found();
+    };
+    let saved = match state.store.launch_data.load_launch(id).await {
+        Ok(v) if v.get("format").and_then(Value::as_str) == Some(OUTCOME_FORMAT) => v,
+        Ok(_)
+        | Err(
+            lti_registry::RegistryError::NotFound { .. }
+            | lti_registry::RegistryError::InvalidInput { .. },
+        ) => {
+            return not_found();
+        }
+        Err(e) => {
+            return page_error(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                &e.to_string(),
+            );
+        }
+    };
+    let field = |n: &str| {
+        saved
+            .get(n)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (consumer_key, target) = (
+        field("consumer_key"),
+        lti11::OutcomeTarget {
+            service_url: field("service_url"),
+            sourced_id: field("sourced_id"),
+        },
+    );
+    let score = match number(&form, "score").map(lti11::Score::new) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return invalid_form(&headers, &e.to_string()),
+        Err(m) => return invalid_form(&headers, &m),
+    };
+    let consumer = match state.store.consumers.get_consumer(&consumer_key).await {
+        Ok(c) => c,
+        Err(lti_registry::RegistryError::NotFound { .. }) => return not_found(),
+        Err(e) => {
+            return page_error(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                &e.to_string(),
+            );
+        }
+    };
+    let credentials = lti11::Credentials::new(consumer.key.clone(), consumer.secret.expose());
+    let client = lti11::OutcomesClient::new(Arc::clone(&state.http));
+    match client
+        .replace_result(&target, &credentials, score, None)
+        .await
+    {
+        Ok(()) => page(
+            "Outcome sent",
+            &format!(
+                "<h1>Outcome sent</h1><p class=\"ok\" id=\"notice\">The consumer accepted the score {}.</p>",
+                score.value()
+            ),
+        ),
+        Err(e) => page_error(&headers, e.status(), e.code(), &e.to_string()),
+    }
 }

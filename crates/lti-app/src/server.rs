@@ -39,6 +39,7 @@ pub struct AppState {
     pub(crate) services: LtiServices,
     pub(crate) signing_key: Arc<SigningKey>,
     pub(crate) lti11: Arc<lti11::LaunchVerifier>,
+    pub(crate) http: Arc<dyn HttpClient>,
     pub(crate) public_url: String,
 }
 
@@ -146,7 +147,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
         .partitioned_state_cookie(https)
         .build()?;
-    let services = LtiServices::new(Arc::new(ServiceClient::new(http)));
+    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
@@ -157,6 +158,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         services,
         signing_key: Arc::new(signing_key),
         lti11: Arc::new(lti11),
+        http,
         public_url: public_url.clone(),
     };
     Ok(App {
@@ -185,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/lti/app/nrps", get(crate::inspector::nrps_page))
         .route("/lti/app/deep-link", post(crate::inspector::deep_link))
         .route(LTI11_LAUNCH_PATH, post(crate::inspector::lti11_launch))
+        .route("/lti11/outcomes", post(crate::inspector::lti11_outcome))
         .merge(lti)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -452,6 +452,7 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
         .param("lis_person_name_full", "Alan <Turing>")
         .roles(&["Instructor"])
         .context("ctx-11", "Computability")
+        .outcomes(format!("{}/outcomes", platform.base), "sourced-11")
         .sign(
             &url,
             &lti11::Credentials::new("consumer-1", "secret-1"),
@@ -464,6 +465,35 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
     assert!(page.contains("Alan &lt;Turing&gt;"));
     assert!(page.contains("Legacy LMS"));
     assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
+
+    // The Outcomes panel sends a score back through the consumer's service.
+    let action = page
+        .split("<form id=\"outcomes\" method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sent = post_form(&format!("{}{action}", tool.url), "score=0.8", None).await;
+    assert_eq!(sent.status(), 200, "{}", text(&sent));
+    assert!(text(&sent).contains("accepted the score 0.8"));
+    assert_eq!(
+        platform.outcomes.lock().unwrap().clone(),
+        [("sourced-11".to_owned(), 0.8)]
+    );
+    let out_of_range = post_form(&format!("{}{action}", tool.url), "score=1.5", None).await;
+    assert_eq!(out_of_range.status(), 400);
+    assert!(text(&out_of_range).contains("invalid_form"));
+    let unknown = post_form(
+        &format!("{}/lti11/outcomes?outcome_id=unknown", tool.url),
+        "score=0.5",
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    let body: Value = serde_json::from_slice(unknown.body()).unwrap();
+    assert_eq!(body["error"], "outcome_not_found");
 
     // The same signed form again: the nonce was used.
     let replay = post_form(&url, signed.form_body(), Some("application/json")).await;

@@ -42,6 +42,8 @@ pub struct Platform {
     pub line_items: Arc<Mutex<Vec<Value>>>,
     /// Scores the AGS endpoint received.
     pub scores: Arc<Mutex<Vec<Value>>>,
+    /// LTI 1.1 `replaceResult` calls received: (sourcedid, score).
+    pub outcomes: Arc<Mutex<Vec<(String, f64)>>>,
 }
 
 pub async fn start_platform() -> Platform {
@@ -51,6 +53,8 @@ pub async fn start_platform() -> Platform {
         "id": format!("{base}/ags/lineitems/1"), "label": "Quiz 1", "scoreMaximum": 10
     })]));
     let scores = Arc::new(Mutex::new(Vec::new()));
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let outcomes_post = outcomes.clone();
     let jwks = JwkSet {
         keys: vec![platform_key().public_jwk()],
     };
@@ -90,6 +94,22 @@ pub async fn start_platform() -> Platform {
             }),
         )
         .route(
+            "/outcomes",
+            post(move |body: Bytes| async move {
+                // (The tool's OAuth signature is checked by lti11's own tests.)
+                let request = lti11::OutcomeRequest::parse(&body).unwrap();
+                if let lti11::Operation::ReplaceResult { score, .. } = &request.operation {
+                    outcomes_post
+                        .lock()
+                        .unwrap()
+                        .push((request.sourced_id.clone(), score.value()));
+                }
+                let reply =
+                    lti11::OutcomeResponse::for_request(&request, lti11::CodeMajor::Success, "ok");
+                ([(CONTENT_TYPE, "application/xml")], reply.to_xml())
+            }),
+        )
+        .route(
             "/nrps",
             get_route(move || async move {
                 ([(CONTENT_TYPE, "application/vnd.ims.lti-nrps.v2.membershipcontainer+json")],
@@ -101,6 +121,7 @@ pub async fn start_platform() -> Platform {
         base,
         line_items,
         scores,
+        outcomes,
     }
 }
 
