@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod devplatform;
 mod error;
 mod import;
 mod inspector;

@@ -47,6 +47,35 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Run the dev platform: a minimal LMS (a course, users, "launch as" buttons,
+    /// deep linking, a grade book fed by AGS, a roster served through NRPS).
+    Platform {
+        /// The platform configuration file (`[platform]`, `[[tools]]`); without
+        /// one, no tools are registered.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides `platform.bind` (default 127.0.0.1:4000).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Keep the platform key in this directory (platform.pem, reused on
+        /// restart); default: a fresh key each start.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Run the dev platform and the tool together, registered with each other,
+    /// and print the one URL to open.
+    Demo {
+        /// The tool's address (port 0 picks a free one); served as 127.0.0.1.
+        #[arg(long, default_value = lti_app::devplatform::DEFAULT_DEMO_TOOL_BIND)]
+        tool_bind: String,
+        /// The platform's address (port 0 picks a free one); served as localhost.
+        #[arg(long, default_value = lti_app::devplatform::DEFAULT_PLATFORM_BIND)]
+        platform_bind: String,
+        /// Keep the tool and platform keys in this directory (reused on restart);
+        /// default: fresh keys in a temporary directory.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
     /// Manage LTI 1.1 consumers.
     Consumers {
         #[command(subcommand)]
@@ -73,6 +102,21 @@ fn main() -> ExitCode {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
         Command::Serve { config, bind } => block_on(run_serve(config, bind)),
         Command::CheckConfig { file } => return run_check_config(&file),
+        Command::Platform { config, bind, keys } => {
+            block_on(lti_app::devplatform::run_platform(config, bind, keys))
+        }
+        Command::Demo {
+            tool_bind,
+            platform_bind,
+            keys,
+        } => block_on(lti_app::devplatform::run_demo(
+            lti_app::devplatform::DemoOptions {
+                tool_bind,
+                platform_bind,
+                keys_dir: keys,
+            },
+            lti_app::shutdown_signal(),
+        )),
         Command::Consumers {
             command: ConsumersCommand::Import { file, config },
         } => block_on(run_import(file, config)),
