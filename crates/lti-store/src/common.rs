@@ -1,54 +1,60 @@
-//! Helpers shared by every backend.
-// Each helper is used by a subset of the backends; builds with only some
-// backend features enabled leave the others unused.
-#![cfg_attr(
-    not(all(
-        feature = "memory",
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "redis"
-    )),
-    allow(dead_code, unused_imports)
-)]
+//! Helpers shared by several backends. Each helper is compiled only with the
+//! backend features that use it, so every feature subset builds without
+//! dead code.
 
-use lti_registry::{
-    Consumer, PlatformRegistration, RegistryError, Result, SecretCipher, ToolKey,
-    oauth1_nonce_digest, sort_keys,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use lti_registry::{RegistryError, Result};
 
+#[cfg(any(
+    feature = "memory",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 /// Record key of an LTI 1.3 id-token nonce (hashed: never stored in clear),
 /// after checking both values.
 pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> Result<String> {
     lti_registry::check_id("issuer", issuer)?;
     lti_registry::check_id("nonce", nonce)?;
-    Ok(format!("n13:{}", oauth1_nonce_digest(issuer, nonce)))
+    Ok(format!(
+        "n13:{}",
+        lti_registry::oauth1_nonce_digest(issuer, nonce)
+    ))
 }
 
+#[cfg(any(
+    feature = "memory",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 /// Record key of an OAuth 1.0a nonce, after checking both values.
 pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> Result<String> {
     lti_registry::check_id("consumer key", consumer_key)?;
     lti_registry::check_id("oauth_nonce", nonce)?;
-    Ok(format!("n11:{}", oauth1_nonce_digest(consumer_key, nonce)))
+    Ok(format!(
+        "n11:{}",
+        lti_registry::oauth1_nonce_digest(consumer_key, nonce)
+    ))
 }
 
+#[cfg(any(feature = "file", feature = "memory"))]
 /// The registration (issuer, client id) in an in-process map.
 pub(crate) fn registration_in(
-    map: &std::collections::BTreeMap<(String, String), PlatformRegistration>,
+    map: &std::collections::BTreeMap<(String, String), lti_registry::PlatformRegistration>,
     issuer: &str,
     client_id: &str,
-) -> Result<PlatformRegistration> {
+) -> Result<lti_registry::PlatformRegistration> {
     map.get(&(issuer.to_owned(), client_id.to_owned()))
         .cloned()
         .ok_or_else(|| RegistryError::not_found("registration", registration_id(issuer, client_id)))
 }
 
+#[cfg(any(feature = "file", feature = "memory"))]
 /// The only registration of `issuer` in an in-process map.
 pub(crate) fn only_registration_in(
-    map: &std::collections::BTreeMap<(String, String), PlatformRegistration>,
+    map: &std::collections::BTreeMap<(String, String), lti_registry::PlatformRegistration>,
     issuer: &str,
-) -> Result<PlatformRegistration> {
+) -> Result<lti_registry::PlatformRegistration> {
     let regs = map
         .values()
         .filter(|r| r.issuer == issuer)
@@ -57,16 +63,19 @@ pub(crate) fn only_registration_in(
     single_for_issuer(issuer, regs)
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// The associated-data context binding an encrypted private key to its kid.
 pub(crate) fn tool_key_context(kid: &str) -> String {
     format!("tool_key:{kid}")
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// The associated-data context binding an encrypted secret to its consumer.
 pub(crate) fn consumer_context(key: &str) -> String {
     format!("consumer:{key}")
 }
 
+#[cfg(any(feature = "memory", feature = "redis"))]
 /// Seconds from `now` until `expires_at`, at least 1.
 pub(crate) fn ttl_secs(expires_at: i64, now: i64) -> u64 {
     u64::try_from(expires_at.saturating_sub(now))
@@ -74,11 +83,17 @@ pub(crate) fn ttl_secs(expires_at: i64, now: i64) -> u64 {
         .max(1)
 }
 
+#[cfg(any(
+    feature = "file",
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 /// The only registration among `regs` (all of `issuer`).
 pub(crate) fn single_for_issuer(
     issuer: &str,
-    mut regs: Vec<PlatformRegistration>,
-) -> Result<PlatformRegistration> {
+    mut regs: Vec<lti_registry::PlatformRegistration>,
+) -> Result<lti_registry::PlatformRegistration> {
     match regs.len() {
         0 => Err(RegistryError::not_found("registration", issuer)),
         1 => Ok(regs.remove(0)),
@@ -89,11 +104,18 @@ pub(crate) fn single_for_issuer(
     }
 }
 
+#[cfg(any(
+    feature = "file",
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 pub(crate) fn registration_id(issuer: &str, client_id: &str) -> String {
     format!("{issuer} / {client_id}")
 }
 
-pub(crate) fn to_json<T: Serialize>(
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres"))]
+pub(crate) fn to_json<T: serde::Serialize>(
     backend: &'static str,
     kind: &'static str,
     v: &T,
@@ -105,7 +127,8 @@ pub(crate) fn to_json<T: Serialize>(
     })
 }
 
-pub(crate) fn from_json<T: DeserializeOwned>(
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres"))]
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     backend: &'static str,
     kind: &'static str,
     s: &str,
@@ -117,6 +140,12 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     })
 }
 
+#[cfg(any(
+    feature = "memory",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "postgres"
+))]
 pub(crate) fn conflict(
     kind: &'static str,
     id: impl Into<String>,
@@ -129,6 +158,7 @@ pub(crate) fn conflict(
     }
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// A tool key as stored: the private key encrypted.
 #[derive(Clone, Debug)]
 pub(crate) struct SealedKey {
@@ -141,8 +171,12 @@ pub(crate) struct SealedKey {
     pub(crate) retired_at: Option<i64>,
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 impl SealedKey {
-    pub(crate) fn open(&self, cipher: &SecretCipher) -> Result<ToolKey> {
+    pub(crate) fn open(
+        &self,
+        cipher: &lti_registry::SecretCipher,
+    ) -> Result<lti_registry::ToolKey> {
         let private_key_pem =
             cipher.decrypt(&self.sealed_private_key, &tool_key_context(&self.kid))?;
         let mut key = new_tool_key(
@@ -158,6 +192,7 @@ impl SealedKey {
     }
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// Builds a `ToolKey` (its fields are public but the type is non-exhaustive).
 pub(crate) fn new_tool_key(
     kid: &str,
@@ -165,10 +200,11 @@ pub(crate) fn new_tool_key(
     private_key_pem: lti_registry::SecretString,
     status: lti_registry::KeyStatus,
     created_at: i64,
-) -> ToolKey {
-    ToolKey::new(kid, alg, private_key_pem, status, created_at)
+) -> lti_registry::ToolKey {
+    lti_registry::ToolKey::new(kid, alg, private_key_pem, status, created_at)
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// Whether a retired key is still inside the publication overlap.
 pub(crate) fn is_published(
     status: lti_registry::KeyStatus,
@@ -184,6 +220,7 @@ pub(crate) fn is_published(
     }
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// A consumer as stored: the secret encrypted.
 #[derive(Clone, Debug)]
 pub(crate) struct SealedConsumer {
@@ -194,8 +231,12 @@ pub(crate) struct SealedConsumer {
     pub(crate) created_at: i64,
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 impl SealedConsumer {
-    pub(crate) fn seal(c: &Consumer, cipher: &SecretCipher) -> Result<Self> {
+    pub(crate) fn seal(
+        c: &lti_registry::Consumer,
+        cipher: &lti_registry::SecretCipher,
+    ) -> Result<Self> {
         c.validate()?;
         Ok(Self {
             key: c.key.clone(),
@@ -206,14 +247,23 @@ impl SealedConsumer {
         })
     }
 
-    pub(crate) fn open(&self, cipher: &SecretCipher) -> Result<Consumer> {
+    pub(crate) fn open(
+        &self,
+        cipher: &lti_registry::SecretCipher,
+    ) -> Result<lti_registry::Consumer> {
         let secret = cipher.decrypt(&self.sealed_secret, &consumer_context(&self.key))?;
-        let mut c = Consumer::new(self.key.clone(), secret, self.name.clone(), self.created_at);
+        let mut c = lti_registry::Consumer::new(
+            self.key.clone(),
+            secret,
+            self.name.clone(),
+            self.created_at,
+        );
         c.instance_guid.clone_from(&self.instance_guid);
         Ok(c)
     }
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 pub(crate) fn guid_conflict(key: &str, existing: &str) -> RegistryError {
     conflict(
         "consumer",
@@ -222,6 +272,7 @@ pub(crate) fn guid_conflict(key: &str, existing: &str) -> RegistryError {
     )
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 pub(crate) fn guid_taken(guid: &str) -> RegistryError {
     conflict(
         "consumer",
@@ -230,12 +281,16 @@ pub(crate) fn guid_taken(guid: &str) -> RegistryError {
     )
 }
 
+#[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
 /// Decrypts keys and sorts them in the documented order.
-pub(crate) fn open_sorted(sealed: &[SealedKey], cipher: &SecretCipher) -> Result<Vec<ToolKey>> {
+pub(crate) fn open_sorted(
+    sealed: &[SealedKey],
+    cipher: &lti_registry::SecretCipher,
+) -> Result<Vec<lti_registry::ToolKey>> {
     let mut keys = sealed
         .iter()
         .map(|k| k.open(cipher))
         .collect::<Result<Vec<_>>>()?;
-    sort_keys(&mut keys);
+    lti_registry::sort_keys(&mut keys);
     Ok(keys)
 }

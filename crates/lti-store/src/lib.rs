@@ -1,6 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+#[cfg(any(
+    feature = "memory",
+    feature = "file",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
 mod common;
 #[cfg(feature = "file")]
 mod file;
