@@ -14,6 +14,7 @@ mod random;
 mod request;
 mod tool;
 mod urls;
+pub mod web;
 
 pub use cookie::{INSECURE_COOKIE_PREFIX, SECURE_COOKIE_PREFIX};
 pub use deep_linking::auto_submit_form;

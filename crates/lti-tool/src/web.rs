@@ -1,0 +1,633 @@
+//! The framework-free half of a web adapter (`lti-axum`, `lti-actix`, or one
+//! written for another framework).
+//!
+//! An adapter extracts the request, calls these functions on `http` 1 types and
+//! converts the result: the adapter's [`Error`] with its codes and statuses, the
+//! refusal rendering ([`error_response`], an HTML page or
+//! `{"error": code, "message": text}` chosen by [`wants_json`]), the launch id a
+//! follow-up request carries ([`launch_id`]), the role guards
+//! ([`require_instructor`], [`require_any_role`]), the deep-linking route's body
+//! ([`DeepLinkRequest`]), the launch cookie ([`launch_cookie`]) and the default
+//! route paths and body limit ([`RouteConfig`]). Every adapter built on them
+//! refuses the same request with the same code and status.
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, header};
+//! use lti_tool::web;
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+//! headers.insert(header::COOKIE, HeaderValue::from_static("lti_launch=abc"));
+//!
+//! let Some(id) = web::launch_id(&headers, None) else {
+//!     panic!("the cookie carries the id");
+//! };
+//! assert_eq!(id, "abc");
+//!
+//! let refusal = web::error_response(&web::Error::MissingLaunchId, web::wants_json(&headers));
+//! assert_eq!(refusal.status(), http::StatusCode::UNAUTHORIZED);
+//! assert!(refusal.body().contains(r#""error":"launch_id_missing""#));
+//! ```
+
+use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use lti_message::Role;
+use serde::Deserialize;
+
+use crate::html::escape;
+use crate::{ContentItem, DeepLinkingResponseBuilder, LAUNCH_ID_PARAM, Launch, LtiMessage};
+use crate::{Tool, ToolError};
+
+/// The default login initiation path (GET and POST).
+pub const LOGIN_PATH: &str = "/lti/login";
+/// The default launch path (the redirect URI; POST).
+pub const LAUNCH_PATH: &str = "/lti/launch";
+/// The default path of the tool's public key set (GET).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The default deep-linking response path (POST, JSON body, see [`DeepLinkRequest`]).
+pub const DEEP_LINK_PATH: &str = "/lti/deep-link";
+/// The default request body limit: 64 KiB (an id_token is at most 16 KiB by default).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The cookie the launch route sets to the launch id (a session cookie, `HttpOnly`;
+/// `Secure; SameSite=None; Partitioned` when the tool's base URL is `https`).
+pub const LAUNCH_COOKIE: &str = "lti_launch";
+
+/// The longest launch id accepted from a request (ids issued by `lti-tool` are 43
+/// characters; anything far longer is refused before the store is asked).
+pub const MAX_LAUNCH_ID_LEN: usize = 256;
+
+/// The longest role list an [`Error::InsufficientRole`] quotes, in characters.
+const MAX_ROLES_CHARS: usize = 200;
+
+/// Everything a web adapter can refuse a request for: the [`ToolError`] of a flow,
+/// or one of the adapter's own checks (launch id, role guard, body, setup).
+///
+/// Each variant has a stable [`Error::code`] and an [`Error::http_status`]; a
+/// [`ToolError`] keeps the code and status `lti-tool` gives it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tool flow refused the request.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The request carries no launch id.
+    #[error(
+        "launch id missing: expected a launch id in an `Authorization: Bearer` header, the `lti_launch_id` query parameter or the `lti_launch` cookie, found none"
+    )]
+    MissingLaunchId,
+    /// The launching user lacks the role a route requires.
+    #[error("insufficient role: expected {expected}, found roles [{found}]")]
+    InsufficientRole {
+        /// What the guard requires.
+        expected: String,
+        /// The launch's roles (clipped).
+        found: String,
+    },
+    /// The request body exceeds the route's limit.
+    #[error("request body too large: expected at most {limit} bytes, found more")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request body could not be read.
+    #[error("unreadable request body: expected a complete body, found {reason}")]
+    BodyUnreadable {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The deep-linking endpoint's JSON body is malformed.
+    #[error("invalid deep-linking request: expected {expected}, found {found}")]
+    InvalidDeepLinkRequest {
+        /// What was expected.
+        expected: &'static str,
+        /// What was found (clipped).
+        found: String,
+    },
+    /// The request line or a header could not be carried over to the `http` 1
+    /// types `lti-tool` reads (an adapter whose framework uses other types).
+    #[error("malformed request: expected {expected}, found {found}")]
+    MalformedRequest {
+        /// What was expected.
+        expected: &'static str,
+        /// What was found (clipped).
+        found: String,
+    },
+    /// The application gave the adapter no [`Tool`]: a setup mistake, not the
+    /// client's.
+    #[error(
+        "tool not configured: expected the application to register the `lti_tool::Tool` (in actix-web: `web::Data<Tool>` or `web::Data<Arc<Tool>>` in the app data), found none"
+    )]
+    ToolNotConfigured,
+}
+
+impl Error {
+    /// The stable machine code (`lti-tool`'s code for [`Error::Tool`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Tool(e) => e.code(),
+            Self::MissingLaunchId => "launch_id_missing",
+            Self::InsufficientRole { .. } => "insufficient_role",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyUnreadable { .. } => "body_unreadable",
+            Self::InvalidDeepLinkRequest { .. } => "invalid_deep_link_request",
+            Self::MalformedRequest { .. } => "malformed_request",
+            Self::ToolNotConfigured => "tool_not_configured",
+        }
+    }
+
+    /// The status to answer with: `lti-tool`'s status for a flow error, 401
+    /// without a launch id, 403 for a role guard, 413 for an oversized body, 400
+    /// for an unreadable or malformed request, 500 only for a missing tool (the
+    /// application's setup).
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::Tool(e) => e.http_status(),
+            Self::MissingLaunchId => StatusCode::UNAUTHORIZED,
+            Self::InsufficientRole { .. } => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyUnreadable { .. }
+            | Self::InvalidDeepLinkRequest { .. }
+            | Self::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ToolNotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// An [`Error::MalformedRequest`] quoting at most 64 characters of `found`.
+    pub fn malformed(expected: &'static str, found: &str) -> Self {
+        Self::MalformedRequest {
+            expected,
+            found: clip(found, 64),
+        }
+    }
+}
+
+/// `text` cut to `max` characters, with `…` when something was cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Whether the client asked for JSON: the first of `application/json` (or a
+/// `+json` type) and `text/html` in its `Accept` header is the JSON one.
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    let ranges = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|range| {
+            let essence = range.split(';').next().unwrap_or_default();
+            essence.trim().to_ascii_lowercase()
+        });
+    for essence in ranges {
+        match essence.as_str() {
+            "text/html" => return false,
+            "application/json" => return true,
+            other if other.ends_with("+json") => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The launch id a request carries, looked up in this order: an
+/// `Authorization: Bearer <id>` header, the `lti_launch_id` parameter of `query`
+/// (the request's query string, which `lti-tool` appends to the post-launch
+/// redirect), the [`LAUNCH_COOKIE`]. The header and the query parameter let
+/// follow-up requests work inside an LMS iframe whose browser blocks third-party
+/// cookies. An empty id or one longer than [`MAX_LAUNCH_ID_LEN`] is `None`.
+pub fn launch_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let values = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+    };
+    let from_bearer = values(AUTHORIZATION).find_map(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
+    });
+    let from_query = || {
+        query?.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == LAUNCH_ID_PARAM).then(|| value.to_owned())
+        })
+    };
+    let from_cookie = || {
+        values(COOKIE)
+            .flat_map(|value| value.split(';'))
+            .find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                (name.trim() == LAUNCH_COOKIE).then(|| value.trim().to_owned())
+            })
+    };
+    from_bearer
+        .or_else(from_query)
+        .or_else(from_cookie)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_LAUNCH_ID_LEN)
+}
+
+/// Refuses (`insufficient_role`, 403) unless the launch has an instructor role or
+/// one that outranks it (administrator).
+///
+/// # Errors
+/// [`Error::InsufficientRole`].
+pub fn require_instructor(launch: &Launch) -> Result<(), Error> {
+    if launch.roles().is_instructor_or_higher() {
+        return Ok(());
+    }
+    Err(insufficient_role("an instructor or higher role", launch))
+}
+
+/// Refuses (`insufficient_role`, 403) unless the launch has one of `roles` (or a
+/// sub-role of one). Roles may be full URIs
+/// (`http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor`) or short names
+/// (`Mentor`).
+///
+/// # Errors
+/// [`Error::InsufficientRole`].
+pub fn require_any_role(launch: &Launch, roles: &[&str]) -> Result<(), Error> {
+    let held = launch.roles();
+    if roles.iter().any(|role| held.has(&Role::parse(role))) {
+        return Ok(());
+    }
+    Err(insufficient_role(
+        &format!("one of [{}]", roles.join(", ")),
+        launch,
+    ))
+}
+
+fn insufficient_role(expected: &str, launch: &Launch) -> Error {
+    let held: Vec<&str> = launch.roles().iter().map(Role::as_str).collect();
+    Error::InsufficientRole {
+        expected: expected.to_owned(),
+        found: clip(&held.join(", "), MAX_ROLES_CHARS),
+    }
+}
+
+/// The refusal of `error` as a response: `{"error": code, "message": text}`
+/// (`application/json`) when `json`, else the HTML page of [`error_page`]; the
+/// status is [`Error::http_status`] and `Cache-Control: no-store` is set. Logs the
+/// code and status (at `error` for a 5xx, `info` otherwise), never the message.
+pub fn error_response(error: &Error, json: bool) -> Response<String> {
+    let status = error.http_status();
+    let code = error.code();
+    let message = error.to_string();
+    if status.is_server_error() {
+        tracing::error!(code, status = status.as_u16(), "LTI request failed");
+    } else {
+        tracing::info!(code, status = status.as_u16(), "LTI request refused");
+    }
+    let (content_type, body) = if json {
+        ("application/json", error_json(code, &message))
+    } else {
+        (
+            "text/html; charset=utf-8",
+            error_page(status, code, &message),
+        )
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The JSON refusal body: `{"error": code, "message": message}`.
+pub fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": code, "message": message }).to_string()
+}
+
+/// The HTML page of a refusal: its status, code and explanation, all escaped.
+/// The code is in `#error-code` and the explanation in `#error-message`.
+pub fn error_page(status: StatusCode, code: &str, message: &str) -> String {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let title = escape(&title);
+    let code = escape(code);
+    let message = escape(message);
+    let style = "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;\
+                 padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:.1rem .3rem}";
+    [
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        &format!("<title>{title}</title><style>{style}</style></head>\n<body>\n"),
+        "<h1>The LTI request was refused</h1>\n",
+        &format!("<p>Status: <strong>{title}</strong></p>\n"),
+        &format!("<p>Error code: <code id=\"error-code\">{code}</code></p>\n"),
+        &format!("<p id=\"error-message\">{message}</p>\n</body>\n</html>\n"),
+    ]
+    .concat()
+}
+
+/// The `Set-Cookie` value that carries `launch_id` in the [`LAUNCH_COOKIE`]:
+/// `HttpOnly; Path=/`, plus `Secure; SameSite=None; Partitioned` when the tool's
+/// base URL is `https` (so it survives inside an LMS iframe), else `SameSite=Lax`.
+pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
+    let attributes = if tool.base_url().starts_with("https://") {
+        "Secure; SameSite=None; Partitioned"
+    } else {
+        "SameSite=Lax"
+    };
+    format!("{LAUNCH_COOKIE}={launch_id}; Path=/; HttpOnly; {attributes}")
+}
+
+/// The JSON body of the deep-linking route: the chosen content items and the
+/// optional messages for the platform. The launch is the request's current
+/// launch, which must be an `LtiDeepLinkingRequest`.
+///
+/// The route answers the auto-submitting form page that returns the signed
+/// response to the platform, or `{"deep_link_return_url": …, "jwt": …}`
+/// ([`DeepLinkRequest::json_answer`]) when the request accepts JSON (for a front
+/// end that posts the form itself).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepLinkRequest {
+    /// The chosen items (each checked against the request's settings).
+    #[serde(default)]
+    pub items: Vec<ContentItem>,
+    /// `msg` shown to the user by the platform.
+    #[serde(default)]
+    pub msg: Option<String>,
+    /// `log` recorded by the platform.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// `errormsg` shown to the user.
+    #[serde(default)]
+    pub errormsg: Option<String>,
+    /// `errorlog` recorded by the platform.
+    #[serde(default)]
+    pub errorlog: Option<String>,
+}
+
+impl DeepLinkRequest {
+    /// Parses the route's JSON body.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDeepLinkRequest`] (400), quoting at most 120 characters of
+    /// the parser's complaint.
+    pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        let invalid = |found: String| Error::InvalidDeepLinkRequest {
+            expected: "a JSON object with `items` (content items) and optional `msg`, `log`, `errormsg`, `errorlog`",
+            found: clip(&found, 120),
+        };
+        // serde would also read a struct from a JSON array; only an object is meant.
+        if body.trim_ascii_start().first() == Some(&b'[') {
+            return Err(invalid("a JSON array".to_owned()));
+        }
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Fills the launch's response builder, checking each item against the
+    /// request's settings.
+    ///
+    /// # Errors
+    /// [`Error::Tool`] with the builder's refusal of an item.
+    pub fn apply(self, builder: &mut DeepLinkingResponseBuilder) -> Result<(), Error> {
+        for item in self.items {
+            builder.add_item(item).map_err(ToolError::from)?;
+        }
+        if let Some(msg) = self.msg {
+            builder.msg(msg);
+        }
+        if let Some(log) = self.log {
+            builder.log(log);
+        }
+        if let Some(msg) = self.errormsg {
+            builder.errormsg(msg);
+        }
+        if let Some(log) = self.errorlog {
+            builder.errorlog(log);
+        }
+        Ok(())
+    }
+
+    /// The route's JSON answer for a signed response `jwt`:
+    /// `{"deep_link_return_url": …, "jwt": …}` (the URL is empty unless `launch`
+    /// is a deep-linking request).
+    pub fn json_answer(launch: &Launch, jwt: &str) -> serde_json::Value {
+        let return_url = match launch.message() {
+            LtiMessage::DeepLinking(request) => request.deep_link_return_url(),
+            _ => "",
+        };
+        serde_json::json!({ "deep_link_return_url": return_url, "jwt": jwt })
+    }
+}
+
+/// The paths and body limit of an adapter's LTI routes, with the defaults every
+/// adapter shares; an adapter's routes builder wraps it and registers the routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The login initiation path (GET and POST).
+    pub login: String,
+    /// The launch path: the path of the tool's redirect URI.
+    pub launch: String,
+    /// The JWKS path.
+    pub jwks: String,
+    /// The deep-linking response path, or `None` to leave the route out.
+    pub deep_link: Option<String>,
+    /// The largest request body the routes read, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for RouteConfig {
+    /// [`LOGIN_PATH`], [`LAUNCH_PATH`], [`JWKS_PATH`], [`DEEP_LINK_PATH`] and
+    /// [`DEFAULT_BODY_LIMIT`].
+    fn default() -> Self {
+        Self {
+            login: LOGIN_PATH.to_owned(),
+            launch: LAUNCH_PATH.to_owned(),
+            jwks: JWKS_PATH.to_owned(),
+            deep_link: Some(DEEP_LINK_PATH.to_owned()),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(http::HeaderName, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name.clone(), HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn json_is_chosen_only_when_listed_before_html() {
+        let accept = |v| wants_json(&headers(&[(ACCEPT, v)]));
+        assert!(accept("application/json"));
+        assert!(accept("application/problem+json, */*"));
+        assert!(accept("application/json;q=0.9, text/html;q=0.8"));
+        assert!(accept("Application/JSON"));
+        assert!(!accept("text/html,application/json"));
+        assert!(!accept("*/*"));
+        assert!(!wants_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn bearer_wins_over_query_and_query_over_cookie() {
+        let all = headers(&[
+            (AUTHORIZATION, "Bearer from-header"),
+            (COOKIE, "lti_launch=from-cookie"),
+        ]);
+        let query = Some("a=1&lti_launch_id=from-query");
+        assert_eq!(launch_id(&all, query).as_deref(), Some("from-header"));
+        let cookie = headers(&[(COOKIE, "a=b; lti_launch=from-cookie")]);
+        assert_eq!(launch_id(&cookie, query).as_deref(), Some("from-query"));
+        assert_eq!(launch_id(&cookie, None).as_deref(), Some("from-cookie"));
+        let lower = headers(&[(AUTHORIZATION, "bearer  spaced ")]);
+        assert_eq!(launch_id(&lower, None).as_deref(), Some("spaced"));
+    }
+
+    #[test]
+    fn absent_empty_oversized_or_lookalike_ids_are_none() {
+        let none = HeaderMap::new();
+        assert_eq!(launch_id(&none, None), None);
+        assert_eq!(launch_id(&none, Some("lti_launch_id=")), None);
+        assert_eq!(launch_id(&none, Some("lti_launch_idx=1")), None);
+        let long = format!("lti_launch_id={}", "a".repeat(MAX_LAUNCH_ID_LEN + 1));
+        assert_eq!(launch_id(&none, Some(&long)), None);
+        let at_limit = format!("lti_launch_id={}", "a".repeat(MAX_LAUNCH_ID_LEN));
+        assert_eq!(
+            launch_id(&none, Some(&at_limit)).map(|id| id.len()),
+            Some(MAX_LAUNCH_ID_LEN)
+        );
+        let basic = headers(&[(AUTHORIZATION, "Basic abc")]);
+        assert_eq!(launch_id(&basic, None), None);
+        let other_cookie = headers(&[(COOKIE, "lti_launch_x=1")]);
+        assert_eq!(launch_id(&other_cookie, None), None);
+    }
+
+    #[test]
+    fn every_error_has_its_code_and_status() {
+        let found = || "x".to_owned();
+        let cases = [
+            (Error::MissingLaunchId, "launch_id_missing", 401),
+            (
+                Error::InsufficientRole {
+                    expected: found(),
+                    found: found(),
+                },
+                "insufficient_role",
+                403,
+            ),
+            (Error::BodyTooLarge { limit: 1 }, "body_too_large", 413),
+            (
+                Error::BodyUnreadable { reason: found() },
+                "body_unreadable",
+                400,
+            ),
+            (
+                Error::InvalidDeepLinkRequest {
+                    expected: "x",
+                    found: found(),
+                },
+                "invalid_deep_link_request",
+                400,
+            ),
+            (Error::malformed("x", "y"), "malformed_request", 400),
+            (Error::ToolNotConfigured, "tool_not_configured", 500),
+            (
+                Error::Tool(ToolError::LaunchNotFound),
+                "launch_not_found",
+                404,
+            ),
+            (Error::Tool(ToolError::BadSignature), "bad_signature", 401),
+        ];
+        for (error, code, status) in cases {
+            assert_eq!(error.code(), code);
+            assert_eq!(error.http_status().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_clipped_to_64_characters() {
+        let Error::MalformedRequest { found, .. } = Error::malformed("y", &"é".repeat(100)) else {
+            panic!("expected MalformedRequest");
+        };
+        assert_eq!(found.chars().count(), 65);
+        assert!(found.ends_with('…'));
+    }
+
+    #[test]
+    fn the_page_escapes_code_and_message() {
+        let page = error_page(StatusCode::BAD_REQUEST, "c<", "<script>alert(1)</script>");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("<code id=\"error-code\">c&lt;</code>"));
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("<title>400 Bad Request</title>"));
+    }
+
+    #[test]
+    fn json_refusals_carry_code_message_status_and_no_store() {
+        let response = error_response(&Error::BodyTooLarge { limit: 10 }, true);
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let json: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(json["error"], "body_too_large");
+        assert_eq!(
+            json["message"],
+            "request body too large: expected at most 10 bytes, found more"
+        );
+    }
+
+    #[test]
+    fn html_refusals_are_the_escaped_page() {
+        let error = Error::InsufficientRole {
+            expected: "one of [<b>]".into(),
+            found: "Learner".into(),
+        };
+        let response = error_response(&error, false);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert!(response.body().contains("insufficient_role"));
+        assert!(response.body().contains("one of [&lt;b&gt;]"));
+    }
+
+    #[test]
+    fn deep_link_bodies_parse_and_bad_ones_are_refused_with_their_code() {
+        let ok = DeepLinkRequest::parse(br#"{"items":[],"msg":"done"}"#).unwrap();
+        assert_eq!(ok.msg.as_deref(), Some("done"));
+        assert!(ok.items.is_empty());
+        let bad_bodies = [
+            &b"not json"[..],
+            br#"{"items":[],"extra":1}"#,
+            br#"{"items":"x"}"#,
+            b" []",
+            b"",
+        ];
+        for bad in bad_bodies {
+            let error = DeepLinkRequest::parse(bad).unwrap_err();
+            assert_eq!(error.code(), "invalid_deep_link_request");
+            let Error::InvalidDeepLinkRequest { found, .. } = error else {
+                panic!("expected InvalidDeepLinkRequest");
+            };
+            assert!(found.chars().count() <= 121);
+        }
+    }
+
+    #[test]
+    fn route_defaults_are_the_documented_paths_and_limit() {
+        let config = RouteConfig::default();
+        assert_eq!(config.login, "/lti/login");
+        assert_eq!(config.launch, "/lti/launch");
+        assert_eq!(config.jwks, "/.well-known/jwks.json");
+        assert_eq!(config.deep_link.as_deref(), Some("/lti/deep-link"));
+        assert_eq!(config.body_limit, 65_536);
+    }
+}

@@ -1,0 +1,162 @@
+//! The framework-free adapter half (`lti_tool::web`) on real verified launches:
+//! role guards, the launch cookie and the deep-linking route's body.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use lti_tool::web::{self, DeepLinkRequest, Error};
+use lti_tool::{Launch, ToolError};
+use serde_json::{Value, json};
+
+const MEMBERSHIP: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#";
+const RETURN_URL: &str = "https://platform.example/deep_links/return";
+
+async fn launch_with_roles(h: &Harness, roles: Value) -> Launch {
+    h.launch_with(|c| {
+        c.insert(format!("{LTI}roles"), roles);
+    })
+    .await
+    .unwrap()
+    .0
+}
+
+async fn deep_linking_launch(h: &Harness) -> Launch {
+    h.launch_with(|c| {
+        c.remove(&format!("{LTI}resource_link"));
+        c.insert(format!("{LTI}message_type"), json!("LtiDeepLinkingRequest"));
+        c.insert(
+            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".to_owned(),
+            json!({
+                "deep_link_return_url": RETURN_URL,
+                "accept_types": ["link"],
+                "accept_presentation_document_targets": ["window"],
+                "accept_multiple": false
+            }),
+        );
+    })
+    .await
+    .unwrap()
+    .0
+}
+
+fn insufficient(result: Result<(), Error>) -> (String, String) {
+    match result {
+        Err(Error::InsufficientRole { expected, found }) => (expected, found),
+        other => panic!("expected InsufficientRole, found {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn instructors_and_administrators_pass_the_instructor_guard() {
+    let h = Harness::new().await;
+    for role in ["Instructor", "Administrator"] {
+        let launch = launch_with_roles(&h, json!([format!("{MEMBERSHIP}{role}")])).await;
+        web::require_instructor(&launch).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_learner_is_refused_by_the_instructor_guard_with_its_roles_quoted() {
+    let h = Harness::new().await;
+    let launch = launch_with_roles(&h, json!([format!("{MEMBERSHIP}Learner")])).await;
+    let result = web::require_instructor(&launch);
+    assert_eq!(result.as_ref().unwrap_err().code(), "insufficient_role");
+    assert_eq!(result.as_ref().unwrap_err().http_status().as_u16(), 403);
+    let (expected, found) = insufficient(result);
+    assert_eq!(expected, "an instructor or higher role");
+    assert_eq!(found, format!("{MEMBERSHIP}Learner"));
+}
+
+#[tokio::test]
+async fn any_role_accepts_short_names_and_full_uris_and_refuses_the_rest() {
+    let h = Harness::new().await;
+    let launch = launch_with_roles(&h, json!([format!("{MEMBERSHIP}Mentor")])).await;
+    web::require_any_role(&launch, &["Instructor", "Mentor"]).unwrap();
+    web::require_any_role(&launch, &[&format!("{MEMBERSHIP}Mentor")]).unwrap();
+    let (expected, _) = insufficient(web::require_any_role(&launch, &["Instructor", "Learner"]));
+    assert_eq!(expected, "one of [Instructor, Learner]");
+    let (_, _) = insufficient(web::require_any_role(&launch, &[]));
+}
+
+#[tokio::test]
+async fn a_long_role_list_is_clipped_in_the_refusal() {
+    let h = Harness::new().await;
+    let roles: Vec<String> = (0..40).map(|i| format!("{MEMBERSHIP}Custom{i}")).collect();
+    let launch = launch_with_roles(&h, json!(roles)).await;
+    let (_, found) = insufficient(web::require_instructor(&launch));
+    assert_eq!(found.chars().count(), 201);
+    assert!(found.ends_with('…'));
+}
+
+#[tokio::test]
+async fn the_launch_cookie_is_cross_site_for_an_https_tool() {
+    let h = Harness::new().await;
+    assert_eq!(
+        web::launch_cookie(&h.tool, "abc"),
+        "lti_launch=abc; Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
+    );
+}
+
+#[tokio::test]
+async fn the_launch_cookie_is_lax_for_an_http_tool() {
+    let h = Harness::new().await;
+    let tool = lti_tool::Tool::builder("http://localhost:8080/", &h.store)
+        .state_cookie_secret(COOKIE_SECRET)
+        .build()
+        .unwrap();
+    assert_eq!(
+        web::launch_cookie(&tool, "abc"),
+        "lti_launch=abc; Path=/; HttpOnly; SameSite=Lax"
+    );
+}
+
+#[tokio::test]
+async fn a_deep_link_body_fills_the_builder_and_the_json_answer_names_the_return_url() {
+    let h = Harness::new().await;
+    let launch = deep_linking_launch(&h).await;
+    let request = DeepLinkRequest::parse(
+        br#"{"items":[{"type":"link","url":"https://tool.example/a"}],"msg":"added"}"#,
+    )
+    .unwrap();
+    let mut builder = launch.deep_linking_response().unwrap();
+    request.apply(&mut builder).unwrap();
+    let jwt = h
+        .tool
+        .sign_deep_link_response(&launch, &builder)
+        .await
+        .unwrap();
+    let answer = DeepLinkRequest::json_answer(&launch, &jwt);
+    assert_eq!(answer["deep_link_return_url"], RETURN_URL);
+    assert_eq!(answer["jwt"], jwt.as_str());
+}
+
+#[tokio::test]
+async fn an_item_the_settings_refuse_is_a_tool_error() {
+    let h = Harness::new().await;
+    let launch = deep_linking_launch(&h).await;
+    let request =
+        DeepLinkRequest::parse(br#"{"items":[{"type":"html","html":"<p>x</p>"}]}"#).unwrap();
+    let mut builder = launch.deep_linking_response().unwrap();
+    let error = request.apply(&mut builder).unwrap_err();
+    assert!(matches!(error, Error::Tool(_)), "{error:?}");
+    let expected = ToolError::from(
+        launch
+            .deep_linking_response()
+            .unwrap()
+            .add_item(serde_json::from_value(json!({"type":"html","html":"<p>x</p>"})).unwrap())
+            .unwrap_err(),
+    );
+    assert_eq!(error.code(), expected.code());
+    assert_eq!(error.http_status(), expected.http_status());
+}
+
+#[tokio::test]
+async fn a_resource_link_launch_has_no_return_url_in_the_json_answer() {
+    let h = Harness::new().await;
+    let launch = launch_with_roles(&h, json!([format!("{MEMBERSHIP}Instructor")])).await;
+    assert_eq!(
+        DeepLinkRequest::json_answer(&launch, "t")["deep_link_return_url"],
+        ""
+    );
+}
