@@ -114,8 +114,20 @@ impl From<&lti_registry::Consumer> for Credentials {
     }
 }
 
+/// `UNRESERVED[b]`: `b` is `A-Z a-z 0-9 - . _ ~` (RFC 3986 §2.3).
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+};
+
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    UNRESERVED[usize::from(b)]
 }
 
 fn encode_into(out: &mut String, s: &str) {
@@ -669,14 +681,17 @@ impl<'a> SignedRequest<'a> {
 
         // The launch parameters are the form-body ones that are not OAuth
         // protocol parameters; query parameters are kept apart.
-        let form: Vec<(String, String)> = params[query_len..form_end]
-            .iter()
-            .filter(|(k, _)| !k.starts_with("oauth_"))
-            .map(|(k, v)| (k.clone().into_owned(), v.clone().into_owned()))
+        // Decoded values move out; borrowed ones are copied once.
+        let mut params = params.into_iter();
+        let query: Vec<(String, String)> = params
+            .by_ref()
+            .take(query_len)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let query: Vec<(String, String)> = params[..query_len]
-            .iter()
-            .map(|(k, v)| (k.clone().into_owned(), v.clone().into_owned()))
+        let form: Vec<(String, String)> = params
+            .take(form_end - query_len)
+            .filter(|(k, _)| !k.starts_with("oauth_"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
 
         Ok(CollectedRequest {
@@ -727,27 +742,38 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// Decodes one form-encoded name or value (see [`parse_form_into`]).
 fn form_decode(bytes: &[u8]) -> Cow<'_, str> {
-    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+    let is_special = |b: &u8| *b == b'%' || *b == b'+';
+    let Some(first) = bytes.iter().position(is_special) else {
         return String::from_utf8_lossy(bytes);
-    }
+    };
     let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
     while i < bytes.len() {
-        let b = bytes[i];
-        i += 1;
-        match b {
-            b'+' => out.push(b' '),
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
             b'%' => match (
-                bytes.get(i).copied().and_then(hex_value),
                 bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
             ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
-                    i += 2;
+                    i += 3;
                 }
-                _ => out.push(b'%'),
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
             },
-            _ => out.push(b),
+            _ => {
+                // Copy the run up to the next `%` or `+` at once.
+                let run = bytes[i..].iter().position(is_special).unwrap_or(bytes.len() - i);
+                out.extend_from_slice(&bytes[i..i + run]);
+                i += run;
+            }
         }
     }
     Cow::Owned(
