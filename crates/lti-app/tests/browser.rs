@@ -100,7 +100,13 @@ impl Browser {
         let url = format!("{}{path}", self.url);
         let resp = self
             .http
-            .send(method, &url, Some("application/json"), serde_json::to_vec(&body).unwrap(), &[])
+            .send(
+                method,
+                &url,
+                Some("application/json"),
+                serde_json::to_vec(&body).unwrap(),
+                &[],
+            )
             .await;
         let v: Value = serde_json::from_str(&resp.body).map_err(|e| e.to_string())?;
         if resp.status.is_success() {
@@ -111,7 +117,8 @@ impl Browser {
     }
 
     async fn goto(&mut self, url: &str) {
-        self.call(Method::POST, "/url", Some(json!({ "url": url }))).await;
+        self.call(Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
     }
 
     /// The URL of the document in the current frame (`/url` is the top level's).
@@ -128,7 +135,11 @@ impl Browser {
     }
 
     async fn current_url(&mut self) -> String {
-        self.call(Method::GET, "/url", None).await.as_str().unwrap().to_owned()
+        self.call(Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Waits (bounded) until `css` matches an element.
@@ -140,7 +151,11 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         loop {
             match self
-                .try_call(Method::POST, "/element", json!({ "using": using, "value": value }))
+                .try_call(
+                    Method::POST,
+                    "/element",
+                    json!({ "using": using, "value": value }),
+                )
                 .await
             {
                 Ok(v) => return Element(v[ELEMENT].as_str().unwrap().to_owned()),
@@ -186,14 +201,22 @@ impl Browser {
 
     async fn click(&mut self, css: &str) {
         let el = self.wait_for(css).await;
-        self.call(Method::POST, &format!("/element/{}/click", el.0), Some(json!({})))
-            .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{}/click", el.0),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn fill(&mut self, css: &str, text: &str) {
         let el = self.wait_for(css).await;
-        self.call(Method::POST, &format!("/element/{}/clear", el.0), Some(json!({})))
-            .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{}/clear", el.0),
+            Some(json!({})),
+        )
+        .await;
         self.call(
             Method::POST,
             &format!("/element/{}/value", el.0),
@@ -214,7 +237,8 @@ impl Browser {
     }
 
     async fn leave_frames(&mut self) {
-        self.call(Method::POST, "/frame", Some(json!({ "id": null }))).await;
+        self.call(Method::POST, "/frame", Some(json!({ "id": null })))
+            .await;
     }
 
     /// Saves a numbered PNG screenshot of the viewport.
@@ -232,7 +256,10 @@ impl Browser {
 
     async fn quit(mut self) {
         let url = self.url.clone();
-        let _ = self.http.send(Method::DELETE, &url, None, Vec::new(), &[]).await;
+        let _ = self
+            .http
+            .send(Method::DELETE, &url, None, Vec::new(), &[])
+            .await;
     }
 }
 
@@ -253,7 +280,10 @@ async fn start_driver(driver: &Path) -> Driver {
     let deadline = Instant::now() + STEP_TIMEOUT;
     // First wait until it accepts connections (the client panics on refusal).
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver not listening within {STEP_TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver not listening within {STEP_TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     loop {
@@ -271,7 +301,10 @@ async fn start_driver(driver: &Path) -> Driver {
         {
             return d;
         }
-        assert!(Instant::now() < deadline, "chromedriver not ready within {STEP_TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver not ready within {STEP_TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -385,7 +418,8 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
 
     // 1. The course page.
     b.goto(&course).await;
-    b.wait_for_text("#course-items", "lti-rs launch inspector").await;
+    b.wait_for_text("#course-items", "lti-rs launch inspector")
+        .await;
     b.screenshot("course").await;
 
     // 2. Launch as the instructor: the inspector, inside the cross-site frame, names her.
@@ -404,7 +438,8 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     b.goto(&course).await;
     b.click("#deep-link-1").await;
     b.enter_frame("#tool-frame").await;
-    b.wait_for_text("#message-type", "LtiDeepLinkingRequest").await;
+    b.wait_for_text("#message-type", "LtiDeepLinkingRequest")
+        .await;
     b.click("#picker input[value='ltiResourceLink']").await;
     b.fill("#picker input[name='title']", "Graded quiz").await;
     b.leave_frames().await;
@@ -412,7 +447,8 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     b.enter_frame("#tool-frame").await;
     b.click("#picker button[type='submit']").await;
     b.wait_for_text("#dl-summary", "Added 1 item(s)").await;
-    b.wait_for_text("#dl-added", "Graded quiz (LTI resource link, graded)").await;
+    b.wait_for_text("#dl-added", "Graded quiz (LTI resource link, graded)")
+        .await;
     b.leave_frames().await;
     b.screenshot("deep-linking-returned").await;
 
@@ -429,7 +465,10 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
         .wait_for_by("xpath", "//tr[th[normalize-space()='User id (sub)']]/td")
         .await;
     let learner_sub = b.text(&sub_cell).await.trim().to_owned();
-    assert!(!learner_sub.is_empty() && learner_sub != "alan", "a pseudonymous sub: {learner_sub:?}");
+    assert!(
+        !learner_sub.is_empty() && learner_sub != "alan",
+        "a pseudonymous sub: {learner_sub:?}"
+    );
     b.leave_frames().await;
     b.screenshot("learner-launch").await;
 
@@ -437,18 +476,31 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     launch(&mut b, &course, "link-2", "ada").await;
     b.wait_for_text("#instructor-verdict", "yes").await;
     b.click("a[href^='/lti/app/ags?']").await;
-    b.fill("form[action^='/lti/app/ags/scores'] input[name='user_id']", &learner_sub)
-        .await;
-    b.fill("form[action^='/lti/app/ags/scores'] input[name='score_given']", "87")
-        .await;
-    b.fill("form[action^='/lti/app/ags/scores'] input[name='score_maximum']", "100")
-        .await;
-    b.fill("form[action^='/lti/app/ags/scores'] input[name='comment']", "Well done")
-        .await;
+    b.fill(
+        "form[action^='/lti/app/ags/scores'] input[name='user_id']",
+        &learner_sub,
+    )
+    .await;
+    b.fill(
+        "form[action^='/lti/app/ags/scores'] input[name='score_given']",
+        "87",
+    )
+    .await;
+    b.fill(
+        "form[action^='/lti/app/ags/scores'] input[name='score_maximum']",
+        "100",
+    )
+    .await;
+    b.fill(
+        "form[action^='/lti/app/ags/scores'] input[name='comment']",
+        "Well done",
+    )
+    .await;
     b.leave_frames().await;
     b.screenshot("ags-panel").await;
     b.enter_frame("#tool-frame").await;
-    b.click("form[action^='/lti/app/ags/scores'] button[type='submit']").await;
+    b.click("form[action^='/lti/app/ags/scores'] button[type='submit']")
+        .await;
     b.wait_for_text("#notice", "Posted").await;
     b.leave_frames().await;
     b.screenshot("score-posted").await;

@@ -7,7 +7,9 @@
 
 mod demo_support;
 
-use demo_support::{Session, attr, auto_submit_form, field, spawn_demo, tag_by_id, unescape};
+use demo_support::{
+    Session, attr, auto_submit_form, field, spawn_demo, spawn_platform, tag_by_id, unescape,
+};
 use hyper::StatusCode;
 
 /// The href of the element with `id` on `page`, absolute.
@@ -39,8 +41,16 @@ async fn lti_demo_end_to_end_over_http() {
 }
 
 async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_support::Demo) {
-    assert!(demo.platform_url.starts_with("http://localhost:"), "{:?}", demo.banner);
-    assert!(demo.tool_url.starts_with("http://127.0.0.1:"), "{:?}", demo.banner);
+    assert!(
+        demo.platform_url.starts_with("http://localhost:"),
+        "{:?}",
+        demo.banner
+    );
+    assert!(
+        demo.tool_url.starts_with("http://127.0.0.1:"),
+        "{:?}",
+        demo.banner
+    );
     let mut s = Session::new();
 
     // Both health checks answer.
@@ -57,7 +67,11 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     // The course page offers the pre-registered tool.
     let course = s.get(&demo.platform_url).await;
     assert_eq!(course.status, StatusCode::OK);
-    assert!(course.body.contains("lti-rs launch inspector"), "{}", course.body);
+    assert!(
+        course.body.contains("lti-rs launch inspector"),
+        "{}",
+        course.body
+    );
     let launch_url = href(&course, "launch-link-1-ada");
 
     // Platform launch button → login initiation form (auto-submitting).
@@ -65,12 +79,17 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     assert_eq!(init.status, StatusCode::OK, "{}", init.body);
     let form = auto_submit_form(&init.body).expect("login initiation form");
     assert_eq!(form.action, format!("{}lti/login", demo.tool_url));
-    assert_eq!(field(&form, "iss"), Some(demo.platform_url.trim_end_matches('/')));
+    assert_eq!(
+        field(&form, "iss"),
+        Some(demo.platform_url.trim_end_matches('/'))
+    );
     assert_eq!(field(&form, "client_id"), Some("lti-demo-tool"));
     assert_eq!(field(&form, "lti_deployment_id"), Some("1"));
     let platform_host = "localhost";
     assert_eq!(
-        s.cookies(platform_host).get("lti_dev_platform_user").map(String::as_str),
+        s.cookies(platform_host)
+            .get("lti_dev_platform_user")
+            .map(String::as_str),
         Some("ada"),
         "the launch button signs the user in"
     );
@@ -78,15 +97,47 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     // → tool /lti/login → platform /auth → form post to tool /lti/launch → inspector.
     let pages = s.follow(init).await;
     let urls: Vec<&str> = pages.iter().map(|p| p.url.as_str()).collect();
-    assert!(urls.iter().any(|u| u.starts_with(&format!("{}lti/login", demo.tool_url))), "{urls:?}");
-    assert!(urls.iter().any(|u| u.starts_with(&format!("{}auth", demo.platform_url))), "{urls:?}");
-    assert!(urls.iter().any(|u| u.starts_with(&format!("{}lti/launch", demo.tool_url))), "{urls:?}");
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("{}lti/login", demo.tool_url))),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("{}auth", demo.platform_url))),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("{}lti/launch", demo.tool_url))),
+        "{urls:?}"
+    );
     let landing = pages.last().unwrap();
-    assert_eq!(landing.status, StatusCode::OK, "{}: {}", landing.url, landing.body);
-    assert!(landing.url.starts_with(&format!("{}lti/app", demo.tool_url)), "{}", landing.url);
-    assert!(landing.body.contains("LTI launch inspector"), "{}", landing.body);
+    assert_eq!(
+        landing.status,
+        StatusCode::OK,
+        "{}: {}",
+        landing.url,
+        landing.body
+    );
+    assert!(
+        landing
+            .url
+            .starts_with(&format!("{}lti/app", demo.tool_url)),
+        "{}",
+        landing.url
+    );
+    assert!(
+        landing.body.contains("LTI launch inspector"),
+        "{}",
+        landing.body
+    );
     assert!(landing.body.contains("Ada Lovelace"), "{}", landing.body);
-    let verdict = landing.body.split("id=\"instructor-verdict\">").nth(1).unwrap();
+    let verdict = landing
+        .body
+        .split("id=\"instructor-verdict\">")
+        .nth(1)
+        .unwrap();
     assert!(verdict.starts_with("<strong class=\"ok\">yes"), "{verdict}");
     assert!(landing.body.contains("LtiResourceLinkRequest"));
     assert!(demo.is_running());
@@ -98,9 +149,16 @@ async fn deep_linking_adds_a_graded_link_that_a_learner_can_launch(demo: &demo_s
     let dl = open_launch(&mut s, &href(&course, "deep-link-1")).await;
     let pages = s.follow(dl).await;
     let picker_page = pages.last().unwrap();
-    assert!(picker_page.body.contains("LtiDeepLinkingRequest"), "{}", picker_page.body);
+    assert!(
+        picker_page.body.contains("LtiDeepLinkingRequest"),
+        "{}",
+        picker_page.body
+    );
     // The inspector's picker: choose an LTI resource link with a line item.
-    let start = picker_page.body.find("<form id=\"picker\"").expect("picker form");
+    let start = picker_page
+        .body
+        .find("<form id=\"picker\"")
+        .expect("picker form");
     let form_html = &picker_page.body[start..];
     let form_tag = demo_support::tags(form_html, "form")[0];
     let action = demo_support::resolve(&picker_page.url, &attr(form_tag, "action").unwrap());
@@ -115,15 +173,35 @@ async fn deep_linking_adds_a_graded_link_that_a_learner_can_launch(demo: &demo_s
         .await;
     let pages = s.follow(returned).await;
     let result = pages.last().unwrap();
-    assert!(result.url.starts_with(&format!("{}deep_link_return", demo.platform_url)), "{}", result.url);
+    assert!(
+        result
+            .url
+            .starts_with(&format!("{}deep_link_return", demo.platform_url)),
+        "{}",
+        result.url
+    );
     assert_eq!(result.status, StatusCode::OK, "{}", result.body);
     assert!(result.body.contains("Added 1 item(s)"), "{}", result.body);
-    assert!(result.body.contains("Quiz &lt;1&gt; (LTI resource link, graded)"), "{}", result.body);
+    assert!(
+        result
+            .body
+            .contains("Quiz &lt;1&gt; (LTI resource link, graded)"),
+        "{}",
+        result.body
+    );
 
     // The course now lists it, escaped, with a line item in the grade book.
     let course = s.get(&demo.platform_url).await;
-    assert!(course.body.contains("<strong>Quiz &lt;1&gt;</strong>"), "{}", course.body);
-    assert!(course.body.contains("graded, out of 100"), "{}", course.body);
+    assert!(
+        course.body.contains("<strong>Quiz &lt;1&gt;</strong>"),
+        "{}",
+        course.body
+    );
+    assert!(
+        course.body.contains("graded, out of 100"),
+        "{}",
+        course.body
+    );
     let book = s.get(&format!("{}gradebook", demo.platform_url)).await;
     assert!(book.body.contains("id=\"lineitem-"), "{}", book.body);
 
@@ -142,21 +220,39 @@ async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
     let mut s = Session::new();
     let base = demo.platform_url.clone();
 
-    let unknown = s.get(&format!("{base}launch?link=link-1&user=mallory")).await;
+    let unknown = s
+        .get(&format!("{base}launch?link=link-1&user=mallory"))
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert!(unknown.body.contains("<code id=\"error-code\">unknown_user</code>"), "{}", unknown.body);
+    assert!(
+        unknown
+            .body
+            .contains("<code id=\"error-code\">unknown_user</code>"),
+        "{}",
+        unknown.body
+    );
 
     let link = s.get(&format!("{base}launch?link=link-99&user=ada")).await;
     assert_eq!(link.status, StatusCode::NOT_FOUND);
     assert!(link.body.contains(">unknown_link<"), "{}", link.body);
 
-    let learner_dl = s.get(&format!("{base}launch?tool=lti-demo-tool&user=alan")).await;
+    let learner_dl = s
+        .get(&format!("{base}launch?tool=lti-demo-tool&user=alan"))
+        .await;
     assert_eq!(learner_dl.status, StatusCode::FORBIDDEN);
-    assert!(learner_dl.body.contains(">instructor_only<"), "{}", learner_dl.body);
+    assert!(
+        learner_dl.body.contains(">instructor_only<"),
+        "{}",
+        learner_dl.body
+    );
 
     let neither = s.get(&format!("{base}launch?user=ada")).await;
     assert_eq!(neither.status, StatusCode::BAD_REQUEST);
-    assert!(neither.body.contains(">invalid_launch<"), "{}", neither.body);
+    assert!(
+        neither.body.contains(">invalid_launch<"),
+        "{}",
+        neither.body
+    );
 
     // Switching the current user between the launch and the authorization
     // request: the platform refuses (login_hint names Ada, Alan is signed in)
@@ -164,11 +260,17 @@ async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
     let init = open_launch(&mut s, &format!("{base}launch?link=link-1&user=ada")).await;
     let form = auto_submit_form(&init.body).unwrap();
     let login = s
-        .post_form(&demo_support::resolve(&init.url, &form.action), &form.fields)
+        .post_form(
+            &demo_support::resolve(&init.url, &form.action),
+            &form.fields,
+        )
         .await;
     let to_auth = match login.headers.get("location") {
         Some(l) => demo_support::resolve(&login.url, l.to_str().unwrap()),
-        None => panic!("the tool's login answers with a redirect: {} {}", login.status, login.body),
+        None => panic!(
+            "the tool's login answers with a redirect: {} {}",
+            login.status, login.body
+        ),
     };
     assert!(to_auth.starts_with(&format!("{base}auth?")), "{to_auth}");
     let switched = s.get(&format!("{base}switch?user=alan")).await;
@@ -190,4 +292,80 @@ async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
     // The NRPS endpoint wants a bearer token.
     let nrps = s.get(&format!("{base}lti/course-101/memberships")).await;
     assert_eq!(nrps.status, StatusCode::UNAUTHORIZED, "{}", nrps.body);
+}
+
+/// `lti platform --config FILE`: the configured tool is on the course page and
+/// launches go to its login URL; JWKS and token endpoint answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lti_platform_serves_the_configured_tool() {
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/lti-app-platform/platform.toml"
+    );
+    let platform = spawn_platform(config);
+    let base = platform.platform_url.clone();
+    assert!(
+        base.starts_with("http://localhost:"),
+        "{:?}",
+        platform.banner
+    );
+    assert!(
+        platform
+            .banner
+            .iter()
+            .any(|l| l.contains(&format!("{base}auth"))),
+        "the banner names the authorization endpoint: {:?}",
+        platform.banner
+    );
+    let mut s = Session::new();
+    let health = s.get(&format!("{base}healthz")).await;
+    assert_eq!(health.status, StatusCode::OK);
+
+    let course = s.get(&base).await;
+    assert!(
+        course.body.contains("lti serve on 127.0.0.1:3000"),
+        "{}",
+        course.body
+    );
+    let init = open_launch(&mut s, &href(&course, "launch-link-1-grace")).await;
+    let form = auto_submit_form(&init.body).expect("login initiation form");
+    assert_eq!(form.action, "http://127.0.0.1:3000/lti/login");
+    assert_eq!(field(&form, "client_id"), Some("dev-tool"));
+    assert_eq!(field(&form, "iss"), Some(base.trim_end_matches('/')));
+    assert_eq!(
+        field(&form, "target_link_uri"),
+        Some("http://127.0.0.1:3000/lti/app")
+    );
+    let hint = field(&form, "login_hint").unwrap();
+    assert!(
+        !hint.is_empty() && hint != "grace",
+        "a pseudonymous login_hint: {hint}"
+    );
+
+    let jwks = s.get(&format!("{base}.well-known/jwks.json")).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let set: serde_json::Value = serde_json::from_str(&jwks.body).unwrap();
+    assert_eq!(set["keys"][0]["kty"], "RSA", "{}", jwks.body);
+    assert!(set["keys"][0].get("d").is_none(), "public key only");
+
+    let token = s
+        .post_form(
+            &format!("{base}token"),
+            &[
+                ("grant_type".to_owned(), "client_credentials".to_owned()),
+                (
+                    "client_assertion_type".to_owned(),
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ),
+                ("client_assertion".to_owned(), "not.a.jwt".to_owned()),
+                (
+                    "scope".to_owned(),
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/score".to_owned(),
+                ),
+            ],
+        )
+        .await;
+    let err: serde_json::Value = serde_json::from_str(&token.body).unwrap();
+    assert_eq!(token.status, StatusCode::UNAUTHORIZED, "{}", token.body);
+    assert_eq!(err["error"], "invalid_client", "{}", token.body);
 }

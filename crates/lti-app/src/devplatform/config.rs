@@ -115,7 +115,10 @@ impl DevPlatformConfig {
             Ok(text) => Self::parse(&text),
             Err(e) => Err(vec![problem(
                 "",
-                format!("expected a readable platform configuration at {}, found: {e}", path.display()),
+                format!(
+                    "expected a readable platform configuration at {}, found: {e}",
+                    path.display()
+                ),
             )]),
         }
     }

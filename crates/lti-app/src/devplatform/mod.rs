@@ -394,7 +394,8 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, AppError> {
 }
 
 /// `lti platform`: serves the dev platform of `config` (or an empty one) until
-/// Ctrl-C.
+/// Ctrl-C. With `keys_dir`, the platform key is `keys_dir/platform.pem`
+/// (generated there when missing); otherwise a fresh key each start.
 ///
 /// # Errors
 /// [`AppError::Config`] for a bad file or address, [`AppError::Io`] when the
@@ -402,6 +403,7 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, AppError> {
 pub async fn run_platform(
     config: Option<PathBuf>,
     bind_override: Option<String>,
+    keys_dir: Option<PathBuf>,
 ) -> Result<(), AppError> {
     let mut config = match &config {
         Some(p) => DevPlatformConfig::load(p).map_err(AppError::Config)?,
@@ -417,7 +419,23 @@ pub async fn run_platform(
         .public_url
         .clone()
         .unwrap_or_else(|| default_public_url(addr));
-    let dev = DevPlatform::new(&base, &config.tools)?;
+    let key = match &keys_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| AppError::io("creating directory", dir, e))?;
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || load_or_generate_platform_key(&dir))
+                .await
+                .map_err(|e| {
+                    config_problem("", format!("expected a platform signing key, found: {e}"))
+                })??
+        }
+        None => tokio::task::spawn_blocking(generate_platform_key)
+            .await
+            .map_err(|e| {
+                config_problem("", format!("expected a platform signing key, found: {e}"))
+            })??,
+    };
+    let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?;
     println!("lti platform is listening on http://{addr}");
     print_registration(&dev);
     if config.tools.is_empty() {
@@ -529,8 +547,7 @@ pub async fn run_demo(
     let platform_base = format!("http://localhost:{}", platform_addr.port());
     let keys_dir = match &options.keys_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| AppError::io("creating directory", dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| AppError::io("creating directory", dir, e))?;
             KeysDir {
                 path: dir.clone(),
                 temporary: false,

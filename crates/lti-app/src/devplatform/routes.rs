@@ -266,17 +266,21 @@ fn launch_spec(
                 "unknown_tool",
                 format!("unknown tool: expected a registered client id, found {client_id:?}"),
             ))?;
-            let mut options = DeepLinkingOptions::default();
-            options.accept_types = vec![
-                "ltiResourceLink".to_owned(),
-                "link".to_owned(),
-                "html".to_owned(),
-            ];
-            options.accept_presentation_document_targets =
-                vec!["iframe".to_owned(), "window".to_owned()];
-            options.accept_multiple = true;
-            options.accept_lineitem = true;
-            options.title = Some("Graded activity".to_owned());
+            let options = DeepLinkingOptions {
+                accept_types: vec![
+                    "ltiResourceLink".to_owned(),
+                    "link".to_owned(),
+                    "html".to_owned(),
+                ],
+                accept_presentation_document_targets: vec![
+                    "iframe".to_owned(),
+                    "window".to_owned(),
+                ],
+                accept_multiple: true,
+                accept_lineitem: true,
+                title: Some("Graded activity".to_owned()),
+                ..DeepLinkingOptions::default()
+            };
             let spec = LaunchSpec::deep_linking(
                 client_id.clone(),
                 tool.deployment_id.clone(),
@@ -308,13 +312,13 @@ fn resolve_launch<'a>(
     dev: &'a DevPlatform,
     headers: &HeaderMap,
     q: &LaunchQuery,
-) -> Result<(&'a CourseUser, LaunchSpec, String), Response> {
+) -> Result<(&'a CourseUser, LaunchSpec, String), Box<Response>> {
     let Some(user) = dev.user(&q.user) else {
-        return Err(unknown_user(dev, headers, &q.user));
+        return Err(Box::new(unknown_user(dev, headers, &q.user)));
     };
     match launch_spec(dev, q, user) {
         Ok((spec, title)) => Ok((user, spec, title)),
-        Err((status, code, msg)) => Err(refuse(dev, headers, status, code, &msg)),
+        Err((status, code, msg)) => Err(Box::new(refuse(dev, headers, status, code, &msg))),
     }
 }
 
@@ -326,7 +330,7 @@ async fn launch(
 ) -> Response {
     let (user, _, title) = match resolve_launch(&dev, &headers, &q) {
         Ok(l) => l,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut resp = html(
         StatusCode::OK,
@@ -346,7 +350,7 @@ async fn launch_frame(
 ) -> Response {
     let spec = match resolve_launch(&dev, &headers, &q) {
         Ok((_, spec, _)) => spec,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match dev.inner.platform.start_launch(&spec).await {
         Ok(init) => from_http(init.form_response()),
