@@ -131,7 +131,7 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 fn encode_into(out: &mut String, s: &str) {
-    escape_into(out, s, "%");
+    out.push_str(&percent_encode(s));
 }
 
 /// RFC 3986 / RFC 5849 §3.6 percent-encoding: `A-Z a-z 0-9 - . _ ~` are kept,
@@ -140,9 +140,9 @@ pub fn percent_encode(s: &str) -> Cow<'_, str> {
     if s.bytes().all(is_unreserved) {
         return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(s.len() * 3);
-    encode_into(&mut out, s);
-    Cow::Owned(out)
+    let mut out = Vec::with_capacity(s.len() * 3);
+    escape_bytes_into(&mut out, s.as_bytes(), b"%");
+    Cow::Owned(ascii_string(out))
 }
 
 /// Decodes `%XX` sequences (no `+` handling), as used in the `Authorization`
@@ -284,22 +284,24 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
             .then_with(|| encoded_cmp(a.1.as_bytes(), b.1.as_bytes()))
     });
     let params_len: usize = sorted.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    let mut out = String::with_capacity(method.len() + base_uri.len() * 3 + params_len * 5);
-    out.extend(method.chars().map(|c| c.to_ascii_uppercase()));
-    out.push('&');
-    encode_into(&mut out, base_uri);
-    out.push('&');
+    let mut out: Vec<u8> = Vec::with_capacity(method.len() + base_uri.len() * 3 + params_len * 5);
+    out.extend(method.bytes().map(|b| b.to_ascii_uppercase()));
+    out.push(b'&');
+    escape_bytes_into(&mut out, base_uri.as_bytes(), b"%");
+    out.push(b'&');
     // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`, and
     // a byte that the first encoding escapes as `%XX` becomes `%25XX`.
     for (i, (k, v)) in sorted.iter().enumerate() {
         if i > 0 {
-            out.push_str("%26");
+            out.extend_from_slice(b"%26");
         }
-        escape_into(&mut out, k, "%25");
-        out.push_str("%3D");
-        escape_into(&mut out, v, "%25");
+        escape_bytes_into(&mut out, k.as_bytes(), b"%25");
+        out.extend_from_slice(b"%3D");
+        escape_bytes_into(&mut out, v.as_bytes(), b"%25");
     }
-    out
+    // Only the method can carry non-ASCII bytes (upper-casing keeps UTF-8
+    // intact), so this is valid UTF-8 whenever `method` is.
+    ascii_string(out)
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -329,36 +331,35 @@ fn encoded_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 /// Appends `s` percent-encoded, each escape written as `prefix` and two hex
 /// digits (`%` gives `enc(s)`, `%25` gives `enc(enc(s))`). Runs of
 /// unreserved bytes are copied at once.
-fn escape_into(out: &mut String, s: &str, prefix: &str) {
-    let bytes = s.as_bytes();
+fn escape_bytes_into(out: &mut Vec<u8>, s: &[u8], prefix: &[u8]) {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in s.iter().enumerate() {
         if is_unreserved(b) {
             continue;
         }
-        if start < i {
-            // `start..i` is a run of unreserved (ASCII) bytes, so both ends
-            // are char boundaries.
-            out.push_str(&s[start..i]);
-        }
-        out.push_str(prefix);
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        out.extend_from_slice(&s[start..i]);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
         start = i + 1;
     }
-    if start < bytes.len() {
-        out.push_str(&s[start..]);
-    }
+    out.extend_from_slice(&s[start..]);
+}
+
+/// Turns bytes that are ASCII by construction into a `String` (no copy).
+fn ascii_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> hmac::Key {
-    let mut key = Zeroizing::new(String::with_capacity(
-        consumer_secret.len() + token_secret.len() + 1,
+    // Sized for the worst case so the buffer holding the secret never
+    // reallocates (a reallocation would leave an unzeroed copy behind).
+    let mut key = Zeroizing::new(Vec::with_capacity(
+        (consumer_secret.len() + token_secret.len()) * 3 + 1,
     ));
-    encode_into(&mut key, consumer_secret);
-    key.push('&');
-    encode_into(&mut key, token_secret);
-    hmac::Key::new(method.algorithm(), key.as_bytes())
+    escape_bytes_into(&mut key, consumer_secret.as_bytes(), b"%");
+    key.push(b'&');
+    escape_bytes_into(&mut key, token_secret.as_bytes(), b"%");
+    hmac::Key::new(method.algorithm(), &key)
 }
 
 /// Signs a base string: `base64(HMAC(enc(consumer_secret) & enc(token_secret), base))`.
@@ -719,6 +720,25 @@ type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
 /// malformed escapes kept literally, invalid UTF-8 replaced with U+FFFD),
 /// but borrowing every name and value that needs no decoding.
 fn parse_form_into<'a>(input: &'a [u8], out: &mut Vec<Param<'a>>) {
+    // The usual case: the whole input is UTF-8, so every piece cut at an
+    // ASCII `&` or `=` is too, and undecoded pieces are borrowed unchecked.
+    if let Ok(text) = std::str::from_utf8(input) {
+        let decode = |piece: &'a str| {
+            if piece.bytes().any(|b| b == b'%' || b == b'+') {
+                form_decode(piece.as_bytes())
+            } else {
+                Cow::Borrowed(piece)
+            }
+        };
+        for pair in text.split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            out.push((decode(name), decode(value)));
+        }
+        return;
+    }
     for pair in input.split(|&b| b == b'&') {
         if pair.is_empty() {
             continue;
@@ -770,7 +790,10 @@ fn form_decode(bytes: &[u8]) -> Cow<'_, str> {
             },
             _ => {
                 // Copy the run up to the next `%` or `+` at once.
-                let run = bytes[i..].iter().position(is_special).unwrap_or(bytes.len() - i);
+                let run = bytes[i..]
+                    .iter()
+                    .position(is_special)
+                    .unwrap_or(bytes.len() - i);
                 out.extend_from_slice(&bytes[i..i + run]);
                 i += run;
             }
@@ -1090,12 +1113,22 @@ mod tests {
 
         #[test]
         fn escaping_with_a_prefix_equals_encoding_twice(s in ".{0,12}") {
-            let mut once = String::new();
-            escape_into(&mut once, &s, "%");
-            proptest::prop_assert_eq!(&once, &percent_encode(&s));
-            let mut twice = String::new();
-            escape_into(&mut twice, &s, "%25");
-            proptest::prop_assert_eq!(twice, percent_encode(&percent_encode(&s)).into_owned());
+            // Against the RFC 3986 definition written out byte by byte.
+            let mut reference = String::new();
+            for b in s.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    reference.push(char::from(b));
+                } else {
+                    reference.push_str(&format!("%{b:02X}"));
+                }
+            }
+            proptest::prop_assert_eq!(&percent_encode(&s), &reference);
+            let mut twice = Vec::new();
+            escape_bytes_into(&mut twice, s.as_bytes(), b"%25");
+            proptest::prop_assert_eq!(
+                String::from_utf8(twice).unwrap(),
+                percent_encode(&reference).into_owned()
+            );
         }
     }
 
