@@ -216,8 +216,14 @@ impl Platform {
     /// `login_hint` naming the signed-in user who started the launch, and the
     /// deployment still registered.
     ///
+    /// When the id_token gives the tool a context's AGS or NRPS endpoints, the tool is
+    /// granted that context's services through the
+    /// [`ContextAccess`](crate::services::ContextAccess) policy before the answer is
+    /// returned.
+    ///
     /// # Errors
-    /// An [`AuthError`] carrying the specific [`PlatformError`].
+    /// An [`AuthError`] carrying the specific [`PlatformError`] (a failing grant is
+    /// [`PlatformError::Backend`]).
     pub async fn authorize(
         &self,
         request: &AuthRequest,
