@@ -274,6 +274,8 @@ impl<S: ProviderStore> ProviderModel<S> {
     /// claimed before (send it), `false` when a newer score was claimed
     /// first (drop this one). Versions must grow per assignment, e.g. a
     /// [`ScoreQueue`](crate::ScoreQueue) version or a timestamp.
+    ///
+    /// [`Error::NotFound`] when the assignment is not stored.
     pub async fn claim_score_version(
         &self,
         assignment: &GradedAssignment,
@@ -287,7 +289,12 @@ impl<S: ProviderStore> ProviderModel<S> {
                 version,
             )
             .await
-            .map_err(store)
+            .map_err(|e| match e {
+                RegistryError::NotFound { .. } => Error::NotFound {
+                    entity: "graded assignment",
+                },
+                other => store(other),
+            })
     }
 }
 

@@ -254,3 +254,41 @@ async fn consumers_default_to_their_own_silo_and_can_share_one() {
         .unwrap();
     assert_eq!(b.silo, school);
 }
+
+#[tokio::test]
+async fn only_a_newer_score_version_may_be_sent() {
+    let env = Env::new();
+    let graded = base("u1").outcomes("https://lms.example/outcomes", "sid-1");
+    let rec = env
+        .model
+        .record_launch(&env.launch(graded).await, "s1")
+        .await
+        .unwrap();
+    let assignment = rec.assignment.unwrap();
+    assert_eq!(assignment.score_version, 0);
+    assert!(env.model.claim_score_version(&assignment, 2).await.unwrap());
+    assert!(!env.model.claim_score_version(&assignment, 1).await.unwrap());
+    assert!(!env.model.claim_score_version(&assignment, 2).await.unwrap());
+    // A relaunch keeps the claimed version.
+    let again = base("u1").outcomes("https://lms.example/outcomes", "sid-1");
+    let rec = env
+        .model
+        .record_launch(&env.launch(again).await, "s1")
+        .await
+        .unwrap();
+    assert_eq!(rec.assignment.unwrap().score_version, 2);
+    let mut unknown = assignment.clone();
+    unknown.user_id = "nobody".to_owned();
+    let err = env
+        .model
+        .claim_score_version(&unknown, 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        lti11::Error::NotFound {
+            entity: "graded assignment"
+        }
+    ));
+    assert_eq!(err.code(), "not_found");
+}
