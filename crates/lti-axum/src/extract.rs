@@ -5,62 +5,20 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
-use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
-use lti_message::Role;
-use lti_tool::{LAUNCH_ID_PARAM, Launch, Tool};
+use lti_tool::web::launch_id;
+pub use lti_tool::web::{LAUNCH_COOKIE, require_any_role, require_instructor};
+use lti_tool::{Launch, Tool};
 
 use crate::error::{Error, LtiRejection};
 
-/// The cookie the launch route sets to the launch id (a session cookie, `HttpOnly`;
-/// `Secure; SameSite=None; Partitioned` when the tool's base URL is `https`).
-pub const LAUNCH_COOKIE: &str = "lti_launch";
-
-/// The longest launch id accepted from a request (ids issued by `lti-tool` are 43
-/// characters; anything far longer is refused before the store is asked).
-const MAX_LAUNCH_ID_LEN: usize = 256;
-
-/// The launch id a request carries, looked up in this order: an
+/// The launch id a request carries (see `lti_tool::web::launch_id`): an
 /// `Authorization: Bearer <id>` header, the `lti_launch_id` query parameter (which
-/// `lti-tool` appends to the post-launch redirect), the `lti_launch` cookie. The
-/// header and the query parameter let follow-up requests work inside an LMS iframe
-/// whose browser blocks third-party cookies.
+/// `lti-tool` appends to the post-launch redirect), or the [`LAUNCH_COOKIE`], in
+/// that order. The header and the query parameter let follow-up requests work
+/// inside an LMS iframe whose browser blocks third-party cookies.
 pub fn launch_id_from_parts(parts: &Parts) -> Option<String> {
-    let bearer = parts
-        .headers
-        .get_all(AUTHORIZATION)
-        .into_iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
-    let query = || {
-        parts.uri.query().and_then(|q| {
-            q.split('&').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                (name == LAUNCH_ID_PARAM).then(|| value.to_owned())
-            })
-        })
-    };
-    let cookie = || {
-        parts
-            .headers
-            .get_all(COOKIE)
-            .into_iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                (name.trim() == LAUNCH_COOKIE).then(|| value.trim().to_owned())
-            })
-    };
-    bearer
-        .or_else(query)
-        .or_else(cookie)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_LAUNCH_ID_LEN)
+    launch_id(&parts.headers, parts.uri.query())
 }
 
 /// The current verified launch, loaded with [`Tool::load_launch`] by the launch id
@@ -96,54 +54,6 @@ where
             Ok(launch) => Ok(Self(launch)),
             Err(e) => Err(LtiRejection::new(e, &parts.headers)),
         }
-    }
-}
-
-/// Refuses (`insufficient_role`, 403) unless the launch has an instructor role or
-/// one that outranks it (administrator).
-///
-/// # Errors
-/// [`Error::InsufficientRole`].
-pub fn require_instructor(launch: &Launch) -> Result<(), Error> {
-    if launch.roles().is_instructor_or_higher() {
-        Ok(())
-    } else {
-        Err(insufficient("an instructor or higher role", launch))
-    }
-}
-
-/// Refuses (`insufficient_role`, 403) unless the launch has one of `roles` (or a
-/// sub-role of one). Roles may be full URIs
-/// (`http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor`) or short names
-/// (`Mentor`).
-///
-/// # Errors
-/// [`Error::InsufficientRole`].
-pub fn require_any_role(launch: &Launch, roles: &[&str]) -> Result<(), Error> {
-    let held = launch.roles();
-    if roles.iter().any(|r| held.has(&Role::parse(r))) {
-        Ok(())
-    } else {
-        Err(insufficient(
-            &format!("one of [{}]", roles.join(", ")),
-            launch,
-        ))
-    }
-}
-
-fn insufficient(expected: &str, launch: &Launch) -> Error {
-    let mut found: String = launch
-        .roles()
-        .iter()
-        .map(Role::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if found.chars().count() > 200 {
-        found = found.chars().take(200).collect::<String>() + "…";
-    }
-    Error::InsufficientRole {
-        expected: expected.to_owned(),
-        found,
     }
 }
 
@@ -243,6 +153,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{AUTHORIZATION, COOKIE};
+    use lti_tool::web::MAX_LAUNCH_ID_LEN;
 
     fn parts(builder: http::request::Builder) -> Parts {
         builder.body(()).unwrap().into_parts().0

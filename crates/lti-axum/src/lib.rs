@@ -10,7 +10,8 @@ pub use extract::{
     LAUNCH_COOKIE, LtiLaunch, RequireAnyRole, RequireInstructor, RoleSet, launch_id_from_parts,
     require_any_role, require_instructor,
 };
-pub use routes::{
+pub use lti_tool::web::{
     DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH,
-    LtiRoutes, into_response, launch_cookie, routes, tool_request,
+    RouteConfig, launch_cookie,
 };
+pub use routes::{LtiRoutes, into_response, routes, tool_request};

@@ -12,22 +12,11 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http::header::SET_COOKIE;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use lti_tool::{ContentItem, Tool, ToolError, ToolRequest, ToolResponse};
-use serde::Deserialize;
+use lti_tool::web::{DeepLinkRequest, RouteConfig, launch_cookie};
+use lti_tool::{Tool, ToolRequest, ToolResponse};
 
 use crate::error::{Error, LtiRejection, wants_json};
-use crate::extract::{LAUNCH_COOKIE, LtiLaunch};
-
-/// The default login initiation path (GET and POST).
-pub const LOGIN_PATH: &str = "/lti/login";
-/// The default launch path (the redirect URI; POST).
-pub const LAUNCH_PATH: &str = "/lti/launch";
-/// The default path of the tool's public key set (GET).
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-/// The default deep-linking response path (POST, JSON body, see [`DeepLinkRequest`]).
-pub const DEEP_LINK_PATH: &str = "/lti/deep-link";
-/// The default request body limit: 64 KiB (an id_token is at most 16 KiB by default).
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+use crate::extract::LtiLaunch;
 
 /// Builds the LTI routes with chosen paths and body limit; [`routes`] is the
 /// default set. Merge the result into an existing router whose state provides an
@@ -46,62 +35,51 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 ///     .body_limit(32 * 1024)
 ///     .into_router();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LtiRoutes {
-    login: String,
-    launch: String,
-    jwks: String,
-    deep_link: Option<String>,
-    body_limit: usize,
-}
-
-impl Default for LtiRoutes {
-    fn default() -> Self {
-        Self::new()
-    }
+    config: RouteConfig,
 }
 
 impl LtiRoutes {
-    /// The default paths ([`LOGIN_PATH`], [`LAUNCH_PATH`], [`JWKS_PATH`],
-    /// [`DEEP_LINK_PATH`]) and [`DEFAULT_BODY_LIMIT`].
+    /// The default paths ([`LOGIN_PATH`](crate::LOGIN_PATH), [`LAUNCH_PATH`](crate::LAUNCH_PATH), [`JWKS_PATH`](crate::JWKS_PATH),
+    /// [`DEEP_LINK_PATH`](crate::DEEP_LINK_PATH)) and [`DEFAULT_BODY_LIMIT`](crate::DEFAULT_BODY_LIMIT).
     pub fn new() -> Self {
-        Self {
-            login: LOGIN_PATH.to_owned(),
-            launch: LAUNCH_PATH.to_owned(),
-            jwks: JWKS_PATH.to_owned(),
-            deep_link: Some(DEEP_LINK_PATH.to_owned()),
-            body_limit: DEFAULT_BODY_LIMIT,
-        }
+        Self::default()
+    }
+
+    /// Routes with the paths and body limit of a shared `lti_tool::web::RouteConfig`.
+    pub fn from_config(config: RouteConfig) -> Self {
+        Self { config }
     }
 
     /// The login initiation path. Platforms call it with GET or POST.
     pub fn login_path(mut self, path: impl Into<String>) -> Self {
-        self.login = path.into();
+        self.config.login = path.into();
         self
     }
 
     /// The launch path. It must be the path of the tool's redirect URI.
     pub fn launch_path(mut self, path: impl Into<String>) -> Self {
-        self.launch = path.into();
+        self.config.launch = path.into();
         self
     }
 
     /// The JWKS path.
     pub fn jwks_path(mut self, path: impl Into<String>) -> Self {
-        self.jwks = path.into();
+        self.config.jwks = path.into();
         self
     }
 
     /// The deep-linking response path, or `None` to leave it out (an application
     /// that builds its responses itself with `Tool::deep_link_response`).
     pub fn deep_link_path(mut self, path: Option<String>) -> Self {
-        self.deep_link = path;
+        self.config.deep_link = path;
         self
     }
 
     /// The largest request body the routes read; larger ones get `body_too_large` (413).
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.config.body_limit = bytes;
         self
     }
 
@@ -116,21 +94,27 @@ impl LtiRoutes {
         Arc<Tool>: FromRef<S>,
         S: Clone + Send + Sync + 'static,
     {
-        let limit = self.body_limit;
+        let RouteConfig {
+            login: login_path,
+            launch: launch_path,
+            jwks: jwks_path,
+            deep_link: deep_link_path,
+            body_limit: limit,
+        } = self.config;
         let mut router = Router::new()
             .route(
-                &self.login,
+                &login_path,
                 get(move |State(tool): State<Arc<Tool>>, req: Request| login(tool, req, limit))
                     .post(move |State(tool): State<Arc<Tool>>, req: Request| {
                         login(tool, req, limit)
                     }),
             )
             .route(
-                &self.launch,
+                &launch_path,
                 post(move |State(tool): State<Arc<Tool>>, req: Request| launch(tool, req, limit)),
             )
-            .route(&self.jwks, get(jwks));
-        if let Some(path) = &self.deep_link {
+            .route(&jwks_path, get(jwks));
+        if let Some(path) = &deep_link_path {
             router = router.route(
                 path,
                 post(
@@ -188,18 +172,6 @@ pub fn into_response(response: ToolResponse) -> Response {
     response.into_http().map(Body::from)
 }
 
-/// The `Set-Cookie` value that carries `launch_id` in the [`LAUNCH_COOKIE`]:
-/// `HttpOnly; Path=/`, plus `Secure; SameSite=None; Partitioned` when the tool's
-/// base URL is `https` (so it survives inside an LMS iframe), else `SameSite=Lax`.
-pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
-    let attributes = if tool.base_url().starts_with("https://") {
-        "Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
-    } else {
-        "Path=/; HttpOnly; SameSite=Lax"
-    };
-    format!("{LAUNCH_COOKIE}={launch_id}; {attributes}")
-}
-
 async fn login(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
     let headers = req.headers().clone();
     let req = match tool_request(req, limit).await {
@@ -243,33 +215,6 @@ async fn jwks(State(tool): State<Arc<Tool>>) -> Response {
     }
 }
 
-/// The JSON body of the deep-linking route: the chosen content items and the
-/// optional messages for the platform. The launch is the request's current launch
-/// ([`LtiLaunch`]), which must be an `LtiDeepLinkingRequest`.
-///
-/// The route answers the auto-submitting form page that returns the signed
-/// response to the platform, or `{"deep_link_return_url": …, "jwt": …}` when the
-/// request accepts JSON (for a front end that posts the form itself).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeepLinkRequest {
-    /// The chosen items (each checked against the request's settings).
-    #[serde(default)]
-    pub items: Vec<ContentItem>,
-    /// `msg` shown to the user by the platform.
-    #[serde(default)]
-    pub msg: Option<String>,
-    /// `log` recorded by the platform.
-    #[serde(default)]
-    pub log: Option<String>,
-    /// `errormsg` shown to the user.
-    #[serde(default)]
-    pub errormsg: Option<String>,
-    /// `errorlog` recorded by the platform.
-    #[serde(default)]
-    pub errorlog: Option<String>,
-}
-
 async fn deep_link(
     tool: Arc<Tool>,
     LtiLaunch(launch): LtiLaunch,
@@ -282,49 +227,16 @@ async fn deep_link(
         Ok(b) => b,
         Err(e) => return reject(e),
     };
-    let request: DeepLinkRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let mut found = e.to_string();
-            found.truncate(120);
-            return reject(Error::InvalidDeepLinkRequest {
-                expected: "a JSON object with `items` (content items) and optional `msg`, `log`, `errormsg`, `errorlog`",
-                found,
-            });
-        }
-    };
     let mut builder = match launch.deep_linking_response() {
         Ok(b) => b,
         Err(e) => return reject(e.into()),
     };
-    for item in request.items {
-        if let Err(e) = builder.add_item(item) {
-            return reject(ToolError::from(e).into());
-        }
-    }
-    if let Some(m) = request.msg {
-        builder.msg(m);
-    }
-    if let Some(m) = request.log {
-        builder.log(m);
-    }
-    if let Some(m) = request.errormsg {
-        builder.errormsg(m);
-    }
-    if let Some(m) = request.errorlog {
-        builder.errorlog(m);
+    if let Err(e) = DeepLinkRequest::parse(&body).and_then(|r| r.apply(&mut builder)) {
+        return reject(e);
     }
     if wants_json(&headers) {
-        let return_url = match launch.message() {
-            lti_tool::LtiMessage::DeepLinking(dl) => dl.deep_link_return_url().to_owned(),
-            _ => String::new(),
-        };
         match tool.sign_deep_link_response(&launch, &builder).await {
-            Ok(jwt) => Json(serde_json::json!({
-                "deep_link_return_url": return_url,
-                "jwt": jwt,
-            }))
-            .into_response(),
+            Ok(jwt) => Json(DeepLinkRequest::json_answer(&launch, &jwt)).into_response(),
             Err(e) => reject(e.into()),
         }
     } else {
