@@ -454,10 +454,10 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
 
     // 4. The new link is on the course page; a learner launches it.
     b.goto(&course).await;
-    b.wait_for_text("#item-link-2", "Graded quiz").await;
-    b.wait_for_text("#item-link-2", "graded, out of 100").await;
+    b.wait_for_text("#item-link-3", "Graded quiz").await;
+    b.wait_for_text("#item-link-3", "graded, out of 100").await;
     b.screenshot("course-with-graded-link").await;
-    launch(&mut b, &course, "link-2", "alan").await;
+    launch(&mut b, &course, "link-3", "alan").await;
     b.wait_for_text("body", "Alan Turing").await;
     let verdict = b.wait_for("#instructor-verdict").await;
     assert_eq!(b.text(&verdict).await, "no");
@@ -473,7 +473,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     b.screenshot("learner-launch").await;
 
     // 5. The instructor launches the same link and posts the learner's score from the AGS panel.
-    launch(&mut b, &course, "link-2", "ada").await;
+    launch(&mut b, &course, "link-3", "ada").await;
     b.wait_for_text("#instructor-verdict", "yes").await;
     b.click("a[href^='/lti/app/ags?']").await;
     b.fill(

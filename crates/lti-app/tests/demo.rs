@@ -35,6 +35,7 @@ async fn open_launch(s: &mut Session, launch_url: &str) -> demo_support::Page {
 async fn lti_demo_end_to_end_over_http() {
     let mut demo = spawn_demo();
     scripted_instructor_launch_reaches_the_inspector(&mut demo).await;
+    lti11_launch_reaches_the_lti11_inspector(&demo).await;
     deep_linking_adds_a_graded_link_that_a_learner_can_launch(&demo).await;
     platform_refusals_carry_their_codes(&demo).await;
     assert!(demo.is_running(), "the demo survived every scenario");
@@ -143,6 +144,58 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     assert!(demo.is_running());
 }
 
+/// The demo's LTI 1.1 link: an OAuth 1.0a-signed form the tool verifies with
+/// the consumer secret the demo registered.
+async fn lti11_launch_reaches_the_lti11_inspector(demo: &demo_support::Demo) {
+    let mut s = Session::new();
+    let course = s.get(&demo.platform_url).await;
+    assert!(
+        course.body.contains("lti-rs launch inspector (LTI 1.1)"),
+        "{}",
+        course.body
+    );
+    let init = open_launch(&mut s, &href(&course, "launch-link-2-grace")).await;
+    let form = auto_submit_form(&init.body).expect("signed LTI 1.1 form");
+    assert_eq!(form.action, format!("{}lti11/launch", demo.tool_url));
+    assert_eq!(
+        field(&form, "oauth_consumer_key"),
+        Some("lti-demo-consumer")
+    );
+    assert_eq!(
+        field(&form, "lti_message_type"),
+        Some("basic-lti-launch-request")
+    );
+    let user_id = field(&form, "user_id").unwrap();
+    assert!(
+        !user_id.is_empty() && user_id != "grace",
+        "pseudonymous: {user_id}"
+    );
+    let pages = s.follow(init).await;
+    let landing = pages.last().unwrap();
+    assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);
+    assert!(
+        landing.body.contains("LTI 1.1 launch inspector"),
+        "{}",
+        landing.body
+    );
+    assert!(landing.body.contains("Grace Hopper"), "{}", landing.body);
+
+    // A tampered form is refused by the tool (the signature covers every field).
+    let mut tampered = form.clone();
+    for (k, v) in &mut tampered.fields {
+        if k == "roles" {
+            *v = "Instructor".to_owned();
+        }
+    }
+    let refused = s.post_form(&tampered.action, &tampered.fields).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(
+        refused.body.contains("<code id=\"error-code\">bad_signature</code>"),
+        "{}",
+        refused.body
+    );
+}
+
 async fn deep_linking_adds_a_graded_link_that_a_learner_can_launch(demo: &demo_support::Demo) {
     let mut s = Session::new();
     let course = s.get(&demo.platform_url).await;
@@ -206,7 +259,7 @@ async fn deep_linking_adds_a_graded_link_that_a_learner_can_launch(demo: &demo_s
     assert!(book.body.contains("id=\"lineitem-"), "{}", book.body);
 
     // A learner launches it: the inspector names the learner and shows the AGS line item.
-    let init = open_launch(&mut s, &href(&course, "launch-link-2-alan")).await;
+    let init = open_launch(&mut s, &href(&course, "launch-link-3-alan")).await;
     let pages = s.follow(init).await;
     let landing = pages.last().unwrap();
     assert_eq!(landing.status, StatusCode::OK, "{}", landing.body);

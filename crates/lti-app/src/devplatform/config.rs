@@ -22,6 +22,35 @@ pub struct DevPlatformConfig {
     /// `[[tools]]`: the LTI 1.3 tools registered with the platform.
     #[serde(default)]
     pub tools: Vec<DevToolConfig>,
+    /// `[[lti11_tools]]`: LTI 1.1 tools, launched with a signed form.
+    #[serde(default)]
+    pub lti11_tools: Vec<DevLti11ToolConfig>,
+}
+
+/// One `[[lti11_tools]]` entry: an LTI 1.1 tool and the OAuth credentials the
+/// platform signs its launches with.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevLti11ToolConfig {
+    /// A display name.
+    pub name: String,
+    /// The launch URL.
+    pub launch_url: String,
+    /// The OAuth consumer key.
+    pub key: String,
+    /// The shared secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for DevLti11ToolConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevLti11ToolConfig")
+            .field("name", &self.name)
+            .field("launch_url", &self.launch_url)
+            .field("key", &self.key)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 /// `[platform]`.
@@ -182,6 +211,20 @@ impl DevPlatformConfig {
                 }
             }
         }
+        for (i, t) in self.lti11_tools.iter().enumerate() {
+            let at = |k: &str| format!("lti11_tools[{i}].{k}");
+            for (k, v) in [("name", &t.name), ("key", &t.key), ("secret", &t.secret)] {
+                if v.trim().is_empty() {
+                    out.push(problem(
+                        at(k),
+                        "expected a non-empty string, found an empty one",
+                    ));
+                }
+            }
+            if let Err(m) = check_url(&t.launch_url) {
+                out.push(problem(at("launch_url"), m));
+            }
+        }
         out
     }
 }
@@ -235,6 +278,27 @@ jwks_url = "http://127.0.0.1:3000/.well-known/jwks.json"
         assert_eq!(
             c.tools[0].redirect_uris,
             ["http://127.0.0.1:3000/lti/launch"]
+        );
+    }
+
+    #[test]
+    fn lti11_tools_are_checked() {
+        let err = DevPlatformConfig::parse(
+            "[[lti11_tools]]\nname = \"Old\"\nlaunch_url = \"ftp://x\"\nkey = \"k\"\nsecret = \"\"\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["lti11_tools[0].secret", "lti11_tools[0].launch_url"]
+        );
+        let c = DevPlatformConfig::parse(
+            "[[lti11_tools]]\nname = \"Old\"\nlaunch_url = \"https://tool.example/launch\"\nkey = \"k\"\nsecret = \"s3cret\"\n",
+        )
+        .unwrap();
+        assert!(
+            !format!("{:?}", c.lti11_tools[0]).contains("s3cret"),
+            "secret redacted"
         );
     }
 

@@ -30,7 +30,8 @@ use lti_platform::{
 use tokio::net::TcpListener;
 
 pub use config::{
-    DEFAULT_DEPLOYMENT_ID, DEFAULT_PLATFORM_BIND, DevPlatformConfig, DevServerConfig, DevToolConfig,
+    DEFAULT_DEPLOYMENT_ID, DEFAULT_PLATFORM_BIND, DevLti11ToolConfig, DevPlatformConfig,
+    DevServerConfig, DevToolConfig,
 };
 pub use routes::router;
 
@@ -47,6 +48,8 @@ pub const COURSE_TITLE: &str = "Introduction to LTI";
 pub const USER_COOKIE: &str = "lti_dev_platform_user";
 /// The client id of the tool `lti demo` registers.
 pub const DEMO_CLIENT_ID: &str = "lti-demo-tool";
+/// The LTI 1.1 consumer key `lti demo` registers with the tool.
+pub const DEMO_CONSUMER_KEY: &str = "lti-demo-consumer";
 /// The default bind address of the tool in `lti demo`.
 pub const DEFAULT_DEMO_TOOL_BIND: &str = "127.0.0.1:3000";
 
@@ -136,6 +139,15 @@ pub enum CourseItem {
         /// The grade book line item bound to the link.
         line_item_id: Option<String>,
     },
+    /// An LTI 1.1 link, launched with an OAuth 1.0a-signed form.
+    Lti11Link {
+        /// The resource link id.
+        id: String,
+        /// Index into the platform's LTI 1.1 tools.
+        tool: usize,
+        /// The title.
+        title: String,
+    },
     /// A plain link returned by deep linking.
     Link {
         /// The title.
@@ -161,8 +173,16 @@ pub struct CourseTool {
     pub deployment_id: String,
 }
 
+/// An LTI 1.1 tool: where to launch and what to sign with.
+pub(crate) struct Lti11Tool {
+    pub(crate) launch_url: String,
+    pub(crate) credentials: lti11::Credentials,
+}
+
 pub(crate) struct Inner {
     pub(crate) platform: Platform,
+    pub(crate) lti11_tools: Vec<Lti11Tool>,
+    pub(crate) lti11_users: lti11::UserIdPolicy,
     pub(crate) grade_book: Arc<MemoryGradeBook>,
     pub(crate) users: Vec<CourseUser>,
     pub(crate) tools: Vec<CourseTool>,
@@ -203,6 +223,39 @@ impl DevPlatform {
     /// [`AppError::Http`] when the HTTP client for tool JWKS cannot be built.
     pub fn new(base_url: &str, tools: &[DevToolConfig]) -> Result<Self, AppError> {
         Self::with_signing_key(base_url, tools, generate_platform_key()?)
+    }
+
+    /// Adds LTI 1.1 tools, each with a "launch" link on the course page.
+    ///
+    /// # Errors
+    /// [`AppError::Config`] if the pseudonym key cannot be made.
+    pub fn with_lti11_tools(mut self, tools: &[DevLti11ToolConfig]) -> Result<Self, AppError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            config_problem(
+                "lti11_tools",
+                "expected to add tools before serving, found a shared platform".to_owned(),
+            )
+        })?;
+        for t in tools {
+            let index = inner.lti11_tools.len();
+            inner.lti11_tools.push(Lti11Tool {
+                launch_url: t.launch_url.clone(),
+                credentials: lti11::Credentials::new(t.key.clone(), t.secret.clone()),
+            });
+            let id = format!("link-{}", inner.next_link.fetch_add(1, Ordering::Relaxed));
+            let items = inner.items.get_mut().map_err(|_| {
+                config_problem(
+                    "lti11_tools",
+                    "expected usable course items, found a poisoned lock".to_owned(),
+                )
+            })?;
+            items.push(CourseItem::Lti11Link {
+                id,
+                tool: index,
+                title: format!("{} (LTI 1.1)", t.name),
+            });
+        }
+        Ok(self)
     }
 
     /// As [`DevPlatform::new`], with the given platform signing key.
@@ -288,9 +341,18 @@ impl DevPlatform {
         .with_grade_book(grade_book.clone())
         .with_roster(roster);
         let next = items.len() as u64 + 1;
+        let mut seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(
+            |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
+        )?;
+        let pseudonyms = lti11::PseudonymKey::new(&seed).map_err(|e| {
+            config_problem("", format!("expected an LTI 1.1 pseudonym key, found: {e}"))
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 platform,
+                lti11_tools: Vec::new(),
+                lti11_users: lti11::UserIdPolicy::Pseudonymous(pseudonyms),
                 grade_book,
                 users,
                 tools: course_tools,
@@ -435,10 +497,11 @@ pub async fn run_platform(
                 config_problem("", format!("expected a platform signing key, found: {e}"))
             })??,
     };
-    let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?;
+    let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?
+        .with_lti11_tools(&config.lti11_tools)?;
     println!("lti platform is listening on http://{addr}");
     print_registration(&dev);
-    if config.tools.is_empty() {
+    if config.tools.is_empty() && config.lti11_tools.is_empty() {
         println!(
             "No tools registered: add [[tools]] entries to a configuration file and restart with --config FILE."
         );
@@ -580,6 +643,16 @@ pub async fn run_demo(
         deployment_ids: vec![DEFAULT_DEPLOYMENT_ID.to_owned()],
         profile: None,
     });
+    let mut secret = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret).map_err(
+        |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
+    )?;
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    tool_config.consumers.push(crate::ConsumerConfig {
+        key: DEMO_CONSUMER_KEY.to_owned(),
+        secret: secret.clone(),
+        name: Some("lti demo platform".to_owned()),
+    });
     let app = crate::prepare(&tool_config).await?;
     let tool = DevToolConfig {
         name: "lti-rs launch inspector".to_owned(),
@@ -593,7 +666,14 @@ pub async fn run_demo(
     let platform_key = platform_key.await.map_err(|e| {
         config_problem("", format!("expected a platform signing key, found: {e}"))
     })??;
-    let dev = DevPlatform::with_signing_key(&platform_base, &[tool], platform_key)?;
+    let lti11_tool = DevLti11ToolConfig {
+        name: "lti-rs launch inspector".to_owned(),
+        launch_url: app.urls.lti11_launch.clone(),
+        key: DEMO_CONSUMER_KEY.to_owned(),
+        secret,
+    };
+    let dev = DevPlatform::with_signing_key(&platform_base, &[tool], platform_key)?
+        .with_lti11_tools(&[lti11_tool])?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -42,6 +42,21 @@ fn launch_href(link: &str, user: &str) -> String {
     format!("/launch?link={}&amp;user={}", esc(link), esc(user))
 }
 
+/// One "Launch as …" button per user for link `id`.
+fn launch_buttons(b: &mut String, users: &[CourseUser], id: &str) {
+    for u in users {
+        let _ = write!(
+            b,
+            "<a class=\"button{}\" id=\"launch-{}-{}\" href=\"{}\">Launch as {}</a>",
+            if u.instructor { " instructor" } else { "" },
+            esc(id),
+            esc(&u.id),
+            launch_href(id, &u.id),
+            esc(&u.full_name())
+        );
+    }
+}
+
 /// The course page.
 pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String {
     let users = &dev.inner.users;
@@ -82,17 +97,17 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
                     esc(title),
                     esc(&tool)
                 );
-                for u in users {
-                    let _ = write!(
-                        b,
-                        "<a class=\"button{}\" id=\"launch-{}-{}\" href=\"{}\">Launch as {}</a>",
-                        if u.instructor { " instructor" } else { "" },
-                        esc(id),
-                        esc(&u.id),
-                        launch_href(id, &u.id),
-                        esc(&u.full_name())
-                    );
-                }
+                launch_buttons(&mut b, users, id);
+                b.push_str("</li>");
+            }
+            CourseItem::Lti11Link { id, title, .. } => {
+                let _ = write!(
+                    b,
+                    "<li class=\"lti11-link\" id=\"item-{0}\"><strong>{1}</strong> <span class=\"muted\">(LTI 1.1 link {0}, OAuth 1.0a-signed launch)</span><br>",
+                    esc(id),
+                    esc(title)
+                );
+                launch_buttons(&mut b, users, id);
                 b.push_str("</li>");
             }
             CourseItem::Link { title, url } => {

@@ -200,14 +200,78 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// The launch a query names: the spec and its title.
+/// A launch ready to start: LTI 1.3 (login initiation) or LTI 1.1 (signed form).
+enum Resolved {
+    V13(Box<LaunchSpec>),
+    V11(lti11::SignedLaunch),
+}
+
+type Refusal = (StatusCode, &'static str, String);
+
+/// The signed LTI 1.1 launch of link `id` for `user`.
+fn lti11_launch(
+    dev: &DevPlatform,
+    id: &str,
+    tool: usize,
+    title: &str,
+    user: &CourseUser,
+) -> Result<lti11::SignedLaunch, Refusal> {
+    let tool = dev.inner.lti11_tools.get(tool).ok_or((
+        StatusCode::NOT_FOUND,
+        "unknown_tool",
+        format!("unknown LTI 1.1 tool: expected one of the platform's, found #{tool}"),
+    ))?;
+    let role = if user.instructor {
+        "Instructor"
+    } else {
+        "Learner"
+    };
+    let request = lti11::LaunchRequest::new(id)
+        .user(&dev.inner.lti11_users, &user.id, &tool.credentials.key)
+        .roles(&[role])
+        .context(COURSE_ID, COURSE_TITLE)
+        .param("context_label", COURSE_LABEL)
+        .param("resource_link_title", title)
+        .param("lis_person_name_full", user.full_name())
+        .param("lis_person_name_given", user.given_name.clone())
+        .param("lis_person_name_family", user.family_name.clone())
+        .param(
+            "lis_person_contact_email_primary",
+            format!("{}@example.edu", user.id),
+        )
+        .param("launch_presentation_document_target", "iframe")
+        .param("tool_consumer_instance_guid", "lti-rs-dev-platform")
+        .param("tool_consumer_info_product_family_code", "lti-rs");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    request
+        .sign(&tool.launch_url, &tool.credentials, now)
+        .map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "lti11_signing",
+                e.to_string(),
+            )
+        })
+}
+
 fn launch_spec(
     dev: &DevPlatform,
     q: &LaunchQuery,
     user: &CourseUser,
-) -> Result<(LaunchSpec, String), (StatusCode, &'static str, String)> {
+) -> Result<(Resolved, String), Refusal> {
     let spec = match (&q.link, &q.tool) {
         (Some(link), None) => {
             let items = dev.items();
+            if let Some(CourseItem::Lti11Link { id, tool, title }) = items
+                .iter()
+                .find(|i| matches!(i, CourseItem::Lti11Link { id, .. } if id == link))
+            {
+                let signed = lti11_launch(dev, id, *tool, title, user)?;
+                return Ok((Resolved::V11(signed), title.clone()));
+            }
             let Some(CourseItem::ResourceLink {
                 id,
                 client_id,
@@ -304,7 +368,7 @@ fn launch_spec(
         Some(COURSE_LABEL),
         Some(COURSE_TITLE),
     );
-    Ok((spec, title))
+    Ok((Resolved::V13(Box::new(spec)), title))
 }
 
 /// The user and launch a query names, or the refusal page.
@@ -312,7 +376,7 @@ fn resolve_launch<'a>(
     dev: &'a DevPlatform,
     headers: &HeaderMap,
     q: &LaunchQuery,
-) -> Result<(&'a CourseUser, LaunchSpec, String), Box<Response>> {
+) -> Result<(&'a CourseUser, Resolved, String), Box<Response>> {
     let Some(user) = dev.user(&q.user) else {
         return Err(Box::new(unknown_user(dev, headers, &q.user)));
     };
@@ -349,7 +413,13 @@ async fn launch_frame(
     Query(q): Query<LaunchQuery>,
 ) -> Response {
     let spec = match resolve_launch(&dev, &headers, &q) {
-        Ok((_, spec, _)) => spec,
+        Ok((_, Resolved::V13(spec), _)) => spec,
+        Ok((_, Resolved::V11(signed), _)) => {
+            return html(
+                StatusCode::OK,
+                signed.to_html(&lti11::FormTarget::SameWindow, None),
+            );
+        }
         Err(resp) => return *resp,
     };
     match dev.inner.platform.start_launch(&spec).await {
