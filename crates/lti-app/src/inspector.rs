@@ -45,29 +45,31 @@ fn page(title: &str, body: &str) -> Response {
     resp
 }
 
-/// An error page (or JSON body when asked) for the application's own refusals.
+/// An error page (or JSON body when asked) for the application's own refusals,
+/// in the same shape as the LTI routes' refusals (`lti_tool::web`).
 pub(crate) fn page_error(
     headers: &HeaderMap,
     status: StatusCode,
     code: &str,
     message: &str,
 ) -> Response {
-    if wants_json(headers) {
-        return (
-            status,
-            axum::Json(serde_json::json!({"error": code, "message": message})),
+    let (content_type, body) = if wants_json(headers) {
+        ("application/json", lti_tool::web::error_json(code, message))
+    } else {
+        (
+            "text/html; charset=utf-8",
+            lti_tool::web::error_page(status, code, message),
         )
-            .into_response();
-    }
-    let body = format!(
-        "<h1>The request was refused</h1><p>Status: <strong>{}</strong></p><p>Error code: <code id=\"error-code\">{}</code></p><p id=\"error-message\">{}</p>",
-        status.as_u16(),
-        escape(code),
-        escape(message)
-    );
-    let mut resp = page("Error", &body);
-    *resp.status_mut() = status;
-    resp
+    };
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A link or form action that carries the launch id.
