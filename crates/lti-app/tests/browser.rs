@@ -8,6 +8,9 @@
 //! instructor's AGS panel, and see the score in the platform's grade book.
 //! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
 //!
+//! Third-party cookies are allowed in the test browser (see `new_browser`);
+//! `LTI_BROWSER_DEFAULT_COOKIES=1` keeps Chromium's default of blocking them.
+//!
 //! Skipped (with the reason printed) when chromedriver is not installed,
 //! unless `LTI_BROWSER_TEST=1`, which makes a missing browser a failure.
 //! `LTI_CHROMEDRIVER` and `LTI_CHROMIUM` override the binaries
@@ -316,6 +319,19 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
         free_port()
     ));
     std::fs::create_dir_all(&profile).unwrap();
+    // Chromium blocks third-party cookies by default, and the tool's state
+    // cookie is third-party inside the platform's frame (127.0.0.1 framed by
+    // localhost); it is not `Partitioned` on plain-http loopback, so the test
+    // allows third-party cookies unless LTI_BROWSER_DEFAULT_COOKIES=1 (use that
+    // to check a CHIPS-partitioned state cookie with the browser's defaults).
+    let prefs = if std::env::var("LTI_BROWSER_DEFAULT_COOKIES").as_deref() == Ok("1") {
+        json!({})
+    } else {
+        json!({
+            "profile.cookie_controls_mode": 0,
+            "profile.block_third_party_cookies": false
+        })
+    };
     let caps = json!({
         "capabilities": {
             "alwaysMatch": {
@@ -324,10 +340,7 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
                 "timeouts": { "pageLoad": 60000, "script": 30000, "implicit": 0 },
                 "goog:chromeOptions": {
                     "binary": chromium,
-                    "prefs": {
-                        "profile.cookie_controls_mode": 0,
-                        "profile.block_third_party_cookies": false
-                    },
+                    "prefs": prefs,
                     "args": [
                         "--headless",
                         "--no-sandbox",
@@ -396,6 +409,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     let chromium = std::env::var("LTI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let missing = match &driver_path {
         None => Some("chromedriver is not on PATH".to_owned()),
+        Some(p) if !p.is_file() => Some(format!("{} does not exist", p.display())),
         Some(_) if !Path::new(&chromium).exists() => Some(format!("{chromium} does not exist")),
         Some(_) => None,
     };
