@@ -190,7 +190,9 @@ async fn lti11_launch_reaches_the_lti11_inspector(demo: &demo_support::Demo) {
     let refused = s.post_form(&tampered.action, &tampered.fields).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
     assert!(
-        refused.body.contains("<code id=\"error-code\">bad_signature</code>"),
+        refused
+            .body
+            .contains("<code id=\"error-code\">bad_signature</code>"),
         "{}",
         refused.body
     );
