@@ -144,8 +144,9 @@ def svg(rows, path):
             parts.append(f'<rect x="{left}" y="{y}" width="{max(x1 - left, 1):.1f}" height="{bar_h}" fill="{color}"/>')
             a, b = xpos(r["min"]), xpos(r["max"])
             parts.append(f'<line x1="{a:.1f}" y1="{y + bar_h / 2}" x2="{b:.1f}" y2="{y + bar_h / 2}" stroke="black"/>')
+            weight = ' font-weight="bold"' if mine else ""
             parts.append(f'<text x="{max(x1, b) + 6:.1f}" y="{y + 13}" font-size="12"'
-                         f'{" font-weight=\"bold\"" if mine else ""}>{fmt(r["median"])} {esc(unit)}</text>')
+                         f'{weight}>{fmt(r["median"])} {esc(unit)}</text>')
             y += bar_h
         y += 36
     header = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
