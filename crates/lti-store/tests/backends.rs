@@ -437,3 +437,71 @@ async fn redis_outage_fails_closed_and_recovers_without_reopening() {
     let store = open(&proxy.url(&base), &opts).await.unwrap();
     outage_fails_closed_and_recovers(&store, &proxy, &clock).await;
 }
+
+#[tokio::test]
+async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_its_data() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_upgrade")));
+    let url = format!("sqlite://{}", path.display());
+    let opts = options();
+    {
+        let store = open(&url, &opts).await.unwrap();
+        store
+            .registrations
+            .insert_registration(&registration("c1"))
+            .await
+            .unwrap();
+    }
+    // Turn the file back into a schema-1 database (as written before
+    // migration 2 existed).
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for table in [
+        "lti_provider_silos",
+        "lti_provider_contexts",
+        "lti_provider_resources",
+        "lti_provider_users",
+        "lti_provider_visits",
+        "lti_provider_outcome_services",
+        "lti_provider_assignments",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM lti_schema_version WHERE version = 2")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+
+    let store = open(&url, &opts).await.unwrap();
+    assert_eq!(
+        store
+            .registrations
+            .get_registration(ISS, "c1")
+            .await
+            .unwrap()
+            .client_id,
+        "c1"
+    );
+    store
+        .provider
+        .assign_silo("ck", &lti_registry::SiloId("tenant".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.provider.silo_of("ck").await.unwrap(),
+        Some(lti_registry::SiloId("tenant".into()))
+    );
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM lti_schema_version ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
+    raw.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
