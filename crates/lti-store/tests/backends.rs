@@ -116,19 +116,29 @@ async fn split_store_takes_short_lived_records_from_the_second_url() {
     single.nonces.record_nonce(ISS, "n1", exp).await.unwrap();
 }
 
+/// A new SQLite file holding registration `c1`; returns its path and URL.
+async fn sqlite_file_with_registration(tag: &str) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("{}.db", unique(tag)));
+    let url = format!("sqlite://{}", path.display());
+    let store = open(&url, &options()).await.unwrap();
+    store
+        .registrations
+        .insert_registration(&registration("c1"))
+        .await
+        .unwrap();
+    (path, url)
+}
+
+fn remove_sqlite_file(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 #[tokio::test]
 async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schema() {
-    let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_reopen")));
-    let url = format!("sqlite://{}", path.display());
+    let (path, url) = sqlite_file_with_registration("lti_store_reopen").await;
     let opts = options();
-    {
-        let store = open(&url, &opts).await.unwrap();
-        store
-            .registrations
-            .insert_registration(&registration("c1"))
-            .await
-            .unwrap();
-    }
     let store = open(&url, &opts).await.unwrap();
     assert_eq!(
         store
@@ -163,9 +173,7 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
         }
         other => panic!("expected Corrupt schema, found {other:?}"),
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_sqlite_file(&path);
 }
 
 #[tokio::test]
@@ -440,17 +448,8 @@ async fn redis_outage_fails_closed_and_recovers_without_reopening() {
 
 #[tokio::test]
 async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_its_data() {
-    let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_upgrade")));
-    let url = format!("sqlite://{}", path.display());
+    let (path, url) = sqlite_file_with_registration("lti_store_upgrade").await;
     let opts = options();
-    {
-        let store = open(&url, &opts).await.unwrap();
-        store
-            .registrations
-            .insert_registration(&registration("c1"))
-            .await
-            .unwrap();
-    }
     // Turn the file back into a schema-1 database (as written before
     // migration 2 existed).
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -501,7 +500,5 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
             .unwrap();
     assert_eq!(versions, [1, 2]);
     raw.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_sqlite_file(&path);
 }
