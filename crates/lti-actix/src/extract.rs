@@ -7,20 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{AUTHORIZATION, COOKIE};
 use actix_web::{FromRequest, HttpRequest, web};
-use lti_message::Role;
-use lti_tool::{LAUNCH_ID_PARAM, Launch, Tool};
+pub use lti_tool::web::{LAUNCH_COOKIE, require_any_role, require_instructor};
+use lti_tool::{Launch, Tool};
 
+use crate::convert;
 use crate::error::{Error, LtiRejection};
-
-/// The cookie the launch route sets to the launch id (a session cookie, `HttpOnly`;
-/// `Secure; SameSite=None; Partitioned` when the tool's base URL is `https`).
-pub const LAUNCH_COOKIE: &str = "lti_launch";
-
-/// The longest launch id accepted from a request (ids issued by `lti-tool` are 43
-/// characters; anything far longer is refused before the store is asked).
-const MAX_LAUNCH_ID_LEN: usize = 256;
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, LtiRejection>>>>;
 
@@ -45,37 +37,8 @@ pub fn tool_of(req: &HttpRequest) -> Result<Arc<Tool>, Error> {
 /// header and the query parameter let follow-up requests work inside an LMS iframe
 /// whose browser blocks third-party cookies.
 pub fn launch_id_from_request(req: &HttpRequest) -> Option<String> {
-    let header_values = |name| {
-        req.headers()
-            .get_all(name)
-            .filter_map(|value| value.to_str().ok())
-    };
-    let from_bearer = header_values(AUTHORIZATION).find_map(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned())
-    });
-    let from_query = || {
-        req.query_string().split('&').find_map(|pair| {
-            let value = pair.strip_prefix(LAUNCH_ID_PARAM)?.strip_prefix('=')?;
-            Some(value.to_owned())
-        })
-    };
-    let from_cookie = || {
-        header_values(COOKIE)
-            .flat_map(|value| value.split(';'))
-            .find_map(|pair| match pair.split_once('=') {
-                Some((name, value)) if name.trim() == LAUNCH_COOKIE => {
-                    Some(value.trim().to_owned())
-                }
-                _ => None,
-            })
-    };
-    from_bearer
-        .or_else(from_query)
-        .or_else(from_cookie)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_LAUNCH_ID_LEN)
+    let headers = convert::headers_lossy(req.headers());
+    lti_tool::web::launch_id(&headers, Some(req.query_string()))
 }
 
 /// Loads the request's launch with [`Tool::load_launch`].
@@ -123,50 +86,6 @@ impl FromRequest for LtiLaunch {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let launch = guarded(req.clone(), |_| Ok(()));
         Box::pin(async move { launch.await.map(Self) })
-    }
-}
-
-/// Refuses (`insufficient_role`, 403) unless the launch has an instructor role or
-/// one that outranks it (administrator).
-///
-/// # Errors
-/// [`Error::InsufficientRole`].
-pub fn require_instructor(launch: &Launch) -> Result<(), Error> {
-    if launch.roles().is_instructor_or_higher() {
-        return Ok(());
-    }
-    Err(insufficient_role("an instructor or higher role", launch))
-}
-
-/// Refuses (`insufficient_role`, 403) unless the launch has one of `roles` (or a
-/// sub-role of one). Roles may be full URIs
-/// (`http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor`) or short names
-/// (`Mentor`).
-///
-/// # Errors
-/// [`Error::InsufficientRole`].
-pub fn require_any_role(launch: &Launch, roles: &[&str]) -> Result<(), Error> {
-    let held = launch.roles();
-    if roles.iter().any(|role| held.has(&Role::parse(role))) {
-        return Ok(());
-    }
-    Err(insufficient_role(
-        &format!("one of [{}]", roles.join(", ")),
-        launch,
-    ))
-}
-
-fn insufficient_role(expected: &str, launch: &Launch) -> Error {
-    const MAX_CHARS: usize = 200;
-    let held: Vec<&str> = launch.roles().iter().map(Role::as_str).collect();
-    let held = held.join(", ");
-    let found = match held.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &held[..cut]),
-        None => held,
-    };
-    Error::InsufficientRole {
-        expected: expected.to_owned(),
-        found,
     }
 }
 
@@ -264,38 +183,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_wins_over_query_and_query_over_cookie() {
+    fn the_id_is_looked_up_in_header_then_query_then_cookie() {
         let req = TestRequest::get()
             .uri("/x?lti_launch_id=from-query")
-            .insert_header((AUTHORIZATION, "Bearer from-header"))
-            .insert_header((COOKIE, "lti_launch=from-cookie"))
+            .insert_header(("authorization", "Bearer from-header"))
+            .insert_header(("cookie", "lti_launch=from-cookie"))
             .to_http_request();
         assert_eq!(launch_id_from_request(&req).as_deref(), Some("from-header"));
         let req = TestRequest::get()
             .uri("/x?a=1&lti_launch_id=from-query")
-            .insert_header((COOKIE, "lti_launch=from-cookie"))
+            .insert_header(("cookie", "lti_launch=from-cookie"))
             .to_http_request();
         assert_eq!(launch_id_from_request(&req).as_deref(), Some("from-query"));
         let req = TestRequest::get()
             .uri("/x")
-            .insert_header((COOKIE, "a=b; lti_launch=from-cookie"))
+            .insert_header(("cookie", "a=b; lti_launch=from-cookie"))
             .to_http_request();
         assert_eq!(launch_id_from_request(&req).as_deref(), Some("from-cookie"));
-    }
-
-    #[test]
-    fn absent_empty_oversized_or_non_bearer_ids_are_none() {
-        let none = |req: TestRequest| launch_id_from_request(&req.to_http_request());
-        assert_eq!(none(TestRequest::get().uri("/x")), None);
-        assert_eq!(none(TestRequest::get().uri("/x?lti_launch_id=")), None);
-        assert_eq!(none(TestRequest::get().uri("/x?lti_launch_idx=abc")), None);
-        let long = "a".repeat(MAX_LAUNCH_ID_LEN + 1);
-        assert_eq!(
-            none(TestRequest::get().uri(&format!("/x?lti_launch_id={long}"))),
-            None
-        );
-        let basic = TestRequest::get().insert_header((AUTHORIZATION, "Basic abc"));
-        assert_eq!(none(basic), None);
+        let req = TestRequest::get()
+            .uri("/x?lti_launch_id=")
+            .to_http_request();
+        assert_eq!(launch_id_from_request(&req), None);
     }
 
     #[test]

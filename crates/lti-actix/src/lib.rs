@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod convert;
 mod error;
 mod extract;
 mod routes;

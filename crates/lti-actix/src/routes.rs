@@ -1,30 +1,20 @@
-//! The LTI routes and the conversions between actix-web 4 (`http` 0.2) and
-//! `lti-tool` (`http` 1). Every conversion goes through strings and bytes, so
-//! nothing else in the workspace sees `http` 0.2.
+//! The LTI routes and the request/response conversions they use.
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::Bytes;
-use lti_tool::{ContentItem, DeepLinkingResponseBuilder, LtiMessage, Tool, ToolRequest};
-use lti_tool::{ToolError, ToolResponse};
-use serde::Deserialize;
+use lti_tool::web::RouteConfig;
+pub use lti_tool::web::{
+    DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH,
+    launch_cookie,
+};
+use lti_tool::{Tool, ToolRequest, ToolResponse};
 
+use crate::convert;
 use crate::error::{Error, LtiRejection, wants_json};
-use crate::extract::{LAUNCH_COOKIE, load_launch, tool_of};
-
-/// The default login initiation path (GET and POST).
-pub const LOGIN_PATH: &str = "/lti/login";
-/// The default launch path (the redirect URI; POST).
-pub const LAUNCH_PATH: &str = "/lti/launch";
-/// The default path of the tool's public key set (GET).
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-/// The default deep-linking response path (POST, JSON body, see [`DeepLinkRequest`]).
-pub const DEEP_LINK_PATH: &str = "/lti/deep-link";
-/// The default request body limit: 64 KiB (an id_token is at most 16 KiB by default).
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+use crate::extract::{load_launch, tool_of};
 
 /// The LTI routes with chosen paths and body limit; [`configure`] registers the
 /// default set. The routes find the tool in the app data (see [`tool_of`](crate::tool_of)):
@@ -52,62 +42,44 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 ///         })
 /// }
 /// ```
-#[derive(Debug, Clone)]
-pub struct LtiRoutes {
-    login: String,
-    launch: String,
-    jwks: String,
-    deep_link: Option<String>,
-    body_limit: usize,
-}
-
-impl Default for LtiRoutes {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+#[derive(Debug, Clone, Default)]
+pub struct LtiRoutes(RouteConfig);
 
 impl LtiRoutes {
     /// The default paths ([`LOGIN_PATH`], [`LAUNCH_PATH`], [`JWKS_PATH`],
     /// [`DEEP_LINK_PATH`]) and [`DEFAULT_BODY_LIMIT`].
     pub fn new() -> Self {
-        Self {
-            login: LOGIN_PATH.to_owned(),
-            launch: LAUNCH_PATH.to_owned(),
-            jwks: JWKS_PATH.to_owned(),
-            deep_link: Some(DEEP_LINK_PATH.to_owned()),
-            body_limit: DEFAULT_BODY_LIMIT,
-        }
+        Self(RouteConfig::default())
     }
 
     /// The login initiation path. Platforms call it with GET or POST.
     pub fn login_path(mut self, path: impl Into<String>) -> Self {
-        self.login = path.into();
+        self.0.login = path.into();
         self
     }
 
     /// The launch path. It must be the path of the tool's redirect URI.
     pub fn launch_path(mut self, path: impl Into<String>) -> Self {
-        self.launch = path.into();
+        self.0.launch = path.into();
         self
     }
 
     /// The JWKS path.
     pub fn jwks_path(mut self, path: impl Into<String>) -> Self {
-        self.jwks = path.into();
+        self.0.jwks = path.into();
         self
     }
 
     /// The deep-linking response path, or `None` to leave it out (an application
     /// that builds its responses itself with `Tool::deep_link_response`).
     pub fn deep_link_path(mut self, path: Option<String>) -> Self {
-        self.deep_link = path;
+        self.0.deep_link = path;
         self
     }
 
     /// The largest request body the routes read; larger ones get `body_too_large` (413).
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.0.body_limit = bytes;
         self
     }
 
@@ -118,21 +90,27 @@ impl LtiRoutes {
     /// [`LAUNCH_COOKIE`](crate::LAUNCH_COOKIE) so that same-site follow-ups work
     /// without the parameter.
     pub fn configure(self, cfg: &mut web::ServiceConfig) {
-        let limit = self.body_limit;
+        let RouteConfig {
+            login,
+            launch: launch_path,
+            jwks: jwks_path,
+            deep_link,
+            body_limit: limit,
+        } = self.0;
         cfg.service(
-            web::resource(self.login)
-                .route(web::get().to(move |req, body| login(req, body, limit)))
-                .route(web::post().to(move |req, body| login(req, body, limit))),
+            web::resource(login)
+                .route(web::get().to(move |req, body| login_route(req, body, limit)))
+                .route(web::post().to(move |req, body| login_route(req, body, limit))),
         )
         .service(
-            web::resource(self.launch)
+            web::resource(launch_path)
                 .route(web::post().to(move |req, body| launch(req, body, limit))),
         )
-        .service(web::resource(self.jwks).route(web::get().to(jwks)));
-        if let Some(path) = self.deep_link {
+        .service(web::resource(jwks_path).route(web::get().to(jwks)));
+        if let Some(path) = deep_link {
             cfg.service(
                 web::resource(path)
-                    .route(web::post().to(move |req, body| deep_link(req, body, limit))),
+                    .route(web::post().to(move |req, body| deep_link_route(req, body, limit))),
             );
         }
     }
@@ -167,28 +145,13 @@ async fn read_request(
 ) -> Result<ToolRequest, Error> {
     let body = read_body(body, limit).await?;
     let method = http::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| malformed("a valid method", req.method().as_str()))?;
+        .map_err(|_| Error::malformed("a valid method", req.method().as_str()))?;
     let uri = req.uri().to_string();
     let uri: http::Uri = uri
         .parse()
-        .map_err(|_| malformed("a valid request target", &uri))?;
-    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
-    for (name, value) in req.headers() {
-        let header = http::HeaderName::from_bytes(name.as_str().as_bytes())
-            .map_err(|_| malformed("a valid header name", name.as_str()))?;
-        let value = http::HeaderValue::from_bytes(value.as_bytes())
-            .map_err(|_| malformed("a valid header value", &format!("bad bytes in `{name}`")))?;
-        headers.append(header, value);
-    }
+        .map_err(|_| Error::malformed("a valid request target", &uri))?;
+    let headers = convert::headers(req.headers())?;
     Ok(ToolRequest::new(method, uri, headers, body))
-}
-
-fn malformed(expected: &'static str, found: &str) -> Error {
-    let found = match found.char_indices().nth(64) {
-        Some((cut, _)) => format!("{}…", &found[..cut]),
-        None => found.to_owned(),
-    };
-    Error::MalformedRequest { expected, found }
 }
 
 async fn read_body(body: web::Payload, limit: usize) -> Result<Bytes, Error> {
@@ -204,36 +167,10 @@ async fn read_body(body: web::Payload, limit: usize) -> Result<Bytes, Error> {
 /// Converts an `lti-tool` response into an actix-web response (status, every
 /// header including repeated `Set-Cookie`, and the body).
 pub fn into_response(response: ToolResponse) -> HttpResponse {
-    let response = response.into_http();
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut out = HttpResponse::build(status);
-    for (name, value) in response.headers() {
-        // Both `http` versions share the header grammar, so this never skips a
-        // header that `lti-tool` produced.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append_header((name, value));
-        }
-    }
-    out.body(response.into_body())
+    convert::response(response.into_http())
 }
 
-/// The `Set-Cookie` value that carries `launch_id` in the [`LAUNCH_COOKIE`]:
-/// `HttpOnly; Path=/`, plus `Secure; SameSite=None; Partitioned` when the tool's
-/// base URL is `https` (so it survives inside an LMS iframe), else `SameSite=Lax`.
-pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
-    let attributes = if tool.base_url().starts_with("https://") {
-        "Secure; SameSite=None; Partitioned"
-    } else {
-        "SameSite=Lax"
-    };
-    format!("{LAUNCH_COOKIE}={launch_id}; Path=/; HttpOnly; {attributes}")
-}
-
-async fn login(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
+async fn login_route(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
     answer(&req, async {
         let tool = tool_of(&req)?;
         let request = read_request(&req, body, limit).await?;
@@ -282,68 +219,7 @@ async fn answer(
         .unwrap_or_else(|e| LtiRejection::new(e, req.headers()).error_response())
 }
 
-/// The JSON body of the deep-linking route: the chosen content items and the
-/// optional messages for the platform. The launch is the request's current launch
-/// ([`LtiLaunch`](crate::LtiLaunch)), which must be an `LtiDeepLinkingRequest`.
-///
-/// The route answers the auto-submitting form page that returns the signed
-/// response to the platform, or `{"deep_link_return_url": …, "jwt": …}` when the
-/// request accepts JSON (for a front end that posts the form itself).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeepLinkRequest {
-    /// The chosen items (each checked against the request's settings).
-    #[serde(default)]
-    pub items: Vec<ContentItem>,
-    /// `msg` shown to the user by the platform.
-    #[serde(default)]
-    pub msg: Option<String>,
-    /// `log` recorded by the platform.
-    #[serde(default)]
-    pub log: Option<String>,
-    /// `errormsg` shown to the user.
-    #[serde(default)]
-    pub errormsg: Option<String>,
-    /// `errorlog` recorded by the platform.
-    #[serde(default)]
-    pub errorlog: Option<String>,
-}
-
-impl DeepLinkRequest {
-    /// Parses the route's JSON body.
-    fn parse(body: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(body).map_err(|e| {
-            let mut found = e.to_string();
-            found.truncate(120);
-            Error::InvalidDeepLinkRequest {
-                expected: "a JSON object with `items` (content items) and optional `msg`, `log`, `errormsg`, `errorlog`",
-                found,
-            }
-        })
-    }
-
-    /// Fills the launch's response builder, checking each item.
-    fn apply(self, builder: &mut DeepLinkingResponseBuilder) -> Result<(), Error> {
-        for item in self.items {
-            builder.add_item(item).map_err(ToolError::from)?;
-        }
-        if let Some(msg) = self.msg {
-            builder.msg(msg);
-        }
-        if let Some(log) = self.log {
-            builder.log(log);
-        }
-        if let Some(msg) = self.errormsg {
-            builder.errormsg(msg);
-        }
-        if let Some(log) = self.errorlog {
-            builder.errorlog(log);
-        }
-        Ok(())
-    }
-}
-
-async fn deep_link(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
+async fn deep_link_route(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
     answer(&req, async {
         let tool: Arc<Tool> = tool_of(&req)?;
         let launch = load_launch(&req).await?;
@@ -355,14 +231,7 @@ async fn deep_link(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRe
             return Ok(into_response(form));
         }
         let jwt = tool.sign_deep_link_response(&launch, &builder).await?;
-        let return_url = match launch.message() {
-            LtiMessage::DeepLinking(request) => request.deep_link_return_url(),
-            _ => "",
-        };
-        Ok(HttpResponse::Ok().json(serde_json::json!({
-            "deep_link_return_url": return_url,
-            "jwt": jwt,
-        })))
+        Ok(HttpResponse::Ok().json(DeepLinkRequest::json_answer(&launch, &jwt)))
     })
     .await
 }
@@ -371,6 +240,7 @@ async fn deep_link(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRe
 mod tests {
     use actix_web::FromRequest;
     use actix_web::body::MessageBody;
+    use actix_web::http::StatusCode;
     use actix_web::test::TestRequest;
 
     use super::*;
@@ -434,15 +304,5 @@ mod tests {
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(converted.headers().get("location").unwrap(), "/next");
         assert!(converted.into_body().try_into_bytes().unwrap().is_empty());
-    }
-
-    #[test]
-    fn malformed_values_are_clipped() {
-        let long = "x".repeat(100);
-        let Error::MalformedRequest { found, .. } = malformed("y", &long) else {
-            panic!("expected MalformedRequest");
-        };
-        assert_eq!(found.chars().count(), 65);
-        assert!(found.ends_with('…'));
     }
 }
