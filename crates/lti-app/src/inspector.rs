@@ -78,9 +78,17 @@ fn with_launch(path: &str, launch: &Launch) -> String {
 }
 
 fn row(out: &mut String, name: &str, value: Option<&str>) {
+    row_with_id(out, None, name, value);
+}
+
+/// A table row whose value cell carries `id` (for the browser test and scripts).
+fn row_with_id(out: &mut String, id: Option<&str>, name: &str, value: Option<&str>) {
+    let id = id
+        .map(|id| format!(" id=\"{}\"", escape(id)))
+        .unwrap_or_default();
     let _ = write!(
         out,
-        "<tr><th>{}</th><td>{}</td></tr>",
+        "<tr><th>{}</th><td{id}>{}</td></tr>",
         escape(name),
         value
             .map(escape)
@@ -139,7 +147,7 @@ pub(crate) async fn inspector(
     });
     row(&mut b, "Name", name.as_deref());
     row(&mut b, "Email", claims.email.as_deref());
-    row(&mut b, "User id (sub)", launch.sub());
+    row_with_id(&mut b, Some("user-sub"), "User id (sub)", launch.sub());
     let role_list = if roles.is_empty() {
         "<em>none</em>".to_owned()
     } else {
@@ -500,7 +508,7 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
     }
     let _ = write!(
         b,
-        "<section><h2>Post a score</h2><form method=\"post\" action=\"{}\"><label>Line item <select name=\"lineitem\">{options}</select></label><label>Learner user id <input name=\"user_id\" value=\"{}\" required></label><label>Score <input name=\"score_given\" value=\"1\"></label><label>Out of <input name=\"score_maximum\" value=\"1\"></label><label>Comment <input name=\"comment\"></label><button type=\"submit\">Post score</button></form></section>",
+        "<section><h2>Post a score</h2><form id=\"score-form\" method=\"post\" action=\"{}\"><label>Line item <select id=\"score-lineitem\" name=\"lineitem\">{options}</select></label><label>Learner user id <input id=\"score-user-id\" name=\"user_id\" value=\"{}\" required></label><label>Score <input id=\"score-given\" name=\"score_given\" value=\"1\"></label><label>Out of <input id=\"score-maximum\" name=\"score_maximum\" value=\"1\"></label><label>Comment <input id=\"score-comment\" name=\"comment\"></label><button id=\"score-submit\" type=\"submit\">Post score</button></form></section>",
         with_launch("/lti/app/ags/scores", launch),
         escape(launch.sub().unwrap_or(""))
     );

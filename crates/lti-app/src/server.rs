@@ -141,11 +141,15 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
 
     let public_url = config.public_url();
     let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
-    let https = public_url.starts_with("https://");
+    // The state cookie is always `Secure; SameSite=None` (the public URL is https,
+    // or http on loopback, which browsers treat as a secure context) and always
+    // `Partitioned` (CHIPS): it is only ever read back by the launch that follows
+    // the login in the same LMS frame, hence in the same top-level-site partition,
+    // so it keeps working when the browser blocks third-party cookies.
     let tool = Tool::builder(public_url.clone(), &store)
         .key_source(Arc::new(JwksCache::new(http.clone())))
         .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
-        .partitioned_state_cookie(https)
+        .partitioned_state_cookie(true)
         .build()?;
     let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(

@@ -8,8 +8,10 @@
 //! instructor's AGS panel, and see the score in the platform's grade book.
 //! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
 //!
-//! Third-party cookies are allowed in the test browser (see `new_browser`);
-//! `LTI_BROWSER_DEFAULT_COOKIES=1` keeps Chromium's default of blocking them.
+//! The browser keeps Chromium's default cookie policy (third-party cookies
+//! blocked): the launch works because the tool's state cookie is `Partitioned`
+//! (CHIPS). `LTI_BROWSER_ALLOW_3P_COOKIES=1` allows third-party cookies instead
+//! (for debugging a launch that fails only with the defaults).
 //!
 //! Skipped (with the reason printed) when chromedriver is not installed,
 //! unless `LTI_BROWSER_TEST=1`, which makes a missing browser a failure.
@@ -319,18 +321,19 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
         free_port()
     ));
     std::fs::create_dir_all(&profile).unwrap();
-    // Chromium blocks third-party cookies by default, and the tool's state
+    // Chromium's defaults block third-party cookies, and the tool's state
     // cookie is third-party inside the platform's frame (127.0.0.1 framed by
-    // localhost); it is not `Partitioned` on plain-http loopback, so the test
-    // allows third-party cookies unless LTI_BROWSER_DEFAULT_COOKIES=1 (use that
-    // to check a CHIPS-partitioned state cookie with the browser's defaults).
-    let prefs = if std::env::var("LTI_BROWSER_DEFAULT_COOKIES").as_deref() == Ok("1") {
-        json!({})
-    } else {
+    // localhost). The test keeps those defaults: the state cookie is
+    // `Secure; SameSite=None; Partitioned`, which Chromium stores in the
+    // localhost partition even on plain-http loopback (a secure context).
+    // LTI_BROWSER_ALLOW_3P_COOKIES=1 allows third-party cookies, for debugging.
+    let prefs = if std::env::var("LTI_BROWSER_ALLOW_3P_COOKIES").as_deref() == Ok("1") {
         json!({
             "profile.cookie_controls_mode": 0,
             "profile.block_third_party_cookies": false
         })
+    } else {
+        json!({})
     };
     let caps = json!({
         "capabilities": {
@@ -475,9 +478,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     b.wait_for_text("body", "Alan Turing").await;
     let verdict = b.wait_for("#instructor-verdict").await;
     assert_eq!(b.text(&verdict).await, "no");
-    let sub_cell = b
-        .wait_for_by("xpath", "//tr[th[normalize-space()='User id (sub)']]/td")
-        .await;
+    let sub_cell = b.wait_for("#user-sub").await;
     let learner_sub = b.text(&sub_cell).await.trim().to_owned();
     assert!(
         !learner_sub.is_empty() && learner_sub != "alan",
@@ -490,31 +491,14 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     launch(&mut b, &course, "link-3", "ada").await;
     b.wait_for_text("#instructor-verdict", "yes").await;
     b.click("a[href^='/lti/app/ags?']").await;
-    b.fill(
-        "form[action^='/lti/app/ags/scores'] input[name='user_id']",
-        &learner_sub,
-    )
-    .await;
-    b.fill(
-        "form[action^='/lti/app/ags/scores'] input[name='score_given']",
-        "87",
-    )
-    .await;
-    b.fill(
-        "form[action^='/lti/app/ags/scores'] input[name='score_maximum']",
-        "100",
-    )
-    .await;
-    b.fill(
-        "form[action^='/lti/app/ags/scores'] input[name='comment']",
-        "Well done",
-    )
-    .await;
+    b.fill("#score-user-id", &learner_sub).await;
+    b.fill("#score-given", "87").await;
+    b.fill("#score-maximum", "100").await;
+    b.fill("#score-comment", "Well done").await;
     b.leave_frames().await;
     b.screenshot("ags-panel").await;
     b.enter_frame("#tool-frame").await;
-    b.click("form[action^='/lti/app/ags/scores'] button[type='submit']")
-        .await;
+    b.click("#score-submit").await;
     b.wait_for_text("#notice", "Posted").await;
     b.leave_frames().await;
     b.screenshot("score-posted").await;
