@@ -164,6 +164,27 @@ mod tests {
             "state-1",
         )
         .unwrap();
+        // Deleting a partitioned cookie needs the same name and Partitioned again.
+        let cleared = c.clear_cookie("state-1");
+        assert_eq!(pair(&cleared), format!("{}=", c.name("state-1")));
+        assert!(cleared.contains("Max-Age=0") && cleared.contains("; Partitioned"));
+    }
+
+    #[test]
+    fn the_insecure_cookie_is_lax_and_never_partitioned() {
+        let c = StateCookies::new(&[7u8; 32], false, true, 600);
+        let set = c.set_cookie("s");
+        assert!(set.starts_with(INSECURE_COOKIE_PREFIX), "{set}");
+        assert!(set.ends_with("; SameSite=Lax"), "{set}");
+        assert!(
+            !set.contains("Secure") && !set.contains("Partitioned"),
+            "{set}"
+        );
+        c.check(&request(Some(&pair(&set))), "s").unwrap();
+        // A Secure-prefixed cookie does not count for the insecure tool.
+        let secure = pair(&StateCookies::new(&[7u8; 32], true, true, 600).set_cookie("s"));
+        let err = c.check(&request(Some(&secure)), "s").unwrap_err();
+        assert_eq!(err.code(), "state_cookie_missing");
     }
 
     #[test]

@@ -229,8 +229,16 @@ impl ToolBuilder {
         self
     }
 
-    /// Adds `Partitioned` (CHIPS) to the state cookie, so browsers that partition
-    /// third-party cookies keep it inside the LMS iframe.
+    /// Adds `Partitioned` (CHIPS) to the state cookie, so browsers that block or
+    /// partition third-party cookies keep it inside the LMS iframe (off by default).
+    ///
+    /// Recommended for tools launched in iframes: the cookie is only read back by
+    /// the launch that follows the login in the same frame, hence in the same
+    /// top-level-site partition. It applies whenever the cookie is `Secure`: an
+    /// `https` base URL, or `http` on a loopback host (`localhost`, `127.0.0.1`,
+    /// `[::1]`), which browsers treat as a secure context. It is left out with
+    /// [`insecure_allow_http`](Self::insecure_allow_http) on a plain-`http` base URL,
+    /// since `Partitioned` requires `Secure`.
     pub fn partitioned_state_cookie(mut self, on: bool) -> Self {
         self.partitioned = on;
         self

@@ -419,10 +419,12 @@ async fn the_builder_refuses_weak_or_malformed_configuration() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("at least 32 bytes"), "{err}");
-    // Loopback http is accepted for development; insecure_allow_http relaxes the cookie.
+    // Loopback http is accepted for development; insecure_allow_http relaxes the
+    // cookie (and Partitioned, which requires Secure, is then left out).
     let dev = lti_tool::Tool::builder("http://tool.example:3000", &store)
         .key_source(static_keys(&[&platform_key()]))
         .insecure_allow_http()
+        .partitioned_state_cookie(true)
         .clock(std::sync::Arc::new(clock.clone()))
         .build()
         .unwrap();
@@ -439,11 +441,56 @@ async fn the_builder_refuses_weak_or_malformed_configuration() {
         .unwrap();
     let cookie = resp.set_cookies().next().unwrap();
     assert!(
-        cookie.starts_with("lti_state_") && !cookie.contains("Secure"),
+        cookie.starts_with("lti_state_")
+            && cookie.contains("SameSite=Lax")
+            && !cookie.contains("Secure")
+            && !cookie.contains("Partitioned"),
         "{cookie}"
     );
     lti_tool::Tool::builder("http://127.0.0.1:3000", &store)
         .key_source(static_keys(&[&platform_key()]))
         .build()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_loopback_http_tool_sets_a_secure_partitioned_cross_site_state_cookie() {
+    // Browsers treat http://localhost and http://127.0.0.1 as secure contexts, so
+    // the cookie keeps Secure, SameSite=None, Partitioned and the __Host- prefix:
+    // inside a cross-site LMS frame with third-party cookies blocked it is stored
+    // in the LMS's partition and comes back with the launch.
+    let clock = lti_registry::ManualClock::new(NOW);
+    let store = store(&clock).await;
+    for base in ["http://127.0.0.1:3000", "http://localhost:3000/"] {
+        let tool = lti_tool::Tool::builder(base, &store)
+            .key_source(static_keys(&[&platform_key()]))
+            .partitioned_state_cookie(true)
+            .clock(std::sync::Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        let target = format!("{}/app", base.trim_end_matches('/'));
+        let resp = tool
+            .login(&get(
+                "/lti/login",
+                &[
+                    ("iss", ISS),
+                    ("login_hint", "u"),
+                    ("target_link_uri", &target),
+                ],
+            ))
+            .await
+            .unwrap();
+        let cookie = resp.set_cookies().next().unwrap();
+        assert!(
+            cookie.starts_with(lti_tool::SECURE_COOKIE_PREFIX),
+            "{cookie}"
+        );
+        for attr in ["; Secure", "; SameSite=None", "; Partitioned", "; Path=/"] {
+            assert!(
+                cookie.contains(attr),
+                "{base}: {attr} missing from {cookie}"
+            );
+        }
+        assert!(!cookie.contains("Domain="), "{cookie}");
+    }
 }
