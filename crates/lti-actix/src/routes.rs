@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use bytes::Bytes;
 use lti_tool::web::RouteConfig;
@@ -183,18 +182,8 @@ async fn launch(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRespo
     answer(&req, async {
         let tool = tool_of(&req)?;
         let request = read_request(&req, body, limit).await?;
-        let (launch, response) = tool.launch(&request).await?;
-        tracing::info!(
-            issuer = %launch.issuer(),
-            deployment_id = %launch.deployment_id(),
-            message_type = %launch.message().message_type(),
-            "LTI launch accepted"
-        );
-        let mut response = into_response(response);
-        if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(&tool, launch.launch_id())) {
-            response.headers_mut().append(SET_COOKIE, cookie);
-        }
-        Ok(response)
+        let (_, response) = lti_tool::web::launch_with_cookie(&tool, &request).await?;
+        Ok(into_response(response))
     })
     .await
 }
@@ -241,6 +230,7 @@ mod tests {
     use actix_web::FromRequest;
     use actix_web::body::MessageBody;
     use actix_web::http::StatusCode;
+    use actix_web::http::header::SET_COOKIE;
     use actix_web::test::TestRequest;
 
     use super::*;

@@ -29,14 +29,14 @@
 //! assert!(refusal.body().contains(r#""error":"launch_id_missing""#));
 //! ```
 
-use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use lti_message::Role;
 use serde::Deserialize;
 
 use crate::html::escape;
 use crate::{ContentItem, DeepLinkingResponseBuilder, LAUNCH_ID_PARAM, Launch, LtiMessage};
-use crate::{Tool, ToolError};
+use crate::{Tool, ToolError, ToolRequest, ToolResponse};
 
 /// The default login initiation path (GET and POST).
 pub const LOGIN_PATH: &str = "/lti/login";
@@ -339,6 +339,31 @@ pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
         "SameSite=Lax"
     };
     format!("{LAUNCH_COOKIE}={launch_id}; Path=/; HttpOnly; {attributes}")
+}
+
+/// The launch route's flow: [`Tool::launch`], then the accepted launch is logged
+/// (issuer, deployment, message type) and its [`launch_cookie`] is appended to the
+/// response (`lti-tool`'s `303` to the login's `target_link_uri` with
+/// `lti_launch_id=<id>` appended), so that same-site follow-ups work without the
+/// parameter.
+///
+/// # Errors
+/// The [`ToolError`] of [`Tool::launch`].
+pub async fn launch_with_cookie(
+    tool: &Tool,
+    request: &ToolRequest,
+) -> Result<(Launch, ToolResponse), ToolError> {
+    let (launch, mut response) = tool.launch(request).await?;
+    tracing::info!(
+        issuer = %launch.issuer(),
+        deployment_id = %launch.deployment_id(),
+        message_type = %launch.message().message_type(),
+        "LTI launch accepted"
+    );
+    if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(tool, launch.launch_id())) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok((launch, response))
 }
 
 /// The JSON body of the deep-linking route: the chosen content items and the

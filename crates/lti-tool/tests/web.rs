@@ -160,3 +160,40 @@ async fn a_resource_link_launch_has_no_return_url_in_the_json_answer() {
         ""
     );
 }
+
+#[tokio::test]
+async fn the_launch_route_flow_redirects_and_sets_the_launch_cookie() {
+    let h = Harness::new().await;
+    let login = h.login().await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let (launch, response) = web::launch_with_cookie(&h.tool, &login.post(&token))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    let cookies: Vec<_> = response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.contains(&web::launch_cookie(&h.tool, launch.launch_id())),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_launch_route_flow_passes_on_the_tool_error() {
+    let h = Harness::new().await;
+    let login = h.login().await;
+    let mut claims = h.claims(&login.nonce);
+    claims.insert("aud".into(), json!("someone-else"));
+    let token = h.sign(&claims);
+    let error = web::launch_with_cookie(&h.tool, &login.post(&token))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ToolError::InvalidAudience { .. }),
+        "{error:?}"
+    );
+}
