@@ -34,7 +34,21 @@ async fn login_redirects_to_the_platform_with_the_oidc_parameters() {
         "{redirect}"
     );
     assert!(login.state.len() >= 32 && login.nonce.len() >= 32);
-    assert!(login.cookie.contains("lti_state_"));
+    // The tool runs on http://127.0.0.1 (a secure context for browsers): its
+    // state cookie is Secure, cross-site and partitioned (CHIPS), so it works in
+    // an LMS frame with third-party cookies blocked.
+    assert!(
+        login.cookie.starts_with(lti_tool::SECURE_COOKIE_PREFIX),
+        "{}",
+        login.set_cookie
+    );
+    for attr in ["; HttpOnly", "; Secure", "; SameSite=None", "; Partitioned"] {
+        assert!(
+            login.set_cookie.contains(attr),
+            "{attr}: {}",
+            login.set_cookie
+        );
+    }
     tool.stop().await.unwrap();
 }
 

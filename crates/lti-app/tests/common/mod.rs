@@ -267,6 +267,8 @@ pub fn now() -> u64 {
 pub struct Login {
     pub location: String,
     pub cookie: String,
+    /// The whole `Set-Cookie` value (name, value and attributes).
+    pub set_cookie: String,
     pub state: String,
     pub nonce: String,
 }
@@ -282,14 +284,10 @@ pub async fn login(tool: &Tool, platform: &Platform) -> Login {
     .await;
     assert_eq!(resp.status(), 302, "{}", text(&resp));
     let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
-    let cookie = resp.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let set_cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
     Login {
+        set_cookie,
         state: param(&location, "state").unwrap(),
         nonce: param(&location, "nonce").unwrap(),
         location,
