@@ -9,10 +9,8 @@ use axum::extract::{FromRef, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http::HeaderValue;
-use http::header::SET_COOKIE;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use lti_tool::web::{DeepLinkRequest, RouteConfig, launch_cookie};
+use lti_tool::web::{DeepLinkRequest, RouteConfig};
 use lti_tool::{Tool, ToolRequest, ToolResponse};
 
 use crate::error::{Error, LtiRejection, wants_json};
@@ -190,20 +188,8 @@ async fn launch(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
-    match tool.launch(&req).await {
-        Ok((launch, response)) => {
-            tracing::info!(
-                issuer = %launch.issuer(),
-                deployment_id = %launch.deployment_id(),
-                message_type = %launch.message().message_type(),
-                "LTI launch accepted"
-            );
-            let mut response = into_response(response);
-            if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(&tool, launch.launch_id())) {
-                response.headers_mut().append(SET_COOKIE, cookie);
-            }
-            response
-        }
+    match lti_tool::web::launch_with_cookie(&tool, &req).await {
+        Ok((_, response)) => into_response(response),
         Err(e) => LtiRejection::new(e, &headers).into_response(),
     }
 }
