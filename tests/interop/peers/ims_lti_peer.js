@@ -17,6 +17,8 @@ const lti = require('ims-lti');
 
 const conf = JSON.parse(process.argv[2]);
 let lastProvider = null;
+// One nonce store for every launch (a Provider per request, as in Express apps).
+const nonces = new lti.Stores.MemoryStore();
 
 function readBody(req) {
   return new Promise((resolve) => {
@@ -36,7 +38,7 @@ const server = http.createServer(async (req, res) => {
   const raw = await readBody(req);
   if (req.method === 'POST' && req.url === '/launch') {
     const body = Object.fromEntries(new URLSearchParams(raw));
-    const provider = new lti.Provider(conf.key, conf.secret);
+    const provider = new lti.Provider(conf.key, conf.secret, nonces);
     req.protocol = 'http';
     provider.valid_request(req, body, (err, valid) => {
       if (!valid) return reply(res, 401, { valid: false, error: err ? err.message : 'invalid' });

@@ -74,7 +74,9 @@ class Login(OIDCLoginAbstract):
 
 def platform():
     """A fresh platform config (lti1p3platform caches per-request JWT state on it)."""
-    return Conf(registration=REG)
+    conf = Conf(registration=REG)
+    conf.get_registration()
+    return conf
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -86,7 +86,9 @@ async fn pypi_lti_consumer_launches_our_provider_and_tampering_is_rejected() {
         "roles": "Instructor", "lis_person_name_full": "Grace Hopper",
         "context_id": "ctx-py", "custom_level": "advanced"
     });
-    let sign = || post_json(&format!("{}/do/sign", peer.url()), &json!({"url": launch_url, "params": params}));
+    let sign_url = format!("{}/do/sign", peer.url());
+    let sign_req = json!({"url": launch_url, "params": params});
+    let sign = || post_json(&sign_url, &sign_req);
     let fields = sign().await["fields"].as_object().unwrap().clone();
     assert!(fields.contains_key("oauth_signature"));
     let resp = post_form(&launch_url, encode(&fields), None, false).await;

@@ -38,7 +38,7 @@ async fn setup() -> Option<Setup> {
             &json!({
                 "client_id": CLIENT_ID, "deployment_id": DEPLOYMENT, "platform_pem": PLATFORM_PEM,
                 "tool_login_url": format!("{url}/lti/login"),
-                "tool_launch_url": format!("{url}/lti/launch"),
+                "tool_launch_url": format!("{url}/lti/app"),
                 "tool_jwks_url": format!("{url}/.well-known/jwks.json"),
             }),
         );
