@@ -4,12 +4,7 @@
 
 use lti_registry::{RegistryError, Result};
 
-#[cfg(any(
-    feature = "memory",
-    feature = "redis",
-    feature = "sqlite",
-    feature = "postgres"
-))]
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres"))]
 /// Record key of an LTI 1.3 id-token nonce (hashed: never stored in clear),
 /// after checking both values.
 pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> Result<String> {
@@ -21,12 +16,7 @@ pub(crate) fn lti13_nonce_key(issuer: &str, nonce: &str) -> Result<String> {
     ))
 }
 
-#[cfg(any(
-    feature = "memory",
-    feature = "redis",
-    feature = "sqlite",
-    feature = "postgres"
-))]
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres"))]
 /// Record key of an OAuth 1.0a nonce, after checking both values.
 pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> Result<String> {
     lti_registry::check_id("consumer key", consumer_key)?;

@@ -1,5 +1,6 @@
-//! The in-process backend: `moka` caches for the short-lived records, maps
-//! behind a mutex for the durable ones.
+//! The in-process backend: sharded expiring maps for launch states and
+//! nonces, a `moka` cache for launch data, maps behind a mutex for the
+//! durable ones.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,16 +14,47 @@ use lti_registry::{
     check_expiry, check_id, validate_new_key,
 };
 use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
 
 use crate::common::{
-    SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published, lti13_nonce_key,
-    oauth1_nonce_key, only_registration_in, open_sorted, registration_id, registration_in,
-    tool_key_context, ttl_secs,
+    SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published,
+    only_registration_in, open_sorted, registration_id, registration_in, tool_key_context,
+    ttl_secs,
 };
 use crate::memory_provider::MemoryProviderStore;
+use ttl_map::{Inserted, TtlMap};
 
 const BACKEND: &str = "memory";
+
+/// Most unexpired launch states held at once; a full store refuses new
+/// states (`unavailable`) instead of evicting live ones.
+const STATE_CAPACITY: usize = 1 << 20;
+/// Most unexpired nonces (LTI 1.3 and OAuth 1.0a together) held at once; a
+/// flood of unique nonces is refused once this many are live.
+const NONCE_CAPACITY: usize = 1 << 21;
+
+/// A nonce record's key: SHA-256 over the namespace kind, the
+/// length-prefixed issuer / consumer key and the nonce. Fixed-size, so a
+/// long nonce costs no more memory, and the nonce is never held in clear.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct NonceKey([u8; 32]);
+
+impl NonceKey {
+    fn new(kind: u8, namespace: &str, nonce: &str) -> Self {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&[kind]);
+        ctx.update(&(namespace.len() as u64).to_be_bytes());
+        ctx.update(namespace.as_bytes());
+        ctx.update(nonce.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Self(out)
+    }
+}
+
+/// `NonceKey` kind of an LTI 1.3 id-token nonce.
+const KIND_LTI13: u8 = 13;
+/// `NonceKey` kind of an OAuth 1.0a nonce.
+const KIND_OAUTH1: u8 = 11;
 
 /// A value with its absolute expiry and the TTL moka should apply.
 #[derive(Clone)]
@@ -51,8 +83,7 @@ impl<K, V> moka::Expiry<K, Timed<V>> for TimedExpiry {
 }
 
 fn timed_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, Timed<V>> {
-    // No capacity bound: evicting an unexpired nonce or state would break
-    // replay protection; memory is bounded by the TTLs instead.
+    // Launch data is bounded by its TTLs (moka evicts expired entries).
     Cache::builder().expire_after(TimedExpiry).build()
 }
 
@@ -65,15 +96,15 @@ struct Durable {
 }
 
 /// Every store trait in process memory. TTLs are honoured (entries are
-/// evicted by moka and checked against the injected clock on read). Secrets
+/// checked against the injected clock on read and expired ones purged). Secrets
 /// are kept encrypted with the configured cipher, as in the other backends.
 /// Nothing survives the process; use it for tests and single-process tools.
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     cipher: SecretCipher,
     durable: Mutex<Durable>,
-    states: Cache<String, Timed<Arc<LaunchState>>>,
-    nonces: Cache<String, Timed<()>>,
+    states: TtlMap<String, LaunchState>,
+    nonces: TtlMap<NonceKey, ()>,
     launches: Cache<String, Timed<Arc<serde_json::Value>>>,
     provider: MemoryProviderStore,
 }
@@ -90,12 +121,23 @@ impl MemoryStore {
     /// An empty store.
     #[must_use]
     pub fn new(cipher: SecretCipher, clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(cipher, clock, STATE_CAPACITY, NONCE_CAPACITY)
+    }
+
+    /// An empty store holding at most about `states` unexpired launch
+    /// states and `nonces` unexpired nonces.
+    fn with_capacity(
+        cipher: SecretCipher,
+        clock: Arc<dyn Clock>,
+        states: usize,
+        nonces: usize,
+    ) -> Self {
         Self {
             clock,
             cipher,
             durable: Mutex::new(Durable::default()),
-            states: timed_cache(),
-            nonces: timed_cache(),
+            states: TtlMap::new(states, "launch state"),
+            nonces: TtlMap::new(nonces, "nonce"),
             launches: timed_cache(),
             provider: MemoryProviderStore::new(),
         }
@@ -121,35 +163,12 @@ impl MemoryStore {
         }
     }
 
-    async fn record_once(&self, key: String, expires_at: i64, namespace: &str) -> Result<()> {
+    fn record_once(&self, key: NonceKey, expires_at: i64, namespace: &str) -> Result<()> {
         let now = self.clock.now();
         check_expiry("expires_at", expires_at, now)?;
-        let fresh = self.timed((), expires_at);
-        // Fast path: an atomic insert-if-absent.
-        let entry = self
-            .nonces
-            .entry(key.clone())
-            .or_insert(fresh.clone())
-            .await;
-        if entry.is_fresh() {
-            return Ok(());
-        }
-        // Present: a replay, unless it expired by the store's clock before
-        // moka evicted it; then replace it atomically.
-        let result = self
-            .nonces
-            .entry(key)
-            .and_compute_with(|existing| {
-                let op = match existing {
-                    Some(e) if e.value().expires_at > now => Op::Nop,
-                    _ => Op::Put(fresh),
-                };
-                std::future::ready(op)
-            })
-            .await;
-        match result {
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_) => Ok(()),
-            _ => Err(RegistryError::NonceReplayed {
+        match self.nonces.insert_if_absent(key, (), expires_at, now)? {
+            Inserted::Yes => Ok(()),
+            Inserted::Present => Err(RegistryError::NonceReplayed {
                 namespace: namespace.to_owned(),
             }),
         }
@@ -263,21 +282,14 @@ impl LaunchStateStore for MemoryStore {
     async fn save_state(&self, state: &LaunchState) -> Result<()> {
         let now = self.clock.now();
         state.validate(now)?;
-        let fresh = self.timed(Arc::new(state.clone()), state.expires_at);
-        let result = self
-            .states
-            .entry(state.state.clone())
-            .and_compute_with(|existing| {
-                let op = match existing {
-                    Some(e) if e.value().expires_at > now => Op::Nop,
-                    _ => Op::Put(fresh),
-                };
-                std::future::ready(op)
-            })
-            .await;
-        match result {
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_) => Ok(()),
-            _ => Err(conflict(
+        match self.states.insert_if_absent(
+            state.state.clone(),
+            state.clone(),
+            state.expires_at,
+            now,
+        )? {
+            Inserted::Yes => Ok(()),
+            Inserted::Present => Err(conflict(
                 "launch state",
                 "(state value withheld)",
                 "expected a new state value, found an unexpired one",
@@ -287,18 +299,18 @@ impl LaunchStateStore for MemoryStore {
 
     async fn consume_state(&self, state: &str) -> Result<LaunchState> {
         check_id("state", state)?;
-        match self.states.remove(state).await {
-            Some(t) if t.expires_at > self.clock.now() => Ok((*t.value).clone()),
-            _ => Err(RegistryError::StateNotFound),
-        }
+        self.states
+            .take(state, self.clock.now())?
+            .ok_or(RegistryError::StateNotFound)
     }
 }
 
 #[async_trait]
 impl NonceStore for MemoryStore {
     async fn record_nonce(&self, issuer: &str, nonce: &str, expires_at: i64) -> Result<()> {
-        self.record_once(lti13_nonce_key(issuer, nonce)?, expires_at, issuer)
-            .await
+        check_id("issuer", issuer)?;
+        check_id("nonce", nonce)?;
+        self.record_once(NonceKey::new(KIND_LTI13, issuer, nonce), expires_at, issuer)
     }
 }
 
@@ -310,12 +322,13 @@ impl OAuth1NonceStore for MemoryStore {
         nonce: &str,
         expires_at: i64,
     ) -> Result<()> {
+        check_id("consumer key", consumer_key)?;
+        check_id("oauth_nonce", nonce)?;
         self.record_once(
-            oauth1_nonce_key(consumer_key, nonce)?,
+            NonceKey::new(KIND_OAUTH1, consumer_key, nonce),
             expires_at,
             consumer_key,
         )
-        .await
     }
 }
 
@@ -556,5 +569,258 @@ impl ConsumerStore for MemoryStore {
         let c = c.clone();
         drop(d);
         c.open(&self.cipher)
+    }
+}
+
+/// Short-lived records (launch states, nonces) in sharded, mutex-guarded
+/// hash maps. Expiry is checked against the store's clock on every read;
+/// expired entries are purged whenever a shard doubles in size and before a
+/// full shard refuses an insert, so memory stays proportional to the live
+/// entries and never exceeds the capacity bound.
+mod ttl_map {
+    use std::borrow::Borrow;
+    use std::collections::HashMap;
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hash};
+    use std::sync::{Mutex, MutexGuard};
+
+    use lti_registry::{RegistryError, Result};
+
+    use super::BACKEND;
+
+    const SHARDS: usize = 16;
+    /// A shard is swept for expired entries once it reaches this many.
+    const MIN_PURGE_AT: usize = 1024;
+
+    struct Entry<V> {
+        value: V,
+        expires_at: i64,
+    }
+
+    struct Shard<K, V> {
+        map: HashMap<K, Entry<V>>,
+        purge_at: usize,
+    }
+
+    impl<K: Hash + Eq, V> Shard<K, V> {
+        fn purge(&mut self, now: i64) {
+            self.map.retain(|_, e| e.expires_at > now);
+            self.purge_at = (self.map.len() * 2).max(MIN_PURGE_AT);
+        }
+    }
+
+    /// What [`TtlMap::insert_if_absent`] did.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) enum Inserted {
+        /// The key was absent (or expired) and now holds the value.
+        Yes,
+        /// An unexpired entry holds the key; nothing changed.
+        Present,
+    }
+
+    /// A map whose entries expire at an absolute unix time.
+    pub(crate) struct TtlMap<K, V> {
+        shards: Box<[Mutex<Shard<K, V>>]>,
+        hasher: RandomState,
+        shard_capacity: usize,
+        what: &'static str,
+    }
+
+    impl<K: Hash + Eq, V> TtlMap<K, V> {
+        /// An empty map holding at most about `capacity` unexpired entries
+        /// (`what` names them in the error a full map returns).
+        pub(crate) fn new(capacity: usize, what: &'static str) -> Self {
+            let shards = (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        map: HashMap::new(),
+                        purge_at: MIN_PURGE_AT,
+                    })
+                })
+                .collect();
+            Self {
+                shards,
+                hasher: RandomState::new(),
+                shard_capacity: capacity.div_ceil(SHARDS).max(1),
+                what,
+            }
+        }
+
+        fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> Result<MutexGuard<'_, Shard<K, V>>> {
+            // The low bits pick the shard; the map's own hasher is keyed
+            // independently, so one shard's buckets stay well spread.
+            let h = self.hasher.hash_one(key);
+            #[allow(clippy::cast_possible_truncation)] // masked to < SHARDS
+            let i = (h as usize) % SHARDS;
+            self.shards[i]
+                .lock()
+                .map_err(|_| RegistryError::unavailable(BACKEND, "a previous writer panicked"))
+        }
+
+        /// Stores `value` under `key` unless an unexpired entry (by `now`)
+        /// already holds it. Atomic: of concurrent callers with one key,
+        /// exactly one gets [`Inserted::Yes`]. A map full of unexpired
+        /// entries refuses with `unavailable` rather than evicting one
+        /// (evicting a live nonce or state would break replay protection).
+        pub(crate) fn insert_if_absent(
+            &self,
+            key: K,
+            value: V,
+            expires_at: i64,
+            now: i64,
+        ) -> Result<Inserted> {
+            let mut shard = self.shard(&key)?;
+            if let Some(e) = shard.map.get_mut(&key) {
+                if e.expires_at > now {
+                    return Ok(Inserted::Present);
+                }
+                *e = Entry { value, expires_at };
+                return Ok(Inserted::Yes);
+            }
+            if shard.map.len() >= shard.purge_at.min(self.shard_capacity) {
+                shard.purge(now);
+                if shard.map.len() >= self.shard_capacity {
+                    return Err(RegistryError::unavailable(
+                        BACKEND,
+                        format!(
+                            "expected room for another {}, found {} unexpired ones (the capacity)",
+                            self.what,
+                            self.shard_capacity * SHARDS
+                        ),
+                    ));
+                }
+            }
+            shard.map.insert(key, Entry { value, expires_at });
+            Ok(Inserted::Yes)
+        }
+
+        /// Removes `key` and returns its value if it had not expired by `now`.
+        pub(crate) fn take<Q>(&self, key: &Q, now: i64) -> Result<Option<V>>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            let removed = self.shard(key)?.map.remove(key);
+            Ok(removed.filter(|e| e.expires_at > now).map(|e| e.value))
+        }
+
+        /// Entries held, expired or not (tests check the bound with it).
+        #[cfg(test)]
+        pub(super) fn len(&self) -> usize {
+            self.shards
+                .iter()
+                .map(|s| s.lock().map(|s| s.map.len()).unwrap_or(0))
+                .sum()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lti_registry::{AppKey, ManualClock};
+
+    const T0: i64 = 1_700_000_000;
+
+    fn store(clock: &ManualClock, states: usize, nonces: usize) -> MemoryStore {
+        let cipher =
+            SecretCipher::aes256gcm(AppKey::new("test", &[7u8; 32]).unwrap(), vec![]).unwrap();
+        MemoryStore::with_capacity(cipher, Arc::new(clock.clone()), states, nonces)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_unique_nonces_is_refused_at_the_capacity() {
+        let clock = ManualClock::new(T0);
+        let s = store(&clock, 16, 64);
+        // 4 per shard: the flood fills some shard long before 10 000 nonces.
+        let mut refused = None;
+        for i in 0..10_000 {
+            if let Err(e) = s.record_nonce("https://i", &format!("n{i}"), T0 + 60).await {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("the flood was never refused");
+        assert_eq!(e.code(), RegistryError::unavailable(BACKEND, "x").code());
+        assert!(i <= 64, "refused only after {i} nonces");
+        assert!(s.nonces.len() <= 64, "holds {} nonces", s.nonces.len());
+    }
+
+    #[tokio::test]
+    async fn expired_nonces_are_purged_to_make_room() {
+        let clock = ManualClock::new(T0);
+        let s = store(&clock, 16, 64);
+        for round in 0..50 {
+            for i in 0..3 {
+                s.record_nonce("https://i", &format!("r{round}-{i}"), clock.now() + 10)
+                    .await
+                    .unwrap();
+            }
+            clock.advance(11);
+        }
+        assert!(s.nonces.len() <= 64, "holds {} nonces", s.nonces.len());
+    }
+
+    #[test]
+    fn a_growing_shard_is_swept_of_expired_entries() {
+        let map: TtlMap<u64, ()> = TtlMap::new(1 << 20, "thing");
+        for i in 0..20_000 {
+            assert_eq!(
+                map.insert_if_absent(i, (), T0 + 1, T0).unwrap(),
+                Inserted::Yes
+            );
+        }
+        // All expired by T0 + 1: the next sweep of every shard drops them.
+        for i in 20_000..60_000 {
+            map.insert_if_absent(i, (), T0 + 100, T0 + 1).unwrap();
+        }
+        assert!(map.len() < 60_000, "nothing was purged: {}", map.len());
+        assert_eq!(map.take(&1, T0 + 1).unwrap(), None);
+        assert_eq!(map.take(&50_000, T0 + 1).unwrap(), Some(()));
+        assert_eq!(map.take(&50_000, T0 + 1).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_state_map_refuses_then_accepts_after_expiry() {
+        let clock = ManualClock::new(T0);
+        let s = store(&clock, 16, 64);
+        let mut saved = 0;
+        let err = loop {
+            let st = LaunchState::new(
+                format!("s{saved}"),
+                "n",
+                "https://i",
+                "c",
+                "https://t",
+                T0,
+                60,
+            );
+            match s.save_state(&st).await {
+                Ok(()) => saved += 1,
+                Err(e) => break e,
+            }
+            assert!(saved <= 16, "saved {saved} states past the capacity");
+        };
+        assert_eq!(err.code(), RegistryError::unavailable(BACKEND, "x").code());
+        clock.advance(61);
+        let st = LaunchState::new("late", "n", "https://i", "c", "https://t", clock.now(), 60);
+        s.save_state(&st).await.unwrap();
+        assert_eq!(s.consume_state("late").await.unwrap().state, "late");
+        assert!(matches!(
+            s.consume_state("s0").await,
+            Err(RegistryError::StateNotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn lti13_and_oauth1_nonces_do_not_collide() {
+        let clock = ManualClock::new(T0);
+        let s = store(&clock, 16, 64);
+        s.record_nonce("k", "n", T0 + 60).await.unwrap();
+        s.record_oauth1_nonce("k", "n", T0 + 60).await.unwrap();
+        assert!(matches!(
+            s.record_oauth1_nonce("k", "n", T0 + 60).await,
+            Err(RegistryError::NonceReplayed { .. })
+        ));
     }
 }
