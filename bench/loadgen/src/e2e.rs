@@ -131,7 +131,10 @@ deployment_ids = ["{DEPLOYMENT}"]
     let path = dir.join("e2e-lti.toml");
     std::fs::write(&path, config).expect("config");
     let child = Command::new("taskset")
-        .args(["-c", &std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into())])
+        .args([
+            "-c",
+            &std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into()),
+        ])
         .arg(lti_bin)
         .args(["serve", "--config"])
         .arg(&path)
@@ -157,7 +160,9 @@ async fn login(client: &HttpClient, tool: &str, platform: &str) -> (LoginResult,
     let t = Instant::now();
     let (status, headers) = send(
         client,
-        Request::get(uri).body(Full::new(Bytes::new())).expect("req"),
+        Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .expect("req"),
     )
     .await;
     let took = t.elapsed();
@@ -277,17 +282,17 @@ pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
         // One warm-up repetition (JWKS fetch, connection pool), not reported.
         for rep in 0..=reps {
             let (c1, t1, p1) = (client.clone(), tool.clone(), platform.clone());
-            let (logins, mut login_lat, login_wall) =
-                phase((0..cycles).collect(), move |_| {
-                    let (c, t, p) = (c1.clone(), t1.clone(), p1.clone());
-                    async move { login(&c, &t, &p).await }
-                })
-                .await;
+            let (logins, mut login_lat, login_wall) = phase((0..cycles).collect(), move |_| {
+                let (c, t, p) = (c1.clone(), t1.clone(), p1.clone());
+                async move { login(&c, &t, &p).await }
+            })
+            .await;
             let now = crate::now();
             let signed: Vec<(LoginResult, String)> = logins
                 .into_iter()
                 .map(|l| {
-                    let claims = fixture::claims(&platform, &format!("{tool}/lti/app"), &l.nonce, now);
+                    let claims =
+                        fixture::claims(&platform, &format!("{tool}/lti/app"), &l.nonce, now);
                     let token = lti_jose::sign(&claims, &key).expect("sign");
                     (l, token)
                 })

@@ -54,7 +54,9 @@ fn world() -> &'static World {
         let (router, tool_url, issuer) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let issuer = format!("http://{}", listener.local_addr().unwrap());
-            let jwks = JwkSet { keys: vec![key.public_jwk()] };
+            let jwks = JwkSet {
+                keys: vec![key.public_jwk()],
+            };
             let platform = Router::new().route(
                 "/jwks",
                 axum::routing::get(move || async move { axum::Json(jwks) }),
@@ -73,24 +75,42 @@ fn world() -> &'static World {
                     deployment_id: DEPLOYMENT.into(),
                 }],
             );
-            let app = lti_app::prepare(&lti_app::Config::parse(&text).unwrap()).await.unwrap();
+            let app = lti_app::prepare(&lti_app::Config::parse(&text).unwrap())
+                .await
+                .unwrap();
             (app.router, tool_url, issuer)
         });
-        World { rt, router, tool_url, issuer, key }
+        World {
+            rt,
+            router,
+            tool_url,
+            issuer,
+            key,
+        }
     })
 }
 
 fn cases() -> u32 {
-    std::env::var("LTI_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+    std::env::var("LTI_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 /// Sends one request through the router; returns the status and body.
 fn call(req: Request<Body>) -> (u16, Bytes) {
     let w = world();
     w.rt.block_on(async {
-        let resp = w.router.clone().oneshot(req).await.expect("infallible router");
+        let resp = w
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("infallible router");
         let status = resp.status().as_u16();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 22)
+            .await
+            .unwrap();
         (status, body)
     })
 }
@@ -119,7 +139,10 @@ fn login() -> (String, String, String) {
             .unwrap()
     });
     assert_eq!(resp.status(), 302);
-    let loc = resp.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let loc = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let cookie = resp.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()
@@ -127,7 +150,11 @@ fn login() -> (String, String, String) {
         .next()
         .unwrap()
         .to_owned();
-    (param(&loc, "state").unwrap(), param(&loc, "nonce").unwrap(), cookie)
+    (
+        param(&loc, "state").unwrap(),
+        param(&loc, "nonce").unwrap(),
+        cookie,
+    )
 }
 
 fn valid_claims(nonce: &str) -> Value {
@@ -327,6 +354,10 @@ fn the_valid_launch_through_the_same_router_is_accepted() {
         .append_pair("state", &state)
         .append_pair("id_token", &token)
         .finish();
-    let (status, body) = call(launch_request(body, Some(cookie), "application/x-www-form-urlencoded"));
+    let (status, body) = call(launch_request(
+        body,
+        Some(cookie),
+        "application/x-www-form-urlencoded",
+    ));
     assert_eq!(status, 303, "{}", String::from_utf8_lossy(&body));
 }

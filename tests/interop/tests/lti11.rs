@@ -52,11 +52,18 @@ fn our_launch(url: &str, outcomes: Option<&str>) -> String {
 fn tamper(body: &str, field: &str) -> String {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
         .map(|(k, v)| {
-            let v = if k == field { format!("{v}X") } else { v.into_owned() };
+            let v = if k == field {
+                format!("{v}X")
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
-    assert!(pairs.iter().any(|(k, _)| k == field), "{field} not in the body");
+    assert!(
+        pairs.iter().any(|(k, _)| k == field),
+        "{field} not in the body"
+    );
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in &pairs {
         ser.append_pair(k, v);
@@ -94,7 +101,10 @@ async fn pypi_lti_consumer_launches_our_provider_and_tampering_is_rejected() {
     let resp = post_form(&launch_url, encode(&fields), None, false).await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     let page = text(&resp);
-    assert!(page.contains("rl-from-python") && page.contains("Grace Hopper"), "{page}");
+    assert!(
+        page.contains("rl-from-python") && page.contains("Grace Hopper"),
+        "{page}"
+    );
 
     // The same signed launch again: a replay.
     let replay = post_form(&launch_url, encode(&fields), None, true).await;
@@ -183,7 +193,12 @@ async fn start_receiver() -> (String, Arc<Book>) {
         Arc::new(SystemClock),
     ));
     store
-        .insert_consumer(&Consumer::new(CONSUMER_KEY, CONSUMER_SECRET, "interop tool", 0))
+        .insert_consumer(&Consumer::new(
+            CONSUMER_KEY,
+            CONSUMER_SECRET,
+            "interop tool",
+            0,
+        ))
         .await
         .unwrap();
     let book = Arc::new(Book::default());
@@ -199,7 +214,11 @@ async fn start_receiver() -> (String, Arc<Book>) {
         axum::routing::post(move |headers: http::HeaderMap, body: Bytes| {
             let (receiver, public) = (receiver.clone(), public.clone());
             async move {
-                let text = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok().map(str::to_owned));
+                let text = |n: header::HeaderName| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok().map(str::to_owned))
+                };
                 let (auth, ct) = (text(header::AUTHORIZATION), text(header::CONTENT_TYPE));
                 let req = SignedRequest {
                     method: "POST",
@@ -225,10 +244,12 @@ async fn basic_outcomes_from_the_pypi_lti_provider_reach_our_receiver() {
     };
     let peer = peers.spawn("lti11_peer.py", &peer_conf());
     let (receiver, book) = start_receiver().await;
-    let cmd = |op: &str, score: Option<&str>| {
-        json!({"url": receiver, "sourcedid": "sourcedid-42", "op": op, "score": score})
-    };
-    let r = post_json(&format!("{}/do/outcome", peer.url()), &cmd("replace", Some("0.85"))).await;
+    let cmd = |op: &str, score: Option<&str>| json!({"url": receiver, "sourcedid": "sourcedid-42", "op": op, "score": score});
+    let r = post_json(
+        &format!("{}/do/outcome", peer.url()),
+        &cmd("replace", Some("0.85")),
+    )
+    .await;
     assert_eq!(r["success"], true, "{r}");
     assert_eq!(book.0.lock().unwrap().get("sourcedid-42"), Some(&0.85));
     let r = post_json(&format!("{}/do/outcome", peer.url()), &cmd("read", None)).await;
@@ -245,14 +266,28 @@ async fn basic_outcomes_from_the_ims_lti_provider_reach_our_receiver() {
     let (receiver, book) = start_receiver().await;
     // Our consumer launches the peer with outcome parameters pointing at our receiver.
     let launch_url = format!("{}/launch", peer.url());
-    let resp = post_form(&launch_url, our_launch(&launch_url, Some(&receiver)), None, false).await;
+    let resp = post_form(
+        &launch_url,
+        our_launch(&launch_url, Some(&receiver)),
+        None,
+        false,
+    )
+    .await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     let v: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(v["outcomes"], true, "{v}");
-    let r = post_json(&format!("{}/do/outcome", peer.url()), &json!({"op": "replace", "score": 0.5})).await;
+    let r = post_json(
+        &format!("{}/do/outcome", peer.url()),
+        &json!({"op": "replace", "score": 0.5}),
+    )
+    .await;
     assert_eq!(r["success"], true, "{r}");
     assert_eq!(book.0.lock().unwrap().get("sourcedid-42"), Some(&0.5));
-    let r = post_json(&format!("{}/do/outcome", peer.url()), &json!({"op": "read"})).await;
+    let r = post_json(
+        &format!("{}/do/outcome", peer.url()),
+        &json!({"op": "read"}),
+    )
+    .await;
     assert_eq!(r["success"], true, "{r}");
     assert_eq!(r["score"].as_f64(), Some(0.5), "{r}");
 }
@@ -272,17 +307,27 @@ async fn our_outcomes_client_grades_through_a_pypi_lti_consumer_endpoint() {
         .replace_result(&target, &credentials(), Score::new(0.75).unwrap(), None)
         .await
         .unwrap();
-    let scores: Value = serde_json::from_slice(get(&format!("{}/scores", peer.url())).await.body()).unwrap();
+    let scores: Value =
+        serde_json::from_slice(get(&format!("{}/scores", peer.url())).await.body()).unwrap();
     assert_eq!(scores["sid-rust-1"], "0.75");
     let read = client.read_result(&target, &credentials()).await.unwrap();
     assert_eq!(read.map(Score::value), Some(0.75));
 
     // Wrong secret: the peer refuses (HTTP 401), which we report as such.
     let err = client
-        .replace_result(&target, &Credentials::new(CONSUMER_KEY, "wrong"), Score::new(0.1).unwrap(), None)
+        .replace_result(
+            &target,
+            &Credentials::new(CONSUMER_KEY, "wrong"),
+            Score::new(0.1).unwrap(),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "outcome_http_status");
-    let scores: Value = serde_json::from_slice(get(&format!("{}/scores", peer.url())).await.body()).unwrap();
-    assert_eq!(scores["sid-rust-1"], "0.75", "the forged score was not stored");
+    let scores: Value =
+        serde_json::from_slice(get(&format!("{}/scores", peer.url())).await.body()).unwrap();
+    assert_eq!(
+        scores["sid-rust-1"], "0.75",
+        "the forged score was not stored"
+    );
 }

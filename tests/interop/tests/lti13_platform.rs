@@ -42,10 +42,14 @@ struct World {
     peer: PeerProcess,
 }
 
-fn to_bytes_request(req: axum::extract::Request) -> impl std::future::Future<Output = http::Request<Bytes>> {
+fn to_bytes_request(
+    req: axum::extract::Request,
+) -> impl std::future::Future<Output = http::Request<Bytes>> {
     async move {
         let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
         http::Request::from_parts(parts, bytes)
     }
 }
@@ -83,10 +87,16 @@ async fn world() -> Option<World> {
     registry.register(registration).unwrap();
     let roster = Arc::new(MemoryRoster::new());
     roster.add_context(serde_json::from_value(json!({"id": CONTEXT, "title": "Interop"})).unwrap());
-    for (id, role) in [("u-teacher", INSTRUCTOR), ("u-1", LEARNER), ("u-2", LEARNER)] {
+    for (id, role) in [
+        ("u-teacher", INSTRUCTOR),
+        ("u-1", LEARNER),
+        ("u-2", LEARNER),
+    ] {
         roster.upsert_member(CONTEXT, RosterMember::new(id, [role]));
     }
-    let key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256).unwrap().with_kid("interop-platform-1");
+    let key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256)
+        .unwrap()
+        .with_kid("interop-platform-1");
     let platform = Arc::new(
         Platform::new(
             PlatformConfig::new(&base)
@@ -103,24 +113,35 @@ async fn world() -> Option<World> {
     );
     let (p1, p2, p3) = (platform.clone(), platform.clone(), platform.clone());
     let router = axum::Router::new()
-        .route("/jwks", axum::routing::get(move || {
-            let p = p1.clone();
-            async move { to_axum(p.jwks_response()) }
-        }))
-        .route("/token", axum::routing::post(move |req: axum::extract::Request| {
-            let p = p2.clone();
-            async move { to_axum(p.token_endpoint(&to_bytes_request(req).await).await) }
-        }))
-        .route("/lti/{*rest}", axum::routing::any(move |req: axum::extract::Request| {
-            let p = p3.clone();
-            async move { to_axum(p.services_endpoint(&to_bytes_request(req).await).await) }
-        }));
+        .route(
+            "/jwks",
+            axum::routing::get(move || {
+                let p = p1.clone();
+                async move { to_axum(p.jwks_response()) }
+            }),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move |req: axum::extract::Request| {
+                let p = p2.clone();
+                async move { to_axum(p.token_endpoint(&to_bytes_request(req).await).await) }
+            }),
+        )
+        .route(
+            "/lti/{*rest}",
+            axum::routing::any(move |req: axum::extract::Request| {
+                let p = p3.clone();
+                async move { to_axum(p.services_endpoint(&to_bytes_request(req).await).await) }
+            }),
+        );
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Some(World { platform, peer })
 }
 
 fn teacher() -> PlatformUser {
-    PlatformUser::new("u-teacher").with_name("Ada", "Lovelace").with_email("ada@example.edu")
+    PlatformUser::new("u-teacher")
+        .with_name("Ada", "Lovelace")
+        .with_email("ada@example.edu")
 }
 
 /// Our platform starts `spec`; the peer's login redirects to our authorization
@@ -143,7 +164,12 @@ async fn start(w: &World, spec: &LaunchSpec) -> (String, String, String, String)
         .await
         .map_err(|e| e.error)
         .unwrap();
-    (answer.redirect_uri, answer.state.unwrap(), answer.id_token, cookies.join("; "))
+    (
+        answer.redirect_uri,
+        answer.state.unwrap(),
+        answer.id_token,
+        cookies.join("; "),
+    )
 }
 
 async fn post_launch(url: &str, state: &str, id_token: &str, cookies: &str) -> (u16, Value) {
@@ -153,20 +179,32 @@ async fn post_launch(url: &str, state: &str, id_token: &str, cookies: &str) -> (
         .finish();
     let resp = send(
         http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(COOKIE, cookies)
             .body(Bytes::from(body))
             .unwrap(),
     )
     .await;
-    (resp.status().as_u16(), serde_json::from_slice(resp.body()).unwrap())
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(resp.body()).unwrap(),
+    )
 }
 
 fn swap_claim(jwt: &str, name: &str, value: Value) -> String {
     let parts: Vec<&str> = jwt.split('.').collect();
-    let mut claims: Value = serde_json::from_slice(&lti_jose::b64::decode(parts[1]).unwrap()).unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&lti_jose::b64::decode(parts[1]).unwrap()).unwrap();
     claims[name] = value;
-    format!("{}.{}.{}", parts[0], lti_jose::b64::encode(claims.to_string().as_bytes()), parts[2])
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        lti_jose::b64::encode(claims.to_string().as_bytes()),
+        parts[2]
+    )
 }
 
 fn resource_spec() -> LaunchSpec {
@@ -189,18 +227,33 @@ async fn our_launch_is_accepted_by_pylti1p3_and_a_tampered_one_is_rejected() {
     assert_eq!(body["has_nrps"], true, "{body}");
 
     let (url, state, id_token, cookies) = start(&w, &resource_spec()).await;
-    let tampered = swap_claim(&id_token, "https://purl.imsglobal.org/spec/lti/claim/roles", json!([LEARNER]));
+    let tampered = swap_claim(
+        &id_token,
+        "https://purl.imsglobal.org/spec/lti/claim/roles",
+        json!([LEARNER]),
+    );
     let (status, body) = post_launch(&url, &state, &tampered, &cookies).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("Signature verification failed"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Signature verification failed"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn pylti1p3_deep_linking_response_is_accepted_by_our_platform() {
     let Some(w) = world().await else { return };
-    let spec = LaunchSpec::deep_linking(CLIENT_ID, DEPLOYMENT, "u-teacher", DeepLinkingOptions::default())
-        .with_roles([INSTRUCTOR])
-        .with_context(CONTEXT, None, Some("Interop"));
+    let spec = LaunchSpec::deep_linking(
+        CLIENT_ID,
+        DEPLOYMENT,
+        "u-teacher",
+        DeepLinkingOptions::default(),
+    )
+    .with_roles([INSTRUCTOR])
+    .with_context(CONTEXT, None, Some("Interop"));
     let (url, state, id_token, cookies) = start(&w, &spec).await;
     let (status, body) = post_launch(&url, &state, &id_token, &cookies).await;
     assert_eq!(status, 200, "{body}");
@@ -229,10 +282,16 @@ async fn pylti1p3_deep_linking_response_is_accepted_by_our_platform() {
         "https://purl.imsglobal.org/spec/lti-dl/claim/content_items",
         json!([{"type": "ltiResourceLink", "title": "Evil", "url": "https://evil.example/"}]),
     );
-    let err = w.platform.verify_deep_linking_response(&tampered).await.unwrap_err();
+    let err = w
+        .platform
+        .verify_deep_linking_response(&tampered)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_tool_message", "{err:?}");
     match err {
-        lti_platform::PlatformError::InvalidToolMessage { source: Some(jose), .. } => {
+        lti_platform::PlatformError::InvalidToolMessage {
+            source: Some(jose), ..
+        } => {
             assert_eq!(jose.code(), "bad_signature", "{jose:?}");
         }
         other => panic!("expected a signature failure, found {other:?}"),
@@ -258,7 +317,11 @@ async fn pylti1p3_ags_and_nrps_calls_succeed_with_our_tokens() {
     assert_eq!(grades[0]["userId"], body["sub"], "{ags}");
     assert_eq!(ags["lineitems"].as_array().unwrap().len(), 1, "{ags}");
 
-    let nrps = post_json(&format!("{}/do/nrps", w.peer.url()), &json!({"launch_id": launch_id})).await;
+    let nrps = post_json(
+        &format!("{}/do/nrps", w.peer.url()),
+        &json!({"launch_id": launch_id}),
+    )
+    .await;
     let members = nrps["members"].as_array().unwrap();
     assert_eq!(members.len(), 3, "{nrps}");
 }

@@ -54,7 +54,10 @@ async fn setup() -> Option<Setup> {
         }]
     })
     .await;
-    Some(Setup { tool, peer: slot.unwrap() })
+    Some(Setup {
+        tool,
+        peer: slot.unwrap(),
+    })
 }
 
 /// The peer initiates a login of `kind` at our tool; our tool redirects to the
@@ -63,12 +66,21 @@ async fn setup() -> Option<Setup> {
 async fn peer_launch(s: &Setup, kind: &str) -> (String, String, String, String) {
     let init = get(&format!("{}/login-init?kind={kind}", s.peer.url())).await;
     assert_eq!(init.status(), 200, "{}", text(&init));
-    let login_url = serde_json::from_slice::<Value>(init.body()).unwrap()["url"].as_str().unwrap().to_owned();
-    assert!(login_url.starts_with(&format!("{}/lti/login?", s.tool.url)), "{login_url}");
+    let login_url = serde_json::from_slice::<Value>(init.body()).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        login_url.starts_with(&format!("{}/lti/login?", s.tool.url)),
+        "{login_url}"
+    );
     let login = get(&login_url).await;
     assert_eq!(login.status(), 302, "{}", text(&login));
     let auth = location(&login);
-    assert!(auth.starts_with(&format!("{}/auth?", s.peer.url())), "{auth}");
+    assert!(
+        auth.starts_with(&format!("{}/auth?", s.peer.url())),
+        "{auth}"
+    );
     let cookie = cookie(&login);
     let form = get(&auth).await;
     assert_eq!(form.status(), 200, "{}", text(&form));
@@ -95,7 +107,12 @@ fn payload(jwt: &str) -> Value {
 /// Replaces the payload of a JWS with `claims` (keeping header and signature).
 fn swap_payload(jwt: &str, claims: &Value) -> String {
     let parts: Vec<&str> = jwt.split('.').collect();
-    format!("{}.{}.{}", parts[0], lti_jose::b64::encode(claims.to_string().as_bytes()), parts[2])
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        lti_jose::b64::encode(claims.to_string().as_bytes()),
+        parts[2]
+    )
 }
 
 #[tokio::test]
@@ -103,21 +120,36 @@ async fn its_resource_link_launch_is_accepted_and_a_tampered_one_is_rejected() {
     let Some(s) = setup().await else { return };
     let (launch_url, state, id_token, cookie) = peer_launch(&s, "resource").await;
     assert_eq!(launch_url, format!("{}/lti/launch", s.tool.url));
-    let resp = post_form(&launch_url, launch_body(&state, &id_token), Some(&cookie), false).await;
+    let resp = post_form(
+        &launch_url,
+        launch_body(&state, &id_token),
+        Some(&cookie),
+        false,
+    )
+    .await;
     assert_eq!(resp.status(), 303, "{}", text(&resp));
     let inspector = location(&resp);
     let page = get(&inspector).await;
     assert_eq!(page.status(), 200);
     let page = text(&page);
     assert!(page.contains("LtiResourceLinkRequest"), "{page}");
-    assert!(page.contains("Peer Course") && page.contains("Peer Instructor"), "{page}");
+    assert!(
+        page.contains("Peer Course") && page.contains("Peer Instructor"),
+        "{page}"
+    );
 
     // A fresh launch whose id_token is changed in transit (learner promoted to a
     // different user): the signature no longer verifies.
     let (launch_url, state, id_token, cookie) = peer_launch(&s, "resource").await;
     let mut claims = payload(&id_token);
     claims["sub"] = json!("someone-else");
-    let resp = post_form(&launch_url, launch_body(&state, &swap_payload(&id_token, &claims)), Some(&cookie), true).await;
+    let resp = post_form(
+        &launch_url,
+        launch_body(&state, &swap_payload(&id_token, &claims)),
+        Some(&cookie),
+        true,
+    )
+    .await;
     assert_eq!(resp.status(), 401, "{}", text(&resp));
     assert_eq!(json_error(&resp), "bad_signature");
 }
@@ -130,7 +162,13 @@ async fn its_deep_linking_launch_is_accepted_and_our_response_is_accepted_by_it(
         payload(&id_token)["https://purl.imsglobal.org/spec/lti/claim/message_type"],
         "LtiDeepLinkingRequest"
     );
-    let resp = post_form(&launch_url, launch_body(&state, &id_token), Some(&cookie), false).await;
+    let resp = post_form(
+        &launch_url,
+        launch_body(&state, &id_token),
+        Some(&cookie),
+        false,
+    )
+    .await;
     assert_eq!(resp.status(), 303, "{}", text(&resp));
     let id = param(&location(&resp), "lti_launch_id").unwrap();
 
@@ -144,13 +182,29 @@ async fn its_deep_linking_launch_is_accepted_and_our_response_is_accepted_by_it(
     .await;
     assert_eq!(form.status(), 200, "{}", text(&form));
     let html = text(&form);
-    let action = html.split("action=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let action = html
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(action, format!("{}/dl-return", s.peer.url()));
-    let jwt = html.split("name=\"JWT\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let jwt = html
+        .split("name=\"JWT\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
 
     // lti1p3platform verifies it with our JWKS (fetched from the tool) and
     // returns the content items.
-    let body = form_urlencoded::Serializer::new(String::new()).append_pair("JWT", &jwt).finish();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("JWT", &jwt)
+        .finish();
     let accepted = post_form(&action, body, None, false).await;
     assert_eq!(accepted.status(), 200, "{}", text(&accepted));
     let accepted: Value = serde_json::from_slice(accepted.body()).unwrap();
@@ -159,38 +213,69 @@ async fn its_deep_linking_launch_is_accepted_and_our_response_is_accepted_by_it(
 
     // Our response changed in transit (another title): it rejects it.
     let mut claims = payload(&jwt);
-    claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"][0]["title"] = json!("Evil");
+    claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"][0]["title"] =
+        json!("Evil");
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("JWT", &swap_payload(&jwt, &claims))
         .finish();
     let refused = post_form(&action, body, None, false).await;
     assert_eq!(refused.status(), 400, "{}", text(&refused));
-    assert!(text(&refused).contains("InvalidSignatureError"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("InvalidSignatureError"),
+        "{}",
+        text(&refused)
+    );
 }
 
 #[tokio::test]
 async fn our_ags_and_nrps_clients_work_against_it_with_its_tokens() {
     let Some(s) = setup().await else { return };
     let (launch_url, state, id_token, cookie) = peer_launch(&s, "resource").await;
-    let resp = post_form(&launch_url, launch_body(&state, &id_token), Some(&cookie), false).await;
+    let resp = post_form(
+        &launch_url,
+        launch_body(&state, &id_token),
+        Some(&cookie),
+        false,
+    )
+    .await;
     assert_eq!(resp.status(), 303, "{}", text(&resp));
     let claims = IdTokenClaims::from_value(payload(&id_token)).unwrap();
 
     // The tool's key, with the kid its JWKS publishes (the peer verifies our client
     // assertion against that JWKS).
-    let jwks: Value = serde_json::from_slice(get(&format!("{}/.well-known/jwks.json", s.tool.url)).await.body()).unwrap();
+    let jwks: Value = serde_json::from_slice(
+        get(&format!("{}/.well-known/jwks.json", s.tool.url))
+            .await
+            .body(),
+    )
+    .unwrap();
     let kid = jwks["keys"][0]["kid"].as_str().unwrap();
-    let key = Arc::new(SigningKey::from_pem(TOOL_PEM, Algorithm::RS256).unwrap().with_kid(kid));
-    let registration = ServiceRegistration::new(s.peer.url(), CLIENT_ID, format!("{}/token", s.peer.url()), key);
-    let services = LtiServices::new(Arc::new(ServiceClient::new(Arc::new(HyperClient::new().unwrap()))));
+    let key = Arc::new(
+        SigningKey::from_pem(TOOL_PEM, Algorithm::RS256)
+            .unwrap()
+            .with_kid(kid),
+    );
+    let registration = ServiceRegistration::new(
+        s.peer.url(),
+        CLIENT_ID,
+        format!("{}/token", s.peer.url()),
+        key,
+    );
+    let services = LtiServices::new(Arc::new(ServiceClient::new(Arc::new(
+        HyperClient::new().unwrap(),
+    ))));
 
     let ags = services.ags_from_launch(&registration, &claims).unwrap();
     let items = ags.list_line_items(&Default::default()).await.unwrap();
     assert_eq!(items.len(), 1);
     let lineitem = items[0].id.clone().unwrap();
-    let score = Score::completed_fully_graded("peer-user-3", 7.5, 10.0, lti_message::Timestamp::now());
+    let score =
+        Score::completed_fully_graded("peer-user-3", 7.5, 10.0, lti_message::Timestamp::now());
     ags.post_score(&lineitem, &score).await.unwrap();
-    let results = ags.list_results(&lineitem, &ResultsQuery::default()).await.unwrap();
+    let results = ags
+        .list_results(&lineitem, &ResultsQuery::default())
+        .await
+        .unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].user_id, "peer-user-3");
     assert_eq!(results[0].result_score, Some(7.5));

@@ -83,7 +83,10 @@ pub async fn start_tool(platforms: impl FnOnce(&str) -> Vec<PlatformEntry>) -> T
     tokio::spawn(lti_app::serve(config, listener, async move {
         let _ = rx.await;
     }));
-    Tool { url, shutdown: Some(tx) }
+    Tool {
+        url,
+        shutdown: Some(tx),
+    }
 }
 
 pub async fn send(req: Request<Bytes>) -> Response<Bytes> {
@@ -94,7 +97,12 @@ pub async fn get(url: &str) -> Response<Bytes> {
     send(Request::get(url).body(Bytes::new()).unwrap()).await
 }
 
-pub async fn post_form(url: &str, body: String, cookie: Option<&str>, accept_json: bool) -> Response<Bytes> {
+pub async fn post_form(
+    url: &str,
+    body: String,
+    cookie: Option<&str>,
+    accept_json: bool,
+) -> Response<Bytes> {
     let mut req = Request::post(url).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         req = req.header(COOKIE, c);
@@ -113,7 +121,12 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> serde_json::Value
             .unwrap(),
     )
     .await;
-    assert!(resp.status().is_success(), "{url}: {} {}", resp.status(), text(&resp));
+    assert!(
+        resp.status().is_success(),
+        "{url}: {} {}",
+        resp.status(),
+        text(&resp)
+    );
     serde_json::from_slice(resp.body()).unwrap()
 }
 
@@ -127,12 +140,20 @@ pub fn location(resp: &Response<Bytes>) -> String {
 
 /// The `name=value` of the first Set-Cookie.
 pub fn cookie(resp: &Response<Bytes>) -> String {
-    resp.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
+    resp.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 pub fn json_error(resp: &Response<Bytes>) -> String {
@@ -142,5 +163,8 @@ pub fn json_error(resp: &Response<Bytes>) -> String {
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
