@@ -265,10 +265,10 @@ pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
             let req = Request::get(format!("{tool}/healthz"))
                 .body(Full::new(Bytes::new()))
                 .expect("req");
-            if let Ok(r) = client.request(req).await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = client.request(req).await
+                && r.status().is_success()
+            {
+                break;
             }
             assert!(
                 ready.elapsed() < Duration::from_secs(20),

@@ -242,10 +242,10 @@ proptest! {
     ) {
         let path = ["/lti/launch", "/lti/login", "/lti11/launch", "/lti/app/deep-link"][route];
         let mut req = Request::post(path).header(header::CONTENT_TYPE, content_type.as_str());
-        if let Some(c) = cookie.as_deref() {
-            if let Ok(v) = header::HeaderValue::from_str(c) {
-                req = req.header(header::COOKIE, v);
-            }
+        if let Some(c) = cookie.as_deref()
+            && let Ok(v) = header::HeaderValue::from_str(c)
+        {
+            req = req.header(header::COOKIE, v);
         }
         assert_no_5xx(path, call(req.body(Body::from(body)).unwrap()));
     }

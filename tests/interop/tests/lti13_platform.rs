@@ -42,16 +42,12 @@ struct World {
     peer: PeerProcess,
 }
 
-fn to_bytes_request(
-    req: axum::extract::Request,
-) -> impl std::future::Future<Output = http::Request<Bytes>> {
-    async move {
-        let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20)
-            .await
-            .unwrap_or_default();
-        http::Request::from_parts(parts, bytes)
-    }
+async fn to_bytes_request(req: axum::extract::Request) -> http::Request<Bytes> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    http::Request::from_parts(parts, bytes)
 }
 
 fn to_axum(resp: http::Response<Bytes>) -> axum::response::Response {
