@@ -219,14 +219,18 @@ mod tests {
 
     #[test]
     fn negative_and_non_minimal_integers_are_rejected() {
-        assert!(parse_rsa_public_key(&[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x03]).is_err());
-        assert!(
-            parse_rsa_public_key(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x05, 0x02, 0x01, 0x03]).is_err()
-        );
-        assert!(
+        for der in [
+            &[0x30, 0x06, 0x02, 0x01, 0x85, 0x02, 0x01, 0x03][..],
+            &[0x30, 0x07, 0x02, 0x02, 0x00, 0x05, 0x02, 0x01, 0x03][..],
+        ] {
+            assert_eq!(parse_rsa_public_key(der).unwrap_err().code(), "invalid_key");
+        }
+        assert_eq!(
             Reader::new(&[0x02, 0x81, 0x05, 1, 2, 3, 4, 5])
                 .read(TAG_INTEGER)
-                .is_err()
+                .unwrap_err()
+                .code(),
+            "invalid_key"
         );
     }
 }
