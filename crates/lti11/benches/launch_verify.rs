@@ -151,6 +151,7 @@ fn bench(c: &mut Criterion) {
     let collected = SignedRequest::form_post(URL, body.as_bytes())
         .collect()
         .unwrap();
+    let base_string = collected.base_string();
     let sig = body.rsplit("oauth_signature=").next().unwrap().to_owned();
     let sig = form_urlencoded::parse(format!("s={sig}").as_bytes())
         .next()
@@ -163,7 +164,7 @@ fn bench(c: &mut Criterion) {
                 lti11::SignatureMethod::HmacSha1,
                 "secret456",
                 "",
-                collected.base_string(),
+                &base_string,
                 &sig
             ))
         })

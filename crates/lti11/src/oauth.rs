@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, snippet};
 
+mod incoming;
+
+pub use incoming::CollectedRequest;
+
 /// `oauth_consumer_key`.
 pub const OAUTH_CONSUMER_KEY: &str = "oauth_consumer_key";
 /// `oauth_signature`.
@@ -272,49 +276,162 @@ fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
     base_uri: &str,
     params: &[(K, V)],
 ) -> String {
-    // Sort by encoded name, then encoded value, comparing the encodings
-    // without building them (see `encoded_cmp`).
-    let mut sorted: Vec<(&str, &str)> = params
+    let sorted = sort_for_base_string(params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    let params_len: usize = sorted
         .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .filter(|(k, _)| *k != OAUTH_SIGNATURE)
-        .collect();
-    sorted.sort_unstable_by(|a, b| {
-        encoded_cmp(a.0.as_bytes(), b.0.as_bytes())
-            .then_with(|| encoded_cmp(a.1.as_bytes(), b.1.as_bytes()))
-    });
-    let params_len: usize = sorted.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+        .map(|p| p.name.len() + p.value.len() + 6)
+        .sum();
     let mut out: Vec<u8> = Vec::with_capacity(method.len() + base_uri.len() * 3 + params_len * 5);
-    out.extend(method.bytes().map(|b| b.to_ascii_uppercase()));
-    out.push(b'&');
-    escape_bytes_into(&mut out, base_uri.as_bytes(), b"%");
-    out.push(b'&');
-    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`, and
-    // a byte that the first encoding escapes as `%XX` becomes `%25XX`.
-    for (i, (k, v)) in sorted.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"%26");
-        }
-        escape_bytes_into(&mut out, k.as_bytes(), b"%25");
-        out.extend_from_slice(b"%3D");
-        escape_bytes_into(&mut out, v.as_bytes(), b"%25");
-    }
+    write_base_string(&mut out, method, base_uri, &sorted);
     // Only the method can carry non-ASCII bytes (upper-casing keeps UTF-8
     // intact), so this is valid UTF-8 whenever `method` is.
     ascii_string(out)
 }
 
+/// Where the bytes of a base string go: a buffer, or straight into an HMAC
+/// ([`HmacSink`]).
+pub(crate) trait ByteSink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl ByteSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// An HMAC fed through a fixed buffer, so the many short writes of the
+/// escaper cost one `update` per buffer of output and the base string is
+/// never held in full.
+pub(crate) struct HmacSink {
+    ctx: hmac::Context,
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl HmacSink {
+    pub(crate) fn new(key: &hmac::Key) -> Self {
+        HmacSink {
+            ctx: hmac::Context::with_key(key),
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    /// The HMAC of everything written.
+    pub(crate) fn finish(mut self) -> hmac::Tag {
+        self.ctx.update(&self.buf[..self.len]);
+        self.ctx.sign()
+    }
+}
+
+impl ByteSink for HmacSink {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(room) = self.buf.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        self.ctx.update(&self.buf[..self.len]);
+        if bytes.len() >= self.buf.len() {
+            self.ctx.update(bytes);
+            self.len = 0;
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
+    }
+}
+
+/// One parameter in base-string order, with the sort key of its name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SortedParam<'p> {
+    key: u64,
+    name: &'p str,
+    value: &'p str,
+}
+
+/// The parameters in base-string order (RFC 5849 §3.4.1.3.2): by encoded
+/// name, then encoded value, duplicates kept, `oauth_signature` left out.
+/// The encodings are compared without building them: first by
+/// [`encoded_key`] of the name, and only on a tie by [`encoded_cmp`].
+pub(crate) fn sort_for_base_string<'p>(
+    params: impl Iterator<Item = (&'p str, &'p str)>,
+) -> Vec<SortedParam<'p>> {
+    let mut sorted: Vec<SortedParam<'p>> = params
+        .filter(|(k, _)| *k != OAUTH_SIGNATURE)
+        .map(|(name, value)| SortedParam {
+            key: encoded_key(name.as_bytes()),
+            name,
+            value,
+        })
+        .collect();
+    sorted.sort_unstable_by(|a, b| {
+        a.key
+            .cmp(&b.key)
+            .then_with(|| encoded_cmp(a.name.as_bytes(), b.name.as_bytes()))
+            .then_with(|| encoded_cmp(a.value.as_bytes(), b.value.as_bytes()))
+    });
+    sorted
+}
+
+/// Writes `METHOD&enc(base URI)&enc(normalised parameters)` (RFC 5849
+/// §3.4.1.1) for parameters already in base-string order.
+pub(crate) fn write_base_string<S: ByteSink>(
+    out: &mut S,
+    method: &str,
+    base_uri: &str,
+    sorted: &[SortedParam<'_>],
+) {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.put(method.to_ascii_uppercase().as_bytes());
+    } else {
+        out.put(method.as_bytes());
+    }
+    out.put(b"&");
+    escape_bytes_into(out, base_uri.as_bytes(), b"%");
+    out.put(b"&");
+    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`, and
+    // a byte that the first encoding escapes as `%XX` becomes `%25XX`.
+    for (i, p) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.put(b"%26");
+        }
+        escape_bytes_into(out, p.name.as_bytes(), b"%25");
+        out.put(b"%3D");
+        escape_bytes_into(out, p.value.as_bytes(), b"%25");
+    }
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Where a byte sorts once percent-encoded: an escaped byte becomes `%XX`,
-/// and `%` (0x25) sorts below every unreserved character, while two escapes
-/// compare by their upper-case hex digits, i.e. by the byte itself.
-fn encoded_rank(b: u8) -> u16 {
-    if is_unreserved(b) {
-        256 + u16::from(b)
-    } else {
-        u16::from(b)
+/// `ENCODED_RANK[b]`: where byte `b` sorts once percent-encoded. An escaped
+/// byte becomes `%XX`, and `%` (0x25) sorts below every unreserved
+/// character, while two escapes compare by their upper-case hex digits,
+/// i.e. by the byte itself. So every escaped byte (in byte order) ranks
+/// below every unreserved one (in byte order); the ranks are 0..=255.
+const ENCODED_RANK: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut next = 0usize;
+    let mut pass = 0;
+    while pass < 2 {
+        let mut b = 0;
+        while b < 256 {
+            if UNRESERVED[b] == (pass == 1) {
+                table[b] = next as u8;
+                next += 1;
+            }
+            b += 1;
+        }
+        pass += 1;
     }
+    table
+};
+
+fn encoded_rank(b: u8) -> u8 {
+    ENCODED_RANK[usize::from(b)]
 }
 
 /// `percent_encode(a).cmp(&percent_encode(b))`, without encoding: equal raw
@@ -328,21 +445,38 @@ fn encoded_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     }
 }
 
+/// The ranks of the first eight bytes of `s`, big-endian, zero-padded.
+/// When two keys differ they order as the encodings do (the first differing
+/// rank decides, or the shorter string is a prefix of the other); equal keys
+/// decide nothing and need [`encoded_cmp`].
+fn encoded_key(s: &[u8]) -> u64 {
+    let mut key = 0u64;
+    for i in 0..8 {
+        let rank = s.get(i).map_or(0, |&b| encoded_rank(b));
+        key = key << 8 | u64::from(rank);
+    }
+    key
+}
+
 /// Appends `s` percent-encoded, each escape written as `prefix` and two hex
 /// digits (`%` gives `enc(s)`, `%25` gives `enc(enc(s))`). Runs of
 /// unreserved bytes are copied at once.
-fn escape_bytes_into(out: &mut Vec<u8>, s: &[u8], prefix: &[u8]) {
+fn escape_bytes_into<S: ByteSink>(out: &mut S, s: &[u8], prefix: &[u8]) {
     let mut start = 0;
+    let mut escape = [0u8; 5];
+    let p = prefix.len().min(3);
+    escape[..p].copy_from_slice(&prefix[..p]);
     for (i, &b) in s.iter().enumerate() {
         if is_unreserved(b) {
             continue;
         }
-        out.extend_from_slice(&s[start..i]);
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+        out.put(&s[start..i]);
+        escape[p] = HEX[usize::from(b >> 4)];
+        escape[p + 1] = HEX[usize::from(b & 0x0f)];
+        out.put(&escape[..p + 2]);
         start = i + 1;
     }
-    out.extend_from_slice(&s[start..]);
+    out.put(&s[start..]);
 }
 
 /// Turns bytes that are ASCII by construction into a `String` (no copy).
@@ -356,9 +490,9 @@ fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &st
     let mut key = Zeroizing::new(Vec::with_capacity(
         (consumer_secret.len() + token_secret.len()) * 3 + 1,
     ));
-    escape_bytes_into(&mut key, consumer_secret.as_bytes(), b"%");
+    escape_bytes_into(&mut *key, consumer_secret.as_bytes(), b"%");
     key.push(b'&');
-    escape_bytes_into(&mut key, token_secret.as_bytes(), b"%");
+    escape_bytes_into(&mut *key, token_secret.as_bytes(), b"%");
     hmac::Key::new(method.algorithm(), &key)
 }
 
@@ -586,338 +720,6 @@ impl<'a> SignedRequest<'a> {
             })
         })
     }
-
-    /// Collects and checks the request's parameters (query + form body +
-    /// `Authorization` header), applying input hygiene to the protocol
-    /// parameters. No store is consulted and no signature is checked yet.
-    pub fn collect(&self) -> Result<CollectedRequest> {
-        // Names and values borrow from the URL and body wherever nothing
-        // needed unescaping; only the launch parameters are copied out.
-        let mut params: Vec<Param<'a>> = Vec::with_capacity(32);
-        let without_fragment = self.url.split('#').next().unwrap_or(self.url);
-        if let Some((_, q)) = without_fragment.split_once('?') {
-            parse_form_into(q.as_bytes(), &mut params);
-        }
-        let query_len = params.len();
-        let is_form = self.is_form();
-        if is_form {
-            parse_form_into(self.body, &mut params);
-        }
-        let form_end = params.len();
-        if let Some(h) = self.authorization {
-            params.extend(
-                parse_authorization_header(h)?
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))),
-            );
-        }
-
-        let mut found = ProtocolFields::default();
-        for (i, (k, v)) in params.iter().enumerate() {
-            if !k.starts_with("oauth_") {
-                continue;
-            }
-            let slot = match k.as_ref() {
-                OAUTH_CONSUMER_KEY => &mut found.consumer_key,
-                OAUTH_SIGNATURE => &mut found.signature,
-                OAUTH_SIGNATURE_METHOD => &mut found.signature_method,
-                OAUTH_TIMESTAMP => &mut found.timestamp,
-                OAUTH_NONCE => &mut found.nonce,
-                OAUTH_VERSION => &mut found.version,
-                OAUTH_BODY_HASH => &mut found.body_hash,
-                _ => continue,
-            };
-            if slot.is_some() {
-                let count = params.iter().filter(|(n, _)| n == k).count();
-                return Err(Error::DuplicateOAuthParameter {
-                    name: k.clone().into_owned(),
-                    count,
-                });
-            }
-            *slot = Some((i, v.len()));
-        }
-        let get = |slot: Option<(usize, usize)>| slot.map(|(i, _)| params[i].1.as_ref());
-
-        let consumer_key = get(found.consumer_key).ok_or(Error::MissingOAuthParameter {
-            name: OAUTH_CONSUMER_KEY,
-        })?;
-        check_consumer_key(consumer_key)?;
-        let signature = get(found.signature).ok_or(Error::MissingOAuthParameter {
-            name: OAUTH_SIGNATURE,
-        })?;
-        if signature.len() > 128 {
-            return Err(Error::InvalidOAuthParameter {
-                name: OAUTH_SIGNATURE,
-                expected: "a base64 HMAC of at most 128 characters",
-                found: format!("{} characters", signature.len()),
-            });
-        }
-        let method_s = get(found.signature_method).ok_or(Error::MissingOAuthParameter {
-            name: OAUTH_SIGNATURE_METHOD,
-        })?;
-        let method = SignatureMethod::from_wire(method_s).ok_or_else(|| {
-            Error::UnsupportedSignatureMethod {
-                expected: "HMAC-SHA1, HMAC-SHA256".to_owned(),
-                found: snippet(method_s),
-            }
-        })?;
-        let timestamp_s = get(found.timestamp).ok_or(Error::MissingOAuthParameter {
-            name: OAUTH_TIMESTAMP,
-        })?;
-        let timestamp = check_timestamp(timestamp_s)?;
-        let nonce = get(found.nonce).ok_or(Error::MissingOAuthParameter { name: OAUTH_NONCE })?;
-        check_nonce(nonce)?;
-        if let Some(v) = get(found.version)
-            && v != "1.0"
-        {
-            return Err(Error::UnsupportedOAuthVersion { found: snippet(v) });
-        }
-        let body_hash = get(found.body_hash).map(str::to_owned);
-
-        let consumer_key = consumer_key.to_owned();
-        let signature = signature.to_owned();
-        let nonce = nonce.to_owned();
-        let base_uri = base_string_uri(self.url)?;
-        let base_string = base_string_from_parts(self.method, &base_uri, &params);
-
-        // The launch parameters are the form-body ones that are not OAuth
-        // protocol parameters; query parameters are kept apart.
-        // Decoded values move out; borrowed ones are copied once.
-        let mut params = params.into_iter();
-        let query: Vec<(String, String)> = params
-            .by_ref()
-            .take(query_len)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let form: Vec<(String, String)> = params
-            .take(form_end - query_len)
-            .filter(|(k, _)| !k.starts_with("oauth_"))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-
-        Ok(CollectedRequest {
-            consumer_key,
-            signature,
-            method,
-            timestamp,
-            nonce,
-            body_hash,
-            base_string,
-            is_form,
-            form,
-            query,
-        })
-    }
-}
-
-/// One decoded `(name, value)` pair, borrowed from the request where no
-/// unescaping was needed.
-type Param<'a> = (Cow<'a, str>, Cow<'a, str>);
-
-/// Parses `application/x-www-form-urlencoded` bytes exactly as
-/// `form_urlencoded::parse` does (pairs split on `&`, empty pairs skipped,
-/// name and value split on the first `=`, `+` is a space, `%XX` decoded and
-/// malformed escapes kept literally, invalid UTF-8 replaced with U+FFFD),
-/// but borrowing every name and value that needs no decoding.
-fn parse_form_into<'a>(input: &'a [u8], out: &mut Vec<Param<'a>>) {
-    // The usual case: the whole input is UTF-8, so every piece cut at an
-    // ASCII `&` or `=` is too, and undecoded pieces are borrowed unchecked.
-    if let Ok(text) = std::str::from_utf8(input) {
-        // One scan per byte: pair ends, the first `=`, and whether the name
-        // or the value needs decoding. Every cut is at an ASCII byte, so
-        // each slice of `text` lies on char boundaries.
-        let bytes = text.as_bytes();
-        let piece = |start: usize, end: usize, special: bool| {
-            if special {
-                form_decode(&bytes[start..end])
-            } else {
-                Cow::Borrowed(&text[start..end])
-            }
-        };
-        let (mut start, mut eq) = (0, None);
-        let (mut name_special, mut value_special) = (false, false);
-        for i in 0..=bytes.len() {
-            match bytes.get(i).copied().unwrap_or(b'&') {
-                b'&' => {
-                    if i > start {
-                        out.push(match eq {
-                            Some(eq) => (
-                                piece(start, eq, name_special),
-                                piece(eq + 1, i, value_special),
-                            ),
-                            None => (piece(start, i, name_special), Cow::Borrowed("")),
-                        });
-                    }
-                    (start, eq) = (i + 1, None);
-                    (name_special, value_special) = (false, false);
-                }
-                b'=' if eq.is_none() => eq = Some(i),
-                b'%' | b'+' if eq.is_none() => name_special = true,
-                b'%' | b'+' => value_special = true,
-                _ => {}
-            }
-        }
-        return;
-    }
-    for pair in input.split(|&b| b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &[][..]),
-        };
-        out.push((form_decode(name), form_decode(value)));
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes one form-encoded name or value (see [`parse_form_into`]).
-fn form_decode(bytes: &[u8]) -> Cow<'_, str> {
-    let is_special = |b: &u8| *b == b'%' || *b == b'+';
-    let Some(first) = bytes.iter().position(is_special) else {
-        return String::from_utf8_lossy(bytes);
-    };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    let mut i = first;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (
-                bytes.get(i + 1).copied().and_then(hex_value),
-                bytes.get(i + 2).copied().and_then(hex_value),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            _ => {
-                // Copy the run up to the next `%` or `+` at once.
-                let run = bytes[i..]
-                    .iter()
-                    .position(is_special)
-                    .unwrap_or(bytes.len() - i);
-                out.extend_from_slice(&bytes[i..i + run]);
-                i += run;
-            }
-        }
-    }
-    Cow::Owned(
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
-}
-
-/// Decoded `(name, value)` pairs.
-pub(crate) type Pairs = Vec<(String, String)>;
-
-#[derive(Default)]
-struct ProtocolFields {
-    consumer_key: Option<(usize, usize)>,
-    signature: Option<(usize, usize)>,
-    signature_method: Option<(usize, usize)>,
-    timestamp: Option<(usize, usize)>,
-    nonce: Option<(usize, usize)>,
-    version: Option<(usize, usize)>,
-    body_hash: Option<(usize, usize)>,
-}
-
-/// The parameters of an incoming request, hygiene-checked but not yet verified.
-#[derive(Debug, Clone)]
-pub struct CollectedRequest {
-    consumer_key: String,
-    signature: String,
-    method: SignatureMethod,
-    timestamp: u64,
-    nonce: String,
-    body_hash: Option<String>,
-    base_string: String,
-    is_form: bool,
-    form: Vec<(String, String)>,
-    query: Vec<(String, String)>,
-}
-
-impl CollectedRequest {
-    /// `oauth_consumer_key` (already hygiene-checked).
-    pub fn consumer_key(&self) -> &str {
-        &self.consumer_key
-    }
-    /// `oauth_nonce` (already hygiene-checked).
-    pub fn nonce(&self) -> &str {
-        &self.nonce
-    }
-    /// `oauth_timestamp`.
-    pub fn timestamp(&self) -> u64 {
-        self.timestamp
-    }
-    /// The signature method.
-    pub fn signature_method(&self) -> SignatureMethod {
-        self.method
-    }
-    /// The signature base string that was rebuilt from the request.
-    pub fn base_string(&self) -> &str {
-        &self.base_string
-    }
-
-    /// Checks the signature against `secret` in constant time.
-    pub(crate) fn check_signature(&self, secret: &SecretString) -> Result<()> {
-        if verify_base_string(
-            self.method,
-            secret.expose(),
-            "",
-            &self.base_string,
-            &self.signature,
-        ) {
-            Ok(())
-        } else {
-            Err(Error::BadSignature {
-                method: self.method.as_str(),
-            })
-        }
-    }
-
-    /// Checks `oauth_body_hash` against the body. Form bodies need none (a
-    /// hash sent with one is still checked); any other body must carry one.
-    pub(crate) fn check_body_hash(&self, body: &[u8], content_type: Option<&str>) -> Result<()> {
-        match &self.body_hash {
-            Some(sent) => {
-                let expected = body_hash(body);
-                if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes()).into() {
-                    Ok(())
-                } else {
-                    Err(Error::BodyHashMismatch)
-                }
-            }
-            None if self.is_form || body.is_empty() => Ok(()),
-            None => Err(Error::MissingBodyHash {
-                content_type: content_type
-                    .map(snippet)
-                    .unwrap_or_else(|| "(none)".to_owned()),
-            }),
-        }
-    }
-
-    /// The decoded form-body parameters, without `oauth_*`.
-    pub(crate) fn into_form(self) -> (Pairs, Pairs) {
-        (self.form, self.query)
-    }
 }
 
 /// Input hygiene for `oauth_consumer_key`: 1–255 printable ASCII characters.
@@ -1092,45 +894,7 @@ mod tests {
         assert_eq!(body_hash(b"Hello World!"), "Lve95gjOVATpfV8EL5X4nxwjKHE=");
     }
 
-    fn bytes_with_escapes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        use proptest::prelude::*;
-        // Bias towards the bytes that matter: separators, escapes, hex
-        // digits, `+`, and invalid UTF-8.
-        prop::collection::vec(
-            prop_oneof![
-                Just(b'&'),
-                Just(b'='),
-                Just(b'%'),
-                Just(b'+'),
-                Just(b'a'),
-                Just(b'F'),
-                Just(b'9'),
-                Just(b'g'),
-                any::<u8>(),
-            ],
-            0..40,
-        )
-    }
-
     proptest::proptest! {
-        #[test]
-        fn borrowing_form_parser_equals_form_urlencoded(input in bytes_with_escapes()) {
-            let mut ours = Vec::new();
-            parse_form_into(&input, &mut ours);
-            let reference: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-                form_urlencoded::parse(&input).collect();
-            proptest::prop_assert_eq!(ours, reference);
-        }
-
-        #[test]
-        fn borrowing_form_parser_equals_form_urlencoded_on_utf8(input in "[&=%+aF9g é日]{0,40}") {
-            let mut ours = Vec::new();
-            parse_form_into(input.as_bytes(), &mut ours);
-            let reference: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-                form_urlencoded::parse(input.as_bytes()).collect();
-            proptest::prop_assert_eq!(ours, reference);
-        }
-
         #[test]
         fn encoded_order_equals_order_of_the_encodings(a in ".{0,6}", b in ".{0,6}", prefix in "[a-z%~ ]{0,3}") {
             let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
@@ -1138,6 +902,16 @@ mod tests {
                 encoded_cmp(a.as_bytes(), b.as_bytes()),
                 percent_encode(&a).cmp(&percent_encode(&b))
             );
+        }
+
+        #[test]
+        fn differing_keys_order_as_the_encodings(a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10), b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10), prefix in proptest::collection::vec(proptest::prelude::prop_oneof![proptest::prelude::Just(0u8), proptest::prelude::Just(b'a'), proptest::prelude::Just(b'%')], 0..8)) {
+            // Zero bytes rank lowest, like the key's padding: the edge.
+            let (a, b) = ([&prefix[..], &a].concat(), [&prefix[..], &b].concat());
+            let (ka, kb) = (encoded_key(&a), encoded_key(&b));
+            if ka != kb {
+                proptest::prop_assert_eq!(ka.cmp(&kb), encoded_cmp(&a, &b));
+            }
         }
 
         #[test]
@@ -1162,15 +936,7 @@ mod tests {
     }
 
     #[test]
-    fn form_parser_borrows_plain_values_and_decodes_escapes() {
-        let mut out = Vec::new();
-        parse_form_into(b"a=b&&c=%41+%zz&d&=e&f=%E9", &mut out);
-        assert!(matches!(out[0].1, Cow::Borrowed("b")));
-        assert_eq!(out[1].1, "A %zz");
-        assert_eq!((out[2].0.as_ref(), out[2].1.as_ref()), ("d", ""));
-        assert_eq!((out[3].0.as_ref(), out[3].1.as_ref()), ("", "e"));
-        assert_eq!(out[4].1, "\u{fffd}");
-        assert_eq!(out.len(), 5);
+    fn encoded_order_ranks_escapes_below_unreserved_bytes() {
         assert_eq!(
             encoded_cmp(b"a", b"a~"),
             std::cmp::Ordering::Less,
@@ -1181,6 +947,20 @@ mod tests {
             std::cmp::Ordering::Less,
             "`%20` sorts below `-`"
         );
+        assert_eq!(
+            encoded_cmp(b"\xff", b"0"),
+            std::cmp::Ordering::Less,
+            "`%FF` sorts below `0`"
+        );
+        // The ranks are a permutation of 0..=255.
+        let mut seen = [false; 256];
+        for rank in ENCODED_RANK {
+            seen[usize::from(rank)] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert!(encoded_key(b"a") < encoded_key(b"a~"));
+        assert!(encoded_key(b"\xff") < encoded_key(b"0"));
+        assert_eq!(encoded_key(b"context_id"), encoded_key(b"context_title"));
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Verification of incoming OAuth 1.0a signed requests (launches and
 //! outcomes calls), and the tool provider's typed launch.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use lti_message::Roles;
 use lti_message::lti11::{ACCEPTED_VERSIONS, BASIC_LAUNCH_REQUEST, Lti11LaunchParams};
 use lti_registry::{Clock, Consumer, ConsumerStore, OAuth1NonceStore, RegistryError, SystemClock};
 
 use crate::error::{Error, Result, snippet};
-use crate::oauth::{SignatureMethod, SignedRequest};
+use crate::oauth::{CollectedRequest, SignatureMethod, SignedRequest};
 
 /// Default accepted clock difference either side of `now`: 5 minutes.
 pub const DEFAULT_TIMESTAMP_WINDOW_SECS: u64 = 300;
@@ -90,6 +90,22 @@ impl OAuthVerifier {
     /// Verifies a signed request and returns the consumer and the
     /// parameters it carried.
     pub async fn verify(&self, req: &SignedRequest<'_>) -> Result<VerifiedRequest> {
+        let (consumer, collected) = self.authenticate(req).await?;
+        let (form, query) = collected.owned_params();
+        Ok(VerifiedRequest {
+            consumer,
+            form,
+            query,
+            timestamp: collected.timestamp(),
+        })
+    }
+
+    /// Every check of [`OAuthVerifier::verify`]; the parameters stay
+    /// borrowed from the request.
+    async fn authenticate<'a>(
+        &self,
+        req: &SignedRequest<'a>,
+    ) -> Result<(Consumer, CollectedRequest<'a>)> {
         if req.body.len() > self.max_body_bytes {
             return Err(Error::BodyTooLarge {
                 limit: self.max_body_bytes,
@@ -143,14 +159,7 @@ impl OAuthVerifier {
             Err(RegistryError::NonceReplayed { .. }) => return Err(Error::NonceReplayed),
             Err(source) => return Err(Error::Store { source }),
         }
-        let timestamp = collected.timestamp();
-        let (form, query) = collected.into_form();
-        Ok(VerifiedRequest {
-            consumer,
-            form,
-            query,
-            timestamp,
-        })
+        Ok((consumer, collected))
     }
 }
 
@@ -214,8 +223,8 @@ impl LaunchVerifier {
     /// `resource_link_id` present. The consumer's instance GUID is recorded
     /// the first time it is seen.
     pub async fn verify(&self, req: &SignedRequest<'_>) -> Result<Launch> {
-        let mut verified = self.oauth.verify(req).await?;
-        let params = Lti11LaunchParams::from_pairs(std::mem::take(&mut verified.form));
+        let (mut consumer, collected) = self.oauth.authenticate(req).await?;
+        let params = FormParams::from_pairs(collected.form_params());
         match params.get("lti_message_type") {
             None => {
                 return Err(Error::MissingParameter {
@@ -247,7 +256,6 @@ impl LaunchVerifier {
                 name: "resource_link_id",
             });
         }
-        let mut consumer = verified.consumer;
         if self.record_instance_guid
             && consumer.instance_guid.is_none()
             && let Some(guid) = params.get("tool_consumer_instance_guid")
@@ -267,8 +275,65 @@ impl LaunchVerifier {
         Ok(Launch {
             consumer,
             params,
-            timestamp: verified.timestamp,
+            typed: OnceLock::new(),
+            timestamp: collected.timestamp(),
         })
+    }
+}
+
+/// The launch parameters in arrival order, every name and value in one
+/// buffer (two allocations per launch instead of two per parameter).
+#[derive(Clone, Default)]
+struct FormParams {
+    text: String,
+    /// `(name end, value end)` in `text`; each name starts where the
+    /// previous value ended.
+    ends: Vec<(usize, usize)>,
+}
+
+impl FormParams {
+    fn from_pairs<'p>(pairs: impl Iterator<Item = (&'p str, &'p str)> + Clone) -> Self {
+        let (count, len) = pairs
+            .clone()
+            .fold((0, 0), |(n, len), (k, v)| (n + 1, len + k.len() + v.len()));
+        let mut params = FormParams {
+            text: String::with_capacity(len),
+            ends: Vec::with_capacity(count),
+        };
+        for (k, v) in pairs {
+            params.text.push_str(k);
+            let name_end = params.text.len();
+            params.text.push_str(v);
+            params.ends.push((name_end, params.text.len()));
+        }
+        params
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, value_end)| value_end));
+        starts
+            .zip(&self.ends)
+            .map(|(start, &(name_end, value_end))| {
+                (
+                    self.text.get(start..name_end).unwrap_or_default(),
+                    self.text.get(name_end..value_end).unwrap_or_default(),
+                )
+            })
+    }
+
+    /// The first value sent for `name`; empty values count as absent (as
+    /// in [`Lti11LaunchParams::get`]).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -277,7 +342,9 @@ impl LaunchVerifier {
 #[derive(Debug, Clone)]
 pub struct Launch {
     consumer: Consumer,
-    params: Lti11LaunchParams,
+    params: FormParams,
+    /// The typed view, built on first use of [`Launch::params`].
+    typed: OnceLock<Lti11LaunchParams>,
     timestamp: u64,
 }
 
@@ -299,9 +366,17 @@ impl Launch {
     pub fn consumer_key(&self) -> &str {
         &self.consumer.key
     }
-    /// All launch parameters (typed view from `lti-message`).
+    /// All launch parameters (typed view from `lti-message`, built on
+    /// first use).
     pub fn params(&self) -> &Lti11LaunchParams {
-        &self.params
+        self.typed
+            .get_or_init(|| Lti11LaunchParams::from_pairs(self.params.iter()))
+    }
+    /// One launch parameter: the first value sent for `name`; empty values
+    /// count as absent (as in [`Lti11LaunchParams::get`]). Does not build
+    /// the typed view.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
     }
     /// `resource_link_id` (always present).
     pub fn resource_link_id(&self) -> &str {
@@ -321,7 +396,10 @@ impl Launch {
     }
     /// The parsed roles.
     pub fn roles(&self) -> Roles {
-        self.params.roles()
+        self.params
+            .get("roles")
+            .map(Roles::from_lti11_param)
+            .unwrap_or_default()
     }
     /// The outcome service target, when the consumer allows grade pass-back.
     pub fn outcome_target(&self) -> Option<OutcomeTarget> {
