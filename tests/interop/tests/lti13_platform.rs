@@ -190,19 +190,6 @@ async fn post_launch(url: &str, state: &str, id_token: &str, cookies: &str) -> (
     )
 }
 
-fn swap_claim(jwt: &str, name: &str, value: Value) -> String {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let mut claims: Value =
-        serde_json::from_slice(&lti_jose::b64::decode(parts[1]).unwrap()).unwrap();
-    claims[name] = value;
-    format!(
-        "{}.{}.{}",
-        parts[0],
-        lti_jose::b64::encode(claims.to_string().as_bytes()),
-        parts[2]
-    )
-}
-
 fn resource_spec() -> LaunchSpec {
     LaunchSpec::resource_link(CLIENT_ID, DEPLOYMENT, "u-teacher", "rl-interop")
         .with_roles([INSTRUCTOR])
