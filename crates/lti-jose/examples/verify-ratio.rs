@@ -49,6 +49,17 @@ fn main() {
             black_box(verifier.verify::<IgnoredAny>(&jws, &public).unwrap());
         }),
     ];
+    // Instruction counting (callgrind): run one variant N times and exit, e.g.
+    // LTI_COUNT_VARIANT=1 LTI_COUNT_N=1000 valgrind --tool=callgrind <binary>; the
+    // per-operation count is (Ir(N) - Ir(0)) / N.
+    if let Ok(variant) = std::env::var("LTI_COUNT_VARIANT") {
+        let index: usize = variant.parse().expect("LTI_COUNT_VARIANT is 0..=3");
+        let n: u32 = std::env::var("LTI_COUNT_N").map_or(1000, |n| n.parse().unwrap());
+        for _ in 0..n {
+            (variants[index].1)();
+        }
+        return;
+    }
     let mut best = [f64::MAX; 4];
     for _ in 0..ROUNDS {
         for (slot, (_, run)) in best.iter_mut().zip(&variants) {

@@ -33,9 +33,95 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
 /// [`Error::Base64`] on padding, whitespace, non-alphabet bytes, a length that no
 /// encoding can have, or non-zero trailing bits.
 pub fn decode(s: &str) -> Result<Vec<u8>, Error> {
-    ENGINE.decode(s).map_err(|e| Error::Base64 {
-        found: describe(&e),
+    // The table decoder accepts exactly the canonical unpadded encodings; anything it
+    // refuses goes through the `base64` engine, which names the problem (and
+    // refuses it too: the property tests check that both agree on every input).
+    decode_canonical(s.as_bytes()).ok_or_else(|| match ENGINE.decode(s) {
+        Err(e) => Error::Base64 {
+            found: describe(&e),
+        },
+        Ok(_) => Error::Base64 {
+            found: "an encoding the strict decoder refuses".to_owned(),
+        },
     })
+}
+
+/// Marks bytes outside the URL-safe alphabet in [`DECODE`].
+const INVALID: u8 = 0xFF;
+
+/// Sextet value of each URL-safe alphabet byte; [`INVALID`] for every other byte
+/// (including `=`, `+`, `/` and whitespace).
+const DECODE: [u8; 256] = {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Strict canonical decoding, or `None` for anything else: a byte outside the
+/// alphabet, a length of 1 mod 4, or non-zero trailing bits in the last symbol.
+fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
+    let tail = input.len() % 4;
+    if tail == 1 {
+        return None;
+    }
+    let full = input.len() - tail;
+    let out_len = full / 4 * 3 + tail.saturating_sub(1);
+    // Two spare bytes: each group of 8 symbols is written as one 8-byte store of
+    // which the last 2 bytes are overwritten by the next group (or truncated).
+    let mut out = vec![0u8; out_len + 2];
+    // OR of every looked-up value: its high bit is set iff some byte was invalid.
+    let mut seen = 0u8;
+    let sextet = |b: u8| DECODE[usize::from(b)];
+    let mut written = 0;
+    let mut octets = input[..full].chunks_exact(8);
+    for group in &mut octets {
+        let mut n = 0u64;
+        for &b in group {
+            let v = sextet(b);
+            seen |= v;
+            n = n << 6 | u64::from(v);
+        }
+        // 48 bits of data, placed at the top of the 8-byte big-endian store.
+        out[written..written + 8].copy_from_slice(&(n << 16).to_be_bytes());
+        written += 6;
+    }
+    if let [a, b, c, d] = *octets.remainder() {
+        let (a, b, c, d) = (sextet(a), sextet(b), sextet(c), sextet(d));
+        seen |= a | b | c | d;
+        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        out[written..written + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+        written += 3;
+    }
+    match input[full..] {
+        [] => {}
+        [x, y] => {
+            let (a, b) = (sextet(x), sextet(y));
+            seen |= a | b;
+            // The last symbol's low 4 bits are padding and must be zero.
+            if b & 0x0F != 0 {
+                return None;
+            }
+            out[written] = a << 2 | b >> 4;
+        }
+        [x, y, z] => {
+            let (a, b, c) = (sextet(x), sextet(y), sextet(z));
+            seen |= a | b | c;
+            // The last symbol's low 2 bits are padding and must be zero.
+            if c & 0x03 != 0 {
+                return None;
+            }
+            out[written] = a << 2 | b >> 4;
+            out[written + 1] = b << 4 | c >> 2;
+        }
+        _ => return None,
+    }
+    out.truncate(out_len);
+    (seen & 0x80 == 0).then_some(out)
 }
 
 fn describe(err: &base64::DecodeError) -> String {
@@ -57,6 +143,45 @@ fn describe(err: &base64::DecodeError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reference: the `base64` engine configured as strictly as the fast path.
+    fn reference(s: &str) -> Option<Vec<u8>> {
+        ENGINE.decode(s).ok()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn table_decoder_agrees_with_the_engine_on_encodings(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let text = encode(&bytes);
+            proptest::prop_assert_eq!(decode_canonical(text.as_bytes()), Some(bytes));
+        }
+
+        #[test]
+        fn table_decoder_agrees_with_the_engine_on_any_text(text in "[A-Za-z0-9_=+/ \\n-]{0,40}") {
+            proptest::prop_assert_eq!(decode_canonical(text.as_bytes()), reference(&text));
+            proptest::prop_assert_eq!(decode(&text).ok(), reference(&text));
+        }
+
+        #[test]
+        fn table_decoder_agrees_with_the_engine_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let lossy = String::from_utf8_lossy(&bytes);
+            proptest::prop_assert_eq!(decode_canonical(lossy.as_bytes()), reference(&lossy));
+        }
+    }
+
+    #[test]
+    fn every_non_alphabet_byte_is_refused_in_every_position() {
+        for byte in 0..=255u8 {
+            if DECODE[usize::from(byte)] != INVALID {
+                continue;
+            }
+            for pos in 0..8 {
+                let mut text = b"QUJDREVG".to_vec();
+                text[pos] = byte;
+                assert_eq!(decode_canonical(&text), None, "byte {byte:#x} at {pos}");
+            }
+        }
+    }
 
     #[test]
     fn round_trips_all_lengths() {

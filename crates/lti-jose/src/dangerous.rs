@@ -17,3 +17,12 @@ pub fn decode_unverified<T: DeserializeOwned>(token: &str) -> Result<(Header, T)
     let payload = jws.decode_payload()?;
     Ok((jws.header().clone(), payload))
 }
+
+/// The decoded payload bytes of a parsed token, **not verified**. For a caller that
+/// must route on a claim (e.g. `iss`) before it can pick a key, and that then checks
+/// the signature with [`CompactJws::signing_input`] and [`CompactJws::signature`]
+/// (or [`crate::Verifier::verify`]) before trusting anything: it saves decoding
+/// the payload a second time.
+pub fn unverified_payload<'j>(jws: &'j CompactJws<'_>) -> &'j [u8] {
+    jws.payload_bytes()
+}

@@ -216,6 +216,23 @@ impl<'a> CompactJws<'a> {
         self.header.kid.as_deref()
     }
 
+    /// The signing input: the encoded header and payload with the dot between them,
+    /// exactly as they appear in the token.
+    pub fn signing_input(&self) -> &'a str {
+        self.signing_input
+    }
+
+    /// The decoded signature bytes (not yet checked against anything).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The decoded payload bytes, unverified; public only through
+    /// [`crate::dangerous::unverified_payload`].
+    pub(crate) fn payload_bytes(&self) -> &[u8] {
+        &self.payload
+    }
+
     /// Decodes the payload without verifying anything. Only [`crate::dangerous`] and
     /// [`Verifier`] (after the signature check) call this.
     pub(crate) fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
