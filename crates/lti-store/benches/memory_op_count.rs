@@ -14,23 +14,18 @@
 
 #[cfg(feature = "memory")]
 mod common;
+#[cfg(feature = "memory")]
+mod op_count;
 
 #[cfg(feature = "memory")]
 #[test]
 fn count_ops() {
-    use lti_registry::{AppKey, Clock as _, LaunchStateStore as _, NonceStore as _, SecretCipher};
+    use lti_registry::{Clock as _, LaunchStateStore as _, NonceStore as _};
 
-    let (Ok(op), Some(n)) = (
-        std::env::var("LTI_COUNT_OP"),
-        std::env::var("LTI_COUNT_N")
-            .ok()
-            .and_then(|n| n.parse::<u64>().ok()),
-    ) else {
+    let Some((op, n)) = op_count::request() else {
         return;
     };
-    let cipher =
-        SecretCipher::aes256gcm(AppKey::new("count", &[1u8; 32]).unwrap(), vec![]).unwrap();
-    let store = lti_store::MemoryStore::new(cipher, lti_registry::system_clock());
+    let store = lti_store::MemoryStore::new(op_count::cipher(), lti_registry::system_clock());
     let now = lti_registry::SystemClock.now();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -6,16 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+mod concurrent;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lti_registry::{AppKey, Clock as _, SecretCipher, Store};
 use lti_store::{OpenOptions, open};
 use tokio::runtime::Runtime;
 
-const TASKS: u64 = 8;
+use concurrent::run_concurrent;
+
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn next_id(tag: &str) -> String {
@@ -33,31 +34,6 @@ fn options(pool: u32) -> OpenOptions {
         .with_pool_size(pool)
         .with_redis_key_prefix(format!("{}:", next_id("lti-bench")))
         .with_postgres_schema(next_id("lti_bench").replace('-', "_"))
-}
-
-/// Runs `iters` operations split over `TASKS` concurrent tasks and returns the elapsed time.
-fn run_concurrent<F, Fut>(rt: &Runtime, iters: u64, op: F) -> Duration
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    rt.block_on(async move {
-        let start = Instant::now();
-        let mut handles = Vec::new();
-        for t in 0..TASKS {
-            let op = op.clone();
-            let n = iters / TASKS + u64::from(t < iters % TASKS);
-            handles.push(tokio::spawn(async move {
-                for i in 0..n {
-                    op(t * 1_000_000_000 + i).await;
-                }
-            }));
-        }
-        for h in handles {
-            h.await.unwrap();
-        }
-        start.elapsed()
-    })
 }
 
 /// `fresh`, when given, opens a new empty store for every nonce sample (the
@@ -120,11 +96,7 @@ fn bench_store(
 }
 
 fn backends(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = concurrent::runtime();
 
     let open_memory = || rt.block_on(open("memory://", &options(8))).unwrap();
     bench_store(c, &rt, "memory", open_memory(), Some(&open_memory));

@@ -105,9 +105,132 @@ fn t(s: &str) -> Val {
 
 enum Driver {
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(Box<SqliteDb>),
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
+}
+
+/// A SQLite database: a pool for reads and, for a file, one dedicated
+/// connection that every write of this store goes through.
+///
+/// SQLite lets one connection write at a time. Writers of one process that
+/// use several connections meet on that lock and fall into SQLite's busy
+/// handler, which sleeps (1 ms and more per attempt); funnelling them
+/// through one connection queues them in process instead, without sleeping.
+/// Writers in other processes (or other stores on the same file) still
+/// serialize on SQLite's lock, with the busy timeout, so single-use records
+/// stay exactly-once across processes.
+#[cfg(feature = "sqlite")]
+struct SqliteDb {
+    /// Reads of a file; everything for an in-memory database, whose single
+    /// connection is the database.
+    pool: sqlx::SqlitePool,
+    /// Writes of a file database.
+    writer: Option<Writer>,
+}
+
+/// The dedicated write connection of a SQLite file.
+#[cfg(feature = "sqlite")]
+struct Writer {
+    connect: sqlx::sqlite::SqliteConnectOptions,
+    /// How long a write waits for the connection before failing closed.
+    timeout: std::time::Duration,
+    /// `None` before a reconnect and after [`SqlStore::close`].
+    conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+    /// Set when the connection failed a liveness check after an error.
+    broken: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(feature = "sqlite")]
+impl Writer {
+    async fn open(
+        connect: sqlx::sqlite::SqliteConnectOptions,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::ConnectOptions as _;
+        let conn = connect.connect().await?;
+        Ok(Self {
+            connect,
+            timeout,
+            conn: tokio::sync::Mutex::new(Some(conn)),
+            broken: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Waits (at most the timeout) for the connection, reconnecting first if
+    /// it was found broken.
+    async fn lock(
+        &self,
+    ) -> std::result::Result<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>, sqlx::Error>
+    {
+        use sqlx::ConnectOptions as _;
+        let mut slot = tokio::time::timeout(self.timeout, self.conn.lock())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if slot.is_none() || self.broken.swap(false, Ordering::AcqRel) {
+            *slot = None;
+            *slot = Some(self.connect.connect().await?);
+        }
+        tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)
+    }
+
+    async fn close(&self) {
+        use sqlx::Connection as _;
+        self.closed.store(true, Ordering::Release);
+        if let Some(conn) = self.conn.lock().await.take() {
+            // Closing only fails when the worker is already gone.
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A connection lent to one operation.
+#[cfg(feature = "sqlite")]
+enum Lease<'a> {
+    Pooled(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Writer(
+        tokio::sync::MappedMutexGuard<'a, sqlx::SqliteConnection>,
+        &'a Writer,
+    ),
+}
+
+#[cfg(feature = "sqlite")]
+impl Lease<'_> {
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        match self {
+            Self::Pooled(c) => c,
+            Self::Writer(c, _) => c,
+        }
+    }
+
+    /// After a failed operation on the writer: checks the connection's
+    /// worker is alive, else marks it for a reconnect (the pool does the same
+    /// for its own connections when they come back).
+    async fn check_after_error(&mut self) {
+        use sqlx::Connection as _;
+        if let Self::Writer(c, w) = self
+            && c.ping().await.is_err()
+        {
+            w.broken.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteDb {
+    /// The connection for a statement: the writer for a write to a file,
+    /// else one from the pool.
+    async fn lease(&self, write: bool) -> std::result::Result<Lease<'_>, sqlx::Error> {
+        match &self.writer {
+            Some(w) if write => Ok(Lease::Writer(w.lock().await?, w)),
+            _ => self.pool.acquire().await.map(Lease::Pooled),
+        }
+    }
 }
 
 /// Maps a driver error: constraint violations become `Conflict`, decoding
@@ -171,39 +294,45 @@ macro_rules! decode_rows {
     }};
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool and `$begin` to the
-/// function that opens a write transaction on it.
-macro_rules! with_pool {
-    ($driver:expr, $pool:ident, $begin:ident => $body:expr) => {
+/// Runs `$body` (a `Result<_, RegistryError>`) with `$conn` bound to a
+/// connection (`&mut` the driver's connection type) fit for a write when
+/// `$write` is true, and `$begin` to the statement that opens a write
+/// transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so
+/// concurrent writers queue on the busy timeout instead of failing to
+/// upgrade a read transaction.
+macro_rules! with_conn {
+    ($driver:expr, $write:expr, $conn:ident, $begin:ident => $body:expr) => {
         match $driver {
             #[cfg(feature = "sqlite")]
-            Driver::Sqlite($pool) => {
-                let $begin = begin_sqlite;
-                $body
+            Driver::Sqlite(db) => {
+                let mut lease = db.lease($write).await.map_err(|e| map_err("sqlite", e))?;
+                let $begin = "BEGIN IMMEDIATE";
+                let out = {
+                    let $conn: &mut sqlx::SqliteConnection = lease.conn();
+                    $body
+                };
+                if out.is_err() {
+                    lease.check_after_error().await;
+                }
+                out
             }
             #[cfg(feature = "postgres")]
-            Driver::Postgres($pool) => {
-                let $begin = begin_postgres;
+            Driver::Postgres(pool) => {
+                let _ = $write;
+                let mut pooled = pool.acquire().await.map_err(|e| map_err("postgres", e))?;
+                let $begin = "BEGIN";
+                let $conn: &mut sqlx::PgConnection = &mut pooled;
                 $body
             }
         }
     };
 }
 
-/// SQLite: take the write lock up front so concurrent writers queue on the
-/// busy timeout instead of failing to upgrade a read transaction.
-#[cfg(feature = "sqlite")]
-async fn begin_sqlite(
-    pool: &sqlx::SqlitePool,
-) -> std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-#[cfg(feature = "postgres")]
-async fn begin_postgres(
-    pool: &sqlx::PgPool,
-) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin().await
+/// Whether a statement only reads (it may then run on any pooled connection).
+fn is_read(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("select"))
 }
 
 impl Driver {
@@ -218,9 +347,9 @@ impl Driver {
 
     async fn execute(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
         let backend = self.backend();
-        with_pool!(self, pool, _begin => {
+        with_conn!(self, !is_read(sql), conn, _begin => {
             bind_args!(sqlx::query(sql), args)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected())
                 .map_err(|e| map_err(backend, e))
@@ -229,33 +358,36 @@ impl Driver {
 
     async fn fetch(&self, sql: &'static str, args: Vec<Val>, kinds: &[Kind]) -> Result<Vec<Cells>> {
         let backend = self.backend();
-        with_pool!(self, pool, _begin => {
-            let rows = bind_args!(sqlx::query(sql), args)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| map_err(backend, e))?;
-            Ok(decode_rows!(rows, kinds, backend))
+        with_conn!(self, !is_read(sql), conn, _begin => {
+            match bind_args!(sqlx::query(sql), args).fetch_all(&mut *conn).await {
+                Ok(rows) => async { Ok(decode_rows!(rows, kinds, backend)) }.await,
+                Err(e) => Err(map_err(backend, e)),
+            }
         })
     }
 
     async fn transaction(&self, stmts: Vec<Stmt>) -> Result<()> {
         let backend = self.backend();
-        with_pool!(self, pool, begin => {
-            let mut tx = begin(pool).await.map_err(|e| map_err(backend, e))?;
-            for s in stmts {
-                let n = bind_args!(sqlx::query(s.sql), s.args)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map_err(backend, e))?
-                    .rows_affected();
-                if n == 0
-                    && let Some(err) = s.zero_rows
-                {
-                    // Dropping the transaction rolls it back.
-                    return Err(err);
+        with_conn!(self, true, conn, begin => {
+            async {
+                use sqlx::Connection as _;
+                let mut tx = conn.begin_with(begin).await.map_err(|e| map_err(backend, e))?;
+                for s in stmts {
+                    let n = bind_args!(sqlx::query(s.sql), s.args)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map_err(backend, e))?
+                        .rows_affected();
+                    if n == 0
+                        && let Some(err) = s.zero_rows
+                    {
+                        // Dropping the transaction rolls it back.
+                        return Err(err);
+                    }
                 }
+                tx.commit().await.map_err(|e| map_err(backend, e))
             }
-            tx.commit().await.map_err(|e| map_err(backend, e))
+            .await
         })
     }
 
@@ -263,48 +395,62 @@ impl Driver {
     /// against concurrent openers (SQLite write lock, PostgreSQL advisory lock).
     async fn migrate(&self) -> Result<()> {
         let backend = self.backend();
-        with_pool!(self, pool, begin => {
-            let m = |e| map_err(backend, e);
-            let mut tx = begin(pool).await.map_err(m)?;
-            if backend == "postgres" {
-                sqlx::query("SELECT pg_advisory_xact_lock(7454950)")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(m)?;
-            }
-            sqlx::query(schema::VERSION_TABLE).execute(&mut *tx).await.map_err(m)?;
-            let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM lti_schema_version")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(m)?;
-            let current = usize::try_from(current.unwrap_or(0)).unwrap_or(0);
-            if current > schema::MIGRATIONS.len() {
-                return Err(RegistryError::Corrupt {
-                    backend,
-                    kind: "schema",
-                    reason: format!(
-                        "expected schema version at most {}, found {current}; this build is older than the database",
-                        schema::MIGRATIONS.len()
-                    ),
-                });
-            }
-            for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(current) {
-                for sql in *migration {
-                    sqlx::query(*sql).execute(&mut *tx).await.map_err(m)?;
+        with_conn!(self, true, conn, begin => {
+            async {
+                use sqlx::Connection as _;
+                let m = |e| map_err(backend, e);
+                let mut tx = conn.begin_with(begin).await.map_err(m)?;
+                if backend == "postgres" {
+                    sqlx::query("SELECT pg_advisory_xact_lock(7454950)")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(m)?;
                 }
-                let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
-                sqlx::query("INSERT INTO lti_schema_version (version) VALUES ($1)")
-                    .bind(version)
-                    .execute(&mut *tx)
+                sqlx::query(schema::VERSION_TABLE).execute(&mut *tx).await.map_err(m)?;
+                let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM lti_schema_version")
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(m)?;
+                let current = usize::try_from(current.unwrap_or(0)).unwrap_or(0);
+                if current > schema::MIGRATIONS.len() {
+                    return Err(RegistryError::Corrupt {
+                        backend,
+                        kind: "schema",
+                        reason: format!(
+                            "expected schema version at most {}, found {current}; this build is older than the database",
+                            schema::MIGRATIONS.len()
+                        ),
+                    });
+                }
+                for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(current) {
+                    for sql in *migration {
+                        sqlx::query(*sql).execute(&mut *tx).await.map_err(m)?;
+                    }
+                    let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                    sqlx::query("INSERT INTO lti_schema_version (version) VALUES ($1)")
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(m)?;
+                }
+                tx.commit().await.map_err(m)
             }
-            tx.commit().await.map_err(m)
+            .await
         })
     }
 
     async fn close(&self) {
-        with_pool!(self, pool, _begin => pool.close().await)
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(db) => {
+                if let Some(w) = &db.writer {
+                    w.close().await;
+                }
+                db.pool.close().await;
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -333,6 +479,9 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+/// Pings a connection before lending it: a server connection that died while
+/// idle (a PostgreSQL restart) is then replaced instead of failing the next
+/// operation. SQLite turns it off (see [`SqlStore::open_sqlite`]).
 fn pool_options<DB: sqlx::Database>(options: &OpenOptions) -> sqlx::pool::PoolOptions<DB> {
     sqlx::pool::PoolOptions::new()
         .max_connections(options.pool_size.max(1))
@@ -343,8 +492,11 @@ fn pool_options<DB: sqlx::Database>(options: &OpenOptions) -> sqlx::pool::PoolOp
 impl SqlStore {
     /// Opens (creating if missing) a SQLite database: `sqlite://PATH`,
     /// `sqlite:PATH` or `sqlite::memory:`. Files use WAL mode with
-    /// `synchronous = NORMAL` and a busy timeout; an in-memory database uses
-    /// a single connection (it lives as long as the store).
+    /// `synchronous = NORMAL` (a commit is durable against a crash of the
+    /// process, not of the machine: the WAL is synced at checkpoints) and a
+    /// busy timeout; reads use a pool of `pool_size` connections and writes
+    /// one dedicated connection. An in-memory database uses a single
+    /// connection (it lives as long as the store).
     #[cfg(feature = "sqlite")]
     pub async fn open_sqlite(url: &str, options: &OpenOptions) -> Result<Self> {
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -360,26 +512,35 @@ impl SqlStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(options.timeout);
-        let pool_opts = pool_options::<sqlx::Sqlite>(options);
-        let pool = if in_memory {
-            pool_opts
+        // A local connection's worker thread does not go stale, so no ping
+        // before each use (the pool still pings when a connection returns).
+        let pool_opts = pool_options::<sqlx::Sqlite>(options).test_before_acquire(false);
+        let m = |e| map_err("sqlite", e);
+        let db = if in_memory {
+            let pool = pool_opts
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(connect)
                 .await
+                .map_err(m)?;
+            SqliteDb { pool, writer: None }
         } else {
-            pool_opts
-                .connect_with(
-                    connect
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal),
-                )
+            let connect = connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            // The writer first: it creates the file and switches it to WAL.
+            let writer = Writer::open(connect.clone(), options.timeout)
                 .await
-        }
-        .map_err(|e| map_err("sqlite", e))?;
-        Self::finish(Driver::Sqlite(pool), options).await
+                .map_err(m)?;
+            let pool = pool_opts.connect_with(connect).await.map_err(m)?;
+            SqliteDb {
+                pool,
+                writer: Some(writer),
+            }
+        };
+        Self::finish(Driver::Sqlite(Box::new(db)), options).await
     }
 
     /// Connects to PostgreSQL (`postgres://…`). With
