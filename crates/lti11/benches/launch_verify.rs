@@ -3,7 +3,7 @@
 //! nonce record in memory, on one core (a current-thread runtime), with an
 //! empty nonce store and with 1,000,000 live nonces. Two nonce stores: a
 //! minimal hash map (the verifier's own cost) and `lti-store`'s memory
-//! backend (moka).
+//! backend.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -53,7 +53,7 @@ impl OAuth1NonceStore for MapNonces {
     }
 }
 
-fn setup(rt: &tokio::runtime::Runtime, live_nonces: usize, moka: bool) -> LaunchVerifier {
+fn setup(rt: &tokio::runtime::Runtime, live_nonces: usize, lti_store: bool) -> LaunchVerifier {
     let clock = ManualClock::new(NOW);
     let store = Arc::new(MemoryStore::new(
         SecretCipher::insecure_plaintext_for_tests(),
@@ -67,7 +67,7 @@ fn setup(rt: &tokio::runtime::Runtime, live_nonces: usize, moka: bool) -> Launch
             .unwrap();
         for i in 0..live_nonces {
             let nonce = format!("live-{i}");
-            if moka {
+            if lti_store {
                 store
                     .record_oauth1_nonce("key123", &nonce, NOW + 3600)
                     .await
@@ -79,7 +79,7 @@ fn setup(rt: &tokio::runtime::Runtime, live_nonces: usize, moka: bool) -> Launch
             }
         }
     });
-    let nonces: Arc<dyn OAuth1NonceStore> = if moka { store.clone() } else { map };
+    let nonces: Arc<dyn OAuth1NonceStore> = if lti_store { store.clone() } else { map };
     LaunchVerifier::new(OAuthVerifier::new(store, nonces).with_clock(Arc::new(clock)))
 }
 
@@ -117,13 +117,13 @@ fn bench(c: &mut Criterion) {
     let counter = AtomicU64::new(0);
     let mut group = c.benchmark_group("launch_verify");
     group.throughput(Throughput::Elements(1));
-    for (name, live, moka) in [
+    for (name, live, lti_store) in [
         ("map_nonces/empty", 0usize, false),
         ("map_nonces/1M_live", 1_000_000, false),
         ("lti_store_memory/empty", 0, true),
         ("lti_store_memory/1M_live", 1_000_000, true),
     ] {
-        let verifier = setup(&rt, live, moka);
+        let verifier = setup(&rt, live, lti_store);
         group.bench_function(name, |b| {
             b.iter_batched(
                 || signed_body(counter.fetch_add(1, Ordering::Relaxed)),
@@ -180,38 +180,60 @@ criterion_group!(benches, bench);
 /// A deterministic workload for instruction counting, e.g.
 /// `LTI11_PROFILE=verify:20000 valgrind --tool=callgrind \
 ///   --collect-atstart=no --toggle-collect='*measured*' <bench binary>`.
-/// Modes: `collect` (parameter collection + base string on one body),
-/// `verify` (full launch verification, map nonce store), `verify_moka`
-/// (full launch verification, `lti-store` memory backend). The bodies are
-/// signed before the measured function runs.
+/// Modes: `collect` (parameter collection and hygiene on one body),
+/// `verify` (full launch verification, map nonce store), `verify_store`
+/// (full launch verification, `lti-store` memory backend). An optional
+/// third field pre-fills the nonce store with that many live nonces
+/// (`verify_store:200000:1000000`). The bodies are signed
+/// before the measured function runs. Without valgrind it prints the wall
+/// time and the on-CPU time (from `/proc/thread-self/schedstat`, which
+/// leaves out the time other processes held the core) per launch.
 fn profile(spec: &str) {
-    let (mode, n) = spec.split_once(':').unwrap_or((spec, "10000"));
-    let n: u64 = n.parse().unwrap();
+    let mut fields = spec.split(':');
+    let mode = fields.next().unwrap_or_default();
+    let n: u64 = fields.next().unwrap_or("10000").parse().unwrap();
+    let live: usize = fields.next().unwrap_or("0").parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    match mode {
+    let (wall, cpu) = match mode {
         "collect" => {
             let body = signed_body(u64::MAX);
-            measured_collect(&body, n);
+            timed(|| measured_collect(&body, n))
         }
-        "verify" | "verify_moka" => {
-            let verifier = setup(&rt, 0, mode == "verify_moka");
+        "verify" | "verify_store" => {
+            let verifier = setup(&rt, live, mode == "verify_store");
             let bodies: Vec<String> = (0..n).map(signed_body).collect();
-            measured_verify(&rt, &verifier, &bodies);
+            timed(|| measured_verify(&rt, &verifier, &bodies))
         }
         other => panic!("unknown LTI11_PROFILE mode {other}"),
-    }
+    };
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
+    eprintln!(
+        "{mode} n={n} live={live}: wall {:.3} us/launch, on-CPU {} us/launch",
+        per(wall),
+        cpu.map_or("(unavailable)".to_owned(), |c| format!("{:.3}", per(c)))
+    );
+}
+
+/// Wall time and on-CPU time of `f` on this thread.
+fn timed(f: impl FnOnce()) -> (std::time::Duration, Option<std::time::Duration>) {
+    let on_cpu = || {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+        Some(std::time::Duration::from_nanos(ns))
+    };
+    let (cpu0, t0) = (on_cpu(), std::time::Instant::now());
+    f();
+    let (wall, cpu1) = (t0.elapsed(), on_cpu());
+    (wall, cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)))
 }
 
 #[inline(never)]
 fn measured_collect(body: &str, n: u64) {
     for _ in 0..n {
-        std::hint::black_box(
-            SignedRequest::form_post(URL, std::hint::black_box(body.as_bytes()))
-                .collect()
-                .unwrap(),
-        );
+        let request = SignedRequest::form_post(URL, std::hint::black_box(body.as_bytes()));
+        std::hint::black_box(request.collect().unwrap());
     }
 }
 

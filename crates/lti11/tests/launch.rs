@@ -70,6 +70,46 @@ async fn valid_launch_is_accepted_and_typed() {
     assert_eq!(l.params().custom_parameters().get("chapter"), Some(&"3/4"));
     assert_eq!(l.lti_version(), "LTI-1p0");
     assert!(l.params().get("oauth_signature").is_none());
+    assert_eq!(l.param("custom_chapter"), Some("3/4"));
+    assert_eq!(
+        l.param("oauth_nonce"),
+        None,
+        "OAuth parameters are not launch parameters"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_and_empty_launch_parameters_read_the_same_through_both_views() {
+    let fx = Fixture::new();
+    let params = [
+        ("lti_message_type", "basic-lti-launch-request"),
+        ("lti_version", "LTI-1p0"),
+        ("resource_link_id", "rl-dup"),
+        ("custom_dup", "first"),
+        ("custom_dup", "second"),
+        ("custom_empty", ""),
+    ];
+    let mut p = OAuthParams::new(NOW as u64);
+    p.nonce = "n-dup".into();
+    let protocol = oauth::sign_params(
+        "POST",
+        LAUNCH_URL,
+        &params,
+        &Credentials::new(KEY, SECRET),
+        &p,
+    )
+    .unwrap();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .extend_pairs(&protocol)
+        .finish();
+    let l = verify_body(&fx, LAUNCH_URL, &body).await.unwrap();
+    // The first value sent wins and empty values count as absent, in the
+    // compact view and in the typed view built from it.
+    assert_eq!(l.param("custom_dup"), Some("first"));
+    assert_eq!(l.params().get("custom_dup"), Some("first"));
+    assert_eq!(l.param("custom_empty"), None);
+    assert_eq!(l.params().get("custom_empty"), None);
 }
 
 #[tokio::test]

@@ -8,10 +8,10 @@
 use subtle::ConstantTimeEq as _;
 
 use super::{
-    ByteSink, HmacSink, OAUTH_BODY_HASH, OAUTH_CONSUMER_KEY, OAUTH_NONCE, OAUTH_SIGNATURE,
-    OAUTH_SIGNATURE_METHOD, OAUTH_TIMESTAMP, OAUTH_VERSION, SignatureMethod, SignedRequest,
-    ascii_string, base_string_uri, body_hash, check_consumer_key, check_nonce, check_timestamp,
-    parse_authorization_header, signing_key, sort_for_base_string, write_base_string,
+    BaseStringOrder, ByteSink, HmacSink, OAUTH_BODY_HASH, OAUTH_CONSUMER_KEY, OAUTH_NONCE,
+    OAUTH_SIGNATURE, OAUTH_SIGNATURE_METHOD, OAUTH_TIMESTAMP, OAUTH_VERSION, SignatureMethod,
+    SignedRequest, ascii_string, base_string_uri, body_hash, check_consumer_key, check_nonce,
+    check_timestamp, parse_authorization_header, signing_key, write_base_string,
 };
 use crate::error::{Error, Result, snippet};
 use base64::Engine as _;
@@ -93,7 +93,8 @@ impl<'a> SignedRequest<'a> {
             pairs: Vec::with_capacity(32),
             decoded: String::with_capacity(query.map_or(0, str::len) + body.len()),
         };
-        let mut scratch = Vec::new();
+        // Room for the longest piece, so decoding never reallocates.
+        let mut scratch = Vec::with_capacity(query.map_or(0, str::len).max(body.len()));
         if let Some(q) = query {
             parse_form_into(q.as_bytes(), &mut params, &mut scratch);
         }
@@ -249,7 +250,7 @@ impl CollectedRequest<'_> {
     }
 
     fn write_base_string<S: ByteSink>(&self, out: &mut S) {
-        let sorted = sort_for_base_string(self.params.iter());
+        let sorted = BaseStringOrder::new(self.params.iter());
         write_base_string(out, self.http_method, &self.base_uri, &sorted);
     }
 
