@@ -83,7 +83,9 @@ def e2e_latency(rows):
                    f"{r.get('cycles_per_rep', '?')} cycles per repetition; median over repetitions, "
                    f"min – max in brackets):\n")
         out.append("| request | p50 ms | p99 ms |\n| --- | ---: | ---: |")
-        for name, key in (("login (GET /lti/login)", "login"), ("launch (POST /lti/launch)", "launch"),
+        login = r.get("login_request", "GET /lti/login")
+        launch = r.get("launch_request", "POST /lti/launch")
+        for name, key in ((f"login ({login})", "login"), (f"launch ({launch})", "launch"),
                           ("cycle (login + launch)", "cycle")):
             p50, p99 = r.get(f"{key}_p50_ms"), r.get(f"{key}_p99_ms")
             if not p50:

@@ -3,7 +3,7 @@
 # pinned to one core, several repetitions, and writes docs/performance.md and
 # docs/performance.svg.
 #
-#   bench/run.sh                 # full run (~10 minutes)
+#   bench/run.sh                 # full run (~13 minutes)
 #   BENCH_REPS=3 BENCH_MS=500 BENCH_CYCLES=2000 bench/run.sh   # quick run
 #
 # Needs: taskset, python3, node, the peers (tests/interop/setup.sh installs them).
@@ -61,9 +61,9 @@ done
 other=0
 [[ $cpu == 0 ]] && other=1
 run "ours: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
-if [[ -f "$here/peers/ltijs_server.js" ]]; then
-  run "ltijs: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e-ltijs "$here/peers/ltijs_server.js" "$work" "$reps" "$cycles" || echo "ltijs e2e failed" >&2
-fi
+# The same cycles against ltijs: the interop suite's ltijs tool server (sequelize, in-memory sqlite).
+run "ltijs: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e-ltijs \
+  "$root/tests/interop/peers/ltijs_tool_peer.js" "$work" "$reps" "$cycles"
 
 "$py" - "$work/machine.json" "$reps" "$ms" "$cpu" "$load_before" <<'PY'
 import json, os, platform, subprocess, sys, datetime

@@ -1,17 +1,23 @@
-//! End to end over loopback HTTP: `lti serve` (a child process, pinned by
-//! `bench/run.sh`'s `taskset` to its own core) against this load generator.
+//! End to end over loopback HTTP: a tool server (a child process, pinned by
+//! `bench/run.sh`'s `taskset` to its own core) against this load generator. The
+//! server is `lti serve` (`e2e`) or the ltijs tool server of the interop suite,
+//! `tests/interop/peers/ltijs_tool_peer.js` (`e2e-ltijs`: ltijs 5.9.9 with its
+//! sequelize/SQLite store); both run the same cycles with the same method.
 //!
-//! One cycle = `GET /lti/login` (302 to the platform with state and nonce, and the
-//! state cookie) + `POST /lti/launch` (the id_token for that nonce; 303 to the
-//! inspector). The id_token must carry the nonce the login issued, so each launch
-//! needs a fresh RS256 signature; signing is the platform's work, not the tool's, so
-//! it happens between the two timed phases: all logins of a repetition are timed,
-//! then their tokens are signed (untimed), then all launches are timed.
+//! One cycle = the login initiation (`GET /lti/login`, ltijs `GET /login`: 302 to
+//! the platform with state and nonce, and the state cookie) + the launch (`POST
+//! /lti/launch`, ltijs `POST /`: the id_token for that nonce; 303 to the inspector,
+//! ltijs 302 to its app with its `ltik`; neither redirect is followed). The
+//! id_token must carry the nonce the login issued, so each launch needs a fresh
+//! RS256 signature; signing is the platform's work, not the tool's, so it happens
+//! between the two timed phases: all logins of a repetition are timed, then their
+//! tokens are signed (untimed), then all launches are timed.
 //! cycles/s = cycles / (login phase + launch phase).
 //!
 //! Every request count is bounded (`CYCLES` per repetition) and only 127.0.0.1 is
 //! contacted.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -40,6 +46,27 @@ impl Drop for Served {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Which tool server is under load.
+pub(crate) enum ToolServer<'a> {
+    /// `lti serve`, this binary.
+    LtiServe(&'a Path),
+    /// ltijs, this Node script (`tests/interop/peers/ltijs_tool_peer.js`).
+    Ltijs(&'a Path),
+}
+
+/// A running tool server and its routes.
+struct Target {
+    label: &'static str,
+    url: String,
+    login_path: &'static str,
+    launch_path: &'static str,
+    /// The `target_link_uri` (and the id_token's) path.
+    app_path: &'static str,
+    launch_status: StatusCode,
+    /// A GET that answers 200 once the server is ready.
+    health_path: &'static str,
 }
 
 struct LoginResult {
@@ -97,7 +124,11 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Served, String) {
+fn server_cpu() -> String {
+    std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into())
+}
+
+fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Served, Target) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let keys = dir.join("e2e-keys");
@@ -131,10 +162,7 @@ deployment_ids = ["{DEPLOYMENT}"]
     let path = dir.join("e2e-lti.toml");
     std::fs::write(&path, config).expect("config");
     let child = Command::new("taskset")
-        .args([
-            "-c",
-            &std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into()),
-        ])
+        .args(["-c", &server_cpu()])
         .arg(lti_bin)
         .args(["serve", "--config"])
         .arg(&path)
@@ -143,19 +171,80 @@ deployment_ids = ["{DEPLOYMENT}"]
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting lti serve");
-    (Served(child), url)
+    let target = Target {
+        label: "ours (lti serve)",
+        url,
+        login_path: "/lti/login",
+        launch_path: "/lti/launch",
+        app_path: "/lti/app",
+        launch_status: StatusCode::SEE_OTHER,
+        health_path: "/healthz",
+    };
+    (Served(child), target)
+}
+
+/// Starts the ltijs tool server with the platform registered (`JWK_SET`: the JWKS
+/// server's URL, fetched by ltijs on every launch) and waits for the line it prints
+/// when it listens. Its store is an in-memory SQLite database, as `lti serve` runs
+/// on its memory store here (on a SQLite file, every ltijs write waits for a disk
+/// sync). Its maximum token age is set to 300 s, our tool's default (ltijs's own is
+/// 10 s, shorter than a phase).
+fn start_ltijs(script: &Path, platform: &str) -> (Served, Target) {
+    let config = json!({
+        "iss": platform, "client_id": CLIENT_ID,
+        "auth_login_url": format!("{platform}/auth"),
+        "auth_token_url": format!("{platform}/token"),
+        "key_set_url": format!("{platform}/jwks"),
+        "db_dir": null, "token_max_age": 300,
+    });
+    let mut child = Command::new("taskset")
+        .args(["-c", &server_cpu()])
+        .arg("node")
+        .arg(script)
+        .arg(config.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the ltijs tool server (node)");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let ready = match lines.next() {
+        Some(Ok(line)) => line,
+        other => {
+            let _ = child.kill();
+            panic!("the ltijs tool server printed no ready line: {other:?}");
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
+    let target = Target {
+        label: "ltijs 5.9.9 (sequelize, in-memory sqlite)",
+        url: ready["url"].as_str().expect("url").to_owned(),
+        login_path: "/login",
+        launch_path: "/",
+        app_path: "/",
+        launch_status: StatusCode::FOUND,
+        health_path: "/keys",
+    };
+    (Served(child), target)
 }
 
 async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap) {
-    let resp = client.request(req).await.expect("request to lti serve");
+    let resp = client
+        .request(req)
+        .await
+        .expect("request to the tool server");
     let (parts, body) = resp.into_parts();
     let _ = body.collect().await;
     (parts.status, parts.headers)
 }
 
-async fn login(client: &HttpClient, tool: &str, platform: &str) -> (LoginResult, Duration) {
+async fn login(client: &HttpClient, tool: &Target, platform: &str) -> (LoginResult, Duration) {
     let uri = format!(
-        "{tool}/lti/login?iss={platform}&login_hint=hint-1&target_link_uri={tool}/lti/app&lti_message_hint=mh-1&client_id={CLIENT_ID}"
+        "{url}{login}?iss={platform}&login_hint=hint-1&target_link_uri={url}{app}&lti_message_hint=mh-1&client_id={CLIENT_ID}",
+        url = tool.url,
+        login = tool.login_path,
+        app = tool.app_path,
     );
     let t = Instant::now();
     let (status, headers) = send(
@@ -185,12 +274,12 @@ async fn login(client: &HttpClient, tool: &str, platform: &str) -> (LoginResult,
     )
 }
 
-async fn launch(client: &HttpClient, tool: &str, l: &LoginResult, token: &str) -> Duration {
+async fn launch(client: &HttpClient, tool: &Target, l: &LoginResult, token: &str) -> Duration {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("state", &l.state)
         .append_pair("id_token", token)
         .finish();
-    let req = Request::post(format!("{tool}/lti/launch"))
+    let req = Request::post(format!("{}{}", tool.url, tool.launch_path))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, &l.cookie)
         .body(Full::new(Bytes::from(body)))
@@ -198,7 +287,7 @@ async fn launch(client: &HttpClient, tool: &str, l: &LoginResult, token: &str) -
     let t = Instant::now();
     let (status, _) = send(client, req).await;
     let took = t.elapsed();
-    assert_eq!(status, StatusCode::SEE_OTHER, "launch answered {status}");
+    assert_eq!(status, tool.launch_status, "launch answered {status}");
     took
 }
 
@@ -248,21 +337,25 @@ where
 }
 
 /// Runs the end-to-end benchmark.
-pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
+pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
         let platform = jwks_server().await;
-        let (_served, tool) = start_tool(lti_bin, dir, &platform);
+        let (_served, tool) = match server {
+            ToolServer::LtiServe(bin) => start_tool(bin, dir, &platform),
+            ToolServer::Ltijs(script) => start_ltijs(script, &platform),
+        };
+        let tool = Arc::new(tool);
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(CONCURRENCY)
             .build_http();
         // Wait for the server.
         let ready = Instant::now();
         loop {
-            let req = Request::get(format!("{tool}/healthz"))
+            let req = Request::get(format!("{}{}", tool.url, tool.health_path))
                 .body(Full::new(Bytes::new()))
                 .expect("req");
             if let Ok(r) = client.request(req).await
@@ -272,7 +365,8 @@ pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
             }
             assert!(
                 ready.elapsed() < Duration::from_secs(20),
-                "lti serve did not become healthy"
+                "{} did not become ready",
+                tool.label
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -291,8 +385,12 @@ pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
             let signed: Vec<(LoginResult, String)> = logins
                 .into_iter()
                 .map(|l| {
-                    let claims =
-                        fixture::claims(&platform, &format!("{tool}/lti/app"), &l.nonce, now);
+                    let claims = fixture::claims(
+                        &platform,
+                        &format!("{}{}", tool.url, tool.app_path),
+                        &l.nonce,
+                        now,
+                    );
                     let token = lti_jose::sign(&claims, &key).expect("sign");
                     (l, token)
                 })
@@ -324,9 +422,11 @@ pub(crate) fn run(lti_bin: &Path, dir: &Path, reps: usize, cycles: usize) {
         }
         emit(
             "e2e",
-            "ours (lti serve)",
+            tool.label,
             &rates,
             json!({"unit": "cycles/s", "cycles_per_rep": cycles, "concurrency": CONCURRENCY,
+                   "login_request": format!("GET {}", tool.login_path),
+                   "launch_request": format!("POST {}", tool.launch_path),
                    "login_p50_ms": lp50, "login_p99_ms": lp99,
                    "launch_p50_ms": np50, "launch_p99_ms": np99,
                    "cycle_p50_ms": cp50, "cycle_p99_ms": cp99}),

@@ -4,6 +4,7 @@
 //! lti-loadgen fixture DIR                 # the shared payloads every implementation uses
 //! lti-loadgen inproc DIR REPS MILLIS      # our in-process workloads, one JSON line each
 //! lti-loadgen e2e LTI_BIN DIR REPS CYCLES # login+launch over loopback HTTP against `lti serve`
+//! lti-loadgen e2e-ltijs SCRIPT DIR REPS CYCLES # the same against the ltijs tool server
 //! ```
 //!
 //! Every result is one JSON line on stdout:
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lti-loadgen fixture DIR | inproc DIR REPS MILLIS | e2e LTI_BIN DIR REPS CYCLES"
+        "usage: lti-loadgen fixture DIR | inproc DIR REPS MILLIS | e2e LTI_BIN DIR REPS CYCLES | e2e-ltijs SCRIPT DIR REPS CYCLES"
     );
     ExitCode::from(2)
 }
@@ -40,10 +41,15 @@ fn main() -> ExitCode {
             }
             _ => usage(),
         },
-        Some("e2e") if args.len() == 5 => match (num(3), num(4)) {
+        Some(mode @ ("e2e" | "e2e-ltijs")) if args.len() == 5 => match (num(3), num(4)) {
             (Some(reps), Some(cycles)) => {
+                let server = PathBuf::from(&args[1]);
                 e2e::run(
-                    &PathBuf::from(&args[1]),
+                    if mode == "e2e" {
+                        e2e::ToolServer::LtiServe(&server)
+                    } else {
+                        e2e::ToolServer::Ltijs(&server)
+                    },
                     &PathBuf::from(&args[2]),
                     reps as usize,
                     cycles as usize,

@@ -5,8 +5,9 @@
 //
 // argv[2] is JSON: {"iss", "client_id", "auth_login_url", "auth_token_url",
 // "key_set_url", "db_dir", "token_max_age"?}. Sets ltijs up with the SQLite file
-// db_dir/ltijs.sqlite, registers the platform with `lti.registerPlatform`
-// (authConfig JWK_SET: the platform's JWKS URL), and prints
+// db_dir/ltijs.sqlite (db_dir null: an in-memory SQLite database, for the benchmark,
+// which runs `lti serve` on its memory store), registers the platform with
+// `lti.registerPlatform` (authConfig JWK_SET: the platform's JWKS URL), and prints
 // {"url", "login_url", "launch_url", "keyset_url"} when listening.
 //
 // Routes (ltijs's own, from `lti.setup`):
@@ -42,7 +43,7 @@ console.info = console.error;
 
 const db = new Database('ltijs', 'ltijs', 'ltijs', {
   dialect: 'sqlite',
-  storage: path.join(conf.db_dir, 'ltijs.sqlite'),
+  storage: conf.db_dir ? path.join(conf.db_dir, 'ltijs.sqlite') : ':memory:',
   logging: false,
 });
 
