@@ -141,7 +141,7 @@ fn bench(c: &mut Criterion) {
     let body = signed_body(u64::MAX);
     let mut parts = c.benchmark_group("launch_verify_steps");
     parts.throughput(Throughput::Elements(1));
-    parts.bench_function("collect_and_base_string", |b| {
+    parts.bench_function("collect", |b| {
         b.iter(|| {
             SignedRequest::form_post(URL, body.as_bytes())
                 .collect()

@@ -412,8 +412,11 @@ impl<'p> BaseStringOrder<'p> {
     /// (a plain integer sort), then each run of equal keys by
     /// [`encoded_cmp`] of names and values.
     pub(crate) fn new(params: impl Iterator<Item = (&'p str, &'p str)>) -> Self {
-        let params: Vec<(&'p str, &'p str)> =
-            params.filter(|(k, _)| *k != OAUTH_SIGNATURE).collect();
+        // Sized by the upper bound: the filter would otherwise make
+        // `collect` grow the vector step by step.
+        let mut all = Vec::with_capacity(params.size_hint().1.unwrap_or(0));
+        all.extend(params.filter(|(k, _)| *k != OAUTH_SIGNATURE));
+        let params: Vec<(&'p str, &'p str)> = all;
         let mut order: Vec<u128> = params
             .iter()
             .enumerate()

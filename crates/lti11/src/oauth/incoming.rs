@@ -90,7 +90,8 @@ impl<'a> SignedRequest<'a> {
         // allocation of `decoded` unless an `Authorization` header is sent
         // or the input is not UTF-8.
         let mut params = Params {
-            pairs: Vec::with_capacity(32),
+            // A typical launch has 30-40 parameters.
+            pairs: Vec::with_capacity(64),
             decoded: String::with_capacity(query.map_or(0, str::len) + body.len()),
         };
         // Room for the longest piece, so decoding never reallocates.
