@@ -502,3 +502,113 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
     raw.close().await;
     remove_sqlite_file(&path);
 }
+
+fn assert_refused<T: std::fmt::Debug>(outcome: lti_registry::Result<T>) {
+    match outcome {
+        Err(RegistryError::StoreUnavailable { backend, reason }) => {
+            assert_eq!(backend, "sqlite");
+            assert!(reason.contains("refused"), "{reason}");
+        }
+        other => panic!("expected StoreUnavailable, found {other:?}"),
+    }
+}
+
+/// Claims that queue while a SQLite file's writer is busy run together as one
+/// statement; when the database refuses that statement every claim in it
+/// fails closed and none of them took effect (a retry then wins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claims_sharing_a_refused_statement_all_fail_and_change_nothing() {
+    use sqlx::Connection as _;
+    let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_batch")));
+    let url = format!("sqlite://{}", path.display());
+    let opts = OpenOptions::new(cipher()).with_timeout(Duration::from_secs(20));
+    let store = open(&url, &opts).await.unwrap();
+    let now = lti_registry::SystemClock.now();
+    // A nonce with this expiry, or the state "poisoned", is refused.
+    let poisoned_expiry = now + 999;
+    let states = ["s1", "s2", "s3", "poisoned"];
+    for s in states {
+        store
+            .launch_states
+            .save_state(&launch_state(s, now))
+            .await
+            .unwrap();
+    }
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for trigger in [
+        format!(
+            "CREATE TRIGGER refuse_nonce BEFORE INSERT ON lti_nonces \
+             WHEN NEW.expires_at = {poisoned_expiry} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ),
+        "CREATE TRIGGER refuse_state BEFORE DELETE ON lti_launch_states \
+         WHEN OLD.state = 'poisoned' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            .to_owned(),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(trigger))
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    // Hold the write lock: the first claim takes the writer and waits on it,
+    // the others queue behind it.
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.nonces.record_nonce(ISS, "first", now + 300).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut nonce_tasks = Vec::new();
+    for (nonce, exp) in [
+        ("n1", now + 300),
+        ("n2", now + 300),
+        ("refused", poisoned_expiry),
+    ] {
+        let store = store.clone();
+        nonce_tasks.push(tokio::spawn(async move {
+            store.nonces.record_nonce(ISS, nonce, exp).await
+        }));
+    }
+    let mut state_tasks = Vec::new();
+    for s in states {
+        let store = store.clone();
+        state_tasks.push(tokio::spawn(async move {
+            store.launch_states.consume_state(s).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut raw).await.unwrap();
+
+    first.await.unwrap().unwrap();
+    for t in nonce_tasks {
+        assert_refused(t.await.unwrap());
+    }
+    for t in state_tasks {
+        assert_refused(t.await.unwrap());
+    }
+
+    // Nothing was recorded or consumed: with the refusals lifted, each
+    // claim wins once.
+    sqlx::raw_sql("DROP TRIGGER refuse_nonce; DROP TRIGGER refuse_state")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    for nonce in ["n1", "n2", "refused"] {
+        store
+            .nonces
+            .record_nonce(ISS, nonce, now + 300)
+            .await
+            .unwrap();
+    }
+    for s in states {
+        assert_eq!(store.launch_states.consume_state(s).await.unwrap().state, s);
+    }
+    assert!(matches!(
+        store.nonces.record_nonce(ISS, "first", now + 300).await,
+        Err(RegistryError::NonceReplayed { .. })
+    ));
+    raw.close().await.unwrap();
+    remove_sqlite_file(&path);
+}

@@ -49,6 +49,13 @@ enum Kind {
 struct Cells(Vec<Val>);
 
 impl Cells {
+    /// The first column as text (a claimed row's key).
+    fn key(&self) -> &str {
+        match self.0.first() {
+            Some(Val::Text(s)) => s,
+            _ => "",
+        }
+    }
     fn text(&mut self, i: usize) -> String {
         match std::mem::replace(&mut self.0[i], Val::OptText(None)) {
             Val::Text(s) => s,
@@ -126,7 +133,7 @@ struct SqliteDb {
     /// connection is the database.
     pool: sqlx::SqlitePool,
     /// Writes of a file database.
-    writer: Option<Writer>,
+    writer: Option<Arc<Writer>>,
 }
 
 /// The dedicated write connection of a SQLite file.
@@ -136,10 +143,25 @@ struct Writer {
     /// How long a write waits for the connection before failing closed.
     timeout: std::time::Duration,
     /// `None` before a reconnect and after [`SqlStore::close`].
-    conn: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
+    conn: Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>,
     /// Set when the connection failed a liveness check after an error.
     broken: std::sync::atomic::AtomicBool,
     closed: std::sync::atomic::AtomicBool,
+    /// Claims waiting for the connection; whoever holds it runs them all.
+    queue: std::sync::Mutex<Vec<Queued>>,
+}
+
+/// The writer's connection, lent to one operation or batch.
+#[cfg(feature = "sqlite")]
+type WriterGuard =
+    tokio::sync::OwnedMappedMutexGuard<Option<sqlx::SqliteConnection>, sqlx::SqliteConnection>;
+
+/// A claim waiting in a writer's queue.
+#[cfg(feature = "sqlite")]
+struct Queued {
+    claim: Claim,
+    op: ClaimOp,
+    reply: tokio::sync::oneshot::Sender<Result<Option<Cells>>>,
 }
 
 #[cfg(feature = "sqlite")]
@@ -153,20 +175,69 @@ impl Writer {
         Ok(Self {
             connect,
             timeout,
-            conn: tokio::sync::Mutex::new(Some(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
             broken: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
+            queue: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs one claim. Claims queued by other tasks while the connection is
+    /// busy are run by whichever of them gets it next, together: one
+    /// statement (one transaction) per kind and [`Claim::MAX_BATCH`] claims.
+    /// Every claim still gets its own answer, given only after the
+    /// statement committed; a failed statement fails all its claims and
+    /// changed nothing.
+    async fn claim(self: &Arc<Self>, claim: Claim, op: ClaimOp) -> Result<Option<Cells>> {
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        self.enqueue(Queued { claim, op, reply });
+        tokio::select! {
+            biased;
+            // Another task ran this claim.
+            done = &mut answer => done.unwrap_or_else(|_| Err(interrupted())),
+            conn = self.lock() => {
+                let mut conn = conn.map_err(|e| map_err("sqlite", e))?;
+                // Whoever held the connection before answered every claim it
+                // took, so this one is answered or still queued.
+                if let Ok(done) = answer.try_recv() {
+                    return done;
+                }
+                let queued = self.take_queue();
+                let writer = Arc::clone(self);
+                // In a task of its own, so that every claim taken is answered
+                // even if this caller stops waiting.
+                tokio::spawn(async move {
+                    use sqlx::Connection as _;
+                    if run_queued(&mut conn, queued).await && conn.ping().await.is_err() {
+                        writer.broken.store(true, Ordering::Release);
+                    }
+                });
+                answer.await.unwrap_or_else(|_| Err(interrupted()))
+            }
+        }
+    }
+
+    fn enqueue(&self, queued: Queued) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(queued);
+    }
+
+    fn take_queue(&self) -> Vec<Queued> {
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Waits (at most the timeout) for the connection, reconnecting first if
     /// it was found broken.
-    async fn lock(
-        &self,
-    ) -> std::result::Result<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>, sqlx::Error>
-    {
+    async fn lock(&self) -> std::result::Result<WriterGuard, sqlx::Error> {
         use sqlx::ConnectOptions as _;
-        let mut slot = tokio::time::timeout(self.timeout, self.conn.lock())
+        let mut slot = tokio::time::timeout(self.timeout, Arc::clone(&self.conn).lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
         if self.closed.load(Ordering::Acquire) {
@@ -176,7 +247,8 @@ impl Writer {
             *slot = None;
             *slot = Some(self.connect.connect().await?);
         }
-        tokio::sync::MutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)
+        tokio::sync::OwnedMutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     async fn close(&self) {
@@ -193,10 +265,7 @@ impl Writer {
 #[cfg(feature = "sqlite")]
 enum Lease<'a> {
     Pooled(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-    Writer(
-        tokio::sync::MappedMutexGuard<'a, sqlx::SqliteConnection>,
-        &'a Writer,
-    ),
+    Writer(WriterGuard, &'a Writer),
 }
 
 #[cfg(feature = "sqlite")]
@@ -335,6 +404,162 @@ fn is_read(sql: &str) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case("select"))
 }
 
+/// A single-use record write: several of the same kind run as one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// `consume_state`: deletes the state rows, returning them.
+    State,
+    /// `record_nonce` / `record_oauth1_nonce`: inserts the nonce keys unless
+    /// an unexpired one is stored, returning those inserted.
+    Nonce,
+}
+
+/// One claim's key (a state value or a nonce key) and, for a nonce, its
+/// expiry and the time it was recorded at.
+#[derive(Debug)]
+struct ClaimOp {
+    key: String,
+    expires_at: i64,
+    now: i64,
+}
+
+impl Claim {
+    /// Claims per statement (so at most `2 × MAX_BATCH` statement texts).
+    const MAX_BATCH: usize = 16;
+
+    /// The returned columns; the first is the key.
+    fn columns(self) -> &'static [Kind] {
+        match self {
+            Self::State => &[Kind::Text, Kind::Text, Kind::Int],
+            Self::Nonce => &[Kind::Text],
+        }
+    }
+
+    /// The statement claiming the distinct keys of `ops` (in one
+    /// transaction), and its arguments. A nonce row may be replaced only if
+    /// it expired by the earliest `now` of the claims.
+    fn statement(self, ops: &[&ClaimOp]) -> (String, Vec<Val>) {
+        let mut sql = String::with_capacity(160 + 12 * ops.len());
+        let mut args = Vec::with_capacity(2 * ops.len() + 1);
+        match self {
+            Self::State => {
+                sql.push_str("DELETE FROM lti_launch_states WHERE state IN (");
+                for (i, op) in ops.iter().enumerate() {
+                    sql.push_str(&format!("{}${}", if i == 0 { "" } else { ", " }, i + 1));
+                    args.push(t(&op.key));
+                }
+                sql.push_str(") RETURNING state, body, expires_at");
+            }
+            Self::Nonce => {
+                sql.push_str("INSERT INTO lti_nonces (nonce_key, expires_at) VALUES ");
+                for (i, op) in ops.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    sql.push_str(&format!("{sep}(${}, ${})", 2 * i + 1, 2 * i + 2));
+                    args.push(t(&op.key));
+                    args.push(Val::Int(op.expires_at));
+                }
+                sql.push_str(&format!(
+                    " ON CONFLICT (nonce_key) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE lti_nonces.expires_at <= ${} RETURNING nonce_key",
+                    args.len() + 1
+                ));
+                args.push(Val::Int(ops.iter().map(|o| o.now).min().unwrap_or(0)));
+            }
+        }
+        (sql, args)
+    }
+}
+
+/// Hands each claimed row to the first claim of its key (in `ops` order);
+/// every other claim of that key gets `None`, so a key is won at most once.
+fn distribute(ops: &[&ClaimOp], rows: Vec<Cells>) -> Vec<Option<Cells>> {
+    let mut rows: Vec<Option<Cells>> = rows.into_iter().map(Some).collect();
+    ops.iter()
+        .map(|op| {
+            rows.iter_mut()
+                .find(|r| r.as_ref().is_some_and(|c| c.key() == op.key))
+                .and_then(Option::take)
+        })
+        .collect()
+}
+
+/// Runs one claim statement for `ops` on `$conn`; evaluates to
+/// `Result<Vec<Option<Cells>>>`, one answer per claim.
+macro_rules! run_claims {
+    ($conn:expr, $claim:expr, $ops:expr, $backend:expr) => {{
+        let (claim, ops): (Claim, &[&ClaimOp]) = ($claim, $ops);
+        let mut distinct: Vec<&ClaimOp> = Vec::with_capacity(ops.len());
+        for op in ops {
+            if !distinct.iter().any(|d| d.key == op.key) {
+                distinct.push(op);
+            }
+        }
+        let (sql, args) = claim.statement(&distinct);
+        match bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .fetch_all($conn)
+            .await
+        {
+            Ok(rows) => {
+                async {
+                    let cells = decode_rows!(rows, claim.columns(), $backend);
+                    Ok(distribute(ops, cells))
+                }
+                .await
+            }
+            Err(e) => Err(map_err($backend, e)),
+        }
+    }};
+}
+
+/// A claim whose answer was lost: the task running it was cancelled.
+#[cfg(feature = "sqlite")]
+fn interrupted() -> RegistryError {
+    RegistryError::unavailable(
+        "sqlite",
+        "the write was interrupted before its outcome was known",
+    )
+}
+
+/// Runs queued claims (skipping those whose caller has gone) and answers
+/// each; returns whether a statement failed.
+#[cfg(feature = "sqlite")]
+async fn run_queued(conn: &mut sqlx::SqliteConnection, queued: Vec<Queued>) -> bool {
+    let mut failed = false;
+    let (states, nonces): (Vec<Queued>, Vec<Queued>) = queued
+        .into_iter()
+        .filter(|q| !q.reply.is_closed())
+        .partition(|q| q.claim == Claim::State);
+    for (claim, mut rest) in [(Claim::State, states), (Claim::Nonce, nonces)] {
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(Claim::MAX_BATCH));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let ops: Vec<&ClaimOp> = chunk.iter().map(|q| &q.op).collect();
+            let answers: Result<Vec<Option<Cells>>> =
+                run_claims!(&mut *conn, claim, &ops, "sqlite");
+            match answers {
+                Ok(answers) => {
+                    for (q, answer) in chunk.into_iter().zip(answers) {
+                        // A caller that has gone no longer needs its answer.
+                        let _ = q.reply.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    let shared = format!("a write sharing this one's statement failed: {e}");
+                    let mut first = Some(e);
+                    for q in chunk {
+                        let err = first
+                            .take()
+                            .unwrap_or_else(|| RegistryError::unavailable("sqlite", &shared));
+                        let _ = q.reply.send(Err(err));
+                    }
+                }
+            }
+        }
+    }
+    failed
+}
+
 impl Driver {
     fn backend(&self) -> &'static str {
         match self {
@@ -343,6 +568,23 @@ impl Driver {
             #[cfg(feature = "postgres")]
             Self::Postgres(_) => "postgres",
         }
+    }
+
+    /// Runs one claim: through the writer's queue for a SQLite file, else as
+    /// a statement of its own. `Some` row when this claim won its key.
+    async fn claim(&self, claim: Claim, op: ClaimOp) -> Result<Option<Cells>> {
+        #[cfg(feature = "sqlite")]
+        if let Self::Sqlite(db) = self
+            && let Some(w) = &db.writer
+        {
+            return w.claim(claim, op).await;
+        }
+        let backend = self.backend();
+        with_conn!(self, true, conn, _begin => {
+            let answers: Result<Vec<Option<Cells>>> =
+                run_claims!(&mut *conn, claim, &[&op], backend);
+            answers.map(|mut a| a.pop().flatten())
+        })
     }
 
     async fn execute(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
@@ -531,13 +773,18 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
             // The writer first: it creates the file and switches it to WAL.
-            let writer = Writer::open(connect.clone(), options.timeout)
-                .await
-                .map_err(m)?;
+            // It prepares every write statement, claims of up to
+            // `2 × Claim::MAX_BATCH` shapes among them: keep them all.
+            let writer = Writer::open(
+                connect.clone().statement_cache_capacity(256),
+                options.timeout,
+            )
+            .await
+            .map_err(m)?;
             let pool = pool_opts.connect_with(connect).await.map_err(m)?;
             SqliteDb {
                 pool,
-                writer: Some(writer),
+                writer: Some(Arc::new(writer)),
             }
         };
         Self::finish(Driver::Sqlite(Box::new(db)), options).await
@@ -637,19 +884,19 @@ impl SqlStore {
     async fn record_once(&self, key: String, expires_at: i64, namespace: &str) -> Result<()> {
         let now = self.clock.now();
         check_expiry("expires_at", expires_at, now)?;
-        let rows = self
+        let won = self
             .driver
-            .fetch(
-                "INSERT INTO lti_nonces (nonce_key, expires_at) VALUES ($1, $2)
-                 ON CONFLICT (nonce_key) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE lti_nonces.expires_at <= $3
-                 RETURNING nonce_key",
-                vec![Val::Text(key), Val::Int(expires_at), Val::Int(now)],
-                &[Kind::Text],
+            .claim(
+                Claim::Nonce,
+                ClaimOp {
+                    key,
+                    expires_at,
+                    now,
+                },
             )
             .await?;
         self.note_write().await;
-        if rows.is_empty() {
+        if won.is_none() {
             Err(RegistryError::NonceReplayed {
                 namespace: namespace.to_owned(),
             })
@@ -1013,17 +1260,21 @@ impl LaunchStateStore for SqlStore {
 
     async fn consume_state(&self, state: &str) -> Result<LaunchState> {
         check_id("state", state)?;
-        let mut rows = self
+        let won = self
             .driver
-            .fetch(
-                "DELETE FROM lti_launch_states WHERE state = $1 RETURNING body, expires_at",
-                vec![t(state)],
-                &[Kind::Text, Kind::Int],
+            .claim(
+                Claim::State,
+                ClaimOp {
+                    key: state.to_owned(),
+                    expires_at: 0,
+                    now: 0,
+                },
             )
             .await?;
-        match rows.pop() {
-            Some(mut r) if r.int(1) > self.clock.now() => {
-                from_json(self.backend(), "launch state", &r.text(0))
+        match won {
+            // Columns: state, body, expires_at.
+            Some(mut r) if r.int(2) > self.clock.now() => {
+                from_json(self.backend(), "launch state", &r.text(1))
             }
             _ => Err(RegistryError::StateNotFound),
         }
@@ -1357,5 +1608,43 @@ impl ConsumerStore for SqlStore {
             }
         }
         Ok(consumer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(key: &str, now: i64) -> ClaimOp {
+        ClaimOp {
+            key: key.to_owned(),
+            expires_at: now + 60,
+            now,
+        }
+    }
+
+    #[test]
+    fn a_claimed_row_goes_to_the_first_claim_of_its_key_only() {
+        let (a1, b, a2) = (op("a", 0), op("b", 0), op("a", 0));
+        let rows = vec![Cells(vec![t("a"), Val::Int(7)])];
+        let answers = distribute(&[&a1, &b, &a2], rows);
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[0].as_ref().map(|c| c.int(1)), Some(7));
+        assert!(answers[1].is_none(), "b was not claimed");
+        assert!(answers[2].is_none(), "a is won once");
+    }
+
+    #[test]
+    fn a_batched_nonce_statement_numbers_each_claim_and_replaces_only_rows_expired_by_the_earliest_now()
+     {
+        let (x, y) = (op("x", 20), op("y", 10));
+        let (sql, args) = Claim::Nonce.statement(&[&x, &y]);
+        assert!(sql.contains("VALUES ($1, $2), ($3, $4)"), "{sql}");
+        assert!(sql.contains("lti_nonces.expires_at <= $5"), "{sql}");
+        assert_eq!(args.len(), 5);
+        assert!(matches!(args[4], Val::Int(10)));
+        let (sql, args) = Claim::State.statement(&[&x, &y]);
+        assert!(sql.contains("state IN ($1, $2)"), "{sql}");
+        assert_eq!(args.len(), 2);
     }
 }
