@@ -13,12 +13,14 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use lti_registry::SecretString;
-use ring::hmac;
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, snippet};
+use mac::SignatureMac;
 
 mod incoming;
+mod mac;
 
 pub use incoming::CollectedRequest;
 
@@ -71,13 +73,6 @@ impl SignatureMethod {
             "HMAC-SHA1" => Some(SignatureMethod::HmacSha1),
             "HMAC-SHA256" => Some(SignatureMethod::HmacSha256),
             _ => None,
-        }
-    }
-
-    fn algorithm(self) -> hmac::Algorithm {
-        match self {
-            SignatureMethod::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            SignatureMethod::HmacSha256 => hmac::HMAC_SHA256,
         }
     }
 }
@@ -311,15 +306,15 @@ impl ByteSink for Vec<u8> {
 /// escaper cost one `update` per buffer of output and the base string is
 /// never held in full.
 pub(crate) struct HmacSink {
-    ctx: hmac::Context,
+    ctx: SignatureMac,
     buf: [u8; 512],
     len: usize,
 }
 
 impl HmacSink {
-    pub(crate) fn new(key: &hmac::Key) -> Self {
+    pub(crate) fn new(mac: SignatureMac) -> Self {
         HmacSink {
-            ctx: hmac::Context::with_key(key),
+            ctx: mac,
             buf: [0; 512],
             len: 0,
         }
@@ -331,9 +326,9 @@ impl HmacSink {
     }
 
     /// The HMAC of everything written.
-    pub(crate) fn finish(mut self) -> hmac::Tag {
+    pub(crate) fn finish(mut self) -> mac::Tag {
         self.flush();
-        self.ctx.sign()
+        self.ctx.finish()
     }
 }
 
@@ -553,7 +548,8 @@ fn ascii_string(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> hmac::Key {
+/// The MAC of `method` keyed with `enc(consumer_secret) & enc(token_secret)`.
+fn signing_mac(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> SignatureMac {
     // Sized for the worst case so the buffer holding the secret never
     // reallocates (a reallocation would leave an unzeroed copy behind).
     let mut key = Zeroizing::new(Vec::with_capacity(
@@ -562,7 +558,7 @@ fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &st
     escape_bytes_into(&mut *key, consumer_secret.as_bytes(), b"%");
     key.push(b'&');
     escape_bytes_into(&mut *key, token_secret.as_bytes(), b"%");
-    hmac::Key::new(method.algorithm(), &key)
+    SignatureMac::new(method, &key)
 }
 
 /// Signs a base string: `base64(HMAC(enc(consumer_secret) & enc(token_secret), base))`.
@@ -573,8 +569,9 @@ pub fn sign_base_string(
     token_secret: &str,
     base_string: &str,
 ) -> String {
-    let key = signing_key(method, consumer_secret, token_secret);
-    B64.encode(hmac::sign(&key, base_string.as_bytes()).as_ref())
+    let mut mac = signing_mac(method, consumer_secret, token_secret);
+    mac.update(base_string.as_bytes());
+    B64.encode(mac.finish())
 }
 
 /// Verifies a base64 signature in constant time.
@@ -588,13 +585,14 @@ pub fn verify_base_string(
     let Ok(sig) = B64.decode(signature_b64.as_bytes()) else {
         return false;
     };
-    let key = signing_key(method, consumer_secret, token_secret);
-    hmac::verify(&key, base_string.as_bytes(), &sig).is_ok()
+    let mut mac = signing_mac(method, consumer_secret, token_secret);
+    mac.update(base_string.as_bytes());
+    mac.finish().as_ref().ct_eq(&sig).into()
 }
 
 /// `oauth_body_hash`: `base64(SHA-1(body))` over the exact body bytes.
 pub fn body_hash(body: &[u8]) -> String {
-    B64.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, body).as_ref())
+    B64.encode(mac::sha1(body))
 }
 
 /// A fresh nonce: 128 random bits as 32 lower-case hex characters.
@@ -1005,11 +1003,12 @@ mod tests {
             let method = if sha256 { SignatureMethod::HmacSha256 } else { SignatureMethod::HmacSha1 };
             let base_uri = "https://tool.example.com/a%20b";
             let built = base_string_from_parts("post", base_uri, &params);
-            let key = signing_key(method, "s3cret", "");
-            let mut sink = HmacSink::new(&key);
+            let mut sink = HmacSink::new(signing_mac(method, "s3cret", ""));
             let sorted = BaseStringOrder::new(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             write_base_string(&mut sink, "post", base_uri, &sorted);
-            let (streamed, whole) = (sink.finish(), hmac::sign(&key, built.as_bytes()));
+            let mut whole = signing_mac(method, "s3cret", "");
+            whole.update(built.as_bytes());
+            let (streamed, whole) = (sink.finish(), whole.finish());
             proptest::prop_assert_eq!(streamed.as_ref(), whole.as_ref());
         }
 

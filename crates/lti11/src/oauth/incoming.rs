@@ -11,7 +11,7 @@ use super::{
     BaseStringOrder, ByteSink, HmacSink, OAUTH_BODY_HASH, OAUTH_CONSUMER_KEY, OAUTH_NONCE,
     OAUTH_SIGNATURE, OAUTH_SIGNATURE_METHOD, OAUTH_TIMESTAMP, OAUTH_VERSION, SignatureMethod,
     SignedRequest, ascii_string, base_string_uri, body_hash, check_consumer_key, check_nonce,
-    check_timestamp, parse_authorization_header, signing_key, write_base_string,
+    check_timestamp, parse_authorization_header, signing_mac, write_base_string,
 };
 use crate::error::{Error, Result, snippet};
 use base64::Engine as _;
@@ -266,8 +266,7 @@ impl CollectedRequest<'_> {
         let sent_len = B64
             .decode_slice(self.params.pair(self.signature).1, &mut sent)
             .map_err(|_| bad())?;
-        let key = signing_key(self.method, secret.expose(), "");
-        let mut hmac = HmacSink::new(&key);
+        let mut hmac = HmacSink::new(signing_mac(self.method, secret.expose(), ""));
         self.write_base_string(&mut hmac);
         let tag = hmac.finish();
         if bool::from(tag.as_ref().ct_eq(&sent[..sent_len])) {
