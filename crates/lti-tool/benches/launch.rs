@@ -260,6 +260,20 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // Instruction counting: `LTI_COUNT_N=200 valgrind --tool=callgrind
+    // --toggle-collect='*Tool*launch*' <bench binary> --bench nothing` counts N full
+    // launches (fresh store each, set up outside the collected region) and stops.
+    if let Some(n) = std::env::var("LTI_COUNT_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let tools: Vec<Tool> = (0..n).map(|_| fixture.fresh_tool(&rt)).collect();
+        for tool in &tools {
+            black_box(rt.block_on(tool.launch(&fixture.request)).unwrap());
+        }
+        return;
+    }
+
     // On-CPU time per operation (from /proc/thread-self/schedstat), robust against
     // other processes on a busy machine.
     const N: u64 = 2000;

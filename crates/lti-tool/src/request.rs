@@ -1,5 +1,7 @@
 //! Framework-neutral requests and responses.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -57,7 +59,7 @@ impl ToolRequest {
     }
 
     /// The parameters of a GET (query string) or POST (form body) request.
-    pub(crate) fn params(&self) -> Result<Params, ToolError> {
+    pub(crate) fn params(&self) -> Result<Params<'_>, ToolError> {
         if self.method == Method::GET {
             Params::parse(self.uri.query().unwrap_or("").as_bytes())
         } else if self.method == Method::POST {
@@ -72,7 +74,7 @@ impl ToolRequest {
     }
 
     /// The form body of a POST request.
-    pub(crate) fn form(&self) -> Result<Params, ToolError> {
+    pub(crate) fn form(&self) -> Result<Params<'_>, ToolError> {
         if self.method != Method::POST {
             return Err(ToolError::MethodNotAllowed {
                 expected: "POST",
@@ -127,24 +129,32 @@ impl From<http::Request<Bytes>> for ToolRequest {
     }
 }
 
-/// Decoded `application/x-www-form-urlencoded` parameters, in order.
+/// Decoded `application/x-www-form-urlencoded` parameters, in order. Values
+/// without escapes borrow from the input.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Params(Vec<(String, String)>);
+pub(crate) struct Params<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl Params {
+impl<'a> Params<'a> {
     /// Parses strictly: every name and value must be valid UTF-8 after
     /// percent-decoding (no lossy replacement).
-    pub(crate) fn parse(input: &[u8]) -> Result<Self, ToolError> {
-        let mut out = Vec::new();
-        for pair in input.split(|&b| b == b'&') {
-            if pair.is_empty() {
-                continue;
+    pub(crate) fn parse(input: &'a [u8]) -> Result<Self, ToolError> {
+        let mut out = Vec::with_capacity(8);
+        // Valid UTF-8 as a whole means every undecoded piece is too (pieces are cut
+        // at ASCII bytes): only pieces with escapes are checked again.
+        if let Ok(text) = std::str::from_utf8(input) {
+            for pair in text.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                out.push((decode_str(name)?, decode_str(value)?));
             }
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            out.push((decode(name)?, decode(value)?));
+        } else {
+            // Some piece is not UTF-8: go piece by piece to name the first bad one.
+            for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+                let (name, value) = match memchr::memchr(b'=', pair) {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, &b""[..]),
+                };
+                out.push((decode(name)?, decode(value)?));
+            }
         }
         Ok(Self(out))
     }
@@ -156,7 +166,7 @@ impl Params {
         for (k, v) in &self.0 {
             if k == name {
                 count += 1;
-                found = Some(v.as_str());
+                found = Some(&**v);
             }
         }
         if count > 1 {
@@ -179,22 +189,38 @@ impl Params {
     }
 }
 
-fn decode(raw: &[u8]) -> Result<String, ToolError> {
-    let invalid = |valid_up_to: usize| ToolError::InvalidFormEncoding {
+fn invalid_utf8(valid_up_to: usize) -> ToolError {
+    ToolError::InvalidFormEncoding {
         found: format!("an invalid UTF-8 sequence at byte {valid_up_to} of a decoded parameter"),
-    };
-    // Fast path: nothing to decode (tokens, states and most hints).
-    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
-        return std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|e| invalid(e.valid_up_to()));
     }
+}
+
+/// Decodes a piece of a body already known to be UTF-8.
+fn decode_str(raw: &str) -> Result<Cow<'_, str>, ToolError> {
+    if memchr::memchr2(b'+', b'%', raw.as_bytes()).is_none() {
+        return Ok(Cow::Borrowed(raw));
+    }
+    unescape(raw.as_bytes()).map(Cow::Owned)
+}
+
+/// Decodes a piece of a body that is not UTF-8 as a whole.
+fn decode(raw: &[u8]) -> Result<Cow<'_, str>, ToolError> {
+    if memchr::memchr2(b'+', b'%', raw).is_none() {
+        return std::str::from_utf8(raw)
+            .map(Cow::Borrowed)
+            .map_err(|e| invalid_utf8(e.valid_up_to()));
+    }
+    unescape(raw).map(Cow::Owned)
+}
+
+/// `+` to space, then percent-decoding; the result must be UTF-8.
+fn unescape(raw: &[u8]) -> Result<String, ToolError> {
     let plus_as_space: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
         .collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes).map_err(|e| invalid(e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| invalid_utf8(e.utf8_error().valid_up_to()))
 }
 
 /// A response description: status, headers (including `Set-Cookie`) and body.

@@ -705,3 +705,95 @@ async fn a_brightspace_registration_gets_extra_clock_skew_leeway() {
     .await
     .unwrap();
 }
+
+/// Signs a payload given as JSON text (so it can say things a `Map` cannot, such as
+/// a claim given twice).
+fn sign_text(h: &Harness, payload: &str) -> String {
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": h.key.kid()});
+    let input = format!(
+        "{}.{}",
+        lti_jose::b64::encode(&serde_json::to_vec(&header).unwrap()),
+        lti_jose::b64::encode(payload.as_bytes())
+    );
+    let sig = h.key.sign_bytes(input.as_bytes()).unwrap();
+    format!("{input}.{}", lti_jose::b64::encode(&sig))
+}
+
+#[tokio::test]
+async fn a_signed_token_naming_a_claim_twice_is_rejected() {
+    let h = Harness::new().await;
+    // A second `sub` after a valid payload: a JSON tree would keep the last one.
+    let login = h.login().await;
+    let claims = serde_json::to_string(&h.claims(&login.nonce)).unwrap();
+    let twice = format!("{},\"sub\":\"someone-else\"}}", &claims[..claims.len() - 1]);
+    let err = expect_code(
+        h.launch_token(&login, &sign_text(&h, &twice)).await,
+        "malformed_claim",
+    );
+    assert!(err.to_string().contains("twice"), "{err}");
+
+    // A routing claim given twice is refused before any key is looked up.
+    let login = h.login().await;
+    let claims = serde_json::to_string(&h.claims(&login.nonce)).unwrap();
+    let twice = format!("{},\"iss\":\"{ISS}\"}}", &claims[..claims.len() - 1]);
+    let err = expect_code(
+        h.launch_token(&login, &sign_text(&h, &twice)).await,
+        "malformed_token",
+    );
+    assert!(err.to_string().contains("\"iss\" twice"), "{err}");
+}
+
+#[tokio::test]
+async fn time_claims_in_unusual_shapes_are_judged_like_plain_ones() {
+    let h = Harness::new().await;
+    let now = h.clock_now();
+    // Fractional dates (allowed by RFC 7519) and an `nbf` are accepted...
+    h.launch_with(|c| {
+        c.insert("exp".into(), json!(now as f64 + 300.5));
+        c.insert("iat".into(), json!(now as f64 - 5.25));
+        c.insert("nbf".into(), json!(now as f64 - 10.75));
+    })
+    .await
+    .unwrap();
+    h.launch_with(|c| {
+        c.insert("nbf".into(), json!(now - 10));
+    })
+    .await
+    .unwrap();
+    // ...and judged the same whether `nbf` is an integer or not.
+    for nbf in [json!(now + 61), json!(now as f64 + 61.5)] {
+        expect_code(
+            h.launch_with(|c| {
+                c.insert("nbf".into(), nbf);
+            })
+            .await,
+            "token_not_yet_valid",
+        );
+    }
+    for exp in [json!(now - 61), json!(now as f64 - 61.5)] {
+        expect_code(
+            h.launch_with(|c| {
+                c.insert("exp".into(), exp);
+            })
+            .await,
+            "token_expired",
+        );
+    }
+    // A `null` or negative date is refused by name.
+    let err = expect_code(
+        h.launch_with(|c| {
+            c.insert("exp".into(), Value::Null);
+        })
+        .await,
+        "invalid_claim",
+    );
+    assert!(err.to_string().contains("exp"), "{err}");
+    let err = expect_code(
+        h.launch_with(|c| {
+            c.insert("iat".into(), json!(-5));
+        })
+        .await,
+        "invalid_claim",
+    );
+    assert!(err.to_string().contains("iat"), "{err}");
+}
