@@ -62,6 +62,29 @@ const DECODE: [u8; 256] = {
     table
 };
 
+/// Set in every [`SHIFTED`] entry of a byte outside the alphabet; above the 24
+/// data bits of a group of four symbols.
+const BAD: u32 = 1 << 24;
+
+/// For each position in a group of four symbols, the sextet of every byte already
+/// shifted into place (`<< 18`, `<< 12`, `<< 6`, `<< 0`), or [`BAD`]: a group
+/// decodes with four lookups and three ORs.
+const SHIFTED: [[u32; 256]; 4] = {
+    let mut tables = [[BAD; 256]; 4];
+    let mut byte = 0;
+    while byte < 256 {
+        let v = DECODE[byte];
+        if v != INVALID {
+            tables[0][byte] = (v as u32) << 18;
+            tables[1][byte] = (v as u32) << 12;
+            tables[2][byte] = (v as u32) << 6;
+            tables[3][byte] = v as u32;
+        }
+        byte += 1;
+    }
+    tables
+};
+
 /// Strict canonical decoding, or `None` for anything else: a byte outside the
 /// alphabet, a length of 1 mod 4, or non-zero trailing bits in the last symbol.
 fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
@@ -71,57 +94,58 @@ fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
     }
     let full = input.len() - tail;
     let out_len = full / 4 * 3 + tail.saturating_sub(1);
-    // Two spare bytes: each group of 8 symbols is written as one 8-byte store of
-    // which the last 2 bytes are overwritten by the next group (or truncated).
+    // Two spare bytes: each pair of groups is written as one 8-byte store of which
+    // the last 2 bytes are overwritten by the next store (or truncated).
     let mut out = vec![0u8; out_len + 2];
-    // OR of every looked-up value: its high bit is set iff some byte was invalid.
-    let mut seen = 0u8;
-    let sextet = |b: u8| DECODE[usize::from(b)];
+    let quad = |q: &[u8]| {
+        SHIFTED[0][usize::from(q[0])]
+            | SHIFTED[1][usize::from(q[1])]
+            | SHIFTED[2][usize::from(q[2])]
+            | SHIFTED[3][usize::from(q[3])]
+    };
+    // OR of every group: BAD is set iff some byte was outside the alphabet.
+    let mut seen = 0u32;
     let mut written = 0;
     let mut octets = input[..full].chunks_exact(8);
     for group in &mut octets {
-        let mut n = 0u64;
-        for &b in group {
-            let v = sextet(b);
-            seen |= v;
-            n = n << 6 | u64::from(v);
-        }
-        // 48 bits of data, placed at the top of the 8-byte big-endian store.
-        out[written..written + 8].copy_from_slice(&(n << 16).to_be_bytes());
+        let (hi, lo) = (quad(&group[..4]), quad(&group[4..]));
+        seen |= hi | lo;
+        let n = u64::from(hi) << 40 | u64::from(lo) << 16;
+        out[written..written + 8].copy_from_slice(&n.to_be_bytes());
         written += 6;
     }
-    if let [a, b, c, d] = *octets.remainder() {
-        let (a, b, c, d) = (sextet(a), sextet(b), sextet(c), sextet(d));
-        seen |= a | b | c | d;
-        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        out[written..written + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+    if let rest @ [_, _, _, _] = octets.remainder() {
+        let n = quad(rest);
+        seen |= n;
+        out[written..written + 4].copy_from_slice(&(n << 8).to_be_bytes());
         written += 3;
     }
     match input[full..] {
         [] => {}
         [x, y] => {
-            let (a, b) = (sextet(x), sextet(y));
-            seen |= a | b;
+            let n = SHIFTED[0][usize::from(x)] | SHIFTED[1][usize::from(y)];
+            seen |= n;
             // The last symbol's low 4 bits are padding and must be zero.
-            if b & 0x0F != 0 {
+            if n & 0xFFFF != 0 {
                 return None;
             }
-            out[written] = a << 2 | b >> 4;
+            out[written] = (n >> 16) as u8;
         }
         [x, y, z] => {
-            let (a, b, c) = (sextet(x), sextet(y), sextet(z));
-            seen |= a | b | c;
+            let n = SHIFTED[0][usize::from(x)]
+                | SHIFTED[1][usize::from(y)]
+                | SHIFTED[2][usize::from(z)];
+            seen |= n;
             // The last symbol's low 2 bits are padding and must be zero.
-            if c & 0x03 != 0 {
+            if n & 0xFF != 0 {
                 return None;
             }
-            out[written] = a << 2 | b >> 4;
-            out[written + 1] = b << 4 | c >> 2;
+            out[written..written + 2].copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]);
         }
         _ => return None,
     }
     out.truncate(out_len);
-    (seen & 0x80 == 0).then_some(out)
+    (seen & BAD == 0).then_some(out)
 }
 
 fn describe(err: &base64::DecodeError) -> String {
