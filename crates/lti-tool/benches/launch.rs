@@ -247,6 +247,50 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // A long-lived store, as in a server: rounds of ROUND launches, each with its
+    // own state, nonce and pre-signed token; only the store and tool of a new round
+    // (and saving its states) are set up untimed.
+    const ROUND: usize = 1000;
+    let round_tokens: Vec<(String, String)> = (0..ROUND)
+        .map(|i| {
+            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
+            let state = format!("round-state-{i:06}-0123456789abcdefghijklm");
+            let mut c = claims();
+            c["nonce"] = json!(nonce);
+            (state, lti_jose::sign(&c, &signing).unwrap())
+        })
+        .collect();
+    let round_requests: Vec<ToolRequest> = round_tokens
+        .iter()
+        .map(|(state, token)| launch_request(token, state))
+        .collect();
+    let new_round = || {
+        let (tool, ephemeral) = fixture.tool_with_store();
+        for (i, (state, _)) in round_tokens.iter().enumerate() {
+            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
+            let saved = LaunchState::new(state, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600);
+            rt.block_on(ephemeral.launch_states.save_state(&saved))
+                .unwrap();
+        }
+        tool
+    };
+    group.bench_function("tool_launch_full_long_lived_store", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let tool = new_round();
+                let n = left.min(ROUND as u64);
+                let start = std::time::Instant::now();
+                for request in &round_requests[..n as usize] {
+                    black_box(rt.block_on(tool.launch(black_box(request))).unwrap());
+                }
+                elapsed += start.elapsed();
+                left -= n;
+            }
+            elapsed
+        })
+    });
     group.bench_function("bare_ring_verify", |b| {
         b.iter(|| {
             ring_key
