@@ -65,7 +65,7 @@ pub(crate) fn consumer_context(key: &str) -> String {
     format!("consumer:{key}")
 }
 
-#[cfg(any(feature = "memory", feature = "redis"))]
+#[cfg(feature = "redis")]
 /// Seconds from `now` until `expires_at`, at least 1.
 pub(crate) fn ttl_secs(expires_at: i64, now: i64) -> u64 {
     u64::try_from(expires_at.saturating_sub(now))

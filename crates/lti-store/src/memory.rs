@@ -1,10 +1,8 @@
-//! The in-process backend: sharded expiring maps for launch states and
-//! nonces, a `moka` cache for launch data, maps behind a mutex for the
-//! durable ones.
+//! The in-process backend: sharded expiring maps for launch states, nonces
+//! and launch data, maps behind a mutex for the durable ones.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lti_registry::{
@@ -13,12 +11,10 @@ use lti_registry::{
     RegistrationStore, RegistryError, Result, SecretCipher, SecretString, ToolKey, ToolKeyStore,
     check_expiry, check_id, validate_new_key,
 };
-use moka::future::Cache;
 
 use crate::common::{
     SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published,
     only_registration_in, open_sorted, registration_id, registration_in, tool_key_context,
-    ttl_secs,
 };
 use crate::memory_provider::MemoryProviderStore;
 use ttl_map::{Inserted, TtlMap};
@@ -31,6 +27,9 @@ const STATE_CAPACITY: usize = 1 << 20;
 /// Most unexpired nonces (LTI 1.3 and OAuth 1.0a together) held at once; a
 /// flood of unique nonces is refused once this many are live.
 const NONCE_CAPACITY: usize = 1 << 21;
+/// Most unexpired saved launches held at once (each a few KB); a full store
+/// refuses new ones (`unavailable`) rather than dropping a live session.
+const LAUNCH_CAPACITY: usize = 1 << 18;
 
 /// A nonce record's key: SHA-256 over the namespace kind, the
 /// length-prefixed issuer / consumer key and the nonce. Fixed-size, so a
@@ -56,37 +55,6 @@ const KIND_LTI13: u8 = 13;
 /// `NonceKey` kind of an OAuth 1.0a nonce.
 const KIND_OAUTH1: u8 = 11;
 
-/// A value with its absolute expiry and the TTL moka should apply.
-#[derive(Clone)]
-struct Timed<V> {
-    value: V,
-    expires_at: i64,
-    ttl: Duration,
-}
-
-struct TimedExpiry;
-
-impl<K, V> moka::Expiry<K, Timed<V>> for TimedExpiry {
-    fn expire_after_create(&self, _: &K, v: &Timed<V>, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &K,
-        v: &Timed<V>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
-fn timed_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, Timed<V>> {
-    // Launch data is bounded by its TTLs (moka evicts expired entries).
-    Cache::builder().expire_after(TimedExpiry).build()
-}
-
 #[derive(Default)]
 struct Durable {
     registrations: BTreeMap<(String, String), PlatformRegistration>,
@@ -105,7 +73,7 @@ pub struct MemoryStore {
     durable: Mutex<Durable>,
     states: TtlMap<String, LaunchState>,
     nonces: TtlMap<NonceKey, ()>,
-    launches: Cache<String, Timed<Arc<serde_json::Value>>>,
+    launches: TtlMap<String, Arc<serde_json::Value>>,
     provider: MemoryProviderStore,
 }
 
@@ -138,7 +106,7 @@ impl MemoryStore {
             durable: Mutex::new(Durable::default()),
             states: TtlMap::new(states, "launch state"),
             nonces: TtlMap::new(nonces, "nonce"),
-            launches: timed_cache(),
+            launches: TtlMap::new(LAUNCH_CAPACITY, "saved launch"),
             provider: MemoryProviderStore::new(),
         }
     }
@@ -152,15 +120,6 @@ impl MemoryStore {
         self.durable
             .lock()
             .map_err(|_| RegistryError::unavailable(BACKEND, "a previous writer panicked"))
-    }
-
-    fn timed<V>(&self, value: V, expires_at: i64) -> Timed<V> {
-        let ttl = Duration::from_secs(ttl_secs(expires_at, self.clock.now()));
-        Timed {
-            value,
-            expires_at,
-            ttl,
-        }
     }
 
     fn record_once(&self, key: NonceKey, expires_at: i64, namespace: &str) -> Result<()> {
@@ -342,26 +301,26 @@ impl LaunchDataStore for MemoryStore {
     ) -> Result<()> {
         check_id("launch_id", launch_id)?;
         check_expiry("expires_at", expires_at, self.clock.now())?;
-        let t = self.timed(Arc::new(data.clone()), expires_at);
-        self.launches.insert(launch_id.to_owned(), t).await;
-        Ok(())
+        let now = self.clock.now();
+        self.launches.upsert(
+            launch_id.to_owned(),
+            Arc::new(data.clone()),
+            expires_at,
+            now,
+        )
     }
 
     async fn load_launch(&self, launch_id: &str) -> Result<serde_json::Value> {
         check_id("launch_id", launch_id)?;
-        match self.launches.get(launch_id).await {
-            Some(t) if t.expires_at > self.clock.now() => Ok((*t.value).clone()),
-            _ => Err(RegistryError::not_found("launch data", launch_id)),
+        match self.launches.get(launch_id, self.clock.now())? {
+            Some(data) => Ok((*data).clone()),
+            None => Err(RegistryError::not_found("launch data", launch_id)),
         }
     }
 
     async fn delete_launch(&self, launch_id: &str) -> Result<bool> {
         check_id("launch_id", launch_id)?;
-        Ok(self
-            .launches
-            .remove(launch_id)
-            .await
-            .is_some_and(|t| t.expires_at > self.clock.now()))
+        Ok(self.launches.take(launch_id, self.clock.now())?.is_some())
     }
 }
 
@@ -677,6 +636,14 @@ mod ttl_map {
                 *e = Entry { value, expires_at };
                 return Ok(Inserted::Yes);
             }
+            self.make_room(&mut shard, now)?;
+            shard.map.insert(key, Entry { value, expires_at });
+            Ok(Inserted::Yes)
+        }
+
+        /// Before a new key goes into `shard`: sweeps expired entries when the
+        /// shard has grown, and refuses when it is full of unexpired ones.
+        fn make_room(&self, shard: &mut Shard<K, V>, now: i64) -> Result<()> {
             if shard.map.len() >= shard.purge_at.min(self.shard_capacity) {
                 shard.purge(now);
                 if shard.map.len() >= self.shard_capacity {
@@ -690,8 +657,33 @@ mod ttl_map {
                     ));
                 }
             }
+            Ok(())
+        }
+
+        /// Stores `value` under `key`, replacing any entry. A map full of
+        /// unexpired entries refuses a new key with `unavailable`.
+        pub(crate) fn upsert(&self, key: K, value: V, expires_at: i64, now: i64) -> Result<()> {
+            let mut shard = self.shard(&key)?;
+            if !shard.map.contains_key(&key) {
+                self.make_room(&mut shard, now)?;
+            }
             shard.map.insert(key, Entry { value, expires_at });
-            Ok(Inserted::Yes)
+            Ok(())
+        }
+
+        /// A copy of the value of `key` if it has not expired by `now`.
+        pub(crate) fn get<Q>(&self, key: &Q, now: i64) -> Result<Option<V>>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+            V: Clone,
+        {
+            let shard = self.shard(key)?;
+            Ok(shard
+                .map
+                .get(key)
+                .filter(|e| e.expires_at > now)
+                .map(|e| e.value.clone()))
         }
 
         /// Removes `key` and returns its value if it had not expired by `now`.
@@ -726,6 +718,49 @@ mod tests {
         let cipher =
             SecretCipher::aes256gcm(AppKey::new("test", &[7u8; 32]).unwrap(), vec![]).unwrap();
         MemoryStore::with_capacity(cipher, Arc::new(clock.clone()), states, nonces)
+    }
+
+    #[test]
+    fn saved_launches_replace_expire_and_are_bounded() {
+        let map: TtlMap<String, u32> = TtlMap::new(16, "saved launch");
+        map.upsert("a".into(), 1, T0 + 10, T0).unwrap();
+        map.upsert("a".into(), 2, T0 + 10, T0).unwrap();
+        assert_eq!(map.get("a", T0).unwrap(), Some(2), "a save replaces");
+        assert_eq!(
+            map.get("a", T0 + 10).unwrap(),
+            None,
+            "expired at expires_at"
+        );
+        // Fill one shard's worth and more: new keys are refused once a shard is full
+        // of unexpired entries, replacing an existing key still works.
+        let mut refused = None;
+        for i in 0..1000 {
+            if let Err(e) = map.upsert(format!("k{i}"), i, T0 + 100, T0) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = refused.expect("never refused");
+        assert_eq!(e.code(), RegistryError::unavailable(BACKEND, "x").code());
+        assert!(e.to_string().contains("saved launch"), "{e}");
+        assert!(
+            map.len() <= 17,
+            "holds {} entries after {i} saves",
+            map.len()
+        );
+        map.upsert("k0".into(), 7, T0 + 100, T0).unwrap();
+        assert_eq!(map.get("k0", T0).unwrap(), Some(7));
+        // Once they expire, the room is reclaimed.
+        map.upsert(format!("k{i}"), 0, T0 + 300, T0 + 200).unwrap();
+        assert_eq!(
+            map.take(format!("k{i}").as_str(), T0 + 200).unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            map.take("k0", T0 + 200).unwrap(),
+            None,
+            "expired entries are not returned"
+        );
     }
 
     #[tokio::test]
