@@ -291,6 +291,38 @@ async fn launch(client: &HttpClient, tool: &Target, l: &LoginResult, token: &str
     took
 }
 
+/// CPU time (user + system) a process has used so far, all its threads, living or
+/// exited, from `/proc/<pid>/stat` (`None` where there is no procfs). Clock ticks
+/// are taken as 10 ms (`USER_HZ` is 100 on every Linux ABI this runs on).
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which sits in parentheses: state is the
+    // first, utime the 12th and stime the 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of the server and of this load generator over the timed phases.
+#[derive(Default)]
+struct CpuMeter {
+    server: Duration,
+    loadgen: Duration,
+}
+
+impl CpuMeter {
+    fn read(server_pid: &str) -> Option<(Duration, Duration)> {
+        Some((cpu_time(server_pid)?, cpu_time("self")?))
+    }
+
+    fn add(&mut self, before: Option<(Duration, Duration)>, after: Option<(Duration, Duration)>) {
+        if let (Some((s0, l0)), Some((s1, l1))) = (before, after) {
+            self.server += s1.saturating_sub(s0);
+            self.loadgen += l1.saturating_sub(l0);
+        }
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -344,10 +376,11 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
         .expect("runtime");
     rt.block_on(async {
         let platform = jwks_server().await;
-        let (_served, tool) = match server {
+        let (served, tool) = match server {
             ToolServer::LtiServe(bin) => start_tool(bin, dir, &platform),
             ToolServer::Ltijs(script) => start_ltijs(script, &platform),
         };
+        let server_pid = served.0.id().to_string();
         let tool = Arc::new(tool);
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(CONCURRENCY)
@@ -373,14 +406,18 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
         let key = Arc::new(fixture::signing_key());
         let (mut rates, mut lp50, mut lp99, mut cp50, mut cp99, mut np50, mut np99) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut server_us, mut loadgen_us) = (vec![], vec![]);
         // One warm-up repetition (JWKS fetch, connection pool), not reported.
         for rep in 0..=reps {
+            let mut cpu = CpuMeter::default();
             let (c1, t1, p1) = (client.clone(), tool.clone(), platform.clone());
+            let before = CpuMeter::read(&server_pid);
             let (logins, mut login_lat, login_wall) = phase((0..cycles).collect(), move |_| {
                 let (c, t, p) = (c1.clone(), t1.clone(), p1.clone());
                 async move { login(&c, &t, &p).await }
             })
             .await;
+            cpu.add(before, CpuMeter::read(&server_pid));
             let now = crate::now();
             let signed: Vec<(LoginResult, String)> = logins
                 .into_iter()
@@ -396,11 +433,13 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
                 })
                 .collect();
             let (c2, t2) = (client.clone(), tool.clone());
+            let before = CpuMeter::read(&server_pid);
             let (_, mut launch_lat, launch_wall) = phase(signed, move |(l, token)| {
                 let (c, t) = (c2.clone(), t2.clone());
                 async move { ((), launch(&c, &t, &l, &token).await) }
             })
             .await;
+            cpu.add(before, CpuMeter::read(&server_pid));
             if rep == 0 {
                 continue;
             }
@@ -419,6 +458,9 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
             np99.push(pct(&launch_lat, 0.99));
             cp50.push(pct(&cycle_lat, 0.5));
             cp99.push(pct(&cycle_lat, 0.99));
+            let per_cycle = |d: Duration| d.as_secs_f64() * 1e6 / cycles as f64;
+            server_us.push(per_cycle(cpu.server));
+            loadgen_us.push(per_cycle(cpu.loadgen));
         }
         emit(
             "e2e",
@@ -429,7 +471,11 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
                    "launch_request": format!("POST {}", tool.launch_path),
                    "login_p50_ms": lp50, "login_p99_ms": lp99,
                    "launch_p50_ms": np50, "launch_p99_ms": np99,
-                   "cycle_p50_ms": cp50, "cycle_p99_ms": cp99}),
+                   "cycle_p50_ms": cp50, "cycle_p99_ms": cp99,
+                   "server_cpu_us_per_cycle": server_us,
+                   "loadgen_cpu_us_per_cycle": loadgen_us,
+                   "load_average": std::fs::read_to_string("/proc/loadavg").ok()
+                       .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))}),
         );
     });
 }

@@ -233,7 +233,7 @@ pub(crate) async fn inspector(
 
     if claims.lti1p1.is_some() {
         b.push_str("<section><h2>LTI 1.1 migration</h2>");
-        match state.tool.verify_lti1p1(&launch).await {
+        match state.inner.tool.verify_lti1p1(&launch).await {
             Ok(m) => {
                 let _ = write!(
                     b,
@@ -350,14 +350,14 @@ pub(crate) async fn deep_link(
         .unwrap_or_else(|| "Launch inspector".to_owned());
     let item = match form.get("kind").map(String::as_str) {
         Some("link") => ContentItem::Link(LinkItem {
-            url: state.public_url.clone(),
+            url: state.inner.public_url.clone(),
             title: Some(title),
             ..LinkItem::default()
         }),
         Some("ltiResourceLink") => {
             let accepts_line_item = matches!(launch.message(), LtiMessage::DeepLinking(dl) if dl.settings().accept_lineitem == Some(true));
             ContentItem::LtiResourceLink(LtiResourceLinkItem {
-                url: Some(format!("{}lti/app", state.public_url)),
+                url: Some(format!("{}lti/app", state.inner.public_url)),
                 title: Some(title.clone()),
                 line_item: accepts_line_item.then(|| DeepLinkLineItem {
                     label: Some(title),
@@ -394,7 +394,7 @@ pub(crate) async fn deep_link(
         return lti_axum::LtiRejection::new(lti_tool::ToolError::from(e), &headers).into_response();
     }
     builder.msg("Content added by the lti-rs launch inspector.");
-    match state.tool.deep_link_response(&launch, &builder).await {
+    match state.inner.tool.deep_link_response(&launch, &builder).await {
         Ok(resp) => lti_axum::into_response(resp),
         Err(e) => lti_axum::LtiRejection::new(e, &headers).into_response(),
     }
@@ -421,7 +421,7 @@ fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistratio
         reg.issuer.clone(),
         reg.client_id.clone(),
         reg.auth_token_url.clone(),
-        Arc::clone(&state.signing_key),
+        Arc::clone(&state.inner.signing_key),
     )
     .with_profile(profile);
     if let Some(aud) = &reg.token_audience {
@@ -456,7 +456,7 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
         b.push_str(&n);
     }
     let reg = service_registration(state, launch);
-    let ags = match state.services.ags_from_launch(&reg, launch.claims()) {
+    let ags = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(a) => a,
         Err(e) => {
             b.push_str(&service_error("Reading the AGS claim", &e));
@@ -558,7 +558,7 @@ pub(crate) async fn create_line_item(
         item.resource_link_id = Some(id);
     }
     let reg = service_registration(&state, &launch);
-    let notice = match state.services.ags_from_launch(&reg, launch.claims()) {
+    let notice = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(ags) => match ags.create_line_item(&item).await {
             Ok(created) => format!(
                 "<p class=\"ok\" id=\"notice\">Created line item <code>{}</code>.</p>",
@@ -591,7 +591,7 @@ pub(crate) async fn post_score(
     let mut score = Score::completed_fully_graded(user.clone(), given, maximum, Timestamp::now());
     score.comment = form.get("comment").filter(|c| !c.is_empty()).cloned();
     let reg = service_registration(&state, &launch);
-    let notice = match state.services.ags_from_launch(&reg, launch.claims()) {
+    let notice = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(ags) => match ags.post_score(&lineitem, &score).await {
             Ok(()) => format!(
                 "<p class=\"ok\" id=\"notice\">Posted {given} / {maximum} for <code>{}</code>.</p>",
@@ -620,7 +620,7 @@ pub(crate) async fn nrps_page(
         with_launch("/lti/app", &launch)
     );
     let reg = service_registration(&state, &launch);
-    let roster = match state.services.nrps_from_launch(&reg, launch.claims()) {
+    let roster = match state.inner.services.nrps_from_launch(&reg, launch.claims()) {
         Ok(nrps) => nrps.list_members(&MembershipsQuery::new()).await,
         Err(e) => Err(e),
     };
@@ -677,7 +677,7 @@ pub(crate) async fn lti11_launch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut url = format!("{}lti11/launch", state.public_url);
+    let mut url = format!("{}lti11/launch", state.inner.public_url);
     if let Some(q) = uri.query() {
         url.push('?');
         url.push_str(q);
@@ -690,7 +690,7 @@ pub(crate) async fn lti11_launch(
         content_type: text(header::CONTENT_TYPE),
         body: &body,
     };
-    let launch = match state.lti11.verify(&request).await {
+    let launch = match state.inner.lti11.verify(&request).await {
         Ok(l) => l,
         Err(e) => return page_error(&headers, e.status(), e.code(), &e.to_string()),
     };
@@ -791,6 +791,7 @@ async fn save_outcome_target(
         "sourced_id": target.sourced_id,
     });
     state
+        .inner
         .store
         .launch_data
         .save_launch(&id, &value, unix_now().saturating_add(OUTCOME_TTL_SECS))
@@ -824,7 +825,7 @@ pub(crate) async fn lti11_outcome(
     else {
         return not_found();
     };
-    let saved = match state.store.launch_data.load_launch(id).await {
+    let saved = match state.inner.store.launch_data.load_launch(id).await {
         Ok(v) if v.get("format").and_then(Value::as_str) == Some(OUTCOME_FORMAT) => v,
         Ok(_)
         | Err(
@@ -861,7 +862,13 @@ pub(crate) async fn lti11_outcome(
         Ok(Err(e)) => return invalid_form(&headers, &e.to_string()),
         Err(m) => return invalid_form(&headers, &m),
     };
-    let consumer = match state.store.consumers.get_consumer(&consumer_key).await {
+    let consumer = match state
+        .inner
+        .store
+        .consumers
+        .get_consumer(&consumer_key)
+        .await
+    {
         Ok(c) => c,
         Err(lti_registry::RegistryError::NotFound { .. }) => return not_found(),
         Err(e) => {
@@ -874,7 +881,7 @@ pub(crate) async fn lti11_outcome(
         }
     };
     let credentials = lti11::Credentials::new(consumer.key.clone(), consumer.secret.expose());
-    let client = lti11::OutcomesClient::new(Arc::clone(&state.http));
+    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http));
     match client
         .replace_result(&target, &credentials, score, None)
         .await

@@ -1,6 +1,7 @@
 //! The `lti` binary. Each subcommand is one variant of [`Command`] and one
 //! `run_*` function, so adding a subcommand is two small, local edits.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -130,24 +131,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, coloured only when stderr is a terminal (a log file or
+/// journald gets plain lines).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
 
+/// Runs `f` on a tokio runtime sized to the CPUs this process may use.
+///
+/// With one CPU (a `taskset` pin, a cgroup quota of one CPU: what
+/// `available_parallelism` reports), a current-thread runtime: every task, the
+/// I/O driver and the timers run on the main thread, where a multi-thread runtime
+/// would add a worker thread that the main thread and the driver hand work to and
+/// wake across. Otherwise, or when `TOKIO_WORKER_THREADS` names a worker count, a
+/// multi-thread runtime with tokio's default sizing.
 fn block_on<F: std::future::Future<Output = Result<(), AppError>>>(f: F) -> Result<(), AppError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AppError::Io {
-            action: "starting the async runtime for",
-            path: PathBuf::from("lti"),
-            source: e,
-        })?;
+    let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none();
+    let mut builder = if one_cpu {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder.enable_all().build().map_err(|e| AppError::Io {
+        action: "starting the async runtime for",
+        path: PathBuf::from("lti"),
+        source: e,
+    })?;
     runtime.block_on(f)
 }
 

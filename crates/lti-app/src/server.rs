@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient};
 use lti_jose::SigningKey;
 use lti_registry::{
@@ -31,9 +32,16 @@ pub const INSPECTOR_PATH: &str = "/lti/app";
 /// The LTI 1.1 launch path.
 pub const LTI11_LAUNCH_PATH: &str = "/lti11/launch";
 
-/// The shared state of every route.
+/// The shared state of every route: one allocation behind an `Arc`, so the
+/// per-request clone that axum makes for each handler is one reference count, not
+/// a copy of every store handle and the public URL.
 #[derive(Clone)]
 pub struct AppState {
+    pub(crate) inner: Arc<Shared>,
+}
+
+/// What [`AppState`] shares.
+pub(crate) struct Shared {
     pub(crate) tool: Arc<Tool>,
     pub(crate) store: Store,
     pub(crate) services: LtiServices,
@@ -45,7 +53,7 @@ pub struct AppState {
 
 impl FromRef<AppState> for Arc<Tool> {
     fn from_ref(state: &AppState) -> Self {
-        state.tool.clone()
+        state.inner.tool.clone()
     }
 }
 
@@ -157,13 +165,15 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.oauth1_nonces.clone(),
     ));
     let state = AppState {
-        tool: Arc::new(tool),
-        store,
-        services,
-        signing_key: Arc::new(signing_key),
-        lti11: Arc::new(lti11),
-        http,
-        public_url: public_url.clone(),
+        inner: Arc::new(Shared {
+            tool: Arc::new(tool),
+            store,
+            services,
+            signing_key: Arc::new(signing_key),
+            lti11: Arc::new(lti11),
+            http,
+            public_url: public_url.clone(),
+        }),
     };
     Ok(App {
         router: router(state),
@@ -230,12 +240,14 @@ async fn not_found(headers: axum::http::HeaderMap) -> Response {
 /// `GET /healthz`: 200 when the stores answer, 503 when one does not.
 async fn healthz(State(state): State<AppState>) -> Response {
     let durable = state
+        .inner
         .store
         .registrations
         .get_registration("healthz-probe", "healthz-probe")
         .await
         .map(drop);
     let ephemeral = state
+        .inner
         .store
         .launch_data
         .load_launch("healthz-probe")
@@ -373,6 +385,14 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "listening");
+    // Every response goes out as one write; with Nagle's algorithm on, a response
+    // written while the client has not yet acknowledged the previous one would wait
+    // for that (possibly delayed) acknowledgement.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on an accepted connection");
+        }
+    });
     axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown)
         .await

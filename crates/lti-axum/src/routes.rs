@@ -170,27 +170,37 @@ pub fn into_response(response: ToolResponse) -> Response {
     response.into_http().map(Body::from)
 }
 
+/// A rejection in the format the request's `Accept` asked for, decided before the
+/// request (and its headers) moved into the flow.
+fn rejection(error: impl Into<Error>, json: bool) -> Response {
+    if json {
+        LtiRejection::json(error).into_response()
+    } else {
+        LtiRejection::html(error).into_response()
+    }
+}
+
 async fn login(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
-    let headers = req.headers().clone();
+    let json = wants_json(req.headers());
     let req = match tool_request(req, limit).await {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
     match tool.login(&req).await {
         Ok(response) => into_response(response),
-        Err(e) => LtiRejection::new(e, &headers).into_response(),
+        Err(e) => rejection(e, json),
     }
 }
 
 async fn launch(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
-    let headers = req.headers().clone();
+    let json = wants_json(req.headers());
     let req = match tool_request(req, limit).await {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
     match lti_tool::web::launch_with_cookie(&tool, &req).await {
         Ok((_, response)) => into_response(response),
-        Err(e) => LtiRejection::new(e, &headers).into_response(),
+        Err(e) => rejection(e, json),
     }
 }
 

@@ -184,6 +184,11 @@ fn launch_id_of(resp: &Response) -> String {
     query_param(resp.headers()[LOCATION].to_str().unwrap(), "lti_launch_id")
 }
 
+fn assert_html(resp: &Response) {
+    let content_type = resp.headers()[CONTENT_TYPE].to_str().unwrap();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+}
+
 async fn get_with(app: &Router, uri: &str, header: Option<(&str, String)>) -> Response {
     let mut req = Request::get(uri);
     if let Some((name, value)) = header {
@@ -256,12 +261,7 @@ async fn role_guard_denies_a_learner_with_403_and_a_json_error() {
 
     let html = get_with(&app, &format!("/mentoring?lti_launch_id={id}"), None).await;
     assert_eq!(html.status(), StatusCode::FORBIDDEN);
-    assert!(
-        html.headers()[CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert_html(&html);
     let page = body_text(html).await;
     assert!(page.contains(">insufficient_role<"), "{page}");
 }
@@ -339,6 +339,28 @@ async fn tampered_token_is_401_bad_signature_and_replay_is_refused() {
         .unwrap();
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
     assert!(body_text(replay).await.contains("state_not_found"));
+}
+
+#[tokio::test]
+async fn login_from_an_unknown_issuer_is_refused_as_json_or_html_per_accept() {
+    let app = app().await;
+    let uri =
+        format!("/lti/login?iss=https://unknown.example&login_hint=u1&target_link_uri={BASE}app");
+    let json = get_with(
+        &app,
+        &uri,
+        Some((ACCEPT.as_str(), "application/json".into())),
+    )
+    .await;
+    assert_eq!(json.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json.headers()[CONTENT_TYPE], "application/json");
+    let body: Value = serde_json::from_str(&body_text(json).await).unwrap();
+    assert_eq!(body["error"], "unknown_issuer");
+
+    let html = get_with(&app, &uri, Some((ACCEPT.as_str(), "text/html".into()))).await;
+    assert_eq!(html.status(), StatusCode::FORBIDDEN);
+    assert_html(&html);
+    assert!(body_text(html).await.contains("unknown_issuer"));
 }
 
 #[tokio::test]
