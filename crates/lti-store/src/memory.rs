@@ -734,10 +734,14 @@ mod tests {
         // Fill one shard's worth and more: new keys are refused once a shard is full
         // of unexpired entries, replacing an existing key still works.
         let mut refused = None;
+        let mut stored = "a".to_owned();
         for i in 0..1000 {
-            if let Err(e) = map.upsert(format!("k{i}"), i, T0 + 100, T0) {
-                refused = Some((i, e));
-                break;
+            match map.upsert(format!("k{i}"), i, T0 + 100, T0) {
+                Ok(()) => stored = format!("k{i}"),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
             }
         }
         let (i, e) = refused.expect("never refused");
@@ -748,8 +752,8 @@ mod tests {
             "holds {} entries after {i} saves",
             map.len()
         );
-        map.upsert("k0".into(), 7, T0 + 100, T0).unwrap();
-        assert_eq!(map.get("k0", T0).unwrap(), Some(7));
+        map.upsert(stored.clone(), 7, T0 + 100, T0).unwrap();
+        assert_eq!(map.get(stored.as_str(), T0).unwrap(), Some(7));
         // Once they expire, the room is reclaimed.
         map.upsert(format!("k{i}"), 0, T0 + 300, T0 + 200).unwrap();
         assert_eq!(
@@ -757,7 +761,7 @@ mod tests {
             Some(0)
         );
         assert_eq!(
-            map.take("k0", T0 + 200).unwrap(),
+            map.take(stored.as_str(), T0 + 200).unwrap(),
             None,
             "expired entries are not returned"
         );
