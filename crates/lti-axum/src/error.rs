@@ -18,25 +18,25 @@ pub struct LtiRejection {
 impl LtiRejection {
     /// A rejection whose format follows the request's `Accept` header.
     pub fn new(error: impl Into<Error>, request_headers: &HeaderMap) -> Self {
-        Self {
-            error: error.into(),
-            json: wants_json(request_headers),
-        }
+        Self::in_format(error, wants_json(request_headers))
     }
 
     /// A rejection rendered as an HTML page.
     pub fn html(error: impl Into<Error>) -> Self {
-        Self {
-            error: error.into(),
-            json: false,
-        }
+        Self::in_format(error, false)
     }
 
     /// A rejection rendered as JSON.
     pub fn json(error: impl Into<Error>) -> Self {
+        Self::in_format(error, true)
+    }
+
+    /// A rejection rendered as JSON when `json`, else as an HTML page (for a
+    /// handler that read the request's `Accept` before the request moved on).
+    pub(crate) fn in_format(error: impl Into<Error>, json: bool) -> Self {
         Self {
             error: error.into(),
-            json: true,
+            json,
         }
     }
 

@@ -170,16 +170,6 @@ pub fn into_response(response: ToolResponse) -> Response {
     response.into_http().map(Body::from)
 }
 
-/// A rejection in the format the request's `Accept` asked for, decided before the
-/// request (and its headers) moved into the flow.
-fn rejection(error: impl Into<Error>, json: bool) -> Response {
-    if json {
-        LtiRejection::json(error).into_response()
-    } else {
-        LtiRejection::html(error).into_response()
-    }
-}
-
 async fn login(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
     let json = wants_json(req.headers());
     let req = match tool_request(req, limit).await {
@@ -188,7 +178,7 @@ async fn login(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
     };
     match tool.login(&req).await {
         Ok(response) => into_response(response),
-        Err(e) => rejection(e, json),
+        Err(e) => LtiRejection::in_format(e, json).into_response(),
     }
 }
 
@@ -200,7 +190,7 @@ async fn launch(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
     };
     match lti_tool::web::launch_with_cookie(&tool, &req).await {
         Ok((_, response)) => into_response(response),
-        Err(e) => rejection(e, json),
+        Err(e) => LtiRejection::in_format(e, json).into_response(),
     }
 }
 

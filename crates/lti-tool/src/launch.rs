@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use lti_jose::{Algorithm, FixedClock, JwkSet, TimeValidation};
+use lti_jose::{FixedClock, JwkSet, TimeValidation};
 use lti_message::{
     DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles, ValidationOptions,
 };
@@ -592,13 +592,18 @@ impl Tool {
             .into();
 
         // 5. Algorithm allow-list, kid, key, signature.
-        let allowed = allowed_algorithms(&registration);
-        let allowed_text = registration.allowed_algorithms.join(", ");
+        // Names are compared exactly, as `Algorithm` parses them: a name that is no
+        // supported algorithm can never match.
+        let allowed_text = || registration.allowed_algorithms.join(", ");
         let alg = jws.algorithm();
-        if !allowed.contains(&alg) {
+        if !registration
+            .allowed_algorithms
+            .iter()
+            .any(|a| a == alg.as_str())
+        {
             return Err(ToolError::AlgorithmNotAllowed {
                 found: alg.as_str().to_owned(),
-                allowed: allowed_text,
+                allowed: allowed_text(),
             });
         }
         let Some(kid) = jws.kid() else {
@@ -619,7 +624,7 @@ impl Tool {
                 ));
             }
         }
-        .map_err(|e| ToolError::jose(e, &allowed_text))?;
+        .map_err(|e| ToolError::jose(e, &allowed_text()))?;
         if key.algorithm() != alg {
             return Err(ToolError::KeyAlgorithmMismatch {
                 reason: format!(
@@ -629,7 +634,7 @@ impl Tool {
             });
         }
         key.verify_signature(jws.signing_input().as_bytes(), jws.signature())
-            .map_err(|e| ToolError::jose(e, &allowed_text))?;
+            .map_err(|e| ToolError::jose(e, &allowed_text()))?;
 
         Ok(Verified {
             payload_json,
@@ -717,15 +722,6 @@ impl Tool {
     pub fn validation_options(&self) -> ValidationOptions {
         self.inner.validation
     }
-}
-
-/// The registration's allow-list; unknown names are skipped (and can never match).
-fn allowed_algorithms(registration: &PlatformRegistration) -> Vec<Algorithm> {
-    registration
-        .allowed_algorithms
-        .iter()
-        .filter_map(|a| a.parse::<Algorithm>().ok())
-        .collect()
 }
 
 /// Why the payload could not be read for routing: not JSON, not an object, or a
