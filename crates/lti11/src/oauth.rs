@@ -47,6 +47,8 @@ pub const MAX_CONSUMER_KEY_LEN: usize = 255;
 pub const MAX_NONCE_LEN: usize = 128;
 /// Longest accepted timestamp (digits).
 pub const MAX_TIMESTAMP_LEN: usize = 12;
+/// Longest accepted `oauth_signature` (base64 characters).
+const MAX_SIGNATURE_LEN: usize = 128;
 
 /// An OAuth signature method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -569,9 +571,12 @@ pub fn sign_base_string(
     token_secret: &str,
     base_string: &str,
 ) -> String {
-    let mut mac = signing_mac(method, consumer_secret, token_secret);
-    mac.update(base_string.as_bytes());
-    B64.encode(mac.finish())
+    B64.encode(base_string_tag(
+        method,
+        consumer_secret,
+        token_secret,
+        base_string,
+    ))
 }
 
 /// Verifies a base64 signature in constant time.
@@ -582,12 +587,31 @@ pub fn verify_base_string(
     base_string: &str,
     signature_b64: &str,
 ) -> bool {
-    let Ok(sig) = B64.decode(signature_b64.as_bytes()) else {
-        return false;
-    };
+    let tag = base_string_tag(method, consumer_secret, token_secret, base_string);
+    signature_matches(&tag, signature_b64)
+}
+
+/// The MAC of a built base string.
+fn base_string_tag(
+    method: SignatureMethod,
+    consumer_secret: &str,
+    token_secret: &str,
+    base_string: &str,
+) -> mac::Tag {
     let mut mac = signing_mac(method, consumer_secret, token_secret);
     mac.update(base_string.as_bytes());
-    mac.finish().as_ref().ct_eq(&sig).into()
+    mac.finish()
+}
+
+/// Whether the base64 `signature_b64` decodes to `tag`, compared in
+/// constant time. Anything that is not base64, or longer than the bytes
+/// [`MAX_SIGNATURE_LEN`] characters carry, does not match.
+fn signature_matches(tag: &mac::Tag, signature_b64: &str) -> bool {
+    let mut sent = [0u8; MAX_SIGNATURE_LEN / 4 * 3];
+    match B64.decode_slice(signature_b64, &mut sent) {
+        Ok(len) => tag.as_ref().ct_eq(&sent[..len]).into(),
+        Err(_) => false,
+    }
 }
 
 /// `oauth_body_hash`: `base64(SHA-1(body))` over the exact body bytes.
@@ -953,6 +977,27 @@ mod tests {
             "invalid_oauth_parameter"
         );
         assert_eq!(check_timestamp("1700000000").unwrap(), 1_700_000_000);
+    }
+
+    #[test]
+    fn verify_base_string_accepts_only_the_exact_signature() {
+        let base = "POST&https%3A%2F%2Ft.example%2F&a%3Db";
+        for method in [SignatureMethod::HmacSha1, SignatureMethod::HmacSha256] {
+            let sig = sign_base_string(method, "s3cret", "", base);
+            assert!(verify_base_string(method, "s3cret", "", base, &sig));
+            assert!(!verify_base_string(method, "other", "", base, &sig));
+            assert!(!verify_base_string(method, "s3cret", "", "POST&x&y", &sig));
+            // Not base64, a truncated tag, a tag with bytes appended, and
+            // more than any signature may decode to.
+            assert!(!verify_base_string(method, "s3cret", "", base, "%%%"));
+            let tag = B64.decode(&sig).unwrap();
+            let short = B64.encode(&tag[..tag.len() - 1]);
+            assert!(!verify_base_string(method, "s3cret", "", base, &short));
+            let long = B64.encode([&tag[..], &[0]].concat());
+            assert!(!verify_base_string(method, "s3cret", "", base, &long));
+            let huge = B64.encode([&tag[..], &[0; 200]].concat());
+            assert!(!verify_base_string(method, "s3cret", "", base, &huge));
+        }
     }
 
     #[test]

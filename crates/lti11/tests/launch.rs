@@ -85,8 +85,9 @@ async fn duplicate_and_empty_launch_parameters_read_the_same_through_both_views(
         ("lti_message_type", "basic-lti-launch-request"),
         ("lti_version", "LTI-1p0"),
         ("resource_link_id", "rl-dup"),
-        ("custom_dup", "first"),
-        ("custom_dup", "second"),
+        // The first value sent sorts last, so arrival order is what counts.
+        ("custom_dup", "sent-first"),
+        ("custom_dup", "a-sent-second"),
         ("custom_empty", ""),
     ];
     let mut p = OAuthParams::new(NOW as u64);
@@ -106,8 +107,8 @@ async fn duplicate_and_empty_launch_parameters_read_the_same_through_both_views(
     let l = verify_body(&fx, LAUNCH_URL, &body).await.unwrap();
     // The first value sent wins and empty values count as absent, in the
     // compact view and in the typed view built from it.
-    assert_eq!(l.param("custom_dup"), Some("first"));
-    assert_eq!(l.params().get("custom_dup"), Some("first"));
+    assert_eq!(l.param("custom_dup"), Some("sent-first"));
+    assert_eq!(l.params().get("custom_dup"), Some("sent-first"));
     assert_eq!(l.param("custom_empty"), None);
     assert_eq!(l.params().get("custom_empty"), None);
 }
@@ -217,6 +218,33 @@ async fn tampered_parameter_is_a_bad_signature() {
         .form_body()
         .replace("u-1", "u-2");
     expect_code(&fx, &body, "bad_signature", StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn signature_that_is_not_the_tag_in_base64_is_a_bad_signature() {
+    let fx = Fixture::new();
+    let signed = sign(&launch(), LAUNCH_URL, KEY, SECRET, NOW, "n-b64");
+    let sig = signed
+        .fields()
+        .iter()
+        .find(|(k, _)| k == "oauth_signature")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    // Not base64; the right tag cut short.
+    for bad in ["not base64!".to_owned(), sig[..sig.len() - 4].to_owned()] {
+        let fields = signed.fields().iter().map(|(k, v)| {
+            let v = if k == "oauth_signature" { &bad } else { v };
+            (k.as_str(), v.as_str())
+        });
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        expect_code(&fx, &body, "bad_signature", StatusCode::UNAUTHORIZED).await;
+    }
+    // The nonce was not burnt by either attempt.
+    verify_body(&fx, LAUNCH_URL, &signed.form_body())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
