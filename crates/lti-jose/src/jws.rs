@@ -541,16 +541,24 @@ mod direct_header_tests {
         assert_eq!(header.kid.as_deref(), Some("k1"));
         assert_eq!(header.typ.as_deref(), Some("JWT"));
         assert_eq!(header.extra["x5t"], "abc");
-        for refused in [
-            &br#"{"alg":"RS256","alg":"RS256"}"#[..],
-            br#"{"alg":"RS256","x":1,"x":2}"#,
-            br#"{"alg":"RS256","crit":["b64"]}"#,
-            br#"{"alg":"none"}"#,
-            br#"{"alg":"RS256","kid":null}"#,
-            br#"{"kid":"k"}"#,
+        for (refused, code, says) in [
+            (
+                &br#"{"alg":"RS256","alg":"RS256"}"#[..],
+                "invalid_json",
+                "twice",
+            ),
+            (br#"{"alg":"RS256","x":1,"x":2}"#, "invalid_json", "twice"),
+            (br#"{"alg":"RS256","crit":["b64"]}"#, "malformed", "crit"),
+            (br#"{"alg":"none"}"#, "unsupported_algorithm", "none"),
+            (br#"{"alg":"RS256","kid":null}"#, "malformed", "kid"),
+            (br#"{"kid":"k"}"#, "malformed", "alg"),
         ] {
+            // The direct decoding refuses without naming why; the checked parse
+            // behind `parse_strict` names it.
             assert!(serde_json::from_slice::<DirectHeader>(refused).is_err());
-            assert!(Header::parse_strict(refused).is_err());
+            let err = Header::parse_strict(refused).unwrap_err();
+            assert_eq!(err.code(), code, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
         }
     }
 }
