@@ -25,7 +25,7 @@ fn count_ops() {
     let Some((op, n)) = op_count::request() else {
         return;
     };
-    let store = lti_store::MemoryStore::new(op_count::cipher(), lti_registry::system_clock());
+    let store = lti_store::MemoryStore::new(common::bench_cipher(), lti_registry::system_clock());
     let now = lti_registry::SystemClock.now();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -34,7 +34,7 @@ fn count_sqlite_ops() {
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(8);
-    let options = OpenOptions::new(op_count::cipher()).with_pool_size(pool);
+    let options = OpenOptions::new(common::bench_cipher()).with_pool_size(pool);
     let path = std::env::temp_dir().join(format!("lti-count-{}.db", std::process::id()));
     let url = format!("sqlite://{}", path.display());
     let rt = concurrent::runtime();

@@ -11,7 +11,7 @@ mod concurrent;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use lti_registry::{AppKey, Clock as _, SecretCipher, Store};
+use lti_registry::{Clock as _, Store};
 use lti_store::{OpenOptions, open};
 use tokio::runtime::Runtime;
 
@@ -28,9 +28,7 @@ fn next_id(tag: &str) -> String {
 }
 
 fn options(pool: u32) -> OpenOptions {
-    let cipher =
-        SecretCipher::aes256gcm(AppKey::new("bench", &[1u8; 32]).unwrap(), vec![]).unwrap();
-    OpenOptions::new(cipher)
+    OpenOptions::new(common::bench_cipher())
         .with_pool_size(pool)
         .with_redis_key_prefix(format!("{}:", next_id("lti-bench")))
         .with_postgres_schema(next_id("lti_bench").replace('-', "_"))

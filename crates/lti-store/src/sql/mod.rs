@@ -207,9 +207,8 @@ impl Writer {
                 // In a task of its own, so that every claim taken is answered
                 // even if this caller stops waiting.
                 tokio::spawn(async move {
-                    use sqlx::Connection as _;
-                    if run_queued(&mut conn, queued).await && conn.ping().await.is_err() {
-                        writer.broken.store(true, Ordering::Release);
+                    if run_queued(&mut conn, queued).await {
+                        writer.check_after_error(&mut conn).await;
                     }
                 });
                 answer.await.unwrap_or_else(|_| Err(interrupted()))
@@ -251,6 +250,16 @@ impl Writer {
             .map_err(|_| sqlx::Error::PoolClosed)
     }
 
+    /// After a failed operation: checks the connection's worker is alive,
+    /// else marks it for a reconnect (the pool does the same for its own
+    /// connections when they come back).
+    async fn check_after_error(&self, conn: &mut sqlx::SqliteConnection) {
+        use sqlx::Connection as _;
+        if conn.ping().await.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+    }
+
     async fn close(&self) {
         use sqlx::Connection as _;
         self.closed.store(true, Ordering::Release);
@@ -277,15 +286,10 @@ impl Lease<'_> {
         }
     }
 
-    /// After a failed operation on the writer: checks the connection's
-    /// worker is alive, else marks it for a reconnect (the pool does the same
-    /// for its own connections when they come back).
+    /// After a failed operation on the writer: see [`Writer::check_after_error`].
     async fn check_after_error(&mut self) {
-        use sqlx::Connection as _;
-        if let Self::Writer(c, w) = self
-            && c.ping().await.is_err()
-        {
-            w.broken.store(true, Ordering::Release);
+        if let Self::Writer(c, w) = self {
+            w.check_after_error(c).await;
         }
     }
 }
@@ -342,25 +346,36 @@ macro_rules! bind_args {
     }};
 }
 
-macro_rules! decode_rows {
-    ($rows:expr, $kinds:expr, $backend:expr) => {{
-        use sqlx::Row as _;
-        let mut out = Vec::with_capacity($rows.len());
-        for row in &$rows {
-            let mut cells = Vec::with_capacity($kinds.len());
-            for (i, k) in $kinds.iter().enumerate() {
-                let m = |e| map_err($backend, e);
-                cells.push(match k {
-                    Kind::Text => Val::Text(row.try_get::<String, _>(i).map_err(m)?),
-                    Kind::Int => Val::Int(row.try_get::<i64, _>(i).map_err(m)?),
-                    Kind::OptText => Val::OptText(row.try_get::<Option<String>, _>(i).map_err(m)?),
-                    Kind::OptInt => Val::OptInt(row.try_get::<Option<i64>, _>(i).map_err(m)?),
-                });
+/// Runs `$query` with `$args` bound on `$conn` and decodes its rows as
+/// `$kinds`; evaluates to `Result<Vec<Cells>>`.
+macro_rules! fetch_rows {
+    ($conn:expr, $query:expr, $args:expr, $kinds:expr, $backend:expr) => {
+        async {
+            use sqlx::Row as _;
+            let m = |e| map_err($backend, e);
+            let rows = bind_args!($query, $args)
+                .fetch_all($conn)
+                .await
+                .map_err(m)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut cells = Vec::with_capacity($kinds.len());
+                for (i, k) in $kinds.iter().enumerate() {
+                    cells.push(match k {
+                        Kind::Text => Val::Text(row.try_get::<String, _>(i).map_err(m)?),
+                        Kind::Int => Val::Int(row.try_get::<i64, _>(i).map_err(m)?),
+                        Kind::OptText => {
+                            Val::OptText(row.try_get::<Option<String>, _>(i).map_err(m)?)
+                        }
+                        Kind::OptInt => Val::OptInt(row.try_get::<Option<i64>, _>(i).map_err(m)?),
+                    });
+                }
+                out.push(Cells(cells));
             }
-            out.push(Cells(cells));
+            Ok::<_, RegistryError>(out)
         }
-        out
-    }};
+        .await
+    };
 }
 
 /// Runs `$body` (a `Result<_, RegistryError>`) with `$conn` bound to a
@@ -495,19 +510,8 @@ macro_rules! run_claims {
             }
         }
         let (sql, args) = claim.statement(&distinct);
-        match bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .fetch_all($conn)
-            .await
-        {
-            Ok(rows) => {
-                async {
-                    let cells = decode_rows!(rows, claim.columns(), $backend);
-                    Ok(distribute(ops, cells))
-                }
-                .await
-            }
-            Err(e) => Err(map_err($backend, e)),
-        }
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        fetch_rows!($conn, query, args, claim.columns(), $backend).map(|rows| distribute(ops, rows))
     }};
 }
 
@@ -531,33 +535,39 @@ async fn run_queued(conn: &mut sqlx::SqliteConnection, queued: Vec<Queued>) -> b
         .partition(|q| q.claim == Claim::State);
     for (claim, mut rest) in [(Claim::State, states), (Claim::Nonce, nonces)] {
         while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(Claim::MAX_BATCH));
-            let chunk = std::mem::replace(&mut rest, tail);
+            let chunk: Vec<Queued> = rest.drain(..rest.len().min(Claim::MAX_BATCH)).collect();
             let ops: Vec<&ClaimOp> = chunk.iter().map(|q| &q.op).collect();
             let answers: Result<Vec<Option<Cells>>> =
                 run_claims!(&mut *conn, claim, &ops, "sqlite");
-            match answers {
-                Ok(answers) => {
-                    for (q, answer) in chunk.into_iter().zip(answers) {
-                        // A caller that has gone no longer needs its answer.
-                        let _ = q.reply.send(Ok(answer));
-                    }
-                }
-                Err(e) => {
-                    failed = true;
-                    let shared = format!("a write sharing this one's statement failed: {e}");
-                    let mut first = Some(e);
-                    for q in chunk {
-                        let err = first
-                            .take()
-                            .unwrap_or_else(|| RegistryError::unavailable("sqlite", &shared));
-                        let _ = q.reply.send(Err(err));
-                    }
-                }
-            }
+            failed |= answers.is_err();
+            answer_all(chunk, answers);
         }
     }
     failed
+}
+
+/// Answers each claim of one statement: its own row, or (the statement
+/// failed) the statement's error for the first and a note of it for the rest.
+#[cfg(feature = "sqlite")]
+fn answer_all(chunk: Vec<Queued>, answers: Result<Vec<Option<Cells>>>) {
+    // A caller that has gone no longer needs its answer.
+    match answers {
+        Ok(answers) => {
+            for (q, answer) in chunk.into_iter().zip(answers) {
+                let _ = q.reply.send(Ok(answer));
+            }
+        }
+        Err(e) => {
+            let shared = format!("a write sharing this one's statement failed: {e}");
+            let mut first = Some(e);
+            for q in chunk {
+                let err = first
+                    .take()
+                    .unwrap_or_else(|| RegistryError::unavailable("sqlite", &shared));
+                let _ = q.reply.send(Err(err));
+            }
+        }
+    }
 }
 
 impl Driver {
@@ -601,10 +611,7 @@ impl Driver {
     async fn fetch(&self, sql: &'static str, args: Vec<Val>, kinds: &[Kind]) -> Result<Vec<Cells>> {
         let backend = self.backend();
         with_conn!(self, !is_read(sql), conn, _begin => {
-            match bind_args!(sqlx::query(sql), args).fetch_all(&mut *conn).await {
-                Ok(rows) => async { Ok(decode_rows!(rows, kinds, backend)) }.await,
-                Err(e) => Err(map_err(backend, e)),
-            }
+            fetch_rows!(&mut *conn, sqlx::query(sql), args, kinds, backend)
         })
     }
 
