@@ -33,7 +33,7 @@ pub mod scope {
 }
 
 /// The AGS endpoint claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AgsEndpointClaim {
     /// Granted scopes.
     #[serde(default)]
@@ -48,6 +48,12 @@ pub struct AgsEndpointClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(AgsEndpointClaim {
+    scope: "scope",
+    lineitems: "lineitems",
+    lineitem: "lineitem",
+});
 
 impl AgsEndpointClaim {
     /// Whether `scope` was granted.

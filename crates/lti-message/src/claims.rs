@@ -91,14 +91,138 @@ pub mod uri {
     pub const MSG_SUBMISSION_REVIEW: &str = "LtiSubmissionReviewRequest";
 }
 
+/// Implements `Deserialize` for a claim object with an `extra` map: each known
+/// member is decoded in place (a member given twice is refused), every other
+/// member is kept in `extra`. This is what `#[serde(flatten)]` does, without its
+/// per-key identifier buffering (these objects are on every launch's hot path).
+/// `via W` decodes the member as `W` and keeps `W.0`.
+macro_rules! claim_object {
+    ($ty:ident { $( $field:ident : $key:literal $(via $wrap:ty)? ),* $(,)? }) => {
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+                impl<'de> ::serde::de::Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$ty, A::Error> {
+                        let mut out = $ty::default();
+                        let mut seen = 0u32;
+                        while let Some(key) = map.next_key::<$crate::claims::Key<'de>>()? {
+                            let mut bit = 1u32;
+                            $(
+                                if key.0 == $key {
+                                    if seen & bit != 0 {
+                                        return Err(::serde::de::Error::duplicate_field($key));
+                                    }
+                                    seen |= bit;
+                                    out.$field = $crate::claims::claim_object!(@value map $(, $wrap)?);
+                                    continue;
+                                }
+                                bit <<= 1;
+                            )*
+                            let _ = bit;
+                            let value: ::serde_json::Value = map.next_value()?;
+                            out.extra.insert(key.0.into_owned(), value);
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(ObjectVisitor)
+            }
+        }
+    };
+    (@value $map:ident) => { $map.next_value()? };
+    (@value $map:ident, $wrap:ty) => { $map.next_value::<$wrap>()?.0 };
+}
+pub(crate) use claim_object;
+
+/// A string, an array of strings or `null`, as sent.
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+    Null,
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::Null)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string or an array of strings (`null` is empty), as a list.
+pub(crate) struct StringOrSeq(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for StringOrSeq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(StringOrSeq(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+            OneOrMany::Null => Vec::new(),
+        }))
+    }
+}
+
+/// `lenient_u32` as a type, for [`claim_object!`] members.
+pub(crate) struct LenientU32(pub(crate) Option<u32>);
+
+impl<'de> Deserialize<'de> for LenientU32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_u32(d).map(LenientU32)
+    }
+}
+
 /// The `aud` claim: a single string or an array of strings, kept in the shape it was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Audience {
     /// `"aud": "client"`.
     Single(String),
     /// `"aud": ["client", ...]`.
     Multiple(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => Ok(Audience::Single(s)),
+            OneOrMany::Many(v) => Ok(Audience::Multiple(v)),
+            OneOrMany::Null => Err(de::Error::invalid_type(
+                de::Unexpected::Unit,
+                &"a string or an array of strings",
+            )),
+        }
+    }
 }
 
 impl Audience {
@@ -120,7 +244,7 @@ impl Audience {
 }
 
 /// `resource_link` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResourceLinkClaim {
     /// Stable id of the placement (required, ≤255).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,8 +260,14 @@ pub struct ResourceLinkClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ResourceLinkClaim {
+    id: "id",
+    title: "title",
+    description: "description",
+});
+
 /// `context` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ContextClaim {
     /// Context id (≤255).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +291,13 @@ pub struct ContextClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ContextClaim {
+    id: "id",
+    label: "label",
+    title: "title",
+    types: "type" via crate::claims::StringOrSeq,
+});
+
 impl ContextClaim {
     /// The context types, parsed.
     pub fn context_types(&self) -> Vec<ContextType> {
@@ -169,7 +306,7 @@ impl ContextClaim {
 }
 
 /// `tool_platform` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ToolPlatformClaim {
     /// Platform instance guid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,8 +334,18 @@ pub struct ToolPlatformClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ToolPlatformClaim {
+    guid: "guid",
+    name: "name",
+    contact_email: "contact_email",
+    description: "description",
+    url: "url",
+    product_family_code: "product_family_code",
+    version: "version",
+});
+
 /// `launch_presentation` claim. `width`/`height` accept numbers or numeric strings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LaunchPresentationClaim {
     /// `frame`, `iframe` or `window` (kept verbatim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,8 +375,16 @@ pub struct LaunchPresentationClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(LaunchPresentationClaim {
+    document_target: "document_target",
+    height: "height" via crate::claims::LenientU32,
+    width: "width" via crate::claims::LenientU32,
+    return_url: "return_url",
+    locale: "locale",
+});
+
 /// `lis` claim (SIS identifiers).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LisClaim {
     /// Person SIS id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,8 +400,14 @@ pub struct LisClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(LisClaim {
+    person_sourcedid: "person_sourcedid",
+    course_offering_sourcedid: "course_offering_sourcedid",
+    course_section_sourcedid: "course_section_sourcedid",
+});
+
 /// `for_user` claim (submission review: the learner whose work is shown).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ForUserClaim {
     /// The learner's `sub` (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,8 +435,18 @@ pub struct ForUserClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ForUserClaim {
+    user_id: "user_id",
+    person_sourcedid: "person_sourcedid",
+    given_name: "given_name",
+    family_name: "family_name",
+    name: "name",
+    email: "email",
+    roles: "roles",
+});
+
 /// `lti1p1` migration claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Lti1p1Claim {
     /// LTI 1.1 user id (when it differs from `sub`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,8 +471,17 @@ pub struct Lti1p1Claim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(Lti1p1Claim {
+    user_id: "user_id",
+    oauth_consumer_key: "oauth_consumer_key",
+    oauth_consumer_key_sign: "oauth_consumer_key_sign",
+    resource_link_id: "resource_link_id",
+    context_id: "context_id",
+    tool_consumer_instance_guid: "tool_consumer_instance_guid",
+});
+
 /// Course groups service claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GroupsServiceClaim {
     /// Groups URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,8 +500,15 @@ pub struct GroupsServiceClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(GroupsServiceClaim {
+    context_groups_url: "context_groups_url",
+    context_group_sets_url: "context_group_sets_url",
+    scope: "scope",
+    service_versions: "service_versions",
+});
+
 /// LTI 1.1 basic outcome service claim (also found in NRPS member messages).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BasicOutcomeClaim {
     /// Result sourcedid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,8 +521,13 @@ pub struct BasicOutcomeClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(BasicOutcomeClaim {
+    lis_result_sourcedid: "lis_result_sourcedid",
+    lis_outcome_service_url: "lis_outcome_service_url",
+});
+
 /// Caliper endpoint service claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CaliperEndpointClaim {
     /// Granted scopes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -350,6 +542,12 @@ pub struct CaliperEndpointClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(CaliperEndpointClaim {
+    scopes: "scopes",
+    caliper_endpoint_url: "caliper_endpoint_url",
+    caliper_federated_session_id: "caliper_federated_session_id",
+});
 
 /// A full LTI 1.3 claim set (id_token body), typed, with unknown claims kept in
 /// [`IdTokenClaims::extra`] so that a parse/serialise round trip is lossless.
@@ -544,7 +742,7 @@ known_claims! {
 }
 
 /// A map key, borrowed from the input when possible.
-struct Key<'de>(Cow<'de, str>);
+pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -762,22 +960,6 @@ impl<'de> Deserialize<'de> for IdTokenClaims {
             None => e,
         })
     }
-}
-
-/// Accepts a string or an array of strings.
-pub(crate) fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-        Null(()),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-        OneOrMany::Null(()) => Vec::new(),
-    })
 }
 
 /// Accepts a non-negative integer, a float, or a numeric string; anything else is `None`.
