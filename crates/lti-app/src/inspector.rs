@@ -794,7 +794,7 @@ async fn save_outcome_target(
         .inner
         .store
         .launch_data
-        .save_launch(&id, &value, unix_now().saturating_add(OUTCOME_TTL_SECS))
+        .save_launch(&id, value, unix_now().saturating_add(OUTCOME_TTL_SECS))
         .await?;
     Ok(id)
 }

@@ -26,3 +26,10 @@ pub fn decode_unverified<T: DeserializeOwned>(token: &str) -> Result<(Header, T)
 pub fn unverified_payload<'j>(jws: &'j CompactJws<'_>) -> &'j [u8] {
     jws.payload_bytes()
 }
+
+/// The decoded payload bytes of a parsed token, **not verified**, taken out of it
+/// without a copy: for the caller of [`unverified_payload`] that has since checked
+/// the signature and keeps the payload (e.g. as the launch's signed JSON text).
+pub fn into_unverified_payload(jws: CompactJws<'_>) -> Vec<u8> {
+    jws.into_payload_bytes()
+}

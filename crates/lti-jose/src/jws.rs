@@ -299,6 +299,10 @@ impl<'a> CompactJws<'a> {
         &self.payload
     }
 
+    pub(crate) fn into_payload_bytes(self) -> Vec<u8> {
+        self.payload
+    }
+
     /// Decodes the payload without verifying anything. Only [`crate::dangerous`] and
     /// [`Verifier`] (after the signature check) call this.
     pub(crate) fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {

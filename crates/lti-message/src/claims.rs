@@ -657,14 +657,15 @@ macro_rules! known_claims {
         }
 
         impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
-            type Value = IdTokenClaims;
+            type Value = Box<IdTokenClaims>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object of claims")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdTokenClaims, A::Error> {
-                let mut c = IdTokenClaims::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Box<IdTokenClaims>, A::Error> {
+                // Built in place on the heap: the claim set is about 2 KB.
+                let mut c = Box::<IdTokenClaims>::default();
                 let mut seen: u64 = 0;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let mut bit = 1u64;
@@ -806,8 +807,34 @@ impl<'de> Deserialize<'de> for NumericDate {
 fn decode<'de, D: Deserializer<'de>>(
     d: D,
     failed: &FailedClaim,
-) -> Result<IdTokenClaims, D::Error> {
+) -> Result<Box<IdTokenClaims>, D::Error> {
     d.deserialize_map(ClaimsVisitor { failed })
+}
+
+/// Decodes one claim set from `de` (reading `bytes`), which must hold nothing else.
+fn decode_reader<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    bytes: &[u8],
+) -> Result<Box<IdTokenClaims>, MessageError> {
+    let failed = FailedClaim::new(None);
+    let claims = decode(&mut de, &failed).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data && failed.get().is_none() {
+            // The top level was valid JSON of the wrong type.
+            let found = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b't' | b'f') => "a boolean",
+                Some(b'n') => "null",
+                _ => "a number",
+            };
+            MessageError::NotAnObject { found }
+        } else {
+            malformed(&failed, &e)
+        }
+    })?;
+    de.end()
+        .map_err(|e| malformed(&FailedClaim::new(None), &e))?;
+    Ok(claims)
 }
 
 fn malformed(failed: &FailedClaim, e: &serde_json::Error) -> MessageError {
@@ -827,32 +854,38 @@ impl IdTokenClaims {
             });
         }
         let failed = FailedClaim::new(None);
-        decode(value, &failed).map_err(|e| malformed(&failed, &e))
+        decode(value, &failed)
+            .map(|c| *c)
+            .map_err(|e| malformed(&failed, &e))
     }
 
     /// Decodes a claim set from JSON bytes, without building an intermediate
     /// `Value` for the known claims. A known claim that appears twice is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, MessageError> {
-        let failed = FailedClaim::new(None);
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let claims = decode(&mut de, &failed).map_err(|e| {
-            if e.classify() == serde_json::error::Category::Data && failed.get().is_none() {
-                // The top level was valid JSON of the wrong type.
-                let found = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-                    Some(b'[') => "an array",
-                    Some(b'"') => "a string",
-                    Some(b't' | b'f') => "a boolean",
-                    Some(b'n') => "null",
-                    _ => "a number",
-                };
-                MessageError::NotAnObject { found }
-            } else {
-                malformed(&failed, &e)
-            }
-        })?;
-        de.end()
-            .map_err(|e| malformed(&FailedClaim::new(None), &e))?;
-        Ok(claims)
+        Self::from_slice_boxed(bytes).map(|c| *c)
+    }
+
+    /// As [`IdTokenClaims::from_slice`], built in place on the heap: the claim set
+    /// is about 2 KB, and a boxed one is not copied again as it is passed on (e.g.
+    /// to [`crate::LtiMessage::from_boxed_claims`]).
+    pub fn from_slice_boxed(bytes: &[u8]) -> Result<Box<Self>, MessageError> {
+        // One UTF-8 check of the whole text is cheaper than one per string; bytes
+        // that are not UTF-8 take the byte reader, which names where they are.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::from_json_str_boxed(text),
+            Err(_) => decode_reader(serde_json::Deserializer::from_slice(bytes), bytes),
+        }
+    }
+
+    /// Decodes a claim set from JSON text, as [`IdTokenClaims::from_slice`].
+    pub fn from_json_str(text: &str) -> Result<Self, MessageError> {
+        Self::from_json_str_boxed(text).map(|c| *c)
+    }
+
+    /// As [`IdTokenClaims::from_json_str`], built in place on the heap (see
+    /// [`IdTokenClaims::from_slice_boxed`]).
+    pub fn from_json_str_boxed(text: &str) -> Result<Box<Self>, MessageError> {
+        decode_reader(serde_json::Deserializer::from_str(text), text.as_bytes())
     }
 
     /// Decodes a claim set from a JSON object.
@@ -955,10 +988,12 @@ impl Serialize for IdTokenClaims {
 impl<'de> Deserialize<'de> for IdTokenClaims {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let failed = FailedClaim::new(None);
-        decode(d, &failed).map_err(|e| match failed.get() {
-            Some(claim) => de::Error::custom(format!("claim `{claim}` is malformed: {e}")),
-            None => e,
-        })
+        decode(d, &failed)
+            .map(|c| *c)
+            .map_err(|e| match failed.get() {
+                Some(claim) => de::Error::custom(format!("claim `{claim}` is malformed: {e}")),
+                None => e,
+            })
     }
 }
 

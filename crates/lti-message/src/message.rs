@@ -110,6 +110,15 @@ macro_rules! validated_message {
                 c: IdTokenClaims,
                 opts: &ValidationOptions,
             ) -> Result<Self, MessageError> {
+                Self::try_from_boxed_claims(Box::new(c), opts)
+            }
+
+            /// As [`Self::try_from_claims`], for claims already on the heap (see
+            /// [`IdTokenClaims::from_slice_boxed`]): the claim set is not moved.
+            pub fn try_from_boxed_claims(
+                c: Box<IdTokenClaims>,
+                opts: &ValidationOptions,
+            ) -> Result<Self, MessageError> {
                 Self::validate(&c, opts)?;
                 Ok(Self {
                     roles: c.parsed_roles(),
@@ -130,7 +139,7 @@ macro_rules! message_common {
             }
             /// Gives back the claim set.
             pub fn into_claims(self) -> IdTokenClaims {
-                self.claims
+                *self.claims
             }
             /// The user's roles (parsed once at validation).
             pub fn roles(&self) -> &Roles {
@@ -162,7 +171,7 @@ macro_rules! message_common {
 /// A validated `LtiResourceLinkRequest`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LtiResourceLinkRequest {
-    claims: IdTokenClaims,
+    claims: Box<IdTokenClaims>,
     roles: Roles,
 }
 
@@ -195,7 +204,7 @@ validated_message!(LtiResourceLinkRequest);
 /// A validated `LtiDeepLinkingRequest`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LtiDeepLinkingRequest {
-    claims: IdTokenClaims,
+    claims: Box<IdTokenClaims>,
     roles: Roles,
 }
 
@@ -240,7 +249,7 @@ validated_message!(LtiDeepLinkingRequest);
 /// [`LtiSubmissionReviewRequest::for_user`] the learner whose work is shown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LtiSubmissionReviewRequest {
-    claims: IdTokenClaims,
+    claims: Box<IdTokenClaims>,
     roles: Roles,
 }
 
@@ -292,7 +301,7 @@ validated_message!(LtiSubmissionReviewRequest);
 /// deployment_id, sub and roles were still validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtherMessage {
-    claims: IdTokenClaims,
+    claims: Box<IdTokenClaims>,
     roles: Roles,
 }
 
@@ -327,17 +336,27 @@ impl LtiMessage {
     /// message-specific claims. It does not check `iss`, `aud`, `exp`, `iat`
     /// or `nonce`: that belongs to the layer that verified the signature.
     pub fn from_claims(c: IdTokenClaims, opts: &ValidationOptions) -> Result<Self, MessageError> {
+        Self::from_boxed_claims(Box::new(c), opts)
+    }
+
+    /// As [`LtiMessage::from_claims`], for claims already on the heap (see
+    /// [`IdTokenClaims::from_slice_boxed`]): the 2 KB claim set is not moved again.
+    pub fn from_boxed_claims(
+        c: Box<IdTokenClaims>,
+        opts: &ValidationOptions,
+    ) -> Result<Self, MessageError> {
         let t = require(c.message_type.as_deref(), RequiredClaim::MessageType)?;
         check_version(&c)?;
         match t {
             uri::MSG_RESOURCE_LINK => {
-                LtiResourceLinkRequest::try_from_claims(c, opts).map(Self::ResourceLink)
+                LtiResourceLinkRequest::try_from_boxed_claims(c, opts).map(Self::ResourceLink)
             }
             uri::MSG_DEEP_LINKING => {
-                LtiDeepLinkingRequest::try_from_claims(c, opts).map(Self::DeepLinking)
+                LtiDeepLinkingRequest::try_from_boxed_claims(c, opts).map(Self::DeepLinking)
             }
             uri::MSG_SUBMISSION_REVIEW => {
-                LtiSubmissionReviewRequest::try_from_claims(c, opts).map(Self::SubmissionReview)
+                LtiSubmissionReviewRequest::try_from_boxed_claims(c, opts)
+                    .map(Self::SubmissionReview)
             }
             other if opts.allow_unknown_message_types => {
                 if other.is_empty() {
@@ -372,7 +391,7 @@ impl LtiMessage {
 
     /// Decodes and validates JSON bytes.
     pub fn from_slice(bytes: &[u8], opts: &ValidationOptions) -> Result<Self, MessageError> {
-        Self::from_claims(IdTokenClaims::from_slice(bytes)?, opts)
+        Self::from_boxed_claims(IdTokenClaims::from_slice_boxed(bytes)?, opts)
     }
 
     /// The message type string.

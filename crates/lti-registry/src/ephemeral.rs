@@ -138,11 +138,12 @@ pub trait NonceStore: Send + Sync {
 /// `NotFound`; `save_launch` under an existing id replaces the value.
 #[async_trait]
 pub trait LaunchDataStore: Send + Sync {
-    /// Saves (or replaces) `data` under `launch_id` until `expires_at`.
+    /// Saves (or replaces) `data` under `launch_id` until `expires_at`. The value is
+    /// taken by value: an in-process store keeps it without a copy.
     async fn save_launch(
         &self,
         launch_id: &str,
-        data: &serde_json::Value,
+        data: serde_json::Value,
         expires_at: i64,
     ) -> Result<()>;
 

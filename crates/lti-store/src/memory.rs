@@ -296,18 +296,14 @@ impl LaunchDataStore for MemoryStore {
     async fn save_launch(
         &self,
         launch_id: &str,
-        data: &serde_json::Value,
+        data: serde_json::Value,
         expires_at: i64,
     ) -> Result<()> {
         check_id("launch_id", launch_id)?;
         check_expiry("expires_at", expires_at, self.clock.now())?;
         let now = self.clock.now();
-        self.launches.upsert(
-            launch_id.to_owned(),
-            Arc::new(data.clone()),
-            expires_at,
-            now,
-        )
+        self.launches
+            .upsert(launch_id.to_owned(), Arc::new(data), expires_at, now)
     }
 
     async fn load_launch(&self, launch_id: &str) -> Result<serde_json::Value> {

@@ -191,7 +191,7 @@ impl LaunchDataStore for RedisStore {
     async fn save_launch(
         &self,
         launch_id: &str,
-        data: &serde_json::Value,
+        data: serde_json::Value,
         expires_at: i64,
     ) -> Result<()> {
         check_id("launch_id", launch_id)?;
@@ -202,7 +202,7 @@ impl LaunchDataStore for RedisStore {
             "launch data",
             &Envelope {
                 expires_at,
-                value: data,
+                value: &data,
             },
         )?;
         let _: () = redis::cmd("SET")

@@ -291,6 +291,49 @@ fn bench(c: &mut Criterion) {
             elapsed
         })
     });
+    // The "full launch validation": parse, RS256 verify, claim checks and the
+    // nonce record in the memory store (`Tool::verify_id_token`, given the login
+    // state an application consumed), without the cookie, the state store and the
+    // launch-data save that `Tool::launch` adds.
+    let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
+    group.bench_function("tool_verify_id_token", |b| {
+        b.iter_batched(
+            || fixture.tool_with_store().0,
+            |tool| {
+                black_box(
+                    rt.block_on(tool.verify_id_token(black_box(&token), black_box(&state)))
+                        .unwrap(),
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let round_states: Vec<LaunchState> = (0..ROUND)
+        .map(|i| {
+            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
+            LaunchState::new(&round_tokens[i].0, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600)
+        })
+        .collect();
+    group.bench_function("tool_verify_id_token_long_lived_store", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = std::time::Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let tool = fixture.tool_with_store().0;
+                let n = left.min(ROUND as u64);
+                let start = std::time::Instant::now();
+                for ((_, token), state) in round_tokens.iter().zip(&round_states).take(n as usize) {
+                    black_box(
+                        rt.block_on(tool.verify_id_token(black_box(token), black_box(state)))
+                            .unwrap(),
+                    );
+                }
+                elapsed += start.elapsed();
+                left -= n;
+            }
+            elapsed
+        })
+    });
     group.bench_function("bare_ring_verify", |b| {
         b.iter(|| {
             ring_key
@@ -370,7 +413,7 @@ fn bench(c: &mut Criterion) {
         i += 1;
         rt.block_on(
             eph.launch_data
-                .save_launch(&format!("l-{i}"), &value, NOW + 600),
+                .save_launch(&format!("l-{i}"), value.clone(), NOW + 600),
         )
         .unwrap();
     });

@@ -1,8 +1,6 @@
 //! Step 3: the launch (the platform's form POST of `id_token` and `state`),
 //! validated in the order of the spec digest §1.6, failing closed.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use lti_jose::{FixedClock, JwkSet, TimeValidation};
 use lti_message::{
@@ -24,25 +22,69 @@ use crate::urls::append_query;
 /// Format tag of a launch saved in the launch-data store.
 const SAVED_FORMAT: &str = "lti-tool/launch/v1";
 
-/// A verified LTI 1.3 launch.
+/// A verified LTI 1.3 launch, saved in the launch-data store under its launch id.
 ///
 /// The only ways to obtain one are [`Tool::launch`] (which ran every check of the
 /// spec digest §1.6: state and its cookie, signature, issuer, audience, azp,
 /// algorithm, kid, times, nonce, deployment, version, message type and the
 /// message's required claims) and [`Tool::load_launch`] (which reads back a launch
-/// that `Tool::launch` saved; see there why that is trusted). Its fields are private.
+/// that `Tool::launch` saved; see there why that is trusted). Its fields are private;
+/// the launch's contents are read through [`VerifiedIdToken`]'s methods, which a
+/// `Launch` dereferences to.
 #[derive(Debug, Clone)]
 pub struct Launch {
-    message: LtiMessage,
-    registration: PlatformRegistration,
+    token: VerifiedIdToken,
     launch_id: String,
-    target_link_uri: String,
-    storage_target: Option<String>,
-    /// The verified payload exactly as the platform signed it (JSON text).
-    payload_json: Arc<str>,
+}
+
+impl std::ops::Deref for Launch {
+    type Target = VerifiedIdToken;
+    fn deref(&self) -> &VerifiedIdToken {
+        &self.token
+    }
 }
 
 impl Launch {
+    /// The opaque id the launch is saved under in the launch-data store.
+    pub fn launch_id(&self) -> &str {
+        &self.launch_id
+    }
+
+    /// The verified id_token, without the launch id.
+    pub fn into_verified(self) -> VerifiedIdToken {
+        self.token
+    }
+
+    /// The launch-data record: the payload is kept as the signed JSON text, so
+    /// saving costs no re-serialization of the claims.
+    fn to_saved(&self) -> Value {
+        json!({
+            "format": SAVED_FORMAT,
+            "issuer": self.registration.issuer,
+            "client_id": self.registration.client_id,
+            "target_link_uri": self.target_link_uri,
+            "lti_storage_target": self.storage_target,
+            "payload": self.payload_json,
+        })
+    }
+}
+
+/// An id_token verified against the login state it answers: every check of
+/// [`Tool::launch`] except the state cookie and consuming the state, which
+/// [`Tool::verify_id_token`]'s caller has done. Obtained only from
+/// [`Tool::verify_id_token`] (and, inside a [`Launch`], from [`Tool::launch`] and
+/// [`Tool::load_launch`]); its fields are private.
+#[derive(Debug, Clone)]
+pub struct VerifiedIdToken {
+    message: LtiMessage,
+    registration: PlatformRegistration,
+    target_link_uri: String,
+    storage_target: Option<String>,
+    /// The verified payload exactly as the platform signed it (JSON text).
+    payload_json: String,
+}
+
+impl VerifiedIdToken {
     /// The validated message (resource link, deep linking, submission review, ...).
     pub fn message(&self) -> &LtiMessage {
         &self.message
@@ -66,11 +108,6 @@ impl Launch {
     /// The deployment id (checked against the registration).
     pub fn deployment_id(&self) -> &str {
         self.message.deployment_id()
-    }
-
-    /// The opaque id the launch is saved under in the launch-data store.
-    pub fn launch_id(&self) -> &str {
-        &self.launch_id
     }
 
     /// The user id; `None` for an (explicitly allowed) anonymous launch.
@@ -131,28 +168,15 @@ impl Launch {
     pub fn payload_json(&self) -> &str {
         &self.payload_json
     }
-
-    /// The launch-data record: the payload is kept as the signed JSON text, so
-    /// saving costs no re-serialization of the claims.
-    fn to_saved(&self) -> Value {
-        json!({
-            "format": SAVED_FORMAT,
-            "issuer": self.registration.issuer,
-            "client_id": self.registration.client_id,
-            "target_link_uri": self.target_link_uri,
-            "lti_storage_target": self.storage_target,
-            "payload": &*self.payload_json,
-        })
-    }
 }
 
 /// The parts of a verified token the later steps need.
 struct Verified {
     /// The payload as signed (checked to be UTF-8 JSON text).
-    payload_json: Arc<str>,
+    payload_json: String,
     registration: PlatformRegistration,
     /// The payload decoded into typed claims, or why that failed.
-    typed: Result<IdTokenClaims, MessageError>,
+    typed: Result<Box<IdTokenClaims>, MessageError>,
 }
 
 /// The claims needed before the signature can be checked (to find the
@@ -357,7 +381,11 @@ impl Tool {
             .await
             .map_err(ToolError::store)?;
 
-        let launch = self.validate_id_token(id_token, &saved).await?;
+        let token = self.verify_id_token(id_token, &saved).await?;
+        let launch = Launch {
+            token,
+            launch_id: crate::random::token(&self.inner.rng)?,
+        };
         self.save_launch(&launch).await?;
         let location = append_query(
             &launch.target_link_uri,
@@ -368,7 +396,19 @@ impl Tool {
         Ok((launch, response))
     }
 
-    /// Steps 2–12 for a token whose state was already checked and consumed.
+    /// Steps 2–12 of [`Tool::launch`] for an id_token whose login state the caller
+    /// has already taken (once) from the launch-state store and bound to the browser:
+    /// [`Tool::launch`] does both with the state cookie; an application that binds
+    /// the state another way (its own session, or the platform's postMessage
+    /// storage) calls this with the state it consumed. Nothing is saved: the result
+    /// has no launch id.
+    ///
+    /// Checks, in order, failing at the first problem: three-segment JWS within the
+    /// size limit; registration by `iss` (and the login's client id); `aud`/`azp`;
+    /// the algorithm allow-list; `kid`; the signature; `exp`/`nbf`/`iat`; `nonce`
+    /// equal to the login's and recorded as used (so a token is accepted once, even
+    /// if a state were presented twice); deployment; version, message type and
+    /// per-type claims; `target_link_uri`.
     ///
     /// After the signature, the payload is decoded once, straight into
     /// [`IdTokenClaims`]. When that fails, or the time claims have a shape only the
@@ -376,11 +416,14 @@ impl Tool {
     /// checks run over the JSON tree instead, which names the first problem in
     /// checklist order; a payload that passes those but not the typed decoding
     /// (e.g. a claim given twice) is refused with the decoding's error.
-    async fn validate_id_token(
+    ///
+    /// # Errors
+    /// The [`ToolError`] variants of [`Tool::launch`] from the JWS on.
+    pub async fn verify_id_token(
         &self,
         id_token: &str,
         saved: &LaunchState,
-    ) -> Result<Launch, ToolError> {
+    ) -> Result<VerifiedIdToken, ToolError> {
         let Verified {
             payload_json,
             registration,
@@ -395,14 +438,14 @@ impl Tool {
         };
         let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
         let time_error = |e| ToolError::jose(e, &registration.allowed_algorithms.join(", "));
-        let dates = typed.as_ref().ok().and_then(plain_dates);
+        let dates = typed.as_deref().ok().and_then(plain_dates);
         let message = match (typed, dates) {
             (Ok(claims), Some(dates)) => {
                 dates.check(&validation, &clock).map_err(time_error)?;
                 self.check_claims(Checked::from_claims(&claims)?, saved, &registration)
                     .await?;
                 // 9–11. Version, message type, roles, sub and per-type claims.
-                LtiMessage::from_claims(claims, &self.inner.validation)?
+                LtiMessage::from_boxed_claims(claims, &self.inner.validation)?
             }
             (typed, _) => {
                 let claims: Value =
@@ -423,11 +466,9 @@ impl Tool {
             }
         };
 
-        let launch_id = crate::random::token(&self.inner.rng)?;
-        Ok(Launch {
+        Ok(VerifiedIdToken {
             message,
             registration,
-            launch_id,
             target_link_uri: saved.target_link_uri.clone(),
             storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
             payload_json,
@@ -572,7 +613,7 @@ impl Tool {
         let payload = lti_jose::dangerous::unverified_payload(&jws);
         // Decoded once, typed; when that fails, a light decoding of the routing
         // claims takes over so each problem is named at its own step.
-        let typed = IdTokenClaims::from_slice(payload);
+        let typed = IdTokenClaims::from_slice_boxed(payload);
         let registration = {
             let tree;
             let route = match &typed {
@@ -585,11 +626,9 @@ impl Tool {
             };
             self.route(route, saved).await?
         };
-        let payload_json: Arc<str> = std::str::from_utf8(payload)
-            .map_err(|_| ToolError::MalformedToken {
-                reason: "payload: expected UTF-8 JSON, found other bytes".to_owned(),
-            })?
-            .into();
+        if std::str::from_utf8(payload).is_err() {
+            return Err(payload_not_utf8());
+        }
 
         // 5. Algorithm allow-list, kid, key, signature.
         // Names are compared exactly, as `Algorithm` parses them: a name that is no
@@ -635,6 +674,9 @@ impl Tool {
         }
         key.verify_signature(jws.signing_input().as_bytes(), jws.signature())
             .map_err(|e| ToolError::jose(e, &allowed_text()))?;
+        // Verified: keep the decoded payload itself (no copy) as the signed JSON text.
+        let payload_json = String::from_utf8(lti_jose::dangerous::into_unverified_payload(jws))
+            .map_err(|_| payload_not_utf8())?;
 
         Ok(Verified {
             payload_json,
@@ -647,7 +689,7 @@ impl Tool {
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data
-            .save_launch(&launch.launch_id, &launch.to_saved(), expires_at)
+            .save_launch(&launch.launch_id, launch.to_saved(), expires_at)
             .await
             .map_err(ToolError::store)
     }
@@ -690,19 +732,23 @@ impl Tool {
         let target_link_uri =
             text("target_link_uri").ok_or_else(|| corrupt("a target_link_uri"))?;
         let storage_target = text("lti_storage_target").map(str::to_owned);
-        let payload_json: Arc<str> = text("payload").ok_or_else(|| corrupt("a payload"))?.into();
+        let payload_json = text("payload")
+            .ok_or_else(|| corrupt("a payload"))?
+            .to_owned();
         let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&payload_json) else {
             return Err(corrupt("a JSON object payload"));
         };
         let registration = self.resolve_registration(issuer, Some(client_id)).await?;
         let message = LtiMessage::from_map(claims, &self.inner.validation)?;
         Ok(Launch {
-            message,
-            registration,
+            token: VerifiedIdToken {
+                message,
+                registration,
+                target_link_uri: target_link_uri.to_owned(),
+                storage_target,
+                payload_json,
+            },
             launch_id: launch_id.to_owned(),
-            target_link_uri: target_link_uri.to_owned(),
-            storage_target,
-            payload_json,
         })
     }
 
@@ -735,6 +781,12 @@ fn payload_error(payload: &[u8], e: &serde_json::Error) -> ToolError {
         Ok(_) => ToolError::MalformedToken {
             reason: format!("payload: {e}"),
         },
+    }
+}
+
+fn payload_not_utf8() -> ToolError {
+    ToolError::MalformedToken {
+        reason: "payload: expected UTF-8 JSON, found other bytes".to_owned(),
     }
 }
 

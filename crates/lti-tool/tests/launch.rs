@@ -797,3 +797,47 @@ async fn time_claims_in_unusual_shapes_are_judged_like_plain_ones() {
     );
     assert!(err.to_string().contains("iat"), "{err}");
 }
+
+#[tokio::test]
+async fn verify_id_token_checks_a_token_against_a_state_the_application_consumed() {
+    let h = Harness::new().await;
+    let login = h.login().await;
+    let token = h.sign(&h.claims(&login.nonce));
+    // The application took the state from the store itself (no cookie involved).
+    let state = h
+        .store
+        .launch_states
+        .consume_state(&login.state)
+        .await
+        .unwrap();
+    let verified = h.tool.verify_id_token(&token, &state).await.unwrap();
+    assert_eq!(verified.deployment_id(), DEPLOYMENT);
+    assert_eq!(verified.issuer(), ISS);
+    assert_eq!(verified.target_link_uri(), TARGET);
+    assert!(verified.payload_json().contains(&login.nonce));
+    // The nonce is spent: the same token and state are refused the second time.
+    expect_code(
+        h.tool.verify_id_token(&token, &state).await,
+        "nonce_replayed",
+    );
+    // And the state is gone, so the cookie flow cannot use it either.
+    expect_code(h.tool.launch(&login.post(&token)).await, "state_not_found");
+}
+
+#[tokio::test]
+async fn verify_id_token_refuses_a_token_for_another_state() {
+    let h = Harness::new().await;
+    let first = h.login().await;
+    let second = h.login().await;
+    let token = h.sign(&h.claims(&first.nonce));
+    let other_state = h
+        .store
+        .launch_states
+        .consume_state(&second.state)
+        .await
+        .unwrap();
+    expect_code(
+        h.tool.verify_id_token(&token, &other_state).await,
+        "nonce_mismatch",
+    );
+}

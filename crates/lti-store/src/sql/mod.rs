@@ -1318,7 +1318,7 @@ impl LaunchDataStore for SqlStore {
     async fn save_launch(
         &self,
         launch_id: &str,
-        data: &serde_json::Value,
+        data: serde_json::Value,
         expires_at: i64,
     ) -> Result<()> {
         check_id("launch_id", launch_id)?;
@@ -1329,7 +1329,7 @@ impl LaunchDataStore for SqlStore {
                  ON CONFLICT (launch_id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
                 vec![
                     t(launch_id),
-                    Val::Text(to_json(self.backend(), "launch data", data)?),
+                    Val::Text(to_json(self.backend(), "launch data", &data)?),
                     Val::Int(expires_at),
                 ],
             )

@@ -1017,12 +1017,12 @@ pub(crate) async fn nonces_expire(h: &Harness) {
 pub(crate) async fn launch_data_round_trips_and_expires(h: &Harness) {
     let d = h.store.launch_data.as_ref();
     let data = serde_json::json!({"sub": "u1", "roles": ["Learner"], "n": 3});
-    d.save_launch("launch-1", &data, h.now() + 600)
+    d.save_launch("launch-1", data.clone(), h.now() + 600)
         .await
         .unwrap();
     assert_eq!(d.load_launch("launch-1").await.unwrap(), data);
     let replaced = serde_json::json!({"sub": "u2"});
-    d.save_launch("launch-1", &replaced, h.now() + 600)
+    d.save_launch("launch-1", replaced.clone(), h.now() + 600)
         .await
         .unwrap();
     assert_eq!(d.load_launch("launch-1").await.unwrap(), replaced);
@@ -1036,7 +1036,7 @@ pub(crate) async fn launch_data_round_trips_and_expires(h: &Harness) {
         }
     ));
     assert!(matches!(
-        d.save_launch("launch-2", &data, h.now() - 1)
+        d.save_launch("launch-2", data.clone(), h.now() - 1)
             .await
             .unwrap_err(),
         RegistryError::InvalidInput {
@@ -1044,7 +1044,7 @@ pub(crate) async fn launch_data_round_trips_and_expires(h: &Harness) {
             ..
         }
     ));
-    d.save_launch("launch-3", &data, h.now() + 1).await.unwrap();
+    d.save_launch("launch-3", data, h.now() + 1).await.unwrap();
     h.advance(2).await;
     assert!(matches!(
         d.load_launch("launch-3").await.unwrap_err(),
