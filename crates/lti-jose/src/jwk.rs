@@ -238,6 +238,12 @@ pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
 
+/// A JWK Set document as read: the members are judged one by one.
+#[derive(Deserialize)]
+struct RawSet {
+    keys: Value,
+}
+
 impl JwkSet {
     /// Parses a JWK Set document. Members that are not valid public keys of a supported
     /// type are skipped, not fatal; private-key members are dropped.
@@ -246,11 +252,21 @@ impl JwkSet {
     /// [`Error::InvalidJson`] if the document is not JSON, [`Error::Malformed`] if it is not
     /// an object with a `keys` array.
     pub fn from_slice(bytes: &[u8]) -> Result<JwkSet, Error> {
-        #[derive(Deserialize)]
-        struct Raw {
-            keys: Value,
-        }
-        let raw: Raw = serde_json::from_slice(bytes).map_err(|e| Error::json("JWK Set", &e))?;
+        let raw: RawSet = serde_json::from_slice(bytes).map_err(|e| Error::json("JWK Set", &e))?;
+        Self::from_raw(raw)
+    }
+
+    /// [`JwkSet::from_slice`] for a document already decoded as JSON (e.g. a key set
+    /// kept in configuration), with the same rules and errors.
+    ///
+    /// # Errors
+    /// As [`JwkSet::from_slice`].
+    pub fn from_value(doc: &Value) -> Result<JwkSet, Error> {
+        let raw = RawSet::deserialize(doc).map_err(|e| Error::json("JWK Set", &e))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawSet) -> Result<JwkSet, Error> {
         let Value::Array(members) = raw.keys else {
             return Err(Error::malformed(
                 "JWK Set",

@@ -540,6 +540,36 @@ fn jwks_document_errors_are_specific() {
         JwkSet::from_slice(br#"{"keys":[]}"#).unwrap(),
         JwkSet::default()
     );
+    // A document already decoded as JSON gets the same verdicts.
+    assert_eq!(
+        JwkSet::from_value(&json!([])).unwrap_err().code(),
+        "invalid_json"
+    );
+    assert_eq!(
+        JwkSet::from_value(&json!({"keys": {}})).unwrap_err().code(),
+        "malformed"
+    );
+    assert_eq!(
+        JwkSet::from_value(&json!({"keys": []})).unwrap(),
+        JwkSet::default()
+    );
+}
+
+#[test]
+fn a_decoded_jwk_set_keeps_exactly_the_keys_the_byte_parser_keeps() {
+    let good = rsa().public_jwk();
+    let doc = json!({"keys": [
+        good,
+        {"kty": "RSA", "kid": "no-modulus", "e": "AQAB"},
+        {"kty": "oct", "kid": "symmetric", "k": "c2VjcmV0"},
+        "not a key",
+        {"kty": "EC", "kid": "bad-curve", "crv": "P-999", "x": "AA", "y": "AA"},
+    ]});
+    let from_bytes = JwkSet::from_slice(&serde_json::to_vec(&doc).unwrap()).unwrap();
+    let from_value = JwkSet::from_value(&doc).unwrap();
+    assert_eq!(from_value, from_bytes);
+    assert_eq!(from_value.keys.len(), 1);
+    assert_eq!(from_value.keys[0].kid(), good.kid());
 }
 
 #[test]

@@ -5,10 +5,11 @@
 //! its value is `base64url(HMAC-SHA256(secret, "lti-tool state cookie v1\0" || state))`,
 //! so the cookie cannot be forged for another state without the tool's secret, and
 //! the state itself never needs to be stored in the browser. Comparison is constant
-//! time (`ring::hmac::verify`).
+//! time (`subtle`).
 
 use ring::digest::{SHA256, digest};
 use ring::hmac;
+use subtle::ConstantTimeEq;
 
 use crate::error::ToolError;
 use crate::request::ToolRequest;
@@ -84,8 +85,15 @@ impl StateCookies {
     }
 
     /// The `Set-Cookie` value that deletes the cookie of `state`.
+    #[cfg(test)]
     pub(crate) fn clear_cookie(&self, state: &str) -> String {
-        format!("{}=; {}", self.name(state), self.attributes(0))
+        self.clear_cookie_named(&self.name(state))
+    }
+
+    /// The `Set-Cookie` value that deletes the cookie called `name` (as
+    /// [`StateCookies::check`] returned it).
+    pub(crate) fn clear_cookie_named(&self, name: &str) -> String {
+        format!("{name}=; {}", self.attributes(0))
     }
 
     /// Checks that the request carries the cookie bound to `state`.
@@ -93,7 +101,9 @@ impl StateCookies {
     /// No state cookie at all: [`ToolError::StateCookieMissing`] (typically the
     /// browser blocked third-party cookies). State cookies, but none bound to this
     /// state: [`ToolError::StateMismatch`].
-    pub(crate) fn check(&self, req: &ToolRequest, state: &str) -> Result<(), ToolError> {
+    /// Checks that the request carries this state's cookie with its HMAC; returns the
+    /// cookie's name (for clearing it).
+    pub(crate) fn check(&self, req: &ToolRequest, state: &str) -> Result<String, ToolError> {
         let name = self.name(state);
         let prefix = self.prefix();
         let mut seen = 0usize;
@@ -106,14 +116,11 @@ impl StateCookies {
             if n == name
                 && let Ok(tag) = lti_jose::b64::decode(v)
             {
-                let mut ctx = Vec::with_capacity(CONTEXT.len() + state.len());
-                ctx.extend_from_slice(CONTEXT);
-                ctx.extend_from_slice(state.as_bytes());
-                bound |= hmac::verify(&self.key, &ctx, &tag).is_ok();
+                bound |= bool::from(self.tag(state).as_ref().ct_eq(&tag));
             }
         }
         match (seen, bound) {
-            (_, true) => Ok(()),
+            (_, true) => Ok(name),
             (0, false) => Err(ToolError::StateCookieMissing),
             (found, false) => Err(ToolError::StateMismatch { found }),
         }

@@ -373,7 +373,7 @@ impl Tool {
         let id_token = form.require("id_token")?;
 
         // 1. The state is bound to this browser and used once.
-        self.inner.cookies.check(req, state)?;
+        let cookie_name = self.inner.cookies.check(req, state)?;
         let saved = self
             .inner
             .launch_states
@@ -392,7 +392,7 @@ impl Tool {
             &[(LAUNCH_ID_PARAM, &launch.launch_id)],
         );
         let response = ToolResponse::redirect(StatusCode::SEE_OTHER, &location)?
-            .with_cookie(&self.inner.cookies.clear_cookie(state))?;
+            .with_cookie(&self.inner.cookies.clear_cookie_named(&cookie_name))?;
         Ok((launch, response))
     }
 
@@ -650,13 +650,9 @@ impl Tool {
         };
         let key = match &registration.key_source {
             RegistrationKeys::JwksUrl { url } => inner.key_source.key(url, Some(kid), alg).await,
-            RegistrationKeys::StaticJwks { jwks } => serde_json::to_vec(jwks)
-                .map_err(|e| lti_jose::Error::InvalidJson {
-                    part: "JWK Set",
-                    reason: e.to_string(),
-                })
-                .and_then(|bytes| JwkSet::from_slice(&bytes))
-                .and_then(|set| set.find(Some(kid), alg)),
+            RegistrationKeys::StaticJwks { jwks } => {
+                JwkSet::from_value(jwks).and_then(|set| set.find(Some(kid), alg))
+            }
             _ => {
                 return Err(ToolError::config(
                     "the registration's key source is not supported by this version of lti-tool",
