@@ -92,6 +92,12 @@ def e2e_latency(rows):
                 continue
             out.append(f"| {name} | {statistics.median(p50):.2f} ({min(p50):.2f} – {max(p50):.2f}) | "
                        f"{statistics.median(p99):.2f} ({min(p99):.2f} – {max(p99):.2f}) |")
+        server, loadgen = r.get("server_cpu_us_per_cycle"), r.get("loadgen_cpu_us_per_cycle")
+        if server and loadgen:
+            out.append(f"\nCPU time per cycle (user + system, from `/proc`): server "
+                       f"{statistics.median(server):.0f} µs ({min(server):.0f} – {max(server):.0f}), "
+                       f"load generator {statistics.median(loadgen):.0f} µs "
+                       f"({min(loadgen):.0f} – {max(loadgen):.0f}).")
     return "\n".join(out)
 
 
