@@ -121,11 +121,6 @@ impl TargetRules {
 
 /// Appends `name=value` (form-encoded) to `url`'s query.
 pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        ser.append_pair(k, v);
-    }
-    let query = ser.finish();
     let (base, fragment) = match url.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (url, None),
@@ -139,7 +134,18 @@ pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
     } else {
         "?"
     };
-    let mut out = format!("{base}{sep}{query}");
+    let pairs_len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(url.len() + 1 + pairs_len);
+    out.push_str(base);
+    out.push_str(sep);
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.extend(form_urlencoded::byte_serialize(k.as_bytes()));
+        out.push('=');
+        out.extend(form_urlencoded::byte_serialize(v.as_bytes()));
+    }
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
@@ -202,6 +208,14 @@ mod tests {
         assert_eq!(
             append_query("https://tool.example/app#top", &[("id", "1")]),
             "https://tool.example/app?id=1#top"
+        );
+        assert_eq!(
+            append_query("https://tool.example/app?", &[("k", "v")]),
+            "https://tool.example/app?k=v"
+        );
+        assert_eq!(
+            append_query("https://tool.example/app?a=1&", &[("k w", "é/?#")]),
+            "https://tool.example/app?a=1&k+w=%C3%A9%2F%3F%23"
         );
     }
 
