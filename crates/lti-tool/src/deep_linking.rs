@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{ToolError, clip};
 use crate::html::escape;
-use crate::launch::Launch;
+use crate::launch::VerifiedIdToken;
 use crate::request::ToolResponse;
 use crate::tool::Tool;
 
@@ -23,7 +23,7 @@ impl Tool {
     /// an unusable one), [`ToolError::Signing`], [`ToolError::StoreUnavailable`].
     pub async fn sign_deep_link_response(
         &self,
-        launch: &Launch,
+        launch: &VerifiedIdToken,
         response: &DeepLinkingResponseBuilder,
     ) -> Result<String, ToolError> {
         if !launch.is_deep_linking() {
@@ -60,7 +60,7 @@ impl Tool {
     /// unusable return URL.
     pub async fn deep_link_response(
         &self,
-        launch: &Launch,
+        launch: &VerifiedIdToken,
         response: &DeepLinkingResponseBuilder,
     ) -> Result<ToolResponse, ToolError> {
         let return_url = match launch.message() {

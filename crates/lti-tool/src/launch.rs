@@ -382,11 +382,7 @@ impl Tool {
             .map_err(ToolError::store)?;
 
         let token = self.verify_id_token(id_token, &saved).await?;
-        let launch = Launch {
-            token,
-            launch_id: crate::random::token(&self.inner.rng)?,
-        };
-        self.save_launch(&launch).await?;
+        let launch = self.save_verified(token).await?;
         let location = append_query(
             &launch.target_link_uri,
             &[(LAUNCH_ID_PARAM, &launch.launch_id)],
@@ -681,20 +677,35 @@ impl Tool {
         })
     }
 
-    async fn save_launch(&self, launch: &Launch) -> Result<(), ToolError> {
+    /// Saves a verified id_token in the launch-data store under a fresh 256-bit
+    /// launch id (for the launch TTL) and returns it as a [`Launch`], which
+    /// [`Tool::load_launch`] finds again by that id. [`Tool::launch`] does this
+    /// after [`Tool::verify_id_token`]; an application that binds the state itself
+    /// calls it the same way.
+    ///
+    /// # Errors
+    /// [`ToolError::StoreUnavailable`]; [`ToolError::Configuration`] if the
+    /// operating system's random number generator fails.
+    pub async fn save_verified(&self, token: VerifiedIdToken) -> Result<Launch, ToolError> {
+        let launch = Launch {
+            token,
+            launch_id: crate::random::token(&self.inner.rng)?,
+        };
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data
             .save_launch(&launch.launch_id, launch.to_saved(), expires_at)
             .await
-            .map_err(ToolError::store)
+            .map_err(ToolError::store)?;
+        Ok(launch)
     }
 
     /// Loads a launch saved by [`Tool::launch`] for a later request of the same user
     /// (e.g. the page the launch redirected to, or a deep-linking form post).
     ///
-    /// This does not re-verify the id_token, and does not need to: only
-    /// [`Tool::launch`] writes launch data, and only after every check passed; the
+    /// This does not re-verify the id_token, and does not need to: launch data is
+    /// written only by [`Tool::launch`] and [`Tool::save_verified`], and only for a
+    /// [`VerifiedIdToken`], which exists only after every check passed; the
     /// launch id is a 256-bit random value that the store maps to the data, so a
     /// client can present an id but cannot choose or alter what it refers to. The
     /// registration is read again from the registration store (a deleted

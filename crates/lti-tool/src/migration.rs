@@ -7,7 +7,7 @@ use lti_registry::RegistryError;
 use ring::hmac;
 
 use crate::error::{ToolClaim, ToolError, clip};
-use crate::launch::Launch;
+use crate::launch::VerifiedIdToken;
 use crate::tool::Tool;
 
 /// The LTI 1.1 identifiers of a migrated launch, verified with the 1.1 consumer's
@@ -29,7 +29,7 @@ pub struct Lti1p1Migration {
 
 impl Lti1p1Migration {
     /// The 1.1 user id of this user: `lti1p1.user_id`, else the launch's `sub`.
-    pub fn lti11_user_id<'a>(&'a self, launch: &'a Launch) -> Option<&'a str> {
+    pub fn lti11_user_id<'a>(&'a self, launch: &'a VerifiedIdToken) -> Option<&'a str> {
         self.user_id.as_deref().or(launch.sub())
     }
 }
@@ -67,7 +67,10 @@ impl Tool {
     /// `oauth_consumer_key` or its `oauth_consumer_key_sign` is absent;
     /// [`ToolError::UnknownConsumer`]; [`ToolError::Lti1p1SignatureMismatch`];
     /// [`ToolError::StoreUnavailable`].
-    pub async fn verify_lti1p1(&self, launch: &Launch) -> Result<Lti1p1Migration, ToolError> {
+    pub async fn verify_lti1p1(
+        &self,
+        launch: &VerifiedIdToken,
+    ) -> Result<Lti1p1Migration, ToolError> {
         let claims = launch.claims();
         let missing = || ToolError::MissingClaim(ToolClaim::Lti1p1);
         let lti1p1 = claims.lti1p1.as_ref().ok_or_else(missing)?;

@@ -815,6 +815,12 @@ async fn verify_id_token_checks_a_token_against_a_state_the_application_consumed
     assert_eq!(verified.issuer(), ISS);
     assert_eq!(verified.target_link_uri(), TARGET);
     assert!(verified.payload_json().contains(&login.nonce));
+    // Saved by the application, it is a launch like any other.
+    let launch = h.tool.save_verified(verified.clone()).await.unwrap();
+    assert_eq!(launch.launch_id().len(), 43);
+    let loaded = h.tool.load_launch(launch.launch_id()).await.unwrap();
+    assert_eq!(loaded.payload_json(), verified.payload_json());
+    assert_eq!(loaded.deployment_id(), DEPLOYMENT);
     // The nonce is spent: the same token and state are refused the second time.
     expect_code(
         h.tool.verify_id_token(&token, &state).await,
