@@ -46,8 +46,7 @@ impl Tool {
         };
         inner.targets.check(target_link_uri, inner.allow_http)?;
 
-        let state = crate::random::token(&inner.rng)?;
-        let nonce = crate::random::token(&inner.rng)?;
+        let (state, nonce) = crate::random::token_pair(&inner.rng)?;
         let mut saved = LaunchState::new(
             state.clone(),
             nonce.clone(),

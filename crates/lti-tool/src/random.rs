@@ -17,6 +17,14 @@ pub(crate) fn token(rng: &SystemRandom) -> Result<String, ToolError> {
     Ok(lti_jose::b64::encode(&bytes::<32>(rng)?))
 }
 
+/// Two independent [`token`]s from one call to the operating system (a login's
+/// state and nonce).
+pub(crate) fn token_pair(rng: &SystemRandom) -> Result<(String, String), ToolError> {
+    let both = bytes::<64>(rng)?;
+    let (a, b) = both.split_at(32);
+    Ok((lti_jose::b64::encode(a), lti_jose::b64::encode(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,5 +37,8 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
         assert_eq!(lti_jose::b64::decode(&a).unwrap().len(), 32);
+        let (c, d) = token_pair(&rng).unwrap();
+        assert_eq!((c.len(), d.len()), (43, 43));
+        assert!(c != d && c != a && d != b);
     }
 }
