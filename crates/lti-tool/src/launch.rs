@@ -27,8 +27,10 @@ const SAVED_FORMAT: &str = "lti-tool/launch/v1";
 /// The only ways to obtain one are [`Tool::launch`] (which ran every check of the
 /// spec digest §1.6: state and its cookie, signature, issuer, audience, azp,
 /// algorithm, kid, times, nonce, deployment, version, message type and the
-/// message's required claims) and [`Tool::load_launch`] (which reads back a launch
-/// that `Tool::launch` saved; see there why that is trusted). Its fields are private;
+/// message's required claims), [`Tool::save_verified`] (which saves a
+/// [`VerifiedIdToken`], for an application that bound the state itself) and
+/// [`Tool::load_launch`] (which reads back a saved launch; see there why that is
+/// trusted). Its fields are private;
 /// the launch's contents are read through [`VerifiedIdToken`]'s methods, which a
 /// `Launch` dereferences to.
 #[derive(Debug, Clone)]
