@@ -394,6 +394,37 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
+/// Runs in the tool's frame (WebDriver async script; `arguments[0]` is the
+/// platform's origin): asks the framing page for Platform Storage capabilities,
+/// stores, reads, deletes and misuses a key, and reports each reply's origin and
+/// data (`null` when no reply came within a second).
+const PLATFORM_STORAGE_PROBE: &str = r#"
+var platform = arguments[0], done = arguments[arguments.length - 1], out = {};
+function ask(msg, target) {
+  return new Promise(function (resolve) {
+    var timer = setTimeout(function () { window.removeEventListener('message', on); resolve(null); }, 1000);
+    function on(e) {
+      if (!e.data || e.data.message_id !== msg.message_id) return;
+      clearTimeout(timer); window.removeEventListener('message', on);
+      resolve({ origin: e.origin, data: e.data });
+    }
+    window.addEventListener('message', on);
+    window.parent.postMessage(msg, target);
+  });
+}
+ask({ subject: 'lti.capabilities', message_id: 'cap-1' }, '*')
+  .then(function (r) { out.capabilities = r; return ask({ subject: 'lti.put_data', message_id: 'put-1', key: 'lti_state_state-123', value: 'state-123' }, platform); })
+  .then(function (r) { out.put = r; return ask({ subject: 'lti.get_data', message_id: 'get-1', key: 'lti_state_state-123' }, platform); })
+  .then(function (r) { out.get = r; return ask({ subject: 'org.imsglobal.lti.get_data', message_id: 'get-2', key: 'lti_state_state-123' }, platform); })
+  .then(function (r) { out.prefixed = r; return ask({ subject: 'lti.get_data', message_id: 'get-3', key: 'lti_state_other' }, platform); })
+  .then(function (r) { out.missing = r; return ask({ subject: 'lti.put_data', message_id: 'put-2', key: 'lti_state_state-123', value: null }, platform); })
+  .then(function () { return ask({ subject: 'lti.get_data', message_id: 'get-4', key: 'lti_state_state-123' }, platform); })
+  .then(function (r) { out.deleted = r; return ask({ subject: 'lti.frobnicate', message_id: 'bad-1' }, platform); })
+  .then(function (r) { out.unsupported = r; return ask({ subject: 'lti.put_data', message_id: 'bad-2', value: 'x' }, platform); })
+  .then(function (r) { out.no_key = r; return ask({ subject: 'lti.get_data', message_id: 'bad-3', key: 'k' }, 'https://elsewhere.example'); })
+  .then(function (r) { out.wrong_origin = r; done(out); });
+"#;
+
 /// Launches course link `link` as `user` and enters the tool frame.
 async fn launch(b: &mut Browser, course: &str, link: &str, user: &str) {
     b.leave_frames().await;
@@ -448,6 +479,57 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
         frame_url.starts_with(&format!("{}lti/app", demo.tool_url)),
         "the inspector is served by the tool on 127.0.0.1: {frame_url}"
     );
+    // Platform Storage (spec digest §6): the tool's cross-site frame talks to the
+    // framing course page with postMessage, as a cookie-less tool would.
+    let platform_origin = course.trim_end_matches('/').to_owned();
+    let storage = b
+        .call(
+            Method::POST,
+            "/execute/async",
+            Some(json!({ "script": PLATFORM_STORAGE_PROBE, "args": [platform_origin] })),
+        )
+        .await;
+    assert_eq!(
+        storage["capabilities"]["origin"], platform_origin,
+        "{storage}"
+    );
+    let supported: Vec<&str> = storage["capabilities"]["data"]["supported_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["subject"].as_str())
+        .collect();
+    assert!(
+        supported.contains(&"lti.put_data") && supported.contains(&"lti.get_data"),
+        "{storage}"
+    );
+    assert_eq!(storage["put"]["data"]["value"], "state-123", "{storage}");
+    assert_eq!(storage["get"]["data"]["value"], "state-123", "{storage}");
+    assert_eq!(storage["get"]["data"]["message_id"], "get-1", "{storage}");
+    assert_eq!(
+        storage["prefixed"]["data"]["value"], "state-123",
+        "{storage}"
+    );
+    assert_eq!(
+        storage["missing"]["data"]["value"],
+        Value::Null,
+        "{storage}"
+    );
+    assert_eq!(
+        storage["deleted"]["data"]["value"],
+        Value::Null,
+        "{storage}"
+    );
+    assert_eq!(
+        storage["unsupported"]["data"]["error"]["code"], "unsupported_subject",
+        "{storage}"
+    );
+    assert_eq!(
+        storage["no_key"]["data"]["error"]["code"], "bad_request",
+        "{storage}"
+    );
+    // Addressed to another origin, the request is never delivered: no reply.
+    assert_eq!(storage["wrong_origin"], Value::Null, "{storage}");
     b.leave_frames().await;
     b.screenshot("instructor-launch").await;
 

@@ -86,6 +86,20 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     );
     assert_eq!(field(&form, "client_id"), Some("lti-demo-tool"));
     assert_eq!(field(&form, "lti_deployment_id"), Some("1"));
+    // Framed, the launch offers the course page's Platform Storage; the page that
+    // frames it carries the postMessage handler.
+    assert_eq!(field(&form, "lti_storage_target"), Some("_parent"));
+    let framing = s.get(&launch_url).await;
+    assert!(
+        framing.body.contains("lti.put_data") && framing.body.contains("\"tool-frame\""),
+        "{}",
+        framing.body
+    );
+    // In a window of its own there is no storage frame to offer.
+    let window = href(&framing, "open-window");
+    let alone = s.get(&window).await;
+    let alone_form = auto_submit_form(&alone.body).expect("login initiation form");
+    assert_eq!(field(&alone_form, "lti_storage_target"), None);
     let platform_host = "localhost";
     assert_eq!(
         s.cookies(platform_host)

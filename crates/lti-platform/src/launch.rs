@@ -411,6 +411,17 @@ impl LoginInitiation {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Adds `lti_storage_target`: the platform offers postMessage Platform Storage
+    /// in the frame (or window) named `target` (`_parent`: the page framing the
+    /// tool; see [`crate::platform_storage_script`]). Tools that cannot use
+    /// third-party cookies then keep their state there.
+    #[must_use]
+    pub fn with_storage_target(mut self, target: &str) -> Self {
+        self.params
+            .push(("lti_storage_target".to_owned(), target.to_owned()));
+        self
+    }
+
     /// The login URL with the parameters as a query string.
     pub fn redirect_url(&self) -> String {
         web::append_query(&self.login_url, &self.params)

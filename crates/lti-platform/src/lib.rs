@@ -22,4 +22,6 @@ pub use platform::{MemoryReplayStore, Platform, PlatformConfig, ReplayStore, TOO
 pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry};
 pub use secret::{MIN_SECRET_LEN, PlatformSecret};
 pub use token::{AccessGrant, CLIENT_ASSERTION_TYPE, TokenRequest, TokenResponse};
-pub use web::{MAX_BODY_BYTES, append_query, auto_submit_form, html_escape};
+pub use web::{
+    MAX_BODY_BYTES, append_query, auto_submit_form, html_escape, platform_storage_script,
+};

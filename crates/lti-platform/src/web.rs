@@ -156,6 +156,53 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
+/// The platform's side of LTI postMessage Platform Storage (spec digest §6), as a
+/// `<script>` element for the page that frames the tool: it answers
+/// `lti.capabilities`, `lti.put_data` and `lti.get_data` (and their
+/// `org.imsglobal.` draft names) sent by the window of the `<iframe>` whose `id`
+/// is `frame_id`, and ignores every other window. Data is kept in the page's
+/// memory only, partitioned by the sender's origin, and each reply goes back to
+/// the sender's window and origin. Keys up to 1,024 characters, values up to
+/// 4,096, 64 keys per origin; `null` (or no) value deletes. Requests without a
+/// `message_id` or with a bad key get a `bad_request` error reply; other subjects
+/// `unsupported_subject`.
+///
+/// Tools address `put_data`/`get_data` to the origin of the platform's OIDC
+/// authorization endpoint, so the framing page must be served from that origin;
+/// the login initiation names the storage frame with
+/// [`crate::LoginInitiation::with_storage_target`] (`_parent` for this page).
+pub fn platform_storage_script(frame_id: &str) -> String {
+    let id = serde_json::to_string(frame_id).unwrap_or_else(|_| "\"\"".to_owned());
+    // `</` cannot occur in the JSON string literal unescaped: it is escaped below.
+    let id = id.replace("</", "<\\/");
+    format!(
+        "<script>(function(){{\
+var frameId={id},stores=new Map(),MAX_KEY=1024,MAX_VALUE=4096,MAX_KEYS=64;\
+var SUPPORTED=['lti.capabilities','lti.put_data','lti.get_data'];\
+window.addEventListener('message',function(event){{\
+var frame=document.getElementById(frameId);\
+if(!frame||event.source!==frame.contentWindow)return;\
+var m=event.data;\
+if(!m||typeof m!=='object'||typeof m.subject!=='string')return;\
+var subject=m.subject.indexOf('org.imsglobal.')===0?m.subject.slice(14):m.subject;\
+function reply(fields){{var r={{subject:m.subject+'.response',message_id:m.message_id}};\
+for(var k in fields)r[k]=fields[k];event.source.postMessage(r,event.origin);}}\
+function bad(message){{reply({{error:{{code:'bad_request',message:message}}}});}}\
+if(SUPPORTED.indexOf(subject)<0){{reply({{error:{{code:'unsupported_subject',message:'unsupported subject: '+String(m.subject).slice(0,64)}}}});return;}}\
+if(typeof m.message_id!=='string'&&typeof m.message_id!=='number'){{bad('message_id is required');return;}}\
+if(subject==='lti.capabilities'){{reply({{supported_messages:SUPPORTED.map(function(s){{return{{subject:s}};}})}});return;}}\
+if(typeof m.key!=='string'||m.key.length===0||m.key.length>MAX_KEY){{bad('key must be a string of 1 to '+MAX_KEY+' characters');return;}}\
+var store=stores.get(event.origin);\
+if(subject==='lti.get_data'){{reply({{key:m.key,value:store&&store.has(m.key)?store.get(m.key):null}});return;}}\
+if(m.value===null||m.value===undefined){{if(store)store.delete(m.key);reply({{key:m.key,value:null}});return;}}\
+if(typeof m.value!=='string'||m.value.length>MAX_VALUE){{bad('value must be a string of at most '+MAX_VALUE+' characters');return;}}\
+if(!store){{store=new Map();stores.set(event.origin,store);}}\
+if(!store.has(m.key)&&store.size>=MAX_KEYS){{bad('at most '+MAX_KEYS+' keys per origin');return;}}\
+store.set(m.key,m.value);reply({{key:m.key,value:m.value}});\
+}});}})();</script>"
+    )
+}
+
 /// An HTML page with a form that posts `fields` to `action` and submits itself by script;
 /// a visible button lets users without script continue.
 pub fn auto_submit_form(action: &str, fields: &[(String, String)], title: &str) -> String {
@@ -294,6 +341,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(ACCEPT, HeaderValue::from_str(accept).unwrap());
         h
+    }
+
+    #[test]
+    fn the_platform_storage_script_names_its_frame_as_a_js_string_that_cannot_close_the_tag() {
+        let script = platform_storage_script("tool-frame");
+        assert!(script.starts_with("<script>") && script.ends_with("</script>"));
+        assert!(script.contains(r#"var frameId="tool-frame","#));
+        for subject in ["lti.capabilities", "lti.put_data", "lti.get_data"] {
+            assert!(script.contains(subject), "{subject}");
+        }
+        let hostile = platform_storage_script("x\"</script><script>alert(1)//");
+        assert_eq!(hostile.matches("</script>").count(), 1, "{hostile}");
+        assert!(hostile.contains(r#"var frameId="x\"<\/script><script>alert(1)//","#));
     }
 
     #[test]

@@ -565,3 +565,24 @@ async fn jwks_rotation_publishes_next_then_signs_with_it_and_keeps_the_old_key()
 fn header_of<'a>(resp: &'a http::Response<Bytes>, name: &str) -> Option<&'a str> {
     header(resp, name)
 }
+
+#[tokio::test]
+async fn a_login_initiation_can_offer_platform_storage() {
+    let f = fixture();
+    let init = f.platform.start_launch(&spec()).await.unwrap();
+    assert_eq!(init.param("lti_storage_target"), None);
+    let offered = init.clone().with_storage_target("_parent");
+    assert_eq!(offered.param("lti_storage_target"), Some("_parent"));
+    assert!(
+        offered
+            .redirect_url()
+            .contains("lti_storage_target=_parent")
+    );
+    assert!(
+        offered
+            .form_html()
+            .contains(r#"name="lti_storage_target" value="_parent""#)
+    );
+    // Everything else is unchanged.
+    assert_eq!(&offered.params[..init.params.len()], &init.params[..]);
+}

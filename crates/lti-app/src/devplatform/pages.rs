@@ -171,13 +171,19 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
 }
 
 /// The page framing a launch.
-pub(crate) fn launch_frame(title: &str, user: &CourseUser, frame_src: &str) -> String {
+pub(crate) fn launch_frame(
+    title: &str,
+    user: &CourseUser,
+    frame_src: &str,
+    window_src: &str,
+) -> String {
     let body = format!(
-        "<p><a id=\"back\" href=\"/\">← Back to the course</a> · <strong id=\"launch-title\">{}</strong>, launched as {} · <a id=\"open-window\" href=\"{2}\" target=\"_blank\">Open in a new window</a> <span class=\"muted\">(if your browser blocks the tool's cookies inside the frame)</span></p><iframe id=\"tool-frame\" name=\"tool-frame\" title=\"LTI tool\" src=\"{2}\"></iframe>",
+        "<p><a id=\"back\" href=\"/\">← Back to the course</a> · <strong id=\"launch-title\">{}</strong>, launched as {} · <a id=\"open-window\" href=\"{}\" target=\"_blank\">Open in a new window</a> <span class=\"muted\">(if your browser blocks the tool's cookies inside the frame)</span></p><iframe id=\"tool-frame\" name=\"tool-frame\" title=\"LTI tool\" src=\"{}\"></iframe>",
         esc(title),
         esc(&user.full_name()),
+        esc(window_src),
         esc(frame_src)
-    );
+    ) + &lti_platform::platform_storage_script("tool-frame");
     page(title, Some(user), &body)
 }
 

@@ -171,10 +171,20 @@ struct LaunchQuery {
     #[serde(default)]
     tool: Option<String>,
     user: String,
+    /// Set on the `<iframe>`'s URL: the login initiation then offers the framing
+    /// page's Platform Storage (`lti_storage_target=_parent`).
+    #[serde(default)]
+    framed: bool,
 }
 
 impl LaunchQuery {
+    /// The login initiation inside the launch page's frame.
     fn frame_src(&self) -> String {
+        format!("{}&framed=true", self.window_src())
+    }
+
+    /// The login initiation in a window of its own (no Platform Storage there).
+    fn window_src(&self) -> String {
         let mut query = Vec::with_capacity(2);
         if let Some(l) = &self.link {
             query.push(format!("link={}", percent_encode(l)));
@@ -398,7 +408,7 @@ async fn launch(
     };
     let mut resp = html(
         StatusCode::OK,
-        pages::launch_frame(&title, user, &q.frame_src()),
+        pages::launch_frame(&title, user, &q.frame_src(), &q.window_src()),
     );
     if let Ok(v) = HeaderValue::from_str(&sign_in_cookie(user)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -423,6 +433,8 @@ async fn launch_frame(
         Err(resp) => return *resp,
     };
     match dev.inner.platform.start_launch(&spec).await {
+        // Framed by the launch page, which answers Platform Storage messages.
+        Ok(init) if q.framed => from_http(init.with_storage_target("_parent").form_response()),
         Ok(init) => from_http(init.form_response()),
         Err(e) => refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string()),
     }
