@@ -202,6 +202,12 @@ pub(crate) async fn inspector(
         rl.and_then(|r| r.description.as_deref()),
     );
     row(&mut b, "Target link URI", Some(launch.target_link_uri()));
+    row_with_id(
+        &mut b,
+        Some("storage-target"),
+        "Platform Storage target (login's lti_storage_target)",
+        launch.lti_storage_target(),
+    );
     b.push_str("</table></section>");
 
     b.push_str("<section><h2>Custom parameters</h2>");

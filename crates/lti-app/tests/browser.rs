@@ -479,8 +479,10 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
         frame_url.starts_with(&format!("{}lti/app", demo.tool_url)),
         "the inspector is served by the tool on 127.0.0.1: {frame_url}"
     );
-    // Platform Storage (spec digest §6): the tool's cross-site frame talks to the
-    // framing course page with postMessage, as a cookie-less tool would.
+    // Platform Storage (spec digest §6): the framed launch offered the course
+    // page's storage, and the tool's cross-site frame talks to that page with
+    // postMessage, as a cookie-less tool would.
+    b.wait_for_text("#storage-target", "_parent").await;
     let platform_origin = course.trim_end_matches('/').to_owned();
     let storage = b
         .call(
