@@ -98,6 +98,8 @@ pub mod uri {
 /// `via W` decodes the member as `W` and keeps `W.0`.
 macro_rules! claim_object {
     ($ty:ident { $( $field:ident : $key:literal $(via $wrap:ty)? ),* $(,)? }) => {
+        // One bit per known member in `seen` below.
+        const _: () = assert!([$($key),*].len() <= 32, "claim_object!: at most 32 members");
         impl<'de> ::serde::Deserialize<'de> for $ty {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct ObjectVisitor;
@@ -652,6 +654,8 @@ type FailedClaim = Cell<Option<&'static str>>;
 /// duplicate-detection bits are generated from this list.
 macro_rules! known_claims {
     ($( $field:ident => $key:expr, $kind:ident; )*) => {
+        // One bit per known claim in the visitor's `seen`.
+        const _: () = assert!([$($key),*].len() <= 64, "known_claims!: at most 64 claims");
         struct ClaimsVisitor<'a> {
             failed: &'a FailedClaim,
         }
