@@ -36,13 +36,12 @@ pub mod scope {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AgsEndpointClaim {
     /// Granted scopes.
-    #[serde(default)]
     pub scope: Vec<String>,
     /// Line item container URL for the context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lineitems: Option<String>,
     /// The single line item bound to this link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lineitem: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]

@@ -249,13 +249,13 @@ impl Audience {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResourceLinkClaim {
     /// Stable id of the placement (required, ≤255).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -272,21 +272,16 @@ crate::claims::claim_object!(ResourceLinkClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ContextClaim {
     /// Context id (≤255).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Short label (course code).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Context types as sent (a string is accepted and treated as one element).
-    #[serde(
-        default,
-        rename = "type",
-        deserialize_with = "string_or_seq",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "type", skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -311,25 +306,25 @@ impl ContextClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ToolPlatformClaim {
     /// Platform instance guid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub guid: Option<String>,
     /// Name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Contact email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_email: Option<String>,
     /// Description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Product family code (`canvas`, `moodle`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub product_family_code: Option<String>,
     /// Product version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -350,27 +345,19 @@ crate::claims::claim_object!(ToolPlatformClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LaunchPresentationClaim {
     /// `frame`, `iframe` or `window` (kept verbatim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub document_target: Option<String>,
     /// Height in pixels (non-numeric values are ignored).
-    #[serde(
-        default,
-        deserialize_with = "lenient_u32",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
     /// Width in pixels (non-numeric values are ignored).
-    #[serde(
-        default,
-        deserialize_with = "lenient_u32",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     /// Where to send the user back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub return_url: Option<String>,
     /// Locale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -389,13 +376,13 @@ crate::claims::claim_object!(LaunchPresentationClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LisClaim {
     /// Person SIS id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub person_sourcedid: Option<String>,
     /// Course offering SIS id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub course_offering_sourcedid: Option<String>,
     /// Course section SIS id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub course_section_sourcedid: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -412,25 +399,25 @@ crate::claims::claim_object!(LisClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ForUserClaim {
     /// The learner's `sub` (required).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// SIS id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub person_sourcedid: Option<String>,
     /// Given name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
     /// Family name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
     /// Full name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Roles of the learner.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -451,22 +438,22 @@ crate::claims::claim_object!(ForUserClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Lti1p1Claim {
     /// LTI 1.1 user id (when it differs from `sub`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// LTI 1.1 consumer key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_consumer_key: Option<String>,
     /// HMAC-SHA256 proof over the consumer key (checked by the tool layer).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_consumer_key_sign: Option<String>,
     /// LTI 1.1 resource link id, when it changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_link_id: Option<String>,
     /// LTI 1.1 context id, when it changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_id: Option<String>,
     /// LTI 1.1 tool consumer instance guid, when it changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_consumer_instance_guid: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -486,16 +473,16 @@ crate::claims::claim_object!(Lti1p1Claim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GroupsServiceClaim {
     /// Groups URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_groups_url: Option<String>,
     /// Group sets URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_group_sets_url: Option<String>,
     /// Granted scopes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<String>,
     /// Service versions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub service_versions: Vec<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -513,10 +500,10 @@ crate::claims::claim_object!(GroupsServiceClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BasicOutcomeClaim {
     /// Result sourcedid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lis_result_sourcedid: Option<String>,
     /// Outcome service URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lis_outcome_service_url: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
@@ -532,13 +519,13 @@ crate::claims::claim_object!(BasicOutcomeClaim {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CaliperEndpointClaim {
     /// Granted scopes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Caliper endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub caliper_endpoint_url: Option<String>,
     /// Federated session id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub caliper_federated_session_id: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]

@@ -11,34 +11,32 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeepLinkingSettings {
     /// Where the tool posts its response (required).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deep_link_return_url: Option<String>,
     /// Accepted content item types (`link`, `ltiResourceLink`, `file`, `html`, `image`).
-    #[serde(default)]
     pub accept_types: Vec<String>,
     /// Accepted presentation targets (`iframe`, `window`, `embed`).
-    #[serde(default)]
     pub accept_presentation_document_targets: Vec<String>,
     /// Comma-separated accepted media types.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_media_types: Option<String>,
     /// Whether more than one item may be returned (absent means no).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_multiple: Option<bool>,
     /// Whether the platform creates line items from `lineItem` (absent means no).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accept_lineitem: Option<bool>,
     /// Whether items are created without confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_create: Option<bool>,
     /// Default title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Default text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Opaque value the response must echo unchanged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]

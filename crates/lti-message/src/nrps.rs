@@ -24,10 +24,9 @@ pub const SCOPE_CONTEXT_MEMBERSHIP_READONLY: &str =
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct NrpsClaim {
     /// Membership URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_memberships_url: Option<String>,
     /// Service versions (`["2.0"]`; Moodle sends `["1.0","2.0"]`).
-    #[serde(default)]
     pub service_versions: Vec<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]

@@ -166,6 +166,30 @@ impl Fixture {
     }
 }
 
+/// Runs `iters` operations in rounds of at most `round`: each round starts with an
+/// untimed `setup` (a tool with a fresh long-lived store), then `run(tool, i)` for
+/// i = 0, 1, ... is timed. Returns the timed total.
+fn in_rounds(
+    iters: u64,
+    round: usize,
+    mut setup: impl FnMut() -> Tool,
+    mut run: impl FnMut(&Tool, usize),
+) -> std::time::Duration {
+    let mut elapsed = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let tool = setup();
+        let n = left.min(round as u64);
+        let start = std::time::Instant::now();
+        for i in 0..n as usize {
+            run(&tool, i);
+        }
+        elapsed += start.elapsed();
+        left -= n;
+    }
+    elapsed
+}
+
 /// The platform's form POST with the browser's state cookie.
 fn launch_request(token: &str, state: &str) -> ToolRequest {
     let body = form_urlencoded::Serializer::new(String::new())
@@ -253,44 +277,52 @@ fn bench(c: &mut Criterion) {
     // (~3 KB each) in the core's L2 cache, as a token just read from the network is;
     // with 1,000 tokens every launch first waited for its token from L3.
     const ROUND: usize = 100;
-    let round_tokens: Vec<(String, String)> = (0..ROUND)
+    let round_states: Vec<LaunchState> = (0..ROUND)
         .map(|i| {
-            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
-            let state = format!("round-state-{i:06}-0123456789abcdefghijklm");
-            let mut c = claims();
-            c["nonce"] = json!(nonce);
-            (state, lti_jose::sign(&c, &signing).unwrap())
+            LaunchState::new(
+                format!("round-state-{i:06}-0123456789abcdefghijklm"),
+                format!("round-nonce-{i:06}-0123456789abcdef"),
+                ISS,
+                CLIENT_ID,
+                TARGET,
+                NOW,
+                600,
+            )
         })
         .collect();
-    let round_requests: Vec<ToolRequest> = round_tokens
+    let round_tokens: Vec<String> = round_states
         .iter()
-        .map(|(state, token)| launch_request(token, state))
+        .map(|s| {
+            let mut c = claims();
+            c["nonce"] = json!(s.nonce);
+            lti_jose::sign(&c, &signing).unwrap()
+        })
         .collect();
-    let new_round = || {
-        let (tool, ephemeral) = fixture.tool_with_store();
-        for (i, (state, _)) in round_tokens.iter().enumerate() {
-            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
-            let saved = LaunchState::new(state, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600);
-            rt.block_on(ephemeral.launch_states.save_state(&saved))
-                .unwrap();
-        }
-        tool
-    };
+    let round_requests: Vec<ToolRequest> = round_states
+        .iter()
+        .zip(&round_tokens)
+        .map(|(s, token)| launch_request(token, &s.state))
+        .collect();
     group.bench_function("tool_launch_full_long_lived_store", |b| {
         b.iter_custom(|iters| {
-            let mut elapsed = std::time::Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let tool = new_round();
-                let n = left.min(ROUND as u64);
-                let start = std::time::Instant::now();
-                for request in &round_requests[..n as usize] {
-                    black_box(rt.block_on(tool.launch(black_box(request))).unwrap());
-                }
-                elapsed += start.elapsed();
-                left -= n;
-            }
-            elapsed
+            in_rounds(
+                iters,
+                ROUND,
+                || {
+                    let (tool, ephemeral) = fixture.tool_with_store();
+                    for saved in &round_states {
+                        rt.block_on(ephemeral.launch_states.save_state(saved))
+                            .unwrap();
+                    }
+                    tool
+                },
+                |tool, i| {
+                    black_box(
+                        rt.block_on(tool.launch(black_box(&round_requests[i])))
+                            .unwrap(),
+                    );
+                },
+            )
         })
     });
     // The "full launch validation": parse, RS256 verify, claim checks and the
@@ -310,30 +342,22 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let round_states: Vec<LaunchState> = (0..ROUND)
-        .map(|i| {
-            let nonce = format!("round-nonce-{i:06}-0123456789abcdef");
-            LaunchState::new(&round_tokens[i].0, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600)
-        })
-        .collect();
     group.bench_function("tool_verify_id_token_long_lived_store", |b| {
         b.iter_custom(|iters| {
-            let mut elapsed = std::time::Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let tool = fixture.tool_with_store().0;
-                let n = left.min(ROUND as u64);
-                let start = std::time::Instant::now();
-                for ((_, token), state) in round_tokens.iter().zip(&round_states).take(n as usize) {
+            in_rounds(
+                iters,
+                ROUND,
+                || fixture.tool_with_store().0,
+                |tool, i| {
                     black_box(
-                        rt.block_on(tool.verify_id_token(black_box(token), black_box(state)))
-                            .unwrap(),
+                        rt.block_on(tool.verify_id_token(
+                            black_box(&round_tokens[i]),
+                            black_box(&round_states[i]),
+                        ))
+                        .unwrap(),
                     );
-                }
-                elapsed += start.elapsed();
-                left -= n;
-            }
-            elapsed
+                },
+            )
         })
     });
     group.bench_function("bare_ring_verify", |b| {
@@ -388,17 +412,21 @@ fn bench(c: &mut Criterion) {
     });
     // Parts of the overhead, for the record.
     let payload_b64 = token.split('.').nth(1).unwrap();
+    // As the launch decodes: base64url, then the typed claims on the heap.
     let decode_ns = per_n(SMALL, &mut || {
         let bytes = lti_jose::b64::decode(black_box(payload_b64)).unwrap();
-        black_box(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+        black_box(lti_message::IdTokenClaims::from_slice_boxed(&bytes).unwrap());
     });
-    let payload: serde_json::Value =
-        serde_json::from_slice(&lti_jose::b64::decode(payload_b64).unwrap()).unwrap();
+    let typed =
+        lti_message::IdTokenClaims::from_slice_boxed(&lti_jose::b64::decode(payload_b64).unwrap())
+            .unwrap();
     let classify_ns = per_n(SMALL, &mut || {
-        let map = payload.as_object().unwrap().clone();
         black_box(
-            lti_message::LtiMessage::from_map(map, &lti_message::ValidationOptions::default())
-                .unwrap(),
+            lti_message::LtiMessage::from_boxed_claims(
+                typed.clone(),
+                &lti_message::ValidationOptions::default(),
+            )
+            .unwrap(),
         );
     });
     // Store round trips the launch makes (memory backend).
@@ -473,7 +501,7 @@ fn bench(c: &mut Criterion) {
         black_box(rt.block_on(tool.launch(it.next().unwrap())).unwrap());
     });
     println!(
-        "on-CPU per op over {SMALL}: payload base64url + JSON decode {decode_ns} ns; Map clone + lti-message classification {classify_ns} ns"
+        "on-CPU per op over {SMALL}: payload base64url + typed claims decode {decode_ns} ns; claims clone + lti-message classification {classify_ns} ns"
     );
     println!(
         "on-CPU per op over {N}: bare ring verify {ring_ns} ns; full launch, fresh store {fresh_ns} ns ({:.1}% of ring throughput); full launch, shared store {shared_ns} ns ({:.1}% of ring throughput)",

@@ -84,14 +84,8 @@ impl StateCookies {
         )
     }
 
-    /// The `Set-Cookie` value that deletes the cookie of `state`.
-    #[cfg(test)]
-    pub(crate) fn clear_cookie(&self, state: &str) -> String {
-        self.clear_cookie_named(&self.name(state))
-    }
-
-    /// The `Set-Cookie` value that deletes the cookie called `name` (as
-    /// [`StateCookies::check`] returned it).
+    /// The `Set-Cookie` value that deletes the cookie called `name` ([`StateCookies::name`]
+    /// of its state, as [`StateCookies::check`] returns it).
     pub(crate) fn clear_cookie_named(&self, name: &str) -> String {
         format!("{name}=; {}", self.attributes(0))
     }
@@ -100,9 +94,8 @@ impl StateCookies {
     ///
     /// No state cookie at all: [`ToolError::StateCookieMissing`] (typically the
     /// browser blocked third-party cookies). State cookies, but none bound to this
-    /// state: [`ToolError::StateMismatch`].
-    /// Checks that the request carries this state's cookie with its HMAC; returns the
-    /// cookie's name (for clearing it).
+    /// state: [`ToolError::StateMismatch`]. On success, the cookie's name (for
+    /// clearing it).
     pub(crate) fn check(&self, req: &ToolRequest, state: &str) -> Result<String, ToolError> {
         let name = self.name(state);
         let prefix = self.prefix();
@@ -172,7 +165,7 @@ mod tests {
         )
         .unwrap();
         // Deleting a partitioned cookie needs the same name and Partitioned again.
-        let cleared = c.clear_cookie("state-1");
+        let cleared = c.clear_cookie_named(&c.name("state-1"));
         assert_eq!(pair(&cleared), format!("{}=", c.name("state-1")));
         assert!(cleared.contains("Max-Age=0") && cleared.contains("; Partitioned"));
     }
@@ -206,7 +199,7 @@ mod tests {
         let forged = pair(&StateCookies::new(&[8u8; 32], true, false, 600).set_cookie("s"));
         let err = c.check(&request(Some(&forged)), "s").unwrap_err();
         assert_eq!(err.code(), "state_mismatch");
-        let cleared = c.clear_cookie("s");
+        let cleared = c.clear_cookie_named(&c.name("s"));
         assert!(cleared.contains("Max-Age=0"));
     }
 }

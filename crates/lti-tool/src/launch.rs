@@ -609,9 +609,15 @@ impl Tool {
             .map_err(|e| ToolError::jose(e, "RS256"))?;
         // Unverified until step 5: read only what picks the registration and key.
         let payload = lti_jose::dangerous::unverified_payload(&jws);
+        // Checked for UTF-8 once: the text is decoded without per-string checks, and
+        // bytes that are not UTF-8 are refused after routing, at their step.
+        let text = std::str::from_utf8(payload).ok();
         // Decoded once, typed; when that fails, a light decoding of the routing
         // claims takes over so each problem is named at its own step.
-        let typed = IdTokenClaims::from_slice_boxed(payload);
+        let typed = match text {
+            Some(text) => IdTokenClaims::from_json_str_boxed(text),
+            None => IdTokenClaims::from_slice_boxed(payload),
+        };
         let registration = {
             let tree;
             let route = match &typed {
@@ -624,7 +630,7 @@ impl Tool {
             };
             self.route(route, saved).await?
         };
-        if std::str::from_utf8(payload).is_err() {
+        if text.is_none() {
             return Err(payload_not_utf8());
         }
 

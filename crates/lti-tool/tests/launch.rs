@@ -611,6 +611,25 @@ async fn garbage_tokens_are_malformed_and_never_echoed() {
 }
 
 #[tokio::test]
+async fn a_signed_payload_that_is_not_utf8_is_malformed() {
+    let h = Harness::new().await;
+    let login = h.login().await;
+    let mut claims = h.claims(&login.nonce);
+    claims.insert("x-vendor".into(), json!("MARKER"));
+    let text = serde_json::to_vec(&claims).unwrap();
+    let at = text.windows(6).position(|w| w == b"MARKER").unwrap();
+    let mut payload = text.clone();
+    payload.splice(at..at + 6, [0xFF, 0xFE]);
+    let token = sign_bytes(
+        br#"{"alg":"RS256","kid":"platform-key-1"}"#,
+        &payload,
+        &h.key,
+    );
+    let err = expect_code(h.launch_token(&login, &token).await, "malformed_token");
+    assert!(err.to_string().contains("expected UTF-8 JSON"), "{err}");
+}
+
+#[tokio::test]
 async fn non_utf8_form_input_is_a_400() {
     let h = Harness::new().await;
     let login = h.login().await;

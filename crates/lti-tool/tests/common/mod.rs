@@ -227,9 +227,20 @@ pub fn resource_link_claims(nonce: &str, now: i64) -> Map<String, Value> {
 /// Signs `claims` under an arbitrary header (which `lti_jose::sign` would refuse to
 /// produce, e.g. without `alg` or `kid`).
 pub fn sign_raw(header: &Value, claims: &Value, key: &SigningKey) -> String {
-    let h = lti_jose::b64::encode(&serde_json::to_vec(header).unwrap());
-    let p = lti_jose::b64::encode(&serde_json::to_vec(claims).unwrap());
-    let input = format!("{h}.{p}");
+    sign_bytes(
+        &serde_json::to_vec(header).unwrap(),
+        &serde_json::to_vec(claims).unwrap(),
+        key,
+    )
+}
+
+/// A compact JWS over exactly these header and payload bytes (JSON or not).
+pub fn sign_bytes(header: &[u8], payload: &[u8], key: &SigningKey) -> String {
+    let input = format!(
+        "{}.{}",
+        lti_jose::b64::encode(header),
+        lti_jose::b64::encode(payload)
+    );
     let sig = key.sign_bytes(input.as_bytes()).unwrap();
     format!("{input}.{}", lti_jose::b64::encode(&sig))
 }
