@@ -154,6 +154,31 @@ pub enum ToolError {
         "state not found: expected a state issued by this tool within its lifetime and not used before, found an unknown, expired or reused one"
     )]
     StateNotFound,
+    /// A platform-storage confirmation names no pending launch: unknown, expired
+    /// (pending launches are kept two minutes) or already confirmed.
+    #[error(
+        "pending launch not found: expected the single-use id of a launch awaiting its platform-storage check, found an unknown, expired or already used one"
+    )]
+    PendingLaunchNotFound,
+    /// A platform-storage confirmation was not posted by the tool's own check page.
+    #[error(
+        "cross-origin confirmation: expected a same-origin POST from the tool's check page (Origin {expected}), found {found}"
+    )]
+    CrossOriginConfirmation {
+        /// The tool's origin (that of its redirect URI).
+        expected: String,
+        /// What the request carried (clipped), or `no Origin header`.
+        found: String,
+    },
+    /// The check page did not find the login's state in the platform's storage in
+    /// this browser.
+    #[error(
+        "state not bound to this browser: expected the platform's storage in this browser to hold the login's state, found {found}; the launch did not start in this browser, or the platform's storage did not answer"
+    )]
+    StateNotBound {
+        /// What the check page reported (clipped).
+        found: String,
+    },
     /// The id_token is not a well-formed compact JWS (or its payload is not a JSON object).
     #[error("malformed id_token: {reason}")]
     MalformedToken {
@@ -396,6 +421,9 @@ impl ToolError {
             Self::StateCookieMissing => "state_cookie_missing",
             Self::StateMismatch { .. } => "state_mismatch",
             Self::StateNotFound => "state_not_found",
+            Self::PendingLaunchNotFound => "pending_launch_not_found",
+            Self::CrossOriginConfirmation { .. } => "cross_origin_confirmation",
+            Self::StateNotBound { .. } => "state_not_bound",
             Self::MalformedToken { .. } => "malformed_token",
             Self::TokenTooLarge { .. } => "token_too_large",
             Self::IssuerMismatch { .. } => "issuer_mismatch",
@@ -430,8 +458,9 @@ impl ToolError {
     }
 
     /// The HTTP status an adapter answers with: 400 for malformed requests, 401 for
-    /// failed authentication (state, signature, times, nonce), 403 for untrusted
-    /// senders (unknown issuer, audience, deployment, 1.1 migration), 404 for an
+    /// failed authentication (state and its binding, signature, times, nonce), 403
+    /// for untrusted senders (unknown issuer, audience, deployment, 1.1 migration,
+    /// a cross-origin platform-storage confirmation), 404 for an
     /// unknown launch id, 405 for a wrong method, 415 for a wrong body type, 502 when
     /// the platform's JWKS cannot be fetched, 503 when a store is down, and 500 only
     /// for the tool's own misconfiguration.
@@ -452,6 +481,8 @@ impl ToolError {
             | Self::StateCookieMissing
             | Self::StateMismatch { .. }
             | Self::StateNotFound
+            | Self::PendingLaunchNotFound
+            | Self::StateNotBound { .. }
             | Self::TargetLinkUriMismatch { .. }
             | Self::AlgorithmNotAllowed { .. }
             | Self::MissingKid
@@ -471,6 +502,7 @@ impl ToolError {
             | Self::IssuerMismatch { .. }
             | Self::InvalidAudience { .. }
             | Self::AzpMismatch { .. }
+            | Self::CrossOriginConfirmation { .. }
             | Self::UnknownDeployment { .. }
             | Self::DeploymentInactive { .. }
             | Self::Lti1p1SignatureMismatch { .. }

@@ -15,12 +15,12 @@ use subtle::ConstantTimeEq;
 use crate::error::{ToolClaim, ToolError, clip};
 use crate::login::STORAGE_TARGET_KEY;
 use crate::quirks::Quirks;
-use crate::request::{ToolRequest, ToolResponse};
+use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::{LAUNCH_ID_PARAM, Tool};
 use crate::urls::append_query;
 
 /// Format tag of a launch saved in the launch-data store.
-const SAVED_FORMAT: &str = "lti-tool/launch/v1";
+pub(crate) const SAVED_FORMAT: &str = "lti-tool/launch/v1";
 
 /// A verified LTI 1.3 launch, saved in the launch-data store under its launch id.
 ///
@@ -47,6 +47,12 @@ impl std::ops::Deref for Launch {
 }
 
 impl Launch {
+    /// The `303` to the login's `target_link_uri` with `lti_launch_id=<id>` appended.
+    pub(crate) fn redirect(&self) -> Result<ToolResponse, ToolError> {
+        let location = append_query(&self.target_link_uri, &[(LAUNCH_ID_PARAM, &self.launch_id)]);
+        ToolResponse::redirect(StatusCode::SEE_OTHER, &location)
+    }
+
     /// The opaque id the launch is saved under in the launch-data store.
     pub fn launch_id(&self) -> &str {
         &self.launch_id
@@ -55,19 +61,6 @@ impl Launch {
     /// The verified id_token, without the launch id.
     pub fn into_verified(self) -> VerifiedIdToken {
         self.token
-    }
-
-    /// The launch-data record: the payload is kept as the signed JSON text, so
-    /// saving costs no re-serialization of the claims.
-    fn to_saved(&self) -> Value {
-        json!({
-            "format": SAVED_FORMAT,
-            "issuer": self.registration.issuer,
-            "client_id": self.registration.client_id,
-            "target_link_uri": self.target_link_uri,
-            "lti_storage_target": self.storage_target,
-            "payload": self.payload_json,
-        })
     }
 }
 
@@ -169,6 +162,20 @@ impl VerifiedIdToken {
     /// The verified id_token payload as the platform signed it (JSON text).
     pub fn payload_json(&self) -> &str {
         &self.payload_json
+    }
+
+    /// The launch-data record in `format` ([`SAVED_FORMAT`], or the pending format
+    /// of a launch awaiting its platform-storage check): the payload is kept as the
+    /// signed JSON text, so saving costs no re-serialization of the claims.
+    pub(crate) fn to_record(&self, format: &str) -> Value {
+        json!({
+            "format": format,
+            "issuer": self.registration.issuer,
+            "client_id": self.registration.client_id,
+            "target_link_uri": self.target_link_uri,
+            "lti_storage_target": self.storage_target,
+            "payload": self.payload_json,
+        })
     }
 }
 
@@ -365,32 +372,32 @@ impl Tool {
     /// Every [`ToolError`] variant of the launch path; see [`ToolError::code`].
     pub async fn launch(&self, req: &ToolRequest) -> Result<(Launch, ToolResponse), ToolError> {
         let form = req.form()?;
-        if let Some(error) = form.optional("error")? {
-            return Err(ToolError::PlatformError {
-                error: clip(error),
-                description: clip(form.optional("error_description")?.unwrap_or("")),
-            });
-        }
-        let state = form.require("state")?;
-        let id_token = form.require("id_token")?;
-
+        let (state, id_token) = launch_fields(&form)?;
         // 1. The state is bound to this browser and used once.
         let cookie_name = self.inner.cookies.check(req, state)?;
+        self.launch_cookie_bound(state, id_token, &cookie_name)
+            .await
+    }
+
+    /// [`Tool::launch`] after the state cookie checked out: consumes the state,
+    /// verifies, saves, and redirects, clearing the cookie.
+    pub(crate) async fn launch_cookie_bound(
+        &self,
+        state: &str,
+        id_token: &str,
+        cookie_name: &str,
+    ) -> Result<(Launch, ToolResponse), ToolError> {
         let saved = self
             .inner
             .launch_states
             .consume_state(state)
             .await
             .map_err(ToolError::store)?;
-
         let token = self.verify_id_token(id_token, &saved).await?;
         let launch = self.save_verified(token).await?;
-        let location = append_query(
-            &launch.target_link_uri,
-            &[(LAUNCH_ID_PARAM, &launch.launch_id)],
-        );
-        let response = ToolResponse::redirect(StatusCode::SEE_OTHER, &location)?
-            .with_cookie(&self.inner.cookies.clear_cookie_named(&cookie_name))?;
+        let response = launch
+            .redirect()?
+            .with_cookie(&self.inner.cookies.clear_cookie_named(cookie_name))?;
         Ok((launch, response))
     }
 
@@ -702,7 +709,11 @@ impl Tool {
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data
-            .save_launch(&launch.launch_id, launch.to_saved(), expires_at)
+            .save_launch(
+                &launch.launch_id,
+                launch.to_record(SAVED_FORMAT),
+                expires_at,
+            )
             .await
             .map_err(ToolError::store)?;
         Ok(launch)
@@ -736,34 +747,45 @@ impl Tool {
             }
             Err(e) => return Err(ToolError::store(e)),
         };
-        let corrupt =
-            |what: &str| ToolError::config(format!("saved launch: expected {what}, found none"));
-        if saved.get("format").and_then(Value::as_str) != Some(SAVED_FORMAT) {
-            return Err(corrupt("the lti-tool/launch/v1 format"));
+        match saved.get("format").and_then(Value::as_str) {
+            Some(SAVED_FORMAT) => {}
+            // A launch still awaiting its platform-storage check is no launch yet.
+            Some(crate::storage::PENDING_FORMAT) => return Err(ToolError::LaunchNotFound),
+            _ => return Err(corrupt_record("the lti-tool/launch/v1 format")),
         }
+        Ok(Launch {
+            token: self.token_from_record(&saved).await?,
+            launch_id: launch_id.to_owned(),
+        })
+    }
+
+    /// The verified id_token kept in a launch-data record ([`VerifiedIdToken::to_record`]):
+    /// the registration is read again from the registration store and the claims
+    /// are classified again with the tool's current validation options.
+    pub(crate) async fn token_from_record(
+        &self,
+        saved: &Value,
+    ) -> Result<VerifiedIdToken, ToolError> {
         let text = |name: &str| saved.get(name).and_then(Value::as_str);
-        let issuer = text("issuer").ok_or_else(|| corrupt("an issuer"))?;
-        let client_id = text("client_id").ok_or_else(|| corrupt("a client_id"))?;
+        let issuer = text("issuer").ok_or_else(|| corrupt_record("an issuer"))?;
+        let client_id = text("client_id").ok_or_else(|| corrupt_record("a client_id"))?;
         let target_link_uri =
-            text("target_link_uri").ok_or_else(|| corrupt("a target_link_uri"))?;
+            text("target_link_uri").ok_or_else(|| corrupt_record("a target_link_uri"))?;
         let storage_target = text("lti_storage_target").map(str::to_owned);
         let payload_json = text("payload")
-            .ok_or_else(|| corrupt("a payload"))?
+            .ok_or_else(|| corrupt_record("a payload"))?
             .to_owned();
         let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&payload_json) else {
-            return Err(corrupt("a JSON object payload"));
+            return Err(corrupt_record("a JSON object payload"));
         };
         let registration = self.resolve_registration(issuer, Some(client_id)).await?;
         let message = LtiMessage::from_map(claims, &self.inner.validation)?;
-        Ok(Launch {
-            token: VerifiedIdToken {
-                message,
-                registration,
-                target_link_uri: target_link_uri.to_owned(),
-                storage_target,
-                payload_json,
-            },
-            launch_id: launch_id.to_owned(),
+        Ok(VerifiedIdToken {
+            message,
+            registration,
+            target_link_uri: target_link_uri.to_owned(),
+            storage_target,
+            payload_json,
         })
     }
 
@@ -783,6 +805,23 @@ impl Tool {
     pub fn validation_options(&self) -> ValidationOptions {
         self.inner.validation
     }
+}
+
+/// A stored launch record that lacks `what` (written by something else).
+fn corrupt_record(what: &str) -> ToolError {
+    ToolError::config(format!("saved launch: expected {what}, found none"))
+}
+
+/// The `state` and `id_token` of the platform's launch POST, or the platform's
+/// own `error` (an authentication error response).
+pub(crate) fn launch_fields<'p>(form: &'p Params<'_>) -> Result<(&'p str, &'p str), ToolError> {
+    if let Some(error) = form.optional("error")? {
+        return Err(ToolError::PlatformError {
+            error: clip(error),
+            description: clip(form.optional("error_description")?.unwrap_or("")),
+        });
+    }
+    Ok((form.require("state")?, form.require("id_token")?))
 }
 
 /// Why the payload could not be read for routing: not JSON, not an object, or a

@@ -12,6 +12,7 @@ mod migration;
 mod quirks;
 mod random;
 mod request;
+mod storage;
 mod tool;
 mod urls;
 pub mod web;
@@ -24,6 +25,10 @@ pub use migration::{
     Lti1p1Migration, oauth_consumer_key_sign, oauth_consumer_key_sign_base_string,
 };
 pub use request::{ToolRequest, ToolResponse};
+pub use storage::{
+    LaunchOutcome, PENDING_LAUNCH_TTL_SECS, STORAGE_CONFIRM_PARAM, STORAGE_ERROR_PARAM,
+    STORAGE_KEY_PREFIX,
+};
 pub use tool::{
     DEFAULT_DEEP_LINK_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_LAUNCH_TTL, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_AGE, DEFAULT_MAX_TOKEN_LEN, DEFAULT_RETIRED_KEY_OVERLAP, DEFAULT_STATE_TTL,

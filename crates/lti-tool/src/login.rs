@@ -16,6 +16,12 @@ impl Tool {
     /// Handles a login initiation (GET query or POST form) and answers with the
     /// redirect to the platform's authorization endpoint plus the state cookie.
     ///
+    /// With [`platform_storage`](crate::ToolBuilder::platform_storage) on, a login
+    /// that offers `lti_storage_target` is answered instead with a page (`200`,
+    /// also setting the cookie) that stores the state in the platform's storage and
+    /// then continues to the same authorization URL (its `#lti-continue` link is
+    /// the way on without JavaScript).
+    ///
     /// Reads `iss`, `login_hint`, `target_link_uri` (required), `lti_message_hint`,
     /// `lti_deployment_id` (Canvas: `deployment_id`), `client_id` and
     /// `lti_storage_target`; resolves the registration (issuer alone only when it is
@@ -62,6 +68,13 @@ impl Tool {
                 .extra
                 .insert(STORAGE_TARGET_KEY.to_owned(), target.to_owned());
         }
+        let store_in_platform = inner.platform_storage && storage_target.is_some();
+        if store_in_platform {
+            saved.extra.insert(
+                crate::storage::STORAGE_BINDING_KEY.to_owned(),
+                crate::storage::STORAGE_BINDING_PLATFORM.to_owned(),
+            );
+        }
         inner
             .launch_states
             .save_state(&saved)
@@ -88,8 +101,13 @@ impl Tool {
             client_id = %registration.client_id,
             "login initiation accepted; redirecting to the platform"
         );
-        ToolResponse::redirect(StatusCode::FOUND, &location)?
-            .with_cookie(&inner.cookies.set_cookie(&state))
+        let response = match storage_target {
+            Some(target) if store_in_platform => {
+                self.storage_login_page(&registration, target, &state, &location)?
+            }
+            _ => ToolResponse::redirect(StatusCode::FOUND, &location)?,
+        };
+        response.with_cookie(&inner.cookies.set_cookie(&state))
     }
 
     /// The registration for (issuer, client id), or for the issuer alone when it

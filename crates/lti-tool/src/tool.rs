@@ -78,6 +78,7 @@ pub(crate) struct Inner {
     pub(crate) retired_overlap_secs: i64,
     pub(crate) max_token_len: usize,
     pub(crate) validation: ValidationOptions,
+    pub(crate) platform_storage: bool,
     pub(crate) rng: SystemRandom,
     signing_keys: Mutex<HashMap<String, Arc<SigningKey>>>,
 }
@@ -132,6 +133,7 @@ impl Tool {
             jwks_max_age: DEFAULT_JWKS_MAX_AGE,
             retired_overlap: DEFAULT_RETIRED_KEY_OVERLAP,
             validation: ValidationOptions::default(),
+            platform_storage: false,
             insecure_http: false,
         }
     }
@@ -174,6 +176,7 @@ pub struct ToolBuilder {
     jwks_max_age: Duration,
     retired_overlap: Duration,
     validation: ValidationOptions,
+    platform_storage: bool,
     insecure_http: bool,
 }
 
@@ -241,6 +244,26 @@ impl ToolBuilder {
     /// since `Partitioned` requires `Secure`.
     pub fn partitioned_state_cookie(mut self, on: bool) -> Self {
         self.partitioned = on;
+        self
+    }
+
+    /// Binds the state through the platform's postMessage storage as well as the
+    /// state cookie, when the platform offers it (`lti_storage_target` at login;
+    /// spec digest §6); off by default.
+    ///
+    /// With it on, such a login answers a page (`200`, still setting the state
+    /// cookie) whose script stores the state in the platform's storage and then
+    /// continues to the authorization endpoint. A launch that comes back with the
+    /// cookie completes as usual; one that comes back without any state cookie
+    /// (the browser blocked it) is verified in full, kept pending for two
+    /// minutes, and answered with a check page whose script reads the state back
+    /// from the platform's storage, accepting only a reply from the origin of the
+    /// platform's authorization endpoint. Only a matching state lets the page
+    /// confirm the launch, in a same-origin POST to the redirect URI that carries
+    /// the single-use pending id. [`Tool::handle_launch`] runs all of this; the
+    /// cookie-only [`Tool::launch`] is unchanged.
+    pub fn platform_storage(mut self, on: bool) -> Self {
+        self.platform_storage = on;
         self
     }
 
@@ -395,6 +418,7 @@ impl ToolBuilder {
                 retired_overlap_secs,
                 max_token_len: self.max_token_len,
                 validation: self.validation,
+                platform_storage: self.platform_storage,
                 rng,
                 signing_keys: Mutex::new(HashMap::new()),
             }),

@@ -1,0 +1,586 @@
+//! The cookie-less state binding through the platform's postMessage storage
+//! (spec digest §6): the login page that stores the state, the launch that is
+//! kept pending behind the check page, and the check page's confirmation.
+//! (The pages' scripts run against a real platform frame in `lti-app`'s
+//! headless-Chromium test.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lti_tool::{LaunchOutcome, ToolError, ToolRequest, ToolResponse};
+
+/// A tool with platform storage on.
+async fn harness() -> Harness {
+    Harness::with(|b| b.platform_storage(true)).await
+}
+
+fn body(resp: &ToolResponse) -> String {
+    String::from_utf8(resp.body().to_vec()).unwrap()
+}
+
+/// The value of `attr="…"` in `html`, unescaped (the pages escape `&<>"'`).
+fn attr(html: &str, attr: &str) -> String {
+    let start = html
+        .find(&format!(" {attr}=\""))
+        .unwrap_or_else(|| panic!("no {attr} in {html}"))
+        + attr.len()
+        + 3;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What a storage login answered.
+struct StorageLogin {
+    state: String,
+    nonce: String,
+    next: String,
+    cookie: String,
+    page: String,
+}
+
+async fn storage_login(h: &Harness, target: &str) -> StorageLogin {
+    let resp = h
+        .tool
+        .login(&get(
+            "/lti/login",
+            &[
+                ("iss", ISS),
+                ("login_hint", "user-hint-42"),
+                ("target_link_uri", TARGET),
+                ("client_id", CLIENT_ID),
+                ("lti_storage_target", target),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = body(&resp);
+    let next = attr(&page, "data-next");
+    let query = next.split_once('?').unwrap().1;
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let cookie = resp
+        .set_cookies()
+        .next()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    StorageLogin {
+        state: param("state"),
+        nonce: param("nonce"),
+        next,
+        cookie,
+        page,
+    }
+}
+
+/// The platform's launch POST, without the state cookie.
+fn cookieless_post(login: &StorageLogin, id_token: &str) -> ToolRequest {
+    post_form(
+        "/lti/launch",
+        &[("id_token", id_token), ("state", &login.state)],
+        None,
+    )
+}
+
+/// The check page's confirmation with these request headers.
+fn confirm(fields: &[(&str, &str)], headers: &[(&str, &str)]) -> ToolRequest {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        ser.append_pair(k, v);
+    }
+    let mut map = HeaderMap::new();
+    map.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    ToolRequest::new(
+        Method::POST,
+        "/lti/launch".parse().unwrap(),
+        map,
+        Bytes::from(ser.finish()),
+    )
+}
+
+/// A confirmation as the tool's check page posts it.
+fn same_origin_confirm(pending: &str) -> ToolRequest {
+    confirm(
+        &[("lti_storage_confirm", pending)],
+        &[
+            ("origin", "https://tool.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    )
+}
+
+/// Logs in with storage, launches without the cookie; returns the check page.
+async fn pending_launch(h: &Harness) -> (StorageLogin, String) {
+    let login = storage_login(h, "_parent").await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let outcome = h.tool.handle_launch(&cookieless_post(&login, &token)).await;
+    let LaunchOutcome::StorageCheck { response } = outcome.unwrap() else {
+        panic!("expected the check page");
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = body(&response);
+    (login, page)
+}
+
+#[tokio::test]
+async fn a_login_offering_storage_answers_the_page_that_stores_the_state() {
+    let h = harness().await;
+    let login = storage_login(&h, "post_message_forwarding").await;
+    // The same authorization request as the redirect would carry.
+    let plain = Harness::new().await.login().await;
+    let names = |url: &str| -> Vec<String> {
+        let query = url.split_once('?').unwrap().1;
+        let mut v: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(login.next.starts_with(&format!("{AUTH_URL}?")));
+    let mut expected = names(&plain.location);
+    expected.retain(|n| n != "lti_message_hint");
+    assert_eq!(names(&login.next), expected);
+    assert_eq!(attr(&login.page, "href"), login.next);
+    // The storage request: the frame named at login, the authorization endpoint's
+    // origin, a key embedding the state, the state as value.
+    assert_eq!(attr(&login.page, "data-target"), "post_message_forwarding");
+    assert_eq!(attr(&login.page, "data-origin"), "https://platform.example");
+    assert_eq!(
+        attr(&login.page, "data-key"),
+        format!("lti_state_{}", login.state)
+    );
+    assert_eq!(attr(&login.page, "data-value"), login.state);
+    assert!(login.page.contains("lti.put_data"));
+    assert!(login.page.contains("org.imsglobal.lti.put_data"));
+    // The cookie is still set: a browser that keeps it launches as before.
+    assert!(login.cookie.starts_with("__Host-lti_state_"));
+    // The state is saved, marked as stored in the platform.
+    let saved = h
+        .store
+        .launch_states
+        .consume_state(&login.state)
+        .await
+        .unwrap();
+    assert_eq!(saved.nonce, login.nonce);
+    assert_eq!(
+        saved.extra.get("lti_storage_binding").map(String::as_str),
+        Some("platform")
+    );
+}
+
+#[tokio::test]
+async fn the_pages_send_a_policy_that_allows_only_their_own_script() {
+    let h = harness().await;
+    let resp = h
+        .tool
+        .login(&get(
+            "/lti/login",
+            &[
+                ("iss", ISS),
+                ("login_hint", "u"),
+                ("target_link_uri", TARGET),
+                ("lti_storage_target", "_parent"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    // The hash is that of the page's one inline script.
+    let page = body(&resp);
+    let script = page
+        .split("<script>")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+    use base64::Engine as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+}
+
+#[tokio::test]
+async fn a_hostile_storage_target_is_escaped() {
+    let h = harness().await;
+    let login = storage_login(&h, "\"><script>alert(1)</script>").await;
+    assert!(!login.page.contains("<script>alert(1)"));
+    assert!(login.page.contains("&quot;&gt;&lt;script&gt;alert(1)"));
+    assert_eq!(
+        attr(&login.page, "data-target"),
+        "\"><script>alert(1)</script>"
+    );
+}
+
+#[tokio::test]
+async fn without_the_option_or_without_a_target_the_login_redirects() {
+    // Option off: a storage target is recorded, but the answer is the redirect.
+    let off = Harness::new().await;
+    let login = off
+        .login_with(&[("lti_storage_target", "_parent")])
+        .await
+        .unwrap();
+    assert!(login.location.starts_with(AUTH_URL));
+    // Option on, no target offered: the redirect.
+    let on = harness().await;
+    let login = on.login().await;
+    assert!(login.location.starts_with(AUTH_URL));
+    let saved = on
+        .store
+        .launch_states
+        .consume_state(&login.state)
+        .await
+        .unwrap();
+    assert!(!saved.extra.contains_key("lti_storage_binding"));
+}
+
+#[tokio::test]
+async fn a_cookieless_launch_is_verified_kept_pending_and_confirmed_once() {
+    let h = harness().await;
+    let (login, page) = pending_launch(&h).await;
+    assert_eq!(attr(&page, "data-origin"), "https://platform.example");
+    assert_eq!(attr(&page, "data-target"), "_parent");
+    assert_eq!(
+        attr(&page, "data-key"),
+        format!("lti_state_{}", login.state)
+    );
+    assert_eq!(attr(&page, "data-value"), login.state);
+    assert_eq!(attr(&page, "action"), "https://tool.example/lti/launch");
+    assert!(page.contains("lti.get_data"));
+    let pending = attr(&page, "value");
+    assert_eq!(pending.len(), 43, "a 256-bit pending id");
+
+    // The state is used up and the nonce recorded already.
+    let token = h.sign(&h.claims(&login.nonce));
+    expect_code(
+        h.tool.handle_launch(&cookieless_post(&login, &token)).await,
+        "state_not_found",
+    );
+    // A pending id is no launch id.
+    expect_code(h.tool.load_launch(&pending).await, "launch_not_found");
+
+    let outcome = h
+        .tool
+        .handle_launch(&same_origin_confirm(&pending))
+        .await
+        .unwrap();
+    let launch_id = {
+        let launch = outcome.launch().expect("launched");
+        assert_eq!(launch.sub(), Some("user-1"));
+        assert_eq!(launch.lti_storage_target(), Some("_parent"));
+        assert_ne!(launch.launch_id(), pending);
+        launch.launch_id().to_owned()
+    };
+    let response = outcome.into_response();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.location(),
+        Some(format!("{TARGET}?lti_launch_id={launch_id}").as_str())
+    );
+    assert_eq!(
+        response.set_cookies().count(),
+        0,
+        "no state cookie to clear"
+    );
+    let loaded = h.tool.load_launch(&launch_id).await.unwrap();
+    assert_eq!(loaded.claims().name.as_deref(), Some("Ada Lovelace"));
+
+    // Single use.
+    expect_code(
+        h.tool.handle_launch(&same_origin_confirm(&pending)).await,
+        "pending_launch_not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_launch_with_the_cookie_completes_at_once() {
+    let h = harness().await;
+    let login = storage_login(&h, "_parent").await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let req = post_form(
+        "/lti/launch",
+        &[("id_token", &token), ("state", &login.state)],
+        Some(&login.cookie),
+    );
+    let outcome = h.tool.handle_launch(&req).await.unwrap();
+    let LaunchOutcome::Launched { launch, response } = outcome else {
+        panic!("expected a completed launch");
+    };
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response
+            .set_cookies()
+            .any(|c| c.starts_with("__Host-lti_state_") && c.contains("Max-Age=0"))
+    );
+    assert!(h.tool.load_launch(launch.launch_id()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
+    // Option on, but the login offered no storage: the cookie was the only binding.
+    let h = harness().await;
+    let login = h.login().await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let req = post_form(
+        "/lti/launch",
+        &[("id_token", &token), ("state", &login.state)],
+        None,
+    );
+    expect_code(h.tool.handle_launch(&req).await, "state_cookie_missing");
+
+    // Option off: the same refusal, and the state is left for the right browser.
+    let off = Harness::new().await;
+    let login = off
+        .login_with(&[("lti_storage_target", "_parent")])
+        .await
+        .unwrap();
+    let token = off.sign(&off.claims(&login.nonce));
+    let req = post_form(
+        "/lti/launch",
+        &[("id_token", &token), ("state", &login.state)],
+        None,
+    );
+    expect_code(off.tool.handle_launch(&req).await, "state_cookie_missing");
+    let outcome = off.tool.handle_launch(&login.post(&token)).await.unwrap();
+    assert!(outcome.launch().is_some());
+}
+
+#[tokio::test]
+async fn a_cookieless_launch_gets_every_check_before_it_is_kept() {
+    let h = harness().await;
+    let login = storage_login(&h, "_parent").await;
+    let mut claims = h.claims(&login.nonce);
+    claims.insert("aud".into(), "someone-else".into());
+    let token = h.sign(&claims);
+    expect_code(
+        h.tool.handle_launch(&cookieless_post(&login, &token)).await,
+        "invalid_audience",
+    );
+
+    let login = storage_login(&h, "_parent").await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let e = h
+        .tool
+        .handle_launch(&cookieless_post(&login, &forged))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ToolError::BadSignature | ToolError::MalformedToken { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_from_another_origin_is_refused_and_leaves_the_launch_pending() {
+    let h = harness().await;
+    let (_, page) = pending_launch(&h).await;
+    let pending = attr(&page, "value");
+    let field = [("lti_storage_confirm", pending.as_str())];
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], "no Origin header"),
+        (
+            &[("origin", "https://evil.example")],
+            "\"https://evil.example\"",
+        ),
+        (&[("origin", "null")], "\"null\""),
+        (
+            &[
+                ("origin", "https://tool.example"),
+                ("origin", "https://tool.example"),
+            ],
+            "several Origin headers",
+        ),
+        (
+            &[
+                ("origin", "https://tool.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            "Sec-Fetch-Site \"cross-site\"",
+        ),
+    ];
+    for (headers, found) in cases {
+        let e = expect_code(
+            h.tool.handle_launch(&confirm(&field, headers)).await,
+            "cross_origin_confirmation",
+        );
+        assert_eq!(e.http_status(), StatusCode::FORBIDDEN);
+        let text = e.to_string();
+        assert!(text.contains("https://tool.example"), "{text}");
+        assert!(text.contains(found), "{found}: {text}");
+    }
+    // The tool's own page still confirms it (no Sec-Fetch-Site is fine too).
+    let outcome = h
+        .tool
+        .handle_launch(&confirm(&field, &[("origin", "https://TOOL.example")]))
+        .await
+        .unwrap();
+    assert!(outcome.launch().is_some());
+}
+
+#[tokio::test]
+async fn a_failed_check_is_refused_with_what_the_page_saw_and_ends_the_launch() {
+    let h = harness().await;
+    for (report, found) in [
+        ("state_not_stored", "another value or none"),
+        ("no_reply", "no reply from the platform's storage"),
+        (
+            "platform_error:bad_request",
+            "the platform's error \"bad_request\"",
+        ),
+        ("", "the report \"\""),
+    ] {
+        let (_, page) = pending_launch(&h).await;
+        let pending = attr(&page, "value");
+        let req = confirm(
+            &[
+                ("lti_storage_confirm", &pending),
+                ("lti_storage_error", report),
+            ],
+            &[("origin", "https://tool.example")],
+        );
+        let e = expect_code(h.tool.handle_launch(&req).await, "state_not_bound");
+        assert_eq!(e.http_status(), StatusCode::UNAUTHORIZED);
+        assert!(e.to_string().contains(found), "{e}");
+        // The pending launch is gone: it cannot be confirmed after all.
+        expect_code(
+            h.tool.handle_launch(&same_origin_confirm(&pending)).await,
+            "pending_launch_not_found",
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_expired_oversized_or_saved_launch_ids_are_not_pending_launches() {
+    let h = harness().await;
+    expect_code(
+        h.tool.handle_launch(&same_origin_confirm("nope")).await,
+        "pending_launch_not_found",
+    );
+    expect_code(
+        h.tool
+            .handle_launch(&same_origin_confirm(&"a".repeat(5000)))
+            .await,
+        "pending_launch_not_found",
+    );
+    expect_code(
+        h.tool.handle_launch(&same_origin_confirm("")).await,
+        "pending_launch_not_found",
+    );
+    // A completed launch's id cannot be confirmed, and stays a launch.
+    let (launch, _) = h.launch_with(|_| {}).await.unwrap();
+    expect_code(
+        h.tool
+            .handle_launch(&same_origin_confirm(launch.launch_id()))
+            .await,
+        "pending_launch_not_found",
+    );
+    assert!(h.tool.load_launch(launch.launch_id()).await.is_ok());
+    // Two minutes is all a check may take.
+    let (_, page) = pending_launch(&h).await;
+    let pending = attr(&page, "value");
+    h.clock.advance(lti_tool::PENDING_LAUNCH_TTL_SECS + 1);
+    expect_code(
+        h.tool.handle_launch(&same_origin_confirm(&pending)).await,
+        "pending_launch_not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_confirmations_complete_the_launch_exactly_once() {
+    let h = harness().await;
+    for _ in 0..20 {
+        let (_, page) = pending_launch(&h).await;
+        let pending = Arc::new(attr(&page, "value"));
+        let tool = Arc::new(h.tool.clone());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (tool, pending) = (tool.clone(), pending.clone());
+                tokio::spawn(async move {
+                    tool.handle_launch(&same_origin_confirm(&pending))
+                        .await
+                        .map(|o| o.launch().map(|l| l.launch_id().to_owned()))
+                })
+            })
+            .collect();
+        let mut launched = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(Some(_)) => launched += 1,
+                Ok(None) => panic!("a confirmation answered another check page"),
+                Err(e) => assert_eq!(e.code(), "pending_launch_not_found", "{e}"),
+            }
+        }
+        assert_eq!(launched, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_registration_without_an_https_authorization_url_cannot_use_storage() {
+    let h = harness().await;
+    let mut reg = registration();
+    reg.auth_login_url = "javascript:alert(1)".to_owned();
+    h.store
+        .registrations
+        .update_registration(&reg)
+        .await
+        .unwrap();
+    let e = expect_code(
+        h.tool
+            .login(&get(
+                "/lti/login",
+                &[
+                    ("iss", ISS),
+                    ("login_hint", "u"),
+                    ("target_link_uri", TARGET),
+                    ("lti_storage_target", "_parent"),
+                ],
+            ))
+            .await,
+        "configuration",
+    );
+    assert!(e.to_string().contains("authorization URL"), "{e}");
+}
