@@ -182,8 +182,8 @@ async fn launch(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRespo
     answer(&req, async {
         let tool = tool_of(&req)?;
         let request = read_request(&req, body, limit).await?;
-        let (_, response) = lti_tool::web::launch_with_cookie(&tool, &request).await?;
-        Ok(into_response(response))
+        let outcome = lti_tool::web::launch_with_cookie(&tool, &request).await?;
+        Ok(into_response(outcome.into_response()))
     })
     .await
 }

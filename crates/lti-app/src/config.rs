@@ -45,6 +45,12 @@ pub struct ServerConfig {
     /// JWKS URL derive from it (default `http://<bind>`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Binds a login's state through the platform's postMessage storage as well
+    /// as the state cookie when the platform offers it (`lti_storage_target`), so
+    /// launches in an LMS frame also work in browsers that drop the tool's
+    /// cookies there (default `true`; `lti_tool::ToolBuilder::platform_storage`).
+    #[serde(default = "default_true")]
+    pub platform_storage: bool,
 }
 
 impl Default for ServerConfig {
@@ -52,8 +58,13 @@ impl Default for ServerConfig {
         Self {
             bind: default_bind(),
             public_url: None,
+            platform_storage: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_bind() -> String {
@@ -181,7 +192,7 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
 
 /// The keys each table accepts (for naming unknown keys, all of them at once).
 const TOP_KEYS: &[&str] = &["server", "storage", "keys", "platforms", "consumers"];
-const SERVER_KEYS: &[&str] = &["bind", "public_url"];
+const SERVER_KEYS: &[&str] = &["bind", "public_url", "platform_storage"];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
 const KEYS_KEYS: &[&str] = &["dir"];
 const PLATFORM_KEYS: &[&str] = &[

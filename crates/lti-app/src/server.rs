@@ -158,6 +158,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .key_source(Arc::new(JwksCache::new(http.clone())))
         .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
         .partitioned_state_cookie(true)
+        .platform_storage(config.server.platform_storage)
         .build()?;
     let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
@@ -210,17 +211,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Headers on every response: framing allowed (the tool runs in LMS iframes), no
-/// referrer (URLs carry the launch id), no MIME sniffing.
+/// referrer (URLs carry the launch id), no MIME sniffing. A page's own policy is
+/// kept: its `Content-Security-Policy` is enforced beside this one (e.g. the
+/// script-hash policy of `lti-tool`'s Platform Storage pages), and its
+/// `Referrer-Policy` stands (the storage check page's `same-origin`, which its
+/// same-origin confirmation needs to carry its `Origin`).
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
+    h.append(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("frame-ancestors *; base-uri 'none'; object-src 'none'"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

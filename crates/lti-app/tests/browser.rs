@@ -6,6 +6,10 @@
 //! inspector name the instructor, run deep linking to add a graded resource
 //! link, launch it as a learner, post the learner's score from the
 //! instructor's AGS panel, and see the score in the platform's grade book.
+//! Then, in a second browser that refuses every cookie of the tool's: a launch
+//! in a window of its own fails with `state_cookie_missing` (nothing else binds
+//! its state), and the framed launch reaches the inspector through the course
+//! page's Platform Storage (the tool's login and check pages).
 //! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
 //!
 //! The browser keeps Chromium's default cookie policy (third-party cookies
@@ -314,7 +318,14 @@ async fn start_driver(driver: &Path) -> Driver {
     }
 }
 
-async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser {
+/// A headless Chromium session; `block_cookies_of` names an origin whose cookies
+/// the browser refuses everywhere (a per-site content setting).
+async fn new_browser(
+    driver: &Driver,
+    chromium: &str,
+    shots: PathBuf,
+    block_cookies_of: Option<&str>,
+) -> Browser {
     let profile = std::env::temp_dir().join(format!(
         "lti-browser-test-{}-{}",
         std::process::id(),
@@ -327,7 +338,7 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
     // `Secure; SameSite=None; Partitioned`, which Chromium stores in the
     // localhost partition even on plain-http loopback (a secure context).
     // LTI_BROWSER_ALLOW_3P_COOKIES=1 allows third-party cookies, for debugging.
-    let prefs = if std::env::var("LTI_BROWSER_ALLOW_3P_COOKIES").as_deref() == Ok("1") {
+    let mut prefs = if std::env::var("LTI_BROWSER_ALLOW_3P_COOKIES").as_deref() == Ok("1") {
         json!({
             "profile.cookie_controls_mode": 0,
             "profile.block_third_party_cookies": false
@@ -335,6 +346,10 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
     } else {
         json!({})
     };
+    if let Some(origin) = block_cookies_of {
+        prefs["profile.content_settings.exceptions.cookies"] =
+            json!({ format!("{origin},*"): { "setting": 2 } });
+    }
     let caps = json!({
         "capabilities": {
             "alwaysMatch": {
@@ -382,6 +397,11 @@ async fn new_browser(driver: &Driver, chromium: &str, shots: PathBuf) -> Browser
         step: 0,
         _profile: TempDir(profile),
     }
+}
+
+/// How many screenshots `dir` holds (the next browser numbers on from there).
+fn b_steps(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -462,7 +482,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     let course = demo.platform_url.clone();
     let driver = start_driver(driver_path.as_deref().unwrap()).await;
     let shots = screenshots_dir();
-    let mut b = new_browser(&driver, &chromium, shots.clone()).await;
+    let mut b = new_browser(&driver, &chromium, shots.clone(), None).await;
 
     // 1. The course page.
     b.goto(&course).await;
@@ -594,8 +614,43 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     let others = b.wait_for("td[id^='grade-grace-']").await;
     assert_eq!(b.text(&others).await, "–", "nobody else was graded");
     b.screenshot("gradebook").await;
-
     b.quit().await;
+
+    // 7. A browser that keeps no cookie of the tool's at all (not even a
+    // partitioned one): the state is bound through the course page's Platform
+    // Storage instead, by the tool's login and check pages talking to it.
+    let tool_origin = demo.tool_url.trim_end_matches('/').to_owned();
+    let mut c = new_browser(&driver, &chromium, shots.clone(), Some(&tool_origin)).await;
+    c.step = b_steps(&shots);
+    // The control: in a window of its own no storage is offered, so the launch
+    // rests on the cookie, which this browser drops.
+    c.goto(&course).await;
+    c.click("#launch-link-1-grace").await;
+    c.wait_for("#open-window").await;
+    let window = c
+        .call(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": "return document.getElementById('open-window').href;", "args": [] })),
+        )
+        .await;
+    c.goto(window.as_str().unwrap()).await;
+    c.wait_for_text("#error-code", "state_cookie_missing").await;
+    c.screenshot("cookieless-window-refused").await;
+    // Framed, the launch goes through: login page → put_data → platform → check
+    // page → get_data → same-origin confirmation → the inspector.
+    launch(&mut c, &course, "link-1", "ada").await;
+    c.wait_for_text("#instructor-verdict", "yes").await;
+    c.wait_for_text("body", "Ada Lovelace").await;
+    c.wait_for_text("#storage-target", "_parent").await;
+    let frame_url = c.frame_url().await;
+    assert!(
+        frame_url.starts_with(&format!("{}lti/app?lti_launch_id=", demo.tool_url)),
+        "{frame_url}"
+    );
+    c.leave_frames().await;
+    c.screenshot("cookieless-framed-launch").await;
+    c.quit().await;
     drop(driver);
     eprintln!("screenshots in {}", shots.display());
 }

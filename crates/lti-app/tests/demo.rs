@@ -112,11 +112,20 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     // → tool /lti/login → platform /auth → form post to tool /lti/launch → inspector.
     let pages = s.follow(init).await;
     let urls: Vec<&str> = pages.iter().map(|p| p.url.as_str()).collect();
-    assert!(
-        urls.iter()
-            .any(|u| u.starts_with(&format!("{}lti/login", demo.tool_url))),
-        "{urls:?}"
+    // Offered Platform Storage, the tool answers the page that stores the state
+    // in the course page (by script) and goes on to the platform; this client runs
+    // no script, keeps the state cookie and follows the page's link.
+    let login_page = pages
+        .iter()
+        .find(|p| p.url.starts_with(&format!("{}lti/login", demo.tool_url)))
+        .unwrap_or_else(|| panic!("{urls:?}"));
+    assert_eq!(login_page.status, StatusCode::OK, "{}", login_page.body);
+    let storage = tag_by_id(&login_page.body, "main", "lti-storage").expect("storage login page");
+    assert_eq!(
+        attr(storage, "data-origin").as_deref(),
+        Some(demo.platform_url.trim_end_matches('/'))
     );
+    assert_eq!(attr(storage, "data-target").as_deref(), Some("_parent"));
     assert!(
         urls.iter()
             .any(|u| u.starts_with(&format!("{}auth", demo.platform_url))),
@@ -334,10 +343,11 @@ async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
             &form.fields,
         )
         .await;
-    let to_auth = match login.headers.get("location") {
-        Some(l) => demo_support::resolve(&login.url, l.to_str().unwrap()),
+    // (The framed login offers Platform Storage: the way on is the page's link.)
+    let to_auth = match tag_by_id(&login.body, "a", "lti-continue").and_then(|a| attr(a, "href")) {
+        Some(href) => demo_support::resolve(&login.url, &href),
         None => panic!(
-            "the tool's login answers with a redirect: {} {}",
+            "the tool's login answers with the storage page: {} {}",
             login.status, login.body
         ),
     };

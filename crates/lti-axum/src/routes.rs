@@ -189,7 +189,7 @@ async fn launch(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     match lti_tool::web::launch_with_cookie(&tool, &req).await {
-        Ok((_, response)) => into_response(response),
+        Ok(outcome) => into_response(outcome.into_response()),
         Err(e) => LtiRejection::in_format(e, json).into_response(),
     }
 }

@@ -55,6 +55,12 @@ impl RoleSet for Mentors {
 }
 
 async fn app() -> Router {
+    app_with(|b| b).await
+}
+
+async fn app_with(
+    configure: impl FnOnce(lti_tool::ToolBuilder) -> lti_tool::ToolBuilder,
+) -> Router {
     let store = lti_store::open(
         "memory://",
         &lti_store::OpenOptions::new(SecretCipher::insecure_plaintext_for_tests()),
@@ -85,8 +91,7 @@ async fn app() -> Router {
         .await
         .unwrap();
     store.tool_keys.promote_next_key().await.unwrap();
-    let tool = Tool::builder(BASE, &store)
-        .key_source(Arc::new(JwkSet::default()))
+    let tool = configure(Tool::builder(BASE, &store).key_source(Arc::new(JwkSet::default())))
         .build()
         .unwrap();
     Router::new()
@@ -236,6 +241,85 @@ async fn launch_redirects_and_the_launch_is_found_by_query_bearer_and_cookie() {
     )
     .await;
     assert_eq!(by_cookie.status(), StatusCode::OK);
+}
+
+/// The value of the first ` attr="…"` in `html`.
+fn html_attr(html: &str, attr: &str) -> String {
+    let start = html.find(&format!(" {attr}=\"")).unwrap() + attr.len() + 3;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn a_launch_without_the_cookie_completes_through_the_platform_storage_check() {
+    let app = app_with(|b| b.platform_storage(true)).await;
+    let login = get_with(
+        &app,
+        &format!("/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app&lti_storage_target=_parent"),
+        None,
+    )
+    .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    assert_html(&login);
+    let page = body_text(login).await;
+    let next = html_attr(&page, "data-next");
+    let (state, nonce) = (query_param(&next, "state"), query_param(&next, "nonce"));
+    let token = lti_jose::sign(&resource_link_claims(&nonce, INSTRUCTOR), platform_key()).unwrap();
+    // The platform's POST, but the browser kept no cookie: the check page.
+    let check = app
+        .clone()
+        .oneshot(
+            Request::post("/lti/launch")
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("state={state}&id_token={token}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(check.status(), StatusCode::OK);
+    assert!(check.headers().get(SET_COOKIE).is_none());
+    let page = body_text(check).await;
+    let pending = html_attr(&page, "value");
+    let confirm = |origin: &'static str| {
+        Request::post("/lti/launch")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .header("origin", origin)
+            .body(Body::from(format!("lti_storage_confirm={pending}")))
+            .unwrap()
+    };
+    // From another site: 403, and the launch stays pending.
+    let refused = app
+        .clone()
+        .oneshot(confirm("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = serde_json::from_str(&body_text(refused).await).unwrap();
+    assert_eq!(body["error"], "cross_origin_confirmation");
+    // From the check page: the launch, its redirect and its cookie.
+    let done = app
+        .clone()
+        .oneshot(confirm("http://127.0.0.1:3000"))
+        .await
+        .unwrap();
+    let id = launch_id_of(&done);
+    assert!(done.headers().get_all(SET_COOKIE).iter().any(|c| {
+        c.to_str()
+            .unwrap()
+            .starts_with(&format!("lti_launch={id};"))
+    }));
+    let by_query = get_with(&app, &format!("/app?lti_launch_id={id}"), None).await;
+    assert_eq!(body_text(by_query).await, "hello user-1");
+    // Once only.
+    let again = app
+        .clone()
+        .oneshot(confirm("http://127.0.0.1:3000"))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&body_text(again).await).unwrap();
+    assert_eq!(body["error"], "pending_launch_not_found");
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use http::header::{CONTENT_SECURITY_POLICY, HeaderValue};
+use http::header::{CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY};
 use http::{HeaderName, StatusCode};
 use lti_registry::{PlatformRegistration, RegistryError};
 use serde_json::Value;
@@ -234,7 +234,7 @@ impl Tool {
         let html = format!(
             r#"<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Checking the launch</title></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="same-origin"><title>Checking the launch</title></head>
 <body>
 <main id="lti-storage" data-target="{target}" data-origin="{origin}" data-key="{key}" data-value="{state}">
 <p id="lti-storage-status">Checking that this launch started in this browser&hellip;</p>
@@ -258,9 +258,12 @@ impl Tool {
             error = STORAGE_ERROR_PARAM,
             script = CHECK_SCRIPT,
         );
-        Ok(LaunchOutcome::StorageCheck {
-            response: with_csp(ToolResponse::html(StatusCode::OK, html), &CHECK_CSP),
-        })
+        // The confirmation's `Origin` is only sent under a policy that allows it
+        // (`no-referrer` sends `Origin: null`): the page sets `same-origin`, in a
+        // header and, against a server that overrides headers, in a meta element.
+        let response = with_csp(ToolResponse::html(StatusCode::OK, html), &CHECK_CSP)
+            .with_header(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+        Ok(LaunchOutcome::StorageCheck { response })
     }
 
     /// The check page's confirmation: same origin, the pending launch taken once,

@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 use crate::html::escape;
 use crate::{ContentItem, DeepLinkingResponseBuilder, LAUNCH_ID_PARAM, Launch, LtiMessage};
-use crate::{Tool, ToolError, ToolRequest, ToolResponse};
+use crate::{LaunchOutcome, Tool, ToolError, ToolRequest};
 
 /// The default login initiation path (GET and POST).
 pub const LOGIN_PATH: &str = "/lti/login";
@@ -341,29 +341,33 @@ pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
     format!("{LAUNCH_COOKIE}={launch_id}; Path=/; HttpOnly; {attributes}")
 }
 
-/// The launch route's flow: [`Tool::launch`], then the accepted launch is logged
-/// (issuer, deployment, message type) and its [`launch_cookie`] is appended to the
-/// response (`lti-tool`'s `303` to the login's `target_link_uri` with
+/// The launch route's flow: [`Tool::handle_launch`] (the state cookie, or with
+/// [`platform_storage`](crate::ToolBuilder::platform_storage) the platform's
+/// storage check page and its confirmation). A completed launch is logged
+/// (issuer, deployment, message type) and its [`launch_cookie`] is appended to
+/// the response (`lti-tool`'s `303` to the login's `target_link_uri` with
 /// `lti_launch_id=<id>` appended), so that same-site follow-ups work without the
-/// parameter.
+/// parameter; a check page is answered as it is.
 ///
 /// # Errors
-/// The [`ToolError`] of [`Tool::launch`].
+/// The [`ToolError`] of [`Tool::handle_launch`].
 pub async fn launch_with_cookie(
     tool: &Tool,
     request: &ToolRequest,
-) -> Result<(Launch, ToolResponse), ToolError> {
-    let (launch, mut response) = tool.launch(request).await?;
-    tracing::info!(
-        issuer = %launch.issuer(),
-        deployment_id = %launch.deployment_id(),
-        message_type = %launch.message().message_type(),
-        "LTI launch accepted"
-    );
-    if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(tool, launch.launch_id())) {
-        response.headers_mut().append(SET_COOKIE, cookie);
+) -> Result<LaunchOutcome, ToolError> {
+    let mut outcome = tool.handle_launch(request).await?;
+    if let LaunchOutcome::Launched { launch, response } = &mut outcome {
+        tracing::info!(
+            issuer = %launch.issuer(),
+            deployment_id = %launch.deployment_id(),
+            message_type = %launch.message().message_type(),
+            "LTI launch accepted"
+        );
+        if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(tool, launch.launch_id())) {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
     }
-    Ok((launch, response))
+    Ok(outcome)
 }
 
 /// The JSON body of the deep-linking route: the chosen content items and the

@@ -10,125 +10,18 @@ mod common;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use common::*;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use lti_tool::{LaunchOutcome, ToolError, ToolRequest, ToolResponse};
+use http::{StatusCode, header};
+use lti_tool::{LaunchOutcome, ToolError};
 
 /// A tool with platform storage on.
 async fn harness() -> Harness {
     Harness::with(|b| b.platform_storage(true)).await
 }
 
-fn body(resp: &ToolResponse) -> String {
-    String::from_utf8(resp.body().to_vec()).unwrap()
-}
-
-/// The value of `attr="…"` in `html`, unescaped (the pages escape `&<>"'`).
-fn attr(html: &str, attr: &str) -> String {
-    let start = html
-        .find(&format!(" {attr}=\""))
-        .unwrap_or_else(|| panic!("no {attr} in {html}"))
-        + attr.len()
-        + 3;
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end]
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// What a storage login answered.
-struct StorageLogin {
-    state: String,
-    nonce: String,
-    next: String,
-    cookie: String,
-    page: String,
-}
-
-async fn storage_login(h: &Harness, target: &str) -> StorageLogin {
-    let resp = h
-        .tool
-        .login(&get(
-            "/lti/login",
-            &[
-                ("iss", ISS),
-                ("login_hint", "user-hint-42"),
-                ("target_link_uri", TARGET),
-                ("client_id", CLIENT_ID),
-                ("lti_storage_target", target),
-            ],
-        ))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let page = body(&resp);
-    let next = attr(&page, "data-next");
-    let query = next.split_once('?').unwrap().1;
-    let param = |name: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
-    let cookie = resp
-        .set_cookies()
-        .next()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    StorageLogin {
-        state: param("state"),
-        nonce: param("nonce"),
-        next,
-        cookie,
-        page,
-    }
-}
-
-/// The platform's launch POST, without the state cookie.
-fn cookieless_post(login: &StorageLogin, id_token: &str) -> ToolRequest {
-    post_form(
-        "/lti/launch",
-        &[("id_token", id_token), ("state", &login.state)],
-        None,
-    )
-}
-
-/// The check page's confirmation with these request headers.
-fn confirm(fields: &[(&str, &str)], headers: &[(&str, &str)]) -> ToolRequest {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in fields {
-        ser.append_pair(k, v);
-    }
-    let mut map = HeaderMap::new();
-    map.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    for (name, value) in headers {
-        map.append(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    ToolRequest::new(
-        Method::POST,
-        "/lti/launch".parse().unwrap(),
-        map,
-        Bytes::from(ser.finish()),
-    )
-}
-
 /// A confirmation as the tool's check page posts it.
-fn same_origin_confirm(pending: &str) -> ToolRequest {
-    confirm(
+fn same_origin_confirm(pending: &str) -> lti_tool::ToolRequest {
+    confirm_request(
         &[("lti_storage_confirm", pending)],
         &[
             ("origin", "https://tool.example"),
@@ -139,21 +32,29 @@ fn same_origin_confirm(pending: &str) -> ToolRequest {
 
 /// Logs in with storage, launches without the cookie; returns the check page.
 async fn pending_launch(h: &Harness) -> (StorageLogin, String) {
-    let login = storage_login(h, "_parent").await;
+    let login = h.storage_login("_parent").await;
     let token = h.sign(&h.claims(&login.nonce));
-    let outcome = h.tool.handle_launch(&cookieless_post(&login, &token)).await;
+    let outcome = h.tool.handle_launch(&login.cookieless_post(&token)).await;
     let LaunchOutcome::StorageCheck { response } = outcome.unwrap() else {
         panic!("expected the check page");
     };
     assert_eq!(response.status(), StatusCode::OK);
-    let page = body(&response);
+    // `no-referrer` would make the confirmation's Origin `null`.
+    assert_eq!(response.headers()[header::REFERRER_POLICY], "same-origin");
+    assert!(
+        response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'; script-src 'sha256-")
+    );
+    let page = body_text(&response);
     (login, page)
 }
 
 #[tokio::test]
 async fn a_login_offering_storage_answers_the_page_that_stores_the_state() {
     let h = harness().await;
-    let login = storage_login(&h, "post_message_forwarding").await;
+    let login = h.storage_login("post_message_forwarding").await;
     // The same authorization request as the redirect would carry.
     let plain = Harness::new().await.login().await;
     let names = |url: &str| -> Vec<String> {
@@ -168,16 +69,22 @@ async fn a_login_offering_storage_answers_the_page_that_stores_the_state() {
     let mut expected = names(&plain.location);
     expected.retain(|n| n != "lti_message_hint");
     assert_eq!(names(&login.next), expected);
-    assert_eq!(attr(&login.page, "href"), login.next);
+    assert_eq!(html_attr(&login.page, "href"), login.next);
     // The storage request: the frame named at login, the authorization endpoint's
     // origin, a key embedding the state, the state as value.
-    assert_eq!(attr(&login.page, "data-target"), "post_message_forwarding");
-    assert_eq!(attr(&login.page, "data-origin"), "https://platform.example");
     assert_eq!(
-        attr(&login.page, "data-key"),
+        html_attr(&login.page, "data-target"),
+        "post_message_forwarding"
+    );
+    assert_eq!(
+        html_attr(&login.page, "data-origin"),
+        "https://platform.example"
+    );
+    assert_eq!(
+        html_attr(&login.page, "data-key"),
         format!("lti_state_{}", login.state)
     );
-    assert_eq!(attr(&login.page, "data-value"), login.state);
+    assert_eq!(html_attr(&login.page, "data-value"), login.state);
     assert!(login.page.contains("lti.put_data"));
     assert!(login.page.contains("org.imsglobal.lti.put_data"));
     // The cookie is still set: a browser that keeps it launches as before.
@@ -226,7 +133,7 @@ async fn the_pages_send_a_policy_that_allows_only_their_own_script() {
         "text/html; charset=utf-8"
     );
     // The hash is that of the page's one inline script.
-    let page = body(&resp);
+    let page = body_text(&resp);
     let script = page
         .split("<script>")
         .nth(1)
@@ -243,11 +150,11 @@ async fn the_pages_send_a_policy_that_allows_only_their_own_script() {
 #[tokio::test]
 async fn a_hostile_storage_target_is_escaped() {
     let h = harness().await;
-    let login = storage_login(&h, "\"><script>alert(1)</script>").await;
+    let login = h.storage_login("\"><script>alert(1)</script>").await;
     assert!(!login.page.contains("<script>alert(1)"));
     assert!(login.page.contains("&quot;&gt;&lt;script&gt;alert(1)"));
     assert_eq!(
-        attr(&login.page, "data-target"),
+        html_attr(&login.page, "data-target"),
         "\"><script>alert(1)</script>"
     );
 }
@@ -278,22 +185,26 @@ async fn without_the_option_or_without_a_target_the_login_redirects() {
 async fn a_cookieless_launch_is_verified_kept_pending_and_confirmed_once() {
     let h = harness().await;
     let (login, page) = pending_launch(&h).await;
-    assert_eq!(attr(&page, "data-origin"), "https://platform.example");
-    assert_eq!(attr(&page, "data-target"), "_parent");
+    assert_eq!(html_attr(&page, "data-origin"), "https://platform.example");
+    assert_eq!(html_attr(&page, "data-target"), "_parent");
     assert_eq!(
-        attr(&page, "data-key"),
+        html_attr(&page, "data-key"),
         format!("lti_state_{}", login.state)
     );
-    assert_eq!(attr(&page, "data-value"), login.state);
-    assert_eq!(attr(&page, "action"), "https://tool.example/lti/launch");
+    assert_eq!(html_attr(&page, "data-value"), login.state);
+    assert_eq!(
+        html_attr(&page, "action"),
+        "https://tool.example/lti/launch"
+    );
     assert!(page.contains("lti.get_data"));
-    let pending = attr(&page, "value");
+    let pending = html_attr(&page, "value");
     assert_eq!(pending.len(), 43, "a 256-bit pending id");
+    assert!(page.contains(r#"<meta name="referrer" content="same-origin">"#));
 
     // The state is used up and the nonce recorded already.
     let token = h.sign(&h.claims(&login.nonce));
     expect_code(
-        h.tool.handle_launch(&cookieless_post(&login, &token)).await,
+        h.tool.handle_launch(&login.cookieless_post(&token)).await,
         "state_not_found",
     );
     // A pending id is no launch id.
@@ -335,7 +246,7 @@ async fn a_cookieless_launch_is_verified_kept_pending_and_confirmed_once() {
 #[tokio::test]
 async fn a_launch_with_the_cookie_completes_at_once() {
     let h = harness().await;
-    let login = storage_login(&h, "_parent").await;
+    let login = h.storage_login("_parent").await;
     let token = h.sign(&h.claims(&login.nonce));
     let req = post_form(
         "/lti/launch",
@@ -388,21 +299,21 @@ async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
 #[tokio::test]
 async fn a_cookieless_launch_gets_every_check_before_it_is_kept() {
     let h = harness().await;
-    let login = storage_login(&h, "_parent").await;
+    let login = h.storage_login("_parent").await;
     let mut claims = h.claims(&login.nonce);
     claims.insert("aud".into(), "someone-else".into());
     let token = h.sign(&claims);
     expect_code(
-        h.tool.handle_launch(&cookieless_post(&login, &token)).await,
+        h.tool.handle_launch(&login.cookieless_post(&token)).await,
         "invalid_audience",
     );
 
-    let login = storage_login(&h, "_parent").await;
+    let login = h.storage_login("_parent").await;
     let token = h.sign(&h.claims(&login.nonce));
     let forged = format!("{}x", &token[..token.len() - 1]);
     let e = h
         .tool
-        .handle_launch(&cookieless_post(&login, &forged))
+        .handle_launch(&login.cookieless_post(&forged))
         .await
         .unwrap_err();
     assert!(
@@ -418,7 +329,7 @@ async fn a_cookieless_launch_gets_every_check_before_it_is_kept() {
 async fn a_confirmation_from_another_origin_is_refused_and_leaves_the_launch_pending() {
     let h = harness().await;
     let (_, page) = pending_launch(&h).await;
-    let pending = attr(&page, "value");
+    let pending = html_attr(&page, "value");
     let field = [("lti_storage_confirm", pending.as_str())];
     let cases: [(&[(&str, &str)], &str); 5] = [
         (&[], "no Origin header"),
@@ -444,7 +355,9 @@ async fn a_confirmation_from_another_origin_is_refused_and_leaves_the_launch_pen
     ];
     for (headers, found) in cases {
         let e = expect_code(
-            h.tool.handle_launch(&confirm(&field, headers)).await,
+            h.tool
+                .handle_launch(&confirm_request(&field, headers))
+                .await,
             "cross_origin_confirmation",
         );
         assert_eq!(e.http_status(), StatusCode::FORBIDDEN);
@@ -455,7 +368,10 @@ async fn a_confirmation_from_another_origin_is_refused_and_leaves_the_launch_pen
     // The tool's own page still confirms it (no Sec-Fetch-Site is fine too).
     let outcome = h
         .tool
-        .handle_launch(&confirm(&field, &[("origin", "https://TOOL.example")]))
+        .handle_launch(&confirm_request(
+            &field,
+            &[("origin", "https://TOOL.example")],
+        ))
         .await
         .unwrap();
     assert!(outcome.launch().is_some());
@@ -474,8 +390,8 @@ async fn a_failed_check_is_refused_with_what_the_page_saw_and_ends_the_launch() 
         ("", "the report \"\""),
     ] {
         let (_, page) = pending_launch(&h).await;
-        let pending = attr(&page, "value");
-        let req = confirm(
+        let pending = html_attr(&page, "value");
+        let req = confirm_request(
             &[
                 ("lti_storage_confirm", &pending),
                 ("lti_storage_error", report),
@@ -521,7 +437,7 @@ async fn unknown_expired_oversized_or_saved_launch_ids_are_not_pending_launches(
     assert!(h.tool.load_launch(launch.launch_id()).await.is_ok());
     // Two minutes is all a check may take.
     let (_, page) = pending_launch(&h).await;
-    let pending = attr(&page, "value");
+    let pending = html_attr(&page, "value");
     h.clock.advance(lti_tool::PENDING_LAUNCH_TTL_SECS + 1);
     expect_code(
         h.tool.handle_launch(&same_origin_confirm(&pending)).await,
@@ -534,7 +450,7 @@ async fn concurrent_confirmations_complete_the_launch_exactly_once() {
     let h = harness().await;
     for _ in 0..20 {
         let (_, page) = pending_launch(&h).await;
-        let pending = Arc::new(attr(&page, "value"));
+        let pending = Arc::new(html_attr(&page, "value"));
         let tool = Arc::new(h.tool.clone());
         let tasks: Vec<_> = (0..8)
             .map(|_| {

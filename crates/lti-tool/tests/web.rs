@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use lti_tool::web::{self, DeepLinkRequest, Error};
-use lti_tool::{Launch, ToolError};
+use lti_tool::{Launch, LaunchOutcome, ToolError};
 use serde_json::{Value, json};
 
 const MEMBERSHIP: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#";
@@ -166,9 +166,12 @@ async fn the_launch_route_flow_redirects_and_sets_the_launch_cookie() {
     let h = Harness::new().await;
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
-    let (launch, response) = web::launch_with_cookie(&h.tool, &login.post(&token))
+    let outcome = web::launch_with_cookie(&h.tool, &login.post(&token))
         .await
         .unwrap();
+    let LaunchOutcome::Launched { launch, response } = outcome else {
+        panic!("expected a completed launch");
+    };
     assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
     let cookies: Vec<_> = response
         .headers()
@@ -179,6 +182,35 @@ async fn the_launch_route_flow_redirects_and_sets_the_launch_cookie() {
     assert!(
         cookies.contains(&web::launch_cookie(&h.tool, launch.launch_id())),
         "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_launch_route_flow_sets_the_launch_cookie_only_once_storage_confirmed_it() {
+    let h = Harness::with(|b| b.platform_storage(true)).await;
+    let login = h.storage_login("_parent").await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let check = web::launch_with_cookie(&h.tool, &login.cookieless_post(&token))
+        .await
+        .unwrap();
+    assert!(check.launch().is_none());
+    assert_eq!(check.response().status(), http::StatusCode::OK);
+    assert_eq!(check.response().set_cookies().count(), 0);
+    let pending = html_attr(&body_text(check.response()), "value");
+    let confirm = confirm_request(
+        &[("lti_storage_confirm", &pending)],
+        &[("origin", "https://tool.example")],
+    );
+    let done = web::launch_with_cookie(&h.tool, &confirm).await.unwrap();
+    let launch = done.launch().expect("confirmed").clone();
+    let response = done.into_response();
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    assert!(
+        response
+            .set_cookies()
+            .any(|c| c == web::launch_cookie(&h.tool, launch.launch_id())),
+        "{:?}",
+        response.set_cookies().collect::<Vec<_>>()
     );
 }
 

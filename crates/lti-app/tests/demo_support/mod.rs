@@ -294,8 +294,10 @@ impl Session {
         .await
     }
 
-    /// Follows redirects and self-submitting forms until a page that is neither
-    /// (at most 12 hops); returns every page seen, the last one being the landing page.
+    /// Follows redirects, self-submitting forms and the `#lti-continue` link of
+    /// `lti-tool`'s Platform Storage login page (its way on without JavaScript)
+    /// until a page that is none of these (at most 12 hops); returns every page
+    /// seen, the last one being the landing page.
     pub(crate) async fn follow(&mut self, first: Page) -> Vec<Page> {
         let mut seen = vec![first];
         for _ in 0..12 {
@@ -313,6 +315,12 @@ impl Session {
             } else if let Some(form) = auto_submit_form(&page.body) {
                 let action = resolve(&page.url, &form.action);
                 let p = self.post_form(&action, &form.fields).await;
+                seen.push(p);
+            } else if let Some(href) =
+                tag_by_id(&page.body, "a", "lti-continue").and_then(|a| attr(a, "href"))
+            {
+                let next = resolve(&page.url, &href);
+                let p = self.get(&next).await;
                 seen.push(p);
             } else {
                 return seen;

@@ -351,3 +351,119 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, ToolError>, code: &str)
         }
     }
 }
+
+/// A response body as text.
+pub fn body_text(resp: &ToolResponse) -> String {
+    String::from_utf8(resp.body().to_vec()).unwrap()
+}
+
+/// The value of the first ` attr="…"` in `html`, unescaped (the pages escape `&<>"'`).
+pub fn html_attr(html: &str, attr: &str) -> String {
+    let start = html
+        .find(&format!(" {attr}=\""))
+        .unwrap_or_else(|| panic!("no {attr} in {html}"))
+        + attr.len()
+        + 3;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// What a login that offered Platform Storage answered (the storage page).
+#[derive(Debug, Clone)]
+pub struct StorageLogin {
+    pub state: String,
+    pub nonce: String,
+    /// The authorization request the page goes on to.
+    pub next: String,
+    /// `name=value` of the state cookie (still set).
+    pub cookie: String,
+    pub page: String,
+}
+
+impl StorageLogin {
+    /// The platform's launch POST of `id_token` and this login's state, without
+    /// the cookie (the browser dropped it).
+    pub fn cookieless_post(&self, id_token: &str) -> ToolRequest {
+        post_form(
+            "/lti/launch",
+            &[("id_token", id_token), ("state", &self.state)],
+            None,
+        )
+    }
+}
+
+impl Harness {
+    /// A login offering Platform Storage in frame `target` (the tool must have
+    /// `platform_storage` on).
+    pub async fn storage_login(&self, target: &str) -> StorageLogin {
+        let resp = self
+            .tool
+            .login(&get(
+                "/lti/login",
+                &[
+                    ("iss", ISS),
+                    ("login_hint", "user-hint-42"),
+                    ("target_link_uri", TARGET),
+                    ("client_id", CLIENT_ID),
+                    ("lti_storage_target", target),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), http::StatusCode::OK);
+        let page = body_text(&resp);
+        let next = html_attr(&page, "data-next");
+        let query = next.split_once('?').unwrap().1;
+        let param = |name: &str| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
+        let cookie = resp
+            .set_cookies()
+            .next()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        StorageLogin {
+            state: param("state"),
+            nonce: param("nonce"),
+            next,
+            cookie: cookie.to_owned(),
+            page,
+        }
+    }
+}
+
+/// A POST of the check page's confirmation `fields`, with these request headers.
+pub fn confirm_request(fields: &[(&str, &str)], headers: &[(&str, &str)]) -> ToolRequest {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        ser.append_pair(k, v);
+    }
+    let mut map = HeaderMap::new();
+    map.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    ToolRequest::new(
+        Method::POST,
+        "/lti/launch".parse().unwrap(),
+        map,
+        Bytes::from(ser.finish()),
+    )
+}
