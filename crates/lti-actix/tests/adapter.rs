@@ -641,3 +641,25 @@ async fn deep_link_route_refuses_a_resource_link_launch() {
     assert!(resp.status().is_client_error(), "{}", resp.status());
     assert_eq!(json_body(resp).await["error"], "not_deep_linking");
 }
+
+#[actix_web::test]
+async fn the_launch_route_takes_platform_storage_confirmations() {
+    let app = app().await;
+    let confirm = |origin: &'static str| {
+        TestRequest::post()
+            .uri("/lti/launch")
+            .insert_header((CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .insert_header((ACCEPT, "application/json"))
+            .insert_header(("origin", origin))
+            .set_payload("lti_storage_confirm=no-such-pending-launch")
+    };
+    let cross = app.call(confirm("https://evil.example")).await;
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(cross).await["error"], "cross_origin_confirmation");
+    let unknown = app.call(confirm("http://127.0.0.1:3000")).await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json_body(unknown).await["error"],
+        "pending_launch_not_found"
+    );
+}
