@@ -149,6 +149,32 @@ struct Writer {
     closed: std::sync::atomic::AtomicBool,
     /// Claims waiting for the connection; whoever holds it runs them all.
     queue: std::sync::Mutex<Vec<Queued>>,
+    /// Numbers the queued claims, so a caller can take its own back out.
+    next_id: AtomicU64,
+}
+
+/// A queued claim of a caller still waiting: withdrawn when the caller
+/// gives up, including when its future is dropped.
+#[cfg(feature = "sqlite")]
+struct Withdraw<'w> {
+    writer: &'w Writer,
+    /// `None` once the claim is known to be taken or answered.
+    id: Option<u64>,
+}
+
+#[cfg(feature = "sqlite")]
+impl Withdraw<'_> {
+    /// Withdraws the claim now; `false` when it was taken already.
+    fn withdraw(&mut self) -> bool {
+        self.id.take().is_some_and(|id| self.writer.withdraw(id))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
 }
 
 /// The writer's connection, lent to one operation or batch.
@@ -159,6 +185,7 @@ type WriterGuard =
 /// A claim waiting in a writer's queue.
 #[cfg(feature = "sqlite")]
 struct Queued {
+    id: u64,
     claim: Claim,
     op: ClaimOp,
     reply: tokio::sync::oneshot::Sender<Result<Option<Cells>>>,
@@ -179,6 +206,7 @@ impl Writer {
             broken: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
             queue: std::sync::Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
         })
     }
 
@@ -188,15 +216,43 @@ impl Writer {
     /// Every claim still gets its own answer, given only after the
     /// statement committed; a failed statement fails all its claims and
     /// changed nothing.
+    ///
+    /// A caller that gives up (the connection was not free within the
+    /// timeout, or its future was dropped) takes its claim back out of the
+    /// queue, so a claim never runs behind the back of a caller that saw an
+    /// error. If the connection's holder took it already, the claim is under
+    /// way: a timed-out caller then waits for its answer instead of failing.
     async fn claim(self: &Arc<Self>, claim: Claim, op: ClaimOp) -> Result<Option<Cells>> {
         let (reply, mut answer) = tokio::sync::oneshot::channel();
-        self.enqueue(Queued { claim, op, reply });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.enqueue(Queued {
+            id,
+            claim,
+            op,
+            reply,
+        });
+        let mut queued = Withdraw {
+            writer: self,
+            id: Some(id),
+        };
         tokio::select! {
             biased;
             // Another task ran this claim.
-            done = &mut answer => done.unwrap_or_else(|_| Err(interrupted())),
+            done = &mut answer => {
+                queued.id = None;
+                done.unwrap_or_else(|_| Err(interrupted()))
+            }
             conn = self.lock() => {
-                let mut conn = conn.map_err(|e| map_err("sqlite", e))?;
+                let mut conn = match conn {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        if queued.withdraw() {
+                            return Err(map_err("sqlite", e));
+                        }
+                        return answer.await.unwrap_or_else(|_| Err(interrupted()));
+                    }
+                };
+                queued.id = None;
                 // Whoever held the connection before answered every claim it
                 // took, so this one is answered or still queued.
                 if let Ok(done) = answer.try_recv() {
@@ -213,6 +269,22 @@ impl Writer {
                 });
                 answer.await.unwrap_or_else(|_| Err(interrupted()))
             }
+        }
+    }
+
+    /// Takes the claim numbered `id` back out of the queue; `false` when the
+    /// connection's holder took it already.
+    fn withdraw(&self, id: u64) -> bool {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match queue.iter().position(|q| q.id == id) {
+            Some(i) => {
+                queue.remove(i);
+                true
+            }
+            None => false,
         }
     }
 
@@ -1653,5 +1725,57 @@ mod tests {
         let (sql, args) = Claim::State.statement(&[&x, &y]);
         assert!(sql.contains("state IN ($1, $2)"), "{sql}");
         assert_eq!(args.len(), 2);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_given_up_waiting_for_the_writer_is_withdrawn_and_never_runs() {
+        use lti_registry::{LaunchState, LaunchStateStore as _};
+        let dir = std::env::temp_dir().join(format!(
+            "lti-store-withdraw-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let mut options = OpenOptions::new(SecretCipher::insecure_plaintext_for_tests());
+        options.timeout = std::time::Duration::from_millis(150);
+        let store = SqlStore::open_sqlite(&url, &options).await.unwrap();
+        let now = store.clock.now();
+        for state in ["a", "b"] {
+            let saved = LaunchState::new(state, "n", "https://i", "c", "https://t/", now, 600);
+            store.save_state(&saved).await.unwrap();
+        }
+        let Driver::Sqlite(db) = &store.driver else {
+            panic!("a SQLite store");
+        };
+        let writer = Arc::clone(db.writer.as_ref().unwrap());
+        let queued = || writer.queue.lock().unwrap().len();
+
+        // The connection stays busy past the timeout: the caller fails, and
+        // its claim leaves the queue with it.
+        let busy = Arc::clone(&writer.conn).lock_owned().await;
+        let e = store.consume_state("a").await.unwrap_err();
+        assert_eq!(e.code(), "store_unavailable", "{e}");
+        assert_eq!(queued(), 0);
+        // A caller dropped while waiting takes its claim out too.
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            store.consume_state("b"),
+        )
+        .await;
+        assert!(gave_up.is_err(), "still waiting when dropped");
+        assert_eq!(queued(), 0);
+        drop(busy);
+
+        // Neither claim ran later behind its caller's back: both states are
+        // still there for a caller that waits.
+        assert_eq!(store.consume_state("a").await.unwrap().state, "a");
+        assert_eq!(store.consume_state("b").await.unwrap().state, "b");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
