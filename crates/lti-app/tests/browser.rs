@@ -81,6 +81,13 @@ struct TempDir(PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A test that fails mid-way never ends its WebDriver session, and
+        // chromedriver's exit leaves the browser running: stop every process
+        // started with this profile before removing it.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self.0.display()))
+            .status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
