@@ -20,7 +20,7 @@ use crate::tool::{LAUNCH_ID_PARAM, Tool};
 use crate::urls::append_query;
 
 /// Format tag of a launch saved in the launch-data store.
-pub(crate) const SAVED_FORMAT: &str = "lti-tool/launch/v1";
+const SAVED_FORMAT: &str = "lti-tool/launch/v1";
 
 /// A verified LTI 1.3 launch, saved in the launch-data store under its launch id.
 ///
@@ -356,6 +356,8 @@ impl Tool {
     /// response to send: a `303` redirect to the login's `target_link_uri` with
     /// `lti_launch_id=<id>` appended, clearing the state cookie. An application that
     /// renders its page directly must still send the response's `Set-Cookie`.
+    /// The state must be bound by its cookie; [`Tool::handle_launch`] also
+    /// completes launches bound through the platform's storage.
     ///
     /// Checks, in order, failing at the first problem: the state cookie and the
     /// single-use state; three-segment JWS within the size limit; registration by
