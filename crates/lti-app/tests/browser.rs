@@ -9,7 +9,8 @@
 //! Then, in a second browser that refuses every cookie of the tool's: a launch
 //! in a window of its own fails with `state_cookie_missing` (nothing else binds
 //! its state), and the framed launch reaches the inspector through the course
-//! page's Platform Storage (the tool's login and check pages).
+//! page's Platform Storage (the tool's login and check pages), answered by the
+//! course page itself and by a Canvas-like hidden forwarding frame.
 //! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
 //!
 //! The browser keeps Chromium's default cookie policy (third-party cookies
@@ -657,6 +658,20 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     );
     c.leave_frames().await;
     c.screenshot("cookieless-framed-launch").await;
+    // The same with the storage in a hidden frame of the course page, named
+    // `post_message_forwarding` as in Canvas: the tool's pages address it by
+    // name (`lti_storage_target`) in the window that frames them.
+    c.goto(&format!(
+        "{course}launch?link=link-1&user=ada&storage=forwarding"
+    ))
+    .await;
+    c.wait_for("#storage-frame").await;
+    c.enter_frame("#tool-frame").await;
+    c.wait_for_text("#instructor-verdict", "yes").await;
+    c.wait_for_text("#storage-target", "post_message_forwarding")
+        .await;
+    c.leave_frames().await;
+    c.screenshot("cookieless-forwarding-frame-launch").await;
     c.quit().await;
     drop(driver);
     eprintln!("screenshots in {}", shots.display());

@@ -100,6 +100,46 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     let alone = s.get(&window).await;
     let alone_form = auto_submit_form(&alone.body).expect("login initiation form");
     assert_eq!(field(&alone_form, "lti_storage_target"), None);
+    // Canvas-like: the storage in a hidden frame named post_message_forwarding,
+    // loaded before the tool's frame, and named as the storage target.
+    let forwarding = s.get(&format!("{launch_url}&storage=forwarding")).await;
+    let storage_frame =
+        tag_by_id(&forwarding.body, "iframe", "storage-frame").expect("hidden storage frame");
+    assert_eq!(
+        attr(storage_frame, "name").as_deref(),
+        Some("post_message_forwarding")
+    );
+    assert!(
+        forwarding.body.find("id=\"storage-frame\"") < forwarding.body.find("id=\"tool-frame\""),
+        "{}",
+        forwarding.body
+    );
+    assert!(
+        !forwarding.body.contains("lti.put_data"),
+        "the page itself does not answer"
+    );
+    let tool_src = tag_by_id(&forwarding.body, "iframe", "tool-frame")
+        .and_then(|f| attr(f, "src"))
+        .unwrap();
+    let framed = s
+        .get(&demo_support::resolve(&forwarding.url, &tool_src))
+        .await;
+    let framed_form = auto_submit_form(&framed.body).expect("login initiation form");
+    assert_eq!(
+        field(&framed_form, "lti_storage_target"),
+        Some("post_message_forwarding")
+    );
+    let frame_page = s.get(&format!("{}storage-frame", demo.platform_url)).await;
+    assert_eq!(frame_page.status, StatusCode::OK);
+    assert!(
+        frame_page
+            .body
+            .contains("window.parent.document.getElementById(frameId)"),
+        "{}",
+        frame_page.body
+    );
+    let bad = s.get(&format!("{launch_url}&storage=elsewhere")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     let platform_host = "localhost";
     assert_eq!(
         s.cookies(platform_host)

@@ -23,5 +23,6 @@ pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration
 pub use secret::{MIN_SECRET_LEN, PlatformSecret};
 pub use token::{AccessGrant, CLIENT_ASSERTION_TYPE, TokenRequest, TokenResponse};
 pub use web::{
-    MAX_BODY_BYTES, append_query, auto_submit_form, html_escape, platform_storage_script,
+    MAX_BODY_BYTES, append_query, auto_submit_form, html_escape,
+    platform_storage_forwarding_script, platform_storage_script,
 };

@@ -172,6 +172,21 @@ pub fn html_escape(s: &str) -> String {
 /// the login initiation names the storage frame with
 /// [`crate::LoginInitiation::with_storage_target`] (`_parent` for this page).
 pub fn platform_storage_script(frame_id: &str) -> String {
+    storage_script(frame_id, "document")
+}
+
+/// The same handler for a separate, hidden storage frame (as Canvas's
+/// `post_message_forwarding`): a same-origin `<iframe>` of the page that frames
+/// the tool, whose `name` the login initiation gives as `lti_storage_target`. It
+/// answers the window of the `<iframe>` with `id` `tool_frame_id` in its parent
+/// page, and ignores every other window.
+pub fn platform_storage_forwarding_script(tool_frame_id: &str) -> String {
+    storage_script(tool_frame_id, "window.parent.document")
+}
+
+/// The handler, finding the tool's `<iframe>` by id in `document_js` (a
+/// same-origin document: this one or the parent's).
+fn storage_script(frame_id: &str, document_js: &'static str) -> String {
     let id = serde_json::to_string(frame_id).unwrap_or_else(|_| "\"\"".to_owned());
     // `</` cannot occur in the JSON string literal unescaped: it is escaped below.
     let id = id.replace("</", "<\\/");
@@ -180,7 +195,7 @@ pub fn platform_storage_script(frame_id: &str) -> String {
 var frameId={id},stores=new Map(),MAX_KEY=1024,MAX_VALUE=4096,MAX_KEYS=64;\
 var SUPPORTED=['lti.capabilities','lti.put_data','lti.get_data'];\
 window.addEventListener('message',function(event){{\
-var frame=document.getElementById(frameId);\
+var frame;try{{frame={document_js}.getElementById(frameId);}}catch(e){{return;}}\
 if(!frame||event.source!==frame.contentWindow)return;\
 var m=event.data;\
 if(!m||typeof m!=='object'||typeof m.subject!=='string')return;\
@@ -354,6 +369,19 @@ mod tests {
         let hostile = platform_storage_script("x\"</script><script>alert(1)//");
         assert_eq!(hostile.matches("</script>").count(), 1, "{hostile}");
         assert!(hostile.contains(r#"var frameId="x\"<\/script><script>alert(1)//","#));
+        assert!(script.contains("frame=document.getElementById(frameId)"));
+    }
+
+    #[test]
+    fn the_forwarding_frame_finds_the_tool_frame_in_its_parent_page() {
+        let script = platform_storage_forwarding_script("tool-frame");
+        assert!(script.contains("frame=window.parent.document.getElementById(frameId)"));
+        assert!(script.contains(r#"var frameId="tool-frame","#));
+        // The rest is the same handler.
+        let page = platform_storage_script("tool-frame");
+        assert_eq!(script.replace("window.parent.document", "document"), page);
+        let hostile = platform_storage_forwarding_script("</script>");
+        assert_eq!(hostile.matches("</script>").count(), 1, "{hostile}");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //!
 //! The "current user" is a cookie: launching as someone signs them in, and the
 //! authorization endpoint answers only for that user (`login_hint` must match).
+//!
+//! A launch page frames the tool and answers its postMessage Platform Storage
+//! messages (`lti_storage_target=_parent`); `/launch?…&storage=forwarding`
+//! answers them from a hidden frame named `post_message_forwarding` instead, as
+//! Canvas does.
 
 mod config;
 mod pages;

@@ -170,21 +170,46 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
     page("Course", current, &b)
 }
 
-/// The page framing a launch.
+/// The name of a launch page's hidden Platform Storage frame (Canvas's name).
+pub(crate) const FORWARDING_FRAME_NAME: &str = "post_message_forwarding";
+
+/// The page framing a launch. Platform Storage is answered by the page itself,
+/// or with `forwarding` by a hidden frame of its own (loaded before the tool).
 pub(crate) fn launch_frame(
     title: &str,
     user: &CourseUser,
     frame_src: &str,
     window_src: &str,
+    forwarding: bool,
 ) -> String {
+    let storage_frame = if forwarding {
+        format!(
+            "<iframe id=\"storage-frame\" name=\"{FORWARDING_FRAME_NAME}\" title=\"Platform Storage\" src=\"/storage-frame\" hidden></iframe>"
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
-        "<p><a id=\"back\" href=\"/\">← Back to the course</a> · <strong id=\"launch-title\">{}</strong>, launched as {} · <a id=\"open-window\" href=\"{}\" target=\"_blank\">Open in a new window</a> <span class=\"muted\">(if your browser blocks the tool's cookies inside the frame)</span></p><iframe id=\"tool-frame\" name=\"tool-frame\" title=\"LTI tool\" src=\"{}\"></iframe>",
+        "<p><a id=\"back\" href=\"/\">← Back to the course</a> · <strong id=\"launch-title\">{}</strong>, launched as {} · <a id=\"open-window\" href=\"{}\" target=\"_blank\">Open in a new window</a> <span class=\"muted\">(if your browser blocks the tool's cookies inside the frame)</span></p>{storage_frame}<iframe id=\"tool-frame\" name=\"tool-frame\" title=\"LTI tool\" src=\"{}\"></iframe>",
         esc(title),
         esc(&user.full_name()),
         esc(window_src),
         esc(frame_src)
-    ) + &lti_platform::platform_storage_script("tool-frame");
-    page(title, Some(user), &body)
+    );
+    let script = if forwarding {
+        String::new()
+    } else {
+        lti_platform::platform_storage_script("tool-frame")
+    };
+    page(title, Some(user), &(body + &script))
+}
+
+/// The hidden Platform Storage frame: answers the parent page's tool frame.
+pub(crate) fn storage_frame() -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Platform Storage</title></head><body>{}</body></html>\n",
+        lti_platform::platform_storage_forwarding_script("tool-frame")
+    )
 }
 
 /// The page the deep-linking return shows inside the tool frame.

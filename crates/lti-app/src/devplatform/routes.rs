@@ -26,6 +26,7 @@ pub fn router(dev: DevPlatform) -> Router {
         .route("/switch", get(switch))
         .route("/launch", get(launch))
         .route("/launch/frame", get(launch_frame))
+        .route("/storage-frame", get(storage_frame))
         .route("/auth", get(auth).post(auth))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/token", post(token))
@@ -172,15 +173,44 @@ struct LaunchQuery {
     tool: Option<String>,
     user: String,
     /// Set on the `<iframe>`'s URL: the login initiation then offers the framing
-    /// page's Platform Storage (`lti_storage_target=_parent`).
+    /// page's Platform Storage (`lti_storage_target`, see `storage`).
     #[serde(default)]
     framed: bool,
+    /// Where the launch page keeps Platform Storage.
+    #[serde(default)]
+    storage: StorageFrame,
+}
+
+/// Where a launch page answers Platform Storage messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StorageFrame {
+    /// The launch page itself: `lti_storage_target=_parent`.
+    #[default]
+    Page,
+    /// A hidden same-origin frame of the launch page named
+    /// `post_message_forwarding`, as Canvas does (`?storage=forwarding`).
+    Forwarding,
+}
+
+impl StorageFrame {
+    /// The `lti_storage_target` naming it.
+    fn target(self) -> &'static str {
+        match self {
+            Self::Page => "_parent",
+            Self::Forwarding => pages::FORWARDING_FRAME_NAME,
+        }
+    }
 }
 
 impl LaunchQuery {
     /// The login initiation inside the launch page's frame.
     fn frame_src(&self) -> String {
-        format!("{}&framed=true", self.window_src())
+        let storage = match self.storage {
+            StorageFrame::Page => "",
+            StorageFrame::Forwarding => "&storage=forwarding",
+        };
+        format!("{}&framed=true{storage}", self.window_src())
     }
 
     /// The login initiation in a window of its own (no Platform Storage there).
@@ -408,12 +438,24 @@ async fn launch(
     };
     let mut resp = html(
         StatusCode::OK,
-        pages::launch_frame(&title, user, &q.frame_src(), &q.window_src()),
+        pages::launch_frame(
+            &title,
+            user,
+            &q.frame_src(),
+            &q.window_src(),
+            q.storage == StorageFrame::Forwarding,
+        ),
     );
     if let Ok(v) = HeaderValue::from_str(&sign_in_cookie(user)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// `GET /storage-frame`: the hidden Platform Storage frame of a launch page
+/// opened with `storage=forwarding`; it answers the page's tool frame.
+async fn storage_frame() -> Response {
+    html(StatusCode::OK, pages::storage_frame())
 }
 
 /// `GET /launch/frame`: the third-party login initiation, as a self-submitting form.
@@ -433,8 +475,11 @@ async fn launch_frame(
         Err(resp) => return *resp,
     };
     match dev.inner.platform.start_launch(&spec).await {
-        // Framed by the launch page, which answers Platform Storage messages.
-        Ok(init) if q.framed => from_http(init.with_storage_target("_parent").form_response()),
+        // Framed by the launch page, which answers Platform Storage messages
+        // itself or in its forwarding frame.
+        Ok(init) if q.framed => {
+            from_http(init.with_storage_target(q.storage.target()).form_response())
+        }
         Ok(init) => from_http(init.form_response()),
         Err(e) => refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string()),
     }
