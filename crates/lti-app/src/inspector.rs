@@ -208,6 +208,16 @@ pub(crate) async fn inspector(
         "Platform Storage target (login's lti_storage_target)",
         launch.lti_storage_target(),
     );
+    row_with_id(
+        &mut b,
+        Some("state-binding"),
+        "Login state bound by",
+        launch.state_binding().map(|binding| match binding {
+            lti_tool::StateBinding::Cookie => "the state cookie",
+            lti_tool::StateBinding::PlatformStorage => "the platform's storage (no cookie)",
+            _ => "the application",
+        }),
+    );
     b.push_str("</table></section>");
 
     b.push_str("<section><h2>Custom parameters</h2>");

@@ -511,6 +511,7 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     // page's storage, and the tool's cross-site frame talks to that page with
     // postMessage, as a cookie-less tool would.
     b.wait_for_text("#storage-target", "_parent").await;
+    b.wait_for_text("#state-binding", "the state cookie").await;
     let platform_origin = course.trim_end_matches('/').to_owned();
     let storage = b
         .call(
@@ -651,6 +652,8 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     c.wait_for_text("#instructor-verdict", "yes").await;
     c.wait_for_text("body", "Ada Lovelace").await;
     c.wait_for_text("#storage-target", "_parent").await;
+    c.wait_for_text("#state-binding", "the platform's storage")
+        .await;
     let frame_url = c.frame_url().await;
     assert!(
         frame_url.starts_with(&format!("{}lti/app?lti_launch_id=", demo.tool_url)),
@@ -669,6 +672,8 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     c.enter_frame("#tool-frame").await;
     c.wait_for_text("#instructor-verdict", "yes").await;
     c.wait_for_text("#storage-target", "post_message_forwarding")
+        .await;
+    c.wait_for_text("#state-binding", "the platform's storage")
         .await;
     c.leave_frames().await;
     c.screenshot("cookieless-forwarding-frame-launch").await;

@@ -37,6 +37,38 @@ const SAVED_FORMAT: &str = "lti-tool/launch/v1";
 pub struct Launch {
     token: VerifiedIdToken,
     launch_id: String,
+    binding: Option<StateBinding>,
+}
+
+/// How a launch's login state was bound to the browser that started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StateBinding {
+    /// By the state cookie ([`Tool::launch`], or [`Tool::handle_launch`] when the
+    /// cookie came back).
+    Cookie,
+    /// By the platform's postMessage storage, confirmed by the check page
+    /// ([`Tool::handle_launch`] without the cookie).
+    PlatformStorage,
+    /// By the application, which saved the launch with [`Tool::save_verified`].
+    Application,
+}
+
+impl StateBinding {
+    /// `cookie`, `platform_storage` or `application`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cookie => "cookie",
+            Self::PlatformStorage => "platform_storage",
+            Self::Application => "application",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Cookie, Self::PlatformStorage, Self::Application]
+            .into_iter()
+            .find(|b| b.as_str() == text)
+    }
 }
 
 impl std::ops::Deref for Launch {
@@ -56,6 +88,12 @@ impl Launch {
     /// The opaque id the launch is saved under in the launch-data store.
     pub fn launch_id(&self) -> &str {
         &self.launch_id
+    }
+
+    /// How the login's state was bound to this browser; `None` for a launch
+    /// saved by an earlier version, which did not record it.
+    pub fn state_binding(&self) -> Option<StateBinding> {
+        self.binding
     }
 
     /// The verified id_token, without the launch id.
@@ -396,7 +434,7 @@ impl Tool {
             .await
             .map_err(ToolError::store)?;
         let token = self.verify_id_token(id_token, &saved).await?;
-        let launch = self.save_verified(token).await?;
+        let launch = self.save_bound(token, StateBinding::Cookie).await?;
         let response = launch
             .redirect()?
             .with_cookie(&self.inner.cookies.clear_cookie_named(cookie_name))?;
@@ -704,18 +742,28 @@ impl Tool {
     /// [`ToolError::StoreUnavailable`]; [`ToolError::Configuration`] if the
     /// operating system's random number generator fails.
     pub async fn save_verified(&self, token: VerifiedIdToken) -> Result<Launch, ToolError> {
+        self.save_bound(token, StateBinding::Application).await
+    }
+
+    /// [`Tool::save_verified`], recording how the state was bound.
+    pub(crate) async fn save_bound(
+        &self,
+        token: VerifiedIdToken,
+        binding: StateBinding,
+    ) -> Result<Launch, ToolError> {
         let launch = Launch {
             token,
             launch_id: crate::random::token(&self.inner.rng)?,
+            binding: Some(binding),
         };
+        let mut record = launch.to_record(SAVED_FORMAT);
+        if let Value::Object(fields) = &mut record {
+            fields.insert("state_binding".to_owned(), binding.as_str().into());
+        }
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data
-            .save_launch(
-                &launch.launch_id,
-                launch.to_record(SAVED_FORMAT),
-                expires_at,
-            )
+            .save_launch(&launch.launch_id, record, expires_at)
             .await
             .map_err(ToolError::store)?;
         Ok(launch)
@@ -758,6 +806,10 @@ impl Tool {
         Ok(Launch {
             token: self.token_from_record(&saved).await?,
             launch_id: launch_id.to_owned(),
+            binding: saved
+                .get("state_binding")
+                .and_then(Value::as_str)
+                .and_then(StateBinding::parse),
         })
     }
 

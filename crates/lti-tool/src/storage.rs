@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::error::{ToolError, clip};
 use crate::html::escape;
-use crate::launch::{Launch, launch_fields};
+use crate::launch::{Launch, StateBinding, launch_fields};
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::Tool;
 use crate::urls::{check_absolute, origin_of};
@@ -305,7 +305,7 @@ impl Tool {
             return Err(ToolError::StateNotBound { found });
         }
         let token = self.token_from_record(&record).await?;
-        self.save_verified(token).await
+        self.save_bound(token, StateBinding::PlatformStorage).await
     }
 
     /// A confirmation must be posted by a page of the tool's own origin: `Origin`

@@ -840,6 +840,10 @@ async fn verify_id_token_checks_a_token_against_a_state_the_application_consumed
     let loaded = h.tool.load_launch(launch.launch_id()).await.unwrap();
     assert_eq!(loaded.payload_json(), verified.payload_json());
     assert_eq!(loaded.deployment_id(), DEPLOYMENT);
+    assert_eq!(
+        loaded.state_binding(),
+        Some(lti_tool::StateBinding::Application)
+    );
     // The nonce is spent: the same token and state are refused the second time.
     expect_code(
         h.tool.verify_id_token(&token, &state).await,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use http::{StatusCode, header};
-use lti_tool::{LaunchOutcome, ToolError};
+use lti_tool::{LaunchOutcome, StateBinding, ToolError};
 
 /// A tool with platform storage on.
 async fn harness() -> Harness {
@@ -218,6 +218,7 @@ async fn a_cookieless_launch_is_verified_kept_pending_and_confirmed_once() {
     let launch_id = {
         let launch = outcome.launch().expect("launched");
         assert_eq!(launch.sub(), Some("user-1"));
+        assert_eq!(launch.state_binding(), Some(StateBinding::PlatformStorage));
         assert_eq!(launch.lti_storage_target(), Some("_parent"));
         assert_ne!(launch.launch_id(), pending);
         launch.launch_id().to_owned()
@@ -235,6 +236,7 @@ async fn a_cookieless_launch_is_verified_kept_pending_and_confirmed_once() {
     );
     let loaded = h.tool.load_launch(&launch_id).await.unwrap();
     assert_eq!(loaded.claims().name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(loaded.state_binding(), Some(StateBinding::PlatformStorage));
 
     // Single use.
     expect_code(
@@ -263,7 +265,9 @@ async fn a_launch_with_the_cookie_completes_at_once() {
             .set_cookies()
             .any(|c| c.starts_with("__Host-lti_state_") && c.contains("Max-Age=0"))
     );
-    assert!(h.tool.load_launch(launch.launch_id()).await.is_ok());
+    assert_eq!(launch.state_binding(), Some(StateBinding::Cookie));
+    let loaded = h.tool.load_launch(launch.launch_id()).await.unwrap();
+    assert_eq!(loaded.state_binding(), Some(StateBinding::Cookie));
 }
 
 #[tokio::test]
