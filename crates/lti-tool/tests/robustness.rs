@@ -66,4 +66,47 @@ proptest! {
             prop_assert!(e.http_status().is_client_error(), "{} {}", e.code(), e);
         }
     }
+
+    #[test]
+    fn arbitrary_launch_route_requests_with_platform_storage_are_client_errors(
+        raw in proptest::collection::vec(any::<u8>(), 0..300),
+        pending in "[ -~]{0,80}",
+        report in proptest::option::of("[ -~]{0,80}"),
+        origin in proptest::option::of(prop_oneof![Just("https://tool.example".to_owned()), "[ -~]{0,40}"]),
+        site in proptest::option::of(prop_oneof![Just("same-origin".to_owned()), "[a-z-]{0,12}"]),
+        token in "[A-Za-z0-9_.-]{0,300}",
+    ) {
+        let rt = runtime();
+        let h = rt.block_on(Harness::with(|b| b.platform_storage(true)));
+        let client_error = |r: Result<lti_tool::LaunchOutcome, lti_tool::ToolError>| match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status().is_client_error() => Ok(()),
+            Err(e) => Err(format!("{} {}", e.code(), e)),
+        };
+        // Raw bytes as the form body.
+        let r = rt.block_on(h.tool.handle_launch(&post_raw("/lti/launch", raw, None)));
+        prop_assert!(client_error(r).is_ok());
+        // A confirmation with any pending id, report and request headers.
+        let mut fields = vec![("lti_storage_confirm", pending.as_str())];
+        if let Some(report) = &report {
+            fields.push(("lti_storage_error", report));
+        }
+        let mut headers = Vec::new();
+        if let Some(o) = &origin {
+            headers.push(("origin", o.as_str()));
+        }
+        if let Some(s) = &site {
+            headers.push(("sec-fetch-site", s.as_str()));
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .into_iter()
+            .filter(|(_, v)| http::HeaderValue::from_str(v).is_ok())
+            .collect();
+        let r = rt.block_on(h.tool.handle_launch(&confirm_request(&fields, &headers)));
+        prop_assert!(client_error(r).is_ok());
+        // A cookie-less launch with any token after a storage login.
+        let login = rt.block_on(h.storage_login("_parent"));
+        let r = rt.block_on(h.tool.handle_launch(&login.cookieless_post(&token)));
+        prop_assert!(client_error(r).is_ok());
+    }
 }
