@@ -419,6 +419,15 @@ impl Tool {
             .await
     }
 
+    /// Takes a login's state from the launch-state store (once).
+    pub(crate) async fn consume_login_state(&self, state: &str) -> Result<LaunchState, ToolError> {
+        self.inner
+            .launch_states
+            .consume_state(state)
+            .await
+            .map_err(ToolError::store)
+    }
+
     /// [`Tool::launch`] after the state cookie checked out: consumes the state,
     /// verifies, saves, and redirects, clearing the cookie.
     pub(crate) async fn launch_cookie_bound(
@@ -427,12 +436,7 @@ impl Tool {
         id_token: &str,
         cookie_name: &str,
     ) -> Result<(Launch, ToolResponse), ToolError> {
-        let saved = self
-            .inner
-            .launch_states
-            .consume_state(state)
-            .await
-            .map_err(ToolError::store)?;
+        let saved = self.consume_login_state(state).await?;
         let token = self.verify_id_token(id_token, &saved).await?;
         let launch = self.save_bound(token, StateBinding::Cookie).await?;
         let response = launch

@@ -68,18 +68,14 @@ impl Tool {
                 .extra
                 .insert(STORAGE_TARGET_KEY.to_owned(), target.to_owned());
         }
-        let store_in_platform = inner.platform_storage && storage_target.is_some();
-        if store_in_platform {
+        // The frame the login page stores the state in, when it does.
+        let platform_target = storage_target.filter(|_| inner.platform_storage);
+        if platform_target.is_some() {
             saved.extra.insert(
                 crate::storage::STORAGE_BINDING_KEY.to_owned(),
                 crate::storage::STORAGE_BINDING_PLATFORM.to_owned(),
             );
         }
-        inner
-            .launch_states
-            .save_state(&saved)
-            .await
-            .map_err(ToolError::store)?;
 
         let mut params: Vec<(&str, &str)> = vec![
             ("scope", "openid"),
@@ -96,18 +92,24 @@ impl Tool {
             params.push(("lti_message_hint", hint));
         }
         let location = append_query(&registration.auth_login_url, &params);
+        // Answered in full before the state is saved, so a refusal leaves none behind.
+        let response = match platform_target {
+            Some(target) => self.storage_login_page(&registration, target, &state, &location)?,
+            None => ToolResponse::redirect(StatusCode::FOUND, &location)?,
+        }
+        .with_cookie(&inner.cookies.set_cookie(&state))?;
+        inner
+            .launch_states
+            .save_state(&saved)
+            .await
+            .map_err(ToolError::store)?;
         tracing::debug!(
             issuer = %registration.issuer,
             client_id = %registration.client_id,
-            "login initiation accepted; redirecting to the platform"
+            storage = platform_target.is_some(),
+            "login initiation accepted; on to the platform"
         );
-        let response = match storage_target {
-            Some(target) if store_in_platform => {
-                self.storage_login_page(&registration, target, &state, &location)?
-            }
-            _ => ToolResponse::redirect(StatusCode::FOUND, &location)?,
-        };
-        response.with_cookie(&inner.cookies.set_cookie(&state))
+        Ok(response)
     }
 
     /// The registration for (issuer, client id), or for the issuer alone when it

@@ -103,14 +103,6 @@ impl LaunchOutcome {
             Self::StorageCheck { .. } => None,
         }
     }
-
-    /// The response, to add headers to (e.g. a session cookie for a completed
-    /// launch).
-    pub fn response_mut(&mut self) -> &mut ToolResponse {
-        match self {
-            Self::Launched { response, .. } | Self::StorageCheck { response } => response,
-        }
-    }
 }
 
 impl Tool {
@@ -206,12 +198,7 @@ impl Tool {
         state: &str,
         id_token: &str,
     ) -> Result<LaunchOutcome, ToolError> {
-        let saved = self
-            .inner
-            .launch_states
-            .consume_state(state)
-            .await
-            .map_err(ToolError::store)?;
+        let saved = self.consume_login_state(state).await?;
         if saved.extra.get(STORAGE_BINDING_KEY).map(String::as_str)
             != Some(STORAGE_BINDING_PLATFORM)
         {
@@ -312,8 +299,7 @@ impl Tool {
     /// equal to the redirect URI's origin and, when sent, `Sec-Fetch-Site:
     /// same-origin`.
     fn check_same_origin(&self, req: &ToolRequest) -> Result<(), ToolError> {
-        let expected = origin_of(&self.inner.redirect_uri)
-            .ok_or_else(|| ToolError::config("the redirect URI has no origin"))?;
+        let expected = &self.inner.redirect_origin;
         let headers = req.headers();
         let mismatch = |found: String| ToolError::CrossOriginConfirmation {
             expected: expected.clone(),
@@ -325,7 +311,7 @@ impl Tool {
             (None, _) => return Err(mismatch("no Origin header".to_owned())),
             (Some(_), Some(_)) => return Err(mismatch("several Origin headers".to_owned())),
         };
-        if !origin.eq_ignore_ascii_case(&expected) {
+        if !origin.eq_ignore_ascii_case(expected) {
             return Err(mismatch(format!("Origin {:?}", clip(origin))));
         }
         if let Some(site) = headers.get(SEC_FETCH_SITE)
@@ -398,27 +384,23 @@ fn csp_for(script: &str) -> String {
 static LOGIN_CSP: LazyLock<String> = LazyLock::new(|| csp_for(LOGIN_SCRIPT));
 static CHECK_CSP: LazyLock<String> = LazyLock::new(|| csp_for(CHECK_SCRIPT));
 
-/// The login page's script: stores the state (`lti.put_data`, or the draft name
-/// when the platform answers `unsupported_subject`), then continues to the
-/// authorization endpoint on the reply, or after 2 seconds without one (the
-/// cookie may still bind the state).
-const LOGIN_SCRIPT: &str = r"(function () {
-  var d = document.getElementById('lti-storage').dataset, left = false, id = '', attempt = 0;
-  var subjects = ['lti.put_data', 'org.imsglobal.lti.put_data'];
-  function next() {
-    if (left) return;
-    left = true;
+/// The exchange both pages run, as the start of their one inline script:
+/// `ltiStorage(subjects, fields, timeout, done)` sends `{subject, message_id,
+/// ...fields}` to `frames[data-target]` of `window.opener || window.parent`
+/// (`_parent`: that window), addressed to `data-origin`; retries with the next
+/// subject (the `org.imsglobal.` draft name) on `unsupported_subject`; counts only
+/// a reply from `data-origin` carrying its message id; and calls `done(reply,
+/// failure)` once: with the reply, or with `null` and `no_platform_window` /
+/// `no_reply` (nothing within `timeout` ms).
+macro_rules! storage_exchange_js {
+    () => {
+        r"function ltiStorage(subjects, fields, timeout, done) {
+  var d = document.getElementById('lti-storage').dataset, id = '', attempt = 0, over = false;
+  function finish(m, failure) {
+    if (over) return;
+    over = true;
     window.removeEventListener('message', reply);
-    window.location.replace(d.next);
-  }
-  var host = window.opener || window.parent, target = host;
-  if (!host || host === window) { next(); return; }
-  if (d.target && d.target !== '_parent') {
-    try { target = host.frames[d.target] || host; } catch (e) { target = host; }
-  }
-  function ask() {
-    id = 'lti-tool-' + Array.prototype.join.call(window.crypto.getRandomValues(new Uint32Array(2)), '-');
-    target.postMessage({ subject: subjects[attempt], message_id: id, key: d.key, value: d.value }, d.origin);
+    done(m, failure);
   }
   function reply(e) {
     var m = e.data;
@@ -428,58 +410,58 @@ const LOGIN_SCRIPT: &str = r"(function () {
       ask();
       return;
     }
-    next();
-  }
-  window.addEventListener('message', reply);
-  try { ask(); } catch (e) { next(); return; }
-  setTimeout(next, 2000);
-})();";
-
-/// The check page's script: reads the state back (`lti.get_data`, or the draft
-/// name), accepting only the platform origin's reply to its own message id, and
-/// posts the confirmation, with what went wrong when the value is not the state.
-const CHECK_SCRIPT: &str = r"(function () {
-  var d = document.getElementById('lti-storage').dataset, done = false, id = '', attempt = 0;
-  var form = document.getElementById('lti-storage-confirm');
-  var subjects = ['lti.get_data', 'org.imsglobal.lti.get_data'];
-  function finish(error) {
-    if (done) return;
-    done = true;
-    window.removeEventListener('message', reply);
-    if (error) {
-      form.elements.lti_storage_error.disabled = false;
-      form.elements.lti_storage_error.value = error;
-    }
-    form.submit();
+    finish(m, '');
   }
   var host = window.opener || window.parent, target = host;
-  if (!host || host === window) { finish('no_platform_window'); return; }
+  if (!host || host === window) { finish(null, 'no_platform_window'); return; }
   if (d.target && d.target !== '_parent') {
     try { target = host.frames[d.target] || host; } catch (e) { target = host; }
   }
   function ask() {
     id = 'lti-tool-' + Array.prototype.join.call(window.crypto.getRandomValues(new Uint32Array(2)), '-');
-    target.postMessage({ subject: subjects[attempt], message_id: id, key: d.key }, d.origin);
-  }
-  function reply(e) {
-    var m = e.data;
-    if (e.origin !== d.origin || !m || typeof m !== 'object' || m.message_id !== id) return;
-    if (m.error) {
-      var code = String(m.error.code || 'unknown');
-      if (code === 'unsupported_subject' && attempt + 1 < subjects.length) {
-        attempt += 1;
-        ask();
-        return;
-      }
-      finish('platform_error:' + code.slice(0, 64));
-      return;
-    }
-    finish(m.value === d.value ? '' : 'state_not_stored');
+    var message = { subject: subjects[attempt], message_id: id };
+    for (var k in fields) message[k] = fields[k];
+    target.postMessage(message, d.origin);
   }
   window.addEventListener('message', reply);
-  try { ask(); } catch (e) { finish('no_platform_window'); return; }
-  setTimeout(function () { finish('no_reply'); }, 3000);
-})();";
+  try { ask(); } catch (e) { finish(null, 'no_platform_window'); return; }
+  setTimeout(function () { finish(null, 'no_reply'); }, timeout);
+}
+"
+    };
+}
+
+/// The login page's script: stores the state (`lti.put_data`), then continues
+/// to the authorization endpoint on the reply, or after 2 seconds without one
+/// (the cookie may still bind the state).
+const LOGIN_SCRIPT: &str = concat!(
+    storage_exchange_js!(),
+    r"(function () {
+  var d = document.getElementById('lti-storage').dataset;
+  ltiStorage(['lti.put_data', 'org.imsglobal.lti.put_data'], { key: d.key, value: d.value }, 2000,
+    function () { window.location.replace(d.next); });
+})();"
+);
+
+/// The check page's script: reads the state back (`lti.get_data`) and posts the
+/// confirmation, with what went wrong when the value is not the state.
+const CHECK_SCRIPT: &str = concat!(
+    storage_exchange_js!(),
+    r"(function () {
+  var d = document.getElementById('lti-storage').dataset;
+  var form = document.getElementById('lti-storage-confirm');
+  ltiStorage(['lti.get_data', 'org.imsglobal.lti.get_data'], { key: d.key }, 3000, function (m, failure) {
+    var error = failure;
+    if (m && m.error) error = 'platform_error:' + String(m.error.code || 'unknown').slice(0, 64);
+    else if (m) error = m.value === d.value ? '' : 'state_not_stored';
+    if (error) {
+      form.elements.lti_storage_error.disabled = false;
+      form.elements.lti_storage_error.value = error;
+    }
+    form.submit();
+  });
+})();"
+);
 
 #[cfg(test)]
 mod tests {

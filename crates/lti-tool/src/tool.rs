@@ -58,6 +58,8 @@ impl std::fmt::Debug for Tool {
 pub(crate) struct Inner {
     pub(crate) base_url: String,
     pub(crate) redirect_uri: String,
+    /// The redirect URI's origin, as browsers send it in `Origin`.
+    pub(crate) redirect_origin: String,
     pub(crate) targets: TargetRules,
     pub(crate) allow_http: bool,
     pub(crate) registrations: Arc<dyn RegistrationStore>,
@@ -352,6 +354,11 @@ impl ToolBuilder {
             }
             None => format!("{base}lti/launch"),
         };
+        let redirect_origin = crate::urls::origin_of(&redirect_uri).ok_or_else(|| {
+            ToolError::config(format!(
+                "redirect URI: expected an absolute http(s) URL, found {redirect_uri:?}"
+            ))
+        })?;
         let mut prefixes = self.prefix_targets;
         if prefixes.is_empty() && self.exact_targets.is_empty() {
             prefixes.push(base.clone());
@@ -398,6 +405,7 @@ impl ToolBuilder {
             inner: Arc::new(Inner {
                 base_url: base,
                 redirect_uri,
+                redirect_origin,
                 targets,
                 allow_http: self.insecure_http,
                 registrations: store.registrations,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use http::{StatusCode, header};
-use lti_tool::{LaunchOutcome, StateBinding, ToolError};
+use lti_tool::{LaunchOutcome, StateBinding};
 
 /// A tool with platform storage on.
 async fn harness() -> Harness {
@@ -106,19 +106,7 @@ async fn a_login_offering_storage_answers_the_page_that_stores_the_state() {
 #[tokio::test]
 async fn the_pages_send_a_policy_that_allows_only_their_own_script() {
     let h = harness().await;
-    let resp = h
-        .tool
-        .login(&get(
-            "/lti/login",
-            &[
-                ("iss", ISS),
-                ("login_hint", "u"),
-                ("target_link_uri", TARGET),
-                ("lti_storage_target", "_parent"),
-            ],
-        ))
-        .await
-        .unwrap();
+    let resp = h.storage_login_response("_parent").await.unwrap();
     let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap();
@@ -314,18 +302,15 @@ async fn a_cookieless_launch_gets_every_check_before_it_is_kept() {
 
     let login = h.storage_login("_parent").await;
     let token = h.sign(&h.claims(&login.nonce));
-    let forged = format!("{}x", &token[..token.len() - 1]);
-    let e = h
-        .tool
-        .handle_launch(&login.cookieless_post(&forged))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ToolError::BadSignature | ToolError::MalformedToken { .. }
-        ),
-        "{e}"
+    // One signature character changed well inside the segment: still base64url,
+    // no longer the signature.
+    let mut forged = token.into_bytes();
+    let i = forged.len() - 20;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    expect_code(
+        h.tool.handle_launch(&login.cookieless_post(&forged)).await,
+        "bad_signature",
     );
 }
 
@@ -488,19 +473,6 @@ async fn a_registration_without_an_https_authorization_url_cannot_use_storage() 
         .update_registration(&reg)
         .await
         .unwrap();
-    let e = expect_code(
-        h.tool
-            .login(&get(
-                "/lti/login",
-                &[
-                    ("iss", ISS),
-                    ("login_hint", "u"),
-                    ("target_link_uri", TARGET),
-                    ("lti_storage_target", "_parent"),
-                ],
-            ))
-            .await,
-        "configuration",
-    );
+    let e = expect_code(h.storage_login_response("_parent").await, "configuration");
     assert!(e.to_string().contains("authorization URL"), "{e}");
 }

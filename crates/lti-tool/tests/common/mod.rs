@@ -399,11 +399,9 @@ impl StorageLogin {
 }
 
 impl Harness {
-    /// A login offering Platform Storage in frame `target` (the tool must have
-    /// `platform_storage` on).
-    pub async fn storage_login(&self, target: &str) -> StorageLogin {
-        let resp = self
-            .tool
+    /// The answer to a login offering Platform Storage in frame `target`.
+    pub async fn storage_login_response(&self, target: &str) -> Result<ToolResponse, ToolError> {
+        self.tool
             .login(&get(
                 "/lti/login",
                 &[
@@ -415,7 +413,12 @@ impl Harness {
                 ],
             ))
             .await
-            .unwrap();
+    }
+
+    /// A login offering Platform Storage in frame `target` (the tool must have
+    /// `platform_storage` on).
+    pub async fn storage_login(&self, target: &str) -> StorageLogin {
+        let resp = self.storage_login_response(target).await.unwrap();
         assert_eq!(resp.status(), http::StatusCode::OK);
         let page = body_text(&resp);
         let next = html_attr(&page, "data-next");
