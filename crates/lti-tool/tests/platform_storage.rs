@@ -423,7 +423,9 @@ async fn unknown_expired_oversized_or_saved_launch_ids_are_not_pending_launches(
             .await,
         "pending_launch_not_found",
     );
-    assert!(h.tool.load_launch(launch.launch_id()).await.is_ok());
+    let still = h.tool.load_launch(launch.launch_id()).await.unwrap();
+    assert_eq!(still.launch_id(), launch.launch_id());
+    assert_eq!(still.state_binding(), Some(StateBinding::Cookie));
     // Two minutes is all a check may take.
     let (_, page) = pending_launch(&h).await;
     let pending = html_attr(&page, "value");

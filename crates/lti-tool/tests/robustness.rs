@@ -85,7 +85,7 @@ proptest! {
         };
         // Raw bytes as the form body.
         let r = rt.block_on(h.tool.handle_launch(&post_raw("/lti/launch", raw, None)));
-        prop_assert!(client_error(r).is_ok());
+        prop_assert_eq!(client_error(r), Ok(()));
         // A confirmation with any pending id, report and request headers.
         let mut fields = vec![("lti_storage_confirm", pending.as_str())];
         if let Some(report) = &report {
@@ -103,10 +103,10 @@ proptest! {
             .filter(|(_, v)| http::HeaderValue::from_str(v).is_ok())
             .collect();
         let r = rt.block_on(h.tool.handle_launch(&confirm_request(&fields, &headers)));
-        prop_assert!(client_error(r).is_ok());
+        prop_assert_eq!(client_error(r), Ok(()));
         // A cookie-less launch with any token after a storage login.
         let login = rt.block_on(h.storage_login("_parent"));
         let r = rt.block_on(h.tool.handle_launch(&login.cookieless_post(&token)));
-        prop_assert!(client_error(r).is_ok());
+        prop_assert_eq!(client_error(r), Ok(()));
     }
 }
