@@ -10,7 +10,11 @@
 //! in a window of its own fails with `state_cookie_missing` (nothing else binds
 //! its state), and the framed launch reaches the inspector through the course
 //! page's Platform Storage (the tool's login and check pages), answered by the
-//! course page itself and by a Canvas-like hidden forwarding frame.
+//! course page itself and by a Canvas-like hidden forwarding frame. Against a
+//! course page made to misbehave (a script injected over the DevTools
+//! protocol), the pages fall back to the draft `org.imsglobal.` names, and a
+//! storage that forgets, fails or stays silent ends the launch with
+//! `state_not_bound` naming what the check page saw.
 //! A PNG screenshot of each step goes to `<target dir>/browser-screenshots/`.
 //!
 //! The browser keeps Chromium's default cookie policy (third-party cookies
@@ -85,9 +89,12 @@ impl Drop for TempDir {
         // A test that fails mid-way never ends its WebDriver session, and
         // chromedriver's exit leaves the browser running: stop every process
         // started with this profile before removing it.
+        // `--` first: the pattern itself starts with dashes (without it pkill
+        // printed its usage and killed nothing).
         let _ = Command::new("pkill")
-            .arg("-f")
+            .args(["-f", "--"])
             .arg(format!("--user-data-dir={}", self.0.display()))
+            .stdout(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
@@ -453,6 +460,60 @@ ask({ subject: 'lti.capabilities', message_id: 'cap-1' }, '*')
   .then(function (r) { out.wrong_origin = r; done(out); });
 "#;
 
+/// Injected (CDP `Page.addScriptToEvaluateOnNewDocument`) into the platform's
+/// top-level pages, before their own scripts: a capturing `message` listener that
+/// makes the course page's Platform Storage misbehave the way `MODE` says, and
+/// stops the page's real handler from answering. Modes: `silent` (answers
+/// nothing), `draft_only` (refuses the `lti.` names with `unsupported_subject`,
+/// so only the `org.imsglobal.` draft names work), `forgetful` (stores, but
+/// `get_data` answers `null`), `failing` (`get_data` answers an error).
+const MISBEHAVING_PLATFORM: &str = r#"(function () {
+  if (window !== window.top || location.origin !== PLATFORM) return;
+  window.addEventListener('message', function (e) {
+    var m = e.data;
+    if (!m || typeof m !== 'object' || typeof m.subject !== 'string') return;
+    function answer(fields) {
+      e.stopImmediatePropagation();
+      var r = { subject: m.subject + '.response', message_id: m.message_id };
+      for (var k in fields) r[k] = fields[k];
+      e.source.postMessage(r, e.origin);
+    }
+    var get = /get_data$/.test(m.subject);
+    if (MODE === 'silent') e.stopImmediatePropagation();
+    else if (MODE === 'draft_only' && m.subject.indexOf('lti.') === 0)
+      answer({ error: { code: 'unsupported_subject', message: 'draft names only' } });
+    else if (MODE === 'forgetful' && get) answer({ key: m.key, value: null });
+    else if (MODE === 'failing' && get)
+      answer({ error: { code: 'storage_unavailable', message: 'try later' } });
+  }, true);
+})();"#;
+
+/// Makes the platform's storage misbehave (see [`MISBEHAVING_PLATFORM`]) in the
+/// pages loaded from now on; returns the CDP script id for [`behave`].
+async fn misbehave(b: &mut Browser, platform_origin: &str, mode: &str) -> Value {
+    let source = MISBEHAVING_PLATFORM
+        .replace("PLATFORM", &serde_json::to_string(platform_origin).unwrap())
+        .replace("MODE", &serde_json::to_string(mode).unwrap());
+    let added = b
+        .call(
+            Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": source } })),
+        )
+        .await;
+    added["identifier"].clone()
+}
+
+/// Ends a [`misbehave`].
+async fn behave(b: &mut Browser, identifier: Value) {
+    b.call(
+        Method::POST,
+        "/goog/cdp/execute",
+        Some(json!({ "cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": { "identifier": identifier } })),
+    )
+    .await;
+}
+
 /// Launches course link `link` as `user` and enters the tool frame.
 async fn launch(b: &mut Browser, course: &str, link: &str, user: &str) {
     b.leave_frames().await;
@@ -677,6 +738,38 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
         .await;
     c.leave_frames().await;
     c.screenshot("cookieless-forwarding-frame-launch").await;
+
+    // The pages' other branches, against a course page whose storage misbehaves.
+    // Only the draft names: both pages retry with `org.imsglobal.` and the launch
+    // goes through.
+    let platform_origin = course.trim_end_matches('/').to_owned();
+    let script = misbehave(&mut c, &platform_origin, "draft_only").await;
+    launch(&mut c, &course, "link-1", "ada").await;
+    c.wait_for_text("#instructor-verdict", "yes").await;
+    c.wait_for_text("#state-binding", "the platform's storage")
+        .await;
+    c.leave_frames().await;
+    c.screenshot("cookieless-draft-names-launch").await;
+    behave(&mut c, script).await;
+    // Each failure the check page can report ends the launch with
+    // `state_not_bound`, naming what the page saw.
+    for (mode, seen) in [
+        ("forgetful", "another value or none under the state's key"),
+        ("failing", "the platform's error \"storage_unavailable\""),
+        (
+            "silent",
+            "no reply from the platform's storage within 3 seconds",
+        ),
+    ] {
+        let script = misbehave(&mut c, &platform_origin, mode).await;
+        launch(&mut c, &course, "link-1", "ada").await;
+        c.wait_for_text("#error-code", "state_not_bound").await;
+        c.wait_for_text("#error-message", seen).await;
+        c.leave_frames().await;
+        c.screenshot(&format!("cookieless-storage-{mode}-refused"))
+            .await;
+        behave(&mut c, script).await;
+    }
     c.quit().await;
     drop(driver);
     eprintln!("screenshots in {}", shots.display());
