@@ -262,6 +262,16 @@ pub enum PlatformError {
         reason: String,
     },
 
+    /// A score's `userId` is not the `sub` of a member of the context (checked when
+    /// the roster knows the context).
+    #[error(
+        "unknown score user: expected the LTI `sub` of a member of the context, found {found:?}"
+    )]
+    ScoreUserNotInContext {
+        /// The posted `userId` (clipped).
+        found: String,
+    },
+
     /// A score older than the one on record was posted; the result is unchanged.
     #[error(
         "stale score: expected a timestamp not older than the result on record, found an older one"
@@ -321,6 +331,7 @@ impl PlatformError {
             Self::ContextNotGranted => "context_not_granted",
             Self::NotFound { .. } => "not_found",
             Self::InvalidResource { .. } => "invalid_resource",
+            Self::ScoreUserNotInContext { .. } => "score_user_not_in_context",
             Self::StaleScore => "stale_score",
             Self::Backend { .. } => "backend_unavailable",
             Self::Signing(_) => "signing_failed",
@@ -346,6 +357,7 @@ impl PlatformError {
             Self::InsufficientScope { .. } | Self::ContextNotGranted => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::StaleScore => StatusCode::CONFLICT,
+            Self::ScoreUserNotInContext { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MissingParameter { .. }
             | Self::InvalidParameter { .. }
             | Self::DuplicateParameter { .. }

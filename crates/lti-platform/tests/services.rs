@@ -60,6 +60,16 @@ fn req(
     b.body(Bytes::from(body.to_owned())).unwrap()
 }
 
+/// The path (after the platform's origin) of a line item's `id`.
+fn item_path(item: &serde_json::Value) -> String {
+    item["id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("https://lms.example.edu")
+        .unwrap()
+        .to_owned()
+}
+
 async fn create_item(
     f: &Fixture,
     token: &str,
@@ -325,14 +335,7 @@ async fn wrong_media_types_get_415_and_406() {
         serde_json::json!({"label": "x", "scoreMaximum": 1}),
     )
     .await;
-    let scores = format!(
-        "{}/scores",
-        item["id"]
-            .as_str()
-            .unwrap()
-            .strip_prefix("https://lms.example.edu")
-            .unwrap()
-    );
+    let scores = format!("{}/scores", item_path(&item));
     let resp = f
         .platform
         .services_endpoint(&req(
@@ -397,12 +400,7 @@ async fn scores_results_and_newer_timestamp_wins() {
         serde_json::json!({"label": "x", "scoreMaximum": 10}),
     )
     .await;
-    let item_path = item["id"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("https://lms.example.edu")
-        .unwrap()
-        .to_owned();
+    let item_path = item_path(&item);
     let post = |body: serde_json::Value| {
         req(
             Method::POST,
@@ -509,12 +507,7 @@ async fn score_scope_is_required_to_post_scores_and_results_scope_to_read() {
         serde_json::json!({"label": "x", "scoreMaximum": 10}),
     )
     .await;
-    let item_path = item["id"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("https://lms.example.edu")
-        .unwrap()
-        .to_owned();
+    let item_path = item_path(&item);
     let body = r#"{"userId":"u","activityProgress":"Completed","gradingProgress":"FullyGraded","timestamp":"2026-01-01T00:00:00Z"}"#;
     let resp = f
         .platform
@@ -556,12 +549,7 @@ async fn tools_cannot_see_each_others_line_items() {
         serde_json::json!({"label": "x", "scoreMaximum": 10}),
     )
     .await;
-    let path = item["id"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("https://lms.example.edu")
-        .unwrap()
-        .to_owned();
+    let path = item_path(&item);
     let theirs = f
         .platform
         .issue_access_token("other-tool", [SCOPE_LINEITEM.to_owned()].into())
@@ -945,4 +933,125 @@ async fn a_custom_context_access_policy_refuses_other_contexts_with_403() {
         .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(json_body(&resp)["error"], "context_not_granted");
+}
+
+#[tokio::test]
+async fn scores_must_name_a_member_of_a_context_the_roster_knows() {
+    let mut f = fixture();
+    let r = roster();
+    // More members than one lookup batch, so the check pages through the roster.
+    for i in 0..1200 {
+        r.upsert_member(
+            "course 1",
+            RosterMember::new(
+                format!("extra{i:04}"),
+                ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+            ),
+        );
+    }
+    f.platform = f.platform.with_roster(r.clone());
+    let t = bearer(&f.platform, &[SCOPE_LINEITEM, SCOPE_SCORE, SCOPE_RESULT]);
+    let tool = registration();
+    let post_in = |context: &str, item: &serde_json::Value, user: &str| {
+        let path = item_path(item);
+        assert!(path.starts_with(&format!("/lti/{context}/")), "{path}");
+        req(
+            Method::POST,
+            &format!("{path}/scores"),
+            Some(&t),
+            Some(SCORE),
+            None,
+            &serde_json::json!({"userId": user, "scoreGiven": 7, "scoreMaximum": 10, "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-01-01T10:00:00Z"}).to_string(),
+        )
+    };
+    let item = create_item(
+        &f,
+        &t,
+        "course%201",
+        serde_json::json!({"label": "Quiz", "scoreMaximum": 10}),
+    )
+    .await;
+
+    // The tool knows members by their (pseudonymous) `sub`, the first and the
+    // last of the roster alike.
+    for member in ["learner1", "extra1199"] {
+        let sub = f.platform.subject_for(&tool, member);
+        assert_ne!(sub, member, "the test tool gets pseudonymous subjects");
+        let resp = f
+            .platform
+            .services_endpoint(&post_in("course%201", &item, &sub))
+            .await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT, "{member}");
+    }
+    // The platform's own user id, a stranger, a member of no context and a
+    // member who left are refused, and nothing is recorded for them.
+    r.remove_member("course 1", "learner2");
+    let left = f.platform.subject_for(&tool, "learner2");
+    let stranger = f.platform.subject_for(&tool, "nobody");
+    for user in ["learner1", stranger.as_str(), left.as_str(), ""] {
+        let resp = f
+            .platform
+            .services_endpoint(&post_in("course%201", &item, user))
+            .await;
+        if user.is_empty() {
+            // An empty userId fails the score's own validation first.
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            continue;
+        }
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{user}: {:?}",
+            resp.body()
+        );
+        let body = json_body(&resp);
+        assert_eq!(body["error"], "score_user_not_in_context");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("a member of the context"),
+            "{body}"
+        );
+    }
+    let item_path = item_path(&item);
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            &format!("{item_path}/results"),
+            Some(&t),
+            None,
+            Some(RESULTS),
+            "",
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut recorded: Vec<String> = json_body(&resp)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userId"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort();
+    let mut expected = vec![
+        f.platform.subject_for(&tool, "learner1"),
+        f.platform.subject_for(&tool, "extra1199"),
+    ];
+    expected.sort();
+    assert_eq!(recorded, expected, "only the members' scores are recorded");
+    // A context the roster does not know (a platform serving AGS without NRPS
+    // for it) takes scores for any user, as before.
+    let other = create_item(
+        &f,
+        &t,
+        "c",
+        serde_json::json!({"label": "x", "scoreMaximum": 10}),
+    )
+    .await;
+    let resp = f
+        .platform
+        .services_endpoint(&post_in("c", &other, "anyone"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }

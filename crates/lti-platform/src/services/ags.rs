@@ -4,10 +4,14 @@ use bytes::Bytes;
 use http::header::{LINK, LOCATION};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use lti_message::ags::{AgsResult, LineItem, Score, media_type, scope};
+use lti_message::nrps::MemberStatus;
 
-use super::{ItemOwner, LineItemFilter, LineItemRecord, ScoreOutcome, next_link};
+use super::{
+    ItemOwner, LineItemFilter, LineItemRecord, MemberQuery, PageRequest, ScoreOutcome, next_link,
+};
 use crate::error::{PlatformError, Result};
 use crate::platform::Platform;
+use crate::registry::ToolRegistration;
 use crate::token::AccessGrant;
 use crate::web::{self, Params};
 
@@ -194,10 +198,11 @@ impl Platform {
                 found: req.method().to_string(),
             });
         }
-        let grant = self.grant_for(req, context, &[scope::SCORE]).await?;
+        let (grant, tool) = self.service_grant(req, context, &[scope::SCORE]).await?;
         web::require_content_type(req.headers(), media_type::SCORE)?;
         let score: Score = decode_json("score", req.body())?;
         score.validate().map_err(|e| invalid("score", e))?;
+        self.require_member(&tool, context, &score.user_id).await?;
         if let (Some(given), Some(max)) = (score.score_given, score.score_maximum)
             && given > max * 1000.0
         {
@@ -217,6 +222,49 @@ impl Platform {
                 Bytes::new(),
             )),
             Some(ScoreOutcome::Stale) => Err(PlatformError::StaleScore),
+        }
+    }
+
+    /// When the roster knows `context`, `user_id` must be the `sub` (as `tool`
+    /// sees it) of one of its members who is not deleted: a score for anybody else
+    /// would sit in the grade book under nobody's name. Contexts the roster does not
+    /// know (a platform that serves AGS without NRPS) are not checked.
+    async fn require_member(
+        &self,
+        tool: &ToolRegistration,
+        context: &str,
+        user_id: &str,
+    ) -> Result<()> {
+        if self.roster.context(context).await?.is_none() {
+            return Ok(());
+        }
+        const BATCH: usize = 500;
+        let query = MemberQuery::default();
+        let mut offset = 0;
+        loop {
+            let found = self
+                .roster
+                .members(
+                    context,
+                    &query,
+                    PageRequest {
+                        offset,
+                        limit: BATCH,
+                    },
+                )
+                .await?;
+            let members = &found.page.items;
+            if members.iter().any(|m| {
+                m.status != MemberStatus::Deleted && self.subject_for(tool, &m.user_id) == user_id
+            }) {
+                return Ok(());
+            }
+            if !found.page.has_more || members.is_empty() {
+                return Err(PlatformError::ScoreUserNotInContext {
+                    found: crate::error::clip(user_id),
+                });
+            }
+            offset += members.len();
         }
     }
 
