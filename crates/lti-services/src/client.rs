@@ -70,8 +70,10 @@ impl LtiServices {
     }
 
     /// Follows `next` and `differences` links to other origins (scheme,
-    /// host, port) than the listing's first URL. Off by default: the access
-    /// token is only sent where the launch's service URL points.
+    /// host, port) than the listing's first URL, and lets AGS line item URLs
+    /// (read, update, delete, scores, results) be on other origins than the
+    /// launch's `lineitems` / `lineitem` URLs. Off by default: the access
+    /// token is only sent where the launch's service URLs point.
     pub fn allow_cross_origin_links(mut self) -> Self {
         self.paging.allow_cross_origin = true;
         self
@@ -252,6 +254,32 @@ impl AgsClient {
         }
     }
 
+    /// Refuses a request to a line item URL (a caller's argument, or an `id` a
+    /// listing returned) that is not on the origin of the launch's `lineitems`
+    /// or `lineitem` URL, unless cross-origin links are allowed: the access
+    /// token must not travel to a host the launch did not name.
+    fn check_item_url(&self, req: &http::Request<bytes::Bytes>) -> Result<(), ServiceError> {
+        if self.caller.paging.allow_cross_origin {
+            return Ok(());
+        }
+        let url = req.uri().to_string();
+        let mut verdict = Err(ServiceError::MissingEndpoint {
+            what: "the AGS lineitems or lineitem URL (line item URLs are only called on their origin)",
+        });
+        for claim_url in [self.lineitems.as_deref(), self.lineitem.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            verdict = self
+                .caller
+                .check_origin(wire::origin(claim_url).as_deref(), &url);
+            if verdict.is_ok() {
+                break;
+            }
+        }
+        verdict
+    }
+
     fn container(&self) -> Result<&str, ServiceError> {
         self.lineitems
             .as_deref()
@@ -301,6 +329,7 @@ impl AgsClient {
     pub async fn get_line_item(&self, lineitem_url: &str) -> Result<LineItem, ServiceError> {
         self.require_read(op::GET_LINE_ITEM)?;
         let req = ags::build_get_line_item_request(lineitem_url)?;
+        self.check_item_url(&req)?;
         self.caller.call(req, ags::parse_line_item_response).await
     }
 
@@ -317,6 +346,7 @@ impl AgsClient {
     pub async fn update_line_item(&self, item: &LineItem) -> Result<LineItem, ServiceError> {
         self.require(scope::LINE_ITEM, op::UPDATE_LINE_ITEM)?;
         let req = ags::build_update_line_item_request(item)?;
+        self.check_item_url(&req)?;
         self.caller
             .call(req, ags::parse_update_line_item_response)
             .await
@@ -326,6 +356,7 @@ impl AgsClient {
     pub async fn delete_line_item(&self, lineitem_url: &str) -> Result<(), ServiceError> {
         self.require(scope::LINE_ITEM, op::DELETE_LINE_ITEM)?;
         let req = ags::build_delete_line_item_request(lineitem_url)?;
+        self.check_item_url(&req)?;
         self.caller
             .call(req, ags::parse_delete_line_item_response)
             .await
@@ -338,6 +369,7 @@ impl AgsClient {
         self.require(scope::SCORE, op::POST_SCORE)?;
         let req =
             ags::build_score_request(lineitem_url, score, self.caller.registration.profile())?;
+        self.check_item_url(&req)?;
         self.caller.call(req, ags::parse_score_response).await
     }
 
@@ -471,7 +503,9 @@ impl AgsClient {
         self.require(scope::RESULT_READONLY, op::LIST_RESULTS)?;
         let mut query = query.clone();
         query.limit = Some(self.caller.registration.profile().page_size(query.limit));
-        ags::build_list_results_request(lineitem_url, &query)
+        let req = ags::build_list_results_request(lineitem_url, &query)?;
+        self.check_item_url(&req)?;
+        Ok(req)
     }
 
     /// Every result of the line item at `lineitem_url` matching `query`,

@@ -753,3 +753,175 @@ mod link_following {
         assert_eq!(roster.members[1].user_id, "lms.testpage=2");
     }
 }
+
+mod item_url_origins {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use lti_http::{FnClient, ServiceClient};
+    use lti_jose::{Algorithm, SigningKey};
+    use lti_message::Timestamp;
+    use lti_message::ags::{AgsEndpointClaim, LineItem, Score, scope};
+    use lti_services::{AgsClient, LtiServices, ResultsQuery, ServiceError, ServiceRegistration};
+
+    const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-services/tool.pem");
+
+    /// An AGS client for a launch whose claim names `lineitems` / `lineitem`, and
+    /// the "host path" of every request that reached the network.
+    fn client(
+        lineitems: Option<&str>,
+        lineitem: Option<&str>,
+        services: impl FnOnce(LtiServices) -> LtiServices,
+    ) -> (AgsClient, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let http = FnClient::new(move |req: http::Request<Bytes>| {
+            let host = req.uri().host().unwrap_or_default().to_owned();
+            let path = req.uri().path().to_owned();
+            log.lock().unwrap().push(format!("{host}{path}"));
+            let method = req.method().clone();
+            let url = req.uri().to_string();
+            async move {
+                let (status, ct, body) = if path == "/token" {
+                    (
+                        200,
+                        "application/json",
+                        r#"{"access_token":"tok","token_type":"Bearer","expires_in":3600}"#
+                            .to_owned(),
+                    )
+                } else if path.ends_with("/scores") || method == http::Method::DELETE {
+                    (204, "text/plain", String::new())
+                } else if path.ends_with("/results") {
+                    (
+                        200,
+                        "application/vnd.ims.lis.v2.resultcontainer+json",
+                        "[]".to_owned(),
+                    )
+                } else {
+                    (
+                        200,
+                        "application/vnd.ims.lis.v2.lineitem+json",
+                        format!(r#"{{"id":"{url}","label":"Quiz","scoreMaximum":10}}"#),
+                    )
+                };
+                let mut resp = http::Response::new(Bytes::from(body));
+                *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                resp.headers_mut()
+                    .insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+                Ok(resp)
+            }
+        });
+        let key = Arc::new(SigningKey::from_pem(TOOL_PEM, Algorithm::RS256).unwrap());
+        let reg = ServiceRegistration::new("https://lms.test", "c", "https://lms.test/token", key);
+        let claim = AgsEndpointClaim {
+            scope: vec![
+                scope::LINE_ITEM.to_owned(),
+                scope::SCORE.to_owned(),
+                scope::RESULT_READONLY.to_owned(),
+            ],
+            lineitems: lineitems.map(str::to_owned),
+            lineitem: lineitem.map(str::to_owned),
+            ..AgsEndpointClaim::default()
+        };
+        let services = services(LtiServices::new(Arc::new(ServiceClient::new(Arc::new(
+            http,
+        )))));
+        (services.ags(&reg, &claim).unwrap(), seen)
+    }
+
+    fn score() -> Score {
+        Score::completed_fully_graded("learner-1", 7.0, 10.0, Timestamp::now())
+    }
+
+    /// Every operation on the line item at `url`, each error's code.
+    async fn each_operation(ags: &AgsClient, url: &str) -> Vec<Result<(), ServiceError>> {
+        let mut item = LineItem::new("Quiz", 10.0);
+        item.id = Some(url.to_owned());
+        vec![
+            ags.get_line_item(url).await.map(drop),
+            ags.update_line_item(&item).await.map(drop),
+            ags.post_score(url, &score()).await,
+            ags.list_results(url, &ResultsQuery::new()).await.map(drop),
+            ags.delete_line_item(url).await,
+        ]
+    }
+
+    #[tokio::test]
+    async fn line_item_urls_elsewhere_are_refused_before_the_token_travels() {
+        let (ags, seen) = client(Some("https://lms.test/li"), None, |s| s);
+        for result in each_operation(&ags, "https://evil.test/li/1").await {
+            match result {
+                Err(ServiceError::CrossOriginLink { expected, found }) => {
+                    assert_eq!(expected, "https://lms.test");
+                    assert!(found.starts_with("https://evil.test/li/1"), "{found}");
+                }
+                other => panic!("expected cross_origin_link, found {other:?}"),
+            }
+        }
+        // Another port or scheme on the same host is another origin too.
+        for url in ["https://lms.test:8443/li/1", "http://lms.test/li/1"] {
+            let err = ags.post_score(url, &score()).await.unwrap_err();
+            assert_eq!(err.code(), "cross_origin_link", "{url}");
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn line_item_urls_on_the_claims_origin_are_called() {
+        // The container's origin, and (a link bound to one line item with no
+        // container) the lineitem's origin.
+        for (lineitems, lineitem) in [
+            (Some("https://lms.test/li"), None),
+            (None, Some("https://lms.test/li/9")),
+            (Some("https://other.test/li"), Some("https://lms.test/li/9")),
+        ] {
+            let (ags, seen) = client(lineitems, lineitem, |s| s);
+            for result in each_operation(&ags, "https://lms.test/li/1?type_id=2").await {
+                result.unwrap();
+            }
+            let seen = seen.lock().unwrap();
+            assert!(
+                seen.iter()
+                    .filter(|r| !r.ends_with("/token"))
+                    .all(|r| r.starts_with("lms.test/li/1")),
+                "{seen:?}"
+            );
+            assert_eq!(seen.iter().filter(|r| !r.ends_with("/token")).count(), 5);
+        }
+    }
+
+    #[tokio::test]
+    async fn without_any_claim_url_a_line_item_url_is_refused() {
+        let (ags, seen) = client(None, None, |s| s);
+        let err = ags
+            .post_score("https://lms.test/li/1", &score())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "missing_endpoint", "{err:?}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn other_origins_are_called_only_when_explicitly_allowed() {
+        let (ags, seen) = client(
+            Some("https://lms.test/li"),
+            None,
+            LtiServices::allow_cross_origin_links,
+        );
+        ags.post_score("https://grades.test/li/1", &score())
+            .await
+            .unwrap();
+        assert!(
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|r| r == "grades.test/li/1/scores"),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+    }
+}
