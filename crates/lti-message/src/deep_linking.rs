@@ -350,8 +350,12 @@ impl ContentItem {
             .collect()
     }
 
-    /// Checks the item's own rules (required URLs non-empty, `scoreMaximum` > 0,
-    /// windows ordered).
+    /// Checks the item's own rules (required URLs non-empty, every URL an
+    /// absolute `http`/`https` URL, `scoreMaximum` > 0, windows ordered).
+    ///
+    /// The URLs are what a platform shows as links, images and frames, so a
+    /// `javascript:` or `data:` URL (which a browser would run) is refused, as is a
+    /// relative one.
     pub fn validate(&self) -> Result<(), MessageError> {
         let non_empty = |what: &'static str, v: &str| {
             if v.trim().is_empty() {
@@ -363,12 +367,37 @@ impl ContentItem {
                 Ok(())
             }
         };
+        let url = |what: &'static str, v: &str| non_empty(what, v).and_then(|()| web_url(what, v));
+        let optional = |what: &'static str, v: Option<&str>| v.map_or(Ok(()), |v| url(what, v));
+        let image = |what: &'static str, i: &Option<Image>| {
+            optional(what, i.as_ref().map(|i| i.url.as_str()))
+        };
+        let iframe = |what: &'static str, f: &Option<Iframe>| {
+            optional(what, f.as_ref().and_then(|f| f.src.as_deref()))
+        };
         match self {
-            Self::Link(l) => non_empty("link.url", &l.url),
-            Self::File(f) => non_empty("file.url", &f.url),
-            Self::Image(i) => non_empty("image.url", &i.url),
+            Self::Link(l) => {
+                url("link.url", &l.url)?;
+                image("link.icon.url", &l.icon)?;
+                image("link.thumbnail.url", &l.thumbnail)?;
+                iframe("link.iframe.src", &l.iframe)
+            }
+            Self::File(f) => {
+                url("file.url", &f.url)?;
+                image("file.icon.url", &f.icon)?;
+                image("file.thumbnail.url", &f.thumbnail)
+            }
+            Self::Image(i) => {
+                url("image.url", &i.url)?;
+                image("image.icon.url", &i.icon)?;
+                image("image.thumbnail.url", &i.thumbnail)
+            }
             Self::Html(h) => non_empty("html.html", &h.html),
             Self::LtiResourceLink(l) => {
+                optional("ltiResourceLink.url", l.url.as_deref())?;
+                image("ltiResourceLink.icon.url", &l.icon)?;
+                image("ltiResourceLink.thumbnail.url", &l.thumbnail)?;
+                iframe("ltiResourceLink.iframe.src", &l.iframe)?;
                 if let Some(li) = &l.line_item
                     && !(li.score_maximum.is_finite() && li.score_maximum > 0.0)
                 {
@@ -432,6 +461,34 @@ impl ContentItem {
             }
         }
         self.validate()
+    }
+}
+
+/// `value` is an absolute `http`/`https` URL: the scheme at its very start (in any
+/// case; browsers skip leading blanks, so none may precede it), then a host, and no
+/// whitespace or control character anywhere.
+fn web_url(what: &'static str, value: &str) -> Result<(), MessageError> {
+    let rest = ["https://", "http://"].into_iter().find_map(|scheme| {
+        value
+            .get(..scheme.len())
+            .filter(|head| head.eq_ignore_ascii_case(scheme))
+            .map(|_| &value[scheme.len()..])
+    });
+    let ok = rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with(['/', '?', '#', '@', ':'])
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(MessageError::InvalidItem {
+            what,
+            reason: format!(
+                "expected an absolute http(s) URL, found {:?}",
+                value.chars().take(60).collect::<String>()
+            ),
+        })
     }
 }
 

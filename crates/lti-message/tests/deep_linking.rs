@@ -404,3 +404,122 @@ fn the_platform_refuses_malformed_responses_with_specific_errors() {
             .is_empty()
     );
 }
+
+#[test]
+fn item_urls_must_be_absolute_http_or_https() {
+    let refused = |item: ContentItem| match DeepLinkingResponseBuilder::new(&permissive(), "d")
+        .add_item(item)
+        .unwrap_err()
+    {
+        MessageError::InvalidItem { what, reason } => {
+            assert!(reason.contains("absolute http(s) URL"), "{reason}");
+            what
+        }
+        other => panic!("expected invalid_item, found {other:?}"),
+    };
+    // Script and data URLs (however a browser would still read them), relative
+    // and scheme-relative URLs, other schemes, and URLs with no host.
+    for url in [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "java\tscript:alert(1)",
+        "\u{1}https://tool.example.com/",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "/relative/path",
+        "//tool.example.com/a",
+        "ftp://tool.example.com/a",
+        "https://",
+        "https:///path",
+        "http:tool.example.com",
+        "https://tool.example.com/a b",
+        "https://tool.example.com/\nx",
+    ] {
+        assert_eq!(refused(link(url)), "link.url", "{url:?}");
+    }
+    let bad = || {
+        Some(Image {
+            url: "javascript:alert(1)".into(),
+            width: None,
+            height: None,
+        })
+    };
+    let bad_frame = || {
+        Some(Iframe {
+            src: Some("data:text/html,x".into()),
+            ..Default::default()
+        })
+    };
+    let cases = [
+        (
+            ContentItem::LtiResourceLink(LtiResourceLinkItem {
+                url: Some("javascript:alert(1)".into()),
+                ..resource_link()
+            }),
+            "ltiResourceLink.url",
+        ),
+        (
+            ContentItem::LtiResourceLink(LtiResourceLinkItem {
+                thumbnail: bad(),
+                ..resource_link()
+            }),
+            "ltiResourceLink.thumbnail.url",
+        ),
+        (
+            ContentItem::LtiResourceLink(LtiResourceLinkItem {
+                iframe: bad_frame(),
+                ..resource_link()
+            }),
+            "ltiResourceLink.iframe.src",
+        ),
+        (
+            ContentItem::Link(LinkItem {
+                url: "https://tool.example.com/".into(),
+                icon: bad(),
+                ..Default::default()
+            }),
+            "link.icon.url",
+        ),
+        (
+            ContentItem::Link(LinkItem {
+                url: "https://tool.example.com/".into(),
+                iframe: bad_frame(),
+                ..Default::default()
+            }),
+            "link.iframe.src",
+        ),
+        (
+            ContentItem::File(FileItem {
+                url: "file:///etc/passwd".into(),
+                ..Default::default()
+            }),
+            "file.url",
+        ),
+        (
+            ContentItem::Image(ImageItem {
+                url: "https://tool.example.com/i.png".into(),
+                thumbnail: bad(),
+                ..Default::default()
+            }),
+            "image.thumbnail.url",
+        ),
+    ];
+    for (item, what) in cases {
+        assert_eq!(refused(item), what);
+    }
+    // What a tool sends: any case of the scheme, ports, queries, fragments,
+    // non-ASCII paths; an LTI resource link may leave its URL out.
+    let mut b = DeepLinkingResponseBuilder::new(&permissive(), "d");
+    for url in [
+        "https://tool.example.com/a?x=1#y",
+        "HTTPS://TOOL.EXAMPLE.COM/",
+        "http://127.0.0.1:3000/lti/app",
+        "https://tool.example.com/caf\u{e9}",
+    ] {
+        b.add_item(link(url)).unwrap();
+    }
+    b.add_item(ContentItem::LtiResourceLink(LtiResourceLinkItem::default()))
+        .unwrap();
+    assert_eq!(b.items().len(), 5);
+}

@@ -266,3 +266,37 @@ async fn return_endpoint_reads_the_jwt_form_field() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn items_with_script_or_relative_urls_are_refused() {
+    // The platform shows these URLs as links, images and frames of its own pages:
+    // a `javascript:` link from a tool would run in the platform's origin.
+    let f = fixture();
+    let data = request_data(&f, DeepLinkingOptions::default());
+    for (n, (item, what)) in [
+        (
+            json!({"type": "ltiResourceLink", "title": "A", "url": "javascript:alert(document.cookie)"}),
+            "ltiResourceLink.url",
+        ),
+        (
+            json!({"type": "ltiResourceLink", "title": "A", "url": "https://tool.example.com/a", "icon": {"url": "data:image/svg+xml,<svg onload=alert(1)>"}}),
+            "ltiResourceLink.icon.url",
+        ),
+        (
+            json!({"type": "ltiResourceLink", "title": "A", "url": "/a"}),
+            "ltiResourceLink.url",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut claims = response_claims(&data, &format!("n{n}"));
+        claims[DL_ITEMS] = json!([item]);
+        let err = verify(&f, &claims).await.unwrap_err();
+        assert_eq!(err.code(), "content_item_refused", "{err:?}");
+        assert!(
+            matches!(&err, PlatformError::ContentItemRefused { reason } if reason.contains("item 0") && reason.contains(what) && reason.contains("absolute http(s) URL")),
+            "{err:?}"
+        );
+    }
+}
