@@ -211,16 +211,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Headers on every response: framing allowed (the tool runs in LMS iframes), no
-/// referrer (URLs carry the launch id), no MIME sniffing. A page's own policy is
-/// kept: its `Content-Security-Policy` is enforced beside this one (e.g. the
-/// script-hash policy of `lti-tool`'s Platform Storage pages), and its
+/// referrer (URLs carry the launch id), no MIME sniffing, and no script at all
+/// unless the page says otherwise. A page's own policy is kept: its
+/// `Content-Security-Policy` is enforced beside this one (the script-hash
+/// policies of `lti-tool`'s Platform Storage and deep-linking pages), and its
 /// `Referrer-Policy` stands (the storage check page's `same-origin`, which its
 /// same-origin confirmation needs to carry its `Origin`).
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
+    let policy = if h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        "frame-ancestors *; base-uri 'none'; object-src 'none'"
+    } else {
+        "frame-ancestors *; base-uri 'none'; object-src 'none'; script-src 'none'"
+    };
     h.append(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors *; base-uri 'none'; object-src 'none'"),
+        HeaderValue::from_static(policy),
     );
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("no-referrer"));

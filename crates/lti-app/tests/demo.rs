@@ -7,6 +7,7 @@
 
 mod demo_support;
 
+use base64::Engine as _;
 use demo_support::{
     Session, attr, auto_submit_form, field, spawn_demo, spawn_platform, tag_by_id, unescape,
 };
@@ -94,6 +95,30 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         framing.body.contains("lti.put_data") && framing.body.contains("\"tool-frame\""),
         "{}",
         framing.body
+    );
+    // The platform's pages run only their own inline scripts, each by hash; the
+    // course page has none.
+    let policy = |page: &demo_support::Page| {
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        policy(&course),
+        "script-src 'none'; object-src 'none'; base-uri 'none'"
+    );
+    let script = framing
+        .body
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref());
+    assert_eq!(
+        policy(&framing),
+        format!("script-src 'sha256-{hash}'; object-src 'none'; base-uri 'none'")
     );
     // In a window of its own there is no storage frame to offer.
     let window = href(&framing, "open-window");

@@ -6,8 +6,8 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use http::Request;
 use http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_FRAME_OPTIONS};
+use http::{Request, Response};
 use serde_json::Value;
 
 #[tokio::test]
@@ -735,4 +735,47 @@ async fn an_unreachable_platform_jwks_gives_502_with_the_error_code() {
     assert!(text(&resp).contains("<code id=\"error-code\">jwks_unavailable</code>"));
     let _ = tx.send(());
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn pages_run_no_script_unless_they_name_their_own() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let policies = |resp: &Response<Bytes>| -> Vec<String> {
+        resp.headers()
+            .get_all(CONTENT_SECURITY_POLICY)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    // A page of the app's own (here the 404): no script at all, so a
+    // `javascript:` URL or an injected handler cannot run.
+    let resp = get(&format!("{}/no/such/page", tool.url), None).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        policies(&resp),
+        ["frame-ancestors *; base-uri 'none'; object-src 'none'; script-src 'none'"]
+    );
+    // The Platform Storage login page runs its one script under its own policy;
+    // the app's policy beside it leaves scripts to that one.
+    let resp = get(
+        &format!(
+            "{}/lti/login?iss={}&login_hint=h&target_link_uri={}/lti/app&client_id={CLIENT_ID}&lti_storage_target=_parent",
+            tool.url, platform.base, tool.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", text(&resp));
+    let found = policies(&resp);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("default-src 'none'; script-src 'sha256-"),
+        "{found:?}"
+    );
+    assert_eq!(
+        found[1],
+        "frame-ancestors *; base-uri 'none'; object-src 'none'"
+    );
+    tool.stop().await.unwrap();
 }

@@ -6,7 +6,7 @@ use lti_message::DeepLinkingResponseBuilder;
 use serde_json::Value;
 
 use crate::error::{ToolError, clip};
-use crate::html::escape;
+use crate::html::{escape, script_policy, with_policy};
 use crate::launch::VerifiedIdToken;
 use crate::request::ToolResponse;
 use crate::tool::Tool;
@@ -79,15 +79,26 @@ impl Tool {
             });
         }
         let jwt = self.sign_deep_link_response(launch, response).await?;
-        Ok(ToolResponse::html(
-            StatusCode::OK,
-            auto_submit_form(&return_url, "JWT", &jwt),
+        Ok(with_policy(
+            ToolResponse::html(StatusCode::OK, auto_submit_form(&return_url, "JWT", &jwt)),
+            &AUTO_SUBMIT_POLICY,
         ))
     }
 }
 
+/// The auto-submitting page's only script.
+const AUTO_SUBMIT_SCRIPT: &str = r#"document.getElementById("lti-auto-submit").submit();"#;
+
+/// The auto-submitting page's policy: its one script (by hash) and nothing else
+/// that runs. The form's target (the platform's return URL, which may redirect) is
+/// not restricted.
+static AUTO_SUBMIT_POLICY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| script_policy(AUTO_SUBMIT_SCRIPT, ""));
+
 /// A page with a form that POSTs `field=value` to `action`, submitted by a script,
 /// with a visible button as the no-JavaScript fallback. Every value is HTML-escaped.
+/// Served under a policy that forbids inline scripts, the page needs its script's
+/// hash allowed: [`crate::Tool::deep_link_response`] sends that policy with it.
 pub fn auto_submit_form(action: &str, field: &str, value: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
@@ -99,7 +110,7 @@ pub fn auto_submit_form(action: &str, field: &str, value: &str) -> String {
 <p>Returning to the platform&hellip;</p>
 <button type="submit">Continue</button>
 </form>
-<script>document.getElementById("lti-auto-submit").submit();</script>
+<script>{AUTO_SUBMIT_SCRIPT}</script>
 </body>
 </html>
 "#,

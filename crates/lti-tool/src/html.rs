@@ -17,6 +17,28 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A policy for a page whose only script is `script` (inline, allowed by its
+/// SHA-256), with inline styles and nothing else loaded; `extra` directives follow.
+pub(crate) fn script_policy(script: &str, extra: &str) -> String {
+    use base64::Engine as _;
+    let hash = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+    format!(
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; base-uri 'none'{extra}",
+        base64::engine::general_purpose::STANDARD.encode(hash.as_ref())
+    )
+}
+
+/// `response` with `Content-Security-Policy: policy`.
+pub(crate) fn with_policy(
+    response: crate::request::ToolResponse,
+    policy: &str,
+) -> crate::request::ToolResponse {
+    match http::HeaderValue::from_str(policy) {
+        Ok(value) => response.with_header(http::header::CONTENT_SECURITY_POLICY, value),
+        Err(_) => response,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,14 +25,13 @@
 
 use std::sync::LazyLock;
 
-use base64::Engine as _;
-use http::header::{CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY};
+use http::header::{HeaderValue, REFERRER_POLICY};
 use http::{HeaderName, StatusCode};
 use lti_registry::{PlatformRegistration, RegistryError};
 use serde_json::Value;
 
 use crate::error::{ToolError, clip};
-use crate::html::escape;
+use crate::html::{escape, script_policy, with_policy};
 use crate::launch::{Launch, StateBinding, launch_fields};
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::Tool;
@@ -184,7 +183,7 @@ impl Tool {
             next = escape(location),
             script = LOGIN_SCRIPT,
         );
-        Ok(with_csp(
+        Ok(with_policy(
             ToolResponse::html(StatusCode::OK, html),
             &LOGIN_CSP,
         ))
@@ -248,7 +247,7 @@ impl Tool {
         // The confirmation's `Origin` is only sent under a policy that allows it
         // (`no-referrer` sends `Origin: null`): the page sets `same-origin`, in a
         // header and, against a server that overrides headers, in a meta element.
-        let response = with_csp(ToolResponse::html(StatusCode::OK, html), &CHECK_CSP)
+        let response = with_policy(ToolResponse::html(StatusCode::OK, html), &CHECK_CSP)
             .with_header(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
         Ok(LaunchOutcome::StorageCheck { response })
     }
@@ -364,21 +363,10 @@ fn describe_failure(report: &str) -> String {
     }
 }
 
-fn with_csp(response: ToolResponse, csp: &str) -> ToolResponse {
-    match HeaderValue::from_str(csp) {
-        Ok(value) => response.with_header(CONTENT_SECURITY_POLICY, value),
-        Err(_) => response,
-    }
-}
-
 /// The pages' policy: nothing but their own inline script (by hash), inline
 /// styles, and forms posted to the tool itself.
 fn csp_for(script: &str) -> String {
-    let hash = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
-    format!(
-        "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'",
-        base64::engine::general_purpose::STANDARD.encode(hash.as_ref())
-    )
+    script_policy(script, "; form-action 'self'")
 }
 
 static LOGIN_CSP: LazyLock<String> = LazyLock::new(|| csp_for(LOGIN_SCRIPT));
@@ -482,6 +470,7 @@ mod tests {
 
     #[test]
     fn the_policies_allow_exactly_the_pages_own_scripts() {
+        use base64::Engine as _;
         let hash = |script: &str| {
             let d = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
             base64::engine::general_purpose::STANDARD.encode(d.as_ref())

@@ -10,6 +10,7 @@
 
 mod common;
 
+use base64::Engine as _;
 use common::*;
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -90,6 +91,24 @@ async fn the_response_jwt_carries_every_required_claim_and_verifies_with_the_too
     assert!(html.contains(r#"<form id="lti-auto-submit" method="post" action="https://platform.example/deep_links/return?course=7">"#));
     assert!(html.contains(r#"<button type="submit">Continue</button>"#));
     assert!(html.contains(".submit();"));
+    // The page's policy allows exactly its one inline script, by hash, and loads
+    // nothing; the form's target (the platform, which may redirect) is free.
+    let policy = resp.headers()[http::header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    let hash = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+    assert_eq!(
+        policy,
+        format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; base-uri 'none'",
+            base64::engine::general_purpose::STANDARD.encode(hash.as_ref())
+        )
+    );
 
     let token = form_jwt(html);
     let header = lti_jose::dangerous::decode_unverified::<Value>(&token)

@@ -7,6 +7,8 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use lti_message::ags::LineItem;
 use lti_message::deep_linking::ContentItem;
@@ -39,7 +41,21 @@ pub fn router(dev: DevPlatform) -> Router {
         .with_state(dev)
 }
 
-async fn headers(mut response: Response) -> Response {
+/// No MIME sniffing, no caching unless a handler says otherwise, and on every
+/// HTML page a policy that lets only the page's own inline scripts run (each by its
+/// SHA-256): a `javascript:` URL or a script element that got into a page some
+/// other way does not.
+async fn headers(response: Response) -> Response {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let mut response = if is_html {
+        with_script_policy(response).await
+    } else {
+        response
+    };
     let h = response.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -48,6 +64,46 @@ async fn headers(mut response: Response) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// `page` with `Content-Security-Policy` allowing exactly its inline scripts.
+async fn with_script_policy(page: Response) -> Response {
+    let (mut parts, body) = page.into_parts();
+    // The dev platform's pages are built in memory; reading one back cannot fail.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "page body unreadable").into_response();
+    };
+    let scripts: Vec<String> = inline_scripts(&bytes)
+        .map(|script| {
+            let hash = ring::digest::digest(&ring::digest::SHA256, script);
+            format!("'sha256-{}'", STANDARD.encode(hash.as_ref()))
+        })
+        .collect();
+    let script_src = if scripts.is_empty() {
+        "'none'".to_owned()
+    } else {
+        scripts.join(" ")
+    };
+    let policy = format!("script-src {script_src}; object-src 'none'; base-uri 'none'");
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        parts.headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The text of every `<script ...>...</script>` element of `html`.
+fn inline_scripts(html: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut rest = html;
+    std::iter::from_fn(move || {
+        let open = find(rest, b"<script")?;
+        let tag_end = open + rest[open..].iter().position(|&b| b == b'>')? + 1;
+        let len = find(&rest[tag_end..], b"</script>")?;
+        let script = &rest[tag_end..tag_end + len];
+        rest = &rest[tag_end + len..];
+        Some(script)
+    })
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -643,4 +699,24 @@ async fn not_found(State(dev): State<DevPlatform>, headers: HeaderMap) -> Respon
         "not_found",
         "not found: expected one of the platform's routes, found an unknown path",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inline_scripts;
+
+    #[test]
+    fn inline_scripts_are_the_texts_of_every_script_element() {
+        let page = b"<p>a</p><script>one();</script><pre>&lt;script&gt;</pre>\
+<script nonce=\"n\" type=\"text/javascript\">two(\"</scr\" + \"ipt>\");</script><script></script>";
+        let found: Vec<&[u8]> = inline_scripts(page).collect();
+        assert_eq!(
+            found,
+            [&b"one();"[..], &b"two(\"</scr\" + \"ipt>\");"[..], &b""[..]]
+        );
+        assert_eq!(inline_scripts(b"<p>no script</p>").count(), 0);
+        // An unterminated element is not a script.
+        assert_eq!(inline_scripts(b"<script>x").count(), 0);
+        assert_eq!(inline_scripts(b"<script").count(), 0);
+    }
 }
