@@ -9,26 +9,10 @@ mod demo_support;
 
 use base64::Engine as _;
 use demo_support::{
-    Session, attr, auto_submit_form, field, spawn_demo, spawn_platform, tag_by_id, unescape,
+    Session, attr, auto_submit_form, field, href, open_launch, spawn_demo, spawn_platform,
+    tag_by_id, unescape,
 };
 use hyper::StatusCode;
-
-/// The href of the element with `id` on `page`, absolute.
-fn href(page: &demo_support::Page, id: &str) -> String {
-    let tag = tag_by_id(&page.body, "a", id)
-        .unwrap_or_else(|| panic!("no <a id={id}> on {}:\n{}", page.url, page.body));
-    demo_support::resolve(&page.url, &attr(tag, "href").unwrap())
-}
-
-/// Opens a launch page and returns the first page of its frame (the login
-/// initiation form).
-async fn open_launch(s: &mut Session, launch_url: &str) -> demo_support::Page {
-    let framing = s.get(launch_url).await;
-    assert_eq!(framing.status, StatusCode::OK, "{}", framing.body);
-    let frame = tag_by_id(&framing.body, "iframe", "tool-frame").expect("tool frame");
-    let src = demo_support::resolve(&framing.url, &attr(frame, "src").unwrap());
-    s.get(&src).await
-}
 
 /// One demo process serves every scenario (starting it generates two RSA keys,
 /// which takes a while in a debug build on a busy machine).

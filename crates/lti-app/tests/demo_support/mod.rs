@@ -438,3 +438,20 @@ pub(crate) fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// The href of the element with `id` on `page`, absolute.
+pub(crate) fn href(page: &Page, id: &str) -> String {
+    let tag = tag_by_id(&page.body, "a", id)
+        .unwrap_or_else(|| panic!("no <a id={id}> on {}:\n{}", page.url, page.body));
+    resolve(&page.url, &attr(tag, "href").unwrap())
+}
+
+/// Opens a launch page and returns the first page of its frame (the login
+/// initiation form).
+pub(crate) async fn open_launch(s: &mut Session, launch_url: &str) -> Page {
+    let framing = s.get(launch_url).await;
+    assert_eq!(framing.status, StatusCode::OK, "{}", framing.body);
+    let frame = tag_by_id(&framing.body, "iframe", "tool-frame").expect("tool frame");
+    let src = resolve(&framing.url, &attr(frame, "src").unwrap());
+    s.get(&src).await
+}
