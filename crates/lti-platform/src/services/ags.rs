@@ -231,8 +231,7 @@ impl Platform {
     /// know (a platform that serves AGS without NRPS) are not checked.
     ///
     /// Cost: one roster walk per score, and with pseudonymous subjects one HMAC per
-    /// member, which suits the rosters of a course; a
-    /// platform with very large rosters would index members by subject.
+    /// member; a platform with very large rosters would index members by subject.
     async fn require_member(
         &self,
         tool: &ToolRegistration,
