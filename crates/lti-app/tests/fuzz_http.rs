@@ -1,13 +1,15 @@
 //! Hostile traffic against a running `lti demo`, checked for one property: no
 //! request gets a 5xx, and the demo keeps running.
 //!
-//! Three kinds of generated requests, all seeded (`LTI_FUZZ_SEED`, default 1;
+//! Four kinds of generated requests, all seeded (`LTI_FUZZ_SEED`, default 1;
 //! `LTI_FUZZ_CASES` scales the counts), so a failure names the request and the
 //! seed that reproduce it:
 //! - anonymous: any method on every route of both servers, with random query
 //!   strings, bodies (forms, JSON, XML, bytes), media types, cookies and headers;
 //! - the tool's pages with real launch ids (an instructor, a learner and a
 //!   deep-linking launch, made by following the real login → launch flow);
+//! - the OIDC round trip with one parameter of a real authorization request, or
+//!   one field of a real launch form, dropped, doubled or replaced;
 //! - the platform's AGS and NRPS endpoints with a real access token (a client
 //!   assertion signed with the demo tool's test key), mutating valid line items and
 //!   scores.
@@ -16,7 +18,9 @@
 
 mod demo_support;
 
-use demo_support::{Page, Session, href, open_launch, spawn_demo};
+use demo_support::{
+    Page, Session, attr, auto_submit_form, href, open_launch, resolve, spawn_demo, tag_by_id,
+};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -458,7 +462,84 @@ async fn generated_hostile_requests_never_get_a_5xx() {
     }
     assert!(answered > 0, "no generated page request was answered 200");
 
-    // 3. The platform's services with a real access token.
+    // 3. The OIDC round trip with one part changed: a real authorization request
+    // (from the tool's login page) and a real launch form (from the platform's
+    // answer), each sent with one parameter dropped, doubled or replaced.
+    let course = s.get(&demo.platform_url).await;
+    let mut round_trip = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..25 * scale {
+        let init = open_launch(&mut s, &href(&course, "launch-link-1-ada")).await;
+        let form = auto_submit_form(&init.body).expect("login initiation form");
+        let login = s
+            .post_form(&resolve(&init.url, &form.action), &form.fields)
+            .await;
+        let to_auth = tag_by_id(&login.body, "a", "lti-continue")
+            .and_then(|a| attr(a, "href"))
+            .map(|h| resolve(&login.url, &h))
+            .expect("the storage login page's way on");
+        let (base, query) = to_auth.split_once('?').unwrap();
+        let pairs: Vec<(String, String)> = query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mutated = |rng: &mut Rng, pairs: &[(String, String)]| {
+            let mut out = pairs.to_vec();
+            let i = rng.below(out.len());
+            match rng.below(3) {
+                0 => {
+                    out.remove(i);
+                }
+                1 => out.push(out[i].clone()),
+                _ => out[i].1 = pct(rng.pick(VALUES)),
+            }
+            out
+        };
+        let auth_pairs = mutated(&mut rng, &pairs);
+        let auth_url = format!(
+            "{base}?{}",
+            auth_pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        let status =
+            send_checked(&mut s, seed, Method::GET, &auth_url, None, Vec::new(), &[]).await;
+        *round_trip.entry(status.as_u16()).or_default() += 1;
+        // The unchanged request, then its launch form with one field changed.
+        let answer = s.get(&to_auth).await;
+        let Some(launch) = auto_submit_form(&answer.body) else {
+            panic!(
+                "seed {seed}: no launch form from {to_auth}: {}",
+                answer.body
+            );
+        };
+        let fields: Vec<(String, String)> = launch
+            .fields
+            .iter()
+            .map(|(k, v)| (pct(k), pct(v)))
+            .collect();
+        let body = mutated(&mut rng, &fields)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let status = send_checked(
+            &mut s,
+            seed,
+            Method::POST,
+            &resolve(&answer.url, &launch.action),
+            Some("application/x-www-form-urlencoded"),
+            body.into_bytes(),
+            &[],
+        )
+        .await;
+        *round_trip.entry(status.as_u16()).or_default() += 1;
+    }
+    eprintln!("seed {seed}, changed OIDC round trips: statuses {round_trip:?}");
+
+    // 4. The platform's services with a real access token.
     let token_url = format!("{platform}/token");
     let key = lti_jose::SigningKey::from_pem(TOOL_PEM, lti_jose::Algorithm::RS256).unwrap();
     let jwks: Value = serde_json::from_str(include_str!(
