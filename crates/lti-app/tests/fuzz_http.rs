@@ -483,9 +483,11 @@ async fn generated_hostile_requests_never_get_a_5xx() {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        // One pair dropped, doubled or given another value; also returns its name.
         let mutated = |rng: &mut Rng, pairs: &[(String, String)]| {
             let mut out = pairs.to_vec();
             let i = rng.below(out.len());
+            let name = out[i].0.clone();
             match rng.below(3) {
                 0 => {
                     out.remove(i);
@@ -493,9 +495,9 @@ async fn generated_hostile_requests_never_get_a_5xx() {
                 1 => out.push(out[i].clone()),
                 _ => out[i].1 = pct(rng.pick(VALUES)),
             }
-            out
+            (out, name)
         };
-        let auth_pairs = mutated(&mut rng, &pairs);
+        let (auth_pairs, _) = mutated(&mut rng, &pairs);
         let auth_url = format!(
             "{base}?{}",
             auth_pairs
@@ -520,7 +522,8 @@ async fn generated_hostile_requests_never_get_a_5xx() {
             .iter()
             .map(|(k, v)| (pct(k), pct(v)))
             .collect();
-        let body = mutated(&mut rng, &fields)
+        let (changed, name) = mutated(&mut rng, &fields);
+        let body = changed
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
@@ -535,6 +538,13 @@ async fn generated_hostile_requests_never_get_a_5xx() {
             &[],
         )
         .await;
+        // A launch form whose token or state was changed is never accepted.
+        if name == "id_token" || name == "state" {
+            assert!(
+                status.is_client_error(),
+                "seed {seed}: a launch form with a changed {name} got {status}"
+            );
+        }
         *round_trip.entry(status.as_u16()).or_default() += 1;
     }
     eprintln!("seed {seed}, changed OIDC round trips: statuses {round_trip:?}");
