@@ -126,7 +126,8 @@ impl LineItem {
         }
     }
 
-    /// Checks `label` non-empty and `scoreMaximum` > 0.
+    /// Checks `label` non-empty, `scoreMaximum` > 0 and `endDateTime` not before
+    /// `startDateTime`.
     pub fn validate(&self) -> Result<(), MessageError> {
         if self.label.trim().is_empty() {
             return Err(MessageError::InvalidItem {
@@ -134,7 +135,16 @@ impl LineItem {
                 reason: "expected a non-empty label, found an empty string".into(),
             });
         }
-        check_maximum("lineItem.scoreMaximum", self.score_maximum)
+        check_maximum("lineItem.scoreMaximum", self.score_maximum)?;
+        if let (Some(start), Some(end)) = (&self.start_date_time, &self.end_date_time)
+            && end < start
+        {
+            return Err(MessageError::InvalidItem {
+                what: "lineItem.endDateTime",
+                reason: format!("expected a date-time after startDateTime {start}, found {end}"),
+            });
+        }
+        Ok(())
     }
 }
 

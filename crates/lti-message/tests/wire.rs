@@ -192,6 +192,18 @@ fn line_items_round_trip_with_vendor_extensions_and_validate() {
             ..
         }
     ));
+    let mut backwards = LineItem::new("Quiz", 10.0);
+    backwards.start_date_time = Some(Timestamp::parse("2026-02-01T00:00:00Z").unwrap());
+    backwards.end_date_time = Some(Timestamp::parse("2026-01-01T00:00:00Z").unwrap());
+    match backwards.validate().unwrap_err() {
+        MessageError::InvalidItem { what, reason } => {
+            assert_eq!(what, "lineItem.endDateTime");
+            assert!(reason.contains("after startDateTime"), "{reason}");
+        }
+        other => panic!("expected invalid_item, found {other:?}"),
+    }
+    backwards.end_date_time = backwards.start_date_time.clone();
+    backwards.validate().unwrap();
 }
 
 #[test]

@@ -370,6 +370,10 @@ async fn invalid_line_items_are_400_with_reason() {
     for (body, code) in [
         (r#"{"label":"","scoreMaximum":1}"#, "invalid_resource"),
         (r#"{"label":"x","scoreMaximum":0}"#, "invalid_resource"),
+        (
+            r#"{"label":"x","scoreMaximum":1,"startDateTime":"2027-01-01T00:00:00Z","endDateTime":"2026-01-01T00:00:00Z"}"#,
+            "invalid_resource",
+        ),
         (r#"{"label":"x"}"#, "malformed_body"),
         ("not json", "malformed_body"),
     ] {
@@ -386,6 +390,19 @@ async fn invalid_line_items_are_400_with_reason() {
             .await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(json_body(&resp)["error"], code, "{body}");
+    }
+    // Dates in order, or equal, are fine.
+    for (start, end) in [
+        ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+    ] {
+        create_item(
+            &f,
+            &t,
+            "c",
+            serde_json::json!({"label": "x", "scoreMaximum": 1, "startDateTime": start, "endDateTime": end}),
+        )
+        .await;
     }
 }
 
