@@ -114,7 +114,9 @@ impl StateCookies {
         }
         match (seen, bound) {
             (_, true) => Ok(name),
-            (0, false) => Err(ToolError::StateCookieMissing),
+            (0, false) => Err(ToolError::StateCookieMissing {
+                cookie_only: crate::error::CookieOnly::CookieRoute,
+            }),
             (found, false) => Err(ToolError::StateMismatch { found }),
         }
     }

@@ -136,11 +136,15 @@ pub enum ToolError {
         /// The claim (clipped).
         found: String,
     },
-    /// No state cookie came back with the launch.
+    /// No state cookie came back with the launch, and nothing else could bind the
+    /// state (`cookie_only` says why).
     #[error(
-        "state cookie missing: expected the cookie set at login, found none; the browser most likely blocked third-party cookies (the launch runs in an LMS iframe), so open the tool in a new window or use a browser that allows them"
+        "state cookie missing: expected the cookie set at login, found none; the browser most likely blocked third-party cookies (the launch runs in an LMS iframe), and {cookie_only}"
     )]
-    StateCookieMissing,
+    StateCookieMissing {
+        /// Why the cookie was the only binding.
+        cookie_only: CookieOnly,
+    },
     /// A state cookie came back, but not one bound to the posted `state`.
     #[error(
         "state mismatch: expected a state cookie bound to the posted state, found {found} state cookie(s) bound to other states"
@@ -418,7 +422,7 @@ impl ToolError {
             Self::AmbiguousIssuer { .. } => "ambiguous_issuer",
             Self::InvalidTargetLinkUri { .. } => "invalid_target_link_uri",
             Self::TargetLinkUriMismatch { .. } => "target_link_uri_mismatch",
-            Self::StateCookieMissing => "state_cookie_missing",
+            Self::StateCookieMissing { .. } => "state_cookie_missing",
             Self::StateMismatch { .. } => "state_mismatch",
             Self::StateNotFound => "state_not_found",
             Self::PendingLaunchNotFound => "pending_launch_not_found",
@@ -478,7 +482,7 @@ impl ToolError {
             | Self::Message(_)
             | Self::NotDeepLinking { .. } => StatusCode::BAD_REQUEST,
             Self::PlatformError { .. }
-            | Self::StateCookieMissing
+            | Self::StateCookieMissing { .. }
             | Self::StateMismatch { .. }
             | Self::StateNotFound
             | Self::PendingLaunchNotFound
@@ -625,5 +629,37 @@ pub(crate) fn clip(s: &str) -> String {
     match s.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
+    }
+}
+
+/// Why a launch without its state cookie could not be bound another way: the
+/// second half of [`ToolError::StateCookieMissing`]'s message, which says what
+/// would let the launch through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CookieOnly {
+    /// The launch came through a route that binds by cookie only
+    /// ([`crate::Tool::launch`]).
+    CookieRoute,
+    /// The tool does not use the platform's storage
+    /// ([`crate::ToolBuilder::platform_storage`] is off).
+    PlatformStorageOff,
+    /// The platform offered no storage at login (no `lti_storage_target`).
+    StorageNotOffered,
+}
+
+impl std::fmt::Display for CookieOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::CookieRoute => {
+                "this launch route binds the state by cookie only, so open the tool in a new window or use a browser that allows the cookie"
+            }
+            Self::PlatformStorageOff => {
+                "this tool does not use the platform's postMessage storage (platform storage is off in its configuration), so open the tool in a new window or turn platform storage on"
+            }
+            Self::StorageNotOffered => {
+                "the platform did not offer its postMessage storage at login (no lti_storage_target), so open the tool in a new window or enable the LMS's support for it"
+            }
+        })
     }
 }

@@ -19,7 +19,7 @@ pub mod web;
 
 pub use cookie::{INSECURE_COOKIE_PREFIX, SECURE_COOKIE_PREFIX};
 pub use deep_linking::auto_submit_form;
-pub use error::{ToolClaim, ToolError};
+pub use error::{CookieOnly, ToolClaim, ToolError};
 pub use launch::{Launch, StateBinding, VerifiedIdToken};
 pub use migration::{
     Lti1p1Migration, oauth_consumer_key_sign, oauth_consumer_key_sign_base_string,

@@ -30,7 +30,7 @@ use http::{HeaderName, StatusCode};
 use lti_registry::{PlatformRegistration, RegistryError};
 use serde_json::Value;
 
-use crate::error::{ToolError, clip};
+use crate::error::{CookieOnly, ToolError, clip};
 use crate::html::{escape, script_policy, with_policy};
 use crate::launch::{Launch, StateBinding, launch_fields};
 use crate::request::{Params, ToolRequest, ToolResponse};
@@ -138,8 +138,13 @@ impl Tool {
         let (state, id_token) = launch_fields(&form)?;
         let cookie_name = match self.inner.cookies.check(req, state) {
             Ok(name) => name,
-            Err(ToolError::StateCookieMissing) if self.inner.platform_storage => {
+            Err(ToolError::StateCookieMissing { .. }) if self.inner.platform_storage => {
                 return self.storage_bound_launch(state, id_token).await;
+            }
+            Err(ToolError::StateCookieMissing { .. }) => {
+                return Err(ToolError::StateCookieMissing {
+                    cookie_only: CookieOnly::PlatformStorageOff,
+                });
             }
             Err(e) => return Err(e),
         };
@@ -201,7 +206,9 @@ impl Tool {
         if saved.extra.get(STORAGE_BINDING_KEY).map(String::as_str)
             != Some(STORAGE_BINDING_PLATFORM)
         {
-            return Err(ToolError::StateCookieMissing);
+            return Err(ToolError::StateCookieMissing {
+                cookie_only: CookieOnly::StorageNotOffered,
+            });
         }
         let token = self.verify_id_token(id_token, &saved).await?;
         let platform_origin = platform_origin(token.registration(), self.inner.allow_http)?;

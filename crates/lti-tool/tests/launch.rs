@@ -64,6 +64,17 @@ async fn state_cookie_missing_is_its_own_error_that_explains_third_party_cookies
     let err = expect_code(h.tool.launch(&req).await, "state_cookie_missing");
     assert!(err.to_string().contains("third-party cookies"));
     assert_eq!(err.http_status(), StatusCode::UNAUTHORIZED);
+    // `Tool::launch` binds by cookie only, and says so.
+    assert!(
+        matches!(
+            err,
+            ToolError::StateCookieMissing {
+                cookie_only: lti_tool::CookieOnly::CookieRoute
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("by cookie only"), "{err}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use http::{StatusCode, header};
-use lti_tool::{LaunchOutcome, StateBinding};
+use lti_tool::{CookieOnly, LaunchOutcome, StateBinding, ToolError};
 
 /// A tool with platform storage on.
 async fn harness() -> Harness {
@@ -269,7 +269,17 @@ async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
         &[("id_token", &token), ("state", &login.state)],
         None,
     );
-    expect_code(h.tool.handle_launch(&req).await, "state_cookie_missing");
+    let err = expect_code(h.tool.handle_launch(&req).await, "state_cookie_missing");
+    assert!(
+        matches!(
+            err,
+            ToolError::StateCookieMissing {
+                cookie_only: CookieOnly::StorageNotOffered
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no lti_storage_target"), "{err}");
 
     // Option off: the same refusal, and the state is left for the right browser.
     let off = Harness::new().await;
@@ -283,7 +293,17 @@ async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
         &[("id_token", &token), ("state", &login.state)],
         None,
     );
-    expect_code(off.tool.handle_launch(&req).await, "state_cookie_missing");
+    let err = expect_code(off.tool.handle_launch(&req).await, "state_cookie_missing");
+    assert!(
+        matches!(
+            err,
+            ToolError::StateCookieMissing {
+                cookie_only: CookieOnly::PlatformStorageOff
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("platform storage is off"), "{err}");
     let outcome = off.tool.handle_launch(&login.post(&token)).await.unwrap();
     assert!(outcome.launch().is_some());
 }
