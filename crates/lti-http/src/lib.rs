@@ -29,4 +29,4 @@ pub use transport::{
     DEFAULT_USER_AGENT, FnClient, HttpClient, HyperClient, HyperClientBuilder, MaxResponseBytes,
     clone_request,
 };
-pub use url::{is_loopback_host, redact_url};
+pub use url::{is_loopback_host, origin, redact_url};

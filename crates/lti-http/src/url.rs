@@ -23,6 +23,33 @@ const SECRET_PARAM_HINTS: &[&str] = &[
     "nonce",
 ];
 
+/// The origin of an absolute `http`/`https` URL as browsers serialize it (in the
+/// `Origin` header and `MessageEvent.origin`): lowercase scheme and host, no
+/// user-info or path, and the port only when it is not the scheme's default.
+/// `None` for anything else (other schemes, relative URLs, no host).
+///
+/// ```
+/// assert_eq!(
+///     lti_http::origin("HTTPS://u:p@LMS.example:443/api?x=1").as_deref(),
+///     Some("https://lms.example")
+/// );
+/// assert_eq!(lti_http::origin("javascript:alert(1)"), None);
+/// ```
+pub fn origin(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let host = uri.host().filter(|h| !h.is_empty())?.to_ascii_lowercase();
+    Some(match uri.port_u16() {
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
 /// Returns `url` in a form that is safe to log: user-info is dropped and the
 /// values of query parameters whose names look secret are replaced by `***`.
 ///
@@ -157,6 +184,44 @@ pub(crate) fn resolve(base: &str, reference: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_serialized_as_browsers_do() {
+        for (url, expected) in [
+            (
+                "https://SSO.Example.com/auth?x=1",
+                Some("https://sso.example.com"),
+            ),
+            ("https://lms.example:443/a", Some("https://lms.example")),
+            (
+                "https://lms.example:8443/a",
+                Some("https://lms.example:8443"),
+            ),
+            (
+                "http://127.0.0.1:3000/lti/launch",
+                Some("http://127.0.0.1:3000"),
+            ),
+            ("http://localhost:80/", Some("http://localhost")),
+            ("http://[::1]:8080/x", Some("http://[::1]:8080")),
+            ("javascript:alert(1)", None),
+            ("/relative/path", None),
+            ("ftp://files.example/", None),
+            ("https://", None),
+            ("", None),
+        ] {
+            assert_eq!(origin(url).as_deref(), expected, "{url}");
+        }
+        // User-info and paths are not part of it; scheme and port are.
+        assert_eq!(
+            origin("http://u:p@127.0.0.1:8080/x").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_ne!(origin("https://lms.test/a"), origin("http://lms.test/a"));
+        assert_ne!(
+            origin("https://lms.test/a"),
+            origin("https://lms.test:8443/a")
+        );
+    }
 
     #[test]
     fn redaction_hides_secret_query_values_and_userinfo() {

@@ -272,7 +272,7 @@ impl AgsClient {
         {
             verdict = self
                 .caller
-                .check_origin(wire::origin(claim_url).as_deref(), &url);
+                .check_origin(lti_http::origin(claim_url).as_deref(), &url);
             if verdict.is_ok() {
                 break;
             }
@@ -601,7 +601,7 @@ impl NrpsClient {
     pub async fn fetch_differences(&self, differences_url: &str) -> Result<Roster, ServiceError> {
         let req = nrps::build_differences_request(differences_url)?;
         self.caller.check_origin(
-            wire::origin(&self.memberships_url).as_deref(),
+            lti_http::origin(&self.memberships_url).as_deref(),
             differences_url,
         )?;
         self.roster(

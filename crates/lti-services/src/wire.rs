@@ -27,20 +27,6 @@ pub(crate) fn check_url(what: &'static str, url: &str) -> Result<Uri, ServiceErr
     }
 }
 
-/// The origin (`scheme://host:port`, lower-cased, default port omitted) of
-/// an absolute URL.
-pub(crate) fn origin(url: &str) -> Option<String> {
-    let uri: Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let authority = uri.authority()?;
-    let host = authority.host().to_ascii_lowercase();
-    let default = if scheme == "https" { 443 } else { 80 };
-    Some(match authority.port_u16() {
-        Some(p) if p != default => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    })
-}
-
 /// Splits `url` into the part before the query, the query (without `?`) and
 /// drops any fragment.
 fn split_query(url: &str) -> (&str, Option<&str>) {
@@ -355,24 +341,6 @@ mod tests {
         );
         assert_eq!(resolve(base, "//r.test/y").unwrap(), "https://r.test/y");
         assert_eq!(resolve("nope", "/x").unwrap_err().code(), "invalid_url");
-    }
-
-    #[test]
-    fn origins_ignore_case_default_ports_userinfo_and_paths() {
-        assert_eq!(
-            origin("HTTPS://LMS.test:443/a?b").as_deref(),
-            Some("https://lms.test")
-        );
-        assert_eq!(
-            origin("http://u:p@127.0.0.1:8080/x").as_deref(),
-            Some("http://127.0.0.1:8080")
-        );
-        assert_ne!(origin("https://lms.test/a"), origin("http://lms.test/a"));
-        assert_ne!(
-            origin("https://lms.test/a"),
-            origin("https://lms.test:8443/a")
-        );
-        assert_eq!(origin("/relative"), None);
     }
 
     #[test]

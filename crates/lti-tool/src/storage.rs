@@ -35,7 +35,7 @@ use crate::html::{escape, script_policy, with_policy};
 use crate::launch::{Launch, StateBinding, launch_fields};
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::Tool;
-use crate::urls::{check_absolute, origin_of};
+use crate::urls::check_absolute;
 
 /// Format tag of a launch awaiting its platform-storage check in the launch-data store.
 pub(crate) const PENDING_FORMAT: &str = "lti-tool/pending-launch/v1";
@@ -345,7 +345,7 @@ fn platform_origin(
 ) -> Result<String, ToolError> {
     check_absolute(&registration.auth_login_url, allow_http)
         .ok()
-        .and_then(|_| origin_of(&registration.auth_login_url))
+        .and_then(|_| lti_http::origin(&registration.auth_login_url))
         .ok_or_else(|| {
             ToolError::config(format!(
                 "registration {:?}: expected an absolute https authorization URL, found {:?}",

@@ -354,7 +354,7 @@ impl ToolBuilder {
             }
             None => format!("{base}lti/launch"),
         };
-        let redirect_origin = crate::urls::origin_of(&redirect_uri).ok_or_else(|| {
+        let redirect_origin = lti_http::origin(&redirect_uri).ok_or_else(|| {
             ToolError::config(format!(
                 "redirect URI: expected an absolute http(s) URL, found {redirect_uri:?}"
             ))

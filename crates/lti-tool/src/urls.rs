@@ -119,24 +119,6 @@ impl TargetRules {
     }
 }
 
-/// The origin of an absolute `http`/`https` URL as browsers serialize it (in the
-/// `Origin` header and `MessageEvent.origin`): lowercase scheme and host, and the
-/// port only when it is not the scheme's default. `None` for anything else.
-pub(crate) fn origin_of(url: &str) -> Option<String> {
-    let uri: Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => 443,
-        "http" => 80,
-        _ => return None,
-    };
-    let host = uri.host().filter(|h| !h.is_empty())?.to_ascii_lowercase();
-    Some(match uri.port_u16() {
-        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
-        _ => format!("{scheme}://{host}"),
-    })
-}
-
 /// Appends `name=value` (form-encoded) to `url`'s query.
 pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
     let (base, fragment) = match url.split_once('#') {
@@ -235,32 +217,6 @@ mod tests {
             append_query("https://tool.example/app?a=1&", &[("k w", "é/?#")]),
             "https://tool.example/app?a=1&k+w=%C3%A9%2F%3F%23"
         );
-    }
-
-    #[test]
-    fn origins_are_serialized_as_browsers_do() {
-        for (url, origin) in [
-            (
-                "https://SSO.Example.com/auth?x=1",
-                Some("https://sso.example.com"),
-            ),
-            ("https://lms.example:443/a", Some("https://lms.example")),
-            (
-                "https://lms.example:8443/a",
-                Some("https://lms.example:8443"),
-            ),
-            (
-                "http://127.0.0.1:3000/lti/launch",
-                Some("http://127.0.0.1:3000"),
-            ),
-            ("http://localhost:80/", Some("http://localhost")),
-            ("http://[::1]:8080/x", Some("http://[::1]:8080")),
-            ("javascript:alert(1)", None),
-            ("/relative/path", None),
-            ("ftp://files.example/", None),
-        ] {
-            assert_eq!(origin_of(url).as_deref(), origin, "{url}");
-        }
     }
 
     #[test]
