@@ -202,12 +202,14 @@ impl VerifiedIdToken {
         &self.payload_json
     }
 
-    /// The launch-data record in `format` ([`SAVED_FORMAT`], or the pending format
-    /// of a launch awaiting its platform-storage check): the payload is kept as the
-    /// signed JSON text, so saving costs no re-serialization of the claims.
-    pub(crate) fn to_record(&self, format: &str) -> Value {
+    /// The launch-data record in `format` ([`SAVED_FORMAT`] with how the state was
+    /// bound, or the pending format of a launch awaiting its platform-storage
+    /// check, not bound yet): the payload is kept as the signed JSON text, so
+    /// saving costs no re-serialization of the claims.
+    pub(crate) fn to_record(&self, format: &str, binding: Option<StateBinding>) -> Value {
         json!({
             "format": format,
+            "state_binding": binding.map(StateBinding::as_str),
             "issuer": self.registration.issuer,
             "client_id": self.registration.client_id,
             "target_link_uri": self.target_link_uri,
@@ -760,10 +762,7 @@ impl Tool {
             launch_id: crate::random::token(&self.inner.rng)?,
             binding: Some(binding),
         };
-        let mut record = launch.to_record(SAVED_FORMAT);
-        if let Value::Object(fields) = &mut record {
-            fields.insert("state_binding".to_owned(), binding.as_str().into());
-        }
+        let record = launch.to_record(SAVED_FORMAT, launch.binding);
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data

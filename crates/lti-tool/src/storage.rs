@@ -217,7 +217,11 @@ impl Tool {
         let expires_at = self.now().saturating_add(PENDING_LAUNCH_TTL_SECS);
         self.inner
             .launch_data
-            .save_launch(&pending_id, token.to_record(PENDING_FORMAT), expires_at)
+            .save_launch(
+                &pending_id,
+                token.to_record(PENDING_FORMAT, None),
+                expires_at,
+            )
             .await
             .map_err(ToolError::store)?;
         tracing::debug!(
