@@ -56,24 +56,14 @@ async fn state_cookie_missing_is_its_own_error_that_explains_third_party_cookies
     let h = Harness::new().await;
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
-    let req = post_form(
-        "/lti/launch",
-        &[("id_token", &token), ("state", &login.state)],
-        None,
+    let err = expect_code(
+        h.tool.launch(&login.cookieless_post(&token)).await,
+        "state_cookie_missing",
     );
-    let err = expect_code(h.tool.launch(&req).await, "state_cookie_missing");
     assert!(err.to_string().contains("third-party cookies"));
     assert_eq!(err.http_status(), StatusCode::UNAUTHORIZED);
     // `Tool::launch` binds by cookie only, and says so.
-    assert!(
-        matches!(
-            err,
-            ToolError::StateCookieMissing {
-                cookie_only: lti_tool::CookieOnly::CookieRoute
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(cookie_only(&err), Some(lti_tool::CookieOnly::CookieRoute));
     assert!(err.to_string().contains("by cookie only"), "{err}");
 }
 
@@ -84,11 +74,7 @@ async fn a_state_that_does_not_match_the_cookie_is_rejected() {
     let second = h.login().await;
     let token = h.sign(&h.claims(&second.nonce));
     // The browser holds the first login's cookie but posts the second login's state.
-    let req = post_form(
-        "/lti/launch",
-        &[("id_token", &token), ("state", &second.state)],
-        Some(&first.cookie),
-    );
+    let req = launch_post(&second.state, &token, Some(&first.cookie));
     expect_code(h.tool.launch(&req).await, "state_mismatch");
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use common::*;
 use http::{StatusCode, header};
-use lti_tool::{CookieOnly, LaunchOutcome, StateBinding, ToolError};
+use lti_tool::{CookieOnly, LaunchOutcome, StateBinding};
 
 /// A tool with platform storage on.
 async fn harness() -> Harness {
@@ -238,11 +238,7 @@ async fn a_launch_with_the_cookie_completes_at_once() {
     let h = harness().await;
     let login = h.storage_login("_parent").await;
     let token = h.sign(&h.claims(&login.nonce));
-    let req = post_form(
-        "/lti/launch",
-        &[("id_token", &token), ("state", &login.state)],
-        Some(&login.cookie),
-    );
+    let req = launch_post(&login.state, &token, Some(&login.cookie));
     let outcome = h.tool.handle_launch(&req).await.unwrap();
     let LaunchOutcome::Launched { launch, response } = outcome else {
         panic!("expected a completed launch");
@@ -264,21 +260,11 @@ async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
     let h = harness().await;
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
-    let req = post_form(
-        "/lti/launch",
-        &[("id_token", &token), ("state", &login.state)],
-        None,
+    let err = expect_code(
+        h.tool.handle_launch(&login.cookieless_post(&token)).await,
+        "state_cookie_missing",
     );
-    let err = expect_code(h.tool.handle_launch(&req).await, "state_cookie_missing");
-    assert!(
-        matches!(
-            err,
-            ToolError::StateCookieMissing {
-                cookie_only: CookieOnly::StorageNotOffered
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(cookie_only(&err), Some(CookieOnly::StorageNotOffered));
     assert!(err.to_string().contains("no lti_storage_target"), "{err}");
 
     // Option off: the same refusal, and the state is left for the right browser.
@@ -288,21 +274,11 @@ async fn a_cookieless_launch_is_refused_unless_its_login_stored_the_state() {
         .await
         .unwrap();
     let token = off.sign(&off.claims(&login.nonce));
-    let req = post_form(
-        "/lti/launch",
-        &[("id_token", &token), ("state", &login.state)],
-        None,
+    let err = expect_code(
+        off.tool.handle_launch(&login.cookieless_post(&token)).await,
+        "state_cookie_missing",
     );
-    let err = expect_code(off.tool.handle_launch(&req).await, "state_cookie_missing");
-    assert!(
-        matches!(
-            err,
-            ToolError::StateCookieMissing {
-                cookie_only: CookieOnly::PlatformStorageOff
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(cookie_only(&err), Some(CookieOnly::PlatformStorageOff));
     assert!(err.to_string().contains("platform storage is off"), "{err}");
     let outcome = off.tool.handle_launch(&login.post(&token)).await.unwrap();
     assert!(outcome.launch().is_some());

@@ -293,11 +293,29 @@ impl Login {
 
     /// The platform's form POST of `id_token` and this login's state, with the cookie.
     pub fn post(&self, id_token: &str) -> ToolRequest {
-        post_form(
-            "/lti/launch",
-            &[("id_token", id_token), ("state", &self.state)],
-            Some(&self.cookie),
-        )
+        launch_post(&self.state, id_token, Some(&self.cookie))
+    }
+
+    /// The same POST without the cookie (the browser dropped it).
+    pub fn cookieless_post(&self, id_token: &str) -> ToolRequest {
+        launch_post(&self.state, id_token, None)
+    }
+}
+
+/// The platform's launch POST of `id_token` and `state`, with `cookie` if any.
+pub fn launch_post(state: &str, id_token: &str, cookie: Option<&str>) -> ToolRequest {
+    post_form(
+        "/lti/launch",
+        &[("id_token", id_token), ("state", state)],
+        cookie,
+    )
+}
+
+/// Why a `state_cookie_missing` refusal had nothing but the cookie.
+pub fn cookie_only(err: &ToolError) -> Option<lti_tool::CookieOnly> {
+    match err {
+        ToolError::StateCookieMissing { cookie_only } => Some(*cookie_only),
+        _ => None,
     }
 }
 
@@ -390,11 +408,7 @@ impl StorageLogin {
     /// The platform's launch POST of `id_token` and this login's state, without
     /// the cookie (the browser dropped it).
     pub fn cookieless_post(&self, id_token: &str) -> ToolRequest {
-        post_form(
-            "/lti/launch",
-            &[("id_token", id_token), ("state", &self.state)],
-            None,
-        )
+        launch_post(&self.state, id_token, None)
     }
 }
 
