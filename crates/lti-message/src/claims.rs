@@ -137,9 +137,64 @@ macro_rules! claim_object {
                 d.deserialize_map(ObjectVisitor)
             }
         }
+
+        // The same members, checked without building the object (`scan.rs`).
+        impl $crate::scan::Scan for $ty {
+            fn scan<'de, D: ::serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+                <$ty as $crate::scan::Scan>::scan_keeping(d, "").map(|_| ())
+            }
+
+            fn scan_keeping<'de, D: ::serde::Deserializer<'de>>(
+                d: D,
+                keep: &'static str,
+            ) -> Result<Option<::std::borrow::Cow<'de, str>>, D::Error> {
+                struct ObjectScan(&'static str);
+                impl<'de> ::serde::de::Visitor<'de> for ObjectScan {
+                    type Value = Option<::std::borrow::Cow<'de, str>>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut kept = None;
+                        let mut seen = 0u32;
+                        while let Some(key) = map.next_key::<$crate::claims::Key<'de>>()? {
+                            let mut bit = 1u32;
+                            $(
+                                if key.0 == $key {
+                                    if seen & bit != 0 {
+                                        return Err(::serde::de::Error::duplicate_field($key));
+                                    }
+                                    seen |= bit;
+                                    $crate::claims::claim_object!(@scan map, kept, self.0, $ty, $field, $key $(, $wrap)?);
+                                    continue;
+                                }
+                                bit <<= 1;
+                            )*
+                            let _ = bit;
+                            map.next_value_seed($crate::scan::ScanSeed::<::serde_json::Value>::new())?;
+                        }
+                        Ok(kept)
+                    }
+                }
+                d.deserialize_map(ObjectScan(keep))
+            }
+        }
     };
     (@value $map:ident) => { $map.next_value()? };
     (@value $map:ident, $wrap:ty) => { $map.next_value::<$wrap>()?.0 };
+    (@scan $map:ident, $kept:ident, $keep:expr, $ty:ident, $field:ident, $key:literal) => {
+        if $keep == $key {
+            $kept = $map.next_value_seed($crate::scan::str_seed(|o: &$ty| &o.$field))?;
+        } else {
+            $crate::scan::scan_member(&mut $map, |o: &$ty| &o.$field)?;
+        }
+    };
+    (@scan $map:ident, $kept:ident, $keep:expr, $ty:ident, $field:ident, $key:literal, $wrap:ty) => {
+        $map.next_value_seed($crate::scan::ScanSeed::<$wrap>::new())?;
+    };
 }
 pub(crate) use claim_object;
 
@@ -640,7 +695,7 @@ type FailedClaim = Cell<Option<&'static str>>;
 /// Declares the known claims once: the decoder's key match and its
 /// duplicate-detection bits are generated from this list.
 macro_rules! known_claims {
-    ($( $field:ident => $key:expr, $kind:ident; )*) => {
+    ($( $field:ident => $key:expr, $kind:ident, $scan:tt; )*) => {
         // One bit per known claim in the visitor's `seen`.
         const _: () = assert!([$($key),*].len() <= 64, "known_claims!: at most 64 claims");
         struct ClaimsVisitor<'a> {
@@ -679,6 +734,46 @@ macro_rules! known_claims {
                 Ok(c)
             }
         }
+
+        /// The same claims, checked without building them (`scan.rs`).
+        struct ClaimsScan;
+
+        impl<'de> Visitor<'de> for ClaimsScan {
+            type Value = crate::scan::ScannedClaims<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = crate::scan::ScannedClaims::default();
+                let mut seen: u64 = 0;
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let mut bit = 1u64;
+                    $(
+                        if key == $key {
+                            if seen & bit != 0 {
+                                return Err(de::Error::custom("expected the claim once, found it twice"));
+                            }
+                            seen |= bit;
+                            crate::scan::scan_claim!($scan, map, out, $field);
+                            continue;
+                        }
+                        bit <<= 1;
+                    )*
+                    let _ = bit;
+                    crate::scan::scan_other_claim(&mut map, &key, &mut out)?;
+                }
+                Ok(out)
+            }
+        }
+
+        /// Scans one claim set (see [`IdTokenClaims::scan`]).
+        pub(crate) fn scan_top_level<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<crate::scan::ScannedClaims<'de>, D::Error> {
+            d.deserialize_map(ClaimsScan)
+        }
     };
     (@value date, $map:ident, $failed:expr, $key:expr) => {
         $map.next_value::<NumericDate>().map(|d| d.0).map_err(|e| {
@@ -695,42 +790,42 @@ macro_rules! known_claims {
 }
 
 known_claims! {
-    iss => "iss", typed;
-    sub => "sub", typed;
-    aud => "aud", typed;
-    azp => "azp", typed;
-    exp => "exp", date;
-    iat => "iat", date;
-    nonce => "nonce", typed;
-    name => "name", typed;
-    given_name => "given_name", typed;
-    family_name => "family_name", typed;
-    middle_name => "middle_name", typed;
-    picture => "picture", typed;
-    email => "email", typed;
-    locale => "locale", typed;
-    message_type => uri::MESSAGE_TYPE, typed;
-    version => uri::VERSION, typed;
-    deployment_id => uri::DEPLOYMENT_ID, typed;
-    target_link_uri => uri::TARGET_LINK_URI, typed;
-    resource_link => uri::RESOURCE_LINK, typed;
-    roles => uri::ROLES, typed;
-    role_scope_mentor => uri::ROLE_SCOPE_MENTOR, typed;
-    context => uri::CONTEXT, typed;
-    tool_platform => uri::TOOL_PLATFORM, typed;
-    launch_presentation => uri::LAUNCH_PRESENTATION, typed;
-    lis => uri::LIS, typed;
-    custom => uri::CUSTOM, typed;
-    for_user => uri::FOR_USER, typed;
-    lti1p1 => uri::LTI1P1, typed;
-    ext => uri::EXT, typed;
-    lti11_legacy_user_id => uri::LTI11_LEGACY_USER_ID, typed;
-    deep_linking_settings => uri::DEEP_LINKING_SETTINGS, typed;
-    ags_endpoint => uri::AGS_ENDPOINT, typed;
-    nrps => uri::NRPS, typed;
-    groups_service => uri::GROUPS_SERVICE, typed;
-    basic_outcome => uri::BASIC_OUTCOME, typed;
-    caliper_endpoint => uri::CALIPER_ENDPOINT, typed;
+    iss => "iss", typed, keep;
+    sub => "sub", typed, keep;
+    aud => "aud", typed, aud;
+    azp => "azp", typed, keep;
+    exp => "exp", date, date;
+    iat => "iat", date, date;
+    nonce => "nonce", typed, keep;
+    name => "name", typed, skip;
+    given_name => "given_name", typed, skip;
+    family_name => "family_name", typed, skip;
+    middle_name => "middle_name", typed, skip;
+    picture => "picture", typed, skip;
+    email => "email", typed, skip;
+    locale => "locale", typed, skip;
+    message_type => uri::MESSAGE_TYPE, typed, keep;
+    version => uri::VERSION, typed, keep;
+    deployment_id => uri::DEPLOYMENT_ID, typed, keep;
+    target_link_uri => uri::TARGET_LINK_URI, typed, keep;
+    resource_link => uri::RESOURCE_LINK, typed, "id";
+    roles => uri::ROLES, typed, present;
+    role_scope_mentor => uri::ROLE_SCOPE_MENTOR, typed, skip;
+    context => uri::CONTEXT, typed, skip;
+    tool_platform => uri::TOOL_PLATFORM, typed, skip;
+    launch_presentation => uri::LAUNCH_PRESENTATION, typed, skip;
+    lis => uri::LIS, typed, skip;
+    custom => uri::CUSTOM, typed, skip;
+    for_user => uri::FOR_USER, typed, "user_id";
+    lti1p1 => uri::LTI1P1, typed, skip;
+    ext => uri::EXT, typed, skip;
+    lti11_legacy_user_id => uri::LTI11_LEGACY_USER_ID, typed, skip;
+    deep_linking_settings => uri::DEEP_LINKING_SETTINGS, typed, "deep_link_return_url";
+    ags_endpoint => uri::AGS_ENDPOINT, typed, skip;
+    nrps => uri::NRPS, typed, skip;
+    groups_service => uri::GROUPS_SERVICE, typed, skip;
+    basic_outcome => uri::BASIC_OUTCOME, typed, skip;
+    caliper_endpoint => uri::CALIPER_ENDPOINT, typed, skip;
 }
 
 /// A map key, borrowed from the input when possible.

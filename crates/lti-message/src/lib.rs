@@ -9,6 +9,7 @@ pub mod lti11;
 mod message;
 pub mod nrps;
 pub mod roles;
+mod scan;
 mod time;
 
 pub use claims::{Audience, IdTokenClaims, uri};
@@ -22,4 +23,5 @@ pub use message::{
     MAX_DEPLOYMENT_ID_LEN, OtherMessage, ValidationOptions,
 };
 pub use roles::{Permissions, Role, RoleRank, Roles, is_subrole};
+pub use scan::{Classified, ScannedClaims};
 pub use time::Timestamp;

@@ -9,6 +9,7 @@ use crate::claims::{ForUserClaim, IdTokenClaims, ResourceLinkClaim, uri};
 use crate::deep_linking::DeepLinkingSettings;
 use crate::error::{MessageError, RequiredClaim, excerpt};
 use crate::roles::Roles;
+use crate::scan::Classified;
 
 /// Maximum length of `deployment_id` (characters).
 pub const MAX_DEPLOYMENT_ID_LEN: usize = 255;
@@ -46,8 +47,83 @@ fn require<T: ?Sized>(v: Option<&T>, claim: RequiredClaim) -> Result<&T, Message
     v.ok_or(MessageError::MissingClaim(claim))
 }
 
-fn check_version(c: &IdTokenClaims) -> Result<(), MessageError> {
-    let v = require(c.version.as_deref(), RequiredClaim::Version)?;
+/// What classification reads, from the typed claims or from a scan
+/// ([`crate::claims::IdTokenClaims::scan`]), so both judge alike.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Essentials<'a> {
+    pub(crate) message_type: Option<&'a str>,
+    pub(crate) version: Option<&'a str>,
+    pub(crate) deployment_id: Option<&'a str>,
+    pub(crate) sub: Option<&'a str>,
+    /// `roles` present (not absent, not `null`).
+    pub(crate) has_roles: bool,
+    /// `resource_link.id`, when both are present.
+    pub(crate) resource_link_id: Option<&'a str>,
+    /// The settings claim, when present, with its `deep_link_return_url`.
+    pub(crate) deep_linking_settings: Option<Option<&'a str>>,
+    /// `for_user.user_id`, when both are present.
+    pub(crate) for_user_id: Option<&'a str>,
+}
+
+impl<'a> Essentials<'a> {
+    pub(crate) fn of(c: &'a IdTokenClaims) -> Self {
+        Essentials {
+            message_type: c.message_type.as_deref(),
+            version: c.version.as_deref(),
+            deployment_id: c.deployment_id.as_deref(),
+            sub: c.sub.as_deref(),
+            has_roles: c.roles.is_some(),
+            resource_link_id: c.resource_link.as_ref().and_then(|r| r.id.as_deref()),
+            deep_linking_settings: c
+                .deep_linking_settings
+                .as_ref()
+                .map(|s| s.deep_link_return_url.as_deref()),
+            for_user_id: c.for_user.as_ref().and_then(|f| f.user_id.as_deref()),
+        }
+    }
+}
+
+/// The message types [`LtiMessage`] tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MessageKind {
+    ResourceLink,
+    DeepLinking,
+    SubmissionReview,
+    Other,
+}
+
+/// Validates a message and tells its type (the checks of [`LtiMessage::from_claims`]).
+pub(crate) fn classify(
+    e: &Essentials<'_>,
+    opts: &ValidationOptions,
+) -> Result<MessageKind, MessageError> {
+    let t = require(e.message_type, RequiredClaim::MessageType)?;
+    check_version(e)?;
+    match t {
+        uri::MSG_RESOURCE_LINK => {
+            validate_resource_link(e, opts).map(|()| MessageKind::ResourceLink)
+        }
+        uri::MSG_DEEP_LINKING => validate_deep_linking(e, opts).map(|()| MessageKind::DeepLinking),
+        uri::MSG_SUBMISSION_REVIEW => {
+            validate_submission_review(e).map(|()| MessageKind::SubmissionReview)
+        }
+        other if opts.allow_unknown_message_types => {
+            if other.is_empty() {
+                return Err(MessageError::UnknownMessageType {
+                    found: String::new(),
+                });
+            }
+            validate_common(e, opts.allow_anonymous)?;
+            Ok(MessageKind::Other)
+        }
+        other => Err(MessageError::UnknownMessageType {
+            found: excerpt(other),
+        }),
+    }
+}
+
+fn check_version(e: &Essentials<'_>) -> Result<(), MessageError> {
+    let v = require(e.version, RequiredClaim::Version)?;
     if v == uri::LTI_VERSION {
         Ok(())
     } else {
@@ -55,10 +131,9 @@ fn check_version(c: &IdTokenClaims) -> Result<(), MessageError> {
     }
 }
 
-/// Checks shared by every message type (version, deployment_id, sub, roles).
-fn validate_common(c: &IdTokenClaims, allow_anonymous: bool) -> Result<(), MessageError> {
-    check_version(c)?;
-    let d = require(c.deployment_id.as_deref(), RequiredClaim::DeploymentId)?;
+fn validate_common(e: &Essentials<'_>, allow_anonymous: bool) -> Result<(), MessageError> {
+    check_version(e)?;
+    let d = require(e.deployment_id, RequiredClaim::DeploymentId)?;
     if d.is_empty() {
         return Err(MessageError::EmptyDeploymentId);
     }
@@ -66,18 +141,20 @@ fn validate_common(c: &IdTokenClaims, allow_anonymous: bool) -> Result<(), Messa
     if len > MAX_DEPLOYMENT_ID_LEN {
         return Err(MessageError::DeploymentIdTooLong { len });
     }
-    match c.sub.as_deref() {
+    match e.sub {
         Some("") => return Err(MessageError::EmptySub),
         Some(_) => {}
         None if allow_anonymous => {}
         None => return Err(MessageError::MissingClaim(RequiredClaim::Sub)),
     }
-    require(c.roles.as_ref(), RequiredClaim::Roles)?;
+    if !e.has_roles {
+        return Err(MessageError::MissingClaim(RequiredClaim::Roles));
+    }
     Ok(())
 }
 
-fn check_message_type(c: &IdTokenClaims, expected: &'static str) -> Result<(), MessageError> {
-    let t = require(c.message_type.as_deref(), RequiredClaim::MessageType)?;
+fn check_message_type(e: &Essentials<'_>, expected: &'static str) -> Result<(), MessageError> {
+    let t = require(e.message_type, RequiredClaim::MessageType)?;
     if t == expected {
         Ok(())
     } else {
@@ -88,11 +165,9 @@ fn check_message_type(c: &IdTokenClaims, expected: &'static str) -> Result<(), M
     }
 }
 
-fn resource_link_id(c: &IdTokenClaims) -> Result<&str, MessageError> {
-    let id = c
-        .resource_link
-        .as_ref()
-        .and_then(|r| r.id.as_deref())
+fn resource_link_id<'a>(e: &Essentials<'a>) -> Result<&'a str, MessageError> {
+    let id = e
+        .resource_link_id
         .ok_or(MessageError::MissingClaim(RequiredClaim::ResourceLinkId))?;
     if id.is_empty() {
         return Err(MessageError::EmptyIdentifier {
@@ -100,6 +175,47 @@ fn resource_link_id(c: &IdTokenClaims) -> Result<&str, MessageError> {
         });
     }
     Ok(id)
+}
+
+fn validate_resource_link(
+    e: &Essentials<'_>,
+    opts: &ValidationOptions,
+) -> Result<(), MessageError> {
+    check_message_type(e, uri::MSG_RESOURCE_LINK)?;
+    validate_common(e, opts.allow_anonymous)?;
+    resource_link_id(e)?;
+    Ok(())
+}
+
+fn validate_deep_linking(e: &Essentials<'_>, opts: &ValidationOptions) -> Result<(), MessageError> {
+    check_message_type(e, uri::MSG_DEEP_LINKING)?;
+    validate_common(e, opts.allow_anonymous)?;
+    match e.deep_linking_settings {
+        None => Err(MessageError::MissingClaim(
+            RequiredClaim::DeepLinkingSettings,
+        )),
+        Some(None) => Err(MessageError::MissingClaim(RequiredClaim::DeepLinkReturnUrl)),
+        Some(Some("")) => Err(MessageError::EmptyIdentifier {
+            claim: "deep_linking_settings.deep_link_return_url",
+        }),
+        Some(Some(_)) => Ok(()),
+    }
+}
+
+fn validate_submission_review(e: &Essentials<'_>) -> Result<(), MessageError> {
+    check_message_type(e, uri::MSG_SUBMISSION_REVIEW)?;
+    // Submission review always names its user.
+    validate_common(e, false)?;
+    resource_link_id(e)?;
+    let user = e
+        .for_user_id
+        .ok_or(MessageError::MissingClaim(RequiredClaim::ForUser))?;
+    if user.is_empty() {
+        return Err(MessageError::EmptyIdentifier {
+            claim: "for_user.user_id",
+        });
+    }
+    Ok(())
 }
 
 macro_rules! validated_message {
@@ -178,10 +294,7 @@ pub struct LtiResourceLinkRequest {
 impl LtiResourceLinkRequest {
     /// Checks the claims a resource-link launch requires.
     pub fn validate(c: &IdTokenClaims, opts: &ValidationOptions) -> Result<(), MessageError> {
-        check_message_type(c, uri::MSG_RESOURCE_LINK)?;
-        validate_common(c, opts.allow_anonymous)?;
-        resource_link_id(c)?;
-        Ok(())
+        validate_resource_link(&Essentials::of(c), opts)
     }
 
     /// The resource link claim (its `id` is validated present and non-empty).
@@ -211,19 +324,7 @@ pub struct LtiDeepLinkingRequest {
 impl LtiDeepLinkingRequest {
     /// Checks the claims a deep-linking request requires.
     pub fn validate(c: &IdTokenClaims, opts: &ValidationOptions) -> Result<(), MessageError> {
-        check_message_type(c, uri::MSG_DEEP_LINKING)?;
-        validate_common(c, opts.allow_anonymous)?;
-        let s = require(
-            c.deep_linking_settings.as_ref(),
-            RequiredClaim::DeepLinkingSettings,
-        )?;
-        match s.deep_link_return_url.as_deref() {
-            None => Err(MessageError::MissingClaim(RequiredClaim::DeepLinkReturnUrl)),
-            Some("") => Err(MessageError::EmptyIdentifier {
-                claim: "deep_linking_settings.deep_link_return_url",
-            }),
-            Some(_) => Ok(()),
-        }
+        validate_deep_linking(&Essentials::of(c), opts)
     }
 
     /// The deep linking settings (validated present, with a return URL).
@@ -258,20 +359,7 @@ impl LtiSubmissionReviewRequest {
     /// required (anonymous review makes no sense), as are `resource_link.id`
     /// and `for_user.user_id`.
     pub fn validate(c: &IdTokenClaims, _opts: &ValidationOptions) -> Result<(), MessageError> {
-        check_message_type(c, uri::MSG_SUBMISSION_REVIEW)?;
-        validate_common(c, false)?;
-        resource_link_id(c)?;
-        let user = c
-            .for_user
-            .as_ref()
-            .and_then(|f| f.user_id.as_deref())
-            .ok_or(MessageError::MissingClaim(RequiredClaim::ForUser))?;
-        if user.is_empty() {
-            return Err(MessageError::EmptyIdentifier {
-                claim: "for_user.user_id",
-            });
-        }
-        Ok(())
+        validate_submission_review(&Essentials::of(c))
     }
 
     /// The learner whose submission is reviewed (validated `user_id`).
@@ -345,35 +433,61 @@ impl LtiMessage {
         c: Box<IdTokenClaims>,
         opts: &ValidationOptions,
     ) -> Result<Self, MessageError> {
-        let t = require(c.message_type.as_deref(), RequiredClaim::MessageType)?;
-        check_version(&c)?;
-        match t {
-            uri::MSG_RESOURCE_LINK => {
-                LtiResourceLinkRequest::try_from_boxed_claims(c, opts).map(Self::ResourceLink)
+        let kind = classify(&Essentials::of(&c), opts)?;
+        Ok(Self::of_kind(kind, c))
+    }
+
+    /// The message of `kind` (already validated) over `c`.
+    fn of_kind(kind: MessageKind, c: Box<IdTokenClaims>) -> Self {
+        let roles = c.parsed_roles();
+        match kind {
+            MessageKind::ResourceLink => {
+                Self::ResourceLink(LtiResourceLinkRequest { claims: c, roles })
             }
-            uri::MSG_DEEP_LINKING => {
-                LtiDeepLinkingRequest::try_from_boxed_claims(c, opts).map(Self::DeepLinking)
+            MessageKind::DeepLinking => {
+                Self::DeepLinking(LtiDeepLinkingRequest { claims: c, roles })
             }
-            uri::MSG_SUBMISSION_REVIEW => {
-                LtiSubmissionReviewRequest::try_from_boxed_claims(c, opts)
-                    .map(Self::SubmissionReview)
+            MessageKind::SubmissionReview => {
+                Self::SubmissionReview(LtiSubmissionReviewRequest { claims: c, roles })
             }
-            other if opts.allow_unknown_message_types => {
-                if other.is_empty() {
-                    return Err(MessageError::UnknownMessageType {
-                        found: String::new(),
-                    });
-                }
-                validate_common(&c, opts.allow_anonymous)?;
-                Ok(Self::Other(OtherMessage {
-                    roles: c.parsed_roles(),
-                    claims: c,
-                }))
-            }
-            other => Err(MessageError::UnknownMessageType {
-                found: excerpt(other),
-            }),
+            MessageKind::Other => Self::Other(OtherMessage { claims: c, roles }),
         }
+    }
+
+    /// Decodes a payload that [`crate::ScannedClaims::classify`] validated: the
+    /// deferred half of [`crate::IdTokenClaims::scan`]. `text` must be the text
+    /// that was scanned.
+    ///
+    /// The scan accepts only what the full decoding accepts, so this decodes and
+    /// validates as [`LtiMessage::from_json_str`] would. Should the two ever
+    /// disagree (a defect), the message keeps the type the scan validated, with
+    /// the claims that decode (all of them as [`IdTokenClaims::extra`] when the
+    /// typed decoding fails), rather than failing where no error can be returned.
+    pub fn decode_classified(text: &str, classified: Classified) -> Self {
+        match IdTokenClaims::from_json_str_boxed(text) {
+            Ok(c) => match classify(&Essentials::of(&c), &classified.opts) {
+                Ok(kind) if kind == classified.kind => Self::of_kind(kind, c),
+                _ => Self::of_kind(classified.kind, c),
+            },
+            Err(_) => {
+                let extra = serde_json::from_str::<Map<String, Value>>(text).unwrap_or_default();
+                Self::of_kind(
+                    classified.kind,
+                    Box::new(IdTokenClaims {
+                        extra,
+                        ..IdTokenClaims::default()
+                    }),
+                )
+            }
+        }
+    }
+
+    /// Decodes and validates JSON text.
+    ///
+    /// # Errors
+    /// As [`LtiMessage::from_slice`].
+    pub fn from_json_str(text: &str, opts: &ValidationOptions) -> Result<Self, MessageError> {
+        Self::from_boxed_claims(IdTokenClaims::from_json_str_boxed(text)?, opts)
     }
 
     /// Decodes and validates a JSON claim set (typically the verified JWT body).
