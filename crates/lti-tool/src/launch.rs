@@ -3,8 +3,11 @@
 
 use http::StatusCode;
 use lti_jose::{FixedClock, JwkSet, TimeValidation};
+use std::sync::OnceLock;
+
 use lti_message::{
-    DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles, ValidationOptions,
+    Classified, DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles,
+    ScannedClaims, ValidationOptions,
 };
 use lti_registry::{
     KeySource as RegistrationKeys, LaunchState, PlatformRegistration, RegistryError,
@@ -109,7 +112,7 @@ impl Launch {
 /// [`Tool::load_launch`]); its fields are private.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdToken {
-    message: LtiMessage,
+    message: Typed,
     registration: PlatformRegistration,
     target_link_uri: String,
     storage_target: Option<String>,
@@ -117,10 +120,31 @@ pub struct VerifiedIdToken {
     payload_json: String,
 }
 
+/// The typed message of a verified token: decoded during validation, or (when
+/// the claims were validated by [`IdTokenClaims::scan`]) on first use.
+#[derive(Debug, Clone)]
+enum Typed {
+    Decoded(LtiMessage),
+    Deferred {
+        classified: Classified,
+        message: OnceLock<LtiMessage>,
+    },
+}
+
 impl VerifiedIdToken {
     /// The validated message (resource link, deep linking, submission review, ...).
+    ///
+    /// A launch validated without building its claims decodes them here, once
+    /// (validation already accepted them; see [`LtiMessage::decode_classified`]).
     pub fn message(&self) -> &LtiMessage {
-        &self.message
+        match &self.message {
+            Typed::Decoded(message) => message,
+            Typed::Deferred {
+                classified,
+                message,
+            } => message
+                .get_or_init(|| LtiMessage::decode_classified(&self.payload_json, *classified)),
+        }
     }
 
     /// The registration of the platform that sent it.
@@ -140,27 +164,27 @@ impl VerifiedIdToken {
 
     /// The deployment id (checked against the registration).
     pub fn deployment_id(&self) -> &str {
-        self.message.deployment_id()
+        self.message().deployment_id()
     }
 
     /// The user id; `None` for an (explicitly allowed) anonymous launch.
     pub fn sub(&self) -> Option<&str> {
-        self.message.sub()
+        self.message().sub()
     }
 
     /// The user's roles.
     pub fn roles(&self) -> &Roles {
-        self.message.roles()
+        self.message().roles()
     }
 
     /// The typed claims.
     pub fn claims(&self) -> &IdTokenClaims {
-        self.message.claims()
+        self.message().claims()
     }
 
     /// Every claim of the id_token as JSON (unknown claims included).
     pub fn raw_claims(&self) -> Map<String, Value> {
-        self.message.claims().to_map()
+        self.message().claims().to_map()
     }
 
     /// The login's `target_link_uri` (one of the tool's URLs; the id_token's claim,
@@ -176,7 +200,10 @@ impl VerifiedIdToken {
 
     /// Whether this is an `LtiDeepLinkingRequest`.
     pub fn is_deep_linking(&self) -> bool {
-        matches!(self.message, LtiMessage::DeepLinking(_))
+        match &self.message {
+            Typed::Decoded(message) => matches!(message, LtiMessage::DeepLinking(_)),
+            Typed::Deferred { classified, .. } => classified.is_deep_linking(),
+        }
     }
 
     /// A deep-linking response builder for this request (content items are checked
@@ -186,7 +213,7 @@ impl VerifiedIdToken {
     /// # Errors
     /// [`ToolError::NotDeepLinking`] for other message types.
     pub fn deep_linking_response(&self) -> Result<DeepLinkingResponseBuilder, ToolError> {
-        match &self.message {
+        match self.message() {
             LtiMessage::DeepLinking(dl) => Ok(DeepLinkingResponseBuilder::new(
                 dl.settings(),
                 dl.deployment_id(),
@@ -283,6 +310,18 @@ struct RouteClaims<'c> {
 }
 
 impl<'c> RouteClaims<'c> {
+    /// From a scan (which only succeeds when every type is right).
+    fn from_scanned(claims: &'c ScannedClaims<'_>) -> Self {
+        RouteClaims {
+            iss: match claims.iss() {
+                Some(iss) if !iss.is_empty() => Ok(iss),
+                _ => Err(ToolError::MissingClaim(ToolClaim::Iss)),
+            },
+            aud: claims.aud().ok_or(ToolError::MissingClaim(ToolClaim::Aud)),
+            azp: Ok(claims.azp()),
+        }
+    }
+
     /// From the typed claims (which only decode when every type is right).
     fn from_claims(claims: &'c IdTokenClaims) -> Self {
         RouteClaims {
@@ -357,6 +396,20 @@ impl<'c> Checked<'c> {
             exp: map.get("exp").and_then(Value::as_i64),
             deployment_id: string(lti_message::uri::DEPLOYMENT_ID, "deployment_id"),
             target_link_uri: string(lti_message::uri::TARGET_LINK_URI, "target_link_uri"),
+        })
+    }
+
+    /// From a scan (which only succeeds when every type is right).
+    fn from_scanned(claims: &'c ScannedClaims<'_>) -> Result<Self, ToolError> {
+        let nonce = match claims.nonce() {
+            Some(n) if !n.is_empty() => n,
+            _ => return Err(ToolError::MissingClaim(ToolClaim::Nonce)),
+        };
+        Ok(Checked {
+            nonce,
+            exp: claims.exp().and_then(|e| i64::try_from(e).ok()),
+            deployment_id: Ok(claims.deployment_id()),
+            target_link_uri: Ok(claims.target_link_uri()),
         })
     }
 
@@ -475,11 +528,35 @@ impl Tool {
         id_token: &str,
         saved: &LaunchState,
     ) -> Result<VerifiedIdToken, ToolError> {
+        let jws = self.parse_jws(id_token)?;
+        // Unverified until the signature: the scan reads only what the checks need.
+        let payload = lti_jose::dangerous::unverified_payload(&jws);
+        if let Some(scanned) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(IdTokenClaims::scan)
+        {
+            return self.verify_scanned(&jws, &scanned, saved).await.and_then(
+                |(registration, classified)| {
+                    // The borrow of the payload ends here: keep it as the signed text.
+                    let payload_json = payload_string(jws)?;
+                    Ok(VerifiedIdToken {
+                        message: Typed::Deferred {
+                            classified,
+                            message: OnceLock::new(),
+                        },
+                        registration,
+                        target_link_uri: saved.target_link_uri.clone(),
+                        storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
+                        payload_json,
+                    })
+                },
+            );
+        }
         let Verified {
             payload_json,
             registration,
             typed,
-        } = self.verify_token(id_token, saved).await?;
+        } = self.verify_token(jws, saved).await?;
         // 6. Times.
         let validation = TimeValidation {
             leeway_secs: self.leeway_for(&registration),
@@ -518,7 +595,7 @@ impl Tool {
         };
 
         Ok(VerifiedIdToken {
-            message,
+            message: Typed::Decoded(message),
             registration,
             target_link_uri: saved.target_link_uri.clone(),
             storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
@@ -640,14 +717,9 @@ impl Tool {
         }
     }
 
-    /// Steps 2–5: parse, registration, audience, algorithm, key, signature.
-    async fn verify_token(
-        &self,
-        id_token: &str,
-        saved: &LaunchState,
-    ) -> Result<Verified, ToolError> {
+    /// Step 2: three segments within the size limit; strict header.
+    fn parse_jws<'t>(&self, id_token: &'t str) -> Result<lti_jose::CompactJws<'t>, ToolError> {
         let inner = &self.inner;
-        // 2. Three segments within the size limit; strict header.
         if id_token.len() > inner.max_token_len {
             return Err(ToolError::TokenTooLarge {
                 limit: inner.max_token_len,
@@ -658,8 +730,55 @@ impl Tool {
             max_token_len: inner.max_token_len,
             ..lti_jose::Limits::default()
         };
-        let jws = lti_jose::CompactJws::parse(id_token, &limits)
-            .map_err(|e| ToolError::jose(e, "RS256"))?;
+        lti_jose::CompactJws::parse(id_token, &limits).map_err(|e| ToolError::jose(e, "RS256"))
+    }
+
+    /// Steps 3–12 for a payload [`IdTokenClaims::scan`] vouched for: the checks of
+    /// the typed path in the same order, read from the scan, then the message's
+    /// validation without decoding it.
+    async fn verify_scanned(
+        &self,
+        jws: &lti_jose::CompactJws<'_>,
+        scanned: &ScannedClaims<'_>,
+        saved: &LaunchState,
+    ) -> Result<(PlatformRegistration, Classified), ToolError> {
+        // 3–4. Registration, audience, azp.
+        let registration = self
+            .route(RouteClaims::from_scanned(scanned), saved)
+            .await?;
+        // 5. Algorithm, kid, key, signature.
+        self.check_signature(jws, &registration).await?;
+        // 6. Times (the scan keeps only plain ones: present non-negative integers).
+        let validation = TimeValidation {
+            leeway_secs: self.leeway_for(&registration),
+            max_age_secs: Some(self.inner.max_token_age_secs),
+            require_exp: true,
+            require_iat: true,
+        };
+        let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
+        lti_jose::NumericDates {
+            exp: scanned.exp(),
+            nbf: scanned.nbf(),
+            iat: scanned.iat(),
+        }
+        .check(&validation, &clock)
+        .map_err(|e| ToolError::jose(e, &registration.allowed_algorithms.join(", ")))?;
+        // 7, 8, 12. Nonce, deployment, target_link_uri.
+        self.check_claims(Checked::from_scanned(scanned)?, saved, &registration)
+            .await?;
+        // 9–11. Version, message type, roles, sub and per-type claims.
+        let classified = scanned.classify(&self.inner.validation)?;
+        Ok((registration, classified))
+    }
+
+    /// Steps 3–5 for a payload the scan left to the full decoding: registration,
+    /// audience, algorithm, key, signature, with the payload decoded into typed
+    /// claims (or, when that fails, only its routing claims).
+    async fn verify_token(
+        &self,
+        jws: lti_jose::CompactJws<'_>,
+        saved: &LaunchState,
+    ) -> Result<Verified, ToolError> {
         // Unverified until step 5: read only what picks the registration and key.
         let payload = lti_jose::dangerous::unverified_payload(&jws);
         // Checked for UTF-8 once: the text is decoded without per-string checks, and
@@ -686,8 +805,20 @@ impl Tool {
         if text.is_none() {
             return Err(payload_not_utf8());
         }
+        self.check_signature(&jws, &registration).await?;
+        Ok(Verified {
+            payload_json: payload_string(jws)?,
+            registration,
+            typed,
+        })
+    }
 
-        // 5. Algorithm allow-list, kid, key, signature.
+    /// Step 5: algorithm allow-list, kid, key, signature.
+    async fn check_signature(
+        &self,
+        jws: &lti_jose::CompactJws<'_>,
+        registration: &PlatformRegistration,
+    ) -> Result<(), ToolError> {
         // Names are compared exactly, as `Algorithm` parses them: a name that is no
         // supported algorithm can never match.
         let allowed_text = || registration.allowed_algorithms.join(", ");
@@ -706,7 +837,9 @@ impl Tool {
             return Err(ToolError::MissingKid);
         };
         let key = match &registration.key_source {
-            RegistrationKeys::JwksUrl { url } => inner.key_source.key(url, Some(kid), alg).await,
+            RegistrationKeys::JwksUrl { url } => {
+                self.inner.key_source.key(url, Some(kid), alg).await
+            }
             RegistrationKeys::StaticJwks { jwks } => {
                 JwkSet::from_value(jwks).and_then(|set| set.find(Some(kid), alg))
             }
@@ -726,16 +859,7 @@ impl Tool {
             });
         }
         key.verify_signature(jws.signing_input().as_bytes(), jws.signature())
-            .map_err(|e| ToolError::jose(e, &allowed_text()))?;
-        // Verified: keep the decoded payload itself (no copy) as the signed JSON text.
-        let payload_json = String::from_utf8(lti_jose::dangerous::into_unverified_payload(jws))
-            .map_err(|_| payload_not_utf8())?;
-
-        Ok(Verified {
-            payload_json,
-            registration,
-            typed,
-        })
+            .map_err(|e| ToolError::jose(e, &allowed_text()))
     }
 
     /// Saves a verified id_token in the launch-data store under a fresh 256-bit
@@ -832,11 +956,25 @@ impl Tool {
         let payload_json = text("payload")
             .ok_or_else(|| corrupt_record("a payload"))?
             .to_owned();
-        let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&payload_json) else {
-            return Err(corrupt_record("a JSON object payload"));
+        // Validated by the scan and decoded on first use when it vouches for the
+        // payload; decoded in full otherwise.
+        let scanned = match IdTokenClaims::scan(&payload_json) {
+            Some(scanned) => Scanned::Yes(scanned.classify(&self.inner.validation)),
+            None => match serde_json::from_str::<Value>(&payload_json) {
+                Ok(Value::Object(claims)) => Scanned::No(claims),
+                _ => return Err(corrupt_record("a JSON object payload")),
+            },
         };
         let registration = self.resolve_registration(issuer, Some(client_id)).await?;
-        let message = LtiMessage::from_map(claims, &self.inner.validation)?;
+        let message = match scanned {
+            Scanned::Yes(classified) => Typed::Deferred {
+                classified: classified?,
+                message: OnceLock::new(),
+            },
+            Scanned::No(claims) => {
+                Typed::Decoded(LtiMessage::from_map(claims, &self.inner.validation)?)
+            }
+        };
         Ok(VerifiedIdToken {
             message,
             registration,
@@ -862,6 +1000,12 @@ impl Tool {
     pub fn validation_options(&self) -> ValidationOptions {
         self.inner.validation
     }
+}
+
+/// A saved payload: classified by the scan, or the JSON tree to decode.
+enum Scanned {
+    Yes(Result<Classified, MessageError>),
+    No(Map<String, Value>),
 }
 
 /// A stored launch record that lacks `what` (written by something else).
@@ -893,6 +1037,12 @@ fn payload_error(payload: &[u8], e: &serde_json::Error) -> ToolError {
             reason: format!("payload: {e}"),
         },
     }
+}
+
+/// The verified payload itself (no copy) as the signed JSON text.
+fn payload_string(jws: lti_jose::CompactJws<'_>) -> Result<String, ToolError> {
+    String::from_utf8(lti_jose::dangerous::into_unverified_payload(jws))
+        .map_err(|_| payload_not_utf8())
 }
 
 fn payload_not_utf8() -> ToolError {
