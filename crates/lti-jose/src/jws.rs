@@ -303,6 +303,10 @@ impl<'a> CompactJws<'a> {
         self.payload
     }
 
+    pub(crate) fn take_payload_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.payload)
+    }
+
     /// Decodes the payload without verifying anything. Only [`crate::dangerous`] and
     /// [`Verifier`] (after the signature check) call this.
     pub(crate) fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {

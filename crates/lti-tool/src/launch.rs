@@ -528,35 +528,37 @@ impl Tool {
         id_token: &str,
         saved: &LaunchState,
     ) -> Result<VerifiedIdToken, ToolError> {
-        let jws = self.parse_jws(id_token)?;
-        // Unverified until the signature: the scan reads only what the checks need.
-        let payload = lti_jose::dangerous::unverified_payload(&jws);
-        if let Some(scanned) = std::str::from_utf8(payload)
-            .ok()
-            .and_then(IdTokenClaims::scan)
-        {
-            return self.verify_scanned(&jws, &scanned, saved).await.and_then(
-                |(registration, classified)| {
-                    // The borrow of the payload ends here: keep it as the signed text.
-                    let payload_json = payload_string(jws)?;
-                    Ok(VerifiedIdToken {
-                        message: Typed::Deferred {
-                            classified,
-                            message: OnceLock::new(),
-                        },
-                        registration,
-                        target_link_uri: saved.target_link_uri.clone(),
-                        storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
-                        payload_json,
-                    })
+        let mut jws = self.parse_jws(id_token)?;
+        // Unverified until the signature; owned from here, checked for UTF-8 once.
+        let payload =
+            match String::from_utf8(lti_jose::dangerous::take_unverified_payload(&mut jws)) {
+                Ok(text) => match IdTokenClaims::scan(&text) {
+                    // The scan reads only what the checks need.
+                    Some(scanned) => {
+                        let checked = self.verify_scanned(&jws, &scanned, saved).await;
+                        drop(scanned);
+                        let (registration, classified) = checked?;
+                        return Ok(VerifiedIdToken {
+                            message: Typed::Deferred {
+                                classified,
+                                message: OnceLock::new(),
+                            },
+                            registration,
+                            target_link_uri: saved.target_link_uri.clone(),
+                            storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
+                            // The signed text itself, no copy.
+                            payload_json: text,
+                        });
+                    }
+                    None => text.into_bytes(),
                 },
-            );
-        }
+                Err(not_utf8) => not_utf8.into_bytes(),
+            };
         let Verified {
             payload_json,
             registration,
             typed,
-        } = self.verify_token(jws, saved).await?;
+        } = self.verify_token(&jws, payload, saved).await?;
         // 6. Times.
         let validation = TimeValidation {
             leeway_secs: self.leeway_for(&registration),
@@ -776,11 +778,12 @@ impl Tool {
     /// claims (or, when that fails, only its routing claims).
     async fn verify_token(
         &self,
-        jws: lti_jose::CompactJws<'_>,
+        jws: &lti_jose::CompactJws<'_>,
+        payload_bytes: Vec<u8>,
         saved: &LaunchState,
     ) -> Result<Verified, ToolError> {
         // Unverified until step 5: read only what picks the registration and key.
-        let payload = lti_jose::dangerous::unverified_payload(&jws);
+        let payload = payload_bytes.as_slice();
         // Checked for UTF-8 once: the text is decoded without per-string checks, and
         // bytes that are not UTF-8 are refused after routing, at their step.
         let text = std::str::from_utf8(payload).ok();
@@ -805,9 +808,9 @@ impl Tool {
         if text.is_none() {
             return Err(payload_not_utf8());
         }
-        self.check_signature(&jws, &registration).await?;
+        self.check_signature(jws, &registration).await?;
         Ok(Verified {
-            payload_json: payload_string(jws)?,
+            payload_json: String::from_utf8(payload_bytes).map_err(|_| payload_not_utf8())?,
             registration,
             typed,
         })
@@ -1037,12 +1040,6 @@ fn payload_error(payload: &[u8], e: &serde_json::Error) -> ToolError {
             reason: format!("payload: {e}"),
         },
     }
-}
-
-/// The verified payload itself (no copy) as the signed JSON text.
-fn payload_string(jws: lti_jose::CompactJws<'_>) -> Result<String, ToolError> {
-    String::from_utf8(lti_jose::dangerous::into_unverified_payload(jws))
-        .map_err(|_| payload_not_utf8())
 }
 
 fn payload_not_utf8() -> ToolError {
