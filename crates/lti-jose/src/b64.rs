@@ -94,42 +94,32 @@ fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
     }
     let full = input.len() - tail;
     let out_len = full / 4 * 3 + tail.saturating_sub(1);
-    // Blocks of 64 symbols decode into a stack buffer, 8 symbols per 8-byte store
-    // (whose last 2 bytes the next store overwrites), and are appended 48 bytes at a
-    // time: the output is never zeroed and bounds are checked per block, not per group.
-    let mut out = Vec::with_capacity(out_len);
+    // Groups of 8 symbols decode with 8 lookups into one u64 whose top 6 bytes are
+    // written straight into the output (zeroed once, not grown), bounds checked by
+    // the chunk iterators rather than per byte.
+    let mut out = vec![0u8; out_len];
     let quad = |q: &[u8]| {
         SHIFTED[0][usize::from(q[0])]
             | SHIFTED[1][usize::from(q[1])]
             | SHIFTED[2][usize::from(q[2])]
             | SHIFTED[3][usize::from(q[3])]
     };
-    let octet = |group: &[u8]| {
-        let (hi, lo) = (quad(&group[..4]), quad(&group[4..]));
-        (hi | lo, u64::from(hi) << 40 | u64::from(lo) << 16)
-    };
     // OR of every group: BAD is set iff some byte was outside the alphabet.
     let mut seen = 0u32;
-    let mut blocks = input[..full].chunks_exact(64);
-    for block in &mut blocks {
-        let mut buf = [0u8; 50];
-        for (i, group) in block.chunks_exact(8).enumerate() {
-            let (bits, n) = octet(group);
-            seen |= bits;
-            buf[i * 6..i * 6 + 8].copy_from_slice(&n.to_be_bytes());
-        }
-        out.extend_from_slice(&buf[..48]);
+    let mut pos = 0;
+    let mut groups = input[..full].chunks_exact(8);
+    for (group, dst) in (&mut groups).zip(out.chunks_exact_mut(6)) {
+        let (hi, lo) = (quad(&group[..4]), quad(&group[4..]));
+        seen |= hi | lo;
+        let n = u64::from(hi) << 40 | u64::from(lo) << 16;
+        dst.copy_from_slice(&n.to_be_bytes()[..6]);
+        pos += 6;
     }
-    let mut octets = blocks.remainder().chunks_exact(8);
-    for group in &mut octets {
-        let (bits, n) = octet(group);
-        seen |= bits;
-        out.extend_from_slice(&n.to_be_bytes()[..6]);
-    }
-    if let rest @ [_, _, _, _] = octets.remainder() {
+    if let rest @ [_, _, _, _] = groups.remainder() {
         let n = quad(rest);
         seen |= n;
-        out.extend_from_slice(&n.to_be_bytes()[1..]);
+        out[pos..pos + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+        pos += 3;
     }
     match input[full..] {
         [] => {}
@@ -140,7 +130,8 @@ fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
             if n & 0xFFFF != 0 {
                 return None;
             }
-            out.push((n >> 16) as u8);
+            out[pos] = (n >> 16) as u8;
+            pos += 1;
         }
         [x, y, z] => {
             let n = SHIFTED[0][usize::from(x)]
@@ -151,11 +142,12 @@ fn decode_canonical(input: &[u8]) -> Option<Vec<u8>> {
             if n & 0xFF != 0 {
                 return None;
             }
-            out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]);
+            out[pos..pos + 2].copy_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]);
+            pos += 2;
         }
         _ => return None,
     }
-    debug_assert_eq!(out.len(), out_len);
+    debug_assert_eq!(pos, out_len);
     (seen & BAD == 0).then_some(out)
 }
 

@@ -228,43 +228,54 @@ impl<'a> CompactJws<'a> {
             });
         }
         let bytes = token.as_bytes();
-        let dots = memchr::memchr(b'.', bytes).zip(memchr::memrchr(b'.', bytes));
-        let Some((header, payload, signature)) = dots
-            .filter(|&(first, last)| {
-                first < last && memchr::memchr(b'.', &bytes[first + 1..last]).is_none()
-            })
-            .map(|(first, last)| (&token[..first], &token[first + 1..last], &token[last + 1..]))
-        else {
+        let segments_error = || {
             let segments = token.bytes().filter(|&b| b == b'.').count() + 1;
-            return Err(Error::malformed(
+            Error::malformed(
                 "compact JWS",
                 "3 dot-separated segments",
                 segments.to_string(),
-            ));
+            )
         };
-        let signing_input = &token[..header.len() + 1 + payload.len()];
-        if header.len() > limits.max_header_len {
-            return Err(Error::HeaderTooLarge {
-                limit: limits.max_header_len,
-                found: header.len(),
-            });
+        // The first and last dots split the token; a dot between them (more than 3
+        // segments) is found by the payload's base64url decoding, which refuses it,
+        // so the payload is not scanned for dots up front.
+        let Some((first, last)) = memchr::memchr(b'.', bytes)
+            .zip(memchr::memrchr(b'.', bytes))
+            .filter(|&(first, last)| first < last)
+        else {
+            return Err(segments_error());
+        };
+        let (header, payload, signature) =
+            (&token[..first], &token[first + 1..last], &token[last + 1..]);
+        let signing_input = &token[..last];
+        let parts = || -> Result<(Header, Vec<u8>, Vec<u8>), Error> {
+            if header.len() > limits.max_header_len {
+                return Err(Error::HeaderTooLarge {
+                    limit: limits.max_header_len,
+                    found: header.len(),
+                });
+            }
+            if signature.is_empty() {
+                return Err(Error::malformed(
+                    "compact JWS",
+                    "a non-empty signature segment",
+                    "an empty one",
+                ));
+            }
+            let header = Header::parse_strict(&b64::decode(header)?)?;
+            Ok((header, b64::decode(payload)?, b64::decode(signature)?))
+        };
+        match parts() {
+            Ok((header, payload, signature)) => Ok(CompactJws {
+                header,
+                signing_input,
+                payload,
+                signature,
+            }),
+            // More than 3 segments is named first, whatever else is wrong.
+            Err(_) if memchr::memchr(b'.', payload.as_bytes()).is_some() => Err(segments_error()),
+            Err(e) => Err(e),
         }
-        if signature.is_empty() {
-            return Err(Error::malformed(
-                "compact JWS",
-                "a non-empty signature segment",
-                "an empty one",
-            ));
-        }
-        let header = Header::parse_strict(&b64::decode(header)?)?;
-        let payload = b64::decode(payload)?;
-        let signature = b64::decode(signature)?;
-        Ok(CompactJws {
-            header,
-            signing_input,
-            payload,
-            signature,
-        })
     }
 
     /// The (unverified) header.

@@ -303,6 +303,34 @@ fn four_segments_are_malformed() {
 }
 
 #[test]
+fn extra_segments_are_named_before_anything_else_is_wrong() {
+    let token = lti_jose::sign(&claims(), &rsa()).unwrap();
+    let (header, rest) = token.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let half = payload.len() / 2;
+    let cases = [
+        // A dot inside the payload: 4 segments, the payload otherwise valid base64url.
+        format!(
+            "{header}.{}.{}.{signature}",
+            &payload[..half],
+            &payload[half..]
+        ),
+        // And with a header that is not base64url, and with no signature.
+        format!("!!.{}.{}.{signature}", &payload[..half], &payload[half..]),
+        format!("{header}.a.b."),
+        // Five segments.
+        format!("{header}.a.b.c.{signature}"),
+    ];
+    for (case, expected) in cases.iter().zip(["4", "4", "4", "5"]) {
+        let err = verify(case, &rsa()).unwrap_err();
+        assert!(
+            matches!(err, Error::Malformed { ref found, .. } if found == expected),
+            "{case}: {err}"
+        );
+    }
+}
+
+#[test]
 fn base64_padding_is_rejected_in_every_segment() {
     let key = rsa();
     // The RS256 header with a kid of this length encodes to a length needing padding.
