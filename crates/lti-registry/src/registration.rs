@@ -1,6 +1,7 @@
 //! Platform registrations, deployments and per-issuer auto-registration.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -530,12 +531,17 @@ fn percent_encode(s: &str) -> String {
 /// - read-only backends answer every write with [`RegistryError::ReadOnly`].
 #[async_trait]
 pub trait RegistrationStore: Send + Sync {
-    /// The registration for (issuer, client id), or `NotFound`.
-    async fn get_registration(&self, issuer: &str, client_id: &str)
-    -> Result<PlatformRegistration>;
+    /// The registration for (issuer, client id), or `NotFound`. Shared, not
+    /// copied: every login and launch reads one, and an in-process backend hands
+    /// out the one it keeps.
+    async fn get_registration(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Arc<PlatformRegistration>>;
 
     /// The only registration for `issuer`: `NotFound` if none, `AmbiguousIssuer` if several.
-    async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration>;
+    async fn find_by_issuer(&self, issuer: &str) -> Result<Arc<PlatformRegistration>>;
 
     /// Every registration, ordered by (issuer, client id).
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>>;
@@ -576,7 +582,7 @@ pub trait RegistrationStore: Send + Sync {
         &self,
         issuer: &str,
         client_id: Option<&str>,
-    ) -> Result<PlatformRegistration> {
+    ) -> Result<Arc<PlatformRegistration>> {
         let Some(client_id) = client_id else {
             return self.find_by_issuer(issuer).await;
         };
@@ -599,7 +605,7 @@ pub trait RegistrationStore: Send + Sync {
                     client_id = %registration.client_id,
                     "auto-registered a new client id for a trusted issuer"
                 );
-                Ok(registration)
+                Ok(Arc::new(registration))
             }
             // Another instance auto-registered it concurrently.
             Err(RegistryError::Conflict { .. }) => self.get_registration(issuer, client_id).await,

@@ -28,29 +28,107 @@ pub(crate) fn oauth1_nonce_key(consumer_key: &str, nonce: &str) -> Result<String
 }
 
 #[cfg(any(feature = "file", feature = "memory"))]
-/// The registration (issuer, client id) in an in-process map.
-pub(crate) fn registration_in(
-    map: &std::collections::BTreeMap<(String, String), lti_registry::PlatformRegistration>,
-    issuer: &str,
-    client_id: &str,
-) -> Result<lti_registry::PlatformRegistration> {
-    map.get(&(issuer.to_owned(), client_id.to_owned()))
-        .cloned()
-        .ok_or_else(|| RegistryError::not_found("registration", registration_id(issuer, client_id)))
-}
+/// Registrations held in process, by issuer then client id: looked up with the
+/// borrowed names (no key is built per lookup) and handed out shared.
+#[derive(Debug, Default)]
+pub(crate) struct Registrations(
+    std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, std::sync::Arc<lti_registry::PlatformRegistration>>,
+    >,
+);
 
 #[cfg(any(feature = "file", feature = "memory"))]
-/// The only registration of `issuer` in an in-process map.
-pub(crate) fn only_registration_in(
-    map: &std::collections::BTreeMap<(String, String), lti_registry::PlatformRegistration>,
-    issuer: &str,
-) -> Result<lti_registry::PlatformRegistration> {
-    let regs = map
-        .values()
-        .filter(|r| r.issuer == issuer)
-        .cloned()
-        .collect();
-    single_for_issuer(issuer, regs)
+impl Registrations {
+    /// The registration (issuer, client id), or `NotFound`.
+    pub(crate) fn get(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<std::sync::Arc<lti_registry::PlatformRegistration>> {
+        self.0
+            .get(issuer)
+            .and_then(|clients| clients.get(client_id))
+            .cloned()
+            .ok_or_else(|| {
+                RegistryError::not_found("registration", registration_id(issuer, client_id))
+            })
+    }
+
+    /// The registration (issuer, client id) to change in place, if present.
+    pub(crate) fn get_mut(
+        &mut self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Option<&mut lti_registry::PlatformRegistration> {
+        self.0
+            .get_mut(issuer)
+            .and_then(|clients| clients.get_mut(client_id))
+            .map(std::sync::Arc::make_mut)
+    }
+
+    /// The only registration of `issuer`: `NotFound` if none, `AmbiguousIssuer`
+    /// if several.
+    pub(crate) fn only_of(
+        &self,
+        issuer: &str,
+    ) -> Result<std::sync::Arc<lti_registry::PlatformRegistration>> {
+        let clients = self.0.get(issuer);
+        match clients.map_or(0, std::collections::BTreeMap::len) {
+            1 => Ok(clients
+                .and_then(|c| c.values().next())
+                .cloned()
+                .ok_or_else(|| RegistryError::not_found("registration", issuer))?),
+            0 => Err(RegistryError::not_found("registration", issuer)),
+            count => Err(RegistryError::AmbiguousIssuer {
+                issuer: issuer.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    /// Whether (issuer, client id) is registered.
+    pub(crate) fn contains(&self, issuer: &str, client_id: &str) -> bool {
+        self.0
+            .get(issuer)
+            .is_some_and(|clients| clients.contains_key(client_id))
+    }
+
+    /// Adds or replaces the registration of its (issuer, client id).
+    pub(crate) fn put(&mut self, registration: lti_registry::PlatformRegistration) {
+        self.0
+            .entry(registration.issuer.clone())
+            .or_default()
+            .insert(
+                registration.client_id.clone(),
+                std::sync::Arc::new(registration),
+            );
+    }
+
+    /// Removes (issuer, client id); whether it was there.
+    pub(crate) fn remove(&mut self, issuer: &str, client_id: &str) -> bool {
+        let Some(clients) = self.0.get_mut(issuer) else {
+            return false;
+        };
+        let removed = clients.remove(client_id).is_some();
+        if clients.is_empty() {
+            self.0.remove(issuer);
+        }
+        removed
+    }
+
+    /// Every registration, ordered by (issuer, client id).
+    pub(crate) fn all(&self) -> impl Iterator<Item = &lti_registry::PlatformRegistration> {
+        self.0
+            .values()
+            .flat_map(std::collections::BTreeMap::values)
+            .map(std::sync::Arc::as_ref)
+    }
+
+    /// How many registrations there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.values().map(std::collections::BTreeMap::len).sum()
+    }
 }
 
 #[cfg(any(feature = "memory", feature = "sqlite", feature = "postgres"))]
@@ -73,12 +151,7 @@ pub(crate) fn ttl_secs(expires_at: i64, now: i64) -> u64 {
         .max(1)
 }
 
-#[cfg(any(
-    feature = "file",
-    feature = "memory",
-    feature = "sqlite",
-    feature = "postgres"
-))]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// The only registration among `regs` (all of `issuer`).
 pub(crate) fn single_for_issuer(
     issuer: &str,

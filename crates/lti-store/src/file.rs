@@ -12,7 +12,7 @@ use lti_registry::{
 };
 use serde::Deserialize;
 
-use crate::common::{only_registration_in, registration_id, registration_in};
+use crate::common::{Registrations, registration_id};
 
 const BACKEND: &str = "file";
 
@@ -70,7 +70,7 @@ struct IssuerTool {
 
 #[derive(Debug, Default)]
 struct FileData {
-    registrations: BTreeMap<(String, String), PlatformRegistration>,
+    registrations: Registrations,
     auto_registration: BTreeMap<String, AutoRegistrationPolicy>,
 }
 
@@ -121,11 +121,13 @@ impl FileData {
 
     fn add(&mut self, r: PlatformRegistration) -> Result<()> {
         r.validate()?;
-        let key = (r.issuer.clone(), r.client_id.clone());
-        if self.registrations.contains_key(&key) {
-            return Err(duplicate("registrations", &registration_id(&key.0, &key.1)));
+        if self.registrations.contains(&r.issuer, &r.client_id) {
+            return Err(duplicate(
+                "registrations",
+                &registration_id(&r.issuer, &r.client_id),
+            ));
         }
-        self.registrations.insert(key, r);
+        self.registrations.put(r);
         Ok(())
     }
 }
@@ -297,7 +299,7 @@ impl FileRegistry {
     pub async fn import_into(&self, target: &dyn RegistrationStore) -> Result<ImportReport> {
         let data = self.snapshot()?;
         let mut report = ImportReport::default();
-        for r in data.registrations.values() {
+        for r in data.registrations.all() {
             match target.insert_registration(r).await {
                 Ok(()) => report.inserted += 1,
                 Err(RegistryError::Conflict { .. }) => {
@@ -338,16 +340,16 @@ impl RegistrationStore for FileRegistry {
         &self,
         issuer: &str,
         client_id: &str,
-    ) -> Result<PlatformRegistration> {
-        registration_in(&self.snapshot()?.registrations, issuer, client_id)
+    ) -> Result<Arc<PlatformRegistration>> {
+        self.snapshot()?.registrations.get(issuer, client_id)
     }
 
-    async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration> {
-        only_registration_in(&self.snapshot()?.registrations, issuer)
+    async fn find_by_issuer(&self, issuer: &str) -> Result<Arc<PlatformRegistration>> {
+        self.snapshot()?.registrations.only_of(issuer)
     }
 
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {
-        Ok(self.snapshot()?.registrations.values().cloned().collect())
+        Ok(self.snapshot()?.registrations.all().cloned().collect())
     }
 
     async fn insert_registration(&self, _: &PlatformRegistration) -> Result<()> {

@@ -13,8 +13,8 @@ use lti_registry::{
 };
 
 use crate::common::{
-    SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published,
-    only_registration_in, open_sorted, registration_id, registration_in, tool_key_context,
+    Registrations, SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published,
+    open_sorted, registration_id, tool_key_context,
 };
 use crate::memory_provider::MemoryProviderStore;
 use ttl_map::{Inserted, TtlMap};
@@ -57,7 +57,7 @@ const KIND_OAUTH1: u8 = 11;
 
 #[derive(Default)]
 struct Durable {
-    registrations: BTreeMap<(String, String), PlatformRegistration>,
+    registrations: Registrations,
     auto_registration: BTreeMap<String, AutoRegistrationPolicy>,
     keys: BTreeMap<String, SealedKey>,
     consumers: BTreeMap<String, SealedConsumer>,
@@ -140,57 +140,59 @@ impl RegistrationStore for MemoryStore {
         &self,
         issuer: &str,
         client_id: &str,
-    ) -> Result<PlatformRegistration> {
-        registration_in(&self.durable()?.registrations, issuer, client_id)
+    ) -> Result<Arc<PlatformRegistration>> {
+        self.durable()?.registrations.get(issuer, client_id)
     }
 
-    async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration> {
-        only_registration_in(&self.durable()?.registrations, issuer)
+    async fn find_by_issuer(&self, issuer: &str) -> Result<Arc<PlatformRegistration>> {
+        self.durable()?.registrations.only_of(issuer)
     }
 
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {
-        Ok(self.durable()?.registrations.values().cloned().collect())
+        Ok(self.durable()?.registrations.all().cloned().collect())
     }
 
     async fn insert_registration(&self, registration: &PlatformRegistration) -> Result<()> {
         registration.validate()?;
         let mut d = self.durable()?;
-        let key = (registration.issuer.clone(), registration.client_id.clone());
-        if d.registrations.contains_key(&key) {
+        if d.registrations
+            .contains(&registration.issuer, &registration.client_id)
+        {
             return Err(conflict(
                 "registration",
-                registration_id(&key.0, &key.1),
+                registration_id(&registration.issuer, &registration.client_id),
                 "expected a new (issuer, client_id), found it registered",
             ));
         }
-        d.registrations.insert(key, registration.clone());
+        d.registrations.put(registration.clone());
         Ok(())
     }
 
     async fn update_registration(&self, registration: &PlatformRegistration) -> Result<()> {
         registration.validate()?;
         let mut d = self.durable()?;
-        let key = (registration.issuer.clone(), registration.client_id.clone());
-        match d.registrations.get_mut(&key) {
-            Some(slot) => {
-                *slot = registration.clone();
-                Ok(())
-            }
-            None => Err(RegistryError::not_found(
+        if d.registrations
+            .contains(&registration.issuer, &registration.client_id)
+        {
+            d.registrations.put(registration.clone());
+            Ok(())
+        } else {
+            Err(RegistryError::not_found(
                 "registration",
-                registration_id(&key.0, &key.1),
-            )),
+                registration_id(&registration.issuer, &registration.client_id),
+            ))
         }
     }
 
     async fn delete_registration(&self, issuer: &str, client_id: &str) -> Result<()> {
-        self.durable()?
-            .registrations
-            .remove(&(issuer.to_owned(), client_id.to_owned()))
-            .map(|_| ())
-            .ok_or_else(|| {
-                RegistryError::not_found("registration", registration_id(issuer, client_id))
-            })
+        if self.durable()?.registrations.remove(issuer, client_id) {
+            Ok(())
+        } else {
+            Err(RegistryError::not_found(
+                "registration",
+                registration_id(issuer, client_id),
+            ))
+        }
     }
 
     async fn upsert_deployment(
@@ -201,12 +203,9 @@ impl RegistrationStore for MemoryStore {
     ) -> Result<()> {
         check_id("deployment_id", &deployment.deployment_id)?;
         let mut d = self.durable()?;
-        let reg = d
-            .registrations
-            .get_mut(&(issuer.to_owned(), client_id.to_owned()))
-            .ok_or_else(|| {
-                RegistryError::not_found("registration", registration_id(issuer, client_id))
-            })?;
+        let reg = d.registrations.get_mut(issuer, client_id).ok_or_else(|| {
+            RegistryError::not_found("registration", registration_id(issuer, client_id))
+        })?;
         match reg
             .deployments
             .iter_mut()
@@ -714,6 +713,75 @@ mod tests {
         let cipher =
             SecretCipher::aes256gcm(AppKey::new("test", &[7u8; 32]).unwrap(), vec![]).unwrap();
         MemoryStore::with_capacity(cipher, Arc::new(clock.clone()), states, nonces)
+    }
+
+    #[tokio::test]
+    async fn registrations_are_shared_and_a_change_leaves_a_held_one_as_it_was() {
+        use lti_registry::{KeySource, RegistrationStore};
+        let s = store(&ManualClock::new(T0), 16, 16);
+        let reg = |client: &str| {
+            PlatformRegistration::new(
+                "https://lms.example",
+                client,
+                "https://lms.example/auth",
+                "https://lms.example/token",
+                KeySource::JwksUrl {
+                    url: "https://lms.example/jwks".into(),
+                },
+            )
+        };
+        s.insert_registration(&reg("c1")).await.unwrap();
+        let held = s
+            .get_registration("https://lms.example", "c1")
+            .await
+            .unwrap();
+        let again = s
+            .get_registration("https://lms.example", "c1")
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&held, &again), "handed out shared, not copied");
+        s.upsert_deployment("https://lms.example", "c1", &Deployment::active("d1"))
+            .await
+            .unwrap();
+        let changed = s
+            .get_registration("https://lms.example", "c1")
+            .await
+            .unwrap();
+        assert_eq!(changed.deployments.len(), 1);
+        assert!(
+            held.deployments.is_empty(),
+            "a launch's copy does not change under it"
+        );
+        // Lookups by the other issuer's names and removal keep the map consistent.
+        s.insert_registration(&reg("c2")).await.unwrap();
+        assert_eq!(
+            s.find_by_issuer("https://lms.example")
+                .await
+                .unwrap_err()
+                .code(),
+            "ambiguous_issuer"
+        );
+        s.delete_registration("https://lms.example", "c1")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.find_by_issuer("https://lms.example")
+                .await
+                .unwrap()
+                .client_id,
+            "c2"
+        );
+        s.delete_registration("https://lms.example", "c2")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.find_by_issuer("https://lms.example")
+                .await
+                .unwrap_err()
+                .code(),
+            "not_found"
+        );
+        assert!(s.list_registrations().await.unwrap().is_empty());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Stand-ins for the durable traits on a backend that only keeps short-lived
 //! records (Redis): every call fails with a configuration hint.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use lti_registry::{
     AutoRegistrationPolicy, Consumer, ConsumerStore, ContextRecord, Deployment, GradedAssignment,
@@ -28,10 +30,10 @@ impl Unsupported {
 
 #[async_trait]
 impl RegistrationStore for Unsupported {
-    async fn get_registration(&self, _: &str, _: &str) -> Result<PlatformRegistration> {
+    async fn get_registration(&self, _: &str, _: &str) -> Result<Arc<PlatformRegistration>> {
         self.err("registrations")
     }
-    async fn find_by_issuer(&self, _: &str) -> Result<PlatformRegistration> {
+    async fn find_by_issuer(&self, _: &str) -> Result<Arc<PlatformRegistration>> {
         self.err("registrations")
     }
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {

@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 use lti_jose::{FixedClock, JwkSet, TimeValidation};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use lti_message::{
     Classified, DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles,
@@ -113,7 +113,7 @@ impl Launch {
 #[derive(Debug, Clone)]
 pub struct VerifiedIdToken {
     message: Typed,
-    registration: PlatformRegistration,
+    registration: Arc<PlatformRegistration>,
     target_link_uri: String,
     storage_target: Option<String>,
     /// The verified payload exactly as the platform signed it (JSON text).
@@ -250,7 +250,7 @@ impl VerifiedIdToken {
 struct Verified {
     /// The payload as signed (checked to be UTF-8 JSON text).
     payload_json: String,
-    registration: PlatformRegistration,
+    registration: Arc<PlatformRegistration>,
     /// The payload decoded into typed claims, or why that failed.
     typed: Result<Box<IdTokenClaims>, MessageError>,
 }
@@ -682,7 +682,7 @@ impl Tool {
         &self,
         route: RouteClaims<'_>,
         saved: &LaunchState,
-    ) -> Result<PlatformRegistration, ToolError> {
+    ) -> Result<Arc<PlatformRegistration>, ToolError> {
         let iss = route.iss?;
         if iss != saved.issuer {
             // Distinguish a stranger from another registered platform.
@@ -743,7 +743,7 @@ impl Tool {
         jws: &lti_jose::CompactJws<'_>,
         scanned: &ScannedClaims<'_>,
         saved: &LaunchState,
-    ) -> Result<(PlatformRegistration, Classified), ToolError> {
+    ) -> Result<(Arc<PlatformRegistration>, Classified), ToolError> {
         // 3–4. Registration, audience, azp.
         let registration = self
             .route(RouteClaims::from_scanned(scanned), saved)

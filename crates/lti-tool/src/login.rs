@@ -1,5 +1,7 @@
 //! Step 1 → 2 of the OIDC third-party initiated login (spec digest §1.2, §1.3).
 
+use std::sync::Arc;
+
 use http::StatusCode;
 use lti_registry::{LaunchState, PlatformRegistration, RegistryError};
 
@@ -118,7 +120,7 @@ impl Tool {
         &self,
         issuer: &str,
         client_id: Option<&str>,
-    ) -> Result<PlatformRegistration, ToolError> {
+    ) -> Result<Arc<PlatformRegistration>, ToolError> {
         match self
             .inner
             .registrations

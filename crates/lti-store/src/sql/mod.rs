@@ -1090,7 +1090,7 @@ impl RegistrationStore for SqlStore {
         &self,
         issuer: &str,
         client_id: &str,
-    ) -> Result<PlatformRegistration> {
+    ) -> Result<Arc<PlatformRegistration>> {
         let mut rows = self
             .driver
             .fetch(
@@ -1107,9 +1107,10 @@ impl RegistrationStore for SqlStore {
         };
         let deployments = self.deployments_of(issuer, client_id).await?;
         self.registration_from(&row.text(0), deployments)
+            .map(Arc::new)
     }
 
-    async fn find_by_issuer(&self, issuer: &str) -> Result<PlatformRegistration> {
+    async fn find_by_issuer(&self, issuer: &str) -> Result<Arc<PlatformRegistration>> {
         let rows = self
             .driver
             .fetch(
@@ -1124,7 +1125,7 @@ impl RegistrationStore for SqlStore {
             .collect::<Result<Vec<_>>>()?;
         let mut reg = single_for_issuer(issuer, regs)?;
         reg.deployments = self.deployments_of(&reg.issuer, &reg.client_id).await?;
-        Ok(reg)
+        Ok(Arc::new(reg))
     }
 
     async fn list_registrations(&self) -> Result<Vec<PlatformRegistration>> {

@@ -334,7 +334,7 @@ pub(crate) async fn registration_crud_and_lookups(h: &Harness) {
         .with_token_audience("https://auth.brightspace.com/core/connect/token");
     r.insert_registration(&reg).await.unwrap();
     assert_eq!(
-        sorted(r.get_registration(ISS, "client-1").await.unwrap()),
+        sorted((*r.get_registration(ISS, "client-1").await.unwrap()).clone()),
         sorted(reg.clone())
     );
 
@@ -374,7 +374,7 @@ pub(crate) async fn registration_crud_and_lookups(h: &Harness) {
     changed.deployments = vec![Deployment::active("d3")];
     changed.metadata.insert("name".into(), "LMS".into());
     r.update_registration(&changed).await.unwrap();
-    assert_eq!(r.get_registration(ISS, "client-1").await.unwrap(), changed);
+    assert_eq!(*r.get_registration(ISS, "client-1").await.unwrap(), changed);
     assert!(matches!(
         r.update_registration(&registration("ghost"))
             .await
