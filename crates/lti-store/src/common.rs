@@ -56,6 +56,7 @@ impl Registrations {
     }
 
     /// The registration (issuer, client id) to change in place, if present.
+    #[cfg(feature = "memory")]
     pub(crate) fn get_mut(
         &mut self,
         issuer: &str,
@@ -106,6 +107,7 @@ impl Registrations {
     }
 
     /// Removes (issuer, client id); whether it was there.
+    #[cfg(feature = "memory")]
     pub(crate) fn remove(&mut self, issuer: &str, client_id: &str) -> bool {
         let Some(clients) = self.0.get_mut(issuer) else {
             return false;
@@ -126,6 +128,7 @@ impl Registrations {
     }
 
     /// How many registrations there are.
+    #[cfg(feature = "file")]
     pub(crate) fn len(&self) -> usize {
         self.0.values().map(std::collections::BTreeMap::len).sum()
     }

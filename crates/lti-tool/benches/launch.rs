@@ -385,6 +385,26 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    // The same, polled directly (see `ready`): the validation without an
+    // executor's per-call cost.
+    group.bench_function("tool_verify_id_token_long_lived_store_polled", |b| {
+        b.iter_custom(|iters| {
+            in_rounds(
+                iters,
+                ROUND,
+                || fixture.tool_with_store().0,
+                |tool, i| {
+                    black_box(
+                        ready(tool.verify_id_token(
+                            black_box(&round_tokens[i]),
+                            black_box(&round_states[i]),
+                        ))
+                        .unwrap(),
+                    );
+                },
+            )
+        })
+    });
     group.bench_function("bare_ring_verify", |b| b.iter(ring_verify));
     group.finish();
 
@@ -497,22 +517,23 @@ fn bench(c: &mut Criterion) {
     let ring_ns = per_op(&mut || ring_verify());
     // Parts of the overhead, for the record.
     let payload_b64 = token.split('.').nth(1).unwrap();
-    // As the launch decodes: base64url, then the typed claims on the heap.
+    // As the launch reads the payload: base64url, then the shape scan; then the
+    // classification from the scan; and, for the record, the typed decoding a
+    // launch now defers to its first `message()`.
     let decode_ns = per_n(SMALL, &mut || {
         let bytes = lti_jose::b64::decode(black_box(payload_b64)).unwrap();
-        black_box(lti_message::IdTokenClaims::from_slice_boxed(&bytes).unwrap());
+        let text = String::from_utf8(bytes).unwrap();
+        black_box(lti_message::IdTokenClaims::scan(&text).is_some());
     });
-    let typed =
-        lti_message::IdTokenClaims::from_slice_boxed(&lti_jose::b64::decode(payload_b64).unwrap())
-            .unwrap();
-    let classify_ns = per_n(SMALL, &mut || {
-        black_box(
-            lti_message::LtiMessage::from_boxed_claims(
-                typed.clone(),
-                &lti_message::ValidationOptions::default(),
-            )
-            .unwrap(),
-        );
+    let text = String::from_utf8(lti_jose::b64::decode(payload_b64).unwrap()).unwrap();
+    let scanned = lti_message::IdTokenClaims::scan(&text).unwrap();
+    let opts = lti_message::ValidationOptions::default();
+    // Tens of nanoseconds: enough repetitions for schedstat's tick-grained clock.
+    let classify_ns = per_n(100 * SMALL, &mut || {
+        black_box(black_box(&scanned).classify(&opts).unwrap());
+    });
+    let typed_ns = per_n(SMALL, &mut || {
+        black_box(lti_message::LtiMessage::from_json_str(black_box(&text), &opts).unwrap());
     });
     // Store round trips the launch makes (memory backend).
     let (_, eph) = fixture.tool_with_store();
@@ -586,7 +607,7 @@ fn bench(c: &mut Criterion) {
         black_box(rt.block_on(tool.launch(it.next().unwrap())).unwrap());
     });
     println!(
-        "on-CPU per op over {SMALL}: payload base64url + typed claims decode {decode_ns} ns; claims clone + lti-message classification {classify_ns} ns"
+        "on-CPU per op over {SMALL}: payload base64url + UTF-8 + shape scan {decode_ns} ns; classification from the scan {classify_ns} ns; deferred typed decoding + classification (first message()) {typed_ns} ns"
     );
     println!(
         "on-CPU per op over {N}: bare ring verify {ring_ns} ns; full launch, fresh store {fresh_ns} ns ({:.1}% of ring throughput); full launch, shared store {shared_ns} ns ({:.1}% of ring throughput)",
