@@ -867,3 +867,66 @@ async fn verify_id_token_refuses_a_token_for_another_state() {
         "nonce_mismatch",
     );
 }
+
+/// A payload the shape scan vouches for (plain integer dates) is validated from
+/// the scan and its message decoded on first use; the same claims with an `exp`
+/// written as a float take the typed path. Both give the same launch.
+#[tokio::test]
+async fn scanned_and_fully_decoded_launches_are_alike() {
+    let h = Harness::new().await;
+    let now = h.clock_now();
+    let dl_return = "https://lms.example/dl-return";
+    for deep_linking in [false, true] {
+        let edit = |c: &mut serde_json::Map<String, Value>| {
+            c.insert(
+                "given_name".into(),
+                json!("Ada \u{1F600} \"quoted\" / slash"),
+            );
+            if deep_linking {
+                c.insert(format!("{LTI}message_type"), json!("LtiDeepLinkingRequest"));
+                c.insert(
+                    "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+                    json!({"deep_link_return_url": dl_return, "accept_types": ["ltiResourceLink"]}),
+                );
+            }
+        };
+        let (scanned, _) = h.launch_with(edit).await.unwrap();
+        let (decoded, _) = h
+            .launch_with(|c| {
+                edit(c);
+                c.insert("exp".into(), json!(now as f64 + 300.0));
+            })
+            .await
+            .unwrap();
+        // Asked before the message is decoded, then after.
+        assert_eq!(scanned.is_deep_linking(), deep_linking);
+        assert_eq!(decoded.is_deep_linking(), deep_linking);
+        let mut a = scanned.claims().clone();
+        let mut b = decoded.claims().clone();
+        assert_ne!(a.nonce, b.nonce, "two logins");
+        a.nonce = None;
+        b.nonce = None;
+        assert_eq!(a, b);
+        assert_eq!(
+            a.given_name.as_deref(),
+            Some("Ada \u{1F600} \"quoted\" / slash")
+        );
+        assert_eq!(scanned.roles(), decoded.roles());
+        assert_eq!(scanned.deployment_id(), DEPLOYMENT);
+        assert_eq!(
+            std::mem::discriminant(scanned.message()),
+            std::mem::discriminant(decoded.message())
+        );
+        if deep_linking {
+            assert!(scanned.deep_linking_response().is_ok());
+            assert!(matches!(
+                scanned.message(),
+                LtiMessage::DeepLinking(dl) if dl.deep_link_return_url() == dl_return
+            ));
+        }
+        // Loaded back from the launch-data store, alike again.
+        let loaded = h.tool.load_launch(scanned.launch_id()).await.unwrap();
+        assert_eq!(loaded.claims(), scanned.claims());
+        assert_eq!(loaded.is_deep_linking(), deep_linking);
+    }
+}
