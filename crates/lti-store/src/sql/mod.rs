@@ -512,6 +512,7 @@ struct ClaimOp {
 
 impl Claim {
     /// Claims per statement (so at most `2 × MAX_BATCH` statement texts).
+    #[cfg(feature = "sqlite")]
     const MAX_BATCH: usize = 16;
 
     /// The returned columns; the first is the key.
@@ -1750,6 +1751,8 @@ mod tests {
             let saved = LaunchState::new(state, "n", "https://i", "c", "https://t/", now, 600);
             store.save_state(&saved).await.unwrap();
         }
+        // Irrefutable when SQLite is the only driver compiled in.
+        #[allow(irrefutable_let_patterns)]
         let Driver::Sqlite(db) = &store.driver else {
             panic!("a SQLite store");
         };
