@@ -229,6 +229,19 @@ async fn lti11_launch_reaches_the_lti11_inspector(demo: &demo_support::Demo) {
     let init = open_launch(&mut s, &href(&course, "launch-link-2-grace")).await;
     let form = auto_submit_form(&init.body).expect("signed LTI 1.1 form");
     assert_eq!(form.action, format!("{}lti11/launch", demo.tool_url));
+    // Its submitting script is one of the platform's own: allowed by hash.
+    let script = init
+        .body
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref());
+    assert_eq!(
+        init.headers["content-security-policy"].to_str().unwrap(),
+        format!("script-src 'sha256-{hash}'; object-src 'none'; base-uri 'none'")
+    );
     assert_eq!(
         field(&form, "oauth_consumer_key"),
         Some("lti-demo-consumer")

@@ -199,16 +199,19 @@ pub(crate) fn launch_frame(
     let script = if forwarding {
         String::new()
     } else {
-        lti_platform::platform_storage_script("tool-frame")
+        lti_platform::platform_storage_script(TOOL_FRAME_ID)
     };
     page(title, Some(user), &(body + &script))
 }
+
+/// The `id` (and `name`) of the `<iframe>` the launch page frames the tool in.
+pub(crate) const TOOL_FRAME_ID: &str = "tool-frame";
 
 /// The hidden Platform Storage frame: answers the parent page's tool frame.
 pub(crate) fn storage_frame() -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Platform Storage</title></head><body>{}</body></html>\n",
-        lti_platform::platform_storage_forwarding_script("tool-frame")
+        lti_platform::platform_storage_forwarding_script(TOOL_FRAME_ID)
     )
 }
 

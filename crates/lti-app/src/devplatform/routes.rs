@@ -1,6 +1,8 @@
 //! The dev platform's routes: course pages in axum, LTI endpoints delegated to
 //! `lti-platform`'s framework-neutral handlers.
 
+use std::sync::LazyLock;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
@@ -42,9 +44,9 @@ pub fn router(dev: DevPlatform) -> Router {
 }
 
 /// No MIME sniffing, no caching unless a handler says otherwise, and on every
-/// HTML page a policy that lets only the page's own inline scripts run (each by its
-/// SHA-256): a `javascript:` URL or a script element that got into a page some
-/// other way does not.
+/// HTML page a policy that lets only the dev platform's own inline scripts run
+/// (each by its SHA-256, and only those the page carries): a `javascript:` URL or
+/// a script element that got into a page some other way does not.
 async fn headers(response: Response) -> Response {
     let is_html = response
         .headers()
@@ -66,25 +68,64 @@ async fn headers(response: Response) -> Response {
     response
 }
 
-/// `page` with `Content-Security-Policy` allowing exactly its inline scripts.
+/// The text of every inline script the dev platform writes, taken from the
+/// builders that write them: the auto-submitting forms of `lti-platform` (OIDC
+/// login, authentication response, deep-linking return) and `lti11` (1.1
+/// launches), and the Platform Storage handlers for its tool frame. Their texts
+/// do not depend on the page (form fields and URLs are in the HTML, the frame id
+/// is fixed), so one sample of each is the script itself.
+static OWN_SCRIPTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    let lti11_page = lti11::LaunchRequest::new("sample")
+        .sign(
+            "https://tool.example/launch",
+            &lti11::Credentials::new("key", "secret"),
+            1_700_000_000,
+        )
+        .map(|signed| signed.to_html(&lti11::FormTarget::SameWindow, None))
+        .unwrap_or_default();
+    let samples = [
+        lti_platform::auto_submit_form("https://tool.example/", &[], "sample"),
+        lti11_page,
+        lti_platform::platform_storage_script(pages::TOOL_FRAME_ID),
+        lti_platform::platform_storage_forwarding_script(pages::TOOL_FRAME_ID),
+    ];
+    samples
+        .iter()
+        .flat_map(|page| inline_scripts(page.as_bytes()).map(<[u8]>::to_vec))
+        .collect()
+});
+
+/// The `script-src` sources for `html`: the SHA-256 of each of the platform's own
+/// scripts ([`OWN_SCRIPTS`]) that the page carries, `'none'` if it carries none.
+/// Any other script element in the page gets no source, so it does not run.
+fn script_sources(html: &[u8]) -> String {
+    let mut sources: Vec<String> = Vec::new();
+    for script in inline_scripts(html).filter(|s| OWN_SCRIPTS.iter().any(|own| own == s)) {
+        let hash = ring::digest::digest(&ring::digest::SHA256, script);
+        let source = format!("'sha256-{}'", STANDARD.encode(hash.as_ref()));
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    if sources.is_empty() {
+        "'none'".to_owned()
+    } else {
+        sources.join(" ")
+    }
+}
+
+/// `page` with a `Content-Security-Policy` allowing the platform's own inline
+/// scripts it carries ([`script_sources`]).
 async fn with_script_policy(page: Response) -> Response {
     let (mut parts, body) = page.into_parts();
     // The dev platform's pages are built in memory; reading one back cannot fail.
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "page body unreadable").into_response();
     };
-    let scripts: Vec<String> = inline_scripts(&bytes)
-        .map(|script| {
-            let hash = ring::digest::digest(&ring::digest::SHA256, script);
-            format!("'sha256-{}'", STANDARD.encode(hash.as_ref()))
-        })
-        .collect();
-    let script_src = if scripts.is_empty() {
-        "'none'".to_owned()
-    } else {
-        scripts.join(" ")
-    };
-    let policy = format!("script-src {script_src}; object-src 'none'; base-uri 'none'");
+    let policy = format!(
+        "script-src {}; object-src 'none'; base-uri 'none'",
+        script_sources(&bytes)
+    );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         parts.headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
@@ -703,7 +744,32 @@ async fn not_found(State(dev): State<DevPlatform>, headers: HeaderMap) -> Respon
 
 #[cfg(test)]
 mod tests {
-    use super::inline_scripts;
+    use super::{OWN_SCRIPTS, inline_scripts, script_sources};
+
+    #[test]
+    fn only_the_platforms_own_scripts_get_a_source() {
+        // One script from each builder: the two auto-submitting forms, the two
+        // storage handlers.
+        assert_eq!(OWN_SCRIPTS.len(), 4);
+        assert!(OWN_SCRIPTS.iter().all(|s| !s.is_empty()));
+        let login = lti_platform::auto_submit_form(
+            "https://tool.example/login",
+            &[("iss".to_owned(), "https://platform.example".to_owned())],
+            "Launching tool",
+        );
+        let own = script_sources(login.as_bytes());
+        assert!(own.starts_with("'sha256-") && !own.contains(' '), "{own}");
+        // A script element that got into the page some other way gets nothing,
+        // next to the platform's own one or alone; a repeated own script is listed once.
+        let injected = login.replace("</form>", "</form><script>alert(document.cookie)</script>");
+        assert_eq!(script_sources(injected.as_bytes()), own);
+        assert_eq!(
+            script_sources(b"<p>x</p><script>alert(1)</script>"),
+            "'none'"
+        );
+        assert_eq!(script_sources(format!("{login}{login}").as_bytes()), own);
+        assert_eq!(script_sources(b"<p>no script</p>"), "'none'");
+    }
 
     #[test]
     fn inline_scripts_are_the_texts_of_every_script_element() {
