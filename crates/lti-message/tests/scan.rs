@@ -366,3 +366,32 @@ proptest! {
         }
     }
 }
+
+/// `decode_classified` cannot fail: given a text that is not the one classified
+/// (the only way the full decoding could disagree with the scan), it keeps the
+/// classified message type and whatever decodes, instead of panicking.
+#[test]
+fn the_deferred_decoding_degrades_instead_of_failing() {
+    let text = valid().to_string();
+    let classified = IdTokenClaims::scan(&text)
+        .unwrap()
+        .classify(&ValidationOptions::new())
+        .unwrap();
+    // The typed decoding refuses this one: every claim is kept as sent.
+    let refused = r#"{"iss":5,"sub":"u-9"}"#;
+    let message = LtiMessage::decode_classified(refused, classified);
+    assert!(matches!(message, LtiMessage::ResourceLink(_)));
+    assert_eq!(message.claims().iss, None);
+    assert_eq!(message.claims().extra["iss"], json!(5));
+    assert_eq!(message.claims().extra["sub"], json!("u-9"));
+    // This one decodes but is another message type: the classified type stays.
+    let mut other = valid();
+    other[uri::MESSAGE_TYPE] = json!("LtiDeepLinkingRequest");
+    let message = LtiMessage::decode_classified(&other.to_string(), classified);
+    assert!(matches!(message, LtiMessage::ResourceLink(_)));
+    assert_eq!(message.message_type(), "LtiDeepLinkingRequest");
+    // Not JSON at all: an empty claim set, still of the classified type.
+    let message = LtiMessage::decode_classified("not json", classified);
+    assert!(matches!(message, LtiMessage::ResourceLink(_)));
+    assert!(message.claims().extra.is_empty());
+}
