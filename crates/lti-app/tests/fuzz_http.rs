@@ -601,6 +601,35 @@ async fn generated_hostile_requests_never_get_a_5xx() {
     let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
     let services = format!("{platform}/lti/course-101");
     let line_item = json!({"scoreMaximum": 100, "label": "L", "resourceId": "r1", "tag": "t", "resourceLinkId": "link-1", "startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"});
+    // The dev platform knows its course's links: a line item names one of the
+    // tool's own or none.
+    for (link, expected) in [
+        (json!("link-1"), StatusCode::CREATED),
+        (json!("link-999"), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let mut item = line_item.clone();
+        item["resourceLinkId"] = link.clone();
+        let answer = s
+            .send(
+                Method::POST,
+                &format!("{services}/lineitems"),
+                Some("application/vnd.ims.lis.v2.lineitem+json"),
+                item.to_string().into_bytes(),
+                &[
+                    ("authorization", bearer.as_str()),
+                    ("accept", "application/vnd.ims.lis.v2.lineitem+json"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, expected, "{link}: {}", answer.body);
+        if expected == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(
+                answer.body.contains("unknown_resource_link"),
+                "{}",
+                answer.body
+            );
+        }
+    }
     let odd: [Value; 14] = [
         Value::Null,
         json!(""),

@@ -272,6 +272,17 @@ pub enum PlatformError {
         found: String,
     },
 
+    /// A line item's `resourceLinkId` is not one of the tool's resource links in the
+    /// context (checked when a [`crate::services::ResourceLinks`] source knows the
+    /// context).
+    #[error(
+        "unknown resource link: expected the id of one of this tool's resource links in the context, found {found:?}"
+    )]
+    UnknownResourceLink {
+        /// The posted `resourceLinkId` (clipped).
+        found: String,
+    },
+
     /// A score older than the one on record was posted; the result is unchanged.
     #[error(
         "stale score: expected a timestamp not older than the result on record, found an older one"
@@ -332,6 +343,7 @@ impl PlatformError {
             Self::NotFound { .. } => "not_found",
             Self::InvalidResource { .. } => "invalid_resource",
             Self::ScoreUserNotInContext { .. } => "score_user_not_in_context",
+            Self::UnknownResourceLink { .. } => "unknown_resource_link",
             Self::StaleScore => "stale_score",
             Self::Backend { .. } => "backend_unavailable",
             Self::Signing(_) => "signing_failed",
@@ -357,7 +369,9 @@ impl PlatformError {
             Self::InsufficientScope { .. } | Self::ContextNotGranted => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::StaleScore => StatusCode::CONFLICT,
-            Self::ScoreUserNotInContext { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ScoreUserNotInContext { .. } | Self::UnknownResourceLink { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::MissingParameter { .. }
             | Self::InvalidParameter { .. }
             | Self::DuplicateParameter { .. }

@@ -12,7 +12,7 @@ use crate::registry::{SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry, i
 use crate::secret::PlatformSecret;
 use crate::services::{
     ContextAccess, GradeBook, InsecureAllowAllContexts, MemoryContextGrants, MemoryGradeBook,
-    MemoryRoster, Roster,
+    MemoryRoster, ResourceLinks, Roster,
 };
 
 /// Algorithms accepted on tool-signed JWTs (client assertions, deep-linking responses).
@@ -250,6 +250,7 @@ pub struct Platform {
     pub(crate) grade_book: Arc<dyn GradeBook>,
     pub(crate) roster: Arc<dyn Roster>,
     pub(crate) context_access: Arc<dyn ContextAccess>,
+    pub(crate) resource_links: Option<Arc<dyn ResourceLinks>>,
     pub(crate) verifier: Verifier,
 }
 
@@ -293,6 +294,7 @@ impl Platform {
             grade_book: Arc::new(MemoryGradeBook::new()),
             roster: Arc::new(MemoryRoster::new()),
             context_access: Arc::new(MemoryContextGrants::new()),
+            resource_links: None,
             verifier,
         })
     }
@@ -320,6 +322,13 @@ impl Platform {
     /// Uses `roster` behind the NRPS endpoint.
     pub fn with_roster(mut self, roster: Arc<dyn Roster>) -> Self {
         self.roster = roster;
+        self
+    }
+
+    /// Checks the `resourceLinkId` of line items tools create or update against
+    /// `links` (default: not checked); see [`ResourceLinks`].
+    pub fn with_resource_links(mut self, links: Arc<dyn ResourceLinks>) -> Self {
+        self.resource_links = Some(links);
         self
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Method, Request, StatusCode};
 use lti_message::nrps::MembershipContext;
-use lti_platform::services::{MemoryContextGrants, MemoryRoster, RosterMember};
+use lti_platform::services::{MemoryContextGrants, MemoryRoster, ResourceLinks, RosterMember};
 use std::sync::Arc;
 
 const LINEITEM: &str = "application/vnd.ims.lis.v2.lineitem+json";
@@ -950,6 +950,125 @@ async fn a_custom_context_access_policy_refuses_other_contexts_with_403() {
         .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(json_body(&resp)["error"], "context_not_granted");
+}
+
+/// Resource links per (client id, context); contexts not listed are unknown.
+struct Links(Vec<(&'static str, &'static str, &'static str)>);
+
+#[async_trait::async_trait]
+impl ResourceLinks for Links {
+    async fn is_link_of(
+        &self,
+        client_id: &str,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> lti_platform::Result<Option<bool>> {
+        if !self.0.iter().any(|(_, c, _)| *c == context_id) {
+            return Ok(None);
+        }
+        Ok(Some(self.0.iter().any(|&(t, c, l)| {
+            t == client_id && c == context_id && l == resource_link_id
+        })))
+    }
+}
+
+#[tokio::test]
+async fn line_items_must_name_one_of_the_tools_links_when_the_platform_knows_them() {
+    let mut f = fixture();
+    f.platform = f.platform.with_resource_links(Arc::new(Links(vec![
+        (CLIENT_ID, "course-1", "rl-1"),
+        ("another-tool", "course-1", "rl-other"),
+    ])));
+    let t = bearer(&f.platform, &[SCOPE_LINEITEM]);
+    let post = |context: &str, body: serde_json::Value| {
+        req(
+            Method::POST,
+            &format!("/lti/{context}/lineitems"),
+            Some(&t),
+            Some(LINEITEM),
+            Some(LINEITEM),
+            &body.to_string(),
+        )
+    };
+    // One of the tool's links, and no link at all: created.
+    let item = create_item(
+        &f,
+        &t,
+        "course-1",
+        serde_json::json!({"label": "Quiz", "scoreMaximum": 10, "resourceLinkId": "rl-1"}),
+    )
+    .await;
+    create_item(
+        &f,
+        &t,
+        "course-1",
+        serde_json::json!({"label": "Unbound", "scoreMaximum": 10}),
+    )
+    .await;
+    // A link that does not exist, and another tool's: refused, nothing created.
+    for link in ["rl-404", "rl-other"] {
+        let resp = f
+            .platform
+            .services_endpoint(&post(
+                "course-1",
+                serde_json::json!({"label": "Bad", "scoreMaximum": 10, "resourceLinkId": link}),
+            ))
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{link}");
+        let body = json_body(&resp);
+        assert_eq!(body["error"], "unknown_resource_link");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(link),
+            "{body}"
+        );
+    }
+    let listed = f
+        .platform
+        .services_endpoint(&req(
+            Method::GET,
+            "/lti/course-1/lineitems",
+            Some(&t),
+            None,
+            Some(CONTAINER),
+            "",
+        ))
+        .await;
+    let labels: Vec<String> = json_body(&listed)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(!labels.contains(&"Bad".to_owned()));
+    // An update to an unknown link is refused and leaves the item as it was.
+    let path = item_path(&item);
+    let resp = f
+        .platform
+        .services_endpoint(&req(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some(LINEITEM),
+            Some(LINEITEM),
+            &serde_json::json!({"label": "Quiz", "scoreMaximum": 10, "resourceLinkId": "rl-404"})
+                .to_string(),
+        ))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = f
+        .platform
+        .services_endpoint(&req(Method::GET, &path, Some(&t), None, Some(LINEITEM), ""))
+        .await;
+    assert_eq!(json_body(&resp)["resourceLinkId"], "rl-1");
+    // A context the source does not know is not checked.
+    create_item(
+        &f,
+        &t,
+        "c",
+        serde_json::json!({"label": "Elsewhere", "scoreMaximum": 1, "resourceLinkId": "anything"}),
+    )
+    .await;
 }
 
 #[tokio::test]

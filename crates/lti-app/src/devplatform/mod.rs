@@ -27,7 +27,7 @@ use std::sync::{Arc, RwLock};
 use lti_http::{HttpClient, HyperClient, JwksCache};
 use lti_jose::SigningKey;
 use lti_message::nrps::MembershipContext;
-use lti_platform::services::{MemoryGradeBook, MemoryRoster, RosterMember};
+use lti_platform::services::{MemoryGradeBook, MemoryRoster, ResourceLinks, RosterMember};
 use lti_platform::{
     MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret, PlatformUser,
     ToolKeys, ToolRegistration,
@@ -169,6 +169,36 @@ pub enum CourseItem {
     },
 }
 
+/// The course's resource links, for the platform's line-item checks: a tool may
+/// bind a line item (its `resourceLinkId`) only to one of its own links in the
+/// course, as Canvas requires. Other contexts are not the dev platform's.
+struct CourseLinks(Arc<RwLock<Vec<CourseItem>>>);
+
+#[async_trait::async_trait]
+impl ResourceLinks for CourseLinks {
+    async fn is_link_of(
+        &self,
+        client_id: &str,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> lti_platform::Result<Option<bool>> {
+        if context_id != COURSE_ID {
+            return Ok(None);
+        }
+        let items = match self.0.read() {
+            Ok(items) => items,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Ok(Some(items.iter().any(|item| {
+            matches!(
+                item,
+                CourseItem::ResourceLink { id, client_id: owner, .. }
+                    if id == resource_link_id && owner == client_id
+            )
+        })))
+    }
+}
+
 /// A registered tool as the course page shows it.
 #[derive(Debug, Clone)]
 pub struct CourseTool {
@@ -191,7 +221,8 @@ pub(crate) struct Inner {
     pub(crate) grade_book: Arc<MemoryGradeBook>,
     pub(crate) users: Vec<CourseUser>,
     pub(crate) tools: Vec<CourseTool>,
-    pub(crate) items: RwLock<Vec<CourseItem>>,
+    /// Shared with the platform's line-item checks ([`CourseLinks`]).
+    pub(crate) items: Arc<RwLock<Vec<CourseItem>>>,
     pub(crate) next_link: AtomicU64,
     pub(crate) base_url: String,
 }
@@ -248,7 +279,7 @@ impl DevPlatform {
                 credentials: lti11::Credentials::new(t.key.clone(), t.secret.clone()),
             });
             let id = format!("link-{}", inner.next_link.fetch_add(1, Ordering::Relaxed));
-            let items = inner.items.get_mut().map_err(|_| {
+            let mut items = inner.items.write().map_err(|_| {
                 config_problem(
                     "lti11_tools",
                     "expected usable course items, found a poisoned lock".to_owned(),
@@ -342,10 +373,13 @@ impl DevPlatform {
             registry,
             Arc::new(JwksCache::new(http)),
         )
-        .map_err(|e| config_problem("platform.public_url", e.to_string()))?
-        .with_grade_book(grade_book.clone())
-        .with_roster(roster);
+        .map_err(|e| config_problem("platform.public_url", e.to_string()))?;
         let next = items.len() as u64 + 1;
+        let items = Arc::new(RwLock::new(items));
+        let platform = platform
+            .with_grade_book(grade_book.clone())
+            .with_roster(roster)
+            .with_resource_links(Arc::new(CourseLinks(Arc::clone(&items))));
         let mut seed = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(
             |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
@@ -361,7 +395,7 @@ impl DevPlatform {
                 grade_book,
                 users,
                 tools: course_tools,
-                items: RwLock::new(items),
+                items,
                 next_link: AtomicU64::new(next),
                 base_url: base,
             }),

@@ -104,6 +104,8 @@ impl Platform {
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
                 item.validate().map_err(|e| invalid("line item", e))?;
+                self.require_resource_link(&grant.client_id, context, &item)
+                    .await?;
                 let owner = ItemOwner::new(context, &grant.client_id);
                 let record = self.grade_book.create_line_item(&owner, item).await?;
                 let rendered = self.render_line_item(&record);
@@ -154,6 +156,8 @@ impl Platform {
                 web::require_accept(req.headers(), media_type::LINE_ITEM)?;
                 let item: LineItem = decode_json("line item", req.body())?;
                 item.validate().map_err(|e| invalid("line item", e))?;
+                self.require_resource_link(&grant.client_id, context, &item)
+                    .await?;
                 let owner = ItemOwner::new(context, &grant.client_id);
                 let record = self
                     .grade_book
@@ -222,6 +226,27 @@ impl Platform {
                 Bytes::new(),
             )),
             Some(ScoreOutcome::Stale) => Err(PlatformError::StaleScore),
+        }
+    }
+
+    /// A line item's `resourceLinkId`, when it has one, must be one of the tool's
+    /// resource links in `context`, when a [`super::ResourceLinks`] source is
+    /// installed and knows the context.
+    async fn require_resource_link(
+        &self,
+        client_id: &str,
+        context: &str,
+        item: &LineItem,
+    ) -> Result<()> {
+        let (Some(links), Some(link)) = (&self.resource_links, item.resource_link_id.as_deref())
+        else {
+            return Ok(());
+        };
+        match links.is_link_of(client_id, context, link).await? {
+            Some(false) => Err(PlatformError::UnknownResourceLink {
+                found: crate::error::clip(link),
+            }),
+            Some(true) | None => Ok(()),
         }
     }
 

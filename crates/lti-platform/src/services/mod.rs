@@ -69,6 +69,30 @@ pub trait ContextAccess: Send + Sync {
     async fn grant(&self, client_id: &str, context_id: &str) -> Result<()>;
 }
 
+/// The resource links of contexts, for checking the `resourceLinkId` a tool gives
+/// a line item (AGS create and update). A tool may bind a line item only to one
+/// of its own resource links in the line item's context: a grade column bound to
+/// a link that does not exist (or to another tool's) would never show up where
+/// the tool expects it. Canvas refuses such ids as well.
+///
+/// Install one with [`Platform::with_resource_links`]; without one (the default)
+/// `resourceLinkId` is not checked, as the platform then has no record of links.
+#[async_trait::async_trait]
+pub trait ResourceLinks: Send + Sync {
+    /// Whether `resource_link_id` is one of tool `client_id`'s resource links in
+    /// context `context_id`; `None` when this source does not know the context
+    /// (the id is then not checked).
+    ///
+    /// # Errors
+    /// [`crate::PlatformError::Backend`].
+    async fn is_link_of(
+        &self,
+        client_id: &str,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> Result<Option<bool>>;
+}
+
 /// The default [`ContextAccess`]: a tool may use the services of exactly the contexts
 /// it was granted, in memory (one set of context ids per client id; it grows with the
 /// number of distinct tool/context pairs and is lost on restart).
