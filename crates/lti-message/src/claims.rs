@@ -746,7 +746,7 @@ macro_rules! known_claims {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = crate::scan::ScannedClaims::default();
+                let mut out = crate::scan::ScannedClaims::empty();
                 let mut seen: u64 = 0;
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let mut bit = 1u64;

@@ -461,7 +461,7 @@ impl<'de> DeserializeSeed<'de> for PlainDateSeed {
 /// The claims of a payload that [`IdTokenClaims::scan`] found in the shape the
 /// full decoding accepts, with the values a launch's checks read, borrowed from
 /// the text. Obtained only from [`IdTokenClaims::scan`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScannedClaims<'a> {
     pub(crate) iss: Option<Cow<'a, str>>,
     pub(crate) sub: Option<Cow<'a, str>>,
@@ -556,6 +556,28 @@ pub(crate) fn scan_other_claim<'de, A: MapAccess<'de>>(
 }
 
 impl<'a> ScannedClaims<'a> {
+    /// Nothing scanned yet (no `Default`: only the scan makes one).
+    pub(crate) fn empty() -> Self {
+        ScannedClaims {
+            iss: None,
+            sub: None,
+            aud: None,
+            azp: None,
+            exp: None,
+            iat: None,
+            nbf: None,
+            nonce: None,
+            message_type: None,
+            version: None,
+            deployment_id: None,
+            target_link_uri: None,
+            roles: false,
+            resource_link: None,
+            deep_linking_settings: None,
+            for_user: None,
+        }
+    }
+
     /// `iss`.
     pub fn iss(&self) -> Option<&str> {
         self.iss.as_deref()
