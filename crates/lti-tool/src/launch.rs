@@ -460,8 +460,8 @@ impl Tool {
     /// source refetches once on an unknown kid); signature; `exp`/`nbf`/`iat` with
     /// leeway and the maximum age; `nonce` equal to the login's and recorded as used;
     /// `deployment_id` equal to the login's (when it sent one) and accepted by the
-    /// registration's deployment policy; version, message type and per-type claims
-    /// (`lti-message`); `target_link_uri` claim equal to the login's.
+    /// registration's deployment policy; `target_link_uri` claim equal to the
+    /// login's; version, message type and per-type claims (`lti-message`).
     ///
     /// # Errors
     /// Every [`ToolError`] variant of the launch path; see [`ToolError::code`].
@@ -511,15 +511,19 @@ impl Tool {
     /// size limit; registration by `iss` (and the login's client id); `aud`/`azp`;
     /// the algorithm allow-list; `kid`; the signature; `exp`/`nbf`/`iat`; `nonce`
     /// equal to the login's and recorded as used (so a token is accepted once, even
-    /// if a state were presented twice); deployment; version, message type and
-    /// per-type claims; `target_link_uri`.
+    /// if a state were presented twice); deployment; `target_link_uri`; version,
+    /// message type and per-type claims.
     ///
-    /// After the signature, the payload is decoded once, straight into
-    /// [`IdTokenClaims`]. When that fails, or the time claims have a shape only the
-    /// JSON-tree checks judge (absent, `null`, negative, fractional `nbf`), the same
-    /// checks run over the JSON tree instead, which names the first problem in
-    /// checklist order; a payload that passes those but not the typed decoding
-    /// (e.g. a claim given twice) is refused with the decoding's error.
+    /// The payload is read once by [`IdTokenClaims::scan`], which checks every
+    /// claim's shape without building the claims; the checks read its values, and
+    /// the typed message is decoded on the first [`VerifiedIdToken::message`] (or
+    /// `claims`, `roles`, ...). A payload the scan leaves to the full decoding (it
+    /// is malformed, or its time claims have a shape only the full checks judge:
+    /// absent, `null`, negative, fractional) is decoded into [`IdTokenClaims`]
+    /// instead; when that fails too, or the time claims have such a shape, the same
+    /// checks run over the JSON tree, which names the first problem in checklist
+    /// order; a payload that passes those but not the typed decoding (e.g. a claim
+    /// given twice) is refused with the decoding's error.
     ///
     /// # Errors
     /// The [`ToolError`] variants of [`Tool::launch`] from the JWS on.
