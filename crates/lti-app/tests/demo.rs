@@ -92,18 +92,7 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         policy(&course),
         "script-src 'none'; object-src 'none'; base-uri 'none'"
     );
-    let script = framing
-        .body
-        .split("<script>")
-        .nth(1)
-        .and_then(|rest| rest.split("</script>").next())
-        .unwrap();
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref());
-    assert_eq!(
-        policy(&framing),
-        format!("script-src 'sha256-{hash}'; object-src 'none'; base-uri 'none'")
-    );
+    assert_eq!(policy(&framing), own_script_policy(&framing));
     // In a window of its own there is no storage frame to offer.
     let window = href(&framing, "open-window");
     let alone = s.get(&window).await;
@@ -216,6 +205,20 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
     assert!(demo.is_running());
 }
 
+/// The policy a dev-platform page with one inline script should carry: that
+/// script allowed by its SHA-256, nothing else.
+fn own_script_policy(page: &demo_support::Page) -> String {
+    let script = page
+        .body
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("an inline script");
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref());
+    format!("script-src 'sha256-{hash}'; object-src 'none'; base-uri 'none'")
+}
+
 /// The demo's LTI 1.1 link: an OAuth 1.0a-signed form the tool verifies with
 /// the consumer secret the demo registered.
 async fn lti11_launch_reaches_the_lti11_inspector(demo: &demo_support::Demo) {
@@ -230,17 +233,9 @@ async fn lti11_launch_reaches_the_lti11_inspector(demo: &demo_support::Demo) {
     let form = auto_submit_form(&init.body).expect("signed LTI 1.1 form");
     assert_eq!(form.action, format!("{}lti11/launch", demo.tool_url));
     // Its submitting script is one of the platform's own: allowed by hash.
-    let script = init
-        .body
-        .split("<script>")
-        .nth(1)
-        .and_then(|rest| rest.split("</script>").next())
-        .unwrap();
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(ring::digest::digest(&ring::digest::SHA256, script.as_bytes()).as_ref());
     assert_eq!(
         init.headers["content-security-policy"].to_str().unwrap(),
-        format!("script-src 'sha256-{hash}'; object-src 'none'; base-uri 'none'")
+        own_script_policy(&init)
     );
     assert_eq!(
         field(&form, "oauth_consumer_key"),

@@ -70,18 +70,18 @@ impl<'de, T: Scan> DeserializeSeed<'de> for StrSeed<T> {
     }
 }
 
-/// An optional object claim: `None` when absent or `null`, else the value of
-/// its member `keep`.
-pub(crate) struct ObjectSeed<T>(&'static str, PhantomData<fn() -> T>);
+/// `null` as `None`, anything else through the seed `S`: what `Option<T>`'s own
+/// decoding does (serde_json calls `visit_none` for `null`, `visit_some` otherwise).
+pub(crate) struct Nullable<S>(pub(crate) S);
 
-impl<'de, T: Scan> DeserializeSeed<'de> for ObjectSeed<T> {
-    type Value = Option<Option<Cow<'de, str>>>;
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V<T>(&'static str, PhantomData<fn() -> T>);
-        impl<'de, T: Scan> Visitor<'de> for V<T> {
-            type Value = Option<Option<Cow<'de, str>>>;
+        struct V<S>(S);
+        impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for V<S> {
+            type Value = Option<S::Value>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object or null")
+                f.write_str("a value or null")
             }
             fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(None)
@@ -90,36 +90,20 @@ impl<'de, T: Scan> DeserializeSeed<'de> for ObjectSeed<T> {
                 Ok(None)
             }
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                T::scan_keeping(d, self.0).map(Some)
+                self.0.deserialize(d).map(Some)
             }
         }
-        d.deserialize_option(V::<T>(self.0, PhantomData))
+        d.deserialize_option(V(self.0))
     }
 }
 
-/// Whether an optional claim is present (not absent, not `null`).
-pub(crate) struct PresenceSeed<T>(PhantomData<fn() -> T>);
+/// [`Scan::scan_keeping`] as a seed: an object claim with its member `.0` kept.
+pub(crate) struct KeepSeed<T>(&'static str, PhantomData<fn() -> T>);
 
-impl<'de, T: Scan> DeserializeSeed<'de> for PresenceSeed<T> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        struct V<T>(PhantomData<fn() -> T>);
-        impl<'de, T: Scan> Visitor<'de> for V<T> {
-            type Value = bool;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a value or null")
-            }
-            fn visit_none<E: de::Error>(self) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
-                Ok(false)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-                T::scan(d).map(|()| true)
-            }
-        }
-        d.deserialize_option(V::<T>(PhantomData))
+impl<'de, T: Scan> DeserializeSeed<'de> for KeepSeed<T> {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        T::scan_keeping(d, self.0)
     }
 }
 
@@ -185,42 +169,12 @@ impl Scan for bool {
 
 impl<T: Scan> Scan for Option<T> {
     fn scan<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-        struct V<T>(PhantomData<fn() -> T>);
-        impl<'de, T: Scan> Visitor<'de> for V<T> {
-            type Value = ();
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a value or null")
-            }
-            fn visit_none<E: de::Error>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-                Ok(())
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-                T::scan(d)
-            }
-        }
-        d.deserialize_option(V::<T>(PhantomData))
+        Nullable(ScanSeed::<T>::new()).deserialize(d).map(drop)
     }
     fn scan_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-        struct V<T>(PhantomData<fn() -> T>);
-        impl<'de, T: Scan> Visitor<'de> for V<T> {
-            type Value = Option<Cow<'de, str>>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a value or null")
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                T::scan_str(d)
-            }
-        }
-        d.deserialize_option(V::<T>(PhantomData))
+        Nullable(StrSeed::<T>(PhantomData))
+            .deserialize(d)
+            .map(Option::flatten)
     }
 }
 
@@ -403,29 +357,13 @@ impl<'de> Visitor<'de> for AudienceVisitor {
     }
 }
 
-/// `Option<Audience>`.
+/// `Audience` (inside its `Option`, as [`Nullable`]).
 pub(crate) struct AudienceSeed;
 
 impl<'de> DeserializeSeed<'de> for AudienceSeed {
-    type Value = Option<ScannedAudience<'de>>;
+    type Value = ScannedAudience<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Option<ScannedAudience<'de>>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, an array of strings or null")
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.deserialize_any(AudienceVisitor).map(Some)
-            }
-        }
-        d.deserialize_option(V)
+        d.deserialize_any(AudienceVisitor)
     }
 }
 
@@ -498,11 +436,12 @@ macro_rules! scan_claim {
         $out.$field = Some($map.next_value_seed($crate::scan::PlainDateSeed)?);
     };
     (aud, $map:ident, $out:ident, $field:ident) => {
-        $out.$field = $map.next_value_seed($crate::scan::AudienceSeed)?;
+        $out.$field = $map.next_value_seed($crate::scan::Nullable($crate::scan::AudienceSeed))?;
     };
     (present, $map:ident, $out:ident, $field:ident) => {
-        $out.$field =
-            $map.next_value_seed($crate::scan::presence_seed(|c: &IdTokenClaims| &c.$field))?;
+        $out.$field = $map
+            .next_value_seed($crate::scan::presence_seed(|c: &IdTokenClaims| &c.$field))?
+            .is_some();
     };
     ($keep:literal, $map:ident, $out:ident, $field:ident) => {
         $out.$field = $map.next_value_seed($crate::scan::object_seed(
@@ -519,19 +458,23 @@ pub(crate) fn str_seed<S, T: Scan, F: FnOnce(&S) -> &T>(field: F) -> StrSeed<T> 
     StrSeed(PhantomData)
 }
 
-/// [`PresenceSeed`] for the `Option<T>` member `field` selects.
-pub(crate) fn presence_seed<S, T: Scan, F: FnOnce(&S) -> &Option<T>>(field: F) -> PresenceSeed<T> {
+/// Whether the `Option<T>` member `field` selects is present (not absent, not
+/// `null`): `Some(())` when it is.
+pub(crate) fn presence_seed<S, T: Scan, F: FnOnce(&S) -> &Option<T>>(
+    field: F,
+) -> Nullable<ScanSeed<T>> {
     let _ = field;
-    PresenceSeed(PhantomData)
+    Nullable(ScanSeed::new())
 }
 
-/// [`ObjectSeed`] for the `Option<T>` member `field` selects.
+/// The `Option<T>` object member `field` selects, keeping its member `keep`:
+/// `None` when absent or `null`.
 pub(crate) fn object_seed<S, T: Scan, F: FnOnce(&S) -> &Option<T>>(
     field: F,
     keep: &'static str,
-) -> ObjectSeed<T> {
+) -> Nullable<KeepSeed<T>> {
     let _ = field;
-    ObjectSeed(keep, PhantomData)
+    Nullable(KeepSeed(keep, PhantomData))
 }
 
 /// An unknown top-level claim `key`: `nbf` is read (plain shape only, once);

@@ -428,6 +428,14 @@ impl<'c> Checked<'c> {
     }
 }
 
+/// The time claims as step 6 reads them.
+enum Times<'c> {
+    /// Present, non-negative integers (`nbf` optional): checked as numbers.
+    Plain(lti_jose::NumericDates),
+    /// Any other shape: the JSON tree's checks name each problem.
+    Tree(&'c Value),
+}
+
 /// The time claims of typed claims, when they have the plain shape (present,
 /// non-negative integers; `nbf` absent or a non-negative integer) whose checks need
 /// nothing but the numbers; `None` sends the launch through the JSON-tree checks.
@@ -564,18 +572,10 @@ impl Tool {
             typed,
         } = self.verify_token(&jws, payload, saved).await?;
         // 6. Times.
-        let validation = TimeValidation {
-            leeway_secs: self.leeway_for(&registration),
-            max_age_secs: Some(self.inner.max_token_age_secs),
-            require_exp: true,
-            require_iat: true,
-        };
-        let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
-        let time_error = |e| ToolError::jose(e, &registration.allowed_algorithms.join(", "));
         let dates = typed.as_deref().ok().and_then(plain_dates);
         let message = match (typed, dates) {
             (Ok(claims), Some(dates)) => {
-                dates.check(&validation, &clock).map_err(time_error)?;
+                self.check_times(&registration, Times::Plain(dates))?;
                 self.check_claims(Checked::from_claims(&claims)?, saved, &registration)
                     .await?;
                 // 9–11. Version, message type, roles, sub and per-type claims.
@@ -588,7 +588,7 @@ impl Tool {
                             "payload: expected a JSON object, found invalid JSON ({e})"
                         ),
                     })?;
-                lti_jose::validate_times(&claims, &validation, &clock).map_err(time_error)?;
+                self.check_times(&registration, Times::Tree(&claims))?;
                 let Value::Object(map) = claims else {
                     return Err(not_an_object());
                 };
@@ -674,6 +674,27 @@ impl Tool {
         }
     }
 
+    /// Step 6: `exp`, `nbf` and `iat` with the registration's leeway, and the
+    /// maximum token age.
+    fn check_times(
+        &self,
+        registration: &PlatformRegistration,
+        times: Times<'_>,
+    ) -> Result<(), ToolError> {
+        let validation = TimeValidation {
+            leeway_secs: self.leeway_for(registration),
+            max_age_secs: Some(self.inner.max_token_age_secs),
+            require_exp: true,
+            require_iat: true,
+        };
+        let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
+        match times {
+            Times::Plain(dates) => dates.check(&validation, &clock),
+            Times::Tree(claims) => lti_jose::validate_times(claims, &validation, &clock),
+        }
+        .map_err(|e| ToolError::jose(e, &registration.allowed_algorithms.join(", ")))
+    }
+
     fn leeway_for(&self, registration: &PlatformRegistration) -> u64 {
         self.inner
             .leeway_secs
@@ -755,20 +776,12 @@ impl Tool {
         // 5. Algorithm, kid, key, signature.
         self.check_signature(jws, &registration).await?;
         // 6. Times (the scan keeps only plain ones: present non-negative integers).
-        let validation = TimeValidation {
-            leeway_secs: self.leeway_for(&registration),
-            max_age_secs: Some(self.inner.max_token_age_secs),
-            require_exp: true,
-            require_iat: true,
-        };
-        let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
-        lti_jose::NumericDates {
+        let dates = lti_jose::NumericDates {
             exp: scanned.exp(),
             nbf: scanned.nbf(),
             iat: scanned.iat(),
-        }
-        .check(&validation, &clock)
-        .map_err(|e| ToolError::jose(e, &registration.allowed_algorithms.join(", ")))?;
+        };
+        self.check_times(&registration, Times::Plain(dates))?;
         // 7, 8, 12. Nonce, deployment, target_link_uri.
         self.check_claims(Checked::from_scanned(scanned)?, saved, &registration)
             .await?;
