@@ -165,16 +165,26 @@ fn check_message_type(e: &Essentials<'_>, expected: &'static str) -> Result<(), 
     }
 }
 
-fn resource_link_id<'a>(e: &Essentials<'a>) -> Result<&'a str, MessageError> {
-    let id = e
-        .resource_link_id
-        .ok_or(MessageError::MissingClaim(RequiredClaim::ResourceLinkId))?;
-    if id.is_empty() {
-        return Err(MessageError::EmptyIdentifier {
-            claim: "resource_link.id",
-        });
+/// A required identifier: present (else `missing`) and non-empty (else
+/// `empty_identifier` naming `claim`).
+fn required_id(
+    value: Option<&str>,
+    missing: RequiredClaim,
+    claim: &'static str,
+) -> Result<(), MessageError> {
+    match value {
+        None => Err(MessageError::MissingClaim(missing)),
+        Some("") => Err(MessageError::EmptyIdentifier { claim }),
+        Some(_) => Ok(()),
     }
-    Ok(id)
+}
+
+fn resource_link_id(e: &Essentials<'_>) -> Result<(), MessageError> {
+    required_id(
+        e.resource_link_id,
+        RequiredClaim::ResourceLinkId,
+        "resource_link.id",
+    )
 }
 
 fn validate_resource_link(
@@ -183,23 +193,20 @@ fn validate_resource_link(
 ) -> Result<(), MessageError> {
     check_message_type(e, uri::MSG_RESOURCE_LINK)?;
     validate_common(e, opts.allow_anonymous)?;
-    resource_link_id(e)?;
-    Ok(())
+    resource_link_id(e)
 }
 
 fn validate_deep_linking(e: &Essentials<'_>, opts: &ValidationOptions) -> Result<(), MessageError> {
     check_message_type(e, uri::MSG_DEEP_LINKING)?;
     validate_common(e, opts.allow_anonymous)?;
-    match e.deep_linking_settings {
-        None => Err(MessageError::MissingClaim(
-            RequiredClaim::DeepLinkingSettings,
-        )),
-        Some(None) => Err(MessageError::MissingClaim(RequiredClaim::DeepLinkReturnUrl)),
-        Some(Some("")) => Err(MessageError::EmptyIdentifier {
-            claim: "deep_linking_settings.deep_link_return_url",
-        }),
-        Some(Some(_)) => Ok(()),
-    }
+    let settings = e.deep_linking_settings.ok_or(MessageError::MissingClaim(
+        RequiredClaim::DeepLinkingSettings,
+    ))?;
+    required_id(
+        settings,
+        RequiredClaim::DeepLinkReturnUrl,
+        "deep_linking_settings.deep_link_return_url",
+    )
 }
 
 fn validate_submission_review(e: &Essentials<'_>) -> Result<(), MessageError> {
@@ -207,15 +214,7 @@ fn validate_submission_review(e: &Essentials<'_>) -> Result<(), MessageError> {
     // Submission review always names its user.
     validate_common(e, false)?;
     resource_link_id(e)?;
-    let user = e
-        .for_user_id
-        .ok_or(MessageError::MissingClaim(RequiredClaim::ForUser))?;
-    if user.is_empty() {
-        return Err(MessageError::EmptyIdentifier {
-            claim: "for_user.user_id",
-        });
-    }
-    Ok(())
+    required_id(e.for_user_id, RequiredClaim::ForUser, "for_user.user_id")
 }
 
 macro_rules! validated_message {

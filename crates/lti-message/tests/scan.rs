@@ -166,20 +166,30 @@ fn malformed_payloads_are_not_scanned() {
     ags_scope_null["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]["scope"] = json!(null);
     let mut dup_member = valid().to_string();
     dup_member = dup_member.replacen("\"id\":\"rl-1\"", "\"id\":\"rl-1\",\"id\":\"rl-2\"", 1);
-    for text in [
-        dup,
-        wrong_type.to_string(),
-        bad_custom.to_string(),
-        aud_null_item.to_string(),
-        ags_scope_null.to_string(),
-        dup_member,
-        format!("{} x", valid()),
-        "[1]".to_owned(),
-        "{\"exp\": 1e400}".to_owned(),
+    // Each refused by the full decoding, naming the claim (or the payload).
+    for (text, claim) in [
+        (dup, "iss"),
+        (wrong_type.to_string(), uri::RESOURCE_LINK),
+        (bad_custom.to_string(), uri::CUSTOM),
+        (aud_null_item.to_string(), "aud"),
+        (ags_scope_null.to_string(), uri::AGS_ENDPOINT),
+        (dup_member, uri::RESOURCE_LINK),
+        (format!("{} x", valid()), "(payload)"),
+        ("{\"exp\": 1e400}".to_owned(), "exp"),
     ] {
-        assert!(IdTokenClaims::from_json_str(&text).is_err(), "{text}");
+        match IdTokenClaims::from_json_str(&text) {
+            Err(MessageError::MalformedClaim { claim: found, .. }) => {
+                assert_eq!(found, claim, "{text}");
+            }
+            other => panic!("expected malformed_claim for {claim}, found {other:?}"),
+        }
         assert!(IdTokenClaims::scan(&text).is_none(), "{text}");
     }
+    assert!(matches!(
+        IdTokenClaims::from_json_str("[1]"),
+        Err(MessageError::NotAnObject { found: "an array" })
+    ));
+    assert!(IdTokenClaims::scan("[1]").is_none());
 }
 
 #[test]

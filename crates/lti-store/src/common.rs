@@ -74,17 +74,18 @@ impl Registrations {
         &self,
         issuer: &str,
     ) -> Result<std::sync::Arc<lti_registry::PlatformRegistration>> {
-        let clients = self.0.get(issuer);
-        match clients.map_or(0, std::collections::BTreeMap::len) {
-            1 => Ok(clients
-                .and_then(|c| c.values().next())
-                .cloned()
-                .ok_or_else(|| RegistryError::not_found("registration", issuer))?),
-            0 => Err(RegistryError::not_found("registration", issuer)),
-            count => Err(RegistryError::AmbiguousIssuer {
+        match self
+            .0
+            .get(issuer)
+            .map(|clients| (clients.len(), clients.values().next()))
+        {
+            Some((1, Some(only))) => Ok(std::sync::Arc::clone(only)),
+            Some((count, _)) if count > 1 => Err(RegistryError::AmbiguousIssuer {
                 issuer: issuer.to_owned(),
                 count,
             }),
+            // Emptied issuers are removed, so this is an issuer never registered.
+            _ => Err(RegistryError::not_found("registration", issuer)),
         }
     }
 

@@ -718,10 +718,11 @@ mod tests {
     #[tokio::test]
     async fn registrations_are_shared_and_a_change_leaves_a_held_one_as_it_was() {
         use lti_registry::{KeySource, RegistrationStore};
+        const ISS: &str = "https://lms.example";
         let s = store(&ManualClock::new(T0), 16, 16);
         let reg = |client: &str| {
             PlatformRegistration::new(
-                "https://lms.example",
+                ISS,
                 client,
                 "https://lms.example/auth",
                 "https://lms.example/token",
@@ -731,56 +732,28 @@ mod tests {
             )
         };
         s.insert_registration(&reg("c1")).await.unwrap();
-        let held = s
-            .get_registration("https://lms.example", "c1")
-            .await
-            .unwrap();
-        let again = s
-            .get_registration("https://lms.example", "c1")
-            .await
-            .unwrap();
+        let held = s.get_registration(ISS, "c1").await.unwrap();
+        let again = s.get_registration(ISS, "c1").await.unwrap();
         assert!(Arc::ptr_eq(&held, &again), "handed out shared, not copied");
-        s.upsert_deployment("https://lms.example", "c1", &Deployment::active("d1"))
+        s.upsert_deployment(ISS, "c1", &Deployment::active("d1"))
             .await
             .unwrap();
-        let changed = s
-            .get_registration("https://lms.example", "c1")
-            .await
-            .unwrap();
+        let changed = s.get_registration(ISS, "c1").await.unwrap();
         assert_eq!(changed.deployments.len(), 1);
         assert!(
             held.deployments.is_empty(),
             "a launch's copy does not change under it"
         );
-        // Lookups by the other issuer's names and removal keep the map consistent.
+        // With a second client id the issuer is ambiguous; deleting keeps the map consistent.
         s.insert_registration(&reg("c2")).await.unwrap();
         assert_eq!(
-            s.find_by_issuer("https://lms.example")
-                .await
-                .unwrap_err()
-                .code(),
+            s.find_by_issuer(ISS).await.unwrap_err().code(),
             "ambiguous_issuer"
         );
-        s.delete_registration("https://lms.example", "c1")
-            .await
-            .unwrap();
-        assert_eq!(
-            s.find_by_issuer("https://lms.example")
-                .await
-                .unwrap()
-                .client_id,
-            "c2"
-        );
-        s.delete_registration("https://lms.example", "c2")
-            .await
-            .unwrap();
-        assert_eq!(
-            s.find_by_issuer("https://lms.example")
-                .await
-                .unwrap_err()
-                .code(),
-            "not_found"
-        );
+        s.delete_registration(ISS, "c1").await.unwrap();
+        assert_eq!(s.find_by_issuer(ISS).await.unwrap().client_id, "c2");
+        s.delete_registration(ISS, "c2").await.unwrap();
+        assert_eq!(s.find_by_issuer(ISS).await.unwrap_err().code(), "not_found");
         assert!(s.list_registrations().await.unwrap().is_empty());
     }
 

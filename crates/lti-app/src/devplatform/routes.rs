@@ -73,8 +73,9 @@ async fn headers(response: Response) -> Response {
 /// login, authentication response, deep-linking return) and `lti11` (1.1
 /// launches), and the Platform Storage handlers for its tool frame. Their texts
 /// do not depend on the page (form fields and URLs are in the HTML, the frame id
-/// is fixed), so one sample of each is the script itself.
-static OWN_SCRIPTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+/// is fixed), so one sample of each is the script itself. Each is kept with its
+/// `script-src` source (`'sha256-…'`), computed once.
+static OWN_SCRIPTS: LazyLock<Vec<(Vec<u8>, String)>> = LazyLock::new(|| {
     let lti11_page = lti11::LaunchRequest::new("sample")
         .sign(
             "https://tool.example/launch",
@@ -91,7 +92,12 @@ static OWN_SCRIPTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
     ];
     samples
         .iter()
-        .flat_map(|page| inline_scripts(page.as_bytes()).map(<[u8]>::to_vec))
+        .flat_map(|page| inline_scripts(page.as_bytes()))
+        .map(|script| {
+            let hash = ring::digest::digest(&ring::digest::SHA256, script);
+            let source = format!("'sha256-{}'", STANDARD.encode(hash.as_ref()));
+            (script.to_vec(), source)
+        })
         .collect()
 });
 
@@ -99,11 +105,11 @@ static OWN_SCRIPTS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
 /// scripts ([`OWN_SCRIPTS`]) that the page carries, `'none'` if it carries none.
 /// Any other script element in the page gets no source, so it does not run.
 fn script_sources(html: &[u8]) -> String {
-    let mut sources: Vec<String> = Vec::new();
-    for script in inline_scripts(html).filter(|s| OWN_SCRIPTS.iter().any(|own| own == s)) {
-        let hash = ring::digest::digest(&ring::digest::SHA256, script);
-        let source = format!("'sha256-{}'", STANDARD.encode(hash.as_ref()));
-        if !sources.contains(&source) {
+    let mut sources: Vec<&str> = Vec::new();
+    for script in inline_scripts(html) {
+        if let Some((_, source)) = OWN_SCRIPTS.iter().find(|(own, _)| own == script)
+            && !sources.contains(&source.as_str())
+        {
             sources.push(source);
         }
     }
@@ -751,7 +757,7 @@ mod tests {
         // One script from each builder: the two auto-submitting forms, the two
         // storage handlers.
         assert_eq!(OWN_SCRIPTS.len(), 4);
-        assert!(OWN_SCRIPTS.iter().all(|s| !s.is_empty()));
+        assert!(OWN_SCRIPTS.iter().all(|(s, _)| !s.is_empty()));
         let login = lti_platform::auto_submit_form(
             "https://tool.example/login",
             &[("iss".to_owned(), "https://platform.example".to_owned())],
