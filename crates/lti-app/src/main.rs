@@ -15,8 +15,22 @@ use lti_app::{AppError, Config};
     about = "An LTI 1.3 / 1.1 tool: keys, server and launch inspector"
 )]
 struct Cli {
+    /// The log line format on stderr: `text` (human-readable) or `json` (one
+    /// JSON object per line, for log shippers).
+    #[arg(long, global = true, env = "LTI_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO target: message key=value`.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (the message and the event's fields) and the enclosing `spans`.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -98,7 +112,7 @@ enum ConsumersCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
         Command::Serve { config, bind } => block_on(run_serve(config, bind)),
@@ -131,16 +145,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, coloured only when stderr is a terminal (a log file or
-/// journald gets plain lines).
-fn init_tracing() {
+/// Logs go to stderr at the level `RUST_LOG` names (default `info`): plain text,
+/// coloured only when stderr is a terminal (a log file or journald gets plain
+/// lines), or one JSON object per line with `--log-format json`.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Runs `f` on a tokio runtime sized to the CPUs this process may use.

@@ -283,3 +283,55 @@ async fn without_a_config_serve_uses_the_embedded_default_and_prints_what_to_reg
     }
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let cwd = temp_dir("json-logs");
+    std::fs::create_dir_all(cwd.join("data/keys")).unwrap();
+    std::fs::write(cwd.join("data/keys/private.pem"), TOOL_KEY).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = KillOnDrop(Some(
+        lti()
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .current_dir(&cwd)
+            .env("RUST_LOG", "info")
+            .env("LTI_LOG_FORMAT", "json")
+            .env_remove("LTI_CONFIG")
+            .env_remove("LTI_BIND")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_healthy(&url).await;
+    let mut process = child.0.take().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let status = process.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(process.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the server logged nothing");
+    for line in &lines {
+        let event: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(event["timestamp"].is_string(), "{line}");
+        assert!(event["level"].is_string(), "{line}");
+        assert!(event["fields"].is_object(), "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"level\":\"INFO\"")),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
