@@ -52,6 +52,17 @@ pub enum AppError {
     /// The HTTP client could not be built.
     #[error("HTTP client error: {0}")]
     Http(#[from] lti_http::Error),
+    /// An output file exists and `--force` was not given.
+    #[error("refusing to overwrite {}: expected no existing file, found one (pass --force to replace it)", path.display())]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The operating system's random number generator failed.
+    #[error(
+        "random number generator failure: expected random bytes from the operating system, found an error"
+    )]
+    Random,
     /// An import file line is malformed.
     #[error("{}:{line}: {message}", path.display())]
     ImportLine {
@@ -77,6 +88,8 @@ impl AppError {
             Self::Tool(_) => "tool",
             Self::Http(_) => "http_client",
             Self::ImportLine { .. } => "invalid_import_line",
+            Self::OutputExists { .. } => "output_exists",
+            Self::Random => "random_failure",
         }
     }
 

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod consumers;
 pub mod devplatform;
 mod error;
 mod import;
@@ -13,6 +14,9 @@ mod server;
 pub use config::{
     Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, KeysConfig,
     PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
+};
+pub use consumers::{
+    NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,
 };
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};

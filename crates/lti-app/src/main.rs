@@ -108,6 +108,47 @@ enum ConsumersCommand {
         #[arg(long, env = "LTI_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Add a consumer with a generated secret (and a generated key unless
+    /// --key is given); prints the key and the secret once.
+    Add {
+        /// The consumer's display name (e.g. the LMS it stands for).
+        name: String,
+        /// Use this consumer key instead of a generated one.
+        #[arg(long)]
+        key: Option<String>,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List the consumers (key, name, instance GUID; never secrets).
+    List {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove a consumer by key.
+    Remove {
+        /// The consumer key.
+        key: String,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write the consumers to FILE (mode 0600): keys and names, and with
+    /// --with-secrets the `key secret` lines `import` reads.
+    Export {
+        /// The file to write.
+        file: PathBuf,
+        /// Include the shared secrets.
+        #[arg(long)]
+        with_secrets: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -132,9 +173,7 @@ fn main() -> ExitCode {
             },
             lti_app::shutdown_signal(),
         )),
-        Command::Consumers {
-            command: ConsumersCommand::Import { file, config },
-        } => block_on(run_import(file, config)),
+        Command::Consumers { command } => block_on(run_consumers(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -266,8 +305,9 @@ fn run_check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run_import(file: PathBuf, config: Option<PathBuf>) -> Result<(), AppError> {
-    let config = load_config(config.as_ref())?;
+/// The store the configuration names, opened with the app key's cipher.
+async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
+    let config = load_config(config)?;
     let cipher =
         lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&config.keys.dir)?, vec![])?;
     let store = lti_store::open_split(
@@ -276,7 +316,63 @@ async fn run_import(file: PathBuf, config: Option<PathBuf>) -> Result<(), AppErr
         &lti_store::OpenOptions::new(cipher),
     )
     .await?;
-    let n = lti_app::import_consumers(&store, &file).await?;
-    println!("Imported {n} consumer(s) from {}", file.display());
+    Ok(store)
+}
+
+async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
+    match command {
+        ConsumersCommand::Import { file, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let n = lti_app::import_consumers(&store, &file).await?;
+            println!("Imported {n} consumer(s) from {}", file.display());
+        }
+        ConsumersCommand::Add { name, key, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let added = lti_app::add_consumer(&store, &name, key.as_deref(), now).await?;
+            println!("Added consumer {:?}", added.name);
+            println!("  Consumer key    : {}", added.key);
+            println!("  Shared secret   : {}", added.secret.expose());
+            println!(
+                "The secret is shown only now: enter both in the LMS's external tool settings."
+            );
+        }
+        ConsumersCommand::List { config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let all = lti_app::list_consumers(&store).await?;
+            if all.is_empty() {
+                println!("No consumers.");
+            }
+            for c in all {
+                let guid = c.instance_guid.as_deref().unwrap_or("-");
+                println!("{}\t{}\tinstance {guid}", c.key, c.name);
+            }
+        }
+        ConsumersCommand::Remove { key, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            lti_app::remove_consumer(&store, &key).await?;
+            println!("Removed consumer {key}");
+        }
+        ConsumersCommand::Export {
+            file,
+            with_secrets,
+            force,
+            config,
+        } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let n = lti_app::export_consumers(&store, &file, with_secrets, force).await?;
+            let what = if with_secrets {
+                "with their secrets"
+            } else {
+                "without secrets"
+            };
+            println!(
+                "Exported {n} consumer(s) {what} to {} (mode 0600)",
+                file.display()
+            );
+        }
+    }
     Ok(())
 }

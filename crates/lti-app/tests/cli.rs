@@ -335,3 +335,87 @@ async fn json_log_format_writes_one_json_object_per_line() {
     );
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+/// Runs `lti consumers ARGS` in `cwd` (the embedded default store under
+/// `./data`) and returns (success, stdout, stderr).
+fn consumers(cwd: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = lti()
+        .arg("consumers")
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LTI_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn consumers_are_added_listed_exported_reimported_and_removed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cwd = temp_dir("consumers");
+    let (ok, out, err) = consumers(&cwd, &["add", "Moodle at school"]);
+    assert!(ok, "{err}");
+    let field = |label: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|v| v.trim_start_matches([' ', ':']).trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label} in {out}"))
+    };
+    let key = field("Consumer key");
+    let secret = field("Shared secret");
+    assert_eq!(key.len(), 16, "{out}");
+    assert_eq!(secret.len(), 43, "a 256-bit secret: {out}");
+    let (ok, _, err) = consumers(&cwd, &["add", "Sakai", "--key", "sakai-key"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = consumers(&cwd, &["add", "Again", "--key", "sakai-key"]);
+    assert!(!ok, "a taken key is refused");
+    assert!(
+        err.contains("error [store]") && err.contains("sakai-key"),
+        "{err}"
+    );
+
+    let (ok, list, _) = consumers(&cwd, &["list"]);
+    assert!(ok);
+    assert!(list.contains(&format!("{key}\tMoodle at school")), "{list}");
+    assert!(list.contains("sakai-key\tSakai"), "{list}");
+    assert!(!list.contains(&secret), "list never prints secrets");
+
+    let plain = cwd.join("plain.txt");
+    let (ok, _, err) = consumers(&cwd, &["export", plain.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert!(text.contains(&key) && !text.contains(&secret), "{text}");
+    let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (ok, _, err) = consumers(&cwd, &["export", plain.to_str().unwrap()]);
+    assert!(!ok && err.contains("error [output_exists]"), "{err}");
+    let (ok, _, err) = consumers(&cwd, &["import", plain.to_str().unwrap()]);
+    assert!(!ok && err.contains("error [invalid_import_line]"), "{err}");
+
+    let full = cwd.join("full.txt");
+    let (ok, _, err) = consumers(&cwd, &["export", full.to_str().unwrap(), "--with-secrets"]);
+    assert!(ok, "{err}");
+    assert!(
+        std::fs::read_to_string(&full)
+            .unwrap()
+            .contains(&format!("{key} {secret}"))
+    );
+
+    let (ok, _, err) = consumers(&cwd, &["remove", &key]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = consumers(&cwd, &["remove", &key]);
+    assert!(!ok && err.contains("error [store]"), "{err}");
+    let (_, list, _) = consumers(&cwd, &["list"]);
+    assert!(!list.contains(&key), "{list}");
+
+    let (ok, out, err) = consumers(&cwd, &["import", full.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Imported 2 consumer(s)"), "{out}");
+    let (_, list, _) = consumers(&cwd, &["list"]);
+    assert!(list.contains(&key), "the export re-imports: {list}");
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
