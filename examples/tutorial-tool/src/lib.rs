@@ -134,12 +134,14 @@ async fn done(
     LtiLaunch(launch): LtiLaunch,
 ) -> (StatusCode, Html<String>) {
     let platform = launch.registration();
+    let profile = platform.quirks.as_str().parse().unwrap_or_default();
     let registration = ServiceRegistration::new(
         platform.issuer.clone(),
         platform.client_id.clone(),
         platform.auth_token_url.clone(),
         state.key.clone(),
-    );
+    )
+    .with_profile(profile);
     let user = launch.sub().unwrap_or_default();
     let score = lti_message::ags::Score::completed_fully_graded(
         user,

@@ -23,7 +23,9 @@ async fn main() -> Result<(), tutorial_tool::BoxError> {
             url: env("JWKS_URL", &format!("{issuer}/.well-known/jwks.json")),
         },
     )
-    .with_deployment(Deployment::active(env("DEPLOYMENT_ID", "1")));
+    .with_deployment(Deployment::active(env("DEPLOYMENT_ID", "1")))
+    // canvas, moodle, blackboard, brightspace, sakai, schoology or generic.
+    .with_quirks(env("PROFILE", "generic").parse()?);
 
     // `lti keygen --out keys` writes keys/private.pem; without TOOL_KEY a fresh
     // key is generated at each start (fine with the dev platform, which fetches
