@@ -150,14 +150,14 @@ async fn done(
         lti_message::Timestamp::now(),
     );
     let line_item = lti_message::ags::LineItem::new("Tutorial", 1.0);
-    let sent = match state.services.ags_from_launch(&registration, launch.claims()) {
-        Ok(ags) => {
-            ags.find_or_create_line_item_and_score("tutorial", &line_item, &score)
-                .await
-        }
-        Err(e) => Err(e),
+    let sent = async {
+        let ags = state
+            .services
+            .ags_from_launch(&registration, launch.claims())?;
+        ags.find_or_create_line_item_and_score("tutorial", &line_item, &score)
+            .await
     };
-    match sent {
+    match sent.await {
         Ok(_) => (StatusCode::OK, Html("<p>Score sent.</p>".to_owned())),
         Err(e) => (
             StatusCode::BAD_GATEWAY,

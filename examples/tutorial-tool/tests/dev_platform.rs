@@ -95,17 +95,19 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     // (cross-site to each other, as a tool and an LMS are).
     let tool_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let platform_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tool_origin = format!("http://127.0.0.1:{}", tool_listener.local_addr().unwrap().port());
+    let tool_origin = format!(
+        "http://127.0.0.1:{}",
+        tool_listener.local_addr().unwrap().port()
+    );
     let platform_origin = format!(
         "http://localhost:{}",
         platform_listener.local_addr().unwrap().port()
     );
 
     // The tutorial's platform.toml, with the tool's port as bound here.
-    let config = DevPlatformConfig::parse(
-        &PLATFORM_TOML.replace("http://127.0.0.1:3000", &tool_origin),
-    )
-    .unwrap();
+    let config =
+        DevPlatformConfig::parse(&PLATFORM_TOML.replace("http://127.0.0.1:3000", &tool_origin))
+            .unwrap();
     assert_eq!(config.tools.len(), 1);
     // Throw-away test key (see tests/fixtures/lti-app-platform/README.md).
     let platform_key = SigningKey::from_pem(
@@ -124,7 +126,9 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
         config.tools[0].client_id.clone(),
         dev.auth_url(),
         dev.token_url(),
-        KeySource::JwksUrl { url: dev.jwks_url() },
+        KeySource::JwksUrl {
+            url: dev.jwks_url(),
+        },
     )
     .with_deployment(Deployment::active(config.tools[0].deployment_id.clone()));
     // Throw-away test key (see tests/fixtures/lti-app/README.md).
@@ -138,7 +142,11 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
 
     // A learner opens the course's link: the platform starts the login.
     let learner = format!("{USER_COOKIE}=grace");
-    let (page, html) = send(&platform, get("/launch/frame?link=link-1&user=grace", &learner)).await;
+    let (page, html) = send(
+        &platform,
+        get("/launch/frame?link=link-1&user=grace", &learner),
+    )
+    .await;
     assert_eq!(page.status(), StatusCode::OK, "{html}");
     let (action, fields) = auto_form(&html);
     assert_eq!(action, format!("{tool_origin}/lti/login"));
@@ -148,7 +156,10 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     assert_eq!(login.status(), StatusCode::FOUND, "{body}");
     let state_cookie = first_cookie(&login);
     let auth = login.headers()[LOCATION].to_str().unwrap().to_owned();
-    assert!(auth.starts_with(&format!("{platform_origin}/auth?")), "{auth}");
+    assert!(
+        auth.starts_with(&format!("{platform_origin}/auth?")),
+        "{auth}"
+    );
 
     // The platform signs the id_token and posts it to the tool's redirect URI.
     let (page, html) = send(&platform, get(&path_on(&auth, &platform_origin), &learner)).await;

@@ -52,7 +52,11 @@ fn the_pylti1p3_conversion_script_prints_the_documented_platforms() {
     let json = blocks(guide, "json");
     let script = blocks(guide, "python");
     let tomls = blocks(guide, "toml");
-    assert_eq!((json.len(), script.len()), (1, 1), "one config.json, one script");
+    assert_eq!(
+        (json.len(), script.len()),
+        (1, 1),
+        "one config.json, one script"
+    );
     let Ok(python) = which_python() else {
         eprintln!("skipped: no python3 on PATH to run the guide's conversion script");
         return;

@@ -78,7 +78,18 @@ fn the_tutorial_shows_platform_toml_as_it_is() {
 #[test]
 fn the_anchor_reader_finds_every_region() {
     let names: Vec<String> = regions().into_iter().map(|(_, n, _)| n).collect();
-    for name in ["state", "build_state", "app", "launched", "teacher", "done", "main"] {
-        assert!(names.iter().any(|n| n == name), "no region {name}: {names:?}");
+    for name in [
+        "state",
+        "build_state",
+        "app",
+        "launched",
+        "teacher",
+        "done",
+        "main",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "no region {name}: {names:?}"
+        );
     }
 }
