@@ -4,6 +4,10 @@
 //! prints the guide's `[[platforms]]` block.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::blocks;
+
 const GUIDES: [(&str, &str); 2] = [
     (
         "docs/migrating-from-ltijs.md",
@@ -14,20 +18,6 @@ const GUIDES: [(&str, &str); 2] = [
         include_str!("../../../docs/migrating-from-pylti1p3.md"),
     ),
 ];
-
-/// The fenced code blocks of `text` with the given info string, in order.
-fn blocks(text: &str, info: &str) -> Vec<String> {
-    let fence = format!("```{info}\n");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(&fence) {
-        let body = &rest[i + fence.len()..];
-        let end = body.find("```\n").expect("a closed code block");
-        out.push(body[..end].to_owned());
-        rest = &body[end..];
-    }
-    out
-}
 
 #[test]
 fn every_toml_block_of_the_guides_is_a_valid_lti_serve_configuration() {

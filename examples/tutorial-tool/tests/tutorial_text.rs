@@ -4,6 +4,10 @@
 //! `platform.toml` is that file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::blocks;
+
 const TUTORIAL: &str = include_str!("../../../docs/tutorial.md");
 const SOURCES: [(&str, &str); 2] = [
     ("src/lib.rs", include_str!("../src/lib.rs")),
@@ -34,24 +38,10 @@ fn regions() -> Vec<(&'static str, String, String)> {
     out
 }
 
-/// The fenced code blocks of the tutorial with the given info string.
-fn blocks(info: &str) -> Vec<String> {
-    let fence = format!("```{info}\n");
-    let mut out = Vec::new();
-    let mut rest = TUTORIAL;
-    while let Some(i) = rest.find(&fence) {
-        let body = &rest[i + fence.len()..];
-        let end = body.find("```\n").expect("a closed code block");
-        out.push(body[..end].to_owned());
-        rest = &body[end..];
-    }
-    out
-}
-
 #[test]
 fn every_rust_block_of_the_tutorial_is_a_region_of_the_sources() {
     let regions = regions();
-    let rust = blocks("rust");
+    let rust = blocks(TUTORIAL, "rust");
     assert!(!rust.is_empty());
     for block in &rust {
         assert!(
@@ -70,7 +60,7 @@ fn every_rust_block_of_the_tutorial_is_a_region_of_the_sources() {
 #[test]
 fn the_tutorial_shows_platform_toml_as_it_is() {
     assert!(
-        blocks("toml").iter().any(|b| b == PLATFORM_TOML),
+        blocks(TUTORIAL, "toml").iter().any(|b| b == PLATFORM_TOML),
         "docs/tutorial.md must show examples/tutorial-tool/platform.toml verbatim"
     );
 }
