@@ -89,6 +89,65 @@ fn first_cookie(response: &Response<Body>) -> String {
     header.split(';').next().unwrap().to_owned()
 }
 
+/// The two servers, as the browser sees them.
+struct Pair {
+    platform: Router,
+    tool: Router,
+    platform_origin: String,
+    tool_origin: String,
+}
+
+impl Pair {
+    /// `user` opens the course's link: the platform starts the login, the
+    /// tool redirects to the platform's authorization endpoint, the platform
+    /// posts the signed id_token to the tool, which redirects to its target.
+    /// Returns the target (path and query) and the launch id.
+    async fn launch_as(&self, user: &str) -> (String, String) {
+        let signed_in = format!("{USER_COOKIE}={user}");
+        let (page, html) = send(
+            &self.platform,
+            get(
+                &format!("/launch/frame?link=link-1&user={user}"),
+                &signed_in,
+            ),
+        )
+        .await;
+        assert_eq!(page.status(), StatusCode::OK, "{html}");
+        let (action, fields) = auto_form(&html);
+        assert_eq!(action, format!("{}/lti/login", self.tool_origin));
+
+        let (login, body) = send(&self.tool, post_form("/lti/login", "", &fields)).await;
+        assert_eq!(login.status(), StatusCode::FOUND, "{body}");
+        let state_cookie = first_cookie(&login);
+        let auth = login.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(
+            auth.starts_with(&format!("{}/auth?", self.platform_origin)),
+            "{auth}"
+        );
+
+        let (page, html) = send(
+            &self.platform,
+            get(&path_on(&auth, &self.platform_origin), &signed_in),
+        )
+        .await;
+        assert_eq!(page.status(), StatusCode::OK, "{html}");
+        let (action, fields) = auto_form(&html);
+        assert_eq!(action, format!("{}/lti/launch", self.tool_origin));
+        let (launch, body) =
+            send(&self.tool, post_form("/lti/launch", &state_cookie, &fields)).await;
+        assert_eq!(launch.status(), StatusCode::SEE_OTHER, "{body}");
+        let target = launch.headers()[LOCATION].to_str().unwrap().to_owned();
+        let target = path_on(&target, &self.tool_origin);
+        assert!(target.starts_with("/app?lti_launch_id="), "{target}");
+        let query: HashMap<String, String> =
+            form_urlencoded::parse(target.split_once('?').unwrap().1.as_bytes())
+                .into_owned()
+                .collect();
+        let id = query["lti_launch_id"].clone();
+        (target, id)
+    }
+}
+
 #[tokio::test]
 async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() {
     // Two loopback ports: the tool as 127.0.0.1, the platform as localhost
@@ -120,7 +179,15 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     let served = platform.clone();
     tokio::spawn(async move { axum::serve(platform_listener, served).await.unwrap() });
 
-    // The tool, configured as main.rs does with the dev platform's defaults.
+    // The tool, configured as main.rs does: its defaults are the dev
+    // platform's endpoints, derived from the issuer.
+    assert_eq!(dev.auth_url(), format!("{}/auth", dev.issuer()));
+    assert_eq!(dev.token_url(), format!("{}/token", dev.issuer()));
+    assert_eq!(
+        dev.jwks_url(),
+        format!("{}/.well-known/jwks.json", dev.issuer())
+    );
+    assert_eq!(config.tools[0].client_id, "tutorial-tool");
     let registration = PlatformRegistration::new(
         dev.issuer(),
         config.tools[0].client_id.clone(),
@@ -140,42 +207,15 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     let served = tool.clone();
     tokio::spawn(async move { axum::serve(tool_listener, served).await.unwrap() });
 
-    // A learner opens the course's link: the platform starts the login.
-    let learner = format!("{USER_COOKIE}=grace");
-    let (page, html) = send(
-        &platform,
-        get("/launch/frame?link=link-1&user=grace", &learner),
-    )
-    .await;
-    assert_eq!(page.status(), StatusCode::OK, "{html}");
-    let (action, fields) = auto_form(&html);
-    assert_eq!(action, format!("{tool_origin}/lti/login"));
+    let both = Pair {
+        platform: platform.clone(),
+        tool: tool.clone(),
+        platform_origin,
+        tool_origin,
+    };
 
-    // The tool's login redirects to the platform's authorization endpoint.
-    let (login, body) = send(&tool, post_form("/lti/login", "", &fields)).await;
-    assert_eq!(login.status(), StatusCode::FOUND, "{body}");
-    let state_cookie = first_cookie(&login);
-    let auth = login.headers()[LOCATION].to_str().unwrap().to_owned();
-    assert!(
-        auth.starts_with(&format!("{platform_origin}/auth?")),
-        "{auth}"
-    );
-
-    // The platform signs the id_token and posts it to the tool's redirect URI.
-    let (page, html) = send(&platform, get(&path_on(&auth, &platform_origin), &learner)).await;
-    assert_eq!(page.status(), StatusCode::OK, "{html}");
-    let (action, fields) = auto_form(&html);
-    assert_eq!(action, format!("{tool_origin}/lti/launch"));
-    let (launch, body) = send(&tool, post_form("/lti/launch", &state_cookie, &fields)).await;
-    assert_eq!(launch.status(), StatusCode::SEE_OTHER, "{body}");
-    let target = launch.headers()[LOCATION].to_str().unwrap().to_owned();
-    let target = path_on(&target, &tool_origin);
-    assert!(target.starts_with("/app?lti_launch_id="), "{target}");
-    let launch_id: HashMap<String, String> =
-        form_urlencoded::parse(target.split_once('?').unwrap().1.as_bytes())
-            .into_owned()
-            .collect();
-    let launch_id = &launch_id["lti_launch_id"];
+    // A learner opens the course's link and lands on the launch page.
+    let (target, launch_id) = both.launch_as("grace").await;
 
     // The launch page greets the learner in the dev platform's course.
     let (page, html) = send(&tool, get(&target, "")).await;
@@ -205,7 +245,7 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     assert!(html.contains("Score sent."), "{html}");
 
     // The platform's grade book shows the line item and Grace's score.
-    let (page, html) = send(&platform, get("/gradebook", &learner)).await;
+    let (page, html) = send(&platform, get("/gradebook", &format!("{USER_COOKIE}=ada"))).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(html.contains("Tutorial"), "{html}");
     let grace = html
@@ -218,6 +258,20 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
         .find(|row| row.starts_with("<th>Alan Turing"))
         .expect("Alan's row");
     assert!(!alan.contains(" / 1"), "only Grace was graded: {alan}");
+
+    // The instructor's launch opens the teacher page.
+    let (target, launch_id) = both.launch_as("ada").await;
+    let (page, html) = send(&tool, get(&target, "")).await;
+    assert_eq!(page.status(), StatusCode::OK, "{html}");
+    assert!(html.contains("Hello Ada Lovelace"), "{html}");
+    assert!(html.contains("Instructor: true"), "{html}");
+    let (page, html) = send(
+        &tool,
+        get(&format!("/app/teacher?lti_launch_id={launch_id}"), ""),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK, "{html}");
+    assert!(html.contains("<p>Deployment 1</p>"), "{html}");
 
     // Without a launch id, the tool's pages refuse with a stable code.
     let (page, html) = send(
