@@ -89,6 +89,12 @@ fn first_cookie(response: &Response<Body>) -> String {
     header.split(';').next().unwrap().to_owned()
 }
 
+/// The tool's teacher page for a launch.
+async fn teacher_page(tool: &Router, launch_id: &str) -> (Response<Body>, String) {
+    let path = format!("/app/teacher?lti_launch_id={launch_id}");
+    send(tool, get(&path, "")).await
+}
+
 /// The two servers, as the browser sees them.
 struct Pair {
     platform: Router,
@@ -225,11 +231,7 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     assert!(html.contains("Instructor: false"), "{html}");
 
     // The teacher page refuses a learner.
-    let (page, html) = send(
-        &tool,
-        get(&format!("/app/teacher?lti_launch_id={launch_id}"), ""),
-    )
-    .await;
+    let (page, html) = teacher_page(&tool, &launch_id).await;
     assert_eq!(page.status(), StatusCode::FORBIDDEN);
     assert!(html.contains("insufficient_role"), "{html}");
 
@@ -265,11 +267,7 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     assert_eq!(page.status(), StatusCode::OK, "{html}");
     assert!(html.contains("Hello Ada Lovelace"), "{html}");
     assert!(html.contains("Instructor: true"), "{html}");
-    let (page, html) = send(
-        &tool,
-        get(&format!("/app/teacher?lti_launch_id={launch_id}"), ""),
-    )
-    .await;
+    let (page, html) = teacher_page(&tool, &launch_id).await;
     assert_eq!(page.status(), StatusCode::OK, "{html}");
     assert!(html.contains("<p>Deployment 1</p>"), "{html}");
 
