@@ -58,6 +58,18 @@ pub enum AppError {
         /// The existing file.
         path: PathBuf,
     },
+    /// `lti keys rotate` would promote a next key platforms may not have seen.
+    #[error(
+        "key rotation too early: expected the next key {kid:?} to be published for at least {required} s before it signs, found {waited} s (run again later, or pass --now)"
+    )]
+    RotationTooEarly {
+        /// The waiting key.
+        kid: String,
+        /// Seconds since it was published.
+        waited: i64,
+        /// Seconds required.
+        required: i64,
+    },
     /// The operating system's random number generator failed.
     #[error(
         "random number generator failure: expected random bytes from the operating system, found an error"
@@ -90,6 +102,7 @@ impl AppError {
             Self::ImportLine { .. } => "invalid_import_line",
             Self::OutputExists { .. } => "output_exists",
             Self::Random => "random_failure",
+            Self::RotationTooEarly { .. } => "rotation_too_early",
         }
     }
 

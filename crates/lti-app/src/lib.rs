@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod config;
 mod consumers;
 pub mod devplatform;

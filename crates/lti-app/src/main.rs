@@ -96,6 +96,118 @@ enum Command {
         #[command(subcommand)]
         command: ConsumersCommand,
     },
+    /// Manage LTI 1.3 platform registrations and their deployments in the
+    /// configured store (running `lti serve` instances see changes on their
+    /// next launch).
+    Platforms {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PlatformsCommand,
+    },
+    /// Manage the tool's signing keys in the configured store.
+    Keys {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformsCommand {
+    /// One line per registration: issuer, client id, deployments by status.
+    List,
+    /// Everything stored about one registration.
+    Show {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id (needed when the issuer has several registrations).
+        client_id: Option<String>,
+    },
+    /// Register a platform (checked like a `[[platforms]]` entry).
+    Add {
+        /// The platform's issuer (`iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The client id the platform assigned to this tool.
+        #[arg(long)]
+        client_id: String,
+        /// The platform's OIDC authorization endpoint.
+        #[arg(long)]
+        auth_login_url: String,
+        /// The platform's OAuth 2 token endpoint.
+        #[arg(long)]
+        auth_token_url: String,
+        /// The platform's JWKS URL.
+        #[arg(long)]
+        jwks_url: String,
+        /// A deployment id launches may come from (repeat for several).
+        #[arg(long = "deployment-id")]
+        deployment_ids: Vec<String>,
+        /// The quirk profile: canvas, moodle, blackboard, brightspace, sakai,
+        /// schoology or generic.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Replace an existing registration of the same issuer and client id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a registration (its launches are refused from then on).
+    Remove {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
+    },
+    /// Change one deployment of a registration.
+    Deployments {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
+        /// What to do.
+        #[arg(value_enum)]
+        action: DeploymentAction,
+        /// The deployment id.
+        deployment_id: String,
+    },
+}
+
+/// `lti platforms deployments … ACTION`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DeploymentAction {
+    /// Add it as active.
+    Add,
+    /// Accept launches from a pending (or disabled) deployment.
+    Approve,
+    /// Keep it recorded but refuse its launches.
+    Disable,
+    /// Forget it.
+    Remove,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// The tool's keys: kid, status and dates (never the private part).
+    List,
+    /// One rotation step: publish a new next key, or (once it has been
+    /// published for --min-published seconds) make it the signing key and
+    /// retire the old one.
+    Rotate {
+        /// Key size in bits for a new key: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Seconds a next key must have been published before it signs
+        /// (default: the tool's JWKS max-age, how long platforms may cache it).
+        #[arg(long, default_value_t = 3600)]
+        min_published: i64,
+        /// Promote the waiting next key now, whatever its age.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +286,8 @@ fn main() -> ExitCode {
             lti_app::shutdown_signal(),
         )),
         Command::Consumers { command } => block_on(run_consumers(command)),
+        Command::Platforms { config, command } => block_on(run_platforms(config, command)),
+        Command::Keys { config, command } => block_on(run_keys(config, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -372,6 +486,178 @@ async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
                 "Exported {n} consumer(s) {what} to {} (mode 0600)",
                 file.display()
             );
+        }
+    }
+    Ok(())
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// One line per deployment status: `active: a, b; pending: c`.
+fn deployments_line(registration: &lti_registry::PlatformRegistration) -> String {
+    let mut parts = Vec::new();
+    for status in [
+        lti_registry::DeploymentStatus::Active,
+        lti_registry::DeploymentStatus::Pending,
+        lti_registry::DeploymentStatus::Inactive,
+    ] {
+        let ids: Vec<&str> = registration
+            .deployments
+            .iter()
+            .filter(|d| d.status == status)
+            .map(|d| d.deployment_id.as_str())
+            .collect();
+        if !ids.is_empty() {
+            parts.push(format!("{status}: {}", ids.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no deployments".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Result<(), AppError> {
+    use lti_app::admin;
+    let store = open_configured_store(config.as_ref()).await?;
+    match command {
+        PlatformsCommand::List => {
+            let all = admin::list_platforms(&store).await?;
+            if all.is_empty() {
+                println!("No platforms registered.");
+            }
+            for r in all {
+                println!("{}\t{}\t{}", r.issuer, r.client_id, deployments_line(&r));
+            }
+        }
+        PlatformsCommand::Show { issuer, client_id } => {
+            let r = admin::find_platform(&store, &issuer, client_id.as_deref()).await?;
+            println!("Issuer                 : {}", r.issuer);
+            println!("Client id              : {}", r.client_id);
+            println!("Auth login URL         : {}", r.auth_login_url);
+            println!("Token URL              : {}", r.auth_token_url);
+            if let Some(aud) = &r.token_audience {
+                println!("Token audience         : {aud}");
+            }
+            match &r.key_source {
+                lti_registry::KeySource::JwksUrl { url } => {
+                    println!("JWKS URL               : {url}");
+                }
+                other => println!("Keys                   : {other:?}"),
+            }
+            println!("Profile                : {}", r.quirks);
+            println!("Unknown deployments    : {:?}", r.unknown_deployment_policy);
+            println!("Deployments            : {}", deployments_line(&r));
+        }
+        PlatformsCommand::Add {
+            issuer,
+            client_id,
+            auth_login_url,
+            auth_token_url,
+            jwks_url,
+            deployment_ids,
+            profile,
+            replace,
+        } => {
+            let entry = lti_app::PlatformConfig {
+                issuer,
+                client_id,
+                auth_login_url,
+                auth_token_url,
+                jwks_url,
+                deployment_ids,
+                profile,
+            };
+            let r = admin::add_platform(&store, &entry, replace).await?;
+            println!(
+                "Registered {} (client id {}); {}",
+                r.issuer,
+                r.client_id,
+                deployments_line(&r)
+            );
+        }
+        PlatformsCommand::Remove { issuer, client_id } => {
+            admin::remove_platform(&store, &issuer, &client_id).await?;
+            println!("Removed {issuer} (client id {client_id})");
+        }
+        PlatformsCommand::Deployments {
+            issuer,
+            client_id,
+            action,
+            deployment_id,
+        } => {
+            let change = match action {
+                DeploymentAction::Add => admin::DeploymentChange::Add,
+                DeploymentAction::Approve => admin::DeploymentChange::Approve,
+                DeploymentAction::Disable => admin::DeploymentChange::Disable,
+                DeploymentAction::Remove => admin::DeploymentChange::Remove,
+            };
+            let r = admin::change_deployment(
+                &store,
+                &issuer,
+                &client_id,
+                &deployment_id,
+                change,
+                unix_now(),
+            )
+            .await?;
+            println!("{issuer} (client id {client_id}): {}", deployments_line(&r));
+        }
+    }
+    Ok(())
+}
+
+async fn run_keys(config: Option<PathBuf>, command: KeysCommand) -> Result<(), AppError> {
+    use lti_app::admin;
+    let store = open_configured_store(config.as_ref()).await?;
+    match command {
+        KeysCommand::List => {
+            let keys = admin::list_keys(&store).await?;
+            if keys.is_empty() {
+                println!("No keys (lti serve installs its key on first start).");
+            }
+            for k in keys {
+                let retired = k
+                    .retired_at
+                    .map(|t| format!("\tretired {t}"))
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\tcreated {}{retired}",
+                    k.kid, k.status, k.alg, k.created_at
+                );
+            }
+        }
+        KeysCommand::Rotate {
+            bits,
+            min_published,
+            now,
+        } => {
+            let overlap =
+                i64::try_from(lti_tool::DEFAULT_RETIRED_KEY_OVERLAP.as_secs()).unwrap_or(i64::MAX);
+            match admin::rotate_key(&store, unix_now(), bits, min_published, overlap, now).await? {
+                admin::Rotation::Published { kid } => {
+                    println!(
+                        "Published the next key {kid}: every instance's JWKS lists it now; it does not sign yet."
+                    );
+                    println!(
+                        "Run `lti keys rotate` again in {min_published} s or later to make it the signing key."
+                    );
+                }
+                admin::Rotation::Promoted { active, retired } => {
+                    println!("The key {active} signs from now on.");
+                    if let Some(old) = retired {
+                        println!(
+                            "The previous key {old} is retired and stays in the JWKS for {overlap} s."
+                        );
+                    }
+                }
+            }
         }
     }
     Ok(())

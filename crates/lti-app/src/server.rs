@@ -300,27 +300,7 @@ fn create_sqlite_parent(url: &str) -> Result<(), AppError> {
 
 async fn install_platforms(store: &Store, config: &Config) -> Result<(), AppError> {
     for p in &config.platforms {
-        let quirks = match &p.profile {
-            Some(name) => name.parse::<QuirkProfile>()?,
-            None => QuirkProfile::Generic,
-        };
-        let mut registration = PlatformRegistration::new(
-            p.issuer.clone(),
-            p.client_id.clone(),
-            p.auth_login_url.clone(),
-            p.auth_token_url.clone(),
-            KeySource::JwksUrl {
-                url: p.jwks_url.clone(),
-            },
-        )
-        .with_quirks(quirks);
-        if quirks == QuirkProfile::Brightspace {
-            registration =
-                registration.with_token_audience("https://api.brightspace.com/auth/token");
-        }
-        for d in &p.deployment_ids {
-            registration = registration.with_deployment(Deployment::active(d.clone()));
-        }
+        let registration = registration_from_config(p)?;
         match store.registrations.insert_registration(&registration).await {
             Ok(()) => {}
             Err(RegistryError::Conflict { .. }) => {
@@ -342,6 +322,38 @@ async fn install_consumers(store: &Store, config: &Config) -> Result<(), AppErro
         upsert_consumer(store, &c.key, &c.secret, &name).await?;
     }
     Ok(())
+}
+
+/// The registration a `[[platforms]]` entry (or `lti platforms add`) stands
+/// for: the JWKS URL as key source, the quirk profile (Brightspace's token
+/// audience with it), every deployment id active.
+///
+/// # Errors
+/// [`AppError::Store`] for an unknown profile name.
+pub(crate) fn registration_from_config(
+    p: &crate::config::PlatformConfig,
+) -> Result<PlatformRegistration, AppError> {
+    let quirks = match &p.profile {
+        Some(name) => name.parse::<QuirkProfile>()?,
+        None => QuirkProfile::Generic,
+    };
+    let mut registration = PlatformRegistration::new(
+        p.issuer.clone(),
+        p.client_id.clone(),
+        p.auth_login_url.clone(),
+        p.auth_token_url.clone(),
+        KeySource::JwksUrl {
+            url: p.jwks_url.clone(),
+        },
+    )
+    .with_quirks(quirks);
+    if quirks == QuirkProfile::Brightspace {
+        registration = registration.with_token_audience("https://api.brightspace.com/auth/token");
+    }
+    for d in &p.deployment_ids {
+        registration = registration.with_deployment(Deployment::active(d.clone()));
+    }
+    Ok(registration)
 }
 
 /// Inserts an LTI 1.1 consumer, or replaces the secret and name of an existing one.
