@@ -19,6 +19,8 @@ mod memory_provider;
 mod redis_store;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod tls;
 #[cfg(feature = "redis")]
 mod unsupported;
 
