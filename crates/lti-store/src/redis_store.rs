@@ -102,8 +102,13 @@ fn client(url: &str) -> Result<(redis::Client, Option<&'static str>)> {
 /// and a server that closed a clear-text connection (as a TLS-only port does).
 fn connect_failed(e: redis::RedisError, trust: Option<&str>) -> RegistryError {
     match trust {
-        Some(trust) => crate::tls::tls_failure(BACKEND, "Redis", trust, &e)
-            .unwrap_or_else(|| unavailable(e)),
+        Some(trust) => crate::tls::tls_failure(BACKEND, "Redis", trust, &e).unwrap_or_else(|| {
+            // A server that does not speak TLS never answers the handshake.
+            RegistryError::unavailable(
+                BACKEND,
+                format!("{e} (connecting over TLS: does the server speak TLS on this port?)"),
+            )
+        }),
         None if e.is_connection_dropped() => {
             RegistryError::unavailable(
                 BACKEND,
