@@ -52,9 +52,11 @@ certs_ok() {
 }
 
 stop_servers() {
-  if [[ -f redis/redis.pid ]] && kill -0 "$(cat redis/redis.pid)" 2>/dev/null; then
-    kill "$(cat redis/redis.pid)"
-    for _ in $(seq 1 50); do kill -0 "$(cat redis/redis.pid)" 2>/dev/null || break; sleep 0.1; done
+  local pid
+  pid="$(cat redis/redis.pid 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   if [[ -f pg/PG_VERSION ]]; then
     runuser -u postgres -- "$pg_bin/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
