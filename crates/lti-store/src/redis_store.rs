@@ -109,14 +109,12 @@ fn connect_failed(e: redis::RedisError, trust: Option<&str>) -> RegistryError {
                 format!("{e} (connecting over TLS: does the server speak TLS on this port?)"),
             )
         }),
-        None if e.is_connection_dropped() => {
-            RegistryError::unavailable(
-                BACKEND,
-                format!(
-                    "{e} (the server closed the connection: if it accepts only TLS, use rediss://)"
-                ),
-            )
-        }
+        None if e.is_connection_dropped() => RegistryError::unavailable(
+            BACKEND,
+            format!(
+                "{e} (the server closed the connection: if it accepts only TLS, use rediss://)"
+            ),
+        ),
         None => unavailable(e),
     }
 }

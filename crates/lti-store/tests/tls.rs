@@ -96,7 +96,12 @@ async fn round_trip(store: &Store) {
     );
     store.launch_states.save_state(&state).await.unwrap();
     assert_eq!(
-        store.launch_states.consume_state(&value).await.unwrap().nonce,
+        store
+            .launch_states
+            .consume_state(&value)
+            .await
+            .unwrap()
+            .nonce,
         "n"
     );
 }
@@ -120,11 +125,10 @@ async fn postgres_verify_full_with_the_ca_works_and_the_connection_is_encrypted(
     round_trip(&store).await;
     // The driver's own view of the same kind of connection: TLS is in use.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let ssl: bool =
-        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(ssl);
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"
@@ -201,7 +205,10 @@ async fn postgres_in_clear_to_a_tls_only_server_is_refused_by_the_server() {
 #[tokio::test]
 async fn postgres_sslrootcert_must_be_a_readable_pem_certificate() {
     let Some(t) = tls() else { return };
-    let missing = format!("{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", t.pg);
+    let missing = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        t.pg
+    );
     assert_eq!(invalid_field(&missing).await, "sslrootcert");
     // A file without a certificate in it (the setup script's own env file).
     let dir = std::path::Path::new(&t.ca).parent().unwrap();
@@ -247,7 +254,10 @@ async fn rediss_with_a_ca_that_did_not_sign_the_server_fails_naming_tls_verifica
     let reason = unavailable(&url, "redis", &options()).await;
     assert_mentions(
         &reason,
-        &["TLS verification of the Redis server failed", "UnknownIssuer"],
+        &[
+            "TLS verification of the Redis server failed",
+            "UnknownIssuer",
+        ],
     );
 }
 
@@ -302,7 +312,11 @@ async fn redis_tls_options_that_cannot_be_honoured_are_invalid_input() {
         "storage url"
     );
     assert_eq!(
-        invalid_field(&format!("{}?sslrootcert={}&sslrootcert={}", t.redis, t.ca, t.ca)).await,
+        invalid_field(&format!(
+            "{}?sslrootcert={}&sslrootcert={}",
+            t.redis, t.ca, t.ca
+        ))
+        .await,
         "storage url"
     );
     assert_eq!(

@@ -896,12 +896,11 @@ impl SqlStore {
     pub async fn open_postgres(url: &str, options: &OpenOptions) -> Result<Self> {
         use sqlx::postgres::PgConnectOptions;
         use std::str::FromStr as _;
-        let connect =
-            PgConnectOptions::from_str(url).map_err(|e| RegistryError::InvalidInput {
-                field: "storage url",
-                expected: "postgres://USER@HOST:PORT/DATABASE[?sslmode=verify-full&sslrootcert=PATH]",
-                found: e.to_string(),
-            })?;
+        let connect = PgConnectOptions::from_str(url).map_err(|e| RegistryError::InvalidInput {
+            field: "storage url",
+            expected: "postgres://USER@HOST:PORT/DATABASE[?sslmode=verify-full&sslrootcert=PATH]",
+            found: e.to_string(),
+        })?;
         let mut connect = crate::tls::postgres_options(url, connect)?;
         if let Some(schema) = &options.postgres_schema {
             if schema.is_empty()
