@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cipher, server_url, unique};
+use common::{cipher, drop_pg_schema, server_url, unique};
 use lti_registry::{LaunchState, RegistryError};
 use lti_store::{OpenOptions, Store, open};
 
@@ -130,13 +130,8 @@ async fn postgres_verify_full_with_the_ca_works_and_the_connection_is_encrypted(
         .await
         .unwrap();
     assert!(ssl);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
     pool.close().await;
+    drop_pg_schema(&url, &schema).await;
 }
 
 #[tokio::test]
@@ -180,18 +175,7 @@ async fn postgres_verify_full_refuses_a_host_the_certificate_does_not_name() {
         .await
         .unwrap();
     round_trip(&store).await;
-    drop_schema(&url, &schema).await;
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    drop_pg_schema(&url, &schema).await;
 }
 
 #[tokio::test]

@@ -282,14 +282,7 @@ impl Harness {
             }
         }
         if let Some(schema) = &self.pg_schema {
-            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA \"{schema}\" CASCADE"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
+            drop_pg_schema(&self.url, schema).await;
         }
         if let Some(prefix) = &self.redis_prefix {
             let client = raw_redis_client(&self.url);
@@ -308,6 +301,18 @@ impl Harness {
             }
         }
     }
+}
+
+/// Drops a test's PostgreSQL schema and everything in it.
+pub(crate) async fn drop_pg_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
 }
 
 /// A plain redis client for the test's own reads and clean-up, trusting the
