@@ -13,10 +13,10 @@ use lti_registry::{RegistryError, Result};
 /// one parameter), `None` when absent. Given twice is an error: which one
 /// the driver reads is not obvious.
 pub(crate) fn url_param(url: &str, names: &[&str]) -> Result<Option<String>> {
-    let Some((_, rest)) = url.split_once('?') else {
+    let url = url.split_once('#').map_or(url, |(before, _)| before);
+    let Some((_, query)) = url.split_once('?') else {
         return Ok(None);
     };
-    let query = rest.split_once('#').map_or(rest, |(query, _)| query);
     let mut found = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         if names.contains(&key.as_ref()) {
@@ -149,4 +149,47 @@ pub(crate) fn postgres_options(
         );
     }
     Ok(connect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_param_reads_the_query_only_and_refuses_a_repeat() {
+        let names = &["sslrootcert", "ssl-ca"];
+        assert_eq!(url_param("rediss://h:1/0", names).unwrap(), None);
+        assert_eq!(
+            url_param("rediss://h:1/0?a=b&sslrootcert=%2Fetc%2Fca.pem#x", names).unwrap(),
+            Some("/etc/ca.pem".to_owned())
+        );
+        assert_eq!(
+            url_param("postgres://u@h/d?ssl-ca=/ca.pem", names).unwrap(),
+            Some("/ca.pem".to_owned())
+        );
+        // After the fragment is not the query.
+        assert_eq!(
+            url_param("rediss://h:1/0#?sslrootcert=/x", names).unwrap(),
+            None
+        );
+        let twice = url_param("postgres://u@h/d?sslrootcert=/a&ssl-ca=/b", names).unwrap_err();
+        assert_eq!(twice.code(), "invalid_input");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["db.internal", "10.0.0.5", "::2", "localhost.example"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }
