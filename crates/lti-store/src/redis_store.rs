@@ -103,11 +103,15 @@ fn client(url: &str) -> Result<(redis::Client, Option<&'static str>)> {
 fn connect_failed(e: redis::RedisError, trust: Option<&str>) -> RegistryError {
     match trust {
         Some(trust) => crate::tls::tls_failure(BACKEND, "Redis", trust, &e).unwrap_or_else(|| {
-            // A server that does not speak TLS never answers the handshake.
-            RegistryError::unavailable(
-                BACKEND,
-                format!("{e} (connecting over TLS: does the server speak TLS on this port?)"),
-            )
+            if e.is_timeout() || e.is_connection_dropped() {
+                // A server that does not speak TLS never answers the handshake.
+                RegistryError::unavailable(
+                    BACKEND,
+                    format!("{e} (connecting over TLS: does the server speak TLS on this port?)"),
+                )
+            } else {
+                unavailable(e)
+            }
         }),
         None if e.is_connection_dropped() => RegistryError::unavailable(
             BACKEND,
