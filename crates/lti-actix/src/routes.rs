@@ -82,12 +82,16 @@ impl LtiRoutes {
         self
     }
 
-    /// Registers `GET|POST` login, `POST` launch, `GET` JWKS and `POST` deep link.
+    /// Registers `GET|POST` login, `POST|GET` launch, `GET` JWKS and `POST` deep link.
     ///
-    /// The launch route answers `lti-tool`'s `303` redirect to the login's
-    /// `target_link_uri` with `lti_launch_id=<id>` appended, and also sets the
+    /// The launch route answers the platform's `POST` with `lti-tool`'s `303`
+    /// redirect to the login's `target_link_uri` with `lti_launch_id=<id>`
+    /// appended (to the tool's landing URL when that target is the launch URL
+    /// itself: `Tool::post_launch_location`), and also sets the
     /// [`LAUNCH_COOKIE`](crate::LAUNCH_COOKIE) so that same-site follow-ups work
-    /// without the parameter.
+    /// without the parameter. A `GET` carrying a launch id is sent on to the
+    /// landing URL (`lti_tool::web::launch_get`); one without is
+    /// `launch_id_missing` (401).
     pub fn configure(self, cfg: &mut web::ServiceConfig) {
         let RouteConfig {
             login,
@@ -103,7 +107,8 @@ impl LtiRoutes {
         )
         .service(
             web::resource(launch_path)
-                .route(web::post().to(move |req, body| launch(req, body, limit))),
+                .route(web::post().to(move |req, body| launch(req, body, limit)))
+                .route(web::get().to(launch_get)),
         )
         .service(web::resource(jwks_path).route(web::get().to(jwks)));
         if let Some(path) = deep_link {
@@ -184,6 +189,19 @@ async fn launch(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRespo
         let request = read_request(&req, body, limit).await?;
         let outcome = lti_tool::web::launch_with_cookie(&tool, &request).await?;
         Ok(into_response(outcome.into_response()))
+    })
+    .await
+}
+
+/// The launch route's `GET`: on to the landing URL with a launch id.
+async fn launch_get(req: HttpRequest) -> HttpResponse {
+    answer(&req, async {
+        let tool = tool_of(&req)?;
+        let headers = convert::headers(req.headers())?;
+        let query = Some(req.query_string()).filter(|q| !q.is_empty());
+        Ok(into_response(lti_tool::web::launch_get(
+            &tool, &headers, query,
+        )?))
     })
     .await
 }

@@ -74,6 +74,7 @@ async fn tool() -> Arc<Tool> {
     store.tool_keys.promote_next_key().await.unwrap();
     let tool = Tool::builder(BASE, &store)
         .key_source(Arc::new(JwkSet::default()))
+        .landing_uri(format!("{BASE}app"))
         .build()
         .unwrap();
     Arc::new(tool)
@@ -164,7 +165,24 @@ struct Login {
 }
 
 async fn login(app: &TestApp) -> Login {
-    let uri = format!("/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app");
+    login_to(app, &format!("{BASE}app")).await
+}
+
+/// `target` encoded for a query parameter (the few characters the tests' URLs use).
+fn encode(target: &str) -> String {
+    target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D")
+}
+
+/// A login whose `target_link_uri` is `target`.
+async fn login_to(app: &TestApp, target: &str) -> Login {
+    let uri = format!(
+        "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={}",
+        encode(target)
+    );
     let resp = app.get(&uri).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let location = header(resp.headers(), LOCATION);
@@ -201,6 +219,23 @@ fn resource_link_claims(nonce: &str, role: &str) -> Value {
         "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": format!("{BASE}app"),
         "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
         "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
+    })
+}
+
+fn deep_link_claims(nonce: &str) -> Value {
+    json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"],
+            "data": "opaque-1"
+        }
     })
 }
 
@@ -557,23 +592,7 @@ async fn a_handler_can_return_the_rejection_as_its_error() {
 #[actix_web::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
-    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let id = launch_id_of(&launch_with(&app, deep_link_claims).await);
     let post = |body: Value, accept: &'static str| {
         TestRequest::post()
             .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
@@ -662,4 +681,82 @@ async fn the_launch_route_takes_platform_storage_confirmations() {
         json_body(unknown).await["error"],
         "pending_launch_not_found"
     );
+}
+
+/// One URL for redirect and target (Open edX's "Tool Launch URL", a Canvas key
+/// whose Target Link URI is its redirect URI): resource link and deep-linking
+/// launches land on the application's page, not on a 405.
+#[actix_web::test]
+async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
+    let app = app().await;
+    let cases = [
+        (format!("{BASE}lti/launch"), ""),
+        (format!("{BASE}lti/launch/"), ""),
+        (format!("{BASE}lti/launch?resource=42"), "resource=42&"),
+        (format!("{BASE}lti/launch/?resource=42"), "resource=42&"),
+    ];
+    let kinds: [fn(&str) -> Value; 2] = [|n| resource_link_claims(n, INSTRUCTOR), deep_link_claims];
+    for (target, carried) in &cases {
+        for (kind, claims) in kinds.iter().enumerate() {
+            let login = login_to(&app, target).await;
+            let mut c = claims(&login.nonce);
+            c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = json!(target);
+            let token = lti_jose::sign(&c, platform_key()).unwrap();
+            let resp = app.call(launch_post(&login, &token)).await;
+            let id = launch_id_of(&resp);
+            let location = header(resp.headers(), LOCATION);
+            assert_eq!(
+                location,
+                format!("{BASE}app?{carried}lti_launch_id={id}"),
+                "{target}"
+            );
+            // The browser follows the 303 with a GET: the app's page answers.
+            let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+            let page = app.get(path).await;
+            assert_eq!(page.status(), StatusCode::OK, "{target}");
+            assert_eq!(text(page).await, "hello user-1");
+            if kind == 1 {
+                let done = app
+                    .call(
+                        TestRequest::post()
+                            .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
+                            .insert_header((CONTENT_TYPE, "application/json"))
+                            .insert_header((ACCEPT, "application/json"))
+                            .set_payload(
+                                json!({"items": [{"type": "link", "url": "https://example.com/a"}]})
+                                    .to_string(),
+                            ),
+                    )
+                    .await;
+                assert_eq!(done.status(), StatusCode::OK);
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_get_to_the_launch_url_goes_on_to_the_app_with_a_launch_id_and_is_401_without() {
+    let app = app().await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let stale = app
+        .get(&format!("/lti/launch?resource=42&lti_launch_id={id}"))
+        .await;
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let location = header(stale.headers(), LOCATION);
+    assert_eq!(
+        location,
+        format!("{BASE}app?resource=42&lti_launch_id={id}")
+    );
+    let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+    assert_eq!(app.get(path).await.status(), StatusCode::OK);
+
+    let bare = app
+        .call(
+            TestRequest::get()
+                .uri("/lti/launch")
+                .insert_header((ACCEPT, "application/json")),
+        )
+        .await;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_body(bare).await["error"], "launch_id_missing");
 }

@@ -27,7 +27,9 @@ use crate::keys;
 /// The request body limit of every route: 64 KiB.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The path of the launch inspector (the target link URI to register).
+/// The path of the launch inspector (the target link URI to register, and the
+/// tool's landing URL: a launch whose target link URI is the launch URL itself
+/// lands here).
 pub const INSPECTOR_PATH: &str = "/lti/app";
 /// The LTI 1.1 launch path.
 pub const LTI11_LAUNCH_PATH: &str = "/lti11/launch";
@@ -57,12 +59,15 @@ impl FromRef<AppState> for Arc<Tool> {
     }
 }
 
-/// The URLs to enter in an LMS when registering this tool.
+/// The URLs to enter in an LMS when registering this tool. Its `Display` is the
+/// start-up banner: the URLs, then what to type in each LMS's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationUrls {
     /// OIDC login initiation URL.
     pub login: String,
-    /// Redirect (launch) URL.
+    /// Redirect (launch) URL: takes the platform's POST. An LMS with a single
+    /// "launch URL" field (Open edX's "Tool Launch URL") gets this one; it also
+    /// works as the target link URI (the launch then lands on the inspector).
     pub launch: String,
     /// Public key set URL.
     pub jwks: String,
@@ -79,7 +84,7 @@ impl RegistrationUrls {
             login: format!("{public_url}lti/login"),
             launch: format!("{public_url}lti/launch"),
             jwks: format!("{public_url}.well-known/jwks.json"),
-            target_link_uri: format!("{public_url}lti/app"),
+            target_link_uri: format!("{public_url}{}", INSPECTOR_PATH.trim_start_matches('/')),
             lti11_launch: format!("{public_url}lti11/launch"),
         }
     }
@@ -87,13 +92,49 @@ impl RegistrationUrls {
 
 impl std::fmt::Display for RegistrationUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            login,
+            launch,
+            jwks,
+            target_link_uri: target,
+            lti11_launch,
+        } = self;
         writeln!(f, "Register this tool in your LMS with:")?;
-        writeln!(f, "  OIDC login initiation URL : {}", self.login)?;
-        writeln!(f, "  Redirect / launch URL     : {}", self.launch)?;
-        writeln!(f, "  Public keyset (JWKS) URL  : {}", self.jwks)?;
-        writeln!(f, "  Target link URI           : {}", self.target_link_uri)?;
-        writeln!(f, "  Deep linking URL          : {}", self.target_link_uri)?;
-        write!(f, "  LTI 1.1 launch URL        : {}", self.lti11_launch)
+        writeln!(f, "  OIDC login initiation URL : {login}")?;
+        writeln!(f, "  Redirect / launch URL     : {launch}")?;
+        writeln!(f, "  Public keyset (JWKS) URL  : {jwks}")?;
+        writeln!(f, "  Target link URI           : {target}")?;
+        writeln!(f, "  Deep linking URL          : {target}")?;
+        writeln!(f, "  LTI 1.1 launch URL        : {lti11_launch}")?;
+        writeln!(f, "Field by field (details in docs/lms/):")?;
+        writeln!(
+            f,
+            "  Canvas      : Redirect URIs = {launch} ; Target Link URI = {target} ; OpenID Connect Initiation Url = {login} ; Public JWK URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Moodle      : Tool URL = {target} ; Redirection URI(s) = {launch} ; Initiate login URL = {login} ; Keyset URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Open edX    : Tool Launch URL = {launch} (one URL for redirect and target) ; Tool Initiate Login URL = {login} ; Tool Keyset URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Blackboard  : Tool Redirect URL(s) = {launch} ; Login Initiation URL = {login} ; Tool JWKS URL = {jwks} ; placement Target Link URI = {target}"
+        )?;
+        writeln!(
+            f,
+            "  Brightspace : Redirect URLs = {launch} ; OpenID Connect Login URL = {login} ; Keyset URL = {jwks} ; link URL = {target}"
+        )?;
+        writeln!(
+            f,
+            "  Sakai       : Launch URL = {target} ; Tool Redirect Endpoint(s) = {launch} ; Tool OIDC Login Initiation URL = {login} ; LTI 1.3 Tool Keyset URL = {jwks}"
+        )?;
+        write!(
+            f,
+            "A launch whose target link URI is the launch URL ({launch}, with or without a query) lands on {target}."
+        )
     }
 }
 
@@ -148,6 +189,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     install_consumers(&store, config).await?;
 
     let public_url = config.public_url();
+    let urls = RegistrationUrls::new(&public_url);
     let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
     // The state cookie is always `Secure; SameSite=None` (the public URL is https,
     // or http on loopback, which browsers treat as a secure context) and always
@@ -158,6 +200,9 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .key_source(Arc::new(JwksCache::new(http.clone())))
         .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
         .partitioned_state_cookie(true)
+        // A launch whose target is the launch URL itself (one-URL LMSs such as
+        // Open edX) lands on the inspector.
+        .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
         .build()?;
     let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
@@ -178,7 +223,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     };
     Ok(App {
         router: router(state),
-        urls: RegistrationUrls::new(&public_url),
+        urls,
         generated_key,
         kid,
     })

@@ -779,3 +779,134 @@ async fn pages_run_no_script_unless_they_name_their_own() {
     );
     tool.stop().await.unwrap();
 }
+
+/// A login whose `target_link_uri` is `target` (the usual hints and client id).
+async fn login_to(tool: &Tool, platform: &Platform, target: &str) -> Login {
+    let encoded = target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D");
+    let resp = get(
+        &format!(
+            "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={encoded}&client_id={CLIENT_ID}",
+            tool.url, platform.base
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 302, "{}", text(&resp));
+    let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    let set_cookie = resp.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    Login {
+        cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        set_cookie,
+        state: param(&location, "state").unwrap(),
+        nonce: param(&location, "nonce").unwrap(),
+        location,
+    }
+}
+
+/// An LMS with one "launch URL" field (Open edX's "Tool Launch URL"; a Canvas
+/// key or Moodle tool whose target is the redirect URI) sends the launch URL as
+/// both `redirect_uri` and `target_link_uri`: resource link launches land on
+/// the inspector and deep-linking launches on the picker, never on a 405.
+#[tokio::test]
+async fn one_url_for_redirect_and_target_lands_on_the_inspector_and_the_picker() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let launch_url = format!("{}/lti/launch", tool.url);
+    let cases = [
+        (launch_url.clone(), ""),
+        (format!("{launch_url}/"), ""),
+        (format!("{launch_url}?resource=42"), "resource=42&"),
+        (format!("{launch_url}/?resource=42"), "resource=42&"),
+    ];
+    for (target, carried) in &cases {
+        for deep_linking in [false, true] {
+            let login = login_to(&tool, &platform, target).await;
+            // The platform's own check: the redirect URI is the launch URL.
+            let redirect = param(&login.location, "redirect_uri").unwrap();
+            assert!(
+                redirect.ends_with("%2Flti%2Flaunch") || redirect.ends_with("/lti/launch"),
+                "{redirect}"
+            );
+            let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
+            let map = c.as_object_mut().unwrap();
+            map.insert(
+                "https://purl.imsglobal.org/spec/lti/claim/target_link_uri".into(),
+                target.clone().into(),
+            );
+            if deep_linking {
+                map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
+                map.insert(
+                    "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
+                    "LtiDeepLinkingRequest".into(),
+                );
+                map.insert(
+                    "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+                    serde_json::json!({
+                        "deep_link_return_url": format!("{}/dl-return", platform.base),
+                        "accept_types": ["ltiResourceLink"],
+                        "accept_presentation_document_targets": ["iframe"]
+                    }),
+                );
+            }
+            let token = lti_jose::sign(&c, platform_key()).unwrap();
+            let resp = post_launch(&tool, &login, &token, None).await;
+            assert_eq!(resp.status(), 303, "{target}: {}", text(&resp));
+            let landing = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+            let id = param(&landing, "lti_launch_id").unwrap();
+            assert_eq!(
+                landing,
+                format!("{}/lti/app?{carried}lti_launch_id={id}", tool.url),
+                "{target}"
+            );
+            // The browser's GET of the landing page: the inspector or the picker.
+            let page = get(&landing, None).await;
+            assert_eq!(page.status(), 200, "{target}");
+            let page = text(&page);
+            if deep_linking {
+                assert!(page.contains("value=\"ltiResourceLink\""), "{page}");
+            } else {
+                assert!(
+                    page.contains("<code id=\"message-type\">LtiResourceLinkRequest</code>"),
+                    "{page}"
+                );
+            }
+        }
+    }
+    // A GET of the launch URL carrying a launch id (a stale link) goes on to
+    // the inspector; one without is a 401, never a 405.
+    let inspector = launch_as(&tool, &platform, LEARNER).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    let stale = get(&format!("{launch_url}?lti_launch_id={id}"), None).await;
+    assert_eq!(stale.status(), 303);
+    let landing = stale.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(landing, format!("{}/lti/app?lti_launch_id={id}", tool.url));
+    assert_eq!(get(&landing, None).await.status(), 200);
+    let bare = get(&launch_url, Some("application/json")).await;
+    assert_eq!(bare.status(), 401);
+    let body: Value = serde_json::from_slice(bare.body()).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_banner_says_what_to_type_in_each_lms_field() {
+    let urls = lti_app::RegistrationUrls::new("https://tool.example/");
+    let banner = urls.to_string();
+    for line in [
+        "  Redirect / launch URL     : https://tool.example/lti/launch",
+        "  Target link URI           : https://tool.example/lti/app",
+        "Canvas      : Redirect URIs = https://tool.example/lti/launch ; Target Link URI = https://tool.example/lti/app",
+        "Moodle      : Tool URL = https://tool.example/lti/app ; Redirection URI(s) = https://tool.example/lti/launch",
+        "Open edX    : Tool Launch URL = https://tool.example/lti/launch (one URL for redirect and target)",
+        "lands on https://tool.example/lti/app",
+    ] {
+        assert!(banner.contains(line), "missing {line:?} in {banner}");
+    }
+}

@@ -136,11 +136,26 @@ fn now() -> i64 {
 
 /// Runs login, then posts an id_token built by `claims(nonce)`; returns the launch response.
 async fn launch_with(app: &Router, claims: impl Fn(&str) -> Value) -> Response {
+    launch_to(app, &format!("{BASE}app"), claims).await
+}
+
+/// `target` encoded for a query parameter (the few characters the tests' URLs use).
+fn encode(target: &str) -> String {
+    target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D")
+}
+
+/// [`launch_with`] for a login whose `target_link_uri` is `target`.
+async fn launch_to(app: &Router, target: &str, claims: impl Fn(&str) -> Value) -> Response {
     let login = app
         .clone()
         .oneshot(
             Request::get(format!(
-                "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app"
+                "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={}",
+                encode(target)
             ))
             .body(Body::empty())
             .unwrap(),
@@ -181,6 +196,23 @@ fn resource_link_claims(nonce: &str, role: &str) -> Value {
         "https://purl.imsglobal.org/spec/lti/claim/target_link_uri": format!("{BASE}app"),
         "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
         "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
+    })
+}
+
+fn deep_link_claims(nonce: &str) -> Value {
+    json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"],
+            "data": "opaque-1"
+        }
     })
 }
 
@@ -492,23 +524,7 @@ async fn jwks_route_publishes_the_tool_key() {
 #[tokio::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
-    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let id = launch_id_of(&launch_with(&app, deep_link_claims).await);
     let post = |body: Value, accept: &'static str| {
         Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
             .header(CONTENT_TYPE, "application/json")
@@ -575,4 +591,88 @@ async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     let body: Value = serde_json::from_str(&body_text(malformed).await).unwrap();
     assert_eq!(body["error"], "invalid_deep_link_request");
+}
+
+/// One URL for redirect and target (Open edX's "Tool Launch URL", a Canvas key
+/// whose Target Link URI is its redirect URI): resource link and deep-linking
+/// launches land on the application's page, not on a 405.
+#[tokio::test]
+async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
+    let app = app_with(|b| b.landing_uri(format!("{BASE}app"))).await;
+    let cases = [
+        (format!("{BASE}lti/launch"), ""),
+        (format!("{BASE}lti/launch/"), ""),
+        (format!("{BASE}lti/launch?resource=42"), "resource=42&"),
+        (format!("{BASE}lti/launch/?resource=42"), "resource=42&"),
+    ];
+    let kinds: [fn(&str) -> Value; 2] = [|n| resource_link_claims(n, INSTRUCTOR), deep_link_claims];
+    for (target, carried) in &cases {
+        for (kind, claims) in kinds.iter().enumerate() {
+            let resp = launch_to(&app, target, |n| {
+                let mut c = claims(n);
+                c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = json!(target);
+                c
+            })
+            .await;
+            let id = launch_id_of(&resp);
+            let location = resp.headers()[LOCATION].to_str().unwrap();
+            assert_eq!(
+                location,
+                format!("{BASE}app?{carried}lti_launch_id={id}"),
+                "{target}"
+            );
+            // The browser follows the 303 with a GET: the app's page answers.
+            let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+            let page = get_with(&app, path, None).await;
+            assert_eq!(page.status(), StatusCode::OK, "{target}");
+            assert_eq!(body_text(page).await, "hello user-1");
+            if kind == 1 {
+                let done = app
+                    .clone()
+                    .oneshot(
+                        Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
+                            .header(CONTENT_TYPE, "application/json")
+                            .header(ACCEPT, "application/json")
+                            .body(Body::from(
+                                json!({"items": [{"type": "link", "url": "https://example.com/a"}]})
+                                    .to_string(),
+                            ))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(done.status(), StatusCode::OK);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_get_to_the_launch_url_goes_on_to_the_app_with_a_launch_id_and_is_401_without() {
+    let app = app_with(|b| b.landing_uri(format!("{BASE}app"))).await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let stale = get_with(
+        &app,
+        &format!("/lti/launch?resource=42&lti_launch_id={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let location = stale.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!("{BASE}app?resource=42&lti_launch_id={id}")
+    );
+    let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+    assert_eq!(get_with(&app, path, None).await.status(), StatusCode::OK);
+
+    let bare = get_with(
+        &app,
+        "/lti/launch",
+        Some((ACCEPT.as_str(), "application/json".into())),
+    )
+    .await;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&body_text(bare).await).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
 }

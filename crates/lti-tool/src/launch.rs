@@ -20,7 +20,7 @@ use crate::login::STORAGE_TARGET_KEY;
 use crate::quirks::Quirks;
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::{LAUNCH_ID_PARAM, Tool};
-use crate::urls::append_query;
+use crate::urls::{append_query, append_raw_query, query_without, same_endpoint};
 
 /// Format tag of a launch saved in the launch-data store.
 const SAVED_FORMAT: &str = "lti-tool/launch/v1";
@@ -82,9 +82,9 @@ impl std::ops::Deref for Launch {
 }
 
 impl Launch {
-    /// The `303` to the login's `target_link_uri` with `lti_launch_id=<id>` appended.
-    pub(crate) fn redirect(&self) -> Result<ToolResponse, ToolError> {
-        let location = append_query(&self.target_link_uri, &[(LAUNCH_ID_PARAM, &self.launch_id)]);
+    /// The `303` to [`Tool::post_launch_location`].
+    pub(crate) fn redirect(&self, tool: &Tool) -> Result<ToolResponse, ToolError> {
+        let location = tool.post_launch_location(&self.target_link_uri, &self.launch_id);
         ToolResponse::redirect(StatusCode::SEE_OTHER, &location)
     }
 
@@ -452,10 +452,52 @@ fn plain_dates(claims: &IdTokenClaims) -> Option<lti_jose::NumericDates> {
 }
 
 impl Tool {
+    /// Where a verified launch sends the browser (the `Location` of the `303`
+    /// that [`Tool::launch`] and [`Tool::handle_launch`] answer):
+    ///
+    /// - the login's `target_link_uri` with `lti_launch_id=<launch_id>`
+    ///   appended;
+    /// - but when that target is the redirect URI itself (same scheme, host,
+    ///   port and path, ignoring a trailing slash and the query: an LMS with a
+    ///   single "launch URL" field sends it as both), which only accepts the
+    ///   platform's POST, the [landing URL](crate::ToolBuilder::landing_uri)
+    ///   with the target's query parameters and `lti_launch_id=<launch_id>`.
+    ///
+    /// An `lti_launch_id` parameter already in the target's query is dropped,
+    /// so the only launch id in the location is this launch's.
+    pub fn post_launch_location(&self, target_link_uri: &str, launch_id: &str) -> String {
+        let launch_param = [(LAUNCH_ID_PARAM, launch_id)];
+        let target_query = query_without(target_link_uri, LAUNCH_ID_PARAM);
+        if same_endpoint(target_link_uri, &self.inner.redirect_uri) {
+            let landing = append_raw_query(&self.inner.landing_uri, &target_query);
+            return append_query(&landing, &launch_param);
+        }
+        let path_end = target_link_uri
+            .find(['?', '#'])
+            .unwrap_or(target_link_uri.len());
+        let fragment = target_link_uri.split_once('#').map(|(_, f)| f);
+        let mut target = append_raw_query(&target_link_uri[..path_end], &target_query);
+        if let Some(fragment) = fragment {
+            target.push('#');
+            target.push_str(fragment);
+        }
+        append_query(&target, &launch_param)
+    }
+
+    /// The `303` to the landing URL that the launch route answers to a `GET`
+    /// (a stale link or a platform that follows the redirect with a GET to the
+    /// launch URL), carrying the request's `query` as it is.
+    pub(crate) fn landing_redirect(&self, query: Option<&str>) -> Result<ToolResponse, ToolError> {
+        let location = append_raw_query(&self.inner.landing_uri, query.unwrap_or(""));
+        ToolResponse::redirect(StatusCode::SEE_OTHER, &location)
+    }
+
     /// Validates a launch (the platform's POST of `id_token` and `state` to the
     /// redirect URI), saves it under a fresh launch id, and returns it with the
     /// response to send: a `303` redirect to the login's `target_link_uri` with
-    /// `lti_launch_id=<id>` appended, clearing the state cookie. An application that
+    /// `lti_launch_id=<id>` appended (or to the landing URL when the target is
+    /// the redirect URI itself; see [`Tool::post_launch_location`]), clearing
+    /// the state cookie. An application that
     /// renders its page directly must still send the response's `Set-Cookie`.
     /// The state must be bound by its cookie; [`Tool::handle_launch`] also
     /// completes launches bound through the platform's storage.
@@ -503,7 +545,7 @@ impl Tool {
         let token = self.verify_id_token(id_token, &saved).await?;
         let launch = self.save_bound(token, StateBinding::Cookie).await?;
         let response = launch
-            .redirect()?
+            .redirect(self)?
             .with_cookie(&self.inner.cookies.clear_cookie_named(cookie_name))?;
         Ok((launch, response))
     }

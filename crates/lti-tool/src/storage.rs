@@ -63,8 +63,9 @@ const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 #[non_exhaustive]
 pub enum LaunchOutcome {
     /// The launch is verified and saved: the state cookie bound it, or the check
-    /// page confirmed it. `response` is the `303` to the login's
-    /// `target_link_uri` with `lti_launch_id=<id>` appended.
+    /// page confirmed it. `response` is the `303` to
+    /// [`Tool::post_launch_location`]: the login's `target_link_uri` (or the
+    /// landing URL when that is the redirect URI) with `lti_launch_id=<id>`.
     Launched {
         /// The launch.
         launch: Box<Launch>,
@@ -129,7 +130,7 @@ impl Tool {
         let form = req.form()?;
         if form.get(STORAGE_CONFIRM_PARAM)?.is_some() {
             let launch = self.confirm_storage_launch(req, &form).await?;
-            let response = launch.redirect()?;
+            let response = launch.redirect(self)?;
             return Ok(LaunchOutcome::Launched {
                 launch: Box::new(launch),
                 response,

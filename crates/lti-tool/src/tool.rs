@@ -58,6 +58,8 @@ impl std::fmt::Debug for Tool {
 pub(crate) struct Inner {
     pub(crate) base_url: String,
     pub(crate) redirect_uri: String,
+    /// Where a launch whose target is the redirect URI itself lands.
+    pub(crate) landing_uri: String,
     /// The redirect URI's origin, as browsers send it in `Origin`.
     pub(crate) redirect_origin: String,
     pub(crate) targets: TargetRules,
@@ -122,6 +124,7 @@ impl Tool {
             key_source: None,
             clock: None,
             redirect_uri: None,
+            landing_uri: None,
             exact_targets: Vec::new(),
             prefix_targets: Vec::new(),
             cookie_secret: None,
@@ -150,6 +153,12 @@ impl Tool {
         &self.inner.redirect_uri
     }
 
+    /// The landing URL: where a launch whose `target_link_uri` is the redirect
+    /// URI itself is sent (see [`ToolBuilder::landing_uri`]).
+    pub fn landing_uri(&self) -> &str {
+        &self.inner.landing_uri
+    }
+
     pub(crate) fn now(&self) -> i64 {
         self.inner.clock.now()
     }
@@ -165,6 +174,7 @@ pub struct ToolBuilder {
     key_source: Option<Arc<dyn KeySource>>,
     clock: Option<Arc<dyn Clock>>,
     redirect_uri: Option<String>,
+    landing_uri: Option<String>,
     exact_targets: Vec<String>,
     prefix_targets: Vec<String>,
     cookie_secret: Option<Vec<u8>>,
@@ -208,6 +218,24 @@ impl ToolBuilder {
     /// The redirect URI registered with platforms (default: `<base>lti/launch`).
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
         self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// The landing URL (default: the public base URL): the application page a
+    /// launch lands on when its `target_link_uri` is the redirect URI itself.
+    ///
+    /// Several LMSs have a single "launch URL" field that they use both as the
+    /// OIDC `redirect_uri` and as the `target_link_uri` (Open edX's "Tool Launch
+    /// URL", and Canvas or Moodle configurations that put the redirect URI into
+    /// "Target Link URI" / "Tool URL"). The redirect URI only accepts the
+    /// platform's POST, so the `303` after such a launch goes here instead,
+    /// carrying the target's query parameters (e.g. `?resource=42`) and
+    /// `lti_launch_id=<id>`. The launch route of `lti-axum` and `lti-actix`
+    /// also answers a `GET` that carries a launch id with a redirect here
+    /// ([`crate::web::launch_get`]). It must be an absolute URL (https, or http
+    /// on loopback) and not the redirect URI.
+    pub fn landing_uri(mut self, uri: impl Into<String>) -> Self {
+        self.landing_uri = Some(uri.into());
         self
     }
 
@@ -342,8 +370,9 @@ impl ToolBuilder {
     /// Checks the configuration and builds the tool.
     ///
     /// # Errors
-    /// [`ToolError::Configuration`] for a malformed base URL, redirect URI or
-    /// target rule, a cookie secret shorter than 32 bytes, a zero TTL, or when the
+    /// [`ToolError::Configuration`] for a malformed base URL, redirect URI,
+    /// landing URI (or one that is the redirect URI) or target rule, a cookie
+    /// secret shorter than 32 bytes, a zero TTL, or when the
     /// default HTTP client cannot be built.
     pub fn build(self) -> Result<Tool, ToolError> {
         let base = parse_base_url(&self.base_url, self.insecure_http)?;
@@ -359,6 +388,18 @@ impl ToolBuilder {
                 "redirect URI: expected an absolute http(s) URL, found {redirect_uri:?}"
             ))
         })?;
+        let landing_uri = match self.landing_uri {
+            Some(uri) => {
+                crate::urls::check_absolute(&uri, self.insecure_http)?;
+                uri
+            }
+            None => base.clone(),
+        };
+        if crate::urls::same_endpoint(&landing_uri, &redirect_uri) {
+            return Err(ToolError::config(format!(
+                "landing URI: expected an application page other than the redirect URI ({redirect_uri:?}), found {landing_uri:?} (set ToolBuilder::landing_uri)"
+            )));
+        }
         let mut prefixes = self.prefix_targets;
         if prefixes.is_empty() && self.exact_targets.is_empty() {
             prefixes.push(base.clone());
@@ -405,6 +446,7 @@ impl ToolBuilder {
             inner: Arc::new(Inner {
                 base_url: base,
                 redirect_uri,
+                landing_uri,
                 redirect_origin,
                 targets,
                 allow_http: self.insecure_http,

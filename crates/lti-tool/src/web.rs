@@ -40,7 +40,8 @@ use crate::{LaunchOutcome, Tool, ToolError, ToolRequest};
 
 /// The default login initiation path (GET and POST).
 pub const LOGIN_PATH: &str = "/lti/login";
-/// The default launch path (the redirect URI; POST).
+/// The default launch path (the redirect URI; POST, and GET with a launch id:
+/// [`launch_get`]).
 pub const LAUNCH_PATH: &str = "/lti/launch";
 /// The default path of the tool's public key set (GET).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -368,6 +369,27 @@ pub async fn launch_with_cookie(
         }
     }
     Ok(outcome)
+}
+
+/// The launch route's answer to a `GET` (the route's `POST` is
+/// [`launch_with_cookie`]): a request that carries a launch id ([`launch_id`]:
+/// a stale link to the launch URL, or a platform that sends the browser back
+/// to it) is sent on with a `303` to the tool's
+/// [landing URL](crate::ToolBuilder::landing_uri), its query carried over as it
+/// is, so it lands on the application instead of a `405`. The store is not
+/// read: the landing page loads the launch as any follow-up request does.
+///
+/// # Errors
+/// [`Error::MissingLaunchId`] (401) for a `GET` without a launch id.
+pub fn launch_get(
+    tool: &Tool,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<crate::ToolResponse, Error> {
+    if launch_id(headers, query).is_none() {
+        return Err(Error::MissingLaunchId);
+    }
+    Ok(tool.landing_redirect(query)?)
 }
 
 /// The JSON body of the deep-linking route: the chosen content items and the

@@ -229,3 +229,146 @@ async fn the_launch_route_flow_passes_on_the_tool_error() {
         "{error:?}"
     );
 }
+
+/// Logs in with `target` as the `target_link_uri` (in the login and the
+/// id_token) and runs the launch route's flow; returns the redirect's location.
+async fn launch_to_target(h: &Harness, target: &str) -> (Launch, String) {
+    let params = [
+        ("iss", ISS),
+        ("login_hint", "user-hint-42"),
+        ("target_link_uri", target),
+        ("client_id", CLIENT_ID),
+    ];
+    let login = Login::from_response(&h.tool.login(&get("/lti/login", &params)).await.unwrap());
+    let mut claims = h.claims(&login.nonce);
+    claims.insert(format!("{LTI}target_link_uri"), json!(target));
+    let outcome = web::launch_with_cookie(&h.tool, &login.post(&h.sign(&claims)))
+        .await
+        .unwrap();
+    let LaunchOutcome::Launched { launch, response } = outcome else {
+        panic!("expected a completed launch");
+    };
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    (*launch, response.location().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_launch_whose_target_is_the_launch_url_lands_on_the_landing_page() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    assert_eq!(h.tool.redirect_uri(), "https://tool.example/lti/launch");
+    let cases = [
+        ("https://tool.example/lti/launch", ""),
+        ("https://tool.example/lti/launch/", ""),
+        (
+            "https://tool.example/lti/launch?resource=42",
+            "resource=42&",
+        ),
+        (
+            "https://tool.example/lti/launch/?resource=42&x=a%20b",
+            "resource=42&x=a%20b&",
+        ),
+        // A launch id in the target is dropped: only the launch's own is carried.
+        (
+            "https://tool.example/lti/launch?lti_launch_id=planted&resource=7",
+            "resource=7&",
+        ),
+    ];
+    for (target, carried) in cases {
+        let (launch, location) = launch_to_target(&h, target).await;
+        assert_eq!(
+            location,
+            format!("{TARGET}?{carried}lti_launch_id={}", launch.launch_id()),
+            "{target}"
+        );
+        // The launch keeps the target the platform asked for.
+        assert_eq!(launch.target_link_uri(), target);
+    }
+}
+
+#[tokio::test]
+async fn the_default_landing_page_is_the_public_base_url() {
+    let h = Harness::new().await;
+    assert_eq!(h.tool.landing_uri(), TOOL_BASE);
+    let (launch, location) = launch_to_target(&h, "https://tool.example/lti/launch").await;
+    assert_eq!(
+        location,
+        format!("{TOOL_BASE}?lti_launch_id={}", launch.launch_id())
+    );
+}
+
+#[tokio::test]
+async fn any_other_target_is_kept_with_its_query() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    let (launch, location) = launch_to_target(
+        &h,
+        "https://tool.example/lti/launcher?lti_launch_id=planted&a=1",
+    )
+    .await;
+    assert_eq!(
+        location,
+        format!(
+            "https://tool.example/lti/launcher?a=1&lti_launch_id={}",
+            launch.launch_id()
+        )
+    );
+    assert_eq!(
+        h.tool.post_launch_location(TARGET, "id-1"),
+        format!("{TARGET}?lti_launch_id=id-1")
+    );
+    assert_eq!(
+        h.tool
+            .post_launch_location("https://tool.example/app?a=1#top", "id-1"),
+        "https://tool.example/app?a=1&lti_launch_id=id-1#top"
+    );
+}
+
+#[tokio::test]
+async fn a_get_to_the_launch_url_with_a_launch_id_is_sent_to_the_landing_page() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    let headers = http::HeaderMap::new();
+    let response =
+        web::launch_get(&h.tool, &headers, Some("resource=42&lti_launch_id=abc")).unwrap();
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.location(),
+        Some(format!("{TARGET}?resource=42&lti_launch_id=abc").as_str())
+    );
+    assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
+    // The launch cookie is a launch id too: on to the landing page, which reads it.
+    let mut with_cookie = http::HeaderMap::new();
+    with_cookie.insert(
+        http::header::COOKIE,
+        http::HeaderValue::from_static("lti_launch=abc"),
+    );
+    let response = web::launch_get(&h.tool, &with_cookie, None).unwrap();
+    assert_eq!(response.location(), Some(TARGET));
+    // Without any launch id: 401 launch_id_missing, not a redirect.
+    for query in [None, Some("resource=42"), Some("lti_launch_id=")] {
+        let error = web::launch_get(&h.tool, &headers, query).unwrap_err();
+        assert_eq!(error.code(), "launch_id_missing");
+        assert_eq!(error.http_status(), http::StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_landing_page_that_is_the_launch_url_is_a_configuration_error() {
+    let clock = lti_registry::ManualClock::new(NOW);
+    let store = store(&clock).await;
+    for landing in [
+        "https://tool.example/lti/launch",
+        "https://tool.example/lti/launch/?x=1",
+        "not a url",
+    ] {
+        let error = builder(&store, &clock)
+            .landing_uri(landing)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.code(), "configuration", "{landing}");
+    }
+    // The default landing page (the base URL) collides with a redirect URI at the base.
+    let error = builder(&store, &clock)
+        .redirect_uri(TOOL_BASE)
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("landing URI"), "{error}");
+}
