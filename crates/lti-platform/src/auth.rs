@@ -319,11 +319,7 @@ impl Platform {
         let hint: MessageHint = self
             .secret
             .open(Purpose::MessageHint, sealed)
-            .map_err(|e| {
-                back(PlatformError::InvalidMessageHint {
-                    reason: e.reason(),
-                })
-            })?;
+            .map_err(|e| back(PlatformError::InvalidMessageHint { reason: e.reason() }))?;
         let now = self.now();
         if hint.e <= now {
             return Err(back(PlatformError::ExpiredMessageHint { exp: hint.e, now }));
@@ -490,10 +486,7 @@ impl Platform {
                     auto_create: Some(options.auto_create),
                     title: options.title.clone(),
                     text: options.text.clone(),
-                    data: Some(
-                        self.secret
-                            .seal(Purpose::DeepLinkData, &data)?,
-                    ),
+                    data: Some(self.secret.seal(Purpose::DeepLinkData, &data)?),
                     extra: Map::new(),
                 });
             }

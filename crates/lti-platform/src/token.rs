@@ -18,7 +18,6 @@ use crate::web::{self, Params};
 /// `client_assertion_type` for JWT client assertions.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-
 /// A token request (`application/x-www-form-urlencoded` fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
@@ -273,9 +272,7 @@ impl Platform {
             j: random_id()?,
         };
         Ok(TokenResponse {
-            access_token: self
-                .secret
-                .seal(Purpose::AccessToken, &sealed)?,
+            access_token: self.secret.seal(Purpose::AccessToken, &sealed)?,
             token_type: "Bearer".to_owned(),
             expires_in: lifetime,
             scope: scopes.into_iter().collect::<Vec<_>>().join(" "),

@@ -93,9 +93,7 @@ impl Platform {
                     family_name: m.family_name.filter(|_| tool.share_name),
                     email: m.email.filter(|_| tool.share_email),
                     picture: m.picture.filter(|_| tool.share_picture),
-                    lis_person_sourcedid: m
-                        .lis_person_sourcedid
-                        .filter(|_| tool.share_sourcedid),
+                    lis_person_sourcedid: m.lis_person_sourcedid.filter(|_| tool.share_sourcedid),
                     message,
                     ..Member::default()
                 }
