@@ -179,15 +179,15 @@ pub fn bearer(platform: &Platform, scopes: &[&str]) -> String {
         .access_token
 }
 
-/// The tool's authentication request answering `init` (state `state-123`, nonce
-/// `nonce-456`), as query parameters.
+/// The tool's authentication request answering `init` (its client, the test tool's
+/// redirect URI, state `state-123`, nonce `nonce-456`), as query parameters.
 pub fn auth_query(init: &LoginInitiation) -> Vec<(String, String)> {
     vec![
         ("scope".into(), "openid".into()),
         ("response_type".into(), "id_token".into()),
         ("response_mode".into(), "form_post".into()),
         ("prompt".into(), "none".into()),
-        ("client_id".into(), CLIENT_ID.into()),
+        ("client_id".into(), init.param("client_id").unwrap().into()),
         ("redirect_uri".into(), TOOL_LAUNCH.into()),
         (
             "login_hint".into(),
