@@ -10,8 +10,8 @@ mod keys;
 mod server;
 
 pub use config::{
-    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, KeysConfig,
-    PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
+    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
+    KeysConfig, PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
 };
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};

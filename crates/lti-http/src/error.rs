@@ -197,7 +197,7 @@ pub enum Error {
     /// private, link-local, ...); no connection was attempted. The address
     /// itself is not shown.
     #[error(
-        "egress refused: expected {url} to resolve to a public address, found only {class} addresses (allow_private_addresses is off)"
+        "egress refused: expected a public address for {url}, found only {class} addresses (allow_private_addresses is off)"
     )]
     PrivateAddress {
         /// Target URL (redacted).
