@@ -32,6 +32,45 @@ pub struct Config {
     /// `[[consumers]]`: LTI 1.1 consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerConfig>,
+    /// `[egress]`: where outbound service and outcome requests may go.
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// `[egress]`: the egress policy of outbound requests (`lti_http::EgressPolicy`
+/// and `lti_http::HyperClientBuilder::allow_private_addresses`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Origins (`https://host[:port]`) that service URLs from LTI 1.3 launches
+    /// may use besides each platform's issuer and token endpoint origins (a
+    /// Canvas or Blackboard instance's own host), and that LTI 1.1 outcome
+    /// URLs may use (consumers have no registered URL: list their origins
+    /// here, or outcomes are refused). Default: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Lets outbound requests (service calls, outcomes, token and JWKS
+    /// fetches) reach loopback, private, link-local and other non-public
+    /// addresses. Default `false`: a platform on the tool's own network, or
+    /// a development setup on loopback, must turn it on.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+impl EgressConfig {
+    /// The origin allow-list as an `lti_http::EgressPolicy`.
+    ///
+    /// # Errors
+    /// A problem naming the first entry that is not an absolute http(s) URL.
+    pub fn policy(&self) -> Result<lti_http::EgressPolicy, Problem> {
+        let mut policy = lti_http::EgressPolicy::new();
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            policy = policy
+                .allow_origin(o)
+                .map_err(|e| problem(format!("egress.allowed_origins[{i}]"), e.to_string()))?;
+        }
+        Ok(policy)
+    }
 }
 
 /// `[server]`.
@@ -191,7 +230,14 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 /// The keys each table accepts (for naming unknown keys, all of them at once).
-const TOP_KEYS: &[&str] = &["server", "storage", "keys", "platforms", "consumers"];
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "storage",
+    "keys",
+    "platforms",
+    "consumers",
+    "egress",
+];
 const SERVER_KEYS: &[&str] = &["bind", "public_url", "platform_storage"];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
 const KEYS_KEYS: &[&str] = &["dir"];
@@ -205,6 +251,7 @@ const PLATFORM_KEYS: &[&str] = &[
     "profile",
 ];
 const CONSUMER_KEYS: &[&str] = &["key", "secret", "name"];
+const EGRESS_KEYS: &[&str] = &["allowed_origins", "allow_private_addresses"];
 
 impl Config {
     /// Parses and validates a configuration, reporting every problem found.
@@ -411,6 +458,27 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.egress_problems());
+        out
+    }
+
+    /// Each `egress.allowed_origins` entry must be an origin: an absolute
+    /// https URL (http on loopback) without a path, query or fragment.
+    fn egress_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, o) in self.egress.allowed_origins.iter().enumerate() {
+            let at = format!("egress.allowed_origins[{i}]");
+            if let Err(m) = check_url(o) {
+                out.push(problem(at, m));
+            } else if lti_http::origin(o).as_deref() != Some(o.trim_end_matches('/')) {
+                out.push(problem(
+                    at,
+                    format!(
+                        "expected an origin such as https://lms.example.edu (scheme, lowercase host, optional port, no path), found {o:?}"
+                    ),
+                ));
+            }
+        }
         out
     }
 }
@@ -419,10 +487,11 @@ impl Config {
 fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     check_table(root, "", TOP_KEYS, &mut out);
-    let tables: [(&str, &[&str]); 3] = [
+    let tables: [(&str, &[&str]); 4] = [
         ("server", SERVER_KEYS),
         ("storage", STORAGE_KEYS),
         ("keys", KEYS_KEYS),
+        ("egress", EGRESS_KEYS),
     ];
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {
@@ -578,6 +647,50 @@ name = "Old LMS"
                 "platforms[0].deployment_ids",
                 "platforms[0].profile"
             ]
+        );
+    }
+
+    #[test]
+    fn the_egress_section_is_checked_and_secure_by_default() {
+        let c = Config::parse(GOOD).unwrap();
+        assert!(!c.egress.allow_private_addresses);
+        assert!(c.egress.policy().unwrap().allowed_origins().is_empty());
+        let c = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://school.instructure.com\", \"http://localhost:4000\"]\nallow_private_addresses = true\n"
+        ))
+        .unwrap();
+        assert!(c.egress.allow_private_addresses);
+        assert_eq!(
+            c.egress.policy().unwrap().allowed_origins(),
+            ["https://school.instructure.com", "http://localhost:4000"]
+        );
+        let problems = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://lms.example/api\", \"http://lms.example\", \"nope\"]\nallow_private = true\n"
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["egress.allow_private"], "{problems:?}");
+        let problems = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://lms.example/api\", \"http://lms.example\", \"nope\"]\n"
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "egress.allowed_origins[0]",
+                "egress.allowed_origins[1]",
+                "egress.allowed_origins[2]"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].message.contains("expected an origin"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].message.contains("expected an https URL"),
+            "{problems:?}"
         );
     }
 

@@ -897,7 +897,8 @@ pub(crate) async fn lti11_outcome(
         }
     };
     let credentials = lti11::Credentials::new(consumer.key.clone(), consumer.secret.expose());
-    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http));
+    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http))
+        .with_egress_policy(state.inner.egress.clone());
     match client
         .replace_result(&target, &credentials, score, None)
         .await

@@ -13,8 +13,8 @@ mod keys;
 mod server;
 
 pub use config::{
-    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, KeysConfig,
-    PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
+    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
+    KeysConfig, PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     pub(crate) signing_key: Arc<SigningKey>,
     pub(crate) lti11: Arc<lti11::LaunchVerifier>,
     pub(crate) http: Arc<dyn HttpClient>,
+    /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs; the services
+    /// clients carry it too).
+    pub(crate) egress: lti_http::EgressPolicy,
     pub(crate) public_url: String,
 }
 
@@ -190,7 +193,11 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
 
     let public_url = config.public_url();
     let urls = RegistrationUrls::new(&public_url);
-    let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+    let egress = config
+        .egress
+        .policy()
+        .map_err(|p| AppError::Config(vec![p]))?;
+    let http: Arc<dyn HttpClient> = Arc::new(http_client(config)?);
     // The state cookie is always `Secure; SameSite=None` (the public URL is https,
     // or http on loopback, which browsers treat as a secure context) and always
     // `Partitioned` (CHIPS): it is only ever read back by the launch that follows
@@ -205,7 +212,8 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
         .build()?;
-    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
+    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())))
+        .with_egress_policy(egress.clone());
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
@@ -218,6 +226,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             signing_key: Arc::new(signing_key),
             lti11: Arc::new(lti11),
             http,
+            egress,
             public_url: public_url.clone(),
         }),
     };
@@ -227,6 +236,19 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         generated_key,
         kid,
     })
+}
+
+/// The outbound HTTP client: non-public addresses only with
+/// `egress.allow_private_addresses` (said loudly at start-up).
+fn http_client(config: &Config) -> Result<HyperClient, AppError> {
+    let mut builder = HyperClient::builder();
+    if config.egress.allow_private_addresses {
+        tracing::warn!(
+            "egress.allow_private_addresses is on: service, outcome, token and JWKS requests may reach loopback and private addresses"
+        );
+        builder = builder.allow_private_addresses();
+    }
+    Ok(builder.build()?)
 }
 
 /// Every route of `lti serve`.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod egress;
 mod error;
 mod jwks;
 mod link;
@@ -13,6 +14,7 @@ mod transport;
 mod url;
 
 pub use cache::{Memo, ResponseCache};
+pub use egress::{EgressPolicy, Resolve, SystemResolver, address_class};
 pub use error::{Error, HttpError, TimeoutPhase};
 pub use jwks::{JwksCache, JwksCacheConfig};
 pub use link::{Link, Links, Page, Pager, collect_pages};

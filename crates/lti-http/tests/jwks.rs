@@ -28,7 +28,12 @@ fn jwks(keys: &[Jwk]) -> String {
 }
 
 fn client() -> Arc<dyn HttpClient> {
-    Arc::new(HyperClient::new().unwrap())
+    Arc::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+    )
 }
 
 fn quick_config() -> JwksCacheConfig {
@@ -381,6 +386,7 @@ async fn a_timeout_is_an_error_and_the_next_call_after_recovery_succeeds() {
     .await;
     let http: Arc<dyn HttpClient> = Arc::new(
         HyperClient::builder()
+            .allow_private_addresses()
             .timeout(Duration::from_millis(200))
             .build()
             .unwrap(),

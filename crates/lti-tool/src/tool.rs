@@ -204,6 +204,10 @@ impl std::fmt::Debug for ToolBuilder {
 impl ToolBuilder {
     /// Where platform keys come from: normally `lti_http::JwksCache` (the default,
     /// with `lti_http::HyperClient`), or a static `lti_jose::JwkSet` in tests.
+    /// The default client refuses JWKS URLs on loopback, private and other
+    /// non-public addresses (the egress policy); for a platform on the tool's
+    /// own network, pass a `JwksCache` over a `HyperClient` built with
+    /// `allow_private_addresses()`.
     pub fn key_source(mut self, source: Arc<dyn KeySource>) -> Self {
         self.key_source = Some(source);
         self

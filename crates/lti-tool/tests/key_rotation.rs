@@ -111,7 +111,12 @@ async fn a_new_platform_key_is_picked_up_after_exactly_one_refetch() {
 /// A harness whose registration takes its keys from `server` through a
 /// `JwksCache` with the default settings.
 async fn harness_on(server: &JwksServer) -> Harness {
-    let cache = JwksCache::new(Arc::new(HyperClient::new().unwrap()));
+    // The stand-in JWKS server is on loopback: allowed explicitly.
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
+    let cache = JwksCache::new(Arc::new(client));
     let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
     let mut reg = registration();
     reg.key_source = RegistrationKeys::JwksUrl {
@@ -171,7 +176,7 @@ async fn an_unreachable_jwks_endpoint_is_a_502() {
         retry: lti_http::RetryPolicy::none(),
         ..JwksCacheConfig::default()
     };
-    let cache = JwksCache::with_config(Arc::new(HyperClient::new().unwrap()), config);
+    let cache = JwksCache::with_config(Arc::new(HyperClient::builder().allow_private_addresses().build().unwrap()), config);
     let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
     let mut reg = registration();
     reg.key_source = RegistrationKeys::JwksUrl {

@@ -1,6 +1,7 @@
 //! Drives a launch through the example with actix-web's test utilities: an in-test
-//! platform signs id_tokens with its own RSA key and serves its JWKS on a
-//! loopback port, which the tool fetches.
+//! platform signs id_tokens with its own RSA key, registered with its public key
+//! as a static JWKS (the tool's default HTTP client refuses loopback addresses,
+//! where an in-test JWKS server would be).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
 use lti_registry::{Deployment, KeySource, PlatformRegistration};
 use serde_json::json;
@@ -19,23 +20,6 @@ const BASE: &str = "http://127.0.0.1:3000/";
 // key generation is slow.
 const PLATFORM_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/platform.pem");
 const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/tool.pem");
-
-/// Serves `set` at `http://127.0.0.1:<port>/jwks` until the test ends.
-fn serve_jwks(set: JwkSet) -> String {
-    let set = web::Data::new(set);
-    let server = HttpServer::new(move || {
-        let jwks = |set: web::Data<JwkSet>| async move { web::Json(set.get_ref().clone()) };
-        App::new()
-            .app_data(set.clone())
-            .route("/jwks", web::get().to(jwks))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    format!("http://{addr}/jwks")
-}
 
 fn param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
@@ -61,15 +45,16 @@ fn header(
 #[actix_web::test]
 async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     let platform_key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256).unwrap();
-    let jwks_url = serve_jwks(JwkSet {
+    let jwks = serde_json::to_value(JwkSet {
         keys: vec![platform_key.public_jwk()],
-    });
+    })
+    .unwrap();
     let registration = PlatformRegistration::new(
         ISS,
         "client-1",
         "https://platform.example/auth",
         "https://platform.example/token",
-        KeySource::JwksUrl { url: jwks_url },
+        KeySource::StaticJwks { jwks },
     )
     .with_deployment(Deployment::active("dep-1"));
     let tool = actix_tool::build_tool(BASE, registration, TOOL_PEM)

@@ -1,11 +1,12 @@
 //! Drives a launch through the example: an in-test platform signs id_tokens
-//! with its own RSA key and serves its JWKS on a loopback port.
+//! with its own RSA key, registered with its public key as a static JWKS (the
+//! tool's default HTTP client refuses loopback addresses, where an in-test JWKS
+//! server would be).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::routing::get;
 use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{Request, StatusCode};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
@@ -15,14 +16,6 @@ use tower::ServiceExt;
 
 const ISS: &str = "https://platform.example";
 const BASE: &str = "http://127.0.0.1:3000/";
-
-async fn serve_jwks(set: JwkSet) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = axum::Router::new().route("/jwks", get(move || async move { axum::Json(set) }));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/jwks")
-}
 
 fn param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
@@ -42,16 +35,16 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     )
     .unwrap();
     let tool_key = include_str!("../../../tests/fixtures/lti-app/tool-key.pem").to_owned();
-    let jwks_url = serve_jwks(JwkSet {
+    let jwks = serde_json::to_value(JwkSet {
         keys: vec![platform_key.public_jwk()],
     })
-    .await;
+    .unwrap();
     let registration = PlatformRegistration::new(
         ISS,
         "client-1",
         "https://platform.example/auth",
         "https://platform.example/token",
-        KeySource::JwksUrl { url: jwks_url },
+        KeySource::StaticJwks { jwks },
     )
     .with_deployment(Deployment::active("dep-1"));
     let tool = axum_tool::build_tool(BASE, registration, tool_key)

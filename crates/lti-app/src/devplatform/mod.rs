@@ -351,7 +351,9 @@ impl DevPlatform {
                 deployment_id: t.deployment_id.clone(),
             });
         }
-        let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+        // A development platform: its tools (and their JWKS) are on loopback.
+        let http: Arc<dyn HttpClient> =
+            Arc::new(HyperClient::builder().allow_private_addresses().build()?);
         let grade_book = Arc::new(MemoryGradeBook::new());
         let roster = Arc::new(MemoryRoster::new());
         roster.add_context(MembershipContext {
@@ -684,6 +686,12 @@ pub async fn run_demo(
     tool_config.server.bind = tool_addr.to_string();
     tool_config.server.public_url = Some(format!("http://127.0.0.1:{}/", tool_addr.port()));
     tool_config.keys.dir = keys_dir.path.clone();
+    // Both ends are on this machine: the tool may call the platform's services
+    // and (LTI 1.1 outcomes) its origin on loopback.
+    tool_config.egress = crate::EgressConfig {
+        allowed_origins: vec![platform_base.clone()],
+        allow_private_addresses: true,
+    };
     tool_config.platforms.push(crate::PlatformConfig {
         issuer: platform_base.clone(),
         client_id: DEMO_CLIENT_ID.to_owned(),
