@@ -51,6 +51,7 @@ pub async fn build_state(
     base_url: &str,
     platform: PlatformRegistration,
     key_pem: String,
+    allow_private_addresses: bool,
 ) -> Result<AppState, BoxError> {
     // Registrations, launch state, nonces and launches live in a store; secrets
     // in it are encrypted with an application key.
@@ -69,11 +70,18 @@ pub async fn build_state(
 
     // Inside an LMS frame the browser may keep the login's state cookie only
     // if it is partitioned, or drop it: the platform's storage then binds it.
+    // Outbound requests (the platform's JWKS, tokens, AGS) refuse private and
+    // loopback addresses unless allowed: the dev platform runs on loopback.
+    let mut client = lti_http::HyperClient::builder();
+    if allow_private_addresses {
+        client = client.allow_private_addresses();
+    }
+    let http: Arc<dyn lti_http::HttpClient> = Arc::new(client.build()?);
     let tool = Tool::builder(base_url, &store)
+        .key_source(Arc::new(lti_http::JwksCache::new(http.clone())))
         .partitioned_state_cookie(true)
         .platform_storage(true)
         .build()?;
-    let http = Arc::new(lti_http::HyperClient::new()?);
     let services = LtiServices::new(Arc::new(lti_http::ServiceClient::new(http)));
     Ok(AppState {
         tool: Arc::new(tool),

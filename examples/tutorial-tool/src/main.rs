@@ -34,7 +34,9 @@ async fn main() -> Result<(), tutorial_tool::BoxError> {
         Ok(path) => std::fs::read_to_string(path)?,
         Err(_) => lti_jose::SigningKey::generate_rsa(2048)?.1,
     };
-    let state = tutorial_tool::build_state(&tool_url, platform, key_pem).await?;
+    // The dev platform is on loopback; a real LMS is not (set it to false).
+    let allow_private = env("ALLOW_PRIVATE_ADDRESSES", "true") == "true";
+    let state = tutorial_tool::build_state(&tool_url, platform, key_pem, allow_private).await?;
 
     let bind = env("BIND", "127.0.0.1:3000");
     let listener = tokio::net::TcpListener::bind(&bind).await?;

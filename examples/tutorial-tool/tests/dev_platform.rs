@@ -206,7 +206,8 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     .with_deployment(Deployment::active(config.tools[0].deployment_id.clone()));
     // Throw-away test key (see tests/fixtures/lti-app/README.md).
     let tool_key = include_str!("../../../tests/fixtures/lti-app/tool-key.pem").to_owned();
-    let state = tutorial_tool::build_state(&format!("{tool_origin}/"), registration, tool_key)
+    // The dev platform listens on loopback: allowed explicitly.
+    let state = tutorial_tool::build_state(&format!("{tool_origin}/"), registration, tool_key, true)
         .await
         .unwrap();
     let tool = tutorial_tool::app(state);
