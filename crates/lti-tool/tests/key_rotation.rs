@@ -82,7 +82,12 @@ async fn a_new_platform_key_is_picked_up_after_exactly_one_refetch() {
     let new = second_platform_key();
     let server = JwksServer::start(&[&old]).await;
     let cache = JwksCache::with_config(
-        Arc::new(HyperClient::builder().allow_private_addresses().build().unwrap()),
+        Arc::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+        ),
         JwksCacheConfig {
             refetch_cooldown: Duration::ZERO,
             ..JwksCacheConfig::default()
@@ -134,7 +139,15 @@ async fn an_unreachable_jwks_endpoint_is_a_502() {
         retry: lti_http::RetryPolicy::none(),
         ..JwksCacheConfig::default()
     };
-    let cache = JwksCache::with_config(Arc::new(HyperClient::builder().allow_private_addresses().build().unwrap()), config);
+    let cache = JwksCache::with_config(
+        Arc::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+        ),
+        config,
+    );
     let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
     let mut reg = registration();
     reg.key_source = RegistrationKeys::JwksUrl {

@@ -92,7 +92,13 @@ pub async fn start_tool(platforms: impl FnOnce(&str) -> Vec<PlatformEntry>) -> T
 }
 
 pub async fn send(req: Request<Bytes>) -> Response<Bytes> {
-    HyperClient::builder().allow_private_addresses().build().unwrap().send(req).await.unwrap()
+    HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap()
+        .send(req)
+        .await
+        .unwrap()
 }
 
 pub async fn get(url: &str) -> Response<Bytes> {
