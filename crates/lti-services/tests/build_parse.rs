@@ -974,49 +974,55 @@ mod item_url_origins {
         assert!(seen.lock().unwrap().is_empty());
     }
 
+    /// Posts a score to `url` through a client for a claim with `lineitems`
+    /// whose egress policy lists `origin`; the requests the stand-in saw.
+    async fn score_via_listed_origin(
+        lineitems: &str,
+        origin: &str,
+        url: &str,
+        cross_origin: bool,
+    ) -> Vec<String> {
+        let (ags, seen) = client(Some(lineitems), None, |s| {
+            let s = if cross_origin {
+                s.allow_cross_origin_links()
+            } else {
+                s
+            };
+            s.with_egress_policy(EgressPolicy::new().allow_origin(origin).unwrap())
+        });
+        ags.post_score(url, &score()).await.unwrap();
+        seen.lock().unwrap().clone()
+    }
+
     #[tokio::test]
     async fn the_egress_allow_list_admits_a_configured_origin() {
         // A Canvas-like registration: services on the school's host, which is
         // neither the issuer's nor the token endpoint's origin.
-        let (ags, seen) = client(Some("https://school.test/api/li"), None, |s| {
-            s.with_egress_policy(
-                EgressPolicy::new()
-                    .allow_origin("https://school.test")
-                    .unwrap(),
-            )
-        });
-        ags.post_score("https://school.test/api/li/1", &score())
-            .await
-            .unwrap();
+        let seen = score_via_listed_origin(
+            "https://school.test/api/li",
+            "https://school.test",
+            "https://school.test/api/li/1",
+            false,
+        )
+        .await;
         assert!(
-            seen.lock()
-                .unwrap()
-                .iter()
-                .any(|r| r == "school.test/api/li/1/scores"),
-            "{:?}",
-            seen.lock().unwrap()
+            seen.iter().any(|r| r == "school.test/api/li/1/scores"),
+            "{seen:?}"
         );
     }
 
     #[tokio::test]
     async fn other_origins_are_called_only_when_explicitly_allowed() {
-        let (ags, seen) = client(Some("https://lms.test/li"), None, |s| {
-            s.allow_cross_origin_links().with_egress_policy(
-                EgressPolicy::new()
-                    .allow_origin("https://grades.test")
-                    .unwrap(),
-            )
-        });
-        ags.post_score("https://grades.test/li/1", &score())
-            .await
-            .unwrap();
+        let seen = score_via_listed_origin(
+            "https://lms.test/li",
+            "https://grades.test",
+            "https://grades.test/li/1",
+            true,
+        )
+        .await;
         assert!(
-            seen.lock()
-                .unwrap()
-                .iter()
-                .any(|r| r == "grades.test/li/1/scores"),
-            "{:?}",
-            seen.lock().unwrap()
+            seen.iter().any(|r| r == "grades.test/li/1/scores"),
+            "{seen:?}"
         );
     }
 }

@@ -176,7 +176,15 @@ async fn an_unreachable_jwks_endpoint_is_a_502() {
         retry: lti_http::RetryPolicy::none(),
         ..JwksCacheConfig::default()
     };
-    let cache = JwksCache::with_config(Arc::new(HyperClient::builder().allow_private_addresses().build().unwrap()), config);
+    let cache = JwksCache::with_config(
+        Arc::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+        ),
+        config,
+    );
     let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
     let mut reg = registration();
     reg.key_source = RegistrationKeys::JwksUrl {

@@ -305,7 +305,11 @@ async fn our_outcomes_client_grades_through_a_pypi_lti_consumer_endpoint() {
             .build()
             .unwrap(),
     )
-    .with_egress_policy(lti_http::EgressPolicy::new().allow_origin(&peer.url()).unwrap());
+    .with_egress_policy(
+        lti_http::EgressPolicy::new()
+            .allow_origin(&peer.url())
+            .unwrap(),
+    );
     let target = OutcomeTarget {
         service_url: format!("{}/outcomes", peer.url()),
         sourced_id: "sid-rust-1".into(),
