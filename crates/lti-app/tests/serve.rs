@@ -389,14 +389,8 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
     let tool = start_tool(&platform).await;
     let login = login(&tool, &platform).await;
     let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
-    let map = c.as_object_mut().unwrap();
-    map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
-    map.insert(
-        "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
-        "LtiDeepLinkingRequest".into(),
-    );
-    map.insert(
-        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+    make_deep_linking(
+        &mut c,
         serde_json::json!({
             "deep_link_return_url": format!("{}/dl-return", platform.base),
             "accept_types": ["ltiResourceLink", "html"],
@@ -780,6 +774,20 @@ async fn pages_run_no_script_unless_they_name_their_own() {
     tool.stop().await.unwrap();
 }
 
+/// Turns resource-link `claims` into a deep-linking request with `settings`.
+fn make_deep_linking(claims: &mut Value, settings: Value) {
+    let map = claims.as_object_mut().unwrap();
+    map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
+        "LtiDeepLinkingRequest".into(),
+    );
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+        settings,
+    );
+}
+
 /// A login whose `target_link_uri` is `target` (the usual hints and client id).
 async fn login_to(tool: &Tool, platform: &Platform, target: &str) -> Login {
     let encoded = target
@@ -835,19 +843,10 @@ async fn one_url_for_redirect_and_target_lands_on_the_inspector_and_the_picker()
                 "{redirect}"
             );
             let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
-            let map = c.as_object_mut().unwrap();
-            map.insert(
-                "https://purl.imsglobal.org/spec/lti/claim/target_link_uri".into(),
-                target.clone().into(),
-            );
+            c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = target.clone().into();
             if deep_linking {
-                map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
-                map.insert(
-                    "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
-                    "LtiDeepLinkingRequest".into(),
-                );
-                map.insert(
-                    "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+                make_deep_linking(
+                    &mut c,
                     serde_json::json!({
                         "deep_link_return_url": format!("{}/dl-return", platform.base),
                         "accept_types": ["ltiResourceLink"],

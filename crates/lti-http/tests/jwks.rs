@@ -129,23 +129,28 @@ fn is_unknown(result: &Result<lti_jose::VerifyingKey, lti_jose::Error>, kid: &st
     matches!(result, Err(lti_jose::Error::UnknownKid { kid: k }) if k == kid)
 }
 
-#[tokio::test]
-async fn a_new_kid_right_after_a_fetch_is_found_at_once() {
+/// A platform serving key `a`, a cache with the default settings (a 10 s
+/// cooldown that must not delay a rotation; no retries) that has just fetched
+/// it, and the platform's rotation: it now also publishes key `b`.
+async fn rotated_right_after_a_fetch() -> (Platform, JwksCache, String) {
     let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
     let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
-    // The default settings: a 10 s cooldown that must not delay a rotation.
-    let cache = JwksCache::with_config(
-        client(),
-        JwksCacheConfig {
-            retry: RetryPolicy::none(),
-            ..JwksCacheConfig::default()
-        },
-    );
+    let config = JwksCacheConfig {
+        retry: RetryPolicy::none(),
+        ..JwksCacheConfig::default()
+    };
+    let cache = JwksCache::with_config(client(), config);
     let url = platform.url();
     cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
     assert_eq!(platform.fetches(), 1);
-    // The platform rotates in key b and signs with it a moment later.
     *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    (platform, cache, url)
+}
+
+#[tokio::test]
+async fn a_new_kid_right_after_a_fetch_is_found_at_once() {
+    // The platform rotates in key b and signs with it a moment after a fetch.
+    let (platform, cache, url) = rotated_right_after_a_fetch().await;
     let found = cache.key(&url, Some("b"), Algorithm::RS256).await.unwrap();
     assert_eq!(found.kid(), Some("b"));
     assert_eq!(platform.fetches(), 2, "one refetch, at once");
@@ -157,18 +162,7 @@ async fn a_new_kid_right_after_a_fetch_is_found_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_lookups_of_a_fresh_kid_share_one_refetch() {
-    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
-    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
-    let cache = JwksCache::with_config(
-        client(),
-        JwksCacheConfig {
-            retry: RetryPolicy::none(),
-            ..JwksCacheConfig::default()
-        },
-    );
-    let url = platform.url();
-    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
-    *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    let (platform, cache, url) = rotated_right_after_a_fetch().await;
     let start = Arc::new(tokio::sync::Barrier::new(64));
     let mut tasks = Vec::new();
     for _ in 0..64 {

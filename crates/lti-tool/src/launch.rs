@@ -20,7 +20,7 @@ use crate::login::STORAGE_TARGET_KEY;
 use crate::quirks::Quirks;
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::{LAUNCH_ID_PARAM, Tool};
-use crate::urls::{append_query, append_raw_query, query_without, same_endpoint};
+use crate::urls::{append_query, append_raw_query, query_without, replace_query, same_endpoint};
 
 /// Format tag of a launch saved in the launch-data store.
 const SAVED_FORMAT: &str = "lti-tool/launch/v1";
@@ -466,22 +466,13 @@ impl Tool {
     /// An `lti_launch_id` parameter already in the target's query is dropped,
     /// so the only launch id in the location is this launch's.
     pub fn post_launch_location(&self, target_link_uri: &str, launch_id: &str) -> String {
-        let launch_param = [(LAUNCH_ID_PARAM, launch_id)];
         let target_query = query_without(target_link_uri, LAUNCH_ID_PARAM);
-        if same_endpoint(target_link_uri, &self.inner.redirect_uri) {
-            let landing = append_raw_query(&self.inner.landing_uri, &target_query);
-            return append_query(&landing, &launch_param);
-        }
-        let path_end = target_link_uri
-            .find(['?', '#'])
-            .unwrap_or(target_link_uri.len());
-        let fragment = target_link_uri.split_once('#').map(|(_, f)| f);
-        let mut target = append_raw_query(&target_link_uri[..path_end], &target_query);
-        if let Some(fragment) = fragment {
-            target.push('#');
-            target.push_str(fragment);
-        }
-        append_query(&target, &launch_param)
+        let location = if same_endpoint(target_link_uri, &self.inner.redirect_uri) {
+            append_raw_query(&self.inner.landing_uri, &target_query)
+        } else {
+            replace_query(target_link_uri, &target_query)
+        };
+        append_query(&location, &[(LAUNCH_ID_PARAM, launch_id)])
     }
 
     /// The `303` to the landing URL that the launch route answers to a `GET`

@@ -191,6 +191,17 @@ fn without_query(url: &str) -> &str {
     &url[..end]
 }
 
+/// `url` with its query replaced by `query` (raw text; an empty one leaves no
+/// query), its fragment kept.
+pub(crate) fn replace_query(url: &str, query: &str) -> String {
+    let mut out = append_raw_query(without_query(url), query);
+    if let Some((_, fragment)) = url.split_once('#') {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
 /// Whether `a` and `b` name the same endpoint: the same scheme and host
 /// (ignoring ASCII case), port (the scheme's default when absent) and path
 /// (ignoring one or more trailing slashes); queries and fragments are ignored.
@@ -295,6 +306,22 @@ mod tests {
         assert_eq!(
             append_raw_query("https://tool.example/app", ""),
             "https://tool.example/app"
+        );
+    }
+
+    #[test]
+    fn a_query_is_replaced_and_the_fragment_kept() {
+        assert_eq!(
+            replace_query("https://t.example/a?x=1#top", "y=2"),
+            "https://t.example/a?y=2#top"
+        );
+        assert_eq!(
+            replace_query("https://t.example/a?x=1", ""),
+            "https://t.example/a"
+        );
+        assert_eq!(
+            replace_query("https://t.example/a", "y=2"),
+            "https://t.example/a?y=2"
         );
     }
 

@@ -49,7 +49,12 @@ pub async fn build_tool(
         .add_next_key(key.kid(), "RS256", &SecretString::new(key_pem))
         .await?;
     store.tool_keys.promote_next_key().await?;
-    Ok(Tool::builder(base_url, &store).build()?)
+    // A launch whose target link URI is the launch URL itself (LMSs with one
+    // "launch URL" field) lands on the app's page.
+    let base = base_url.trim_end_matches('/');
+    Ok(Tool::builder(base_url, &store)
+        .landing_uri(format!("{base}/app"))
+        .build()?)
 }
 
 /// The application's routes with the LTI routes merged in.
