@@ -8,6 +8,7 @@ pub mod html;
 mod jwks;
 mod launch;
 mod login;
+mod login_state;
 mod migration;
 mod quirks;
 mod random;
