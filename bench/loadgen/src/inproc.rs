@@ -20,7 +20,8 @@ use lti_platform::{
     PlatformUser, ToolKeys, ToolRegistration,
 };
 use lti_registry::{
-    Consumer, ConsumerStore, Deployment, KeySource as RegistrationKeys, OAuth1NonceStore, PlatformRegistration, SecretCipher, Store, SystemClock,
+    Consumer, ConsumerStore, Deployment, KeySource as RegistrationKeys, OAuth1NonceStore,
+    PlatformRegistration, SecretCipher, Store, SystemClock,
 };
 use lti_store::MemoryStore;
 use lti_tool::{Tool, ToolRequest};

@@ -573,7 +573,11 @@ fn bench(c: &mut Criterion) {
     // Opening the sealed state (what replaced saving and consuming a stored one).
     let opener = fixture.fresh_tool();
     let open_ns = per_n(SMALL, &mut || {
-        black_box(opener.open_login_state(black_box(&round_states[0].state)).unwrap());
+        black_box(
+            opener
+                .open_login_state(black_box(&round_states[0].state))
+                .unwrap(),
+        );
     });
     let reg_ns = per_n(SMALL, &mut || {
         black_box(

@@ -528,9 +528,7 @@ impl Tool {
         cookie_name: &str,
     ) -> Result<(Launch, ToolResponse), ToolError> {
         let saved = self.consume_login_state(state).await?;
-        let token = self
-            .verify_for(id_token, &saved, NonceUse::Claimed)
-            .await?;
+        let token = self.verify_for(id_token, &saved, NonceUse::Claimed).await?;
         let launch = self.save_bound(token, StateBinding::Cookie).await?;
         let response = launch
             .redirect()?

@@ -260,7 +260,8 @@ fn decode_login(state: &str, text: &[u8]) -> Option<LaunchState> {
             STORAGE_BINDING_PLATFORM.to_owned(),
         );
     }
-    if !r.0.is_empty() || flags & !(FLAG_DEPLOYMENT | FLAG_STORAGE_TARGET | FLAG_PLATFORM_STORAGE) != 0
+    if !r.0.is_empty()
+        || flags & !(FLAG_DEPLOYMENT | FLAG_STORAGE_TARGET | FLAG_PLATFORM_STORAGE) != 0
     {
         return None;
     }

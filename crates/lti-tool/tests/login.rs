@@ -140,7 +140,10 @@ async fn the_login_is_sealed_into_the_state_with_a_ten_minute_ttl() {
     let raw = lti_jose::b64::decode(&login.state).unwrap();
     for plain in [ISS, CLIENT_ID, TARGET, DEPLOYMENT, "_parent", &login.nonce] {
         assert!(!login.state.contains(plain), "{plain}");
-        assert!(!raw.windows(plain.len()).any(|w| w == plain.as_bytes()), "{plain}");
+        assert!(
+            !raw.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "{plain}"
+        );
     }
     // Valid for ten minutes, not a second more.
     h.clock.advance(599);

@@ -47,11 +47,17 @@ struct RefusingStates(Arc<Ops>);
 impl LaunchStateStore for RefusingStates {
     async fn save_state(&self, _: &LaunchState) -> lti_registry::Result<()> {
         self.0.state_calls.fetch_add(1, Ordering::SeqCst);
-        Err(RegistryError::unavailable("test", "the launch-state store is not used"))
+        Err(RegistryError::unavailable(
+            "test",
+            "the launch-state store is not used",
+        ))
     }
     async fn consume_state(&self, _: &str) -> lti_registry::Result<LaunchState> {
         self.0.state_calls.fetch_add(1, Ordering::SeqCst);
-        Err(RegistryError::unavailable("test", "the launch-state store is not used"))
+        Err(RegistryError::unavailable(
+            "test",
+            "the launch-state store is not used",
+        ))
     }
 }
 
@@ -59,7 +65,12 @@ struct CountingNonces(Arc<Ops>, Arc<dyn NonceStore>);
 
 #[async_trait]
 impl NonceStore for CountingNonces {
-    async fn record_nonce(&self, issuer: &str, nonce: &str, until: i64) -> lti_registry::Result<()> {
+    async fn record_nonce(
+        &self,
+        issuer: &str,
+        nonce: &str,
+        until: i64,
+    ) -> lti_registry::Result<()> {
         self.0.nonce_records.fetch_add(1, Ordering::SeqCst);
         self.1.record_nonce(issuer, nonce, until).await
     }
@@ -195,8 +206,8 @@ async fn sqlite_store(clock: &ManualClock, name: &str) -> (SqlStore, String) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("store.db").display());
-    let options =
-        OpenOptions::new(SecretCipher::insecure_plaintext_for_tests()).with_clock(Arc::new(clock.clone()));
+    let options = OpenOptions::new(SecretCipher::insecure_plaintext_for_tests())
+        .with_clock(Arc::new(clock.clone()));
     let sql = SqlStore::open_sqlite(&url, &options).await.unwrap();
     (sql, url)
 }
@@ -353,9 +364,7 @@ async fn concurrent_launches(tools: &[Tool], login: &Login, token: &str, n: usiz
 fn exactly_one_launched(codes: &[String]) {
     assert_eq!(codes.iter().filter(|c| *c == "ok").count(), 1, "{codes:?}");
     assert!(
-        codes
-            .iter()
-            .all(|c| c == "ok" || c == "state_not_found"),
+        codes.iter().all(|c| c == "ok" || c == "state_not_found"),
         "{codes:?}"
     );
 }
@@ -377,9 +386,11 @@ async fn two_instances_on_one_sqlite_file_launch_a_state_once() {
     let (first, url) = sqlite_store(&clock, "twice").await;
     let first = Arc::new(first);
     let store_a = seeded(first).await;
-    let options =
-        OpenOptions::new(SecretCipher::insecure_plaintext_for_tests()).with_clock(Arc::new(clock.clone()));
-    let store_b = Store::from_backend(Arc::new(SqlStore::open_sqlite(&url, &options).await.unwrap()));
+    let options = OpenOptions::new(SecretCipher::insecure_plaintext_for_tests())
+        .with_clock(Arc::new(clock.clone()));
+    let store_b = Store::from_backend(Arc::new(
+        SqlStore::open_sqlite(&url, &options).await.unwrap(),
+    ));
     let tools = [
         builder(&store_a, &clock).build().unwrap(),
         builder(&store_b, &clock).build().unwrap(),
