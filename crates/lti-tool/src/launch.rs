@@ -461,12 +461,14 @@ impl Tool {
     /// completes launches bound through the platform's storage.
     ///
     /// Checks, in order, failing at the first problem: the state cookie and the
-    /// single-use state; three-segment JWS within the size limit; registration by
+    /// single-use state (opened, then used up by recording its nonce in the nonce
+    /// store); three-segment JWS within the size limit; registration by
     /// `iss` (and the login's client id); `aud` contains the client id and `azp`
     /// equals it when there are several audiences (or when present); the header's
     /// `alg` is on the registration's allow-list; `kid` present and known (the key
     /// source refetches once on an unknown kid); signature; `exp`/`nbf`/`iat` with
-    /// leeway and the maximum age; `nonce` equal to the login's and recorded as used;
+    /// leeway and the maximum age; `nonce` equal to the login's (the state's nonce,
+    /// recorded as used when the state was taken);
     /// `deployment_id` equal to the login's (when it sent one) and accepted by the
     /// registration's deployment policy; `target_link_uri` claim equal to the
     /// login's; version, message type and per-type claims (`lti-message`).
