@@ -9,6 +9,7 @@ pub mod html;
 mod jwks;
 mod launch;
 mod login;
+mod login_state;
 mod migration;
 mod quirks;
 mod random;

@@ -28,13 +28,19 @@ impl Tool {
     /// `lti_deployment_id` (Canvas: `deployment_id`), `client_id` and
     /// `lti_storage_target`; resolves the registration (issuer alone only when it is
     /// unambiguous); refuses a `target_link_uri` that is not one of the tool's URLs;
-    /// saves a fresh 256-bit state and nonce for the state TTL.
+    /// draws a fresh 256-bit nonce and seals the login (nonce, issuer, client id,
+    /// `target_link_uri`, deployment id, storage target, expiry after the state TTL)
+    /// into the `state` value with AES-256-GCM under a key derived from the state
+    /// secret. Nothing is written to any store: a flood of logins costs the tool
+    /// CPU only, and cannot crowd out other logins.
     ///
     /// # Errors
     /// [`ToolError::MethodNotAllowed`], [`ToolError::InvalidFormEncoding`],
     /// [`ToolError::MissingParameter`], [`ToolError::DuplicateParameter`],
-    /// [`ToolError::UnknownIssuer`], [`ToolError::AmbiguousIssuer`],
-    /// [`ToolError::InvalidTargetLinkUri`], [`ToolError::StoreUnavailable`].
+    /// [`ToolError::ParameterTooLong`] (`target_link_uri`, `lti_deployment_id` or
+    /// `lti_storage_target` over 2 KiB), [`ToolError::UnknownIssuer`],
+    /// [`ToolError::AmbiguousIssuer`], [`ToolError::InvalidTargetLinkUri`],
+    /// [`ToolError::StoreUnavailable`] (reading the registration).
     pub async fn login(&self, req: &ToolRequest) -> Result<ToolResponse, ToolError> {
         let p = req.params()?;
         let iss = p.require("iss")?;
@@ -54,10 +60,10 @@ impl Tool {
         };
         inner.targets.check(target_link_uri, inner.allow_http)?;
 
-        let (state, nonce) = crate::random::token_pair(&inner.rng)?;
+        let nonce = crate::random::token(&inner.rng)?;
         let mut saved = LaunchState::new(
-            state.clone(),
-            nonce.clone(),
+            String::new(),
+            nonce,
             registration.issuer.clone(),
             registration.client_id.clone(),
             target_link_uri,
@@ -78,6 +84,8 @@ impl Tool {
                 crate::storage::STORAGE_BINDING_PLATFORM.to_owned(),
             );
         }
+        // The state is the login itself, sealed: nothing is stored until the launch.
+        let state = inner.sealer.seal_login(&inner.rng, &saved)?;
 
         let mut params: Vec<(&str, &str)> = vec![
             ("scope", "openid"),
@@ -88,23 +96,17 @@ impl Tool {
             ("redirect_uri", &inner.redirect_uri),
             ("login_hint", login_hint),
             ("state", &state),
-            ("nonce", &nonce),
+            ("nonce", &saved.nonce),
         ];
         if let Some(hint) = message_hint {
             params.push(("lti_message_hint", hint));
         }
         let location = append_query(&registration.auth_login_url, &params);
-        // Answered in full before the state is saved, so a refusal leaves none behind.
         let response = match platform_target {
             Some(target) => self.storage_login_page(&registration, target, &state, &location)?,
             None => ToolResponse::redirect(StatusCode::FOUND, &location)?,
         }
         .with_cookie(&inner.cookies.set_cookie(&state))?;
-        inner
-            .launch_states
-            .save_state(&saved)
-            .await
-            .map_err(ToolError::store)?;
         tracing::debug!(
             issuer = %registration.issuer,
             client_id = %registration.client_id,

@@ -7,13 +7,14 @@ use std::time::Duration;
 use lti_jose::{Algorithm, KeySource, SigningKey};
 use lti_message::ValidationOptions;
 use lti_registry::{
-    Clock, ConsumerStore, LaunchDataStore, LaunchStateStore, NonceStore, RegistrationStore, Store,
-    ToolKey, ToolKeyStore,
+    Clock, ConsumerStore, LaunchDataStore, NonceStore, RegistrationStore, Store, ToolKey,
+    ToolKeyStore,
 };
 use ring::rand::SystemRandom;
 
 use crate::cookie::StateCookies;
 use crate::error::ToolError;
+use crate::login_state::Sealer;
 use crate::urls::{TargetRules, parse_base_url};
 
 /// The default lifetime of a login's state (and of its cookie): 10 minutes.
@@ -65,7 +66,6 @@ pub(crate) struct Inner {
     pub(crate) targets: TargetRules,
     pub(crate) allow_http: bool,
     pub(crate) registrations: Arc<dyn RegistrationStore>,
-    pub(crate) launch_states: Arc<dyn LaunchStateStore>,
     pub(crate) nonces: Arc<dyn NonceStore>,
     pub(crate) launch_data: Arc<dyn LaunchDataStore>,
     pub(crate) tool_keys: Arc<dyn ToolKeyStore>,
@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) key_source: Arc<dyn KeySource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cookies: StateCookies,
+    /// Seals login states (key derived from the state secret).
+    pub(crate) sealer: Sealer,
     pub(crate) leeway_secs: u64,
     pub(crate) max_token_age_secs: u64,
     pub(crate) state_ttl_secs: i64,
@@ -258,9 +260,12 @@ impl ToolBuilder {
         self
     }
 
-    /// The secret (at least 32 bytes) that binds state cookies to states. Every
-    /// instance serving the same tool must use the same secret; the default is a
-    /// random per-process secret, which only works with a single instance.
+    /// The secret (at least 32 bytes) that binds state cookies to states and seals
+    /// the login's state (the key that encrypts and authenticates the `state`
+    /// value is derived from it). Every instance serving the same tool must use
+    /// the same secret; the default is a random per-process secret, which only
+    /// works with a single instance. Changing it refuses the logins in flight
+    /// (`state_not_found`).
     pub fn state_cookie_secret(mut self, secret: &[u8]) -> Self {
         self.cookie_secret = Some(secret.to_vec());
         self
@@ -301,7 +306,8 @@ impl ToolBuilder {
         self
     }
 
-    /// Lifetime of a login's state and its cookie (default 10 min).
+    /// Lifetime of a login's state and its cookie (default 10 min). The expiry is
+    /// sealed into the state; nothing is stored until the launch.
     pub fn state_ttl(mut self, ttl: Duration) -> Self {
         self.state_ttl = ttl;
         self
@@ -455,7 +461,6 @@ impl ToolBuilder {
                 targets,
                 allow_http: self.insecure_http,
                 registrations: store.registrations,
-                launch_states: store.launch_states,
                 nonces: store.nonces,
                 launch_data: store.launch_data,
                 tool_keys: store.tool_keys,
@@ -463,6 +468,7 @@ impl ToolBuilder {
                 key_source,
                 clock: self.clock.unwrap_or_else(lti_registry::system_clock),
                 cookies,
+                sealer: Sealer::new(&secret),
                 leeway_secs: self.leeway.as_secs(),
                 max_token_age_secs: max_age.unsigned_abs(),
                 state_ttl_secs,
