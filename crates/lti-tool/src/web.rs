@@ -35,7 +35,7 @@ use http::header::{
     ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
-use lti_message::Role;
+use lti_message::{Role, Roles};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -532,10 +532,19 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), Error> {
 /// # Errors
 /// [`Error::InsufficientRole`].
 pub fn require_instructor(launch: &Launch) -> Result<(), Error> {
-    if launch.roles().is_instructor_or_higher() {
+    require_instructor_roles(launch.roles())
+}
+
+/// [`require_instructor`] for roles from elsewhere (an LTI 1.1 launch's
+/// `roles` parameter, roles saved with a pending action).
+///
+/// # Errors
+/// [`Error::InsufficientRole`].
+pub fn require_instructor_roles(roles: &Roles) -> Result<(), Error> {
+    if roles.is_instructor_or_higher() {
         return Ok(());
     }
-    Err(insufficient_role("an instructor or higher role", launch))
+    Err(insufficient_role("an instructor or higher role", roles))
 }
 
 /// Refuses (`insufficient_role`, 403) unless the launch has one of `roles` (or a
@@ -552,12 +561,12 @@ pub fn require_any_role(launch: &Launch, roles: &[&str]) -> Result<(), Error> {
     }
     Err(insufficient_role(
         &format!("one of [{}]", roles.join(", ")),
-        launch,
+        held,
     ))
 }
 
-fn insufficient_role(expected: &str, launch: &Launch) -> Error {
-    let held: Vec<&str> = launch.roles().iter().map(Role::as_str).collect();
+fn insufficient_role(expected: &str, roles: &Roles) -> Error {
+    let held: Vec<&str> = roles.iter().map(Role::as_str).collect();
     Error::InsufficientRole {
         expected: expected.to_owned(),
         found: clip(&held.join(", "), MAX_ROLES_CHARS),

@@ -203,11 +203,20 @@ name = "Legacy LMS"
 }
 
 pub async fn start_tool(platform: &Platform) -> Tool {
+    start_tool_with(platform, "memory://", "").await
+}
+
+/// [`start_tool`] with another storage URL and extra `[server]` lines.
+pub async fn start_tool_with(platform: &Platform, storage: &str, server_lines: &str) -> Tool {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let keys_dir = keys_dir_with_fixture_key();
-    let config =
-        lti_app::Config::parse(&config_text(&url, platform, &keys_dir, "memory://")).unwrap();
+    let text = config_text(&url, platform, &keys_dir, storage).replacen(
+        "\n[storage]",
+        &format!("{server_lines}\n[storage]"),
+        1,
+    );
+    let config = lti_app::Config::parse(&text).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(lti_app::serve(config, listener, async move {
         let _ = rx.await;
