@@ -644,7 +644,13 @@ async fn a_post_authorised_by_the_cookie_alone_is_csrf_check_failed() {
     let action =
         body_text(get_with(&app, &format!("/form-action?lti_launch_id={id}"), None).await).await;
     assert!(action.contains("lti_csrf_token="), "{action}");
-    let ok = post_with(&app, &format!("/notes?{action}"), &[cookie.clone()], "x=1").await;
+    let ok = post_with(
+        &app,
+        &format!("/notes?{action}"),
+        std::slice::from_ref(&cookie),
+        "x=1",
+    )
+    .await;
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(body_text(ok).await, format!("saved for {id}"));
     // The same from a script: the token in the header, the id in the cookie.
