@@ -569,22 +569,7 @@ async fn a_handler_can_return_the_rejection_as_its_error() {
 #[actix_web::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
+    let deep_link = |n: &str| deep_linking_claims(n, Some("opaque-1"));
     let id = launch_id_of(&launch_with(&app, deep_link).await);
     let post = |body: Value, accept: &'static str| {
         TestRequest::post()
@@ -730,21 +715,7 @@ async fn a_query_launch_id_never_replaces_the_browsers_own_launch() {
 #[actix_web::test]
 async fn the_deep_link_route_reads_only_json_and_checks_csrf() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"]
-            }
-        })
-    };
+    let deep_link = |n: &str| deep_linking_claims(n, None);
     let id = launch_id_of(&launch_with(&app, deep_link).await);
     let body = json!({"items": [{"type": "link", "url": "https://example.com/a"}]}).to_string();
     let post = |content_type: &'static str| {
@@ -770,4 +741,26 @@ async fn the_deep_link_route_reads_only_json_and_checks_csrf() {
         .call(post("application/json").insert_header(bearer))
         .await;
     assert_eq!(signed.status(), StatusCode::OK);
+}
+
+/// An instructor's deep-linking request accepting links, with `data` if any.
+fn deep_linking_claims(nonce: &str, data: Option<&str>) -> Value {
+    let mut claims = json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"]
+        }
+    });
+    if let Some(data) = data {
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"] =
+            data.into();
+    }
+    claims
 }

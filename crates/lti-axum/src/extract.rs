@@ -73,17 +73,32 @@ where
     type Rejection = LtiRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let tool = Arc::<Tool>::from_ref(state);
-        let id = authorize(&tool, &parts.method, &parts.headers, parts.uri.query())
-            .map_err(|e| LtiRejection::new(e, &parts.headers))?;
-        load(&tool, &id, &parts.headers).await.map(Self)
+        launch_of(parts, state, Csrf::Check).await.map(Self)
     }
 }
 
-async fn load(tool: &Tool, id: &str, headers: &http::HeaderMap) -> Result<Launch, LtiRejection> {
-    tool.load_launch(id)
-        .await
-        .map_err(|e| LtiRejection::new(e, headers))
+/// Whether an extractor runs the CSRF check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Csrf {
+    Check,
+    SkipForReadOnlyRoute,
+}
+
+/// The request's launch: `lti_tool::web::authorize` (or, for a read-only
+/// route, `requested_launch` alone), then [`Tool::load_launch`].
+async fn launch_of<S>(parts: &Parts, state: &S, csrf: Csrf) -> Result<Launch, LtiRejection>
+where
+    Arc<Tool>: FromRef<S>,
+{
+    let tool = Arc::<Tool>::from_ref(state);
+    let query = parts.uri.query();
+    let id = match csrf {
+        Csrf::Check => authorize(&tool, &parts.method, &parts.headers, query),
+        Csrf::SkipForReadOnlyRoute => requested_launch(&parts.headers, query).map(|r| r.id),
+    };
+    let reject = |e: lti_tool::web::Error| LtiRejection::new(e, &parts.headers);
+    let id = id.map_err(reject)?;
+    tool.load_launch(&id).await.map_err(|e| reject(e.into()))
 }
 
 /// The current verified launch without the CSRF check of [`LtiLaunch`], for a
@@ -110,10 +125,9 @@ where
     type Rejection = LtiRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let tool = Arc::<Tool>::from_ref(state);
-        let requested = requested_launch(&parts.headers, parts.uri.query())
-            .map_err(|e| LtiRejection::new(e, &parts.headers))?;
-        load(&tool, &requested.id, &parts.headers).await.map(Self)
+        launch_of(parts, state, Csrf::SkipForReadOnlyRoute)
+            .await
+            .map(Self)
     }
 }
 

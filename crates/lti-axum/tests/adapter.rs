@@ -512,22 +512,7 @@ async fn jwks_route_publishes_the_tool_key() {
 #[tokio::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
+    let deep_link = |n: &str| deep_linking_claims(n, Some("opaque-1"));
     let id = launch_id_of(&launch_with(&app, deep_link).await);
     let post = |body: Value, accept: &'static str| {
         Request::post("/lti/deep-link")
@@ -700,55 +685,50 @@ async fn a_query_launch_id_never_replaces_the_browsers_own_launch() {
 #[tokio::test]
 async fn the_deep_link_route_reads_only_json_and_checks_csrf() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"]
-            }
-        })
-    };
+    let deep_link = |n: &str| deep_linking_claims(n, None);
     let id = launch_id_of(&launch_with(&app, deep_link).await);
     let body = json!({"items": [{"type": "link", "url": "https://example.com/a"}]}).to_string();
-    let accept = (ACCEPT.as_str(), "application/json".to_owned());
-    let cookie = (COOKIE.as_str(), format!("lti_launch={id}"));
+    let post = |content_type: &str, credential: (&'static str, String)| {
+        let headers = [
+            (ACCEPT.as_str(), "application/json".to_owned()),
+            (CONTENT_TYPE.as_str(), content_type.to_owned()),
+            credential,
+        ];
+        let app = app.clone();
+        let body = body.clone();
+        async move { post_with(&app, "/lti/deep-link", &headers, &body).await }
+    };
     // A cross-site form can send text/plain whose body is JSON, with the cookie.
-    let plain = post_with(
-        &app,
-        "/lti/deep-link",
-        &[
-            accept.clone(),
-            cookie.clone(),
-            (CONTENT_TYPE.as_str(), "text/plain".to_owned()),
-        ],
-        &body,
-    )
-    .await;
+    let plain = post("text/plain", (COOKIE.as_str(), format!("lti_launch={id}"))).await;
     assert_eq!(plain.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(plain).await, "csrf_check_failed");
     // Authorised (bearer), but not JSON: 415.
     let bearer = (AUTHORIZATION.as_str(), format!("Bearer {id}"));
-    let plain = post_with(
-        &app,
-        "/lti/deep-link",
-        &[
-            accept.clone(),
-            bearer.clone(),
-            (CONTENT_TYPE.as_str(), "text/plain".to_owned()),
-        ],
-        &body,
-    )
-    .await;
+    let plain = post("text/plain", bearer.clone()).await;
     assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(error_code(plain).await, "unsupported_media_type");
-    let json_type = (CONTENT_TYPE.as_str(), "application/json".to_owned());
-    let signed = post_with(&app, "/lti/deep-link", &[accept, bearer, json_type], &body).await;
+    let signed = post("application/json", bearer).await;
     assert_eq!(signed.status(), StatusCode::OK);
+}
+
+/// An instructor's deep-linking request accepting links, with `data` if any.
+fn deep_linking_claims(nonce: &str, data: Option<&str>) -> Value {
+    let mut claims = json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"]
+        }
+    });
+    if let Some(data) = data {
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"] =
+            data.into();
+    }
+    claims
 }
