@@ -13,7 +13,7 @@ use lti_tool::{Tool, ToolRequest, ToolResponse};
 
 use crate::convert;
 use crate::error::{Error, LtiRejection, wants_json};
-use crate::extract::{load_launch, tool_of};
+use crate::extract::{Csrf, load_launch, tool_of};
 
 /// The LTI routes with chosen paths and body limit; [`configure`] registers the
 /// default set. The routes find the tool in the app data (see [`tool_of`](crate::tool_of)):
@@ -229,7 +229,8 @@ async fn answer(
 async fn deep_link_route(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
     answer(&req, async {
         let tool: Arc<Tool> = tool_of(&req)?;
-        let launch = load_launch(&req).await?;
+        let launch = load_launch(&req, Csrf::Check).await?;
+        lti_tool::web::require_json(&convert::headers_lossy(req.headers()))?;
         let request = DeepLinkRequest::parse(&read_body(body, limit).await?)?;
         let mut builder = launch.deep_linking_response()?;
         request.apply(&mut builder)?;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -90,6 +91,21 @@ pub struct ServerConfig {
     /// cookies there (default `true`; `lti_tool::ToolBuilder::platform_storage`).
     #[serde(default = "default_true")]
     pub platform_storage: bool,
+    /// Seconds for a request head to arrive, and for a kept-alive connection
+    /// to send its next request (default 10).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds from a request head to its response head, body reading included;
+    /// past it the answer is `408 request_timeout` (default 30).
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Seconds a connection may move no byte, while no request is being
+    /// handled, before it is dropped (default 60).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog (default 512).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -98,8 +114,71 @@ impl Default for ServerConfig {
             bind: default_bind(),
             public_url: None,
             platform_storage: true,
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+impl ServerConfig {
+    /// The server's timeouts and connection limit.
+    pub fn limits(&self) -> crate::ServerLimits {
+        crate::ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// The limits' problems: each timeout from 1 s to a day, 1 to
+    /// [`MAX_CONNECTIONS_LIMIT`] connections.
+    fn limit_problems(&self, out: &mut Vec<Problem>) {
+        for (key, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+                out.push(problem(
+                    format!("server.{key}"),
+                    format!("expected 1 to {MAX_TIMEOUT_SECS} seconds, found {secs}"),
+                ));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            out.push(problem(
+                "server.max_connections",
+                format!(
+                    "expected 1 to {MAX_CONNECTIONS_LIMIT} connections, found {}",
+                    self.max_connections
+                ),
+            ));
+        }
+    }
+}
+
+/// The longest timeout `[server]` accepts: a day.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The most connections `server.max_connections` accepts.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+fn default_header_read_timeout_secs() -> u64 {
+    crate::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
+}
+
+fn default_request_timeout_secs() -> u64 {
+    crate::DEFAULT_REQUEST_TIMEOUT.as_secs()
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    crate::DEFAULT_IDLE_TIMEOUT.as_secs()
+}
+
+fn default_max_connections() -> usize {
+    crate::DEFAULT_MAX_CONNECTIONS
 }
 
 fn default_true() -> bool {
@@ -238,7 +317,15 @@ const TOP_KEYS: &[&str] = &[
     "consumers",
     "egress",
 ];
-const SERVER_KEYS: &[&str] = &["bind", "public_url", "platform_storage"];
+const SERVER_KEYS: &[&str] = &[
+    "bind",
+    "public_url",
+    "platform_storage",
+    "header_read_timeout_secs",
+    "request_timeout_secs",
+    "idle_timeout_secs",
+    "max_connections",
+];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
 const KEYS_KEYS: &[&str] = &["dir"];
 const PLATFORM_KEYS: &[&str] = &[
@@ -337,6 +424,7 @@ impl Config {
         if let Err(p) = self.bind_addr() {
             out.push(p);
         }
+        self.server.limit_problems(&mut out);
         if let Some(url) = &self.server.public_url {
             if let Err(m) = check_url(url) {
                 out.push(problem("server.public_url", m));
@@ -691,6 +779,38 @@ name = "Old LMS"
         assert!(
             problems[1].message.contains("expected an https URL"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn server_limits_default_and_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.limits(), crate::ServerLimits::default());
+        let c = Config::parse(
+            "[server]\nheader_read_timeout_secs = 5\nrequest_timeout_secs = 20\nidle_timeout_secs = 25\nmax_connections = 64\n",
+        )
+        .unwrap();
+        let limits = c.server.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(limits.request_timeout, Duration::from_secs(20));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(25));
+        assert_eq!(limits.max_connections, 64);
+        let problems = Config::parse(
+            "[server]\nheader_read_timeout_secs = 0\nrequest_timeout_secs = 90\nidle_timeout_secs = 86401\nmax_connections = 0\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.header_read_timeout_secs",
+                "server.idle_timeout_secs",
+                "server.max_connections"
+            ]
+        );
+        assert_eq!(
+            problems[1].message,
+            "expected 1 to 86400 seconds, found 86401"
         );
     }
 

@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient};
 use lti_jose::SigningKey;
 use lti_registry::{
@@ -151,6 +150,8 @@ pub struct App {
     pub generated_key: bool,
     /// The tool key's kid.
     pub kid: String,
+    /// The server's timeouts and connection limit (`[server]` of the configuration).
+    pub limits: crate::ServerLimits,
 }
 
 impl std::fmt::Debug for App {
@@ -235,6 +236,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         urls,
         generated_key,
         kid,
+        limits: config.server.limits(),
     })
 }
 
@@ -472,23 +474,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "listening");
-    // Every response goes out as one write; with Nagle's algorithm on, a response
-    // written while the client has not yet acknowledged the previous one would wait
-    // for that (possibly delayed) acknowledgement.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set on an accepted connection");
-        }
-    });
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| {
-            AppError::io(
-                "serving on",
-                addr.map(|a| a.to_string()).unwrap_or_default(),
-                e,
-            )
-        })
+    tracing::info!(?addr, limits = ?app.limits, "listening");
+    crate::serve_http(listener, app.router, app.limits, shutdown).await
 }

@@ -221,6 +221,9 @@ async fn deep_link(
 ) -> Response {
     let headers = req.headers().clone();
     let reject = |e: Error| LtiRejection::new(e, &headers).into_response();
+    if let Err(e) = lti_tool::web::require_json(&headers) {
+        return reject(e);
+    }
     let body = match read_body(req.into_body(), limit).await {
         Ok(b) => b,
         Err(e) => return reject(e),

@@ -118,7 +118,28 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
     assert!(html.contains("Course: Analytical Engines"));
 
+    // The page's form: its action carries the launch id and CSRF token.
+    let action = html
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(action.contains("lti_csrf_token="), "{action}");
+    let liked = call_service(&app, TestRequest::post().uri(&action).to_request()).await;
+    assert_eq!(liked.status(), StatusCode::OK);
+    // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
+    let forged = TestRequest::post()
+        .uri("/app/like")
+        .insert_header((COOKIE, format!("lti_launch={id}")));
+    let forged = call_service(&app, forged.to_request()).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let page = String::from_utf8(read_body(forged).await.to_vec()).unwrap();
+    assert!(page.contains("csrf_check_failed"), "{page}");
+
     let teacher = TestRequest::get().uri(&format!("/app/teacher?lti_launch_id={id}"));
     let teacher = call_service(&app, teacher.to_request()).await;
     assert_eq!(teacher.status(), StatusCode::FORBIDDEN);

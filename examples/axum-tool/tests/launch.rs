@@ -118,7 +118,38 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
     assert!(html.contains("Course: Analytical Engines"));
 
+    // The page's form: its action carries the launch id and CSRF token.
+    let action = html
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(action.contains("lti_csrf_token="), "{action}");
+    let liked = app
+        .clone()
+        .oneshot(Request::post(action.as_str()).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(liked.status(), StatusCode::OK);
+    // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
+    let forged = app
+        .clone()
+        .oneshot(
+            Request::post("/app/like")
+                .header(COOKIE, format!("lti_launch={id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let page = to_bytes(forged.into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&page).contains("csrf_check_failed"));
+
     let teacher = app
         .oneshot(
             Request::get(format!("/app/teacher?lti_launch_id={id}"))

@@ -207,9 +207,10 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     // Throw-away test key (see tests/fixtures/lti-app/README.md).
     let tool_key = include_str!("../../../tests/fixtures/lti-app/tool-key.pem").to_owned();
     // The dev platform listens on loopback: allowed explicitly.
-    let state = tutorial_tool::build_state(&format!("{tool_origin}/"), registration, tool_key, true)
-        .await
-        .unwrap();
+    let state =
+        tutorial_tool::build_state(&format!("{tool_origin}/"), registration, tool_key, true)
+            .await
+            .unwrap();
     let tool = tutorial_tool::app(state);
     let served = tool.clone();
     tokio::spawn(async move { axum::serve(tool_listener, served).await.unwrap() });

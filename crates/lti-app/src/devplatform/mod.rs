@@ -559,10 +559,8 @@ pub async fn run_platform(
         );
     }
     println!("Open {}", dev.course_url());
-    axum::serve(listener, router(dev))
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await
-        .map_err(|e| AppError::io("serving on", addr.to_string(), e))
+    let limits = crate::ServerLimits::default();
+    crate::serve_http(listener, router(dev), limits, crate::shutdown_signal()).await
 }
 
 fn print_registration(dev: &DevPlatform) {
@@ -743,10 +741,8 @@ pub async fn run_demo(
         let rx = stop_rx.clone();
         let router = router(dev.clone());
         async move {
-            axum::serve(platform_listener, router)
-                .with_graceful_shutdown(stopped(rx))
-                .await
-                .map_err(|e| AppError::io("serving on", platform_addr.to_string(), e))
+            let limits = crate::ServerLimits::default();
+            crate::serve_http(platform_listener, router, limits, stopped(rx)).await
         }
     });
     println!(

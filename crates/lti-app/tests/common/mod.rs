@@ -230,6 +230,15 @@ pub async fn start_tool_with(platform: &Platform, edit: impl FnOnce(String) -> S
     }
 }
 
+/// [`start_tool`] on another storage URL, with extra `[server]` lines.
+pub async fn start_tool_on(platform: &Platform, storage: &str, server_lines: &str) -> Tool {
+    start_tool_with(platform, |text| {
+        text.replacen("url = \"memory://\"", &format!("url = \"{storage}\""), 1)
+            .replacen("\n[storage]", &format!("{server_lines}\n[storage]"), 1)
+    })
+    .await
+}
+
 /// The test's browser stand-in: the tool under test is on loopback.
 pub fn client() -> HyperClient {
     HyperClient::builder()
