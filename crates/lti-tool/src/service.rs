@@ -1,0 +1,419 @@
+//! The tool's routes as a `tower::Service` over `http::Request` (feature `tower`):
+//! an entry point for hyper and any server or framework built on tower.
+//!
+//! [`LtiService`] answers `GET|POST` login, `POST` launch, `GET` JWKS and `POST`
+//! deep link at the paths of a [`RouteConfig`], with the same flows, codes and
+//! statuses as the `lti-axum` and `lti-actix` adapters: it is built only on
+//! [`web`](crate::web) and the [`Tool`] flows. A request for another path gets
+//! `route_not_found` (404), or goes to the application's own service when one
+//! is given with [`LtiService::fallback`]; a known path with another method gets
+//! `method_not_allowed` (405) and an `Allow` header. Bodies are read up to the
+//! configuration's limit (`body_too_large`, 413, as soon as the declared length
+//! or the bytes read exceed it). An application handler finds the current
+//! launch with [`current_launch`] and renders a refusal with [`refusal`].
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll};
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::{Either, Full};
+//! use lti_tool::service::{LtiService, current_launch, refusal};
+//! use lti_tool::Tool;
+//! use tower_service::Service;
+//!
+//! /// The application's own pages: everything that is not an LTI route.
+//! #[derive(Clone)]
+//! struct App {
+//!     tool: Tool,
+//! }
+//!
+//! impl<B: Send + 'static> Service<Request<B>> for App {
+//!     type Response = Response<Full<Bytes>>;
+//!     type Error = Infallible;
+//!     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+//!
+//!     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+//!         Poll::Ready(Ok(()))
+//!     }
+//!
+//!     fn call(&mut self, req: Request<B>) -> Self::Future {
+//!         let tool = self.tool.clone();
+//!         Box::pin(async move {
+//!             let (parts, _body) = req.into_parts();
+//!             Ok(match current_launch(&tool, &parts).await {
+//!                 Ok(launch) => Response::new(Full::from(format!("Hello {:?}", launch.sub()))),
+//!                 Err(refused) => refusal(&refused, &parts.headers),
+//!             })
+//!         })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let clock = Arc::new(lti_registry::ManualClock::new(1_900_000_000));
+//! # let store = lti_registry::Store::from_backend(Arc::new(lti_store::MemoryStore::new(
+//! #     lti_registry::SecretCipher::insecure_plaintext_for_tests(),
+//! #     clock,
+//! # )));
+//! # let keys = Arc::new(lti_jose::JwkSet { keys: vec![] });
+//! let tool = Tool::builder("https://tool.example.com/", &store).key_source(keys).build()?;
+//! let mut service = LtiService::new(tool.clone()).fallback(App { tool });
+//!
+//! // Not an LTI path: the application answers, here refusing a request
+//! // without a launch id as every adapter does.
+//! let page = service.call(Request::get("/app").body(Full::new(Bytes::new()))?).await?;
+//! assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+//! assert!(matches!(page.body(), Either::Right(_)));
+//!
+//! // An LTI path with the wrong method: 405 with `Allow`.
+//! let put = Request::put("/lti/login").body(Full::new(Bytes::new()))?;
+//! let refused = service.call(put).await?;
+//! assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+//! assert_eq!(refused.headers()["allow"], "GET, POST");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/hyper-tool` runs it on plain hyper.
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use tower_service::Service;
+
+use crate::error::clip;
+use crate::web::{self, DeepLinkRequest, Error, RouteConfig};
+use crate::{Launch, Tool, ToolError, ToolRequest};
+
+/// The error type a request body's error must convert into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The future of [`LtiService`] and [`WithFallback`].
+pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// The LTI routes as a `tower::Service<http::Request<B>>` answering
+/// `http::Response<Full<Bytes>>`; every other path gets `route_not_found` (404).
+///
+/// `B` is any request body (hyper's `Incoming`, `Full<Bytes>`, ...) whose error
+/// converts into a [`BoxError`]. Cloning is cheap (two `Arc`s).
+#[derive(Clone)]
+pub struct LtiService {
+    tool: Arc<Tool>,
+    config: Arc<RouteConfig>,
+}
+
+impl std::fmt::Debug for LtiService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LtiService")
+            .field("base_url", &self.tool.base_url())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// One of the LTI routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Login,
+    Launch,
+    Jwks,
+    DeepLink,
+}
+
+impl Route {
+    /// The accepted methods: as the `Allow` header, and as the refusal's `expected`.
+    fn allowed(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Login => ("GET, POST", "GET or POST"),
+            Self::Launch | Self::DeepLink => ("POST", "POST"),
+            Self::Jwks => ("GET", "GET"),
+        }
+    }
+
+    fn accepts(self, method: &Method) -> bool {
+        match self {
+            Self::Login => method == Method::GET || method == Method::POST,
+            Self::Launch | Self::DeepLink => method == Method::POST,
+            Self::Jwks => method == Method::GET,
+        }
+    }
+}
+
+impl LtiService {
+    /// The routes at the default paths with the default body limit
+    /// ([`RouteConfig::default`]).
+    pub fn new(tool: impl Into<Arc<Tool>>) -> Self {
+        Self::with_config(tool, RouteConfig::default())
+    }
+
+    /// The routes at the paths, and with the body limit, of `config`.
+    pub fn with_config(tool: impl Into<Arc<Tool>>, config: RouteConfig) -> Self {
+        Self {
+            tool: tool.into(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Sends every request whose path is not an LTI route to `inner` (the
+    /// application's own service); LTI paths never reach it.
+    pub fn fallback<S>(self, inner: S) -> WithFallback<S> {
+        WithFallback { lti: self, inner }
+    }
+
+    /// The tool.
+    pub fn tool(&self) -> &Arc<Tool> {
+        &self.tool
+    }
+
+    /// The paths and body limit.
+    pub fn config(&self) -> &RouteConfig {
+        &self.config
+    }
+
+    fn route(&self, path: &str) -> Option<Route> {
+        let config = &*self.config;
+        if path == config.login {
+            Some(Route::Login)
+        } else if path == config.launch {
+            Some(Route::Launch)
+        } else if path == config.jwks {
+            Some(Route::Jwks)
+        } else if config.deep_link.as_deref() == Some(path) {
+            Some(Route::DeepLink)
+        } else {
+            None
+        }
+    }
+
+    /// Answers `req` as [`Service::call`] does: an LTI route, or `route_not_found`.
+    pub async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        match self.route(req.uri().path()) {
+            Some(route) => self.serve(route, req).await,
+            None => refusal(&Error::route_not_found(req.uri().path()), req.headers()),
+        }
+    }
+
+    async fn serve<B>(&self, route: Route, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        // The key set is fetched by platforms: its refusals are always JSON.
+        let json = route == Route::Jwks || web::wants_json(req.headers());
+        if !route.accepts(req.method()) {
+            let (allow, expected) = route.allowed();
+            let error = Error::Tool(ToolError::MethodNotAllowed {
+                expected,
+                found: clip(req.method().as_str()),
+            });
+            let mut response = render(&error, json);
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            return response;
+        }
+        let answer = match route {
+            Route::Login => self.login(req).await,
+            Route::Launch => self.launch(req).await,
+            Route::Jwks => self.tool.jwks().await.map_err(Error::from),
+            Route::DeepLink => self.deep_link(req, json).await,
+        };
+        match answer {
+            Ok(response) => response.into_http().map(Full::new),
+            Err(error) => render(&error, json),
+        }
+    }
+
+    async fn tool_request<B>(&self, req: Request<B>) -> Result<ToolRequest, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let body = read_body(body, self.config.body_limit).await?;
+        Ok(ToolRequest::new(parts.method, parts.uri, parts.headers, body))
+    }
+
+    async fn login<B>(&self, req: Request<B>) -> Result<crate::ToolResponse, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let req = self.tool_request(req).await?;
+        Ok(self.tool.login(&req).await?)
+    }
+
+    async fn launch<B>(&self, req: Request<B>) -> Result<crate::ToolResponse, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let req = self.tool_request(req).await?;
+        let outcome = web::launch_with_cookie(&self.tool, &req).await?;
+        Ok(outcome.into_response())
+    }
+
+    /// The deep-linking route: the current launch (which must be a deep-linking
+    /// request), the chosen items from the JSON body, and the signed response as
+    /// the auto-submitting form, or as JSON when the request accepts JSON.
+    async fn deep_link<B>(&self, req: Request<B>, json: bool) -> Result<crate::ToolResponse, Error>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let launch = current_launch(&self.tool, &parts).await?;
+        let body = read_body(body, self.config.body_limit).await?;
+        let mut builder = launch.deep_linking_response()?;
+        DeepLinkRequest::parse(&body)?.apply(&mut builder)?;
+        if !json {
+            return Ok(self.tool.deep_link_response(&launch, &builder).await?);
+        }
+        let jwt = self.tool.sign_deep_link_response(&launch, &builder).await?;
+        let answer = DeepLinkRequest::json_answer(&launch, &jwt).to_string();
+        let mut response = crate::ToolResponse::new(StatusCode::OK);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response.with_body(Bytes::from(answer)))
+    }
+}
+
+impl<B> Service<Request<B>> for LtiService
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ResponseFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let lti = self.clone();
+        Box::pin(async move { Ok(lti.answer(req).await) })
+    }
+}
+
+/// [`LtiService`] in front of the application's service `S`: LTI paths are
+/// answered as by [`LtiService`] (`Either::Left`), every other request goes to
+/// `S` (`Either::Right`, `S`'s own body and error).
+///
+/// `S` is cloned for each request it answers and made ready then, so this
+/// service is always ready.
+#[derive(Debug, Clone)]
+pub struct WithFallback<S> {
+    lti: LtiService,
+    inner: S,
+}
+
+impl<S> WithFallback<S> {
+    /// The LTI routes.
+    pub fn lti(&self) -> &LtiService {
+        &self.lti
+    }
+}
+
+impl<B, S, SB> Service<Request<B>> for WithFallback<S>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    S: Service<Request<B>, Response = Response<SB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    SB: 'static,
+{
+    type Response = Response<Either<Full<Bytes>, SB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let lti = self.lti.clone();
+        if let Some(route) = lti.route(req.uri().path()) {
+            return Box::pin(async move { Ok(lti.serve(route, req).await.map(Either::Left)) });
+        }
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            poll_fn(|cx| inner.poll_ready(cx)).await?;
+            Ok(inner.call(req).await?.map(Either::Right))
+        })
+    }
+}
+
+/// The current verified launch of a request, for an application handler: the
+/// launch id the request carries ([`web::launch_id`]: `Authorization: Bearer`,
+/// the `lti_launch_id` query parameter, or the `lti_launch` cookie), loaded
+/// with [`Tool::load_launch`], as the adapters' launch extractors do.
+///
+/// # Errors
+/// [`Error::MissingLaunchId`] (401) without an id; the [`ToolError`] of
+/// [`Tool::load_launch`] (`launch_not_found`, 404, for an unknown or expired
+/// id; `store_unavailable`, 503, when the store is down).
+pub async fn current_launch(tool: &Tool, parts: &Parts) -> Result<Launch, Error> {
+    let id = web::launch_id(&parts.headers, parts.uri.query()).ok_or(Error::MissingLaunchId)?;
+    Ok(tool.load_launch(&id).await?)
+}
+
+/// The refusal of `error` for a request with `request_headers`: JSON when its
+/// `Accept` asks for it ([`web::wants_json`]), else the HTML page, with
+/// [`Error::http_status`] (see [`web::error_response`]).
+pub fn refusal(error: &Error, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
+    render(error, web::wants_json(request_headers))
+}
+
+fn render(error: &Error, json: bool) -> Response<Full<Bytes>> {
+    web::error_response(error, json).map(Full::from)
+}
+
+/// Reads a request body of at most `limit` bytes: a declared length over the
+/// limit is refused before reading, and the bytes read are counted as they
+/// arrive (a chunked body is cut off at the limit).
+///
+/// # Errors
+/// [`Error::BodyTooLarge`] (413), or [`Error::BodyUnreadable`] (400) when the
+/// body fails.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Error>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Error::BodyTooLarge { limit })
+        }
+        Err(e) => Err(Error::BodyUnreadable {
+            reason: clip(&e.to_string()),
+        }),
+    }
+}
