@@ -417,3 +417,264 @@ where
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use http::header::ACCEPT;
+    use http_body::Frame;
+    use lti_registry::{ManualClock, SecretCipher, SecretString, Store};
+
+    use super::*;
+
+    fn store() -> Store {
+        Store::from_backend(Arc::new(lti_store::MemoryStore::new(
+            SecretCipher::insecure_plaintext_for_tests(),
+            Arc::new(ManualClock::new(1_900_000_000)),
+        )))
+    }
+
+    fn tool(store: &Store) -> Tool {
+        Tool::builder("https://tool.example.com/", store)
+            .key_source(Arc::new(lti_jose::JwkSet { keys: vec![] }))
+            .build()
+            .unwrap()
+    }
+
+    /// A body sent in chunks of unknown total length, that can end in an error.
+    struct Chunks {
+        chunks: VecDeque<Result<Bytes, &'static str>>,
+        declared: Option<u64>,
+    }
+
+    impl Chunks {
+        fn new(chunks: impl IntoIterator<Item = Result<Bytes, &'static str>>) -> Self {
+            Self {
+                chunks: chunks.into_iter().collect(),
+                declared: None,
+            }
+        }
+    }
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            let next = self.chunks.pop_front();
+            Poll::Ready(next.map(|chunk| chunk.map(Frame::data).map_err(BoxError::from)))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            match self.declared {
+                Some(n) => http_body::SizeHint::with_exact(n),
+                None => http_body::SizeHint::default(),
+            }
+        }
+    }
+
+    fn request(method: Method, path: &str) -> Request<Full<Bytes>> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    async fn code_of<B: Body>(response: Response<B>) -> (StatusCode, String)
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, json["error"].as_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_route_not_found_without_a_fallback() {
+        let mut service = LtiService::new(tool(&store()));
+        let response = service.call(request(Method::GET, "/nope")).await.unwrap();
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(
+            code_of(response).await,
+            (StatusCode::NOT_FOUND, "route_not_found".to_owned())
+        );
+        let long = format!("/{}", "x".repeat(300));
+        let response = service.call(request(Method::GET, &long)).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let message = json["message"].as_str().unwrap();
+        assert!(message.len() < 150 && message.contains('…'), "{message}");
+    }
+
+    #[tokio::test]
+    async fn the_configured_paths_are_served_and_the_defaults_are_not() {
+        let config = RouteConfig {
+            login: "/lms/login".into(),
+            deep_link: None,
+            ..RouteConfig::default()
+        };
+        let mut service = LtiService::with_config(tool(&store()), config);
+        let cases = [
+            (Method::GET, "/lti/login", StatusCode::NOT_FOUND, None),
+            (Method::POST, "/lti/deep-link", StatusCode::NOT_FOUND, None),
+            (
+                Method::PUT,
+                "/lms/login",
+                StatusCode::METHOD_NOT_ALLOWED,
+                Some("GET, POST"),
+            ),
+            (
+                Method::GET,
+                "/lti/launch",
+                StatusCode::METHOD_NOT_ALLOWED,
+                Some("POST"),
+            ),
+        ];
+        for (method, path, status, allow) in cases {
+            let response = service.call(request(method, path)).await.unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            let got = response.headers().get(ALLOW).map(|v| v.to_str().unwrap());
+            assert_eq!(got, allow, "{path}");
+        }
+        // The login path answers the login flow (here refusing a request
+        // without its parameters).
+        let login = service
+            .call(request(Method::GET, "/lms/login"))
+            .await
+            .unwrap();
+        assert_eq!(
+            code_of(login).await,
+            (StatusCode::BAD_REQUEST, "missing_parameter".to_owned())
+        );
+    }
+
+    /// An application service that records the paths it is asked for.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl<B> Service<Request<B>> for Recorder {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request<B>) -> Self::Future {
+            let path = req.uri().path().to_owned();
+            self.0.lock().unwrap().push(path.clone());
+            std::future::ready(Ok(Response::new(format!("app: {path}"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fallback_gets_every_other_path_and_never_an_lti_one() {
+        let recorder = Recorder::default();
+        let mut service = LtiService::new(tool(&store())).fallback(recorder.clone());
+        let app = service.call(request(Method::GET, "/app")).await.unwrap();
+        assert_eq!(app.status(), StatusCode::OK);
+        let Either::Right(body) = app.into_body() else {
+            panic!("expected the application's body");
+        };
+        assert_eq!(body, "app: /app");
+        for (method, path) in [
+            (Method::PUT, "/lti/launch"),
+            (Method::GET, "/lti/deep-link"),
+            (Method::GET, "/lti/login"),
+        ] {
+            let lti = service.call(request(method, path)).await.unwrap();
+            assert!(lti.status().is_client_error(), "{path}");
+            assert!(matches!(lti.body(), Either::Left(_)), "{path}");
+        }
+        assert_eq!(*recorder.0.lock().unwrap(), ["/app"]);
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited_while_read_and_by_their_declared_length() {
+        let chunk = |n| Ok(Bytes::from(vec![b'a'; n]));
+        let at_limit = read_body(Chunks::new([chunk(6), chunk(4)]), 10).await;
+        assert_eq!(at_limit.unwrap().len(), 10);
+        let over = read_body(Chunks::new([chunk(6), chunk(5)]), 10).await;
+        assert_eq!(over.unwrap_err().code(), "body_too_large");
+        // A declared length over the limit is refused before the body is polled
+        // (polling this one would fail with `body_unreadable`).
+        let mut declared = Chunks::new([Err("polled")]);
+        declared.declared = Some(11);
+        let refused = read_body(declared, 10).await.unwrap_err();
+        assert_eq!(refused.code(), "body_too_large");
+        assert_eq!(refused.http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let broken = read_body(Chunks::new([chunk(2), Err("connection reset")]), 10).await;
+        let broken = broken.unwrap_err();
+        assert_eq!(broken.code(), "body_unreadable");
+        assert_eq!(broken.http_status(), StatusCode::BAD_REQUEST);
+        assert!(broken.to_string().contains("connection reset"));
+    }
+
+    #[tokio::test]
+    async fn a_route_refuses_an_oversized_body_with_413() {
+        let config = RouteConfig {
+            body_limit: 8,
+            ..RouteConfig::default()
+        };
+        let mut service = LtiService::with_config(tool(&store()), config);
+        let body = Chunks::new([Ok(Bytes::from_static(b"iss=https://a"))]);
+        let req = Request::post("/lti/login")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .unwrap();
+        let response = service.call(req).await.unwrap();
+        assert_eq!(
+            code_of(response).await,
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn jwks_refusals_are_json_even_for_a_browser() {
+        let store = store();
+        // A PEM block whose content is no key: the store takes it, parsing fails.
+        let garbage = SecretString::new(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_owned(),
+        );
+        store
+            .tool_keys
+            .add_next_key("broken", "RS256", &garbage)
+            .await
+            .unwrap();
+        store.tool_keys.promote_next_key().await.unwrap();
+        let mut service = LtiService::new(tool(&store));
+        let req = Request::get(web::JWKS_PATH)
+            .header(ACCEPT, "text/html")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = service.call(req).await.unwrap();
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let (status, code) = code_of(response).await;
+        assert_eq!(code, "configuration");
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn current_launch_needs_an_id_the_store_knows() {
+        let tool = tool(&store());
+        let parts = |req: Request<()>| req.into_parts().0;
+        let none = current_launch(&tool, &parts(Request::get("/app").body(()).unwrap())).await;
+        assert_eq!(none.unwrap_err().code(), "launch_id_missing");
+        let unknown = Request::get("/app")
+            .header(http::header::AUTHORIZATION, "Bearer unknown-id")
+            .body(())
+            .unwrap();
+        let unknown = current_launch(&tool, &parts(unknown)).await.unwrap_err();
+        assert_eq!(unknown.code(), "launch_not_found");
+        assert_eq!(unknown.http_status(), StatusCode::NOT_FOUND);
+    }
+}
