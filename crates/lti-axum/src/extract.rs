@@ -8,7 +8,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use lti_tool::web::launch_id;
 pub use lti_tool::web::{LAUNCH_COOKIE, require_any_role, require_instructor};
-use lti_tool::{Launch, Tool};
+use lti_tool::{Launch, Tool, ToolError};
 
 use crate::error::{Error, LtiRejection};
 
@@ -52,6 +52,35 @@ where
         let tool = Arc::<Tool>::from_ref(state);
         match tool.load_launch(&id).await {
             Ok(launch) => Ok(Self(launch)),
+            Err(e) => Err(LtiRejection::new(e, &parts.headers)),
+        }
+    }
+}
+
+/// `Option<LtiLaunch>`: for a page that also serves visitors without a launch.
+/// `None` when the request carries no launch id, or one the store does not know
+/// (unknown or expired, e.g. a stale `lti_launch` cookie); a store that cannot
+/// answer is still refused (`store_unavailable`, 503) rather than taken for
+/// "no launch".
+// Named by path: in scope, its `from_request_parts` would make the guards' calls ambiguous.
+impl<S> axum::extract::OptionalFromRequestParts<S> for LtiLaunch
+where
+    Arc<Tool>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = LtiRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let Some(id) = launch_id_from_parts(parts) else {
+            return Ok(None);
+        };
+        let tool = Arc::<Tool>::from_ref(state);
+        match tool.load_launch(&id).await {
+            Ok(launch) => Ok(Some(Self(launch))),
+            Err(ToolError::LaunchNotFound) => Ok(None),
             Err(e) => Err(LtiRejection::new(e, &parts.headers)),
         }
     }
