@@ -591,7 +591,12 @@ async fn an_optional_launch_is_none_without_a_known_id_and_some_with_one() {
         assert_eq!(anonymous.status(), StatusCode::OK, "{uri}");
         assert_eq!(body_text(anonymous).await, "anonymous", "{uri}");
     }
-    let stale = get_with(&app, "/maybe", Some((COOKIE.as_str(), "lti_launch=gone".into()))).await;
+    let stale = get_with(
+        &app,
+        "/maybe",
+        Some((COOKIE.as_str(), "lti_launch=gone".into())),
+    )
+    .await;
     assert_eq!(body_text(stale).await, "anonymous");
     let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
     let launched = get_with(&app, &format!("/maybe?lti_launch_id={id}"), None).await;

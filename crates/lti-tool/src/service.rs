@@ -4,7 +4,7 @@
 //! [`LtiService`] answers `GET|POST` login, `POST` launch, `GET` JWKS and `POST`
 //! deep link at the paths of a [`RouteConfig`], with the same flows, codes and
 //! statuses as the `lti-axum` and `lti-actix` adapters: it is built only on
-//! [`web`](crate::web) and the [`Tool`] flows. A request for another path gets
+//! [`web`] and the [`Tool`] flows. A request for another path gets
 //! `route_not_found` (404), or goes to the application's own service when one
 //! is given with [`LtiService::fallback`]; a known path with another method gets
 //! `method_not_allowed` (405) and an `Allow` header. Bodies are read up to the
@@ -249,7 +249,12 @@ impl LtiService {
     {
         let (parts, body) = req.into_parts();
         let body = read_body(body, self.config.body_limit).await?;
-        Ok(ToolRequest::new(parts.method, parts.uri, parts.headers, body))
+        Ok(ToolRequest::new(
+            parts.method,
+            parts.uri,
+            parts.headers,
+            body,
+        ))
     }
 
     async fn login<B>(&self, req: Request<B>) -> Result<crate::ToolResponse, Error>

@@ -120,9 +120,11 @@ impl Harness {
         headers: &[(http::HeaderName, &str)],
         body: BoxBody<Bytes, Infallible>,
     ) -> Answer {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.base, path.trim_start_matches('/')));
+        let mut request = Request::builder().method(method).uri(format!(
+            "{}{}",
+            self.base,
+            path.trim_start_matches('/')
+        ));
         for (name, value) in headers {
             request = request.header(name, *value);
         }
@@ -250,7 +252,11 @@ async fn a_login_and_launch_over_http_reach_the_application_page() {
         let path = path.strip_prefix(&tool.base).unwrap_or(path);
         let page = tool.get(path, &headers).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
-        assert!(page.body.contains("Hello Ada &lt;Lovelace&gt;"), "{}", page.body);
+        assert!(
+            page.body.contains("Hello Ada &lt;Lovelace&gt;"),
+            "{}",
+            page.body
+        );
         assert!(page.body.contains("Course: Analytical Engines"));
     }
 
@@ -298,7 +304,12 @@ async fn a_deep_linking_launch_answers_a_signed_response_over_http() {
         (CONTENT_TYPE, "application/json"),
     ];
     let answer = tool
-        .send(Method::POST, "/lti/deep-link", &headers, full(items.clone()))
+        .send(
+            Method::POST,
+            "/lti/deep-link",
+            &headers,
+            full(items.clone()),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.headers[CONTENT_TYPE], "application/json");
@@ -314,7 +325,10 @@ async fn a_deep_linking_launch_answers_a_signed_response_over_http() {
     let key = set.find(jws.kid(), jws.algorithm()).unwrap();
     let claims: Value = verifier.verify(&jws, &key).unwrap();
     assert_eq!(claims["aud"], ISS);
-    assert_eq!(claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"], "opaque");
+    assert_eq!(
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/data"],
+        "opaque"
+    );
 
     // For a browser: the auto-submitting form to the return URL.
     let headers = [(AUTHORIZATION, bearer.as_str())];
@@ -322,7 +336,10 @@ async fn a_deep_linking_launch_answers_a_signed_response_over_http() {
         .send(Method::POST, "/lti/deep-link", &headers, full(items))
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains(r#"action="https://platform.example/deep_links""#));
+    assert!(
+        page.body
+            .contains(r#"action="https://platform.example/deep_links""#)
+    );
     assert!(page.body.contains(r#"name="JWT""#));
 }
 
@@ -376,7 +393,10 @@ async fn refusals_over_http_carry_their_codes_and_statuses() {
     }
     let page = tool.get("/nope", &[]).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert!(page.body.contains(r#"<code id="error-code">route_not_found</code>"#));
+    assert!(
+        page.body
+            .contains(r#"<code id="error-code">route_not_found</code>"#)
+    );
 
     // Wrong methods on LTI routes: 405 with `Allow`.
     let cases = [
@@ -386,7 +406,11 @@ async fn refusals_over_http_carry_their_codes_and_statuses() {
     ];
     for (method, path, allow) in cases {
         let wrong = tool.send(method.clone(), path, &[JSON], empty()).await;
-        assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            wrong.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         assert_eq!(wrong.headers[ALLOW], allow);
         assert_eq!(wrong.code(), "method_not_allowed");
     }
