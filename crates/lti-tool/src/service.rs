@@ -1,8 +1,8 @@
 //! The tool's routes as a `tower::Service` over `http::Request` (feature `tower`):
 //! an entry point for hyper and any server or framework built on tower.
 //!
-//! [`LtiService`] answers `GET|POST` login, `POST` launch, `GET` JWKS and `POST`
-//! deep link at the paths of a [`RouteConfig`], with the same flows, codes and
+//! [`LtiService`] answers `GET|POST` login, `POST` launch, `GET|HEAD` JWKS and
+//! `POST` deep link at the paths of a [`RouteConfig`], with the same flows, codes and
 //! statuses as the `lti-axum` and `lti-actix` adapters: it is built only on
 //! [`web`] and the [`Tool`] flows. A request for another path gets
 //! `route_not_found` (404), or goes to the application's own service when one
@@ -140,7 +140,7 @@ impl Route {
         match self {
             Self::Login => ("GET, POST", "GET or POST"),
             Self::Launch | Self::DeepLink => ("POST", "POST"),
-            Self::Jwks => ("GET", "GET"),
+            Self::Jwks => ("GET, HEAD", "GET or HEAD"),
         }
     }
 
@@ -148,7 +148,8 @@ impl Route {
         match self {
             Self::Login => method == Method::GET || method == Method::POST,
             Self::Launch | Self::DeepLink => method == Method::POST,
-            Self::Jwks => method == Method::GET,
+            // As axum's `get`: HEAD answers the headers (the server drops the body).
+            Self::Jwks => method == Method::GET || method == Method::HEAD,
         }
     }
 }

@@ -270,6 +270,12 @@ async fn a_login_and_launch_over_http_reach_the_application_page() {
     assert_eq!(jwks.status, StatusCode::OK);
     let set = JwkSet::from_slice(jwks.body.as_bytes()).unwrap();
     assert_eq!(set.keys.len(), 1);
+    let head = tool
+        .send(Method::HEAD, "/.well-known/jwks.json", &[], empty())
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.headers[CONTENT_TYPE], "application/json");
+    assert!(head.body.is_empty());
 }
 
 #[tokio::test]
@@ -401,7 +407,7 @@ async fn refusals_over_http_carry_their_codes_and_statuses() {
     // Wrong methods on LTI routes: 405 with `Allow`.
     let cases = [
         (Method::PUT, "/lti/login", "GET, POST"),
-        (Method::DELETE, "/.well-known/jwks.json", "GET"),
+        (Method::DELETE, "/.well-known/jwks.json", "GET, HEAD"),
         (Method::GET, "/lti/deep-link", "POST"),
     ];
     for (method, path, allow) in cases {
