@@ -8,7 +8,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 pub use lti_tool::web::{LAUNCH_COOKIE, require_any_role, require_instructor};
 use lti_tool::web::{authorize, launch_id, requested_launch};
-use lti_tool::{Launch, Tool};
+use lti_tool::{Launch, Tool, ToolError};
 
 use crate::error::LtiRejection;
 
@@ -128,6 +128,42 @@ where
         launch_of(parts, state, Csrf::SkipForReadOnlyRoute)
             .await
             .map(Self)
+    }
+}
+
+/// `Option<LtiLaunch>`: for a page that also serves visitors without a launch.
+/// `None` when the request carries no launch id, or one the store does not know
+/// (unknown or expired, e.g. a stale `lti_launch` cookie); a store that cannot
+/// answer is still refused (`store_unavailable`, 503) rather than taken for
+/// "no launch", and a presented id goes through the checks of [`LtiLaunch`]
+/// (`csrf_check_failed` on a state-changing method authorised by the cookie
+/// alone, `launch_id_not_bound`), so `Option` never loosens them.
+// Named by path: in scope, its `from_request_parts` would make the guards' calls ambiguous.
+impl<S> axum::extract::OptionalFromRequestParts<S> for LtiLaunch
+where
+    Arc<Tool>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = LtiRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if launch_id_from_parts(parts).is_none() {
+            return Ok(None);
+        }
+        // A launch id was presented: the same checks as `LtiLaunch` (CSRF on
+        // state-changing methods, a query id bound to the browser's cookie).
+        let tool = Arc::<Tool>::from_ref(state);
+        let reject = |e: lti_tool::web::Error| LtiRejection::new(e, &parts.headers);
+        let id =
+            authorize(&tool, &parts.method, &parts.headers, parts.uri.query()).map_err(reject)?;
+        match tool.load_launch(&id).await {
+            Ok(launch) => Ok(Some(Self(launch))),
+            Err(ToolError::LaunchNotFound) => Ok(None),
+            Err(e) => Err(reject(e.into())),
+        }
     }
 }
 

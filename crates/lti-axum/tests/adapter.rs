@@ -102,6 +102,12 @@ async fn app_with(
             get(|launch: LtiLaunch| async move { format!("hello {}", launch.sub().unwrap_or("")) }),
         )
         .route(
+            "/maybe",
+            get(|launch: Option<LtiLaunch>| async move {
+                launch.map_or("anonymous".to_owned(), |l| l.sub().unwrap_or("").to_owned())
+            }),
+        )
+        .route(
             "/grades",
             get(|launch: RequireInstructor| async move { launch.deployment_id().to_owned() }),
         )
@@ -833,4 +839,25 @@ fn deep_linking_claims(nonce: &str, data: Option<&str>) -> Value {
             data.into();
     }
     claims
+}
+
+#[tokio::test]
+async fn an_optional_launch_is_none_without_a_known_id_and_some_with_one() {
+    let app = app().await;
+    for uri in ["/maybe", "/maybe?lti_launch_id=nope"] {
+        let anonymous = get_with(&app, uri, None).await;
+        assert_eq!(anonymous.status(), StatusCode::OK, "{uri}");
+        assert_eq!(body_text(anonymous).await, "anonymous", "{uri}");
+    }
+    let stale = get_with(
+        &app,
+        "/maybe",
+        Some((COOKIE.as_str(), "lti_launch=gone".into())),
+    )
+    .await;
+    assert_eq!(body_text(stale).await, "anonymous");
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let launched = get_with(&app, &format!("/maybe?lti_launch_id={id}"), None).await;
+    assert_eq!(launched.status(), StatusCode::OK);
+    assert_eq!(body_text(launched).await, "user-1");
 }

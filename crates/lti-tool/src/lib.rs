@@ -14,6 +14,9 @@ mod migration;
 mod quirks;
 mod random;
 mod request;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod service;
 mod storage;
 mod tool;
 mod urls;

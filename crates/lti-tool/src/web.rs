@@ -100,6 +100,13 @@ pub enum Error {
         "launch id missing: expected a launch id in an `Authorization: Bearer` header, the `lti_launch_id` query parameter or the `lti_launch` cookie, found none"
     )]
     MissingLaunchId,
+    /// No route answers the request's path (an entry point that owns every path,
+    /// such as `lti_tool::service::LtiService` without a fallback).
+    #[error("no such route: expected one of the server's paths, found {path:?}")]
+    RouteNotFound {
+        /// The request's path (clipped to 64 characters).
+        path: String,
+    },
     /// The launching user lacks the role a route requires.
     #[error("insufficient role: expected {expected}, found roles [{found}]")]
     InsufficientRole {
@@ -174,6 +181,7 @@ impl Error {
         match self {
             Self::Tool(e) => e.code(),
             Self::MissingLaunchId => "launch_id_missing",
+            Self::RouteNotFound { .. } => "route_not_found",
             Self::InsufficientRole { .. } => "insufficient_role",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyUnreadable { .. } => "body_unreadable",
@@ -187,14 +195,15 @@ impl Error {
     }
 
     /// The status to answer with: `lti-tool`'s status for a flow error, 401
-    /// without a launch id, 403 for a role guard, a failed CSRF check or an
-    /// unbound launch id, 413 for an oversized body, 415 for a body of another
-    /// media type, 400 for an unreadable or malformed request, 500 only for a
-    /// missing tool (the application's setup).
+    /// without a launch id, 404 for an unknown route, 403 for a role guard, a
+    /// failed CSRF check or an unbound launch id, 413 for an oversized body, 415
+    /// for a body of another media type, 400 for an unreadable or malformed
+    /// request, 500 only for a missing tool (the application's setup).
     pub fn http_status(&self) -> StatusCode {
         match self {
             Self::Tool(e) => e.http_status(),
             Self::MissingLaunchId => StatusCode::UNAUTHORIZED,
+            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::InsufficientRole { .. } | Self::CsrfCheckFailed { .. } | Self::LaunchNotBound => {
                 StatusCode::FORBIDDEN
             }
@@ -204,6 +213,13 @@ impl Error {
             | Self::InvalidDeepLinkRequest { .. }
             | Self::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
             Self::ToolNotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// An [`Error::RouteNotFound`] quoting at most 64 characters of `path`.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::RouteNotFound {
+            path: clip(path, 64),
         }
     }
 
@@ -966,6 +982,11 @@ mod tests {
                 400,
             ),
             (Error::malformed("x", "y"), "malformed_request", 400),
+            (
+                Error::RouteNotFound { path: found() },
+                "route_not_found",
+                404,
+            ),
             (Error::ToolNotConfigured, "tool_not_configured", 500),
             (
                 Error::CsrfCheckFailed { found: found() },

@@ -307,7 +307,7 @@ async fn our_outcomes_client_grades_through_a_pypi_lti_consumer_endpoint() {
     )
     .with_egress_policy(
         lti_http::EgressPolicy::new()
-            .allow_origin(&peer.url())
+            .allow_origin(peer.url())
             .unwrap(),
     );
     let target = OutcomeTarget {
