@@ -996,6 +996,7 @@ async fn the_banner_says_what_to_type_in_each_lms_field() {
     }
 }
 
+#[tokio::test]
 async fn a_link_with_another_launch_id_never_replaces_the_browsers_own_launch() {
     let platform = start_platform().await;
     let tool = start_tool(&platform).await;

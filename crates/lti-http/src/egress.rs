@@ -14,13 +14,20 @@
 //!   IPv6, including IPv4-mapped, NAT64 and 6to4 forms) before connecting,
 //!   unless [`crate::HyperClientBuilder::allow_private_addresses`] is set.
 
+#[cfg(feature = "transport")]
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+#[cfg(feature = "transport")]
+use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[cfg(feature = "transport")]
 use std::pin::Pin;
+#[cfg(feature = "transport")]
 use std::sync::Arc;
+#[cfg(feature = "transport")]
 use std::task::{Context, Poll};
 
+#[cfg(feature = "transport")]
 use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::error::Error;
@@ -207,6 +214,7 @@ impl Resolve for SystemResolver {
     }
 }
 
+#[cfg(feature = "transport")]
 /// Why the transport refused to connect: the host resolved only to
 /// addresses of a refused class. Carried through hyper's error chain and
 /// turned into [`Error::PrivateAddress`].
@@ -215,14 +223,17 @@ pub(crate) struct AddressRefused {
     pub(crate) class: &'static str,
 }
 
+#[cfg(feature = "transport")]
 impl std::fmt::Display for AddressRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "resolved only to {} addresses", self.class)
     }
 }
 
+#[cfg(feature = "transport")]
 impl std::error::Error for AddressRefused {}
 
+#[cfg(feature = "transport")]
 /// Checks an address against the address rule.
 pub(crate) fn check_address(ip: IpAddr, allow_private: bool) -> Result<(), AddressRefused> {
     match address_class(ip) {
@@ -231,6 +242,7 @@ pub(crate) fn check_address(ip: IpAddr, allow_private: bool) -> Result<(), Addre
     }
 }
 
+#[cfg(feature = "transport")]
 /// The resolver hyper's `HttpConnector` uses: the configured [`Resolve`],
 /// with every refused address filtered out; a host left with none fails
 /// with [`AddressRefused`] (and no connection is attempted).
@@ -240,8 +252,10 @@ pub(crate) struct EgressResolver {
     pub(crate) allow_private: bool,
 }
 
+#[cfg(feature = "transport")]
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[cfg(feature = "transport")]
 impl tower_service::Service<Name> for EgressResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = BoxError;
@@ -355,6 +369,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "transport")]
     #[test]
     fn the_address_rule_is_relaxed_only_by_its_option() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
@@ -422,6 +437,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "transport")]
     #[tokio::test]
     async fn the_resolver_keeps_public_addresses_and_refuses_when_none_is_left() {
         use tower_service::Service;

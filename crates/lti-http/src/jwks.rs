@@ -12,9 +12,9 @@ use lti_jose::{Algorithm, JwkSet, VerifyingKey};
 use moka::ops::compute::{CompResult, Op};
 
 use crate::cache::{PerEntryTtl, TimeToLive};
+use crate::client::{HttpClient, MaxResponseBytes};
 use crate::error::Error;
 use crate::retry::{RetryPolicy, check_status, send_with_retry};
-use crate::transport::{HttpClient, MaxResponseBytes};
 use crate::url::{parse_absolute, redact_url};
 
 /// Settings of a [`JwksCache`]. The defaults are the secure ones.

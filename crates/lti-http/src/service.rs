@@ -9,6 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use lti_jose::{Clock, SystemClock};
 use ring::rand::SystemRandom;
 
+use crate::client::{HttpClient, clone_request};
 use crate::error::Error;
 use crate::link::{Page, collect_pages};
 use crate::retry::{RetryPolicy, retry, send_with_retry};
@@ -16,7 +17,6 @@ use crate::token::{
     AccessToken, MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig,
     client_assertion, fresh_jti, parse_token_response, token_request,
 };
-use crate::transport::{HttpClient, clone_request};
 use crate::url::{parse_absolute, redact_url};
 
 type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;

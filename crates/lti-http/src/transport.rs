@@ -1,4 +1,4 @@
-//! The [`HttpClient`] seam, the default hyper implementation and a closure client.
+//! The default [`HttpClient`](crate::HttpClient): hyper 1 with rustls on ring (the `transport` feature).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,75 +14,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tracing::Instrument;
 
+use crate::client::{HttpClient, MaxResponseBytes};
 use crate::egress::{AddressRefused, EgressResolver, Resolve, SystemResolver, check_address};
 use crate::error::{Error, TimeoutPhase};
 use crate::url::{check_scheme, redact_url};
-
-/// Sends one HTTP request and returns the whole response.
-///
-/// This is the only way `lti-http` talks to the network, so any client can
-/// be plugged in: [`HyperClient`] is the default, [`FnClient`] wraps a
-/// closure for tests. Implementations must not follow redirects.
-#[async_trait::async_trait]
-pub trait HttpClient: Send + Sync {
-    /// Sends `req` and returns the response with its body fully read.
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error>;
-}
-
-#[async_trait::async_trait]
-impl<T: HttpClient + ?Sized> HttpClient for Arc<T> {
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        (**self).send(req).await
-    }
-}
-
-/// A request extension that lowers or raises the response-size cap for one
-/// request (the JWKS cache uses it for large keysets).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxResponseBytes(pub usize);
-
-/// An [`HttpClient`] made from a closure; handy in tests and examples.
-///
-/// ```
-/// use bytes::Bytes;
-/// use lti_http::{FnClient, HttpClient};
-///
-/// let client = FnClient::new(|req: http::Request<Bytes>| async move {
-///     assert_eq!(req.uri(), "https://lms.example/ping");
-///     Ok(http::Response::new(Bytes::from_static(b"pong")))
-/// });
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let req = http::Request::get("https://lms.example/ping").body(Bytes::new()).unwrap();
-/// assert_eq!(client.send(req).await.unwrap().body().as_ref(), b"pong");
-/// # });
-/// ```
-pub struct FnClient<F> {
-    f: F,
-}
-
-impl<F> FnClient<F> {
-    /// Wraps `f`.
-    pub fn new(f: F) -> Self {
-        Self { f }
-    }
-}
-
-impl<F> std::fmt::Debug for FnClient<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FnClient")
-    }
-}
-
-#[async_trait::async_trait]
-impl<F, Fut> HttpClient for FnClient<F>
-where
-    F: Fn(Request<Bytes>) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<Response<Bytes>, Error>> + Send,
-{
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        (self.f)(req).await
-    }
-}
 
 /// The default `User-Agent` (Canvas refuses requests without one).
 pub const DEFAULT_USER_AGENT: &str = concat!("lti-rs/", env!("CARGO_PKG_VERSION"), " (lti-http)");
@@ -436,18 +371,4 @@ fn private_address(refused: &AddressRefused, url: &str) -> Error {
         url: url.to_owned(),
         class: refused.class,
     }
-}
-
-/// Copies method, URI, version, headers, body and the [`MaxResponseBytes`]
-/// extension of a request (other extensions are not clonable in general).
-pub fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
-    let mut out = Request::new(req.body().clone());
-    *out.method_mut() = req.method().clone();
-    *out.uri_mut() = req.uri().clone();
-    *out.version_mut() = req.version();
-    *out.headers_mut() = req.headers().clone();
-    if let Some(m) = req.extensions().get::<MaxResponseBytes>() {
-        out.extensions_mut().insert(*m);
-    }
-    out
 }

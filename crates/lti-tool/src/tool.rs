@@ -445,11 +445,7 @@ impl ToolBuilder {
         let cookies = StateCookies::new(&secret, secure_cookie, self.partitioned, state_ttl_secs);
         let key_source = match self.key_source {
             Some(k) => k,
-            None => {
-                let client = lti_http::HyperClient::new()
-                    .map_err(|e| ToolError::config(format!("default HTTP client: {e}")))?;
-                Arc::new(lti_http::JwksCache::new(Arc::new(client)))
-            }
+            None => default_key_source()?,
         };
         let store = self.store;
         Ok(Tool {
@@ -484,4 +480,22 @@ impl ToolBuilder {
             }),
         })
     }
+}
+
+/// The key source when the builder was given none: the JWKS cache over the
+/// default hyper client (the `transport` feature).
+#[cfg(feature = "transport")]
+fn default_key_source() -> Result<Arc<dyn KeySource>, ToolError> {
+    let client = lti_http::HyperClient::new()
+        .map_err(|e| ToolError::config(format!("default HTTP client: {e}")))?;
+    Ok(Arc::new(lti_http::JwksCache::new(Arc::new(client))))
+}
+
+/// Without the `transport` feature there is no default HTTP client: the
+/// builder must be given a key source.
+#[cfg(not(feature = "transport"))]
+fn default_key_source() -> Result<Arc<dyn KeySource>, ToolError> {
+    Err(ToolError::config(
+        "expected a key source (ToolBuilder::key_source, e.g. an lti_http::JwksCache over your own HttpClient), found none; lti-tool's `transport` feature provides a default",
+    ))
 }
