@@ -38,6 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::error::AppError;
 
@@ -177,11 +178,25 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let router = router.clone();
         let busy = InFlight::enter(&counter);
+        // The path only: query values (launch ids, hints) never reach the log.
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path()
+        );
         async move {
+            let started = Instant::now();
             let response = answer_within(router, req, request_timeout).await;
             drop(busy);
+            tracing::info!(
+                target: "lti_app::request",
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
             Ok::<_, Infallible>(response)
         }
+        .instrument(span)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -305,6 +305,8 @@ async fn json_log_format_writes_one_json_object_per_line() {
             .unwrap(),
     ));
     wait_healthy(&url).await;
+    let probe = get(&format!("{url}/healthz?lti_launch_id=do-not-log-me"), None).await;
+    assert_eq!(probe.status(), 200);
     let mut process = child.0.take().unwrap();
     let killed = Command::new("kill")
         .args(["-TERM", &process.id().to_string()])
@@ -332,6 +334,25 @@ async fn json_log_format_writes_one_json_object_per_line() {
     assert!(
         lines.iter().any(|l| l.contains("\"level\":\"INFO\"")),
         "{stderr}"
+    );
+    // One request line per HTTP request: method and path (never the query),
+    // status and latency.
+    let requests: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["target"] == "lti_app::request")
+        .collect();
+    assert!(!requests.is_empty(), "{stderr}");
+    let health = requests
+        .iter()
+        .find(|e| e["span"]["path"] == "/healthz")
+        .unwrap_or_else(|| panic!("no request line for /healthz in {stderr}"));
+    assert_eq!(health["span"]["method"], "GET");
+    assert_eq!(health["fields"]["status"], 200);
+    assert!(health["fields"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(
+        !stderr.contains("do-not-log-me"),
+        "a query value was logged"
     );
     std::fs::remove_dir_all(&cwd).unwrap();
 }

@@ -1,6 +1,5 @@
 //! The default [`HttpClient`](crate::HttpClient): hyper 1 with rustls on ring (the `transport` feature).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
 //! Step 1 → 2 of the OIDC third-party initiated login (spec digest §1.2, §1.3).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use http::StatusCode;
 use lti_registry::{LaunchState, PlatformRegistration, RegistryError};
@@ -42,6 +43,24 @@ impl Tool {
     /// [`ToolError::AmbiguousIssuer`], [`ToolError::InvalidTargetLinkUri`],
     /// [`ToolError::StoreUnavailable`] (reading the registration).
     pub async fn login(&self, req: &ToolRequest) -> Result<ToolResponse, ToolError> {
+        let span = tracing::info_span!(
+            "lti.login",
+            issuer = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        let result = self.login_in(req, &span).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("code", e.code());
+        }
+        result
+    }
+
+    async fn login_in(
+        &self,
+        req: &ToolRequest,
+        span: &tracing::Span,
+    ) -> Result<ToolResponse, ToolError> {
         let p = req.params()?;
         let iss = p.require("iss")?;
         let login_hint = p.require("login_hint")?;
@@ -52,6 +71,8 @@ impl Tool {
         let inner = &self.inner;
 
         let registration = self.resolve_registration(iss, client_id).await?;
+        span.record("issuer", registration.issuer.as_str());
+        span.record("client_id", registration.client_id.as_str());
         let quirks = Quirks::of(registration.quirks);
         let deployment_id = match p.optional("lti_deployment_id")? {
             Some(d) => Some(d),

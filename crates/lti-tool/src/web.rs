@@ -38,6 +38,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use lti_message::{Role, Roles};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::html::escape;
 use crate::{ContentItem, DeepLinkingResponseBuilder, LAUNCH_ID_PARAM, Launch, LtiMessage};
@@ -692,14 +693,30 @@ pub async fn launch_with_cookie(
     tool: &Tool,
     request: &ToolRequest,
 ) -> Result<LaunchOutcome, ToolError> {
-    let mut outcome = tool.handle_launch(request).await?;
+    let span = tracing::info_span!(
+        "lti.launch",
+        issuer = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+        deployment_id = tracing::field::Empty,
+        message_type = tracing::field::Empty,
+        code = tracing::field::Empty,
+    );
+    let outcome = tool
+        .handle_launch(request)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|e| {
+            span.record("code", e.code());
+        });
+    let mut outcome = outcome?;
     if let LaunchOutcome::Launched { launch, response } = &mut outcome {
-        tracing::info!(
-            issuer = %launch.issuer(),
-            deployment_id = %launch.deployment_id(),
-            message_type = %launch.message().message_type(),
-            "LTI launch accepted"
-        );
+        if !span.is_disabled() {
+            span.record("issuer", launch.issuer());
+            span.record("client_id", launch.client_id());
+            span.record("deployment_id", launch.deployment_id());
+            span.record("message_type", launch.message().message_type());
+        }
+        span.in_scope(|| tracing::info!("LTI launch accepted"));
         let cookie = launch_cookie_adding(tool, launch.launch_id(), request.headers());
         if let Ok(cookie) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(SET_COOKIE, cookie);
