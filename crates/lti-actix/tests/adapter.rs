@@ -721,6 +721,8 @@ async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
                     .call(
                         TestRequest::post()
                             .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
+                            // The app's own page posts it (same origin).
+                            .insert_header(("sec-fetch-site", "same-origin"))
                             .insert_header((CONTENT_TYPE, "application/json"))
                             .insert_header((ACCEPT, "application/json"))
                             .set_payload(

@@ -645,6 +645,8 @@ async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
                     .clone()
                     .oneshot(
                         Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
+                            // The app's own page posts it (same origin).
+                            .header("sec-fetch-site", "same-origin")
                             .header(CONTENT_TYPE, "application/json")
                             .header(ACCEPT, "application/json")
                             .body(Body::from(
