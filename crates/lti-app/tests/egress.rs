@@ -75,7 +75,7 @@ async fn lti11_outcome_form(tool: &Tool, service_url: String) -> String {
         .split('"')
         .next()
         .unwrap()
-        .to_owned()
+        .replace("&amp;", "&")
 }
 
 #[tokio::test]

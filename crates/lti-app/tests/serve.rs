@@ -698,17 +698,19 @@ async fn healthz_is_503_when_the_nonce_store_goes_down() {
     assert_eq!(body["store"], "reachable");
     assert_eq!(body["nonce_store"], "unreachable");
 
-    // A login needs the nonce store: 503 with the error code, not a 500.
-    let login = get(
-        &format!(
-            "{url}/lti/login?iss={}&login_hint=x&target_link_uri={url}/lti/app",
-            platform.base
-        ),
-        Some("application/json"),
+    // A login stores nothing (its state is sealed), so it still answers; the
+    // launch records the state's nonce, which needs the nonce store: 503 with
+    // the error code, not a 500.
+    let tool = Tool::external(&url, &keys_dir);
+    let login = login(&tool, &platform).await;
+    let token = lti_jose::sign(
+        &claims(&tool, &platform, &login.nonce, INSTRUCTOR),
+        platform_key(),
     )
-    .await;
-    assert_eq!(login.status(), 503);
-    let body: Value = serde_json::from_slice(login.body()).unwrap();
+    .unwrap();
+    let launch = post_launch(&tool, &login, &token, Some("application/json")).await;
+    assert_eq!(launch.status(), 503, "{}", text(&launch));
+    let body: Value = serde_json::from_slice(launch.body()).unwrap();
     assert_eq!(body["error"], "store_unavailable");
     let _ = tx.send(());
     server.await.unwrap().unwrap();

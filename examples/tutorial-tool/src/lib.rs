@@ -106,15 +106,19 @@ pub fn app(state: AppState) -> Router {
 
 // ANCHOR: launched
 /// The target link URI: the launch redirects here with `lti_launch_id`.
-async fn launched(LtiLaunch(launch): LtiLaunch) -> Html<String> {
+async fn launched(State(state): State<AppState>, LtiLaunch(launch): LtiLaunch) -> Html<String> {
     let claims = launch.claims();
     let course = claims.context.as_ref().and_then(|c| c.title.as_deref());
     let id = escape(launch.launch_id());
+    // A form that changes something carries the launch's CSRF token: the
+    // launch cookie alone never authorises a POST (a page of another site
+    // could send it).
+    let done = escape(&lti_axum::launch_query(&state.tool, launch.launch_id()));
     Html(format!(
         "<h1>Hello {}</h1>\
          <p>Course: {}</p>\
          <p>Instructor: {}</p>\
-         <form method=\"post\" action=\"/app/done?lti_launch_id={id}\">\
+         <form method=\"post\" action=\"/app/done?{done}\">\
          <button>I am done</button></form>\
          <p><a href=\"/app/teacher?lti_launch_id={id}\">Teacher page</a></p>",
         escape(claims.name.as_deref().unwrap_or("there")),

@@ -231,6 +231,7 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     assert!(html.contains("Hello Grace Hopper"), "{html}");
     assert!(html.contains("Course: Introduction to LTI"), "{html}");
     assert!(html.contains("Instructor: false"), "{html}");
+    let launch_page = html.clone();
 
     // The teacher page refuses a learner.
     let (page, html) = teacher_page(&tool, &launch_id).await;
@@ -240,11 +241,21 @@ async fn the_dev_platform_launches_the_tutorial_tool_which_grades_the_learner() 
     // "I am done": the tool gets a token from the platform (signing its request
     // with its key, which the platform fetches from the tool's JWKS) and posts
     // the score on a line item it creates.
-    let (page, html) = send(
+    // The page's form carries the launch's CSRF token; the same post without
+    // it (what a page of another site could send with the cookie) is refused.
+    let done_action = launch_page
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the launch page's form")
+        .replace("&amp;", "&");
+    let (forged, _) = send(
         &tool,
         post_form(&format!("/app/done?lti_launch_id={launch_id}"), "", &[]),
     )
     .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let (page, html) = send(&tool, post_form(&done_action, "", &[])).await;
     assert_eq!(page.status(), StatusCode::OK, "{html}");
     assert!(html.contains("Score sent."), "{html}");
 

@@ -172,9 +172,20 @@ async fn its_deep_linking_launch_is_accepted_and_our_response_is_accepted_by_it(
     assert_eq!(resp.status(), 303, "{}", text(&resp));
     let id = param(&location(&resp), "lti_launch_id").unwrap();
 
-    // Our tool builds the deep-linking response (the inspector's picker).
+    // Our tool builds the deep-linking response (the inspector's picker,
+    // posted to its form's action, which carries the launch's CSRF token).
+    let page = get(&format!("{}/lti/app?lti_launch_id={id}", s.tool.url)).await;
+    assert_eq!(page.status(), 200, "{}", text(&page));
+    let picker = text(&page)
+        .split("<form id=\"picker\" method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
     let form = post_form(
-        &format!("{}/lti/app/deep-link?lti_launch_id={id}", s.tool.url),
+        &format!("{}{picker}", s.tool.url),
         "kind=ltiResourceLink&title=Interop+quiz".into(),
         None,
         false,
