@@ -13,8 +13,9 @@ use crate::error::Error;
 /// Sends one HTTP request and returns the whole response.
 ///
 /// This is the only way `lti-http` talks to the network, so any client can
-/// be plugged in: [`HyperClient`] is the default, [`FnClient`] wraps a
-/// closure for tests. Implementations must not follow redirects.
+/// be plugged in: [`HyperClient`](crate::HyperClient) (the `transport`
+/// feature) is the default, [`FnClient`] wraps a closure for tests.
+/// Implementations must not follow redirects.
 #[async_trait::async_trait]
 pub trait HttpClient: Send + Sync {
     /// Sends `req` and returns the response with its body fully read.
