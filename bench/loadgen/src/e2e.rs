@@ -150,7 +150,9 @@ fn store_config(dir: &Path) -> (String, String) {
         }
         "postgres" => format!("url = \"{}\"", pg()),
         "postgres+redis" => format!("url = \"{}\"\nnonce_url = \"{}\"", pg(), redis()),
-        other => panic!("E2E_STORE: expected memory, sqlite, postgres or postgres+redis, found {other:?}"),
+        other => panic!(
+            "E2E_STORE: expected memory, sqlite, postgres or postgres+redis, found {other:?}"
+        ),
     };
     (store, section)
 }
@@ -342,7 +344,10 @@ fn cpu_time_of(names: &[String]) -> Duration {
     let mut total = Duration::ZERO;
     for entry in dir.flatten() {
         let pid = entry.file_name();
-        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {

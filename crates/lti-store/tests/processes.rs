@@ -84,12 +84,17 @@ async fn child_process() {
 
 fn spawn_child(url: &str, schema: Option<&str>, keys: usize, reverse: bool) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
-        .env(CHILD_URL, url)
-        .env(CHILD_KEYS, keys.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_URL, url)
+    .env(CHILD_KEYS, keys.to_string())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     if let Some(s) = schema {
         cmd.env(CHILD_SCHEMA, s);
     }
@@ -155,7 +160,10 @@ fn start_children(
         // libtest may have written the test's name on the same line.
         while !line.trim_end().ends_with("READY") {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "a child ended before it was ready");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "a child ended before it was ready"
+            );
         }
     }
     for (child, _) in &mut children {

@@ -648,7 +648,8 @@ impl RegistrationStore for SqlStore {
                 return Err(RegistryError::Corrupt {
                     backend: self.backend(),
                     kind: "row",
-                    reason: "expected a deployment's status and creation time, found NULL".to_owned(),
+                    reason: "expected a deployment's status and creation time, found NULL"
+                        .to_owned(),
                 });
             };
             let mut d = Deployment::with_status(id, DeploymentStatus::parse(&status)?, created_at);

@@ -144,9 +144,7 @@ fn parse_url(url: &str) -> Result<Target> {
         "" => false,
         "mode=memory" => true,
         q => {
-            return Err(bad(format!(
-                "query {q:?} (only mode=memory is understood)"
-            )));
+            return Err(bad(format!("query {q:?} (only mode=memory is understood)")));
         }
     };
     if memory || path == ":memory:" {
@@ -175,7 +173,8 @@ fn connect(target: &Target, timeout: Duration, writer: bool) -> rusqlite::Result
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if writer && matches!(target, Target::File(_)) {
         // Persistent on the file: every later connection reads it in WAL mode.
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
@@ -304,7 +303,8 @@ fn fail_all(replies: Vec<tokio::sync::oneshot::Sender<Result<Out>>>, e: Registry
 /// (or the failure of the whole batch): no answer is ever given for a write
 /// that is not durable.
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    let (works, replies): (Vec<Work>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.reply)).unzip();
+    let (works, replies): (Vec<Work>, Vec<_>) =
+        batch.into_iter().map(|j| (j.work, j.reply)).unzip();
     if let Err(e) = plain(conn, "BEGIN IMMEDIATE") {
         fail_all(replies, e);
         return;
@@ -483,10 +483,7 @@ impl SqliteDb {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let idle = readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let idle = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match idle {
             Some(c) => c,
             None => connect(&self.target, self.timeout, false).map_err(map_err)?,
@@ -577,7 +574,10 @@ impl SqliteDb {
             let _ = answer.await;
         }
         if let Some(readers) = &self.readers {
-            readers.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
     }
 
@@ -605,10 +605,19 @@ mod tests {
     #[test]
     fn urls_name_a_file_or_memory_and_anything_else_is_invalid_input() {
         assert!(matches!(parse_url("sqlite::memory:"), Ok(Target::Memory)));
-        assert!(matches!(parse_url("sqlite://x.db?mode=memory"), Ok(Target::Memory)));
-        assert!(matches!(parse_url("sqlite://data/lti.db"), Ok(Target::File(p)) if p == PathBuf::from("data/lti.db")));
-        assert!(matches!(parse_url("sqlite:///var/lti.db"), Ok(Target::File(p)) if p == PathBuf::from("/var/lti.db")));
-        assert!(matches!(parse_url("sqlite:lti.db"), Ok(Target::File(p)) if p == PathBuf::from("lti.db")));
+        assert!(matches!(
+            parse_url("sqlite://x.db?mode=memory"),
+            Ok(Target::Memory)
+        ));
+        assert!(
+            matches!(parse_url("sqlite://data/lti.db"), Ok(Target::File(p)) if p.as_path() == std::path::Path::new("data/lti.db"))
+        );
+        assert!(
+            matches!(parse_url("sqlite:///var/lti.db"), Ok(Target::File(p)) if p.as_path() == std::path::Path::new("/var/lti.db"))
+        );
+        assert!(
+            matches!(parse_url("sqlite:lti.db"), Ok(Target::File(p)) if p.as_path() == std::path::Path::new("lti.db"))
+        );
         for bad in ["sqlite://", "sqlite://x.db?cache=shared", "postgres://x"] {
             let e = parse_url(bad).map(|_| ()).unwrap_err();
             assert_eq!(e.code(), "invalid_input", "{bad}: {e}");
