@@ -6,7 +6,7 @@
 #   bench/run.sh                 # full run (~16 minutes)
 #   BENCH_REPS=3 BENCH_MS=500 BENCH_CYCLES=2000 bench/run.sh   # quick run
 #   BENCH_E2E_ONLY=1 bench/run.sh   # only the end-to-end run per store; prints its
-#                                   # table, leaves docs/ alone (~3 minutes)
+#                                   # table, leaves docs/ alone (~4 minutes)
 #
 # The end-to-end workload runs once per store (BENCH_STORES, default
 # "memory sqlite postgres postgres+redis"); the server-backed ones use
