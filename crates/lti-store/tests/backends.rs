@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, ISS, cipher, raw_sqlite, registration, server_url, state, unique};
+use common::{
+    Harness, ISS, cipher, raw_sqlite, registration, remove_sqlite_file, server_url, state, unique,
+};
 use lti_registry::{Clock, LaunchState, ManualClock, RegistryError, Store};
 use lti_store::{OpenOptions, open, open_split};
 use tokio::net::{TcpListener, TcpStream};
@@ -127,12 +129,6 @@ async fn sqlite_file_with_registration(tag: &str) -> (std::path::PathBuf, String
         .await
         .unwrap();
     (path, url)
-}
-
-fn remove_sqlite_file(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }
 
 #[tokio::test]

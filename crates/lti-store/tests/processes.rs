@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ISS, cipher, server_url, unique};
+use common::{ISS, cipher, drop_pg_schema, remove_sqlite_file, server_url, unique};
 use lti_registry::{Clock, LaunchState, RegistryError, Store, SystemClock};
 use lti_store::{OpenOptions, open};
 
@@ -251,12 +251,6 @@ fn sqlite_file(tag: &str) -> (std::path::PathBuf, String) {
     (path, url)
 }
 
-fn remove_sqlite_file(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_two_processes_on_one_file_claim_each_key_once() {
     let (path, url) = sqlite_file("lti_store_2proc");
@@ -278,7 +272,7 @@ async fn postgres_two_processes_claim_each_key_once() {
     };
     let schema = unique("lti_test_2proc").replace('-', "_");
     two_processes_claim_each_key_once(&url, Some(&schema)).await;
-    drop_schema(&url, &schema).await;
+    drop_pg_schema(&url, &schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,16 +282,5 @@ async fn postgres_process_killed_mid_load_never_gives_back_a_consumed_state_or_n
     };
     let schema = unique("lti_test_kill").replace('-', "_");
     killed_process_wins_stay_won(&url, Some(&schema)).await;
-    drop_schema(&url, &schema).await;
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    drop_pg_schema(&url, &schema).await;
 }

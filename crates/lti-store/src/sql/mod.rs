@@ -310,17 +310,7 @@ impl Driver {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(m)?;
-                let current = usize::try_from(current.unwrap_or(0)).unwrap_or(0);
-                if current > schema::MIGRATIONS.len() {
-                    return Err(RegistryError::Corrupt {
-                        backend: "postgres",
-                        kind: "schema",
-                        reason: format!(
-                            "expected schema version at most {}, found {current}; this build is older than the database",
-                            schema::MIGRATIONS.len()
-                        ),
-                    });
-                }
+                let current = schema::applied("postgres", current)?;
                 for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(current) {
                     for sql in *migration {
                         sqlx::query(*sql).execute(&mut *tx).await.map_err(m)?;

@@ -405,19 +405,8 @@ fn migrate(conn: &Connection) -> Result<()> {
             &[Kind::OptInt],
         )?
         .pop()
-        .and_then(|c| c.opt_int(0))
-        .unwrap_or(0);
-        let current = usize::try_from(current).unwrap_or(0);
-        if current > schema::MIGRATIONS.len() {
-            return Err(RegistryError::Corrupt {
-                backend: BACKEND,
-                kind: "schema",
-                reason: format!(
-                    "expected schema version at most {}, found {current}; this build is older than the database",
-                    schema::MIGRATIONS.len()
-                ),
-            });
-        }
+        .and_then(|c| c.opt_int(0));
+        let current = schema::applied(BACKEND, current)?;
         for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(current) {
             for sql in *migration {
                 conn.execute_batch(sql).map_err(map_err)?;

@@ -261,19 +261,10 @@ impl Harness {
 
     pub(crate) async fn cleanup(&self) {
         if let Some(path) = &self.sqlite_path {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
+            remove_sqlite_file(path);
         }
         if let Some(schema) = &self.pg_schema {
-            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA \"{schema}\" CASCADE"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
+            drop_pg_schema(&self.url, schema).await;
         }
         if let Some(prefix) = &self.redis_prefix {
             let client = redis::Client::open(self.url.as_str()).unwrap();
@@ -1566,10 +1557,28 @@ pub(crate) async fn provider_model_is_unsupported(h: &Harness) {
 
 /// A direct connection to the SQLite file of a `sqlite://PATH` URL
 /// (bypassing the store).
-#[allow(dead_code)]
 pub(crate) fn raw_sqlite(url: &str) -> rusqlite::Connection {
     let path = url.strip_prefix("sqlite://").unwrap();
     let raw = rusqlite::Connection::open(path).unwrap();
     raw.busy_timeout(Duration::from_secs(20)).unwrap();
     raw
+}
+
+/// Removes a SQLite database file with its WAL and shared-memory files.
+pub(crate) fn remove_sqlite_file(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// Drops a test's PostgreSQL schema with everything in it.
+pub(crate) async fn drop_pg_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
 }
