@@ -58,6 +58,10 @@ pub(super) enum Out {
 /// What a job does on the writer's connection.
 enum Work {
     Execute(&'static str, Vec<Val>),
+    /// An `Execute` whose loss in a machine crash is harmless (launch data:
+    /// the user launches again). A batch of only these commits without the
+    /// sync; any other write in the batch makes it synced.
+    Relaxed(&'static str, Vec<Val>),
     Fetch(&'static str, Vec<Val>, Vec<Kind>),
     Transaction(Vec<Stmt>),
     /// Ends the writer thread (after the jobs queued before it).
@@ -249,7 +253,9 @@ impl Work {
     /// statement; a transaction job undoes its savepoint).
     fn run(self, conn: &Connection) -> Result<Out> {
         match self {
-            Self::Execute(sql, args) => execute(conn, sql, &args).map(Out::Affected),
+            Self::Execute(sql, args) | Self::Relaxed(sql, args) => {
+                execute(conn, sql, &args).map(Out::Affected)
+            }
             Self::Fetch(sql, args, kinds) => query(conn, sql, &args, &kinds).map(Out::Rows),
             Self::Transaction(stmts) => {
                 plain(conn, "SAVEPOINT lti_job")?;
@@ -302,9 +308,23 @@ fn fail_all(replies: Vec<tokio::sync::oneshot::Sender<Result<Out>>>, e: Registry
 /// Runs a batch as one transaction and answers each job after the commit
 /// (or the failure of the whole batch): no answer is ever given for a write
 /// that is not durable.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, synced: &mut bool) {
     let (works, replies): (Vec<Work>, Vec<_>) =
         batch.into_iter().map(|j| (j.work, j.reply)).unzip();
+    // The sync level can only change outside a transaction.
+    let sync = works.iter().any(|w| !matches!(w, Work::Relaxed(..)));
+    if sync != *synced {
+        let pragma = if sync {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        if let Err(e) = plain(conn, pragma) {
+            fail_all(replies, e);
+            return;
+        }
+        *synced = sync;
+    }
     if let Err(e) = plain(conn, "BEGIN IMMEDIATE") {
         fail_all(replies, e);
         return;
@@ -340,6 +360,8 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
 /// The writer thread: takes every job queued (up to [`MAX_BATCH`]) and runs
 /// them as one transaction, until the store closes or is dropped.
 fn writer_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
+    // `connect` set FULL.
+    let mut synced = true;
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::new();
         let mut close = None;
@@ -362,7 +384,7 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
             next = queue.try_recv().ok();
         }
         if !batch.is_empty() {
-            run_batch(&conn, batch);
+            run_batch(&conn, batch, &mut synced);
         }
         if let Some(job) = close {
             drop(conn);
@@ -520,6 +542,16 @@ impl SqliteDb {
                 }
                 answer.await.unwrap_or_else(|_| Err(interrupted()))
             }
+        }
+    }
+
+    /// [`SqliteDb::execute`] for a write whose loss in a machine crash is
+    /// harmless: committed without a sync unless it shares its transaction
+    /// with other writes (a later synced commit makes it durable too).
+    pub(super) async fn execute_relaxed(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
+        match self.submit(Work::Relaxed(sql, args)).await? {
+            Out::Affected(n) => Ok(n),
+            Out::Rows(rows) => Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX)),
         }
     }
 
