@@ -383,7 +383,9 @@ impl SqlStore {
     /// A file runs in WAL mode with `synchronous = FULL`: a write is answered
     /// only after its commit synced the WAL, so an acknowledged consumed
     /// state or recorded nonce survives a crash of the process or of the
-    /// machine. Writes go through one writer thread that commits the writes
+    /// machine (launch data alone, when nothing else shares its commit, is
+    /// not synced: a machine crash may lose such a launch, never a claim).
+    /// Writes go through one writer thread that commits the writes
     /// queued together as one transaction (one sync for all of them); reads
     /// run in place on up to `pool_size` idle read connections (WAL readers
     /// do not wait for the writer). Other processes and other stores on the

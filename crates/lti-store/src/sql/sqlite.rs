@@ -14,6 +14,9 @@
 //! before any write of it is answered, so a consumed state or a recorded
 //! nonce that was acknowledged survives a crash of the process *and* of the
 //! machine; group commit pays that sync once per batch, not once per write.
+//! The one exception is a batch made only of launch-data saves
+//! ([`SqliteDb::execute_relaxed`]): it commits without the sync, so a machine
+//! crash may lose those launches (the user launches again), never a claim.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
