@@ -626,6 +626,58 @@ impl SqliteDb {
 mod tests {
     use super::*;
 
+    fn job(work: Work) -> (Job, tokio::sync::oneshot::Receiver<Result<Out>>) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            work,
+            ticket: Arc::new(AtomicU8::new(TAKEN)),
+            reply,
+        };
+        (job, answer)
+    }
+
+    /// Only a batch made of launch-data saves alone commits unsynced; a
+    /// batch with any other write (every claim) is synced, also right after.
+    #[test]
+    fn only_a_batch_of_relaxed_writes_commits_without_the_sync() {
+        let path = std::env::temp_dir().join(format!(
+            "lti-store-sync-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let target = Target::File(path.clone());
+        let conn = connect(&target, Duration::from_secs(5), true).unwrap();
+        conn.execute_batch("CREATE TABLE probe (level INTEGER NOT NULL)")
+            .unwrap();
+        const PROBE: &str = "INSERT INTO probe (level) SELECT synchronous FROM pragma_synchronous";
+        let mut synced = true;
+        let mut answers = Vec::new();
+        for batch in [
+            vec![Work::Relaxed(PROBE, vec![]), Work::Relaxed(PROBE, vec![])],
+            vec![Work::Relaxed(PROBE, vec![]), Work::Execute(PROBE, vec![])],
+            vec![Work::Relaxed(PROBE, vec![])],
+            vec![Work::Execute(PROBE, vec![])],
+        ] {
+            let (jobs, mut waiting): (Vec<Job>, Vec<_>) = batch.into_iter().map(job).unzip();
+            run_batch(&conn, jobs, &mut synced);
+            answers.extend(waiting.iter_mut().map(|a| a.try_recv().unwrap().is_ok()));
+        }
+        assert!(answers.iter().all(|ok| *ok));
+        let levels: Vec<i64> = conn
+            .prepare("SELECT level FROM probe ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(std::result::Result::unwrap)
+            .collect();
+        // 1 = NORMAL, 2 = FULL.
+        assert_eq!(levels, [1, 1, 2, 2, 1, 2]);
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     #[test]
     fn urls_name_a_file_or_memory_and_anything_else_is_invalid_input() {
         assert!(matches!(parse_url("sqlite::memory:"), Ok(Target::Memory)));
