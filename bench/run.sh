@@ -88,12 +88,16 @@ for store in $stores; do
     postgres+redis) db_procs=postgres,redis-server ;;
   esac
   if [[ $store == postgres* ]]; then
-    psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" -c "CREATE SCHEMA lti_bench" >/dev/null
+    PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" \
+      -c "CREATE SCHEMA lti_bench" >/dev/null
   fi
   run "ours: e2e ($store)" env E2E_STORE="$store" E2E_DB_PROCS="$db_procs" \
     E2E_POSTGRES_URL="$pg_url${sep}options[search_path]=lti_bench" E2E_REDIS_URL="$redis_url" \
     E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
 done
+if [[ " $stores " == *" postgres"* ]]; then
+  PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" >/dev/null
+fi
 if [[ $e2e_only == 1 ]]; then
   python3 "$here/report.py" --stores "$results"
   exit 0
