@@ -186,6 +186,10 @@ auth_login_url = "{platform}/auth"
 auth_token_url = "{platform}/token"
 jwks_url = "{platform}/jwks"
 deployment_ids = ["{DEPLOYMENT}"]
+
+# The stand-in platform's JWKS is on loopback.
+[egress]
+allow_private_addresses = true
 "#,
         keys = keys.display()
     );

@@ -2,9 +2,10 @@
 //! runtime; `bench/run.sh` pins the process with `taskset`).
 //!
 //! Per-operation setup that is not part of the measured work (a fresh short-lived
-//! store holding the login state for each LTI 1.3 launch, so every launch consumes
-//! an unused state and nonce) is prepared in untimed batches; the peers do the same
-//! (a fresh session holding the state and nonce per launch).
+//! store for each LTI 1.3 launch, so every launch uses an unused state and nonce:
+//! the state is sealed by one real login and opens on every tool with the same
+//! secret) is prepared in untimed batches; the peers do the same (a fresh session
+//! holding the state and nonce per launch).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -19,8 +20,8 @@ use lti_platform::{
     PlatformUser, ToolKeys, ToolRegistration,
 };
 use lti_registry::{
-    Consumer, ConsumerStore, Deployment, KeySource as RegistrationKeys, LaunchState,
-    OAuth1NonceStore, PlatformRegistration, SecretCipher, Store, SystemClock,
+    Consumer, ConsumerStore, Deployment, KeySource as RegistrationKeys, OAuth1NonceStore,
+    PlatformRegistration, SecretCipher, Store, SystemClock,
 };
 use lti_store::MemoryStore;
 use lti_tool::{Tool, ToolRequest};
@@ -29,7 +30,7 @@ use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use serde_json::{Value, json};
 
 use crate::emit;
-use crate::fixture::{self, CLIENT_ID, DEPLOYMENT, ISS, NONCE, STATE, TARGET};
+use crate::fixture::{self, CLIENT_ID, DEPLOYMENT, ISS, NONCE, TARGET};
 
 const COOKIE_SECRET: &[u8] = b"bench-cookie-secret-0123456789abcdef";
 const BATCH: usize = 256;
@@ -77,22 +78,21 @@ fn memory_store() -> Store {
     )))
 }
 
-/// The `Cookie` a browser sends back for STATE, as lti-tool documents it.
-fn state_cookie() -> String {
+/// The `Cookie` a browser sends back for `state`, as lti-tool documents it.
+fn state_cookie(state: &str) -> String {
     use ring::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA256, COOKIE_SECRET);
     let mut msg = b"lti-tool state cookie v1\0".to_vec();
-    msg.extend_from_slice(STATE.as_bytes());
+    msg.extend_from_slice(state.as_bytes());
     let value = lti_jose::b64::encode(hmac::sign(&key, &msg).as_ref());
-    let digest = ring::digest::digest(&ring::digest::SHA256, STATE.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, state.as_bytes());
     format!(
         "__Host-lti_state_{}={value}",
         lti_jose::b64::encode(&digest.as_ref()[..12])
     )
 }
 
-fn launch13(rt: &tokio::runtime::Runtime, fx: &Value, reps: usize, ms: u64) {
-    let token = fx["token"].as_str().expect("token");
+fn launch13(rt: &tokio::runtime::Runtime, reps: usize, ms: u64) {
     let key = fixture::signing_key().verifying_key();
     let durable = memory_store();
     let registration = PlatformRegistration::new(
@@ -107,9 +107,55 @@ fn launch13(rt: &tokio::runtime::Runtime, fx: &Value, reps: usize, ms: u64) {
     .with_deployment(Deployment::active(DEPLOYMENT));
     rt.block_on(durable.registrations.insert_registration(&registration))
         .expect("registration");
+    let tool_for = |ephemeral: &Store, state_ttl: Duration| {
+        Tool::builder(
+            "https://tool.example.com/",
+            &durable.clone().with_ephemeral_from(ephemeral),
+        )
+        .key_source(Arc::new(Resolved(key.clone())))
+        .state_cookie_secret(COOKIE_SECRET)
+        .state_ttl(state_ttl)
+        .build()
+        .expect("tool")
+    };
+    // The tool seals the login into the state with a nonce it draws, so the
+    // launched token is the fixture's claims with that nonce (7 bytes longer: a
+    // drawn nonce has 43 characters, the fixture's 36).
+    let (state, token) = {
+        let login_tool = tool_for(&memory_store(), Duration::from_secs(24 * 3600));
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("iss", ISS)
+            .append_pair("login_hint", "42")
+            .append_pair("target_link_uri", TARGET)
+            .append_pair("client_id", CLIENT_ID)
+            .finish();
+        let login = ToolRequest::new(
+            Method::GET,
+            format!("/lti/login?{query}").parse().expect("uri"),
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let response = rt.block_on(login_tool.login(&login)).expect("login");
+        let location = response.location().expect("location");
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(location.split_once('?').expect("query").1.as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .expect("login parameter")
+        };
+        let claims = fixture::claims(ISS, TARGET, &param("nonce"), crate::now());
+        let token = lti_jose::sign(&claims, &fixture::signing_key()).expect("signing");
+        (param("state"), token)
+    };
+    let token = token.as_str();
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("id_token", token)
-        .append_pair("state", STATE)
+        .append_pair("state", &state)
         .finish();
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -118,7 +164,7 @@ fn launch13(rt: &tokio::runtime::Runtime, fx: &Value, reps: usize, ms: u64) {
     );
     headers.insert(
         header::COOKIE,
-        HeaderValue::from_str(&state_cookie()).expect("cookie"),
+        HeaderValue::from_str(&state_cookie(&state)).expect("cookie"),
     );
     let request = ToolRequest::new(
         Method::POST,
@@ -126,21 +172,7 @@ fn launch13(rt: &tokio::runtime::Runtime, fx: &Value, reps: usize, ms: u64) {
         headers,
         Bytes::from(body),
     );
-    let now = crate::now();
-    let fresh_tool = || {
-        let ephemeral = memory_store();
-        let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, now, 600);
-        rt.block_on(ephemeral.launch_states.save_state(&state))
-            .expect("state");
-        Tool::builder(
-            "https://tool.example.com/",
-            &durable.clone().with_ephemeral_from(&ephemeral),
-        )
-        .key_source(Arc::new(Resolved(key.clone())))
-        .state_cookie_secret(COOKIE_SECRET)
-        .build()
-        .expect("tool")
-    };
+    let fresh_tool = || tool_for(&memory_store(), Duration::from_secs(600));
     // Sanity: the launch succeeds.
     let (launch, _) = rt
         .block_on(fresh_tool().launch(&request))
@@ -317,7 +349,7 @@ pub(crate) fn run(dir: &Path, reps: usize, ms: u64) {
     let only = std::env::var("LOADGEN_ONLY").unwrap_or_default();
     let want = |w: &str| only.is_empty() || only.split(',').any(|o| o == w);
     if want("launch13") {
-        launch13(&rt, &fx, reps, ms);
+        launch13(&rt, reps, ms);
     }
     if want("mint13") {
         mint13(reps, ms);

@@ -13,7 +13,7 @@ use lti_tool::{Tool, ToolRequest, ToolResponse};
 
 use crate::convert;
 use crate::error::{Error, LtiRejection, wants_json};
-use crate::extract::{load_launch, tool_of};
+use crate::extract::{Csrf, load_launch, tool_of};
 
 /// The LTI routes with chosen paths and body limit; [`configure`] registers the
 /// default set. The routes find the tool in the app data (see [`tool_of`](crate::tool_of)):
@@ -82,12 +82,16 @@ impl LtiRoutes {
         self
     }
 
-    /// Registers `GET|POST` login, `POST` launch, `GET` JWKS and `POST` deep link.
+    /// Registers `GET|POST` login, `POST|GET` launch, `GET` JWKS and `POST` deep link.
     ///
-    /// The launch route answers `lti-tool`'s `303` redirect to the login's
-    /// `target_link_uri` with `lti_launch_id=<id>` appended, and also sets the
+    /// The launch route answers the platform's `POST` with `lti-tool`'s `303`
+    /// redirect to the login's `target_link_uri` with `lti_launch_id=<id>`
+    /// appended (to the tool's landing URL when that target is the launch URL
+    /// itself: `Tool::post_launch_location`), and also sets the
     /// [`LAUNCH_COOKIE`](crate::LAUNCH_COOKIE) so that same-site follow-ups work
-    /// without the parameter.
+    /// without the parameter. A `GET` carrying a launch id is sent on to the
+    /// landing URL (`lti_tool::web::launch_get`); one without is
+    /// `launch_id_missing` (401).
     pub fn configure(self, cfg: &mut web::ServiceConfig) {
         let RouteConfig {
             login,
@@ -103,7 +107,8 @@ impl LtiRoutes {
         )
         .service(
             web::resource(launch_path)
-                .route(web::post().to(move |req, body| launch(req, body, limit))),
+                .route(web::post().to(move |req, body| launch(req, body, limit)))
+                .route(web::get().to(launch_get)),
         )
         .service(web::resource(jwks_path).route(web::get().to(jwks)));
         if let Some(path) = deep_link {
@@ -188,6 +193,19 @@ async fn launch(req: HttpRequest, body: web::Payload, limit: usize) -> HttpRespo
     .await
 }
 
+/// The launch route's `GET`: on to the landing URL with a launch id.
+async fn launch_get(req: HttpRequest) -> HttpResponse {
+    answer(&req, async {
+        let tool = tool_of(&req)?;
+        let headers = convert::headers(req.headers())?;
+        let query = Some(req.query_string()).filter(|q| !q.is_empty());
+        Ok(into_response(lti_tool::web::launch_get(
+            &tool, &headers, query,
+        )?))
+    })
+    .await
+}
+
 /// The JWKS route: a refusal (no key yet, store down) is always JSON.
 async fn jwks(req: HttpRequest) -> HttpResponse {
     let keys = async {
@@ -211,7 +229,8 @@ async fn answer(
 async fn deep_link_route(req: HttpRequest, body: web::Payload, limit: usize) -> HttpResponse {
     answer(&req, async {
         let tool: Arc<Tool> = tool_of(&req)?;
-        let launch = load_launch(&req).await?;
+        let launch = load_launch(&req, Csrf::Check).await?;
+        lti_tool::web::require_json(&convert::headers_lossy(req.headers()))?;
         let request = DeepLinkRequest::parse(&read_body(body, limit).await?)?;
         let mut builder = launch.deep_linking_response()?;
         request.apply(&mut builder)?;

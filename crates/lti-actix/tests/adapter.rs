@@ -17,7 +17,9 @@ use actix_web::http::header::{
 };
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpResponse, web};
-use lti_actix::{LtiLaunch, LtiRoutes, RequireAnyRole, RequireInstructor, RoleSet};
+use lti_actix::{
+    LtiLaunch, LtiRoutes, ReadOnlyLtiLaunch, RequireAnyRole, RequireInstructor, RoleSet,
+};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
 use lti_registry::{Deployment, KeySource, PlatformRegistration, SecretCipher, SecretString};
 use lti_tool::Tool;
@@ -74,6 +76,7 @@ async fn tool() -> Arc<Tool> {
     store.tool_keys.promote_next_key().await.unwrap();
     let tool = Tool::builder(BASE, &store)
         .key_source(Arc::new(JwkSet::default()))
+        .landing_uri(format!("{BASE}app"))
         .build()
         .unwrap();
     Arc::new(tool)
@@ -118,12 +121,22 @@ async fn app() -> TestApp {
     let hello = |launch: LtiLaunch| async move { format!("hello {}", launch.sub().unwrap_or("")) };
     let grades = |launch: RequireInstructor| async move { launch.deployment_id().to_owned() };
     let mentoring = |_launch: RequireAnyRole<Mentors>| async { "mentors only" };
+    // A page's form action: the launch id and its CSRF token.
+    let form_action = |tool: web::Data<Tool>, launch: LtiLaunch| async move {
+        lti_actix::launch_query(&tool, launch.launch_id())
+    };
+    let notes = |launch: LtiLaunch| async move { format!("saved for {}", launch.launch_id()) };
+    let search =
+        |launch: ReadOnlyLtiLaunch| async move { format!("searched {}", launch.launch_id()) };
     TestApp::new(
         App::new()
             .app_data(web::Data::from(tool().await))
             .route("/app", web::get().to(hello))
             .route("/grades", web::get().to(grades))
             .route("/mentoring", web::get().to(mentoring))
+            .route("/form-action", web::get().to(form_action))
+            .route("/notes", web::post().to(notes))
+            .route("/search", web::post().to(search))
             .configure(|cfg| LtiRoutes::new().body_limit(BODY_LIMIT).configure(cfg)),
     )
     .await
@@ -164,7 +177,24 @@ struct Login {
 }
 
 async fn login(app: &TestApp) -> Login {
-    let uri = format!("/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app");
+    login_to(app, &format!("{BASE}app")).await
+}
+
+/// `target` encoded for a query parameter (the few characters the tests' URLs use).
+fn encode(target: &str) -> String {
+    target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D")
+}
+
+/// A login whose `target_link_uri` is `target`.
+async fn login_to(app: &TestApp, target: &str) -> Login {
+    let uri = format!(
+        "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={}",
+        encode(target)
+    );
     let resp = app.get(&uri).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let location = header(resp.headers(), LOCATION);
@@ -202,6 +232,10 @@ fn resource_link_claims(nonce: &str, role: &str) -> Value {
         "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
         "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
     })
+}
+
+fn deep_link_claims(nonce: &str) -> Value {
+    deep_linking_claims(nonce, Some("opaque-1"))
 }
 
 fn launch_id_of(resp: &ServiceResponse) -> String {
@@ -557,26 +591,11 @@ async fn a_handler_can_return_the_rejection_as_its_error() {
 #[actix_web::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
-    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let id = launch_id_of(&launch_with(&app, deep_link_claims).await);
     let post = |body: Value, accept: &'static str| {
         TestRequest::post()
             .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
+            .insert_header(("sec-fetch-site", "same-origin"))
             .insert_header((CONTENT_TYPE, "application/json"))
             .insert_header((ACCEPT, accept))
             .set_payload(body.to_string())
@@ -634,6 +653,7 @@ async fn deep_link_route_refuses_a_resource_link_launch() {
     let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await);
     let req = TestRequest::post()
         .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
+        .insert_header(("sec-fetch-site", "same-origin"))
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((ACCEPT, "application/json"))
         .set_payload(r#"{"items": []}"#);
@@ -662,4 +682,186 @@ async fn the_launch_route_takes_platform_storage_confirmations() {
         json_body(unknown).await["error"],
         "pending_launch_not_found"
     );
+}
+
+/// One URL for redirect and target (Open edX's "Tool Launch URL", a Canvas key
+/// whose Target Link URI is its redirect URI): resource link and deep-linking
+/// launches land on the application's page, not on a 405.
+#[actix_web::test]
+async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
+    let app = app().await;
+    let cases = [
+        (format!("{BASE}lti/launch"), ""),
+        (format!("{BASE}lti/launch/"), ""),
+        (format!("{BASE}lti/launch?resource=42"), "resource=42&"),
+        (format!("{BASE}lti/launch/?resource=42"), "resource=42&"),
+    ];
+    let kinds: [fn(&str) -> Value; 2] = [|n| resource_link_claims(n, INSTRUCTOR), deep_link_claims];
+    for (target, carried) in &cases {
+        for (kind, claims) in kinds.iter().enumerate() {
+            let login = login_to(&app, target).await;
+            let mut c = claims(&login.nonce);
+            c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = json!(target);
+            let token = lti_jose::sign(&c, platform_key()).unwrap();
+            let resp = app.call(launch_post(&login, &token)).await;
+            let id = launch_id_of(&resp);
+            let location = header(resp.headers(), LOCATION);
+            assert_eq!(
+                location,
+                format!("{BASE}app?{carried}lti_launch_id={id}"),
+                "{target}"
+            );
+            // The browser follows the 303 with a GET: the app's page answers.
+            let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+            let page = app.get(path).await;
+            assert_eq!(page.status(), StatusCode::OK, "{target}");
+            assert_eq!(text(page).await, "hello user-1");
+            if kind == 1 {
+                let done = app
+                    .call(
+                        TestRequest::post()
+                            .uri(&format!("/lti/deep-link?lti_launch_id={id}"))
+                            // The app's own page posts it (same origin).
+                            .insert_header(("sec-fetch-site", "same-origin"))
+                            .insert_header((CONTENT_TYPE, "application/json"))
+                            .insert_header((ACCEPT, "application/json"))
+                            .set_payload(
+                                json!({"items": [{"type": "link", "url": "https://example.com/a"}]})
+                                    .to_string(),
+                            ),
+                    )
+                    .await;
+                assert_eq!(done.status(), StatusCode::OK);
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_get_to_the_launch_url_goes_on_to_the_app_with_a_launch_id_and_is_401_without() {
+    let app = app().await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let stale = app
+        .get(&format!("/lti/launch?resource=42&lti_launch_id={id}"))
+        .await;
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let location = header(stale.headers(), LOCATION);
+    assert_eq!(
+        location,
+        format!("{BASE}app?resource=42&lti_launch_id={id}")
+    );
+    let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+    assert_eq!(app.get(path).await.status(), StatusCode::OK);
+
+    let bare = app
+        .call(
+            TestRequest::get()
+                .uri("/lti/launch")
+                .insert_header((ACCEPT, "application/json")),
+        )
+        .await;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_body(bare).await["error"], "launch_id_missing");
+}
+
+#[actix_web::test]
+async fn a_post_authorised_by_the_cookie_alone_is_csrf_check_failed() {
+    let app = app().await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await);
+    let cookie = format!("lti_launch={id}");
+    let post = |uri: &str| {
+        TestRequest::post()
+            .uri(uri)
+            .insert_header((ACCEPT, "application/json"))
+            .insert_header((COOKIE, cookie.clone()))
+            .set_payload("x=1")
+    };
+    for uri in ["/notes".to_owned(), format!("/notes?lti_launch_id={id}")] {
+        let forged = app.call(post(&uri)).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(json_body(forged).await["error"], "csrf_check_failed");
+    }
+    let action = text(app.get(&format!("/form-action?lti_launch_id={id}")).await).await;
+    let ok = app.call(post(&format!("/notes?{action}"))).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(text(ok).await, format!("saved for {id}"));
+    let token = query_param(&format!("/?{action}"), "lti_csrf_token");
+    let ok = app
+        .call(post("/notes").insert_header((lti_actix::CSRF_HEADER.as_str(), token)))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let search = app.call(post("/search")).await;
+    assert_eq!(search.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_query_launch_id_never_replaces_the_browsers_own_launch() {
+    let app = app().await;
+    let mine = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let theirs = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await);
+    let fixed = app
+        .call(
+            TestRequest::get()
+                .uri(&format!("/grades?lti_launch_id={theirs}"))
+                .insert_header((ACCEPT, "application/json"))
+                .insert_header((COOKIE, format!("lti_launch={mine}"))),
+        )
+        .await;
+    assert_eq!(fixed.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(fixed).await["error"], "launch_id_not_bound");
+    let cookieless = app.get(&format!("/grades?lti_launch_id={theirs}")).await;
+    assert_eq!(cookieless.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn the_deep_link_route_reads_only_json_and_checks_csrf() {
+    let app = app().await;
+    let deep_link = |n: &str| deep_linking_claims(n, None);
+    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let body = json!({"items": [{"type": "link", "url": "https://example.com/a"}]}).to_string();
+    let post = |content_type: &'static str| {
+        TestRequest::post()
+            .uri("/lti/deep-link")
+            .insert_header((ACCEPT, "application/json"))
+            .insert_header((CONTENT_TYPE, content_type))
+            .set_payload(body.clone())
+    };
+    // What a cross-site form can send: text/plain JSON with the cookie.
+    let forged = app
+        .call(post("text/plain").insert_header((COOKIE, format!("lti_launch={id}"))))
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(forged).await["error"], "csrf_check_failed");
+    let bearer = (AUTHORIZATION, format!("Bearer {id}"));
+    let plain = app
+        .call(post("text/plain").insert_header(bearer.clone()))
+        .await;
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(json_body(plain).await["error"], "unsupported_media_type");
+    let signed = app
+        .call(post("application/json").insert_header(bearer))
+        .await;
+    assert_eq!(signed.status(), StatusCode::OK);
+}
+
+/// An instructor's deep-linking request accepting links, with `data` if any.
+fn deep_linking_claims(nonce: &str, data: Option<&str>) -> Value {
+    let mut claims = json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"]
+        }
+    });
+    if let Some(data) = data {
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"] =
+            data.into();
+    }
+    claims
 }

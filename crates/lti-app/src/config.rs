@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -32,6 +33,45 @@ pub struct Config {
     /// `[[consumers]]`: LTI 1.1 consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerConfig>,
+    /// `[egress]`: where outbound service and outcome requests may go.
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// `[egress]`: the egress policy of outbound requests (`lti_http::EgressPolicy`
+/// and `lti_http::HyperClientBuilder::allow_private_addresses`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Origins (`https://host[:port]`) that service URLs from LTI 1.3 launches
+    /// may use besides each platform's issuer and token endpoint origins (a
+    /// Canvas or Blackboard instance's own host), and that LTI 1.1 outcome
+    /// URLs may use (consumers have no registered URL: list their origins
+    /// here, or outcomes are refused). Default: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Lets outbound requests (service calls, outcomes, token and JWKS
+    /// fetches) reach loopback, private, link-local and other non-public
+    /// addresses. Default `false`: a platform on the tool's own network, or
+    /// a development setup on loopback, must turn it on.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+}
+
+impl EgressConfig {
+    /// The origin allow-list as an `lti_http::EgressPolicy`.
+    ///
+    /// # Errors
+    /// A problem naming the first entry that is not an absolute http(s) URL.
+    pub fn policy(&self) -> Result<lti_http::EgressPolicy, Problem> {
+        let mut policy = lti_http::EgressPolicy::new();
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            policy = policy
+                .allow_origin(o)
+                .map_err(|e| problem(format!("egress.allowed_origins[{i}]"), e.to_string()))?;
+        }
+        Ok(policy)
+    }
 }
 
 /// `[server]`.
@@ -51,6 +91,21 @@ pub struct ServerConfig {
     /// cookies there (default `true`; `lti_tool::ToolBuilder::platform_storage`).
     #[serde(default = "default_true")]
     pub platform_storage: bool,
+    /// Seconds for a request head to arrive, and for a kept-alive connection
+    /// to send its next request (default 10).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds from a request head to its response head, body reading included;
+    /// past it the answer is `408 request_timeout` (default 30).
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Seconds a connection may move no byte, while no request is being
+    /// handled, before it is dropped (default 60).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog (default 512).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,8 +114,71 @@ impl Default for ServerConfig {
             bind: default_bind(),
             public_url: None,
             platform_storage: true,
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+impl ServerConfig {
+    /// The server's timeouts and connection limit.
+    pub fn limits(&self) -> crate::ServerLimits {
+        crate::ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// The limits' problems: each timeout from 1 s to a day, 1 to
+    /// [`MAX_CONNECTIONS_LIMIT`] connections.
+    fn limit_problems(&self, out: &mut Vec<Problem>) {
+        for (key, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+                out.push(problem(
+                    format!("server.{key}"),
+                    format!("expected 1 to {MAX_TIMEOUT_SECS} seconds, found {secs}"),
+                ));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            out.push(problem(
+                "server.max_connections",
+                format!(
+                    "expected 1 to {MAX_CONNECTIONS_LIMIT} connections, found {}",
+                    self.max_connections
+                ),
+            ));
+        }
+    }
+}
+
+/// The longest timeout `[server]` accepts: a day.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The most connections `server.max_connections` accepts.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+fn default_header_read_timeout_secs() -> u64 {
+    crate::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
+}
+
+fn default_request_timeout_secs() -> u64 {
+    crate::DEFAULT_REQUEST_TIMEOUT.as_secs()
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    crate::DEFAULT_IDLE_TIMEOUT.as_secs()
+}
+
+fn default_max_connections() -> usize {
+    crate::DEFAULT_MAX_CONNECTIONS
 }
 
 fn default_true() -> bool {
@@ -191,8 +309,23 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 /// The keys each table accepts (for naming unknown keys, all of them at once).
-const TOP_KEYS: &[&str] = &["server", "storage", "keys", "platforms", "consumers"];
-const SERVER_KEYS: &[&str] = &["bind", "public_url", "platform_storage"];
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "storage",
+    "keys",
+    "platforms",
+    "consumers",
+    "egress",
+];
+const SERVER_KEYS: &[&str] = &[
+    "bind",
+    "public_url",
+    "platform_storage",
+    "header_read_timeout_secs",
+    "request_timeout_secs",
+    "idle_timeout_secs",
+    "max_connections",
+];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
 const KEYS_KEYS: &[&str] = &["dir"];
 const PLATFORM_KEYS: &[&str] = &[
@@ -205,6 +338,7 @@ const PLATFORM_KEYS: &[&str] = &[
     "profile",
 ];
 const CONSUMER_KEYS: &[&str] = &["key", "secret", "name"];
+const EGRESS_KEYS: &[&str] = &["allowed_origins", "allow_private_addresses"];
 
 impl Config {
     /// Parses and validates a configuration, reporting every problem found.
@@ -290,6 +424,7 @@ impl Config {
         if let Err(p) = self.bind_addr() {
             out.push(p);
         }
+        self.server.limit_problems(&mut out);
         if let Some(url) = &self.server.public_url {
             if let Err(m) = check_url(url) {
                 out.push(problem("server.public_url", m));
@@ -411,6 +546,27 @@ impl Config {
                 ));
             }
         }
+        out.extend(self.egress_problems());
+        out
+    }
+
+    /// Each `egress.allowed_origins` entry must be an origin: an absolute
+    /// https URL (http on loopback) without a path, query or fragment.
+    fn egress_problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, o) in self.egress.allowed_origins.iter().enumerate() {
+            let at = format!("egress.allowed_origins[{i}]");
+            if let Err(m) = check_url(o) {
+                out.push(problem(at, m));
+            } else if lti_http::origin(o).as_deref() != Some(o.trim_end_matches('/')) {
+                out.push(problem(
+                    at,
+                    format!(
+                        "expected an origin such as https://lms.example.edu (scheme, lowercase host, optional port, no path), found {o:?}"
+                    ),
+                ));
+            }
+        }
         out
     }
 }
@@ -419,10 +575,11 @@ impl Config {
 fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     check_table(root, "", TOP_KEYS, &mut out);
-    let tables: [(&str, &[&str]); 3] = [
+    let tables: [(&str, &[&str]); 4] = [
         ("server", SERVER_KEYS),
         ("storage", STORAGE_KEYS),
         ("keys", KEYS_KEYS),
+        ("egress", EGRESS_KEYS),
     ];
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {
@@ -578,6 +735,82 @@ name = "Old LMS"
                 "platforms[0].deployment_ids",
                 "platforms[0].profile"
             ]
+        );
+    }
+
+    #[test]
+    fn the_egress_section_is_checked_and_secure_by_default() {
+        let c = Config::parse(GOOD).unwrap();
+        assert!(!c.egress.allow_private_addresses);
+        assert!(c.egress.policy().unwrap().allowed_origins().is_empty());
+        let c = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://school.instructure.com\", \"http://localhost:4000\"]\nallow_private_addresses = true\n"
+        ))
+        .unwrap();
+        assert!(c.egress.allow_private_addresses);
+        assert_eq!(
+            c.egress.policy().unwrap().allowed_origins(),
+            ["https://school.instructure.com", "http://localhost:4000"]
+        );
+        let problems = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://lms.example/api\", \"http://lms.example\", \"nope\"]\nallow_private = true\n"
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["egress.allow_private"], "{problems:?}");
+        let problems = Config::parse(&format!(
+            "{GOOD}\n[egress]\nallowed_origins = [\"https://lms.example/api\", \"http://lms.example\", \"nope\"]\n"
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "egress.allowed_origins[0]",
+                "egress.allowed_origins[1]",
+                "egress.allowed_origins[2]"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].message.contains("expected an origin"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].message.contains("expected an https URL"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn server_limits_default_and_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.limits(), crate::ServerLimits::default());
+        let c = Config::parse(
+            "[server]\nheader_read_timeout_secs = 5\nrequest_timeout_secs = 20\nidle_timeout_secs = 25\nmax_connections = 64\n",
+        )
+        .unwrap();
+        let limits = c.server.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(limits.request_timeout, Duration::from_secs(20));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(25));
+        assert_eq!(limits.max_connections, 64);
+        let problems = Config::parse(
+            "[server]\nheader_read_timeout_secs = 0\nrequest_timeout_secs = 90\nidle_timeout_secs = 86401\nmax_connections = 0\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.header_read_timeout_secs",
+                "server.idle_timeout_secs",
+                "server.max_connections"
+            ]
+        );
+        assert_eq!(
+            problems[1].message,
+            "expected 1 to 86400 seconds, found 86401"
         );
     }
 

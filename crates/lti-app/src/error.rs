@@ -52,6 +52,29 @@ pub enum AppError {
     /// The HTTP client could not be built.
     #[error("HTTP client error: {0}")]
     Http(#[from] lti_http::Error),
+    /// An output file exists and `--force` was not given.
+    #[error("refusing to overwrite {}: expected no existing file, found one (pass --force to replace it)", path.display())]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// `lti keys rotate` would promote a next key platforms may not have seen.
+    #[error(
+        "key rotation too early: expected the next key {kid:?} to be published for at least {required} s before it signs, found {waited} s (run again later, or pass --now)"
+    )]
+    RotationTooEarly {
+        /// The waiting key.
+        kid: String,
+        /// Seconds since it was published.
+        waited: i64,
+        /// Seconds required.
+        required: i64,
+    },
+    /// The operating system's random number generator failed.
+    #[error(
+        "random number generator failure: expected random bytes from the operating system, found an error"
+    )]
+    Random,
     /// An import file line is malformed.
     #[error("{}:{line}: {message}", path.display())]
     ImportLine {
@@ -77,6 +100,9 @@ impl AppError {
             Self::Tool(_) => "tool",
             Self::Http(_) => "http_client",
             Self::ImportLine { .. } => "invalid_import_line",
+            Self::OutputExists { .. } => "output_exists",
+            Self::Random => "random_failure",
+            Self::RotationTooEarly { .. } => "rotation_too_early",
         }
     }
 

@@ -35,8 +35,13 @@ pub fn parse_consumers_file(path: &Path, text: &str) -> Result<Vec<ImportedConsu
             message,
         };
         let [key, secret] = fields.as_slice() else {
+            let hint = if fields.len() == 1 {
+                " (a file written by `lti consumers export` without --with-secrets has no secrets)"
+            } else {
+                ""
+            };
             return Err(bad(format!(
-                "expected `key secret` (2 fields), found {} field(s)",
+                "expected `key secret` (2 fields), found {} field(s){hint}",
                 fields.len()
             )));
         };

@@ -72,9 +72,17 @@ pub(crate) fn page_error(
         .into_response()
 }
 
-/// A link or form action that carries the launch id.
+/// A link that carries the launch id (escaped for an attribute).
 fn with_launch(path: &str, launch: &Launch) -> String {
     format!("{path}?{LAUNCH_ID_PARAM}={}", escape(launch.launch_id()))
+}
+
+/// A form action that names the launch and carries its CSRF token (escaped for
+/// an attribute): the routes posted to refuse a request that only the launch
+/// cookie authorises (`lti_tool::web::authorize`).
+fn form_action(state: &AppState, path: &str, launch: &Launch) -> String {
+    let query = lti_tool::web::launch_query(&state.inner.tool, launch.launch_id());
+    escape(&format!("{path}?{query}"))
 }
 
 fn row(out: &mut String, name: &str, value: Option<&str>) {
@@ -271,7 +279,7 @@ pub(crate) async fn inspector(
     }
 
     if let LtiMessage::DeepLinking(dl) = launch.message() {
-        b.push_str(&picker(&launch, dl.settings()));
+        b.push_str(&picker(&state, &launch, dl.settings()));
     }
 
     b.push_str("<section><h2>Services</h2>");
@@ -310,7 +318,11 @@ pub(crate) async fn inspector(
 }
 
 /// The deep-linking picker, offering only the types the platform accepts.
-fn picker(launch: &Launch, settings: &lti_message::DeepLinkingSettings) -> String {
+fn picker(
+    state: &AppState,
+    launch: &Launch,
+    settings: &lti_message::DeepLinkingSettings,
+) -> String {
     let accepts = |t: &str| settings.accept_types.iter().any(|a| a == t);
     let mut options = String::new();
     if accepts("link") {
@@ -342,7 +354,7 @@ fn picker(launch: &Launch, settings: &lti_message::DeepLinkingSettings) -> Strin
     }
     format!(
         "<section><h2>Deep linking</h2><form id=\"picker\" method=\"post\" action=\"{}\">{options}<label>Title <input name=\"title\" value=\"{}\"></label><button type=\"submit\">Return to the platform</button></form></section>",
-        with_launch("/lti/app/deep-link", launch),
+        form_action(state, "/lti/app/deep-link", launch),
         escape(settings.title.as_deref().unwrap_or("Launch inspector"))
     )
 }
@@ -502,7 +514,7 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
     let _ = write!(
         b,
         "<section><h2>Create a line item</h2><form method=\"post\" action=\"{}\"><label>Label <input name=\"label\" required></label><label>Maximum score <input name=\"score_maximum\" value=\"100\"></label><label>Resource id <input name=\"resource_id\"></label><button type=\"submit\">Create</button></form></section>",
-        with_launch("/lti/app/ags/lineitems", launch)
+        form_action(state, "/lti/app/ags/lineitems", launch)
     );
     let mut options = String::new();
     if let Some(url) = ags.lineitem_url() {
@@ -525,7 +537,7 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
     let _ = write!(
         b,
         "<section><h2>Post a score</h2><form id=\"score-form\" method=\"post\" action=\"{}\"><label>Line item <select id=\"score-lineitem\" name=\"lineitem\">{options}</select></label><label>Learner user id <input id=\"score-user-id\" name=\"user_id\" value=\"{}\" required></label><label>Score <input id=\"score-given\" name=\"score_given\" value=\"1\"></label><label>Out of <input id=\"score-maximum\" name=\"score_maximum\" value=\"1\"></label><label>Comment <input id=\"score-comment\" name=\"comment\"></label><button id=\"score-submit\" type=\"submit\">Post score</button></form></section>",
-        with_launch("/lti/app/ags/scores", launch),
+        form_action(state, "/lti/app/ags/scores", launch),
         escape(launch.sub().unwrap_or(""))
     );
     page("AGS", &b)
@@ -748,12 +760,22 @@ pub(crate) async fn lti11_launch(
         None => b.push_str(
             "<p>The consumer sent no lis_outcome_service_url and lis_result_sourcedid: grades cannot be sent back.</p>",
         ),
-        Some(target) => match save_outcome_target(&state, launch.consumer_key(), &target).await {
+        // Grades are for instructors to send: a learner's launch carries the
+        // outcome target of the learner's own result.
+        Some(_) if !launch.roles().is_instructor_or_higher() => b.push_str(
+            "<p id=\"outcomes-instructors-only\">Sending a grade back is for instructors; this launch has no instructor role.</p>",
+        ),
+        Some(target) => match save_outcome_target(&state, &launch, &target).await {
             Ok(id) => {
+                let token = lti_tool::web::csrf_token(&state.inner.tool, &id);
+                let action = format!(
+                    "/lti11/outcomes?{OUTCOME_ID_PARAM}={id}&{}={token}",
+                    lti_tool::web::CSRF_PARAM
+                );
                 let _ = write!(
                     b,
-                    "<form id=\"outcomes\" method=\"post\" action=\"/lti11/outcomes?{OUTCOME_ID_PARAM}={}\"><label>Score (0.0 to 1.0) <input name=\"score\" value=\"1.0\"></label><button type=\"submit\">Send the score to the consumer</button></form>",
-                    escape(&id)
+                    "<form id=\"outcomes\" method=\"post\" action=\"{}\"><label>Score (0.0 to 1.0) <input name=\"score\" value=\"1.0\"></label><button type=\"submit\">Send the score to the consumer</button></form>",
+                    escape(&action)
                 );
             }
             Err(e) => {
@@ -784,10 +806,11 @@ fn unix_now() -> i64 {
 }
 
 /// Saves the launch's outcome target server-side under a fresh 256-bit id, so
-/// the form only carries the id (never a URL the tool would sign requests to).
+/// the form only carries the id (never a URL the tool would sign requests to),
+/// with the launch's roles, which the outcome route checks again.
 async fn save_outcome_target(
     state: &AppState,
-    consumer_key: &str,
+    launch: &lti11::Launch,
     target: &lti11::OutcomeTarget,
 ) -> Result<String, lti_registry::RegistryError> {
     use base64::Engine as _;
@@ -802,7 +825,8 @@ async fn save_outcome_target(
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let value = serde_json::json!({
         "format": OUTCOME_FORMAT,
-        "consumer_key": consumer_key,
+        "consumer_key": launch.consumer_key(),
+        "roles": launch.params().get("roles").unwrap_or_default(),
         "service_url": target.service_url,
         "sourced_id": target.sourced_id,
     });
@@ -815,18 +839,17 @@ async fn save_outcome_target(
     Ok(id)
 }
 
-/// `POST /lti11/outcomes?outcome_id=…`: sends `replaceResult` for the launch
-/// the id was saved for, signed with its consumer's secret.
+/// `POST /lti11/outcomes?outcome_id=…&lti_csrf_token=…`: sends `replaceResult`
+/// for the launch the id was saved for, signed with its consumer's secret, when
+/// the request carries the id's CSRF token and the launch had an instructor (or
+/// higher) role.
 pub(crate) async fn lti11_outcome(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Query(query): Query<HashMap<String, String>>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) => return form_error(&headers, &e),
-    };
     let not_found = || {
         page_error(
             &headers,
@@ -840,6 +863,13 @@ pub(crate) async fn lti11_outcome(
         .filter(|i| !i.is_empty() && i.len() <= 256)
     else {
         return not_found();
+    };
+    if let Err(e) = lti_tool::web::check_csrf_token(&state.inner.tool, id, &headers, uri.query()) {
+        return lti_axum::LtiRejection::new(e, &headers).into_response();
+    }
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(&headers, &e),
     };
     let saved = match state.inner.store.launch_data.load_launch(id).await {
         Ok(v) if v.get("format").and_then(Value::as_str) == Some(OUTCOME_FORMAT) => v,
@@ -866,6 +896,12 @@ pub(crate) async fn lti11_outcome(
             .unwrap_or_default()
             .to_owned()
     };
+    // The role again, from the saved launch: a target saved before this check
+    // existed, or by any other path, carries no instructor role.
+    let roles = lti_message::Roles::from_lti11_param(&field("roles"));
+    if let Err(e) = lti_tool::web::require_instructor_roles(&roles) {
+        return lti_axum::LtiRejection::new(e, &headers).into_response();
+    }
     let (consumer_key, target) = (
         field("consumer_key"),
         lti11::OutcomeTarget {
@@ -897,7 +933,8 @@ pub(crate) async fn lti11_outcome(
         }
     };
     let credentials = lti11::Credentials::new(consumer.key.clone(), consumer.secret.expose());
-    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http));
+    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http))
+        .with_egress_policy(state.inner.egress.clone());
     match client
         .replace_result(&target, &credentials, score, None)
         .await

@@ -1,23 +1,35 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod config;
+mod consumers;
 pub mod devplatform;
 mod error;
 mod import;
 mod inspector;
 mod keys;
+mod serve_http;
 mod server;
 
 pub use config::{
-    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, KeysConfig,
-    PlatformConfig, Problem, ServerConfig, StorageConfig, embedded_default,
+    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
+    KeysConfig, MAX_CONNECTIONS_LIMIT, PlatformConfig, Problem, ServerConfig, StorageConfig,
+    embedded_default,
+};
+pub use consumers::{
+    NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,
 };
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
 pub use keys::{
     APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, install_tool_key, keygen,
     load_or_generate,
+};
+pub use serve_http::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT, ServerLimits, serve_http,
 };
 pub use server::{
     App, AppState, BODY_LIMIT, INSPECTOR_PATH, LTI11_LAUNCH_PATH, RegistrationUrls, prepare,

@@ -15,8 +15,22 @@ use lti_app::{AppError, Config};
     about = "An LTI 1.3 / 1.1 tool: keys, server and launch inspector"
 )]
 struct Cli {
+    /// The log line format on stderr: `text` (human-readable) or `json` (one
+    /// JSON object per line, for log shippers).
+    #[arg(long, global = true, env = "LTI_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO target: message key=value`.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+    /// (the message and the event's fields) and the enclosing `spans`.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +96,118 @@ enum Command {
         #[command(subcommand)]
         command: ConsumersCommand,
     },
+    /// Manage LTI 1.3 platform registrations and their deployments in the
+    /// configured store (running `lti serve` instances see changes on their
+    /// next launch).
+    Platforms {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PlatformsCommand,
+    },
+    /// Manage the tool's signing keys in the configured store.
+    Keys {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformsCommand {
+    /// One line per registration: issuer, client id, deployments by status.
+    List,
+    /// Everything stored about one registration.
+    Show {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id (needed when the issuer has several registrations).
+        client_id: Option<String>,
+    },
+    /// Register a platform (checked like a `[[platforms]]` entry).
+    Add {
+        /// The platform's issuer (`iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The client id the platform assigned to this tool.
+        #[arg(long)]
+        client_id: String,
+        /// The platform's OIDC authorization endpoint.
+        #[arg(long)]
+        auth_login_url: String,
+        /// The platform's OAuth 2 token endpoint.
+        #[arg(long)]
+        auth_token_url: String,
+        /// The platform's JWKS URL.
+        #[arg(long)]
+        jwks_url: String,
+        /// A deployment id launches may come from (repeat for several).
+        #[arg(long = "deployment-id")]
+        deployment_ids: Vec<String>,
+        /// The quirk profile: canvas, moodle, blackboard, brightspace, sakai,
+        /// schoology or generic.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Replace an existing registration of the same issuer and client id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a registration (its launches are refused from then on).
+    Remove {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
+    },
+    /// Change one deployment of a registration.
+    Deployments {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
+        /// What to do.
+        #[arg(value_enum)]
+        action: DeploymentAction,
+        /// The deployment id.
+        deployment_id: String,
+    },
+}
+
+/// `lti platforms deployments … ACTION`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DeploymentAction {
+    /// Add it as active.
+    Add,
+    /// Accept launches from a pending (or disabled) deployment.
+    Approve,
+    /// Keep it recorded but refuse its launches.
+    Disable,
+    /// Forget it.
+    Remove,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// The tool's keys: kid, status and dates (never the private part).
+    List,
+    /// One rotation step: publish a new next key, or (once it has been
+    /// published for --min-published seconds) make it the signing key and
+    /// retire the old one.
+    Rotate {
+        /// Key size in bits for a new key: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Seconds a next key must have been published before it signs
+        /// (default: the tool's JWKS max-age, how long platforms may cache it).
+        #[arg(long, default_value_t = 3600)]
+        min_published: i64,
+        /// Promote the waiting next key now, whatever its age.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,11 +220,52 @@ enum ConsumersCommand {
         #[arg(long, env = "LTI_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Add a consumer with a generated secret (and a generated key unless
+    /// --key is given); prints the key and the secret once.
+    Add {
+        /// The consumer's display name (e.g. the LMS it stands for).
+        name: String,
+        /// Use this consumer key instead of a generated one.
+        #[arg(long)]
+        key: Option<String>,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List the consumers (key, name, instance GUID; never secrets).
+    List {
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove a consumer by key.
+    Remove {
+        /// The consumer key.
+        key: String,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write the consumers to FILE (mode 0600): keys and names, and with
+    /// --with-secrets the `key secret` lines `import` reads.
+    Export {
+        /// The file to write.
+        file: PathBuf,
+        /// Include the shared secrets.
+        #[arg(long)]
+        with_secrets: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The configuration file naming the store (default: the embedded default).
+        #[arg(long, env = "LTI_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
         Command::Serve { config, bind } => block_on(run_serve(config, bind)),
@@ -118,9 +285,9 @@ fn main() -> ExitCode {
             },
             lti_app::shutdown_signal(),
         )),
-        Command::Consumers {
-            command: ConsumersCommand::Import { file, config },
-        } => block_on(run_import(file, config)),
+        Command::Consumers { command } => block_on(run_consumers(command)),
+        Command::Platforms { config, command } => block_on(run_platforms(config, command)),
+        Command::Keys { config, command } => block_on(run_keys(config, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,16 +298,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, coloured only when stderr is a terminal (a log file or
-/// journald gets plain lines).
-fn init_tracing() {
+/// Logs go to stderr at the level `RUST_LOG` names (default `info`): plain text,
+/// coloured only when stderr is a terminal (a log file or journald gets plain
+/// lines), or one JSON object per line with `--log-format json`.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Runs `f` on a tokio runtime sized to the CPUs this process may use.
@@ -243,8 +419,9 @@ fn run_check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run_import(file: PathBuf, config: Option<PathBuf>) -> Result<(), AppError> {
-    let config = load_config(config.as_ref())?;
+/// The store the configuration names, opened with the app key's cipher.
+async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
+    let config = load_config(config)?;
     let cipher =
         lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&config.keys.dir)?, vec![])?;
     let store = lti_store::open_split(
@@ -253,7 +430,235 @@ async fn run_import(file: PathBuf, config: Option<PathBuf>) -> Result<(), AppErr
         &lti_store::OpenOptions::new(cipher),
     )
     .await?;
-    let n = lti_app::import_consumers(&store, &file).await?;
-    println!("Imported {n} consumer(s) from {}", file.display());
+    Ok(store)
+}
+
+async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
+    match command {
+        ConsumersCommand::Import { file, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let n = lti_app::import_consumers(&store, &file).await?;
+            println!("Imported {n} consumer(s) from {}", file.display());
+        }
+        ConsumersCommand::Add { name, key, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let added = lti_app::add_consumer(&store, &name, key.as_deref(), now).await?;
+            println!("Added consumer {:?}", added.name);
+            println!("  Consumer key    : {}", added.key);
+            println!("  Shared secret   : {}", added.secret.expose());
+            println!(
+                "The secret is shown only now: enter both in the LMS's external tool settings."
+            );
+        }
+        ConsumersCommand::List { config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let all = lti_app::list_consumers(&store).await?;
+            if all.is_empty() {
+                println!("No consumers.");
+            }
+            for c in all {
+                let guid = c.instance_guid.as_deref().unwrap_or("-");
+                println!("{}\t{}\tinstance {guid}", c.key, c.name);
+            }
+        }
+        ConsumersCommand::Remove { key, config } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            lti_app::remove_consumer(&store, &key).await?;
+            println!("Removed consumer {key}");
+        }
+        ConsumersCommand::Export {
+            file,
+            with_secrets,
+            force,
+            config,
+        } => {
+            let store = open_configured_store(config.as_ref()).await?;
+            let n = lti_app::export_consumers(&store, &file, with_secrets, force).await?;
+            let what = if with_secrets {
+                "with their secrets"
+            } else {
+                "without secrets"
+            };
+            println!(
+                "Exported {n} consumer(s) {what} to {} (mode 0600)",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// One line per deployment status: `active: a, b; pending: c`.
+fn deployments_line(registration: &lti_registry::PlatformRegistration) -> String {
+    let mut parts = Vec::new();
+    for status in [
+        lti_registry::DeploymentStatus::Active,
+        lti_registry::DeploymentStatus::Pending,
+        lti_registry::DeploymentStatus::Inactive,
+    ] {
+        let ids: Vec<&str> = registration
+            .deployments
+            .iter()
+            .filter(|d| d.status == status)
+            .map(|d| d.deployment_id.as_str())
+            .collect();
+        if !ids.is_empty() {
+            parts.push(format!("{status}: {}", ids.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no deployments".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Result<(), AppError> {
+    use lti_app::admin;
+    let store = open_configured_store(config.as_ref()).await?;
+    match command {
+        PlatformsCommand::List => {
+            let all = admin::list_platforms(&store).await?;
+            if all.is_empty() {
+                println!("No platforms registered.");
+            }
+            for r in all {
+                println!("{}\t{}\t{}", r.issuer, r.client_id, deployments_line(&r));
+            }
+        }
+        PlatformsCommand::Show { issuer, client_id } => {
+            let r = admin::find_platform(&store, &issuer, client_id.as_deref()).await?;
+            println!("Issuer                 : {}", r.issuer);
+            println!("Client id              : {}", r.client_id);
+            println!("Auth login URL         : {}", r.auth_login_url);
+            println!("Token URL              : {}", r.auth_token_url);
+            if let Some(aud) = &r.token_audience {
+                println!("Token audience         : {aud}");
+            }
+            match &r.key_source {
+                lti_registry::KeySource::JwksUrl { url } => {
+                    println!("JWKS URL               : {url}");
+                }
+                other => println!("Keys                   : {other:?}"),
+            }
+            println!("Profile                : {}", r.quirks);
+            println!("Unknown deployments    : {:?}", r.unknown_deployment_policy);
+            println!("Deployments            : {}", deployments_line(&r));
+        }
+        PlatformsCommand::Add {
+            issuer,
+            client_id,
+            auth_login_url,
+            auth_token_url,
+            jwks_url,
+            deployment_ids,
+            profile,
+            replace,
+        } => {
+            let entry = lti_app::PlatformConfig {
+                issuer,
+                client_id,
+                auth_login_url,
+                auth_token_url,
+                jwks_url,
+                deployment_ids,
+                profile,
+            };
+            let r = admin::add_platform(&store, &entry, replace).await?;
+            println!(
+                "Registered {} (client id {}); {}",
+                r.issuer,
+                r.client_id,
+                deployments_line(&r)
+            );
+        }
+        PlatformsCommand::Remove { issuer, client_id } => {
+            admin::remove_platform(&store, &issuer, &client_id).await?;
+            println!("Removed {issuer} (client id {client_id})");
+        }
+        PlatformsCommand::Deployments {
+            issuer,
+            client_id,
+            action,
+            deployment_id,
+        } => {
+            let change = match action {
+                DeploymentAction::Add => admin::DeploymentChange::Add,
+                DeploymentAction::Approve => admin::DeploymentChange::Approve,
+                DeploymentAction::Disable => admin::DeploymentChange::Disable,
+                DeploymentAction::Remove => admin::DeploymentChange::Remove,
+            };
+            let r = admin::change_deployment(
+                &store,
+                &issuer,
+                &client_id,
+                &deployment_id,
+                change,
+                unix_now(),
+            )
+            .await?;
+            println!("{issuer} (client id {client_id}): {}", deployments_line(&r));
+        }
+    }
+    Ok(())
+}
+
+async fn run_keys(config: Option<PathBuf>, command: KeysCommand) -> Result<(), AppError> {
+    use lti_app::admin;
+    let store = open_configured_store(config.as_ref()).await?;
+    match command {
+        KeysCommand::List => {
+            let keys = admin::list_keys(&store).await?;
+            if keys.is_empty() {
+                println!("No keys (lti serve installs its key on first start).");
+            }
+            for k in keys {
+                let retired = k
+                    .retired_at
+                    .map(|t| format!("\tretired {t}"))
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\tcreated {}{retired}",
+                    k.kid, k.status, k.alg, k.created_at
+                );
+            }
+        }
+        KeysCommand::Rotate {
+            bits,
+            min_published,
+            now,
+        } => {
+            let overlap =
+                i64::try_from(lti_tool::DEFAULT_RETIRED_KEY_OVERLAP.as_secs()).unwrap_or(i64::MAX);
+            match admin::rotate_key(&store, unix_now(), bits, min_published, overlap, now).await? {
+                admin::Rotation::Published { kid } => {
+                    println!(
+                        "Published the next key {kid}: every instance's JWKS lists it now; it does not sign yet."
+                    );
+                    println!(
+                        "Run `lti keys rotate` again in {min_published} s or later to make it the signing key."
+                    );
+                }
+                admin::Rotation::Promoted { active, retired } => {
+                    println!("The key {active} signs from now on.");
+                    if let Some(old) = retired {
+                        println!(
+                            "The previous key {old} is retired and stays in the JWKS for {overlap} s."
+                        );
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }

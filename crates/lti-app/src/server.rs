@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient};
 use lti_jose::SigningKey;
 use lti_registry::{
@@ -27,7 +26,9 @@ use crate::keys;
 /// The request body limit of every route: 64 KiB.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The path of the launch inspector (the target link URI to register).
+/// The path of the launch inspector (the target link URI to register, and the
+/// tool's landing URL: a launch whose target link URI is the launch URL itself
+/// lands here).
 pub const INSPECTOR_PATH: &str = "/lti/app";
 /// The LTI 1.1 launch path.
 pub const LTI11_LAUNCH_PATH: &str = "/lti11/launch";
@@ -48,6 +49,9 @@ pub(crate) struct Shared {
     pub(crate) signing_key: Arc<SigningKey>,
     pub(crate) lti11: Arc<lti11::LaunchVerifier>,
     pub(crate) http: Arc<dyn HttpClient>,
+    /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs; the services
+    /// clients carry it too).
+    pub(crate) egress: lti_http::EgressPolicy,
     pub(crate) public_url: String,
 }
 
@@ -57,12 +61,15 @@ impl FromRef<AppState> for Arc<Tool> {
     }
 }
 
-/// The URLs to enter in an LMS when registering this tool.
+/// The URLs to enter in an LMS when registering this tool. Its `Display` is the
+/// start-up banner: the URLs, then what to type in each LMS's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationUrls {
     /// OIDC login initiation URL.
     pub login: String,
-    /// Redirect (launch) URL.
+    /// Redirect (launch) URL: takes the platform's POST. An LMS with a single
+    /// "launch URL" field (Open edX's "Tool Launch URL") gets this one; it also
+    /// works as the target link URI (the launch then lands on the inspector).
     pub launch: String,
     /// Public key set URL.
     pub jwks: String,
@@ -79,7 +86,7 @@ impl RegistrationUrls {
             login: format!("{public_url}lti/login"),
             launch: format!("{public_url}lti/launch"),
             jwks: format!("{public_url}.well-known/jwks.json"),
-            target_link_uri: format!("{public_url}lti/app"),
+            target_link_uri: format!("{public_url}{}", INSPECTOR_PATH.trim_start_matches('/')),
             lti11_launch: format!("{public_url}lti11/launch"),
         }
     }
@@ -87,13 +94,49 @@ impl RegistrationUrls {
 
 impl std::fmt::Display for RegistrationUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            login,
+            launch,
+            jwks,
+            target_link_uri: target,
+            lti11_launch,
+        } = self;
         writeln!(f, "Register this tool in your LMS with:")?;
-        writeln!(f, "  OIDC login initiation URL : {}", self.login)?;
-        writeln!(f, "  Redirect / launch URL     : {}", self.launch)?;
-        writeln!(f, "  Public keyset (JWKS) URL  : {}", self.jwks)?;
-        writeln!(f, "  Target link URI           : {}", self.target_link_uri)?;
-        writeln!(f, "  Deep linking URL          : {}", self.target_link_uri)?;
-        write!(f, "  LTI 1.1 launch URL        : {}", self.lti11_launch)
+        writeln!(f, "  OIDC login initiation URL : {login}")?;
+        writeln!(f, "  Redirect / launch URL     : {launch}")?;
+        writeln!(f, "  Public keyset (JWKS) URL  : {jwks}")?;
+        writeln!(f, "  Target link URI           : {target}")?;
+        writeln!(f, "  Deep linking URL          : {target}")?;
+        writeln!(f, "  LTI 1.1 launch URL        : {lti11_launch}")?;
+        writeln!(f, "Field by field (details in docs/lms/):")?;
+        writeln!(
+            f,
+            "  Canvas      : Redirect URIs = {launch} ; Target Link URI = {target} ; OpenID Connect Initiation Url = {login} ; Public JWK URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Moodle      : Tool URL = {target} ; Redirection URI(s) = {launch} ; Initiate login URL = {login} ; Keyset URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Open edX    : Tool Launch URL = {launch} (one URL for redirect and target) ; Tool Initiate Login URL = {login} ; Tool Keyset URL = {jwks}"
+        )?;
+        writeln!(
+            f,
+            "  Blackboard  : Tool Redirect URL(s) = {launch} ; Login Initiation URL = {login} ; Tool JWKS URL = {jwks} ; placement Target Link URI = {target}"
+        )?;
+        writeln!(
+            f,
+            "  Brightspace : Redirect URLs = {launch} ; OpenID Connect Login URL = {login} ; Keyset URL = {jwks} ; link URL = {target}"
+        )?;
+        writeln!(
+            f,
+            "  Sakai       : Launch URL = {target} ; Tool Redirect Endpoint(s) = {launch} ; Tool OIDC Login Initiation URL = {login} ; LTI 1.3 Tool Keyset URL = {jwks}"
+        )?;
+        write!(
+            f,
+            "A launch whose target link URI is the launch URL ({launch}, with or without a query) lands on {target}."
+        )
     }
 }
 
@@ -107,6 +150,8 @@ pub struct App {
     pub generated_key: bool,
     /// The tool key's kid.
     pub kid: String,
+    /// The server's timeouts and connection limit (`[server]` of the configuration).
+    pub limits: crate::ServerLimits,
 }
 
 impl std::fmt::Debug for App {
@@ -148,7 +193,12 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     install_consumers(&store, config).await?;
 
     let public_url = config.public_url();
-    let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+    let urls = RegistrationUrls::new(&public_url);
+    let egress = config
+        .egress
+        .policy()
+        .map_err(|p| AppError::Config(vec![p]))?;
+    let http: Arc<dyn HttpClient> = Arc::new(http_client(config)?);
     // The state cookie is always `Secure; SameSite=None` (the public URL is https,
     // or http on loopback, which browsers treat as a secure context) and always
     // `Partitioned` (CHIPS): it is only ever read back by the launch that follows
@@ -158,9 +208,13 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .key_source(Arc::new(JwksCache::new(http.clone())))
         .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
         .partitioned_state_cookie(true)
+        // A launch whose target is the launch URL itself (one-URL LMSs such as
+        // Open edX) lands on the inspector.
+        .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
         .build()?;
-    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())));
+    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())))
+        .with_egress_policy(egress.clone());
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
@@ -173,15 +227,30 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             signing_key: Arc::new(signing_key),
             lti11: Arc::new(lti11),
             http,
+            egress,
             public_url: public_url.clone(),
         }),
     };
     Ok(App {
         router: router(state),
-        urls: RegistrationUrls::new(&public_url),
+        urls,
         generated_key,
         kid,
+        limits: config.server.limits(),
     })
+}
+
+/// The outbound HTTP client: non-public addresses only with
+/// `egress.allow_private_addresses` (said loudly at start-up).
+fn http_client(config: &Config) -> Result<HyperClient, AppError> {
+    let mut builder = HyperClient::builder();
+    if config.egress.allow_private_addresses {
+        tracing::warn!(
+            "egress.allow_private_addresses is on: service, outcome, token and JWKS requests may reach loopback and private addresses"
+        );
+        builder = builder.allow_private_addresses();
+    }
+    Ok(builder.build()?)
 }
 
 /// Every route of `lti serve`.
@@ -300,27 +369,7 @@ fn create_sqlite_parent(url: &str) -> Result<(), AppError> {
 
 async fn install_platforms(store: &Store, config: &Config) -> Result<(), AppError> {
     for p in &config.platforms {
-        let quirks = match &p.profile {
-            Some(name) => name.parse::<QuirkProfile>()?,
-            None => QuirkProfile::Generic,
-        };
-        let mut registration = PlatformRegistration::new(
-            p.issuer.clone(),
-            p.client_id.clone(),
-            p.auth_login_url.clone(),
-            p.auth_token_url.clone(),
-            KeySource::JwksUrl {
-                url: p.jwks_url.clone(),
-            },
-        )
-        .with_quirks(quirks);
-        if quirks == QuirkProfile::Brightspace {
-            registration =
-                registration.with_token_audience("https://api.brightspace.com/auth/token");
-        }
-        for d in &p.deployment_ids {
-            registration = registration.with_deployment(Deployment::active(d.clone()));
-        }
+        let registration = registration_from_config(p)?;
         match store.registrations.insert_registration(&registration).await {
             Ok(()) => {}
             Err(RegistryError::Conflict { .. }) => {
@@ -342,6 +391,38 @@ async fn install_consumers(store: &Store, config: &Config) -> Result<(), AppErro
         upsert_consumer(store, &c.key, &c.secret, &name).await?;
     }
     Ok(())
+}
+
+/// The registration a `[[platforms]]` entry (or `lti platforms add`) stands
+/// for: the JWKS URL as key source, the quirk profile (Brightspace's token
+/// audience with it), every deployment id active.
+///
+/// # Errors
+/// [`AppError::Store`] for an unknown profile name.
+pub(crate) fn registration_from_config(
+    p: &crate::config::PlatformConfig,
+) -> Result<PlatformRegistration, AppError> {
+    let quirks = match &p.profile {
+        Some(name) => name.parse::<QuirkProfile>()?,
+        None => QuirkProfile::Generic,
+    };
+    let mut registration = PlatformRegistration::new(
+        p.issuer.clone(),
+        p.client_id.clone(),
+        p.auth_login_url.clone(),
+        p.auth_token_url.clone(),
+        KeySource::JwksUrl {
+            url: p.jwks_url.clone(),
+        },
+    )
+    .with_quirks(quirks);
+    if quirks == QuirkProfile::Brightspace {
+        registration = registration.with_token_audience("https://api.brightspace.com/auth/token");
+    }
+    for d in &p.deployment_ids {
+        registration = registration.with_deployment(Deployment::active(d.clone()));
+    }
+    Ok(registration)
 }
 
 /// Inserts an LTI 1.1 consumer, or replaces the secret and name of an existing one.
@@ -393,23 +474,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "listening");
-    // Every response goes out as one write; with Nagle's algorithm on, a response
-    // written while the client has not yet acknowledged the previous one would wait
-    // for that (possibly delayed) acknowledgement.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set on an accepted connection");
-        }
-    });
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| {
-            AppError::io(
-                "serving on",
-                addr.map(|a| a.to_string()).unwrap_or_default(),
-                e,
-            )
-        })
+    tracing::info!(?addr, limits = ?app.limits, "listening");
+    crate::serve_http(listener, app.router, app.limits, shutdown).await
 }

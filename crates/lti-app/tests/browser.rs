@@ -6,6 +6,8 @@
 //! inspector name the instructor, run deep linking to add a graded resource
 //! link, launch it as a learner, post the learner's score from the
 //! instructor's AGS panel, and see the score in the platform's grade book.
+//! A launch in a window of its own then sets the browser's launch cookie, and
+//! a link carrying another launch's id is refused (`launch_id_not_bound`).
 //! Then, in a second browser that refuses every cookie of the tool's: a launch
 //! in a window of its own fails with `state_cookie_missing` (nothing else binds
 //! its state), and the framed launch reaches the inspector through the course
@@ -684,6 +686,34 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     let others = b.wait_for("td[id^='grade-grace-']").await;
     assert_eq!(b.text(&others).await, "–", "nobody else was graded");
     b.screenshot("gradebook").await;
+
+    // Launch id fixation: a launch in a window of its own sets this browser's
+    // (first-party) launch cookie; a link carrying another launch's id (here
+    // Ada's framed launch from step 2) is then refused, and the browser's own
+    // launch still opens.
+    b.goto(&course).await;
+    b.click("#launch-link-1-grace").await;
+    b.wait_for("#open-window").await;
+    let window = b
+        .call(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": "return document.getElementById('open-window').href;", "args": [] })),
+        )
+        .await;
+    b.goto(window.as_str().unwrap()).await;
+    b.wait_for_text("#instructor-verdict", "no").await;
+    let own = b.current_url().await;
+    assert!(own.contains("lti_launch_id="), "{own}");
+    let others = frame_url
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    b.goto(&format!("{}lti/app?{others}", demo.tool_url)).await;
+    b.wait_for_text("#error-code", "launch_id_not_bound").await;
+    b.screenshot("fixation-refused").await;
+    b.goto(&own).await;
+    b.wait_for_text("#instructor-verdict", "no").await;
     b.quit().await;
 
     // 7. A browser that keeps no cookie of the tool's at all (not even a

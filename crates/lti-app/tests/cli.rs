@@ -283,3 +283,378 @@ async fn without_a_config_serve_uses_the_embedded_default_and_prints_what_to_reg
     }
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+#[tokio::test]
+async fn json_log_format_writes_one_json_object_per_line() {
+    let cwd = temp_dir("json-logs");
+    std::fs::create_dir_all(cwd.join("data/keys")).unwrap();
+    std::fs::write(cwd.join("data/keys/private.pem"), TOOL_KEY).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = KillOnDrop(Some(
+        lti()
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .current_dir(&cwd)
+            .env("RUST_LOG", "info")
+            .env("LTI_LOG_FORMAT", "json")
+            .env_remove("LTI_CONFIG")
+            .env_remove("LTI_BIND")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_healthy(&url).await;
+    let probe = get(&format!("{url}/healthz?lti_launch_id=do-not-log-me"), None).await;
+    assert_eq!(probe.status(), 200);
+    let mut process = child.0.take().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        let status = process.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(process.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the server logged nothing");
+    for line in &lines {
+        let event: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(event["timestamp"].is_string(), "{line}");
+        assert!(event["level"].is_string(), "{line}");
+        assert!(event["fields"].is_object(), "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"level\":\"INFO\"")),
+        "{stderr}"
+    );
+    // One request line per HTTP request: method and path (never the query),
+    // status and latency.
+    let requests: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["target"] == "lti_app::request")
+        .collect();
+    assert!(!requests.is_empty(), "{stderr}");
+    let health = requests
+        .iter()
+        .find(|e| e["span"]["path"] == "/healthz")
+        .unwrap_or_else(|| panic!("no request line for /healthz in {stderr}"));
+    assert_eq!(health["span"]["method"], "GET");
+    assert_eq!(health["fields"]["status"], 200);
+    assert!(health["fields"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(
+        !stderr.contains("do-not-log-me"),
+        "a query value was logged"
+    );
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
+
+/// Runs `lti consumers ARGS` in `cwd` (the embedded default store under
+/// `./data`) and returns (success, stdout, stderr).
+fn consumers(cwd: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = lti()
+        .arg("consumers")
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LTI_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn consumers_are_added_listed_exported_reimported_and_removed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cwd = temp_dir("consumers");
+    let (ok, out, err) = consumers(&cwd, &["add", "Moodle at school"]);
+    assert!(ok, "{err}");
+    let field = |label: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|v| v.trim_start_matches([' ', ':']).trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label} in {out}"))
+    };
+    let key = field("Consumer key");
+    let secret = field("Shared secret");
+    assert_eq!(key.len(), 16, "{out}");
+    assert_eq!(secret.len(), 43, "a 256-bit secret: {out}");
+    let (ok, _, err) = consumers(&cwd, &["add", "Sakai", "--key", "sakai-key"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = consumers(&cwd, &["add", "Again", "--key", "sakai-key"]);
+    assert!(!ok, "a taken key is refused");
+    assert!(
+        err.contains("error [store]") && err.contains("sakai-key"),
+        "{err}"
+    );
+
+    let (ok, list, _) = consumers(&cwd, &["list"]);
+    assert!(ok);
+    assert!(list.contains(&format!("{key}\tMoodle at school")), "{list}");
+    assert!(list.contains("sakai-key\tSakai"), "{list}");
+    assert!(!list.contains(&secret), "list never prints secrets");
+
+    let plain = cwd.join("plain.txt");
+    let (ok, _, err) = consumers(&cwd, &["export", plain.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert!(text.contains(&key) && !text.contains(&secret), "{text}");
+    let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (ok, _, err) = consumers(&cwd, &["export", plain.to_str().unwrap()]);
+    assert!(!ok && err.contains("error [output_exists]"), "{err}");
+    let (ok, _, err) = consumers(&cwd, &["import", plain.to_str().unwrap()]);
+    assert!(!ok && err.contains("error [invalid_import_line]"), "{err}");
+
+    let full = cwd.join("full.txt");
+    let (ok, _, err) = consumers(&cwd, &["export", full.to_str().unwrap(), "--with-secrets"]);
+    assert!(ok, "{err}");
+    assert!(
+        std::fs::read_to_string(&full)
+            .unwrap()
+            .contains(&format!("{key} {secret}"))
+    );
+
+    let (ok, _, err) = consumers(&cwd, &["remove", &key]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = consumers(&cwd, &["remove", &key]);
+    assert!(!ok && err.contains("error [store]"), "{err}");
+    let (_, list, _) = consumers(&cwd, &["list"]);
+    assert!(!list.contains(&key), "{list}");
+
+    let (ok, out, err) = consumers(&cwd, &["import", full.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Imported 2 consumer(s)"), "{out}");
+    let (_, list, _) = consumers(&cwd, &["list"]);
+    assert!(list.contains(&key), "the export re-imports: {list}");
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
+
+/// Runs `lti ARGS --config FILE` and returns (success, stdout, stderr).
+fn admin(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = lti()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("LTI_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `code` of a JSON refusal.
+fn error_code(resp: &http::Response<bytes::Bytes>) -> String {
+    let body: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+    body["error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A launch as an instructor, answered with the tool's status and error code.
+async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
+    let login = get(
+        &format!(
+            "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={}/lti/app&client_id={CLIENT_ID}",
+            tool.url, platform.base, tool.url
+        ),
+        Some("application/json"),
+    )
+    .await;
+    if login.status() != 302 {
+        return (login.status().as_u16(), error_code(&login));
+    }
+    let location = login.headers()[http::header::LOCATION].to_str().unwrap();
+    let cookie = login.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let login = Login {
+        location: location.to_owned(),
+        set_cookie: cookie.clone(),
+        state: param(location, "state").unwrap(),
+        nonce: param(location, "nonce").unwrap(),
+        cookie,
+    };
+    let token = lti_jose::sign(
+        &claims(tool, platform, &login.nonce, INSTRUCTOR),
+        platform_key(),
+    )
+    .unwrap();
+    let resp = post_launch(tool, &login, &token, Some("application/json")).await;
+    (resp.status().as_u16(), error_code(&resp))
+}
+
+/// The kids the running tool publishes.
+async fn published_kids(url: &str) -> Vec<String> {
+    let resp = get(&format!("{url}/.well-known/jwks.json"), None).await;
+    assert_eq!(resp.status(), 200);
+    let set: Value = serde_json::from_slice(resp.body()).unwrap();
+    set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn platforms_deployments_and_keys_change_under_a_running_server() {
+    let platform = start_platform().await;
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("admin");
+    let keys = keys_dir_with_fixture_key();
+    let file = dir.join("lti.toml");
+    let db = format!("sqlite://{}", dir.join("lti.db").display());
+    // The same configuration as the other tests, without [[platforms]]: the
+    // platform is registered by the command while the server runs.
+    let full = config_text(&url, &platform, &keys, &db);
+    let start = full.find("[[platforms]]").unwrap();
+    let end = full.find("[[consumers]]").unwrap();
+    std::fs::write(&file, format!("{}{}", &full[..start], &full[end..])).unwrap();
+    let _child = spawn_serve(&["--config", file.to_str().unwrap()], &dir);
+    wait_healthy(&url).await;
+    let tool = Tool::external(&url, &keys);
+
+    assert_eq!(
+        try_launch(&tool, &platform).await,
+        (403, "unknown_issuer".to_owned()),
+        "nothing is registered yet"
+    );
+    let p = platform.base.clone();
+    let add = [
+        "platforms",
+        "add",
+        "--issuer",
+        &p,
+        "--client-id",
+        CLIENT_ID,
+        "--auth-login-url",
+        &format!("{p}/auth"),
+        "--auth-token-url",
+        &format!("{p}/token"),
+        "--jwks-url",
+        &format!("{p}/jwks"),
+        "--deployment-id",
+        DEPLOYMENT,
+    ]
+    .map(String::from);
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    let (ok, out, err) = admin(&file, &add);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("active: {DEPLOYMENT}")), "{out}");
+    assert_eq!(
+        try_launch(&tool, &platform).await.0,
+        303,
+        "launches at once, no restart"
+    );
+    let (ok, _, err) = admin(&file, &add);
+    assert!(
+        !ok && err.contains("error [store]"),
+        "a second add conflicts: {err}"
+    );
+    let mut insecure = add.clone();
+    let jwks_at = insecure.iter().position(|a| *a == "--jwks-url").unwrap() + 1;
+    insecure[jwks_at] = "http://lms.example.edu/jwks";
+    let (ok, _, err) = admin(&file, &insecure);
+    assert!(
+        !ok && err.contains("error [invalid_config]") && err.contains("--jwks-url"),
+        "{err}"
+    );
+
+    let (ok, list, _) = admin(&file, &["platforms", "list"]);
+    assert!(
+        ok && list.contains(&format!("{p}\t{CLIENT_ID}\tactive: {DEPLOYMENT}")),
+        "{list}"
+    );
+    let (ok, show, _) = admin(&file, &["platforms", "show", &p]);
+    assert!(ok && show.contains(&format!("{p}/jwks")), "{show}");
+
+    let deployments = |action: &'static str, id: &'static str| {
+        let p = p.clone();
+        let file = file.clone();
+        move || {
+            admin(
+                &file,
+                &["platforms", "deployments", &p, CLIENT_ID, action, id],
+            )
+        }
+    };
+    let (ok, out, err) = deployments("disable", DEPLOYMENT)();
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("inactive: {DEPLOYMENT}")), "{out}");
+    assert_eq!(
+        try_launch(&tool, &platform).await,
+        (403, "deployment_inactive".to_owned())
+    );
+    let (ok, _, err) = deployments("approve", DEPLOYMENT)();
+    assert!(ok, "{err}");
+    assert_eq!(try_launch(&tool, &platform).await.0, 303);
+    let (ok, _, err) = deployments("approve", "no-such-deployment")();
+    assert!(!ok && err.contains("error [store]"), "{err}");
+    let (ok, out, err) = deployments("add", "dep-2")();
+    assert!(
+        ok && out.contains(&format!("active: {DEPLOYMENT}, dep-2")),
+        "{out}{err}"
+    );
+    let (ok, out, _) = deployments("remove", "dep-2")();
+    assert!(ok && !out.contains("dep-2"), "{out}");
+
+    // Key rotation while the server runs: the fixture key was installed by
+    // `serve` and is active.
+    let before = published_kids(&url).await;
+    assert_eq!(before.len(), 1);
+    let (ok, out, err) = admin(&file, &["keys", "rotate"]);
+    assert!(ok, "{err}");
+    let next = out
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert!(out.starts_with("Published the next key"), "{out}");
+    assert_eq!(
+        published_kids(&url).await,
+        [before[0].clone(), next.clone()],
+        "every instance publishes the next key at once"
+    );
+    let (ok, _, err) = admin(&file, &["keys", "rotate"]);
+    assert!(!ok && err.contains("error [rotation_too_early]"), "{err}");
+    let (ok, out, err) = admin(&file, &["keys", "rotate", "--now"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("The key {next} signs from now on.")),
+        "{out}"
+    );
+    let (_, list, _) = admin(&file, &["keys", "list"]);
+    assert!(list.contains(&format!("{next}\tactive")), "{list}");
+    assert!(list.contains(&format!("{}\tretired", before[0])), "{list}");
+    assert_eq!(
+        published_kids(&url).await,
+        [next.clone(), before[0].clone()],
+        "the retired key stays published for the overlap"
+    );
+
+    let (ok, _, err) = admin(&file, &["platforms", "remove", &p, CLIENT_ID]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        try_launch(&tool, &platform).await,
+        (403, "unknown_issuer".to_owned())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

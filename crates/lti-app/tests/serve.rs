@@ -230,7 +230,7 @@ async fn hostile_or_broken_requests_never_get_a_500() {
                 "application/x-www-form-urlencoded",
                 b"kind=link".to_vec(),
             ),
-            404,
+            403,
         ),
         (
             post(
@@ -311,9 +311,12 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     let page = text(&ags);
     assert!(page.contains("<td>Quiz 1</td>"), "{page}");
 
-    let ags_url = |path: &str| format!("{}/lti/app/ags/{path}?lti_launch_id={id}", tool.url);
+    // The forms' actions name the launch and carry its CSRF token.
+    let create_action = action_of(&tool, &page, "/lti/app/ags/lineitems");
+    let score_action = action_of(&tool, &page, "/lti/app/ags/scores");
+    assert!(score_action.contains("&lti_csrf_token="), "{score_action}");
     let created = post_form(
-        &ags_url("lineitems"),
+        &create_action,
         "label=Essay&score_maximum=20&resource_id=essay-1",
         None,
     )
@@ -328,7 +331,7 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
 
     let lineitem = format!("{}/ags/lineitems/1", platform.base);
     let scored = post_form(
-        &ags_url("scores"),
+        &score_action,
         format!(
             "lineitem={}&user_id=u07&score_given=8&score_maximum=10&comment=well+done",
             lineitem.replace(':', "%3A").replace('/', "%2F")
@@ -344,7 +347,7 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     assert_eq!(scores[0]["scoreGiven"], 8.0);
 
     let bad = post_form(
-        &ags_url("scores"),
+        &score_action,
         "lineitem=x&user_id=u&score_given=NaN&score_maximum=1",
         None,
     )
@@ -389,14 +392,8 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
     let tool = start_tool(&platform).await;
     let login = login(&tool, &platform).await;
     let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
-    let map = c.as_object_mut().unwrap();
-    map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
-    map.insert(
-        "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
-        "LtiDeepLinkingRequest".into(),
-    );
-    map.insert(
-        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+    make_deep_linking(
+        &mut c,
         serde_json::json!({
             "deep_link_return_url": format!("{}/dl-return", platform.base),
             "accept_types": ["ltiResourceLink", "html"],
@@ -415,9 +412,9 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
     assert!(page.contains("value=\"html\""));
     assert!(!page.contains("value=\"link\""), "link is not accepted");
 
-    let id = param(&inspector, "lti_launch_id").unwrap();
+    let picker_action = action_of(&tool, &page, "/lti/app/deep-link");
     let form = post_form(
-        &format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url),
+        &picker_action,
         "kind=ltiResourceLink&title=Quiz+%3C2%3E",
         None,
     )
@@ -444,12 +441,7 @@ async fn deep_linking_offers_only_accepted_types_and_returns_a_signed_response()
         "opaque"
     );
 
-    let refused = post_form(
-        &format!("{}/lti/app/deep-link?lti_launch_id={id}", tool.url),
-        "kind=link",
-        Some("application/json"),
-    )
-    .await;
+    let refused = post_form(&picker_action, "kind=link", Some("application/json")).await;
     assert_eq!(refused.status(), 400);
     let body: Value = serde_json::from_slice(refused.body()).unwrap();
     assert_eq!(body["error"], "content_item_type_not_accepted");
@@ -481,26 +473,19 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
     assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
 
     // The Outcomes panel sends a score back through the consumer's service.
-    let action = page
-        .split("<form id=\"outcomes\" method=\"post\" action=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let sent = post_form(&format!("{}{action}", tool.url), "score=0.8", None).await;
+    let action = action_of(&tool, &page, "/lti11/outcomes");
+    let sent = post_form(&action, "score=0.8", None).await;
     assert_eq!(sent.status(), 200, "{}", text(&sent));
     assert!(text(&sent).contains("accepted the score 0.8"));
     assert_eq!(
         platform.outcomes.lock().unwrap().clone(),
         [("sourced-11".to_owned(), 0.8)]
     );
-    let out_of_range = post_form(&format!("{}{action}", tool.url), "score=1.5", None).await;
+    let out_of_range = post_form(&action, "score=1.5", None).await;
     assert_eq!(out_of_range.status(), 400);
     assert!(text(&out_of_range).contains("invalid_form"));
     let unknown = post_form(
-        &format!("{}/lti11/outcomes?outcome_id=unknown", tool.url),
+        &format!("{}/lti11/outcomes", tool.url),
         "score=0.5",
         Some("application/json"),
     )
@@ -508,6 +493,19 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
     assert_eq!(unknown.status(), 404);
     let body: Value = serde_json::from_slice(unknown.body()).unwrap();
     assert_eq!(body["error"], "outcome_not_found");
+    // An id without its CSRF token (what a forged form could carry) is refused
+    // before anything is looked up.
+    let id = param(&action, "outcome_id").unwrap();
+    let forged = post_form(
+        &format!("{}/lti11/outcomes?outcome_id={id}", tool.url),
+        "score=0.1",
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    let body: Value = serde_json::from_slice(forged.body()).unwrap();
+    assert_eq!(body["error"], "csrf_check_failed");
+    assert_eq!(platform.outcomes.lock().unwrap().len(), 1);
 
     // The same signed form again: the nonce was used.
     let replay = post_form(&url, signed.form_body(), Some("application/json")).await;
@@ -555,6 +553,18 @@ async fn the_inspector_verifies_the_lti1p1_migration_claim_with_the_consumer_sec
         }
     }
     tool.stop().await.unwrap();
+}
+
+/// The absolute URL of the form posting to `path` in `page` (its `action`,
+/// HTML-unescaped).
+fn action_of(tool: &Tool, page: &str, path: &str) -> String {
+    let marker = format!("action=\"{path}?");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no form for {path}: {page}"));
+    let action = &page[start + "action=\"".len()..];
+    let action = &action[..action.find('"').unwrap()];
+    format!("{}{}", tool.url, action.replace("&amp;", "&"))
 }
 
 /// Not a correctness test: times login, launch and inspector over loopback.
@@ -777,5 +787,297 @@ async fn pages_run_no_script_unless_they_name_their_own() {
         found[1],
         "frame-ancestors *; base-uri 'none'; object-src 'none'"
     );
+    tool.stop().await.unwrap();
+}
+
+/// Turns resource-link `claims` into a deep-linking request with `settings`.
+fn make_deep_linking(claims: &mut Value, settings: Value) {
+    let map = claims.as_object_mut().unwrap();
+    map.remove("https://purl.imsglobal.org/spec/lti/claim/resource_link");
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti/claim/message_type".into(),
+        "LtiDeepLinkingRequest".into(),
+    );
+    map.insert(
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings".into(),
+        settings,
+    );
+}
+
+/// A login whose `target_link_uri` is `target` (the usual hints and client id).
+async fn login_to(tool: &Tool, platform: &Platform, target: &str) -> Login {
+    let encoded = target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D");
+    let resp = get(
+        &format!(
+            "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={encoded}&client_id={CLIENT_ID}",
+            tool.url, platform.base
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 302, "{}", text(&resp));
+    let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    let set_cookie = resp.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    Login {
+        cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        set_cookie,
+        state: param(&location, "state").unwrap(),
+        nonce: param(&location, "nonce").unwrap(),
+        location,
+    }
+}
+
+/// An LMS with one "launch URL" field (Open edX's "Tool Launch URL"; a Canvas
+/// key or Moodle tool whose target is the redirect URI) sends the launch URL as
+/// both `redirect_uri` and `target_link_uri`: resource link launches land on
+/// the inspector and deep-linking launches on the picker, never on a 405.
+#[tokio::test]
+async fn one_url_for_redirect_and_target_lands_on_the_inspector_and_the_picker() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let launch_url = format!("{}/lti/launch", tool.url);
+    let cases = [
+        (launch_url.clone(), ""),
+        (format!("{launch_url}/"), ""),
+        (format!("{launch_url}?resource=42"), "resource=42&"),
+        (format!("{launch_url}/?resource=42"), "resource=42&"),
+    ];
+    for (target, carried) in &cases {
+        for deep_linking in [false, true] {
+            let login = login_to(&tool, &platform, target).await;
+            // The platform's own check: the redirect URI is the launch URL.
+            let redirect = param(&login.location, "redirect_uri").unwrap();
+            assert!(
+                redirect.ends_with("%2Flti%2Flaunch") || redirect.ends_with("/lti/launch"),
+                "{redirect}"
+            );
+            let mut c = claims(&tool, &platform, &login.nonce, INSTRUCTOR);
+            c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = target.clone().into();
+            if deep_linking {
+                make_deep_linking(
+                    &mut c,
+                    serde_json::json!({
+                        "deep_link_return_url": format!("{}/dl-return", platform.base),
+                        "accept_types": ["ltiResourceLink"],
+                        "accept_presentation_document_targets": ["iframe"]
+                    }),
+                );
+            }
+            let token = lti_jose::sign(&c, platform_key()).unwrap();
+            let resp = post_launch(&tool, &login, &token, None).await;
+            assert_eq!(resp.status(), 303, "{target}: {}", text(&resp));
+            let landing = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+            let id = param(&landing, "lti_launch_id").unwrap();
+            assert_eq!(
+                landing,
+                format!("{}/lti/app?{carried}lti_launch_id={id}", tool.url),
+                "{target}"
+            );
+            // The browser's GET of the landing page: the inspector or the picker.
+            let page = get(&landing, None).await;
+            assert_eq!(page.status(), 200, "{target}");
+            let page = text(&page);
+            if deep_linking {
+                assert!(page.contains("value=\"ltiResourceLink\""), "{page}");
+            } else {
+                assert!(
+                    page.contains("<code id=\"message-type\">LtiResourceLinkRequest</code>"),
+                    "{page}"
+                );
+            }
+        }
+    }
+    // A GET of the launch URL carrying a launch id (a stale link) goes on to
+    // the inspector; one without is a 401, never a 405.
+    let inspector = launch_as(&tool, &platform, LEARNER).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    let stale = get(&format!("{launch_url}?lti_launch_id={id}"), None).await;
+    assert_eq!(stale.status(), 303);
+    let landing = stale.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(landing, format!("{}/lti/app?lti_launch_id={id}", tool.url));
+    assert_eq!(get(&landing, None).await.status(), 200);
+    let bare = get(&launch_url, Some("application/json")).await;
+    assert_eq!(bare.status(), 401);
+    let body: Value = serde_json::from_slice(bare.body()).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn posts_that_only_the_launch_cookie_or_a_bare_launch_id_authorise_are_refused() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let inspector = launch_as(&tool, &platform, INSTRUCTOR).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    let lineitem = format!("{}/ags/lineitems/1", platform.base)
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    let score = format!("lineitem={lineitem}&user_id=u07&score_given=1&score_maximum=1");
+    // A page on another site can post to the tool; the browser adds the
+    // launch cookie, and the page may know (or guess) nothing else.
+    let forged = |path: &str, query: &str, body: String, extra: Option<(&str, &str)>| {
+        let mut req = Request::post(format!("{}{path}{query}", tool.url))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::COOKIE, format!("lti_launch={id}"));
+        if let Some((name, value)) = extra {
+            req = req.header(name, value);
+        }
+        req.body(Bytes::from(body)).unwrap()
+    };
+    let with_id = format!("?lti_launch_id={id}");
+    let cases = [
+        forged("/lti/app/ags/scores", "", score.clone(), None),
+        forged("/lti/app/ags/scores", &with_id, score.clone(), None),
+        forged(
+            "/lti/app/ags/scores",
+            &with_id,
+            score.clone(),
+            Some(("sec-fetch-site", "cross-site")),
+        ),
+        forged(
+            "/lti/app/ags/scores",
+            &with_id,
+            score.clone(),
+            Some(("origin", "https://evil.example")),
+        ),
+        forged(
+            "/lti/app/ags/lineitems",
+            "",
+            "label=Evil&score_maximum=1".to_owned(),
+            None,
+        ),
+        forged("/lti/app/deep-link", "", "kind=link".to_owned(), None),
+    ];
+    for req in cases {
+        let what = format!("{} {:?}", req.uri(), req.headers());
+        let resp = send(req).await;
+        assert_eq!(resp.status(), 403, "{what}");
+        let body: Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["error"], "csrf_check_failed", "{what}");
+    }
+    assert!(
+        platform.scores.lock().unwrap().is_empty(),
+        "no score was posted"
+    );
+    assert_eq!(platform.line_items.lock().unwrap().len(), 1, "no line item");
+    // The tool's own page, from its own origin, passes without a token too.
+    let same_origin = forged(
+        "/lti/app/ags/scores",
+        &with_id,
+        score,
+        Some(("sec-fetch-site", "same-origin")),
+    );
+    assert_eq!(send(same_origin).await.status(), 200);
+    assert_eq!(platform.scores.lock().unwrap().len(), 1);
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_banner_says_what_to_type_in_each_lms_field() {
+    let urls = lti_app::RegistrationUrls::new("https://tool.example/");
+    let banner = urls.to_string();
+    for line in [
+        "  Redirect / launch URL     : https://tool.example/lti/launch",
+        "  Target link URI           : https://tool.example/lti/app",
+        "Canvas      : Redirect URIs = https://tool.example/lti/launch ; Target Link URI = https://tool.example/lti/app",
+        "Moodle      : Tool URL = https://tool.example/lti/app ; Redirection URI(s) = https://tool.example/lti/launch",
+        "Open edX    : Tool Launch URL = https://tool.example/lti/launch (one URL for redirect and target)",
+        "lands on https://tool.example/lti/app",
+    ] {
+        assert!(banner.contains(line), "missing {line:?} in {banner}");
+    }
+}
+
+#[tokio::test]
+async fn a_link_with_another_launch_id_never_replaces_the_browsers_own_launch() {
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let mine = param(&launch_as(&tool, &platform, LEARNER).await, "lti_launch_id").unwrap();
+    let theirs = param(
+        &launch_as(&tool, &platform, INSTRUCTOR).await,
+        "lti_launch_id",
+    )
+    .unwrap();
+    let visit = |id: &str, cookie: Option<String>| {
+        let mut req = Request::get(format!("{}/lti/app?lti_launch_id={id}", tool.url))
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(c) = cookie {
+            req = req.header(http::header::COOKIE, c);
+        }
+        send(req.body(Bytes::new()).unwrap())
+    };
+    let fixed = visit(&theirs, Some(format!("lti_launch={mine}"))).await;
+    assert_eq!(fixed.status(), 403);
+    let body: Value = serde_json::from_slice(fixed.body()).unwrap();
+    assert_eq!(body["error"], "launch_id_not_bound");
+    // The browser's own launches (the cookie keeps its recent ones) still work,
+    // and so does a browser without the cookie (platform-storage launches).
+    let both = format!("lti_launch={mine}.{theirs}");
+    assert_eq!(visit(&theirs, Some(both)).await.status(), 200);
+    assert_eq!(visit(&theirs, None).await.status(), 200);
+    tool.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn lti11_learners_get_no_outcomes_form_and_a_saved_target_is_rechecked_on_post() {
+    let platform = start_platform().await;
+    let dir = temp_dir("lti11-roles");
+    let storage = format!("sqlite://{}", dir.join("lti.db").display());
+    let tool = start_tool_on(&platform, &storage, "").await;
+    let url = format!("{}/lti11/launch", tool.url);
+    let launch = |user: &str, role: &str| {
+        lti11::LaunchRequest::new("rl-11")
+            .param("user_id", user)
+            .roles(&[role])
+            .outcomes(
+                format!("{}/outcomes", platform.base),
+                format!("sourced-{user}"),
+            )
+            .sign(
+                &url,
+                &lti11::Credentials::new("consumer-1", "secret-1"),
+                now(),
+            )
+            .unwrap()
+    };
+    let learner = post_form(&url, launch("l1", "Learner").form_body(), None).await;
+    assert_eq!(learner.status(), 200);
+    let page = text(&learner);
+    assert!(page.contains("id=\"outcomes-instructors-only\""), "{page}");
+    assert!(!page.contains("<form id=\"outcomes\""), "{page}");
+
+    // An instructor's saved target whose roles no longer say instructor (as a
+    // target saved before the check would): the post is refused.
+    let teacher = post_form(&url, launch("t1", "Instructor").form_body(), None).await;
+    let action = action_of(&tool, &text(&teacher), "/lti11/outcomes");
+    let id = param(&action, "outcome_id").unwrap();
+    let cipher =
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&tool.keys_dir).unwrap(), vec![])
+            .unwrap();
+    let store = lti_store::open(&storage, &lti_store::OpenOptions::new(cipher))
+        .await
+        .unwrap();
+    let mut saved = store.launch_data.load_launch(&id).await.unwrap();
+    assert_eq!(saved["roles"], "Instructor");
+    saved["roles"] = "Learner".into();
+    let expires = i64::try_from(now()).unwrap() + 600;
+    store
+        .launch_data
+        .save_launch(&id, saved, expires)
+        .await
+        .unwrap();
+    let refused = post_form(&action, "score=1.0", Some("application/json")).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = serde_json::from_slice(refused.body()).unwrap();
+    assert_eq!(body["error"], "insufficient_role");
+    assert!(platform.outcomes.lock().unwrap().is_empty());
     tool.stop().await.unwrap();
 }

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod error;
@@ -7,11 +8,11 @@ mod routes;
 
 pub use error::{Error, LtiRejection, wants_json};
 pub use extract::{
-    LAUNCH_COOKIE, LtiLaunch, RequireAnyRole, RequireInstructor, RoleSet, launch_id_from_parts,
-    require_any_role, require_instructor,
+    LAUNCH_COOKIE, LtiLaunch, ReadOnlyLtiLaunch, RequireAnyRole, RequireInstructor, RoleSet,
+    launch_id_from_parts, require_any_role, require_instructor,
 };
 pub use lti_tool::web::{
-    DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH,
-    RouteConfig, launch_cookie,
+    CSRF_HEADER, CSRF_PARAM, DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH,
+    LAUNCH_PATH, LOGIN_PATH, RouteConfig, csrf_token, launch_cookie, launch_query, require_json,
 };
 pub use routes::{LtiRoutes, into_response, routes, tool_request};

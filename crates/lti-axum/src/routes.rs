@@ -81,12 +81,16 @@ impl LtiRoutes {
         self
     }
 
-    /// The router: `GET|POST` login, `POST` launch, `GET` JWKS and `POST` deep link.
+    /// The router: `GET|POST` login, `POST|GET` launch, `GET` JWKS and `POST` deep link.
     ///
-    /// The launch route answers `lti-tool`'s `303` redirect to the login's
-    /// `target_link_uri` with `lti_launch_id=<id>` appended, and also sets the
+    /// The launch route answers the platform's `POST` with `lti-tool`'s `303`
+    /// redirect to the login's `target_link_uri` with `lti_launch_id=<id>`
+    /// appended (to the tool's landing URL when that target is the launch URL
+    /// itself: `Tool::post_launch_location`), and also sets the
     /// [`LAUNCH_COOKIE`](crate::LAUNCH_COOKIE) so that same-site follow-ups work
-    /// without the parameter.
+    /// without the parameter. A `GET` carrying a launch id is sent on to the
+    /// landing URL (`lti_tool::web::launch_get`); one without is
+    /// `launch_id_missing` (401).
     pub fn into_router<S>(self) -> Router<S>
     where
         Arc<Tool>: FromRef<S>,
@@ -109,7 +113,8 @@ impl LtiRoutes {
             )
             .route(
                 &launch_path,
-                post(move |State(tool): State<Arc<Tool>>, req: Request| launch(tool, req, limit)),
+                post(move |State(tool): State<Arc<Tool>>, req: Request| launch(tool, req, limit))
+                    .get(launch_get),
             )
             .route(&jwks_path, get(jwks));
         if let Some(path) = &deep_link_path {
@@ -194,6 +199,13 @@ async fn launch(tool: Arc<Tool>, req: Request, limit: usize) -> Response {
     }
 }
 
+async fn launch_get(State(tool): State<Arc<Tool>>, req: Request) -> Response {
+    match lti_tool::web::launch_get(&tool, req.headers(), req.uri().query()) {
+        Ok(response) => into_response(response),
+        Err(e) => LtiRejection::new(e, req.headers()).into_response(),
+    }
+}
+
 async fn jwks(State(tool): State<Arc<Tool>>) -> Response {
     match tool.jwks().await {
         Ok(response) => into_response(response),
@@ -209,6 +221,9 @@ async fn deep_link(
 ) -> Response {
     let headers = req.headers().clone();
     let reject = |e: Error| LtiRejection::new(e, &headers).into_response();
+    if let Err(e) = lti_tool::web::require_json(&headers) {
+        return reject(e);
+    }
     let body = match read_body(req.into_body(), limit).await {
         Ok(b) => b,
         Err(e) => return reject(e),

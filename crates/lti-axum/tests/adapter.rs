@@ -8,10 +8,12 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::FromRef;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{Request, StatusCode};
-use lti_axum::{LtiLaunch, LtiRoutes, RequireAnyRole, RequireInstructor, RoleSet};
+use lti_axum::{
+    LtiLaunch, LtiRoutes, ReadOnlyLtiLaunch, RequireAnyRole, RequireInstructor, RoleSet,
+};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
 use lti_registry::{Deployment, KeySource, PlatformRegistration, SecretCipher, SecretString};
 use lti_tool::Tool;
@@ -100,12 +102,36 @@ async fn app_with(
             get(|launch: LtiLaunch| async move { format!("hello {}", launch.sub().unwrap_or("")) }),
         )
         .route(
+            "/maybe",
+            get(|launch: Option<LtiLaunch>| async move {
+                launch.map_or("anonymous".to_owned(), |l| l.sub().unwrap_or("").to_owned())
+            }),
+        )
+        .route(
             "/grades",
             get(|launch: RequireInstructor| async move { launch.deployment_id().to_owned() }),
         )
         .route(
             "/mentoring",
             get(|_launch: RequireAnyRole<Mentors>| async { "mentors only" }),
+        )
+        // A page's form action: the launch id and its CSRF token.
+        .route(
+            "/form-action",
+            get(
+                |axum::extract::State(tool): axum::extract::State<Arc<Tool>>,
+                 launch: LtiLaunch| async move {
+                    lti_axum::launch_query(&tool, launch.launch_id())
+                },
+            ),
+        )
+        .route(
+            "/notes",
+            post(|launch: LtiLaunch| async move { format!("saved for {}", launch.launch_id()) }),
+        )
+        .route(
+            "/search",
+            post(|launch: ReadOnlyLtiLaunch| async move { format!("searched {}", launch.launch_id()) }),
         )
         .merge(LtiRoutes::new().body_limit(20 * 1024).into_router())
         .with_state(AppState {
@@ -136,11 +162,26 @@ fn now() -> i64 {
 
 /// Runs login, then posts an id_token built by `claims(nonce)`; returns the launch response.
 async fn launch_with(app: &Router, claims: impl Fn(&str) -> Value) -> Response {
+    launch_to(app, &format!("{BASE}app"), claims).await
+}
+
+/// `target` encoded for a query parameter (the few characters the tests' URLs use).
+fn encode(target: &str) -> String {
+    target
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('&', "%26")
+        .replace('=', "%3D")
+}
+
+/// [`launch_with`] for a login whose `target_link_uri` is `target`.
+async fn launch_to(app: &Router, target: &str, claims: impl Fn(&str) -> Value) -> Response {
     let login = app
         .clone()
         .oneshot(
             Request::get(format!(
-                "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={BASE}app"
+                "/lti/login?iss={ISS}&login_hint=u1&target_link_uri={}",
+                encode(target)
             ))
             .body(Body::empty())
             .unwrap(),
@@ -182,6 +223,10 @@ fn resource_link_claims(nonce: &str, role: &str) -> Value {
         "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "rl-1"},
         "https://purl.imsglobal.org/spec/lti/claim/roles": [role],
     })
+}
+
+fn deep_link_claims(nonce: &str) -> Value {
+    deep_linking_claims(nonce, Some("opaque-1"))
 }
 
 fn launch_id_of(resp: &Response) -> String {
@@ -492,25 +537,10 @@ async fn jwks_route_publishes_the_tool_key() {
 #[tokio::test]
 async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     let app = app().await;
-    let deep_link = |n: &str| {
-        json!({
-            "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": n,
-            "iat": now(), "exp": now() + 300,
-            "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
-            "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
-            "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
-            "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-                "deep_link_return_url": "https://platform.example/dl-return",
-                "accept_types": ["link"],
-                "accept_presentation_document_targets": ["iframe"],
-                "data": "opaque-1"
-            }
-        })
-    };
-    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let id = launch_id_of(&launch_with(&app, deep_link_claims).await);
     let post = |body: Value, accept: &'static str| {
-        Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
+        Request::post("/lti/deep-link")
+            .header(AUTHORIZATION, format!("Bearer {id}"))
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
             .body(Body::from(body.to_string()))
@@ -575,4 +605,261 @@ async fn deep_link_route_signs_items_and_refuses_unaccepted_types() {
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     let body: Value = serde_json::from_str(&body_text(malformed).await).unwrap();
     assert_eq!(body["error"], "invalid_deep_link_request");
+}
+
+/// One URL for redirect and target (Open edX's "Tool Launch URL", a Canvas key
+/// whose Target Link URI is its redirect URI): resource link and deep-linking
+/// launches land on the application's page, not on a 405.
+#[tokio::test]
+async fn a_target_link_uri_equal_to_the_launch_url_lands_on_the_app() {
+    let app = app_with(|b| b.landing_uri(format!("{BASE}app"))).await;
+    let cases = [
+        (format!("{BASE}lti/launch"), ""),
+        (format!("{BASE}lti/launch/"), ""),
+        (format!("{BASE}lti/launch?resource=42"), "resource=42&"),
+        (format!("{BASE}lti/launch/?resource=42"), "resource=42&"),
+    ];
+    let kinds: [fn(&str) -> Value; 2] = [|n| resource_link_claims(n, INSTRUCTOR), deep_link_claims];
+    for (target, carried) in &cases {
+        for (kind, claims) in kinds.iter().enumerate() {
+            let resp = launch_to(&app, target, |n| {
+                let mut c = claims(n);
+                c["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = json!(target);
+                c
+            })
+            .await;
+            let id = launch_id_of(&resp);
+            let location = resp.headers()[LOCATION].to_str().unwrap();
+            assert_eq!(
+                location,
+                format!("{BASE}app?{carried}lti_launch_id={id}"),
+                "{target}"
+            );
+            // The browser follows the 303 with a GET: the app's page answers.
+            let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+            let page = get_with(&app, path, None).await;
+            assert_eq!(page.status(), StatusCode::OK, "{target}");
+            assert_eq!(body_text(page).await, "hello user-1");
+            if kind == 1 {
+                let done = app
+                    .clone()
+                    .oneshot(
+                        Request::post(format!("/lti/deep-link?lti_launch_id={id}"))
+                            // The app's own page posts it (same origin).
+                            .header("sec-fetch-site", "same-origin")
+                            .header(CONTENT_TYPE, "application/json")
+                            .header(ACCEPT, "application/json")
+                            .body(Body::from(
+                                json!({"items": [{"type": "link", "url": "https://example.com/a"}]})
+                                    .to_string(),
+                            ))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(done.status(), StatusCode::OK);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_get_to_the_launch_url_goes_on_to_the_app_with_a_launch_id_and_is_401_without() {
+    let app = app_with(|b| b.landing_uri(format!("{BASE}app"))).await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let stale = get_with(
+        &app,
+        &format!("/lti/launch?resource=42&lti_launch_id={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(stale.status(), StatusCode::SEE_OTHER);
+    let location = stale.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!("{BASE}app?resource=42&lti_launch_id={id}")
+    );
+    let path = location.strip_prefix(BASE.trim_end_matches('/')).unwrap();
+    assert_eq!(get_with(&app, path, None).await.status(), StatusCode::OK);
+
+    let bare = get_with(
+        &app,
+        "/lti/launch",
+        Some((ACCEPT.as_str(), "application/json".into())),
+    )
+    .await;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_str(&body_text(bare).await).unwrap();
+    assert_eq!(body["error"], "launch_id_missing");
+}
+
+async fn post_with(app: &Router, uri: &str, headers: &[(&str, String)], body: &str) -> Response {
+    let mut req = Request::post(uri);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    app.clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn error_code(resp: Response) -> String {
+    let body: Value = serde_json::from_str(&body_text(resp).await).unwrap();
+    body["error"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_post_authorised_by_the_cookie_alone_is_csrf_check_failed() {
+    let app = app().await;
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await);
+    let accept = (ACCEPT.as_str(), "application/json".to_owned());
+    let cookie = (COOKIE.as_str(), format!("lti_launch={id}"));
+
+    // What a page on another site can make the browser send: the cookie rides along.
+    for uri in ["/notes".to_owned(), format!("/notes?lti_launch_id={id}")] {
+        let forged = post_with(&app, &uri, &[accept.clone(), cookie.clone()], "x=1").await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(error_code(forged).await, "csrf_check_failed");
+    }
+    let cross_site = post_with(
+        &app,
+        &format!("/notes?lti_launch_id={id}"),
+        &[
+            accept.clone(),
+            cookie.clone(),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
+        "x=1",
+    )
+    .await;
+    assert_eq!(error_code(cross_site).await, "csrf_check_failed");
+
+    // The page's own form: its action carries the token.
+    let action =
+        body_text(get_with(&app, &format!("/form-action?lti_launch_id={id}"), None).await).await;
+    assert!(action.contains("lti_csrf_token="), "{action}");
+    let ok = post_with(
+        &app,
+        &format!("/notes?{action}"),
+        std::slice::from_ref(&cookie),
+        "x=1",
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(body_text(ok).await, format!("saved for {id}"));
+    // The same from a script: the token in the header, the id in the cookie.
+    let token = query_param(&format!("/?{action}"), "lti_csrf_token");
+    let ok = post_with(
+        &app,
+        "/notes",
+        &[cookie.clone(), (lti_axum::CSRF_HEADER.as_str(), token)],
+        "x=1",
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // A same-origin page that names the launch in the query.
+    let same_origin = post_with(
+        &app,
+        &format!("/notes?lti_launch_id={id}"),
+        &[cookie.clone(), ("sec-fetch-site", "same-origin".to_owned())],
+        "x=1",
+    )
+    .await;
+    assert_eq!(same_origin.status(), StatusCode::OK);
+    // The explicitly read-only extractor skips the check.
+    let search = post_with(&app, "/search", &[cookie], "q=1").await;
+    assert_eq!(search.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_query_launch_id_never_replaces_the_browsers_own_launch() {
+    let app = app().await;
+    let mine = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let theirs = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, INSTRUCTOR)).await);
+    let fixed = get_with(
+        &app,
+        &format!("/app?lti_launch_id={theirs}"),
+        Some((COOKIE.as_str(), format!("lti_launch={mine}"))),
+    )
+    .await;
+    assert_eq!(fixed.status(), StatusCode::FORBIDDEN);
+    assert_html(&fixed);
+    assert!(body_text(fixed).await.contains("launch_id_not_bound"));
+    // Without a launch cookie (a browser that blocks the tool's cookies in the
+    // LMS frame), the query id is all there is and is followed.
+    let cookieless = get_with(&app, &format!("/app?lti_launch_id={theirs}"), None).await;
+    assert_eq!(cookieless.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_deep_link_route_reads_only_json_and_checks_csrf() {
+    let app = app().await;
+    let deep_link = |n: &str| deep_linking_claims(n, None);
+    let id = launch_id_of(&launch_with(&app, deep_link).await);
+    let body = json!({"items": [{"type": "link", "url": "https://example.com/a"}]}).to_string();
+    let post = |content_type: &str, credential: (&'static str, String)| {
+        let headers = [
+            (ACCEPT.as_str(), "application/json".to_owned()),
+            (CONTENT_TYPE.as_str(), content_type.to_owned()),
+            credential,
+        ];
+        let app = app.clone();
+        let body = body.clone();
+        async move { post_with(&app, "/lti/deep-link", &headers, &body).await }
+    };
+    // A cross-site form can send text/plain whose body is JSON, with the cookie.
+    let plain = post("text/plain", (COOKIE.as_str(), format!("lti_launch={id}"))).await;
+    assert_eq!(plain.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(plain).await, "csrf_check_failed");
+    // Authorised (bearer), but not JSON: 415.
+    let bearer = (AUTHORIZATION.as_str(), format!("Bearer {id}"));
+    let plain = post("text/plain", bearer.clone()).await;
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(plain).await, "unsupported_media_type");
+    let signed = post("application/json", bearer).await;
+    assert_eq!(signed.status(), StatusCode::OK);
+}
+
+/// An instructor's deep-linking request accepting links, with `data` if any.
+fn deep_linking_claims(nonce: &str, data: Option<&str>) -> Value {
+    let mut claims = json!({
+        "iss": ISS, "aud": CLIENT_ID, "sub": "user-1", "nonce": nonce,
+        "iat": now(), "exp": now() + 300,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": "dep-1",
+        "https://purl.imsglobal.org/spec/lti/claim/roles": [INSTRUCTOR],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
+            "deep_link_return_url": "https://platform.example/dl-return",
+            "accept_types": ["link"],
+            "accept_presentation_document_targets": ["iframe"]
+        }
+    });
+    if let Some(data) = data {
+        claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"] =
+            data.into();
+    }
+    claims
+}
+
+#[tokio::test]
+async fn an_optional_launch_is_none_without_a_known_id_and_some_with_one() {
+    let app = app().await;
+    for uri in ["/maybe", "/maybe?lti_launch_id=nope"] {
+        let anonymous = get_with(&app, uri, None).await;
+        assert_eq!(anonymous.status(), StatusCode::OK, "{uri}");
+        assert_eq!(body_text(anonymous).await, "anonymous", "{uri}");
+    }
+    let stale = get_with(
+        &app,
+        "/maybe",
+        Some((COOKIE.as_str(), "lti_launch=gone".into())),
+    )
+    .await;
+    assert_eq!(body_text(stale).await, "anonymous");
+    let id = launch_id_of(&launch_with(&app, |n| resource_link_claims(n, LEARNER)).await);
+    let launched = get_with(&app, &format!("/maybe?lti_launch_id={id}"), None).await;
+    assert_eq!(launched.status(), StatusCode::OK);
+    assert_eq!(body_text(launched).await, "user-1");
 }

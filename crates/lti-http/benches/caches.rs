@@ -76,7 +76,12 @@ fn benches(c: &mut Criterion) {
             }
         }
     }));
-    let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new().unwrap());
+    let http: Arc<dyn HttpClient> = Arc::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+    );
     let jwks_url = server.url("/jwks");
     let tool_key = Arc::new(
         SigningKey::from_pem(TOOL_KEY, Algorithm::RS256)

@@ -9,8 +9,8 @@ use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use moka::Expiry;
 
+use crate::client::HttpClient;
 use crate::error::Error;
-use crate::transport::HttpClient;
 use crate::url::redact_url;
 
 /// A cached value that knows how long it may live (used with moka's

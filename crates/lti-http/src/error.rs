@@ -182,6 +182,29 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A URL taken from a launch is not on an origin the
+    /// [`crate::EgressPolicy`] admits; nothing was sent.
+    #[error("egress refused: expected a URL on {expected}, found one on {found} ({url})")]
+    EgressRefused {
+        /// The refused URL (redacted).
+        url: String,
+        /// The admitted origins.
+        expected: String,
+        /// The URL's origin.
+        found: String,
+    },
+    /// The host resolved only to addresses of a refused class (loopback,
+    /// private, link-local, ...); no connection was attempted. The address
+    /// itself is not shown.
+    #[error(
+        "egress refused: expected a public address for {url}, found only {class} addresses (allow_private_addresses is off)"
+    )]
+    PrivateAddress {
+        /// Target URL (redacted).
+        url: String,
+        /// The address class, e.g. `loopback` (see [`crate::address_class`]).
+        class: &'static str,
+    },
 }
 
 impl Error {
@@ -205,12 +228,15 @@ impl Error {
             Self::PageLimit { .. } => "page_limit_exceeded",
             Self::PagingLoop { .. } => "paging_loop",
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::EgressRefused { .. } => "egress_refused",
+            Self::PrivateAddress { .. } => "private_address_refused",
         }
     }
 
     /// The HTTP status an adapter should answer with when this error ends a
-    /// request it was serving: a gateway error for upstream failures, 500
-    /// for configuration mistakes on our side.
+    /// request it was serving: a gateway error for upstream failures
+    /// (including a platform's URL the egress policy refuses), 500 for
+    /// configuration mistakes on our side.
     pub fn status_hint(&self) -> u16 {
         match self {
             Self::Timeout { .. } => 504,
@@ -223,7 +249,9 @@ impl Error {
             | Self::InvalidJwks { .. }
             | Self::TokenRejected { .. }
             | Self::PageLimit { .. }
-            | Self::PagingLoop { .. } => 502,
+            | Self::PagingLoop { .. }
+            | Self::EgressRefused { .. }
+            | Self::PrivateAddress { .. } => 502,
             Self::InvalidUrl { .. }
             | Self::InsecureHttp { .. }
             | Self::InvalidScope { .. }
@@ -242,6 +270,15 @@ impl Error {
             | Self::Status { attempts, .. } => Some(*attempts),
             _ => None,
         }
+    }
+
+    /// Whether the egress policy refused the request (origin or address
+    /// rule); nothing reached the target.
+    pub fn is_egress_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::EgressRefused { .. } | Self::PrivateAddress { .. }
+        )
     }
 
     /// Whether the failure happened before the request reached the server
@@ -350,6 +387,15 @@ mod tests {
             },
             Error::PagingLoop { url: url() },
             Error::InvalidRequest { reason: "r".into() },
+            Error::EgressRefused {
+                url: url(),
+                expected: "e".into(),
+                found: "f".into(),
+            },
+            Error::PrivateAddress {
+                url: url(),
+                class: "loopback",
+            },
         ]
     }
 

@@ -1,5 +1,7 @@
 //! The platform JWKS cache: an [`lti_jose::KeySource`] over remote key sets.
 
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -10,9 +12,9 @@ use lti_jose::{Algorithm, JwkSet, VerifyingKey};
 use moka::ops::compute::{CompResult, Op};
 
 use crate::cache::{PerEntryTtl, TimeToLive};
+use crate::client::{HttpClient, MaxResponseBytes};
 use crate::error::Error;
 use crate::retry::{RetryPolicy, check_status, send_with_retry};
-use crate::transport::{HttpClient, MaxResponseBytes};
 use crate::url::{parse_absolute, redact_url};
 
 /// Settings of a [`JwksCache`]. The defaults are the secure ones.
@@ -24,10 +26,23 @@ pub struct JwksCacheConfig {
     pub min_ttl: Duration,
     /// Upper clamp of `max-age` (default 24 h).
     pub max_ttl: Duration,
-    /// An unknown `kid` refetches a key set at most once per this period and
-    /// URL (default 10 s), so a flood of bad tokens cannot turn the tool into
-    /// a request amplifier. Failed refreshes are rate-limited the same way.
+    /// The cooldown of the unknown-`kid` refetch (default 10 s). A `kid` that
+    /// is not in the cached set refetches it at once, however recently the set
+    /// was fetched (a platform's key rotation is honoured on its first token);
+    /// only a `kid` that was *still* unknown after a refetch waits this long
+    /// before it may refetch again. It is also the window of
+    /// [`max_unknown_kid_refetches`](Self::max_unknown_kid_refetches), and a
+    /// failed refresh is not retried before it has passed.
     pub refetch_cooldown: Duration,
+    /// The per-URL budget of unknown-`kid` refetches: at most this many per
+    /// `refetch_cooldown` (default 4), whatever the kids, so tokens with
+    /// random kids cannot turn each launch into an outbound request. Must be
+    /// at least 1 for rotations to be picked up before the set expires.
+    pub max_unknown_kid_refetches: u32,
+    /// How many recently missed kids (unknown after a refetch) are remembered
+    /// per URL (default 64; the oldest is forgotten first). A forgotten kid may
+    /// refetch again, within the budget.
+    pub max_missed_kids: usize,
     /// How long past its lifetime a key set may still be served while the
     /// platform cannot be reached (default: never; see
     /// [`JwksCacheConfig::allow_stale_keys_for`]).
@@ -48,6 +63,8 @@ impl Default for JwksCacheConfig {
             min_ttl: Duration::from_secs(60),
             max_ttl: Duration::from_secs(24 * 3600),
             refetch_cooldown: Duration::from_secs(10),
+            max_unknown_kid_refetches: 4,
+            max_missed_kids: 64,
             serve_stale_for: None,
             max_keyset_bytes: 512 * 1024,
             max_urls: 10_000,
@@ -98,10 +115,74 @@ struct KeySetEntry {
     fetched_at: Instant,
     ttl: Duration,
     keep_for: Duration,
-    /// When a refresh of this entry last failed.
-    last_failure: Mutex<Option<Instant>>,
+    /// When a refresh of this entry last failed, and why.
+    last_failure: Mutex<Option<(Instant, String)>>,
     /// Keys already resolved from `set`, so warm lookups do not re-parse.
     resolved: Mutex<Vec<(Option<String>, Algorithm, VerifyingKey)>>,
+    /// The URL's unknown-kid refetch limits, handed on to the entries that
+    /// replace this one.
+    limiter: Arc<Mutex<RefetchLimiter>>,
+}
+
+/// The unknown-`kid` refetch limits of one JWKS URL: the kids that were still
+/// unknown after a refetch (each waits out the cooldown) and the budget of
+/// refetches per cooldown window.
+struct RefetchLimiter {
+    /// Kids are remembered by a keyed hash (bounded memory whatever their
+    /// length; the per-process key keeps collisions out of a sender's reach).
+    hasher: RandomState,
+    /// Recently missed kids with when they were missed, oldest first.
+    missed: VecDeque<(u64, Instant)>,
+    /// Start of the current budget window and the refetches spent in it.
+    window: Option<(Instant, u32)>,
+}
+
+impl RefetchLimiter {
+    fn new() -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            hasher: RandomState::new(),
+            missed: VecDeque::new(),
+            window: None,
+        }))
+    }
+
+    fn kid_hash(&self, kid: Option<&str>) -> u64 {
+        self.hasher.hash_one(kid)
+    }
+
+    /// Whether `kid` was unknown after a refetch less than `cooldown` ago.
+    fn recently_missed(&self, kid: Option<&str>, now: Instant, cooldown: Duration) -> bool {
+        let hash = self.kid_hash(kid);
+        self.missed
+            .iter()
+            .any(|(h, at)| *h == hash && now.duration_since(*at) < cooldown)
+    }
+
+    /// Remembers that `kid` was unknown after a refetch, forgetting expired
+    /// entries and, beyond `max`, the oldest.
+    fn record_miss(&mut self, kid: Option<&str>, now: Instant, cooldown: Duration, max: usize) {
+        let hash = self.kid_hash(kid);
+        self.missed
+            .retain(|(h, at)| *h != hash && now.duration_since(*at) < cooldown);
+        self.missed.push_back((hash, now));
+        while self.missed.len() > max {
+            self.missed.pop_front();
+        }
+    }
+
+    /// Spends one refetch of the budget (`budget` per `window`), or refuses.
+    fn try_spend(&mut self, now: Instant, window: Duration, budget: u32) -> bool {
+        let (start, spent) = match self.window {
+            Some((start, spent)) if now.duration_since(start) < window => (start, spent),
+            _ => (now, 0),
+        };
+        if spent >= budget {
+            self.window = Some((start, spent));
+            return false;
+        }
+        self.window = Some((start, spent + 1));
+        true
+    }
 }
 
 impl TimeToLive for Arc<KeySetEntry> {
@@ -133,34 +214,68 @@ impl KeySetEntry {
         Ok(key)
     }
 
-    /// Whether a refetch may run now: the cooldown has passed since the last
-    /// fetch (for an unknown key) and since the last failed refresh.
-    fn may_refetch(&self, now: Instant, cooldown: Duration, trigger: Trigger) -> bool {
-        let last_failure = *self
-            .last_failure
+    /// Why a refresh failed less than `cooldown` ago, if one did.
+    fn recent_failure(&self, now: Instant, cooldown: Duration) -> Option<String> {
+        self.last_failure
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let since_failure_ok = last_failure.is_none_or(|t| now.duration_since(t) >= cooldown);
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| now.duration_since(*at) < cooldown)
+            .map(|(_, reason)| reason.clone())
+    }
+
+    /// Whether a refetch may run now: no refresh failed within the cooldown
+    /// and, for an unknown key, the key was not missed recently and the URL's
+    /// budget allows one more (which this spends).
+    fn may_refetch(&self, now: Instant, config: &JwksCacheConfig, trigger: Trigger<'_>) -> bool {
+        if self.recent_failure(now, config.refetch_cooldown).is_some() {
+            return false;
+        }
         match trigger {
-            Trigger::UnknownKey => {
-                since_failure_ok && now.duration_since(self.fetched_at) >= cooldown
+            Trigger::UnknownKey(kid, _) => {
+                let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
+                !limiter.recently_missed(kid, now, config.refetch_cooldown)
+                    && limiter.try_spend(
+                        now,
+                        config.refetch_cooldown,
+                        config.max_unknown_kid_refetches,
+                    )
             }
-            Trigger::Expired => since_failure_ok,
+            Trigger::Expired => true,
         }
     }
 
-    fn record_failure(&self, now: Instant) {
+    fn record_failure(&self, now: Instant, error: &Error) {
         *self
             .last_failure
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(now);
+            .unwrap_or_else(PoisonError::into_inner) = Some((now, error.to_string()));
+    }
+
+    fn lacks(&self, kid: Option<&str>, alg: Algorithm) -> bool {
+        matches!(
+            self.find(kid, alg),
+            Err(lti_jose::Error::UnknownKid { .. } | lti_jose::Error::NoKeys)
+        )
     }
 }
 
+/// Why a refetch was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Trigger {
-    UnknownKey,
+enum Trigger<'k> {
+    /// A token named this kid (for this algorithm), which the cached set lacks.
+    UnknownKey(Option<&'k str>, Algorithm),
+    /// The cached set is past its lifetime.
     Expired,
+}
+
+/// What [`JwksCache::refetch`] did.
+enum Refetched {
+    /// A set fetched after the caller's observation (by this call or another).
+    Fresh(Arc<KeySetEntry>),
+    /// Nothing was fetched: the key was missed recently, the budget is spent,
+    /// or a refresh failed within the cooldown.
+    Skipped,
 }
 
 struct Inner {
@@ -175,8 +290,16 @@ struct Inner {
 /// * Concurrent misses for one URL make exactly one request.
 /// * A key set lives for its `Cache-Control: max-age`, clamped to
 ///   `[min_ttl, max_ttl]` (1 h when absent).
-/// * An unknown `kid` refetches at most once per `refetch_cooldown` per URL.
-/// * Failed fetches are not cached; the next lookup tries again.
+/// * A `kid` the cached set lacks refetches it at once, even right after a
+///   fetch (key rotation); concurrent lookups of that kid share the one
+///   refetch. A kid still unknown after a refetch does not refetch again for
+///   `refetch_cooldown` (10 s), and each URL allows at most
+///   `max_unknown_kid_refetches` (4) unknown-kid refetches per
+///   `refetch_cooldown`, so tokens with made-up kids cost at most that many
+///   outbound requests per URL, however many arrive.
+/// * Failed fetches are not cached; the next lookup tries again (a failed
+///   *refresh* of a cached set is retried after `refetch_cooldown`, and until
+///   then a lookup that needs it fails as unavailable).
 /// * Optionally ([`JwksCacheConfig::allow_stale_keys_for`]) an expired set
 ///   is served for a bounded time while the platform is down.
 ///
@@ -237,18 +360,42 @@ impl JwksCache {
             .current(jwks_url)
             .await
             .map_err(|e| unavailable(jwks_url, &e))?;
-        match entry.find(kid, alg) {
+        let missing = match entry.find(kid, alg) {
             Err(missing @ (lti_jose::Error::UnknownKid { .. } | lti_jose::Error::NoKeys)) => {
-                match self.refetch(jwks_url, &entry, Trigger::UnknownKey).await {
-                    Ok(Some(fresh)) => fresh.find(kid, alg),
-                    Ok(None) => {
-                        tracing::debug!(url = %redact_url(jwks_url), "unknown key id; refetch skipped (cooldown)");
-                        Err(missing)
-                    }
-                    Err(e) => Err(unavailable(jwks_url, &e)),
-                }
+                missing
             }
-            other => other,
+            other => return other,
+        };
+        let cooldown = self.inner.config.refetch_cooldown;
+        let missed_recently = entry
+            .limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recently_missed(kid, Instant::now(), cooldown);
+        if missed_recently {
+            tracing::debug!(url = %redact_url(jwks_url), "unknown key id, still unknown after a recent refetch");
+            return Err(missing);
+        }
+        match self
+            .refetch(jwks_url, &entry, Trigger::UnknownKey(kid, alg))
+            .await
+        {
+            Ok(Refetched::Fresh(fresh)) => fresh.find(kid, alg),
+            Ok(Refetched::Skipped) => match entry.recent_failure(Instant::now(), cooldown) {
+                // Fail closed as unavailable: the set cannot be refreshed now.
+                Some(reason) => Err(lti_jose::Error::KeySourceUnavailable {
+                    url: redact_url(jwks_url),
+                    reason: format!(
+                        "refreshing the key set failed less than {} s ago: {reason}",
+                        cooldown.as_secs()
+                    ),
+                }),
+                None => {
+                    tracing::debug!(url = %redact_url(jwks_url), "unknown key id; refetch skipped (budget spent)");
+                    Err(missing)
+                }
+            },
+            Err(e) => Err(unavailable(jwks_url, &e)),
         }
     }
 
@@ -271,8 +418,8 @@ impl JwksCache {
             }
             // Past its lifetime but kept for the stale window.
             return match self.refetch(url, &entry, Trigger::Expired).await {
-                Ok(Some(fresh)) => Ok(fresh),
-                Ok(None) => {
+                Ok(Refetched::Fresh(fresh)) => Ok(fresh),
+                Ok(Refetched::Skipped) => {
                     tracing::warn!(url = %redact_url(url), cache = "stale", "serving an expired key set (refresh failed recently)");
                     Ok(entry)
                 }
@@ -286,51 +433,77 @@ impl JwksCache {
         tracing::debug!(url = %redact_url(url), cache = "miss", "jwks lookup");
         self.inner
             .cache
-            .try_get_with(url.to_owned(), self.fetch(url))
+            .try_get_with(url.to_owned(), self.fetch(url, RefetchLimiter::new()))
             .await
             .map_err(|e| (*e).clone())
     }
 
     /// Replaces `observed` by a fresh fetch unless another caller already did
-    /// or the cooldown forbids it. `Ok(None)`: nothing was fetched.
+    /// (then that set is the answer) or the limits forbid it. Calls for one URL
+    /// run one at a time, so a burst shares one fetch.
     async fn refetch(
         &self,
         url: &str,
         observed: &Arc<KeySetEntry>,
-        trigger: Trigger,
-    ) -> Result<Option<Arc<KeySetEntry>>, Error> {
-        let cooldown = self.inner.config.refetch_cooldown;
+        trigger: Trigger<'_>,
+    ) -> Result<Refetched, Error> {
+        let config = &self.inner.config;
         let result = self
             .inner
             .cache
             .entry(url.to_owned())
             .and_try_compute_with(|current| async move {
-                if let Some(current) = &current {
-                    let current = current.value();
-                    let now = Instant::now();
-                    if !Arc::ptr_eq(current, observed) || !current.may_refetch(now, cooldown, trigger) {
-                        return Ok(Op::Nop);
-                    }
-                    tracing::debug!(url = %redact_url(url), cache = "refetch", trigger = ?trigger, "jwks refetch");
-                    return match self.fetch(url).await {
-                        Ok(fresh) => Ok(Op::Put(fresh)),
-                        Err(e) => {
-                            current.record_failure(Instant::now());
-                            Err(e)
-                        }
-                    };
+                let Some(current) = &current else {
+                    return self.fetch(url, RefetchLimiter::new()).await.map(Op::Put);
+                };
+                let current = current.value();
+                if !Arc::ptr_eq(current, observed)
+                    || !current.may_refetch(Instant::now(), config, trigger)
+                {
+                    return Ok(Op::Nop);
                 }
-                self.fetch(url).await.map(Op::Put)
+                tracing::debug!(url = %redact_url(url), cache = "refetch", trigger = ?trigger, "jwks refetch");
+                match self.fetch(url, current.limiter.clone()).await {
+                    Ok(fresh) => {
+                        // Recorded before the set is published, so a lookup that
+                        // sees the new set also sees that the kid is not in it.
+                        if let Trigger::UnknownKey(kid, alg) = trigger
+                            && fresh.lacks(kid, alg)
+                        {
+                            fresh
+                                .limiter
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .record_miss(kid, Instant::now(), config.refetch_cooldown, config.max_missed_kids);
+                        }
+                        Ok(Op::Put(fresh))
+                    }
+                    Err(e) => {
+                        current.record_failure(Instant::now(), &e);
+                        Err(e)
+                    }
+                }
             })
             .await?;
         Ok(match result {
-            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => Some(e.into_value()),
-            CompResult::Unchanged(e) if !Arc::ptr_eq(e.value(), observed) => Some(e.into_value()),
-            CompResult::Unchanged(_) | CompResult::StillNone(_) | CompResult::Removed(_) => None,
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
+                Refetched::Fresh(e.into_value())
+            }
+            CompResult::Unchanged(e) if !Arc::ptr_eq(e.value(), observed) => {
+                Refetched::Fresh(e.into_value())
+            }
+            CompResult::Unchanged(_) | CompResult::StillNone(_) | CompResult::Removed(_) => {
+                Refetched::Skipped
+            }
         })
     }
 
-    async fn fetch(&self, url: &str) -> Result<Arc<KeySetEntry>, Error> {
+    /// Fetches the set at `url` into an entry that keeps the URL's `limiter`.
+    async fn fetch(
+        &self,
+        url: &str,
+        limiter: Arc<Mutex<RefetchLimiter>>,
+    ) -> Result<Arc<KeySetEntry>, Error> {
         let config = &self.inner.config;
         let uri = parse_absolute(url)?;
         let mut req = Request::new(Bytes::new());
@@ -362,6 +535,7 @@ impl JwksCache {
             keep_for: ttl + config.serve_stale_for.unwrap_or(Duration::ZERO),
             last_failure: Mutex::new(None),
             resolved: Mutex::new(Vec::new()),
+            limiter,
         }))
     }
 }
@@ -435,8 +609,62 @@ mod tests {
     }
 
     #[test]
+    fn a_missed_kid_waits_out_the_cooldown_and_others_do_not() {
+        let cooldown = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let limiter = RefetchLimiter::new();
+        let mut l = limiter.lock().unwrap();
+        assert!(!l.recently_missed(Some("k"), t0, cooldown));
+        l.record_miss(Some("k"), t0, cooldown, 64);
+        assert!(l.recently_missed(Some("k"), t0 + Duration::from_secs(9), cooldown));
+        assert!(!l.recently_missed(Some("other"), t0, cooldown));
+        assert!(!l.recently_missed(None, t0, cooldown));
+        assert!(!l.recently_missed(Some("k"), t0 + cooldown, cooldown));
+        // Missed again: remembered once, from the latest miss.
+        l.record_miss(Some("k"), t0 + cooldown, cooldown, 64);
+        assert_eq!(l.missed.len(), 1);
+        assert!(l.recently_missed(Some("k"), t0 + Duration::from_secs(19), cooldown));
+    }
+
+    #[test]
+    fn the_missed_set_is_bounded_and_forgets_the_oldest() {
+        let cooldown = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let limiter = RefetchLimiter::new();
+        let mut l = limiter.lock().unwrap();
+        for i in 0..100 {
+            l.record_miss(Some(&format!("kid-{i}")), t0, cooldown, 8);
+        }
+        assert_eq!(l.missed.len(), 8);
+        assert!(!l.recently_missed(Some("kid-91"), t0, cooldown));
+        assert!(l.recently_missed(Some("kid-92"), t0, cooldown));
+        assert!(l.recently_missed(Some("kid-99"), t0, cooldown));
+        // Expired entries are dropped on the next record.
+        l.record_miss(Some("late"), t0 + cooldown, cooldown, 8);
+        assert_eq!(l.missed.len(), 1);
+    }
+
+    #[test]
+    fn the_budget_allows_so_many_refetches_per_window() {
+        let window = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let limiter = RefetchLimiter::new();
+        let mut l = limiter.lock().unwrap();
+        for _ in 0..3 {
+            assert!(l.try_spend(t0, window, 3));
+        }
+        assert!(!l.try_spend(t0, window, 3));
+        assert!(!l.try_spend(t0 + Duration::from_secs(9), window, 3));
+        assert!(l.try_spend(t0 + window, window, 3));
+        let empty = RefetchLimiter::new();
+        assert!(!empty.lock().unwrap().try_spend(t0, window, 0));
+    }
+
+    #[test]
     fn stale_serving_is_off_by_default() {
         assert_eq!(JwksCacheConfig::default().serve_stale_for, None);
+        assert_eq!(JwksCacheConfig::default().max_unknown_kid_refetches, 4);
+        assert_eq!(JwksCacheConfig::default().max_missed_kids, 64);
         let relaxed = JwksCacheConfig::default().allow_stale_keys_for(Duration::from_secs(600));
         assert_eq!(relaxed.serve_stale_for, Some(Duration::from_secs(600)));
     }

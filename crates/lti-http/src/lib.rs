@@ -1,17 +1,23 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod cache;
+mod client;
+mod egress;
 mod error;
 mod jwks;
 mod link;
 mod retry;
 mod service;
 mod token;
+#[cfg(feature = "transport")]
 mod transport;
 mod url;
 
 pub use cache::{Memo, ResponseCache};
+pub use client::{FnClient, HttpClient, MaxResponseBytes, clone_request};
+pub use egress::{EgressPolicy, Resolve, SystemResolver, address_class};
 pub use error::{Error, HttpError, TimeoutPhase};
 pub use jwks::{JwksCache, JwksCacheConfig};
 pub use link::{Link, Links, Page, Pager, collect_pages};
@@ -25,8 +31,6 @@ pub use token::{
     MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig, client_assertion,
     parse_token_response, token_request,
 };
-pub use transport::{
-    DEFAULT_USER_AGENT, FnClient, HttpClient, HyperClient, HyperClientBuilder, MaxResponseBytes,
-    clone_request,
-};
+#[cfg(feature = "transport")]
+pub use transport::{DEFAULT_USER_AGENT, HyperClient, HyperClientBuilder};
 pub use url::{is_loopback_host, origin, redact_url};

@@ -9,8 +9,8 @@ use http::header::{LOCATION, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::client::{HttpClient, clone_request};
 use crate::error::Error;
-use crate::transport::{HttpClient, clone_request};
 use crate::url::redact_url;
 
 /// When and how often a request is retried.

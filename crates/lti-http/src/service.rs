@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use lti_jose::{Clock, SystemClock};
 use ring::rand::SystemRandom;
 
+use crate::client::{HttpClient, clone_request};
 use crate::error::Error;
 use crate::link::{Page, collect_pages};
 use crate::retry::{RetryPolicy, retry, send_with_retry};
@@ -16,7 +18,6 @@ use crate::token::{
     AccessToken, MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig,
     client_assertion, fresh_jti, parse_token_response, token_request,
 };
-use crate::transport::{HttpClient, clone_request};
 use crate::url::{parse_absolute, redact_url};
 
 type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;
@@ -150,6 +151,32 @@ impl ServiceClient {
     /// only (e.g. [`RetryPolicy::allow_non_idempotent`] for an AGS score
     /// `POST`, which is idempotent by its timestamp).
     pub async fn send_authorized_with_policy<S: AsRef<str>>(
+        &self,
+        registration_key: &str,
+        endpoint: &TokenEndpointConfig,
+        scopes: &[S],
+        request: Request<Bytes>,
+        policy: &RetryPolicy,
+    ) -> Result<Response<Bytes>, Error> {
+        let span = tracing::info_span!(
+            "lti.service_call",
+            method = %request.method(),
+            url = %redact_url(&request.uri().to_string()),
+            status = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        let result = self
+            .send_authorized_in(registration_key, endpoint, scopes, request, policy)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(resp) => span.record("status", resp.status().as_u16()),
+            Err(e) => span.record("code", e.code()),
+        };
+        result
+    }
+
+    async fn send_authorized_in<S: AsRef<str>>(
         &self,
         registration_key: &str,
         endpoint: &TokenEndpointConfig,

@@ -1,6 +1,5 @@
-//! The [`HttpClient`] seam, the default hyper implementation and a closure client.
+//! The default [`HttpClient`](crate::HttpClient): hyper 1 with rustls on ring (the `transport` feature).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,74 +13,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tracing::Instrument;
 
+use crate::client::{HttpClient, MaxResponseBytes};
+use crate::egress::{AddressRefused, EgressResolver, Resolve, SystemResolver, check_address};
 use crate::error::{Error, TimeoutPhase};
 use crate::url::{check_scheme, redact_url};
-
-/// Sends one HTTP request and returns the whole response.
-///
-/// This is the only way `lti-http` talks to the network, so any client can
-/// be plugged in: [`HyperClient`] is the default, [`FnClient`] wraps a
-/// closure for tests. Implementations must not follow redirects.
-#[async_trait::async_trait]
-pub trait HttpClient: Send + Sync {
-    /// Sends `req` and returns the response with its body fully read.
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error>;
-}
-
-#[async_trait::async_trait]
-impl<T: HttpClient + ?Sized> HttpClient for Arc<T> {
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        (**self).send(req).await
-    }
-}
-
-/// A request extension that lowers or raises the response-size cap for one
-/// request (the JWKS cache uses it for large keysets).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxResponseBytes(pub usize);
-
-/// An [`HttpClient`] made from a closure; handy in tests and examples.
-///
-/// ```
-/// use bytes::Bytes;
-/// use lti_http::{FnClient, HttpClient};
-///
-/// let client = FnClient::new(|req: http::Request<Bytes>| async move {
-///     assert_eq!(req.uri(), "https://lms.example/ping");
-///     Ok(http::Response::new(Bytes::from_static(b"pong")))
-/// });
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let req = http::Request::get("https://lms.example/ping").body(Bytes::new()).unwrap();
-/// assert_eq!(client.send(req).await.unwrap().body().as_ref(), b"pong");
-/// # });
-/// ```
-pub struct FnClient<F> {
-    f: F,
-}
-
-impl<F> FnClient<F> {
-    /// Wraps `f`.
-    pub fn new(f: F) -> Self {
-        Self { f }
-    }
-}
-
-impl<F> std::fmt::Debug for FnClient<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FnClient")
-    }
-}
-
-#[async_trait::async_trait]
-impl<F, Fut> HttpClient for FnClient<F>
-where
-    F: Fn(Request<Bytes>) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<Response<Bytes>, Error>> + Send,
-{
-    async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error> {
-        (self.f)(req).await
-    }
-}
 
 /// The default `User-Agent` (Canvas refuses requests without one).
 pub const DEFAULT_USER_AGENT: &str = concat!("lti-rs/", env!("CARGO_PKG_VERSION"), " (lti-http)");
@@ -97,6 +32,18 @@ pub struct HyperClientBuilder {
     pool_idle_timeout: Duration,
     pool_max_idle_per_host: usize,
     tls: Option<rustls::ClientConfig>,
+    allow_private_addresses: bool,
+    resolver: ResolverSlot,
+}
+
+/// The configured [`Resolve`] (opaque in `Debug`).
+#[derive(Clone)]
+struct ResolverSlot(Arc<dyn Resolve>);
+
+impl std::fmt::Debug for ResolverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolve")
+    }
 }
 
 impl Default for HyperClientBuilder {
@@ -110,6 +57,8 @@ impl Default for HyperClientBuilder {
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 16,
             tls: None,
+            allow_private_addresses: false,
+            resolver: ResolverSlot(Arc::new(SystemResolver)),
         }
     }
 }
@@ -149,6 +98,27 @@ impl HyperClientBuilder {
         self
     }
 
+    /// Lets requests reach loopback, private, link-local, unique-local and
+    /// other non-public addresses (see [`crate::address_class`]). Off by
+    /// default: a host name is resolved first and only public addresses are
+    /// connected to, so a URL whose name points inside the network (or an IP
+    /// literal such as `127.0.0.1` or `169.254.169.254`) fails with
+    /// `private_address_refused` before any connection is made. Turn it on
+    /// for platforms on the tool's own network, the dev platform and tests
+    /// on loopback.
+    pub fn allow_private_addresses(mut self) -> Self {
+        self.allow_private_addresses = true;
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the system resolver
+    /// (e.g. to pin names in tests); the address rule applies to whatever
+    /// it returns.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
+        self.resolver = ResolverSlot(resolver);
+        self
+    }
+
     /// How long an idle pooled connection is kept (default 90 s).
     pub fn pool_idle_timeout(mut self, d: Duration) -> Self {
         self.pool_idle_timeout = d;
@@ -182,7 +152,10 @@ impl HyperClientBuilder {
             .with_webpki_roots()
             .with_no_client_auth(),
         };
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(EgressResolver {
+            inner: self.resolver.0.clone(),
+            allow_private: self.allow_private_addresses,
+        });
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(true);
@@ -204,12 +177,14 @@ impl HyperClientBuilder {
 
 /// The default [`HttpClient`]: hyper 1 with a pooled (keep-alive)
 /// connection per host, rustls on ring with webpki roots, connect and total
-/// timeouts, a response-size cap, no redirects and a `User-Agent`.
+/// timeouts, a response-size cap, no redirects, a `User-Agent`, and no
+/// connections to non-public addresses unless
+/// [`HyperClientBuilder::allow_private_addresses`] is set.
 ///
 /// Cloning is cheap and shares the connection pool.
 #[derive(Clone)]
 pub struct HyperClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<Bytes>>,
     settings: Arc<HyperClientBuilder>,
 }
 
@@ -280,6 +255,16 @@ impl HttpClient for HyperClient {
     async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, Error> {
         check_scheme(req.uri(), self.settings.allow_insecure_http)?;
         let url = redact_url(&req.uri().to_string());
+        // IP literals are connected to without resolving: check them here.
+        if let Some(ip) = req
+            .uri()
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        {
+            check_address(ip, self.settings.allow_private_addresses)
+                .map_err(|e| private_address(&e, &url))?;
+        }
         let limit = req
             .extensions()
             .get::<MaxResponseBytes>()
@@ -345,6 +330,9 @@ fn map_client_error(
     let mut timed_out = false;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
+        if let Some(refused) = err.downcast_ref::<AddressRefused>() {
+            return private_address(refused, url);
+        }
         if err
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
@@ -377,16 +365,9 @@ fn map_client_error(
     }
 }
 
-/// Copies method, URI, version, headers, body and the [`MaxResponseBytes`]
-/// extension of a request (other extensions are not clonable in general).
-pub fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
-    let mut out = Request::new(req.body().clone());
-    *out.method_mut() = req.method().clone();
-    *out.uri_mut() = req.uri().clone();
-    *out.version_mut() = req.version();
-    *out.headers_mut() = req.headers().clone();
-    if let Some(m) = req.extensions().get::<MaxResponseBytes>() {
-        out.extensions_mut().insert(*m);
+fn private_address(refused: &AddressRefused, url: &str) -> Error {
+    Error::PrivateAddress {
+        url: url.to_owned(),
+        class: refused.class,
     }
-    out
 }

@@ -111,6 +111,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Checks the scheme policy for an outbound request: `https` always, `http`
 /// only to loopback hosts unless `allow_insecure_http` is set.
+#[cfg(any(feature = "transport", test))]
 pub(crate) fn check_scheme(uri: &Uri, allow_insecure_http: bool) -> Result<(), Error> {
     let shown = redact_url(&uri.to_string());
     let Some(host) = uri.host() else {

@@ -28,7 +28,12 @@ fn jwks(keys: &[Jwk]) -> String {
 }
 
 fn client() -> Arc<dyn HttpClient> {
-    Arc::new(HyperClient::new().unwrap())
+    Arc::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+    )
 }
 
 fn quick_config() -> JwksCacheConfig {
@@ -119,84 +124,177 @@ async fn a_cached_key_verifies_a_platform_token_without_further_fetches() {
     assert_eq!(platform.fetches(), 1);
 }
 
-#[tokio::test]
-async fn unknown_kid_refetches_once_and_again_only_after_the_cooldown() {
+/// Whether `result` is `UnknownKid` for `kid`.
+fn is_unknown(result: &Result<lti_jose::VerifyingKey, lti_jose::Error>, kid: &str) -> bool {
+    matches!(result, Err(lti_jose::Error::UnknownKid { kid: k }) if k == kid)
+}
+
+/// A platform serving key `a`, a cache with the default settings (a 10 s
+/// cooldown that must not delay a rotation; no retries) that has just fetched
+/// it, and the platform's rotation: it now also publishes key `b`.
+async fn rotated_right_after_a_fetch() -> (Platform, JwksCache, String) {
     let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
     let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
-    let cache = JwksCache::with_config(client(), quick_config());
-    cache
-        .key(&platform.url(), Some("a"), Algorithm::RS256)
-        .await
-        .unwrap();
+    let config = JwksCacheConfig {
+        retry: RetryPolicy::none(),
+        ..JwksCacheConfig::default()
+    };
+    let cache = JwksCache::with_config(client(), config);
+    let url = platform.url();
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
     assert_eq!(platform.fetches(), 1);
-    // Right after a fetch the set is fresh enough: no refetch.
-    assert!(matches!(
-        cache
-            .key(&platform.url(), Some("x"), Algorithm::RS256)
-            .await,
-        Err(lti_jose::Error::UnknownKid { .. })
-    ));
-    assert_eq!(platform.fetches(), 1);
-
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    match cache
-        .key(&platform.url(), Some("x"), Algorithm::RS256)
-        .await
-    {
-        Err(lti_jose::Error::UnknownKid { kid }) => assert_eq!(kid, "x"),
-        other => panic!("expected UnknownKid, got {other:?}"),
-    }
-    assert_eq!(platform.fetches(), 2, "first unknown kid refetches");
-    assert!(matches!(
-        cache
-            .key(&platform.url(), Some("y"), Algorithm::RS256)
-            .await,
-        Err(lti_jose::Error::UnknownKid { .. })
-    ));
-    assert_eq!(
-        platform.fetches(),
-        2,
-        "second unknown kid within the cooldown does not"
-    );
-
-    // The platform rotates in key b; after the cooldown the new kid is found.
     *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let found = cache
-        .key(&platform.url(), Some("b"), Algorithm::RS256)
-        .await
-        .unwrap();
+    (platform, cache, url)
+}
+
+#[tokio::test]
+async fn a_new_kid_right_after_a_fetch_is_found_at_once() {
+    // The platform rotates in key b and signs with it a moment after a fetch.
+    let (platform, cache, url) = rotated_right_after_a_fetch().await;
+    let found = cache.key(&url, Some("b"), Algorithm::RS256).await.unwrap();
     assert_eq!(found.kid(), Some("b"));
-    assert_eq!(platform.fetches(), 3);
+    assert_eq!(platform.fetches(), 2, "one refetch, at once");
+    // Both keys are cached now.
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    cache.key(&url, Some("b"), Algorithm::RS256).await.unwrap();
+    assert_eq!(platform.fetches(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flood_of_unknown_kids_causes_a_single_refetch() {
-    let a = key(KEY_A, "a");
-    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
-    let cache = JwksCache::with_config(client(), quick_config());
-    cache
-        .key(&platform.url(), Some("a"), Algorithm::RS256)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+async fn sixty_four_concurrent_lookups_of_a_fresh_kid_share_one_refetch() {
+    let (platform, cache, url) = rotated_right_after_a_fetch().await;
+    let start = Arc::new(tokio::sync::Barrier::new(64));
     let mut tasks = Vec::new();
-    for i in 0..200 {
-        let cache = cache.clone();
-        let url = platform.url();
+    for _ in 0..64 {
+        let (cache, url, start) = (cache.clone(), url.clone(), start.clone());
         tasks.push(tokio::spawn(async move {
-            cache
-                .key(&url, Some(&format!("bad-{i}")), Algorithm::RS256)
-                .await
+            start.wait().await;
+            cache.key(&url, Some("b"), Algorithm::RS256).await
         }));
     }
     for t in tasks {
-        assert!(matches!(
-            t.await.unwrap(),
-            Err(lti_jose::Error::UnknownKid { .. })
+        assert_eq!(t.await.unwrap().unwrap().kid(), Some("b"));
+    }
+    let refetches = platform.fetches() - 1;
+    assert!(
+        (1..=2).contains(&refetches),
+        "expected one shared refetch (at most two), found {refetches}"
+    );
+}
+
+#[tokio::test]
+async fn a_kid_still_unknown_after_a_refetch_waits_out_its_cooldown() {
+    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    let url = platform.url();
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    // An unknown kid refetches once, even right after the fetch...
+    assert!(is_unknown(
+        &cache.key(&url, Some("x"), Algorithm::RS256).await,
+        "x"
+    ));
+    assert_eq!(platform.fetches(), 2);
+    // ...and, still unknown, not again within the cooldown.
+    assert!(is_unknown(
+        &cache.key(&url, Some("x"), Algorithm::RS256).await,
+        "x"
+    ));
+    assert_eq!(platform.fetches(), 2, "a missed kid waits out its cooldown");
+    // Another kid is not held up by the first one's miss.
+    *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    let found = cache.key(&url, Some("b"), Algorithm::RS256).await.unwrap();
+    assert_eq!(found.kid(), Some("b"));
+    assert_eq!(platform.fetches(), 3);
+    // After the cooldown the missed kid may refetch once more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(is_unknown(
+        &cache.key(&url, Some("x"), Algorithm::RS256).await,
+        "x"
+    ));
+    assert_eq!(platform.fetches(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spray_of_random_kids_costs_at_most_the_budget() {
+    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    // A window far longer than the test, so the budget is the whole allowance.
+    let config = JwksCacheConfig {
+        refetch_cooldown: Duration::from_secs(600),
+        max_unknown_kid_refetches: 3,
+        retry: RetryPolicy::none(),
+        ..JwksCacheConfig::default()
+    };
+    let cache = JwksCache::with_config(client(), config);
+    let url = platform.url();
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (cache, url) = (cache.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let kid = format!("bad-{i}");
+            let result = cache.key(&url, Some(&kid), Algorithm::RS256).await;
+            is_unknown(&result, &kid)
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap(), "every made-up kid is unknown_kid");
+    }
+    for i in 0..50 {
+        let kid = format!("later-{i}");
+        assert!(is_unknown(
+            &cache.key(&url, Some(&kid), Algorithm::RS256).await,
+            &kid
         ));
     }
+    // 250 made-up kids (200 of them at once), 3 refetches: the budget, spent
+    // in full by the later ones.
+    assert_eq!(platform.fetches() - 1, 3);
+    // With the budget spent, even a real new key waits for the next window;
+    // the known key keeps working without a fetch.
+    *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    assert!(is_unknown(
+        &cache.key(&url, Some("b"), Algorithm::RS256).await,
+        "b"
+    ));
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    assert_eq!(platform.fetches() - 1, 3);
+}
+
+#[tokio::test]
+async fn a_down_endpoint_fails_closed_and_the_cache_recovers_without_a_restart() {
+    let (a, b) = (key(KEY_A, "a"), key(KEY_B, "b"));
+    let platform = Platform::start(jwks(&[a.public_jwk()]), None).await;
+    let cache = JwksCache::with_config(client(), quick_config());
+    let url = platform.url();
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    // The platform rotates while its JWKS endpoint is down.
+    *platform.doc.lock().unwrap() = jwks(&[a.public_jwk(), b.public_jwk()]);
+    platform.status.store(503, Ordering::SeqCst);
+    match cache.key(&url, Some("b"), Algorithm::RS256).await {
+        Err(lti_jose::Error::KeySourceUnavailable { reason, .. }) => {
+            assert!(reason.contains("found 503"), "{reason}");
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
     assert_eq!(platform.fetches(), 2);
+    // Within the cooldown the failed refresh is not retried, and still fails closed.
+    match cache.key(&url, Some("b"), Algorithm::RS256).await {
+        Err(lti_jose::Error::KeySourceUnavailable { reason, .. }) => {
+            assert!(reason.contains("failed less than"), "{reason}");
+        }
+        other => panic!("expected KeySourceUnavailable, got {other:?}"),
+    }
+    assert_eq!(platform.fetches(), 2);
+    // The cached key keeps working.
+    cache.key(&url, Some("a"), Algorithm::RS256).await.unwrap();
+    // The endpoint is back: after the cooldown the new key is found.
+    platform.status.store(200, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let found = cache.key(&url, Some("b"), Algorithm::RS256).await.unwrap();
+    assert_eq!(found.kid(), Some("b"));
+    assert_eq!(platform.fetches(), 3);
 }
 
 #[tokio::test]
@@ -282,6 +380,7 @@ async fn a_timeout_is_an_error_and_the_next_call_after_recovery_succeeds() {
     .await;
     let http: Arc<dyn HttpClient> = Arc::new(
         HyperClient::builder()
+            .allow_private_addresses()
             .timeout(Duration::from_millis(200))
             .build()
             .unwrap(),

@@ -78,7 +78,12 @@ fn logs_name_redacted_urls_statuses_and_cache_outcomes_but_no_secrets() {
             }
         })
         .await;
-        let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new().unwrap());
+        let http: Arc<dyn HttpClient> = Arc::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+        );
         let key = Arc::new(SigningKey::from_pem(TOOL_KEY, Algorithm::RS256).unwrap());
         let services = ServiceClient::new(http);
         let endpoint = TokenEndpointConfig::new("client-1", server.url("/token"), key);

@@ -150,7 +150,12 @@ impl Platform {
 }
 
 fn http() -> Arc<dyn HttpClient> {
-    Arc::new(HyperClient::new().unwrap())
+    Arc::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+    )
 }
 
 fn get(url: &str) -> http::Request<Bytes> {

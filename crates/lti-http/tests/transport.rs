@@ -40,7 +40,10 @@ async fn user_agent_is_sent_and_connections_are_reused() {
         response(200, ua)
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     for _ in 0..5 {
         let resp = client.send(get(&server.url("/ua"))).await.unwrap();
         assert_eq!(
@@ -64,7 +67,10 @@ async fn redirects_are_not_followed() {
         }
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let url = server.url("/old");
     let resp = client.send(get(&url)).await.unwrap();
     assert_eq!(resp.status(), 302);
@@ -94,6 +100,7 @@ async fn oversize_bodies_are_rejected_with_or_without_content_length() {
     })
     .await;
     let client = HyperClient::builder()
+        .allow_private_addresses()
         .max_response_bytes(1024)
         .build()
         .unwrap();
@@ -111,7 +118,10 @@ async fn oversize_bodies_are_rejected_with_or_without_content_length() {
 
 #[tokio::test]
 async fn plain_http_to_a_remote_host_is_refused_before_any_connection() {
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     match client.send(get("http://lms.example.com/jwks")).await {
         Err(Error::InsecureHttp { url }) => assert_eq!(url, "http://lms.example.com/jwks"),
         other => panic!("expected InsecureHttp, got {other:?}"),
@@ -130,6 +140,7 @@ async fn total_timeout_yields_a_timeout_error() {
     })
     .await;
     let client = HyperClient::builder()
+        .allow_private_addresses()
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
@@ -152,7 +163,10 @@ async fn refused_connections_are_retried_and_report_attempts() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let req = http::Request::post(format!("http://127.0.0.1:{port}/x"))
         .body(Bytes::new())
         .unwrap();
@@ -182,7 +196,10 @@ async fn retry_after_one_second_is_waited_out() {
         }
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let resp = send_with_retry(&client, get(&server.url("/limited")), &fast_retries())
         .await
@@ -209,7 +226,10 @@ async fn a_retry_after_beyond_the_cap_is_not_waited() {
         r
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let url = server.url("/down");
     let resp = send_with_retry(&client, get(&url), &fast_retries())
         .await
@@ -228,7 +248,10 @@ async fn a_retry_after_beyond_the_cap_is_not_waited() {
 #[tokio::test]
 async fn gateway_errors_are_retried_until_the_attempts_run_out() {
     let server = TestServer::start(|_| async { response(502, "") }).await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let url = server.url("/bad-gateway");
     let resp = send_with_retry(&client, get(&url), &fast_retries())
         .await
@@ -252,7 +275,10 @@ async fn gateway_errors_are_retried_until_the_attempts_run_out() {
 #[tokio::test]
 async fn post_is_not_retried_unless_opted_in() {
     let server = TestServer::start(|_| async { response(503, "") }).await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let post = || {
         http::Request::post(server.url("/score"))
             .body(Bytes::from_static(b"{}"))
@@ -271,7 +297,10 @@ async fn post_is_not_retried_unless_opted_in() {
 #[tokio::test]
 async fn non_retryable_statuses_are_returned_at_once() {
     let server = TestServer::start(|_| async { response(500, "boom") }).await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let resp = send_with_retry(&client, get(&server.url("/err")), &fast_retries())
         .await
         .unwrap();
@@ -305,7 +334,10 @@ async fn paging_follows_three_pages_and_stops() {
         r
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let pages = collect_pages(server.url("/members"), 10, |url| client.send(get(&url)))
         .await
         .unwrap();
@@ -337,7 +369,10 @@ async fn paging_stops_at_the_page_cap_and_on_loops() {
         r
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     match collect_pages(server.url("/endless"), 4, |url| client.send(get(&url))).await {
         Err(Error::PageLimit { limit: 4, .. }) => {}
         other => panic!("expected PageLimit, got {other:?}"),
@@ -363,7 +398,10 @@ async fn a_failing_page_ends_paging_with_its_status() {
         }
     })
     .await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     match collect_pages(server.url("/p"), 10, |url| client.send(get(&url))).await {
         Err(Error::Status { status: 404, .. }) => {}
         other => panic!("expected Status 404, got {other:?}"),
@@ -381,8 +419,14 @@ async fn response_cache_serves_registered_urls_until_the_ttl_ends() {
     })
     .await;
     let cached = Arc::new(
-        ResponseCache::new(HyperClient::new().unwrap(), 100)
-            .cache_prefix(server.url("/config"), Duration::from_millis(300)),
+        ResponseCache::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+            100,
+        )
+        .cache_prefix(server.url("/config"), Duration::from_millis(300)),
     );
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -426,7 +470,10 @@ async fn https_goes_through_rustls() {
     // A plain-HTTP server cannot complete a TLS handshake: the failure proves
     // the https:// path is wired to rustls (with the ring provider).
     let server = TestServer::start(|_| async { response(200, "plain") }).await;
-    let client = HyperClient::new().unwrap();
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
     let url = format!("https://127.0.0.1:{}/x", server.addr.port());
     match client.send(get(&url)).await {
         Err(Error::Connect { reason, .. }) => assert!(!reason.is_empty()),
@@ -454,6 +501,7 @@ async fn a_custom_user_agent_replaces_the_default_but_not_an_explicit_header() {
     })
     .await;
     let client = HyperClient::builder()
+        .allow_private_addresses()
         .user_agent("my-tool/1.0")
         .unwrap()
         .build()
@@ -482,8 +530,14 @@ async fn response_cache_failures_are_not_cached() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let cached = ResponseCache::new(HyperClient::new().unwrap(), 10)
-        .cache_prefix(format!("http://127.0.0.1:{port}/"), Duration::from_secs(60));
+    let cached = ResponseCache::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+        10,
+    )
+    .cache_prefix(format!("http://127.0.0.1:{port}/"), Duration::from_secs(60));
     for _ in 0..2 {
         match cached
             .send(get(&format!("http://127.0.0.1:{port}/cfg")))

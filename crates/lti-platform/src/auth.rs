@@ -3,31 +3,38 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use lti_message::ags::AgsEndpointClaim;
-use lti_message::claims::{ForUserClaim, uri};
+use lti_message::claims::{ForUserClaim, LisClaim, uri};
 use lti_message::nrps::{NrpsClaim, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
 use lti_message::{Audience, DeepLinkingSettings, IdTokenClaims};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{PlatformError, Result, clip};
-use crate::launch::{HINT_PREFIX, LaunchKind, LaunchSpec, MessageHint, PlatformUser};
+use crate::launch::{LaunchKind, LaunchSpec, MessageHint, PlatformUser};
 use crate::platform::Platform;
 use crate::registry::ToolRegistration;
 use crate::secret::{Purpose, ct_eq};
 use crate::web::{self, Params};
 
-pub(crate) const DL_DATA_PREFIX: &str = "lti-dl";
-
 /// The custom parameter substitution variables the platform resolves. A custom value
 /// equal to one of these names is replaced; unknown variables and unavailable values
 /// (e.g. an email the tool may not see) are sent unchanged, as LTI requires.
+///
+/// Variables about the user follow the registration's privacy settings:
+/// `$User.username` needs [`ToolRegistration::share_username`], `$User.image`
+/// [`ToolRegistration::share_picture`], `$Person.name.*`
+/// [`ToolRegistration::share_name`], `$Person.email.primary`
+/// [`ToolRegistration::share_email`] and `$Person.sourcedId`
+/// [`ToolRegistration::share_sourcedid`]; `$User.id` is the tool's `sub`.
 pub const SUBSTITUTION_VARIABLES: &[&str] = &[
     "$User.id",
     "$User.username",
+    "$User.image",
     "$Person.name.full",
     "$Person.name.given",
     "$Person.name.family",
     "$Person.email.primary",
+    "$Person.sourcedId",
     "$Context.id",
     "$Context.title",
     "$Context.label",
@@ -311,8 +318,8 @@ impl Platform {
             })?;
         let hint: MessageHint = self
             .secret
-            .open(Purpose::MessageHint, HINT_PREFIX, sealed)
-            .ok_or_else(|| back(PlatformError::InvalidMessageHint { reason: "expected a hint issued by this platform, found a forged or malformed one" }))?;
+            .open(Purpose::MessageHint, sealed)
+            .map_err(|e| back(PlatformError::InvalidMessageHint { reason: e.reason() }))?;
         let now = self.now();
         if hint.e <= now {
             return Err(back(PlatformError::ExpiredMessageHint { exp: hint.e, now }));
@@ -400,7 +407,7 @@ impl Platform {
             ),
             nonce: Some(nonce.to_owned()),
             locale: user.locale.clone(),
-            picture: user.picture.clone(),
+            picture: user.picture.clone().filter(|_| tool.share_picture),
             message_type: Some(spec.message_type().to_owned()),
             version: Some(uri::LTI_VERSION.to_owned()),
             deployment_id: Some(spec.deployment_id.clone()),
@@ -423,6 +430,14 @@ impl Platform {
         if tool.share_email {
             c.email = user.email.clone();
         }
+        if tool.share_sourcedid
+            && let Some(sourced_id) = &user.sourced_id
+        {
+            c.lis = Some(LisClaim {
+                person_sourcedid: Some(sourced_id.clone()),
+                ..LisClaim::default()
+            });
+        }
         match &spec.kind {
             LaunchKind::ResourceLink { resource_link } => {
                 c.resource_link = Some(resource_link.clone())
@@ -439,6 +454,10 @@ impl Platform {
                     given_name: for_user.given_name.clone().filter(|_| tool.share_name),
                     family_name: for_user.family_name.clone().filter(|_| tool.share_name),
                     email: for_user.email.clone().filter(|_| tool.share_email),
+                    person_sourcedid: for_user
+                        .person_sourcedid
+                        .clone()
+                        .filter(|_| tool.share_sourcedid),
                     ..for_user.clone()
                 });
             }
@@ -467,10 +486,7 @@ impl Platform {
                     auto_create: Some(options.auto_create),
                     title: options.title.clone(),
                     text: options.text.clone(),
-                    data: Some(
-                        self.secret
-                            .seal(Purpose::DeepLinkData, DL_DATA_PREFIX, &data)?,
-                    ),
+                    data: Some(self.secret.seal(Purpose::DeepLinkData, &data)?),
                     extra: Map::new(),
                 });
             }
@@ -535,11 +551,13 @@ impl Platform {
         let ctx = spec.context.as_ref();
         match value {
             "$User.id" => Some(sub.to_owned()),
-            "$User.username" => user.username.clone(),
+            "$User.username" if tool.share_username => user.username.clone(),
+            "$User.image" if tool.share_picture => user.picture.clone(),
             "$Person.name.full" if names => user.name.clone(),
             "$Person.name.given" if names => user.given_name.clone(),
             "$Person.name.family" if names => user.family_name.clone(),
             "$Person.email.primary" if tool.share_email => user.email.clone(),
+            "$Person.sourcedId" if tool.share_sourcedid => user.sourced_id.clone(),
             "$Context.id" => ctx.and_then(|x| x.id.clone()),
             "$Context.title" => ctx.and_then(|x| x.title.clone()),
             "$Context.label" => ctx.and_then(|x| x.label.clone()),

@@ -8,7 +8,7 @@ use lti_message::claims::uri;
 use lti_message::{Audience, ContentItem, DeepLinkingSettings};
 use serde_json::{Map, Value};
 
-use crate::auth::{DL_DATA_PREFIX, DeepLinkData};
+use crate::auth::DeepLinkData;
 use crate::error::{PlatformError, Result, clip};
 use crate::platform::Platform;
 use crate::secret::Purpose;
@@ -157,8 +157,13 @@ impl Platform {
         })?;
         let data: DeepLinkData = self
             .secret
-            .open(Purpose::DeepLinkData, DL_DATA_PREFIX, sealed)
-            .ok_or_else(|| PlatformError::tool_message("expected the `data` of the deep-linking request echoed unchanged, found another value"))?;
+            .open(Purpose::DeepLinkData, sealed)
+            .map_err(|e| {
+                PlatformError::tool_message(format!(
+                    "expected the `data` of the deep-linking request echoed unchanged: {}",
+                    e.reason()
+                ))
+            })?;
         if data.c != tool.client_id || data.d != deployment_id {
             return Err(PlatformError::tool_message(
                 "expected `data` from a request to this client and deployment, found one from another",

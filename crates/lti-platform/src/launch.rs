@@ -14,8 +14,6 @@ use crate::registry::is_http_url;
 use crate::secret::Purpose;
 use crate::web;
 
-pub(crate) const HINT_PREFIX: &str = "lti-mh";
-
 /// The signed-in platform user, as the application knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -23,7 +21,8 @@ pub struct PlatformUser {
     /// The platform's user id (never sent to tools as is unless the registration opts
     /// in to real ids).
     pub id: String,
-    /// Login name (`$User.username`).
+    /// Login name (`$User.username`; sent only to tools whose registration shares
+    /// login names).
     pub username: Option<String>,
     /// Full name.
     pub name: Option<String>,
@@ -33,10 +32,13 @@ pub struct PlatformUser {
     pub family_name: Option<String>,
     /// Email.
     pub email: Option<String>,
-    /// Picture URL.
+    /// Picture URL (sent only to tools whose registration shares pictures).
     pub picture: Option<String>,
     /// Locale, e.g. `en-US`.
     pub locale: Option<String>,
+    /// SIS id (`lis.person_sourcedid`; sent only to tools whose registration shares
+    /// SIS ids).
+    pub sourced_id: Option<String>,
 }
 
 impl PlatformUser {
@@ -66,6 +68,18 @@ impl PlatformUser {
     /// Sets the login name.
     pub fn with_username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the picture URL.
+    pub fn with_picture(mut self, url: impl Into<String>) -> Self {
+        self.picture = Some(url.into());
+        self
+    }
+
+    /// Sets the SIS id.
+    pub fn with_sourced_id(mut self, sourced_id: impl Into<String>) -> Self {
+        self.sourced_id = Some(sourced_id.into());
         self
     }
 }
@@ -450,9 +464,12 @@ impl LoginInitiation {
 
 impl Platform {
     /// Starts a launch: checks the tool and deployment and returns the login initiation
-    /// whose `lti_message_hint` is an HMAC-sealed, expiring copy of `spec` (opaque and
-    /// unforgeable; the authorization endpoint reads the launch back from it) and whose
-    /// `login_hint` is the user's subject for the tool.
+    /// whose `lti_message_hint` is an encrypted and authenticated, expiring copy of
+    /// `spec` (AES-256-GCM under a key derived from the platform secret: it reveals
+    /// nothing of the launch, not the user id, roles or context, to the tool or to
+    /// anyone who sees the URL, and cannot be forged or altered; the authorization
+    /// endpoint reads the launch back from it) and whose `login_hint` is the user's
+    /// subject for the tool.
     ///
     /// # Errors
     /// [`PlatformError::UnknownClient`], [`PlatformError::UnknownDeployment`],
@@ -476,7 +493,7 @@ impl Platform {
                 .now()
                 .saturating_add(self.config.message_hint_lifetime_secs),
         };
-        let sealed = self.secret.seal(Purpose::MessageHint, HINT_PREFIX, &hint)?;
+        let sealed = self.secret.seal(Purpose::MessageHint, &hint)?;
         Ok(LoginInitiation {
             login_url: tool.login_initiation_url.clone(),
             params: vec![

@@ -55,13 +55,27 @@ pub struct ToolRegistration {
     pub share_name: bool,
     /// Whether the email address is shared with the tool.
     pub share_email: bool,
+    /// Whether the user's picture URL is shared with the tool (`picture` in the
+    /// id_token and in NRPS members, `$User.image`). Off unless set with
+    /// [`ToolRegistration::with_picture_shared`].
+    pub share_picture: bool,
+    /// Whether the user's login name is shared with the tool (`$User.username`). Off
+    /// unless set with [`ToolRegistration::with_username_shared`]: a login name
+    /// identifies the user across every tool, as a real user id does.
+    pub share_username: bool,
+    /// Whether SIS ids of users are shared with the tool (`lis` claim
+    /// `person_sourcedid`, `for_user.person_sourcedid`, NRPS
+    /// `lis_person_sourcedid`, `$Person.sourcedId`). Off unless set with
+    /// [`ToolRegistration::with_sourcedid_shared`]: an SIS id identifies the user
+    /// across every tool, as a real user id does.
+    pub share_sourcedid: bool,
     /// Custom parameters added to every launch of this tool (launch-level ones win).
     pub custom: BTreeMap<String, String>,
 }
 
 impl ToolRegistration {
     /// A registration with the required fields; no deployments, no scopes, pseudonymous
-    /// subjects, names and email shared.
+    /// subjects, names and email shared; picture, login name and SIS id not shared.
     pub fn new(
         client_id: impl Into<String>,
         login_initiation_url: impl Into<String>,
@@ -81,6 +95,9 @@ impl ToolRegistration {
             subject: SubjectPolicy::Pseudonymous,
             share_name: true,
             share_email: true,
+            share_picture: false,
+            share_username: false,
+            share_sourcedid: false,
             custom: BTreeMap::new(),
         }
     }
@@ -123,6 +140,25 @@ impl ToolRegistration {
     pub fn with_privacy(mut self, share_name: bool, share_email: bool) -> Self {
         self.share_name = share_name;
         self.share_email = share_email;
+        self
+    }
+
+    /// Sets whether the user's picture URL is shared (`picture`, `$User.image`).
+    pub fn with_picture_shared(mut self, share: bool) -> Self {
+        self.share_picture = share;
+        self
+    }
+
+    /// Sets whether the user's login name is shared (`$User.username`).
+    pub fn with_username_shared(mut self, share: bool) -> Self {
+        self.share_username = share;
+        self
+    }
+
+    /// Sets whether users' SIS ids are shared (`lis.person_sourcedid`,
+    /// `for_user.person_sourcedid`, NRPS `lis_person_sourcedid`, `$Person.sourcedId`).
+    pub fn with_sourcedid_shared(mut self, share: bool) -> Self {
+        self.share_sourcedid = share;
         self
     }
 

@@ -18,8 +18,6 @@ use crate::web::{self, Params};
 /// `client_assertion_type` for JWT client assertions.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-const TOKEN_PREFIX: &str = "lti-at";
-
 /// A token request (`application/x-www-form-urlencoded` fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
@@ -255,7 +253,8 @@ impl Platform {
 
     /// Issues a bearer token for `client_id` with `scopes` without a token request
     /// (for the application's own use and for tests). The token is opaque to tools:
-    /// an HMAC-sealed grant, so it survives restarts and works on every instance that
+    /// an encrypted and authenticated grant (AES-256-GCM under a key derived from the
+    /// platform secret), so it survives restarts and works on every instance that
     /// shares the platform secret.
     ///
     /// # Errors
@@ -273,9 +272,7 @@ impl Platform {
             j: random_id()?,
         };
         Ok(TokenResponse {
-            access_token: self
-                .secret
-                .seal(Purpose::AccessToken, TOKEN_PREFIX, &sealed)?,
+            access_token: self.secret.seal(Purpose::AccessToken, &sealed)?,
             token_type: "Bearer".to_owned(),
             expires_in: lifetime,
             scope: scopes.into_iter().collect::<Vec<_>>().join(" "),
@@ -309,10 +306,8 @@ impl Platform {
         }
         let sealed: Sealed = self
             .secret
-            .open(Purpose::AccessToken, TOKEN_PREFIX, token.trim())
-            .ok_or(PlatformError::InvalidAccessToken {
-                reason: "expected a token issued by this platform",
-            })?;
+            .open(Purpose::AccessToken, token.trim())
+            .map_err(|e| PlatformError::InvalidAccessToken { reason: e.reason() })?;
         if sealed.e <= self.now() {
             return Err(PlatformError::InvalidAccessToken {
                 reason: "the token has expired",

@@ -7,9 +7,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use http::{Method, Request, StatusCode};
-use lti_platform::{
-    AuthRequest, LaunchSpec, LoginInitiation, PlatformError, PlatformUser, append_query,
-};
+use lti_platform::{AuthRequest, LaunchSpec, PlatformError, PlatformUser};
 
 fn user() -> PlatformUser {
     PlatformUser::new("u-1").with_name("Grace", "Hopper")
@@ -18,35 +16,6 @@ fn user() -> PlatformUser {
 fn spec() -> LaunchSpec {
     LaunchSpec::resource_link(CLIENT_ID, DEPLOYMENT_ID, "u-1", "rl-1")
         .with_roles(["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"])
-}
-
-fn auth_query(init: &LoginInitiation) -> Vec<(String, String)> {
-    vec![
-        ("scope".into(), "openid".into()),
-        ("response_type".into(), "id_token".into()),
-        ("response_mode".into(), "form_post".into()),
-        ("prompt".into(), "none".into()),
-        ("client_id".into(), CLIENT_ID.into()),
-        ("redirect_uri".into(), TOOL_LAUNCH.into()),
-        (
-            "login_hint".into(),
-            init.param("login_hint").unwrap().into(),
-        ),
-        (
-            "lti_message_hint".into(),
-            init.param("lti_message_hint").unwrap().into(),
-        ),
-        ("state".into(), "state-123".into()),
-        ("nonce".into(), "nonce-456".into()),
-    ]
-}
-
-fn get(query: &[(String, String)]) -> Request<Bytes> {
-    Request::builder()
-        .method(Method::GET)
-        .uri(append_query("/auth", query))
-        .body(Bytes::new())
-        .unwrap()
 }
 
 async fn good_request(f: &Fixture) -> AuthRequest {

@@ -14,7 +14,7 @@ use common::*;
 use http::{Method, Request, Response, StatusCode};
 use lti_message::nrps::MembershipContext;
 use lti_platform::services::{ContextAccess, MemoryContextGrants, MemoryRoster, RosterMember};
-use lti_platform::{AuthRequest, LaunchSpec, PlatformError, PlatformUser, append_query};
+use lti_platform::{AuthRequest, LaunchSpec, PlatformError, PlatformUser};
 
 const LINEITEM: &str = "application/vnd.ims.lis.v2.lineitem+json";
 const OTHER_TOOL: &str = "other-tool";
@@ -58,27 +58,7 @@ fn token_for(f: &Fixture, client_id: &str) -> String {
 /// and returns the id_token's claims.
 async fn launch(f: &Fixture, spec: &LaunchSpec) -> Result<serde_json::Value, PlatformError> {
     let init = f.platform.start_launch(spec).await.unwrap();
-    let query = vec![
-        ("scope".to_owned(), "openid".to_owned()),
-        ("response_type".to_owned(), "id_token".to_owned()),
-        ("response_mode".to_owned(), "form_post".to_owned()),
-        ("prompt".to_owned(), "none".to_owned()),
-        ("client_id".to_owned(), spec.client_id.clone()),
-        ("redirect_uri".to_owned(), TOOL_LAUNCH.to_owned()),
-        (
-            "login_hint".to_owned(),
-            init.param("login_hint").unwrap().to_owned(),
-        ),
-        (
-            "lti_message_hint".to_owned(),
-            init.param("lti_message_hint").unwrap().to_owned(),
-        ),
-        ("state".to_owned(), "s".to_owned()),
-        ("nonce".to_owned(), "n".to_owned()),
-    ];
-    let req = Request::get(append_query("/auth", &query))
-        .body(Bytes::new())
-        .unwrap();
+    let req = get(&auth_query(&init));
     let answer = f
         .platform
         .authorize(

@@ -7,9 +7,6 @@ use common::*;
 use lti_platform::{DeepLinkingOptions, LaunchSpec, PlatformError, PlatformUser};
 use serde_json::{Value, json};
 
-const DL_ITEMS: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items";
-const DL_DATA: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/data";
-
 /// The `data` the platform sent in a deep-linking request with `options`.
 fn request_data(f: &Fixture, options: DeepLinkingOptions) -> String {
     let spec = LaunchSpec::deep_linking(CLIENT_ID, DEPLOYMENT_ID, "u-1", options)
@@ -19,22 +16,6 @@ fn request_data(f: &Fixture, options: DeepLinkingOptions) -> String {
         .id_token_claims(&registration(), &PlatformUser::new("u-1"), &spec, "n")
         .unwrap();
     claims.deep_linking_settings.unwrap().data.unwrap()
-}
-
-fn response_claims(data: &str, nonce: &str) -> Value {
-    json!({
-        "iss": CLIENT_ID,
-        "aud": ISSUER,
-        "iat": NOW,
-        "exp": NOW + 300,
-        "nonce": nonce,
-        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingResponse",
-        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
-        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": DEPLOYMENT_ID,
-        DL_DATA: data,
-        DL_ITEMS: [{"type": "ltiResourceLink", "title": "A", "url": "https://tool.example.com/a"}],
-        "https://purl.imsglobal.org/spec/lti-dl/claim/msg": "done",
-    })
 }
 
 async fn verify(

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures_util::Stream;
-use lti_http::{ServiceClient, redact_url};
+use lti_http::{EgressPolicy, ServiceClient, redact_url};
 use lti_message::IdTokenClaims;
 use lti_message::ags::{AgsEndpointClaim, AgsResult, LineItem, Score, scope};
 use lti_message::nrps::{Member, NrpsClaim, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
@@ -38,6 +38,7 @@ pub struct LtiServices {
     service: Arc<ServiceClient>,
     locks: Arc<KeyedLocks>,
     paging: PagingPolicy,
+    egress: Arc<EgressPolicy>,
 }
 
 impl fmt::Debug for LtiServices {
@@ -45,6 +46,7 @@ impl fmt::Debug for LtiServices {
         f.debug_struct("LtiServices")
             .field("service", &self.service)
             .field("paging", &self.paging)
+            .field("egress", &self.egress)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +61,20 @@ impl LtiServices {
                 max_pages: DEFAULT_MAX_PAGES,
                 allow_cross_origin: false,
             },
+            egress: Arc::new(EgressPolicy::new()),
         }
+    }
+
+    /// Admits service URLs on the origins `policy` lists besides the
+    /// registration's own (the issuer's and the token endpoint's), e.g. a
+    /// Canvas or Blackboard instance whose services live on the school's host
+    /// while its issuer and token endpoint do not. Every URL a client calls
+    /// (the launch's, a line item's, a `next` or `differences` link) must be
+    /// on one of these origins; others fail with `egress_refused` before
+    /// anything is sent.
+    pub fn with_egress_policy(mut self, policy: EgressPolicy) -> Self {
+        self.egress = Arc::new(policy);
+        self
     }
 
     /// Caps the pages a listing follows (default [`DEFAULT_MAX_PAGES`]);
@@ -73,7 +88,8 @@ impl LtiServices {
     /// host, port) than the listing's first URL, and lets AGS line item URLs
     /// (read, update, delete, scores, results) be on other origins than the
     /// launch's `lineitems` / `lineitem` URLs. Off by default: the access
-    /// token is only sent where the launch's service URLs point.
+    /// token is only sent where the launch's service URLs point. The egress
+    /// policy ([`LtiServices::with_egress_policy`]) still applies.
     pub fn allow_cross_origin_links(mut self) -> Self {
         self.paging.allow_cross_origin = true;
         self
@@ -87,7 +103,8 @@ impl LtiServices {
     /// An AGS client for the launch's AGS endpoint `claim`.
     ///
     /// Fails with `invalid_url` when the claim's `lineitems` or `lineitem`
-    /// is not an absolute http(s) URL.
+    /// is not an absolute http(s) URL, and `egress_refused` when one is not
+    /// on an origin the egress policy admits.
     pub fn ags(
         &self,
         registration: &ServiceRegistration,
@@ -95,9 +112,11 @@ impl LtiServices {
     ) -> Result<AgsClient, ServiceError> {
         if let Some(u) = &claim.lineitems {
             wire::check_url("the AGS lineitems URL", u)?;
+            self.check_egress(registration, u)?;
         }
         if let Some(u) = &claim.lineitem {
             wire::check_url("the AGS lineitem URL", u)?;
+            self.check_egress(registration, u)?;
         }
         let granted: Vec<String> = claim
             .scope
@@ -117,6 +136,7 @@ impl LtiServices {
                 registration.clone(),
                 token_scopes,
                 self.paging,
+                self.egress.clone(),
             ),
             locks: self.locks.clone(),
             granted,
@@ -144,8 +164,9 @@ impl LtiServices {
     /// An NRPS client for the launch's NRPS `claim`.
     ///
     /// Fails with `missing_endpoint` without `context_memberships_url`,
-    /// `invalid_url` when it is not an absolute http(s) URL, and
-    /// `scope_not_granted` when the registration's allow-list lacks the
+    /// `invalid_url` when it is not an absolute http(s) URL,
+    /// `egress_refused` when it is not on an origin the egress policy admits,
+    /// and `scope_not_granted` when the registration's allow-list lacks the
     /// NRPS scope.
     pub fn nrps(
         &self,
@@ -159,6 +180,7 @@ impl LtiServices {
                 what: "the NRPS context_memberships_url",
             })?;
         wire::check_url("the NRPS context_memberships_url", &url)?;
+        self.check_egress(registration, &url)?;
         if !registration.allows_scope(SCOPE_CONTEXT_MEMBERSHIP_READONLY) {
             return Err(ServiceError::ScopeNotGranted {
                 scope: SCOPE_CONTEXT_MEMBERSHIP_READONLY,
@@ -171,9 +193,18 @@ impl LtiServices {
                 registration.clone(),
                 vec![SCOPE_CONTEXT_MEMBERSHIP_READONLY.to_owned()],
                 self.paging,
+                self.egress.clone(),
             ),
             memberships_url: url,
         })
+    }
+
+    fn check_egress(
+        &self,
+        registration: &ServiceRegistration,
+        url: &str,
+    ) -> Result<(), ServiceError> {
+        Ok(self.egress.check_url(url, &registration.endpoint_urls())?)
     }
 
     /// An NRPS client from a verified launch's claims; `missing_endpoint`

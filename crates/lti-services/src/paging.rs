@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use futures_util::Stream;
 use http::{Request, Response};
-use lti_http::{Pager, ServiceClient, clone_request, redact_url};
+use lti_http::{EgressPolicy, Pager, ServiceClient, clone_request, redact_url};
 use lti_message::ags::{AgsResult, LineItem};
 use lti_message::nrps::Member;
 use tokio::sync::OwnedMutexGuard;
@@ -37,6 +37,7 @@ pub(crate) struct Caller {
     pub(crate) key: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) paging: PagingPolicy,
+    pub(crate) egress: Arc<EgressPolicy>,
 }
 
 impl Caller {
@@ -45,6 +46,7 @@ impl Caller {
         registration: ServiceRegistration,
         scopes: Vec<String>,
         paging: PagingPolicy,
+        egress: Arc<EgressPolicy>,
     ) -> Self {
         let key = registration.registration_key();
         Self {
@@ -53,10 +55,19 @@ impl Caller {
             key,
             scopes,
             paging,
+            egress,
         }
     }
 
+    /// Refuses `url` unless the egress policy admits its origin (the
+    /// registration's issuer or token endpoint, or a listed origin).
+    pub(crate) fn check_egress(&self, url: &str) -> Result<(), lti_http::Error> {
+        self.egress
+            .check_url(url, &self.registration.endpoint_urls())
+    }
+
     async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>, ServiceError> {
+        self.check_egress(&req.uri().to_string())?;
         Ok(self
             .service
             .send_authorized(
@@ -141,6 +152,7 @@ impl<P> Walker<'_, P> {
                         reason: "cross-origin Link target refused".to_owned(),
                     });
                 }
+                caller.check_egress(&url)?;
                 let mut req = clone_request(template);
                 *req.uri_mut() = url.parse().map_err(|_| lti_http::Error::InvalidUrl {
                     found: redact_url(&url),

@@ -82,6 +82,12 @@ impl ServiceRegistration {
         self.profile
     }
 
+    /// The registration's own endpoints whose origins service URLs may use
+    /// under the egress policy: the issuer and the token endpoint.
+    pub(crate) fn endpoint_urls(&self) -> [&str; 2] {
+        [&self.issuer, &self.token.token_url]
+    }
+
     /// The key under which tokens are cached: issuer and client id.
     pub fn registration_key(&self) -> String {
         format!("{} {}", self.issuer, self.token.client_id)

@@ -628,6 +628,53 @@ mod construction {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
+    #[tokio::test]
+    async fn service_urls_off_the_registrations_origins_are_refused_before_any_request() {
+        let (services, reg, calls) = setup();
+        // The issuer's and the token endpoint's origins are admitted.
+        let auth_reg = ServiceRegistration::new(
+            "https://lms.test",
+            "client-1",
+            "https://auth.lms.test/token",
+            reg.token_endpoint().signing_key.clone(),
+        );
+        assert!(
+            services
+                .ags(&auth_reg, &claim(Some("https://auth.lms.test/li")))
+                .is_ok()
+        );
+        for url in [
+            "https://intranet.test/li",
+            "https://lms.test:8443/li",
+            "http://lms.test/li",
+            "http://169.254.169.254/latest/meta-data",
+        ] {
+            let err = services.ags(&reg, &claim(Some(url))).unwrap_err();
+            assert_eq!(err.code(), "egress_refused", "{url}: {err:?}");
+            assert_eq!(err.status_hint(), 502);
+            let message = err.to_string();
+            assert!(
+                message.contains("expected a URL on one of the origins https://lms.test,"),
+                "{message}"
+            );
+            let mut bound = claim(Some("https://lms.test/li"));
+            bound.lineitem = Some(format!("{url}/1"));
+            assert_eq!(
+                services.ags(&reg, &bound).unwrap_err().code(),
+                "egress_refused"
+            );
+            let nrps = NrpsClaim {
+                context_memberships_url: Some(url.to_owned()),
+                ..NrpsClaim::default()
+            };
+            assert_eq!(
+                services.nrps(&reg, &nrps).unwrap_err().code(),
+                "egress_refused"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
     #[test]
     fn debug_output_names_urls_and_scopes_but_no_key_material() {
         let (services, reg, _) = setup();
@@ -648,7 +695,7 @@ mod link_following {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use bytes::Bytes;
-    use lti_http::{FnClient, ServiceClient};
+    use lti_http::{EgressPolicy, FnClient, ServiceClient};
     use lti_jose::{Algorithm, SigningKey};
     use lti_message::nrps::NrpsClaim;
     use lti_services::{
@@ -729,7 +776,23 @@ mod link_following {
 
     #[tokio::test]
     async fn cross_origin_links_are_followed_only_when_explicitly_allowed() {
+        // Allowing cross-origin links does not lift the egress policy: the
+        // other origin must also be admitted by it.
         let (nrps, evil) = client("evil.test", LtiServices::allow_cross_origin_links);
+        let err = nrps
+            .list_members(&MembershipsQuery::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "egress_refused", "{err:?}");
+        assert_eq!(err.status_hint(), 502);
+        assert_eq!(evil.load(Ordering::SeqCst), 0);
+        let (nrps, evil) = client("evil.test", |s| {
+            s.allow_cross_origin_links().with_egress_policy(
+                EgressPolicy::new()
+                    .allow_origin("https://evil.test")
+                    .unwrap(),
+            )
+        });
         let roster = nrps.list_members(&MembershipsQuery::new()).await.unwrap();
         assert_eq!(roster.members.len(), 2);
         assert_eq!(
@@ -758,7 +821,7 @@ mod item_url_origins {
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
-    use lti_http::{FnClient, ServiceClient};
+    use lti_http::{EgressPolicy, FnClient, ServiceClient};
     use lti_jose::{Algorithm, SigningKey};
     use lti_message::Timestamp;
     use lti_message::ags::{AgsEndpointClaim, LineItem, Score, scope};
@@ -879,7 +942,13 @@ mod item_url_origins {
             (None, Some("https://lms.test/li/9")),
             (Some("https://other.test/li"), Some("https://lms.test/li/9")),
         ] {
-            let (ags, seen) = client(lineitems, lineitem, |s| s);
+            let (ags, seen) = client(lineitems, lineitem, |s| {
+                s.with_egress_policy(
+                    EgressPolicy::new()
+                        .allow_origin("https://other.test")
+                        .unwrap(),
+                )
+            });
             for result in each_operation(&ags, "https://lms.test/li/1?type_id=2").await {
                 result.unwrap();
             }
@@ -905,23 +974,55 @@ mod item_url_origins {
         assert!(seen.lock().unwrap().is_empty());
     }
 
+    /// Posts a score to `url` through a client for a claim with `lineitems`
+    /// whose egress policy lists `origin`; the requests the stand-in saw.
+    async fn score_via_listed_origin(
+        lineitems: &str,
+        origin: &str,
+        url: &str,
+        cross_origin: bool,
+    ) -> Vec<String> {
+        let (ags, seen) = client(Some(lineitems), None, |s| {
+            let s = if cross_origin {
+                s.allow_cross_origin_links()
+            } else {
+                s
+            };
+            s.with_egress_policy(EgressPolicy::new().allow_origin(origin).unwrap())
+        });
+        ags.post_score(url, &score()).await.unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn the_egress_allow_list_admits_a_configured_origin() {
+        // A Canvas-like registration: services on the school's host, which is
+        // neither the issuer's nor the token endpoint's origin.
+        let seen = score_via_listed_origin(
+            "https://school.test/api/li",
+            "https://school.test",
+            "https://school.test/api/li/1",
+            false,
+        )
+        .await;
+        assert!(
+            seen.iter().any(|r| r == "school.test/api/li/1/scores"),
+            "{seen:?}"
+        );
+    }
+
     #[tokio::test]
     async fn other_origins_are_called_only_when_explicitly_allowed() {
-        let (ags, seen) = client(
-            Some("https://lms.test/li"),
-            None,
-            LtiServices::allow_cross_origin_links,
-        );
-        ags.post_score("https://grades.test/li/1", &score())
-            .await
-            .unwrap();
+        let seen = score_via_listed_origin(
+            "https://lms.test/li",
+            "https://grades.test",
+            "https://grades.test/li/1",
+            true,
+        )
+        .await;
         assert!(
-            seen.lock()
-                .unwrap()
-                .iter()
-                .any(|r| r == "grades.test/li/1/scores"),
-            "{:?}",
-            seen.lock().unwrap()
+            seen.iter().any(|r| r == "grades.test/li/1/scores"),
+            "{seen:?}"
         );
     }
 }

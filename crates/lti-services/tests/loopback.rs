@@ -368,6 +368,56 @@ async fn a_platform_400_and_a_stale_409_surface_the_platform_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_urls_on_another_origin_are_refused_and_nothing_reaches_the_server() {
+    let lms = TestPlatform::start(Options::default()).await;
+    lms.add_context(CONTEXT);
+    // The same stand-in server under another origin: `localhost` instead of
+    // the registration's `127.0.0.1`.
+    let foreign = |url: String| url.replacen("127.0.0.1", "localhost", 1);
+    let services = lms.services();
+    let mut ags_claim = lms.ags_claim(CONTEXT, &ALL_AGS, None);
+    ags_claim.lineitems = ags_claim.lineitems.map(foreign);
+    let err = services.ags(&lms.registration(), &ags_claim).unwrap_err();
+    assert_eq!(err.code(), "egress_refused", "{err:?}");
+    assert!(
+        err.to_string().contains(&format!(
+            "expected a URL on one of the origins {}",
+            lms.base
+        )),
+        "{err}"
+    );
+    let mut nrps_claim = lms.nrps_claim(CONTEXT);
+    nrps_claim.context_memberships_url = nrps_claim.context_memberships_url.map(foreign);
+    let err = services.nrps(&lms.registration(), &nrps_claim).unwrap_err();
+    assert_eq!(err.code(), "egress_refused", "{err:?}");
+    // A line item URL elsewhere, even with cross-origin links allowed.
+    let loose = lms.services().allow_cross_origin_links();
+    let ags = lms.ags(&loose);
+    let score = Score::completed_fully_graded("u1", 1.0, 1.0, ts(1));
+    let err = ags
+        .post_score(&foreign(lms.platform.line_item_url(CONTEXT, "1")), &score)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "egress_refused", "{err:?}");
+    assert_eq!(lms.token_requests(), 0);
+    assert_eq!(lms.service_requests(), 0);
+    // Listed in the egress policy, the other origin is called.
+    let listed = lms.services().with_egress_policy(
+        lti_http::EgressPolicy::new()
+            .allow_origin(&foreign(lms.base.clone()))
+            .unwrap(),
+    );
+    listed
+        .ags(&lms.registration(), &ags_claim)
+        .unwrap()
+        .list_line_items(&LineItemsQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(lms.token_requests(), 1);
+    assert_eq!(lms.service_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scopes_not_granted_are_refused_before_any_request_naming_the_scope() {
     let lms = TestPlatform::start(Options::default()).await;
     let services = lms.services();

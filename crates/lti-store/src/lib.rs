@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 #[cfg(any(
@@ -19,6 +20,8 @@ mod memory_provider;
 mod redis_store;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod tls;
 #[cfg(feature = "redis")]
 mod unsupported;
 
@@ -130,8 +133,8 @@ fn not_compiled(feature: &'static str) -> RegistryError {
 /// |---|---|
 /// | `memory://` | [`MemoryStore`] (process memory) |
 /// | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | [`SqlStore`] on SQLite, migrated on open |
-/// | `postgres://…`, `postgresql://…` | [`SqlStore`] on PostgreSQL, migrated on open |
-/// | `redis://…`, `rediss://…` | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys, consumers and the LTI 1.1 provider data model answer `Unsupported` (combine with [`open_split`]) |
+/// | `postgres://…`, `postgresql://…` | [`SqlStore`] on PostgreSQL, migrated on open; TLS per `sslmode` and `sslrootcert` ([`SqlStore::open_postgres`]) |
+/// | `redis://…`, `rediss://…` (TLS, `?sslrootcert=PATH`) | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys, consumers and the LTI 1.1 provider data model answer `Unsupported` (combine with [`open_split`]) |
 ///
 /// An unknown scheme is `InvalidInput`; an unreachable server `StoreUnavailable`.
 #[cfg_attr(

@@ -47,14 +47,90 @@ fn unavailable(e: redis::RedisError) -> RegistryError {
     RegistryError::unavailable(BACKEND, e)
 }
 
+const URL_SHAPE: &str = "redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB][?sslrootcert=PATH]";
+
+/// The client for a `redis://` or `rediss://` URL and, for `rediss://`, what
+/// the server's certificate must chain to (`None` in clear).
+fn client(url: &str) -> Result<(redis::Client, Option<&'static str>)> {
+    let invalid = |found: String| RegistryError::InvalidInput {
+        field: "storage url",
+        expected: URL_SHAPE,
+        found,
+    };
+    let tls = url
+        .get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+    if url.contains('#') {
+        return Err(invalid(
+            "a URL fragment (unverified TLS, `#insecure`, is not supported)".to_owned(),
+        ));
+    }
+    let ca = crate::tls::url_param(url, &["sslrootcert"])?;
+    let client = match &ca {
+        None => redis::Client::open(url),
+        Some(_) if !tls => {
+            return Err(invalid(
+                "sslrootcert on a redis:// URL (TLS needs rediss://)".to_owned(),
+            ));
+        }
+        // The redis client ignores query parameters it does not know.
+        Some(path) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(crate::tls::read_ca_file(path)?),
+            },
+        ),
+    }
+    .map_err(|e| invalid(e.to_string()))?;
+    if let redis::ConnectionAddr::Tcp(host, _) = client.get_connection_info().addr()
+        && !crate::tls::is_loopback(host)
+    {
+        tracing::warn!(
+            host = %host,
+            "Redis connection in clear text to another machine: use rediss:// (TLS)"
+        );
+    }
+    let trust = match ca {
+        Some(_) => "the sslrootcert CA",
+        None => "the webpki roots (give a private CA with ?sslrootcert=PATH)",
+    };
+    Ok((client, tls.then_some(trust)))
+}
+
+/// A failed first connection: names TLS when the handshake is what failed,
+/// and a server that closed a clear-text connection (as a TLS-only port does).
+fn connect_failed(e: redis::RedisError, trust: Option<&str>) -> RegistryError {
+    match trust {
+        Some(trust) => crate::tls::tls_failure(BACKEND, "Redis", trust, &e).unwrap_or_else(|| {
+            if e.is_timeout() || e.is_connection_dropped() {
+                // A server that does not speak TLS never answers the handshake.
+                RegistryError::unavailable(
+                    BACKEND,
+                    format!("{e} (connecting over TLS: does the server speak TLS on this port?)"),
+                )
+            } else {
+                unavailable(e)
+            }
+        }),
+        None if e.is_connection_dropped() => RegistryError::unavailable(
+            BACKEND,
+            format!(
+                "{e} (the server closed the connection: if it accepts only TLS, use rediss://)"
+            ),
+        ),
+        None => unavailable(e),
+    }
+}
+
 impl RedisStore {
-    /// Connects `options.pool_size` connections to `url` (`redis://…` or `rediss://…`).
+    /// Connects `options.pool_size` connections to `url`: `redis://…` in
+    /// clear, or `rediss://…` over TLS (rustls), where the server's
+    /// certificate must name the URL's host and chain to the webpki roots,
+    /// or only to the CA file given as `?sslrootcert=PATH`. Unverified TLS
+    /// (the `#insecure` fragment) is refused.
     pub async fn open(url: &str, options: &OpenOptions) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| RegistryError::InvalidInput {
-            field: "storage url",
-            expected: "redis://HOST:PORT[/DB]",
-            found: e.to_string(),
-        })?;
+        let (client, trust) = client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))
@@ -64,7 +140,7 @@ impl RedisStore {
         for _ in 0..options.pool_size.max(1) {
             let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| connect_failed(e, trust))?;
             conns.push(conn);
         }
         Ok(Self {

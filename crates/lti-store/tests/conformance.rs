@@ -79,3 +79,6 @@ everything!(
 everything!(postgres, Harness::postgres, secrets_are_encrypted_at_rest);
 // Redis keeps only the short-lived records.
 ephemeral!(redis, Harness::redis, provider_model_is_unsupported);
+// The same servers' kind over TLS, verified against the CA `tests/tls/setup.sh` makes.
+everything!(postgres_tls, Harness::postgres_tls);
+ephemeral!(redis_tls, Harness::redis_tls);

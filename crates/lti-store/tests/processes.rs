@@ -12,6 +12,12 @@
 //!   no state or nonce it was told it had won can be won again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
 
 mod common;
 

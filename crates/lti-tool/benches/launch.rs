@@ -2,16 +2,18 @@
 //! of the same token.
 //!
 //! `Tool::launch` here does everything a real launch does: form parsing, the state
-//! cookie HMAC check, consuming the state, JWS parsing, registration lookup, audience
+//! cookie HMAC check, opening the sealed state and using it once (its nonce recorded
+//! in the nonce store), JWS parsing, registration lookup, audience
 //! and azp checks, algorithm allow-list, key lookup (a pre-resolved key, as a warm
-//! `lti_http::JwksCache` serves it), the RS256 signature, time checks, nonce equality
-//! and recording, deployment check, `lti-message` classification, saving the launch
+//! `lti_http::JwksCache` serves it), the RS256 signature, time checks, nonce equality,
+//! deployment check, `lti-message` classification, saving the launch
 //! data and building the redirect. All stores are `lti_store::MemoryStore`.
 //!
 //! Each timed launch needs an unused state and nonce; re-signing per iteration would
 //! cost more than the launch, so the untimed setup gives every iteration a fresh
-//! memory store for the short-lived records (state, nonce, launch data) with the
-//! state already saved, and the same signed token is launched.
+//! memory store for the short-lived records (nonces, launch data), and the same
+//! state (sealed by a real login; it opens on every tool with the same secret) and
+//! signed token are launched.
 //!
 //! After the criterion group, paired bursts time bare ring and the validation back to
 //! back, many times, and print the median of the per-pair throughput ratios: on a
@@ -41,8 +43,6 @@ const CLIENT_ID: &str = "10000000000001";
 const DEPLOYMENT: &str = "12653:c2a2e5ee4f8e3b9e7e0c8c7e6b8b3f0d2e5b1a77";
 const TARGET: &str = "https://tool.example.com/lti/app";
 const NOW: i64 = 1_900_000_000;
-const NONCE: &str = "3f7b1c2a-8e0d-4c55-9a61-2d7f0b9e4a11";
-const STATE: &str = "bench-state-0123456789abcdefghijklmnopqrstu";
 const SECRET: &[u8] = b"bench-cookie-secret-0123456789abcdef";
 
 /// A key source holding one resolved key (what a warm JWKS cache returns).
@@ -60,11 +60,11 @@ impl KeySource for Resolved {
     }
 }
 
-fn claims() -> serde_json::Value {
+fn claims(nonce: &str) -> serde_json::Value {
     let c = "https://purl.imsglobal.org/spec/lti/claim/";
     json!({
         "iss": ISS, "sub": "a6d5c443-1f51-4783-ba1a-7686ffe3b54a", "aud": CLIENT_ID, "azp": CLIENT_ID,
-        "exp": NOW + 300, "iat": NOW - 5, "nonce": NONCE,
+        "exp": NOW + 300, "iat": NOW - 5, "nonce": nonce,
         "name": "Ms Jane Marie Doe", "given_name": "Jane", "family_name": "Doe",
         "email": "jane.doe@example.edu", "locale": "en-US",
         format!("{c}message_type"): "LtiResourceLinkRequest",
@@ -130,11 +130,13 @@ struct Fixture {
     durable: Store,
     clock: ManualClock,
     key: VerifyingKey,
+    /// A token for `request`'s login.
+    token: String,
     request: ToolRequest,
 }
 
 impl Fixture {
-    fn new(rt: &tokio::runtime::Runtime, signing: &SigningKey, token: &str) -> Self {
+    fn new(rt: &tokio::runtime::Runtime, signing: &SigningKey) -> Self {
         let clock = ManualClock::new(NOW);
         let durable = Store::from_backend(Arc::new(MemoryStore::new(
             SecretCipher::insecure_plaintext_for_tests(),
@@ -152,12 +154,48 @@ impl Fixture {
         .with_deployment(Deployment::active(DEPLOYMENT));
         rt.block_on(durable.registrations.insert_registration(&registration))
             .unwrap();
-        Self {
+        let mut fixture = Self {
             durable,
             clock,
             key: signing.verifying_key(),
-            request: launch_request(token, STATE),
-        }
+            token: String::new(),
+            request: launch_request("", ""),
+        };
+        let (state, token) = fixture.login_and_sign(rt, signing);
+        fixture.request = launch_request(&token, &state.state);
+        fixture.token = token;
+        fixture
+    }
+
+    /// A real login's state (as the launch opens it) and a token for its nonce.
+    fn login_and_sign(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        signing: &SigningKey,
+    ) -> (LaunchState, String) {
+        let tool = self.tool_with_store().0;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("iss", ISS)
+            .append_pair("login_hint", "42")
+            .append_pair("target_link_uri", TARGET)
+            .append_pair("client_id", CLIENT_ID)
+            .finish();
+        let login = ToolRequest::new(
+            Method::GET,
+            format!("/lti/login?{query}").parse().unwrap(),
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        let response = rt.block_on(tool.login(&login)).unwrap();
+        let location = response.location().unwrap();
+        let (_, query) = location.split_once('?').unwrap();
+        let state = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1;
+        let state = tool.open_login_state(&state).unwrap();
+        let token = lti_jose::sign(&claims(&state.nonce), signing).unwrap();
+        (state, token)
     }
 
     fn tool_for(
@@ -177,13 +215,9 @@ impl Fixture {
         .unwrap()
     }
 
-    /// A tool whose short-lived stores are fresh, with STATE saved.
-    fn fresh_tool(&self, rt: &tokio::runtime::Runtime) -> Tool {
-        let (tool, ephemeral) = self.tool_with_store();
-        let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
-        rt.block_on(ephemeral.launch_states.save_state(&state))
-            .unwrap();
-        tool
+    /// A tool whose short-lived stores are fresh (the fixture's state unused).
+    fn fresh_tool(&self) -> Tool {
+        self.tool_with_store().0
     }
 
     /// A tool and its (fresh) store of short-lived records.
@@ -268,8 +302,8 @@ fn bench(c: &mut Criterion) {
     let signing = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256)
         .unwrap()
         .with_kid("platform-key-1");
-    let token = lti_jose::sign(&claims(), &signing).unwrap();
-    let fixture = Fixture::new(&rt, &signing, &token);
+    let fixture = Fixture::new(&rt, &signing);
+    let token = fixture.token.clone();
 
     // Bare ring on the same signing input and signature.
     let jwk = serde_json::to_value(signing.public_jwk()).unwrap();
@@ -292,7 +326,7 @@ fn bench(c: &mut Criterion) {
 
     // Sanity: the launch succeeds.
     let (launch, _) = rt
-        .block_on(fixture.fresh_tool(&rt).launch(&fixture.request))
+        .block_on(fixture.fresh_tool().launch(&fixture.request))
         .unwrap();
     assert_eq!(launch.deployment_id(), DEPLOYMENT);
     println!("token length: {} bytes", token.len());
@@ -301,7 +335,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("tool_launch_full", |b| {
         // `_ref`: the tool (and its store) is dropped after the timed batch, not in it.
         b.iter_batched_ref(
-            || fixture.fresh_tool(&rt),
+            || fixture.fresh_tool(),
             |tool| {
                 black_box(
                     rt.block_on(tool.launch(black_box(&fixture.request)))
@@ -313,31 +347,13 @@ fn bench(c: &mut Criterion) {
     });
     // A long-lived store, as in a server: rounds of ROUND launches, each with its
     // own state, nonce and pre-signed token; only the store and tool of a new round
-    // (and saving its states) are set up untimed. ROUND keeps the round's tokens
+    // are set up untimed. ROUND keeps the round's tokens
     // (~3 KB each) in the core's L2 cache, as a token just read from the network is;
     // with 1,000 tokens every launch first waited for its token from L3.
     const ROUND: usize = 100;
-    let round_states: Vec<LaunchState> = (0..ROUND)
-        .map(|i| {
-            LaunchState::new(
-                format!("round-state-{i:06}-0123456789abcdefghijklm"),
-                format!("round-nonce-{i:06}-0123456789abcdef"),
-                ISS,
-                CLIENT_ID,
-                TARGET,
-                NOW,
-                600,
-            )
-        })
-        .collect();
-    let round_tokens: Vec<String> = round_states
-        .iter()
-        .map(|s| {
-            let mut c = claims();
-            c["nonce"] = json!(s.nonce);
-            lti_jose::sign(&c, &signing).unwrap()
-        })
-        .collect();
+    let (round_states, round_tokens): (Vec<LaunchState>, Vec<String>) = (0..ROUND)
+        .map(|_| fixture.login_and_sign(&rt, &signing))
+        .unzip();
     let round_requests: Vec<ToolRequest> = round_states
         .iter()
         .zip(&round_tokens)
@@ -348,14 +364,7 @@ fn bench(c: &mut Criterion) {
             in_rounds(
                 iters,
                 ROUND,
-                || {
-                    let (tool, ephemeral) = fixture.tool_with_store();
-                    for saved in &round_states {
-                        rt.block_on(ephemeral.launch_states.save_state(saved))
-                            .unwrap();
-                    }
-                    tool
-                },
+                || fixture.tool_with_store().0,
                 |tool, i| {
                     black_box(
                         rt.block_on(tool.launch(black_box(&round_requests[i])))
@@ -367,9 +376,13 @@ fn bench(c: &mut Criterion) {
     });
     // The "full launch validation": parse, RS256 verify, claim checks and the
     // nonce record in the memory store (`Tool::verify_id_token`, given the login
-    // state an application consumed), without the cookie, the state store and the
+    // state an application opened), without the cookie, opening the state and the
     // launch-data save that `Tool::launch` adds.
-    let state = LaunchState::new(STATE, NONCE, ISS, CLIENT_ID, TARGET, NOW, 600);
+    let state = fixture
+        .fresh_tool()
+        .open_login_state(&round_states[0].state)
+        .unwrap();
+    let token = round_tokens[0].clone();
     group.bench_function("tool_verify_id_token", |b| {
         b.iter_batched_ref(
             || fixture.tool_with_store().0,
@@ -424,7 +437,7 @@ fn bench(c: &mut Criterion) {
         .ok()
         .and_then(|n| n.parse().ok())
     {
-        let tools: Vec<Tool> = (0..n).map(|_| fixture.fresh_tool(&rt)).collect();
+        let tools: Vec<Tool> = (0..n).map(|_| fixture.fresh_tool()).collect();
         for tool in &tools {
             black_box(rt.block_on(tool.launch(&fixture.request)).unwrap());
         }
@@ -473,11 +486,7 @@ fn bench(c: &mut Criterion) {
             });
             ratios.push(ring / ours);
         }
-        let (tool, ephemeral) = fixture.tool_with_store();
-        for saved in &round_states {
-            rt.block_on(ephemeral.launch_states.save_state(saved))
-                .unwrap();
-        }
+        let tool = fixture.tool_with_store().0;
         let ring = time_burst(&mut { ring_burst });
         let ours = time_burst(&mut |i| {
             black_box(
@@ -561,15 +570,14 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap();
     });
-    for i in 0..SMALL {
-        let s = LaunchState::new(format!("s-{i}"), "n", ISS, CLIENT_ID, TARGET, NOW, 600);
-        rt.block_on(eph.launch_states.save_state(&s)).unwrap();
-    }
-    let mut i = 0u64;
-    let consume_ns = per_n(SMALL, &mut || {
-        rt.block_on(eph.launch_states.consume_state(&format!("s-{i}")))
-            .unwrap();
-        i += 1;
+    // Opening the sealed state (what replaced saving and consuming a stored one).
+    let opener = fixture.fresh_tool();
+    let open_ns = per_n(SMALL, &mut || {
+        black_box(
+            opener
+                .open_login_state(black_box(&round_states[0].state))
+                .unwrap(),
+        );
     });
     let reg_ns = per_n(SMALL, &mut || {
         black_box(
@@ -583,10 +591,10 @@ fn bench(c: &mut Criterion) {
         );
     });
     println!(
-        "on-CPU per op over {SMALL}: record_nonce {nonce_ns} ns; save_launch {save_ns} ns; consume_state {consume_ns} ns; resolve_registration {reg_ns} ns"
+        "on-CPU per op over {SMALL}: record_nonce {nonce_ns} ns; save_launch {save_ns} ns; open_login_state {open_ns} ns; resolve_registration {reg_ns} ns"
     );
     // (a) As in the criterion run: a fresh short-lived store per launch.
-    let tools: Vec<Tool> = (0..N).map(|_| fixture.fresh_tool(&rt)).collect();
+    let tools: Vec<Tool> = (0..N).map(|_| fixture.fresh_tool()).collect();
     let mut it = tools.iter();
     let fresh_ns = per_op(&mut || {
         black_box(
@@ -596,18 +604,11 @@ fn bench(c: &mut Criterion) {
     });
     // (b) One long-lived store and tool; every launch has its own state, nonce and
     // token (pre-signed, untimed).
-    let (tool, ephemeral) = fixture.tool_with_store();
+    let tool = fixture.fresh_tool();
     let requests: Vec<ToolRequest> = (0..N)
-        .map(|i| {
-            let nonce = format!("nonce-{i:06}-0123456789abcdef");
-            let state = format!("state-{i:06}-0123456789abcdefghijklmnop");
-            let mut c = claims();
-            c["nonce"] = json!(nonce);
-            let token = lti_jose::sign(&c, &signing).unwrap();
-            let saved = LaunchState::new(&state, &nonce, ISS, CLIENT_ID, TARGET, NOW, 600);
-            rt.block_on(ephemeral.launch_states.save_state(&saved))
-                .unwrap();
-            launch_request(&token, &state)
+        .map(|_| {
+            let (state, token) = fixture.login_and_sign(&rt, &signing);
+            launch_request(&token, &state.state)
         })
         .collect();
     let mut it = requests.iter();

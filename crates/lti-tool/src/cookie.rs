@@ -55,9 +55,16 @@ impl StateCookies {
     }
 
     fn tag(&self, state: &str) -> hmac::Tag {
+        self.mac(CONTEXT, state)
+    }
+
+    /// `HMAC-SHA256(secret, context || value)`: the state cookie's tag with its
+    /// own context, or another value the tool binds to its secret under another
+    /// NUL-terminated context (the web layer's CSRF token).
+    pub(crate) fn mac(&self, context: &[u8], value: &str) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(CONTEXT);
-        ctx.update(state.as_bytes());
+        ctx.update(context);
+        ctx.update(value.as_bytes());
         ctx.sign()
     }
 

@@ -4,6 +4,7 @@
 use http::StatusCode;
 use lti_message::DeepLinkingResponseBuilder;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::{ToolError, clip};
 use crate::html::{escape, script_policy, with_policy};
@@ -22,6 +23,31 @@ impl Tool {
     /// [`ToolError::NotDeepLinking`], [`ToolError::Configuration`] (no active key, or
     /// an unusable one), [`ToolError::Signing`], [`ToolError::StoreUnavailable`].
     pub async fn sign_deep_link_response(
+        &self,
+        launch: &VerifiedIdToken,
+        response: &DeepLinkingResponseBuilder,
+    ) -> Result<String, ToolError> {
+        let span = tracing::info_span!(
+            "lti.deep_link_response",
+            issuer = %launch.issuer(),
+            client_id = %launch.client_id(),
+            deployment_id = %launch.deployment_id(),
+            code = tracing::field::Empty,
+        );
+        let signed = self
+            .sign_deep_link_response_in(launch, response)
+            .instrument(span.clone())
+            .await;
+        match &signed {
+            Err(e) => {
+                span.record("code", e.code());
+            }
+            Ok(_) => span.in_scope(|| tracing::info!("deep-linking response signed")),
+        }
+        signed
+    }
+
+    async fn sign_deep_link_response_in(
         &self,
         launch: &VerifiedIdToken,
         response: &DeepLinkingResponseBuilder,

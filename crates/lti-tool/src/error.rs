@@ -80,6 +80,16 @@ pub enum ToolError {
         /// The parameter name.
         name: &'static str,
     },
+    /// A login parameter the tool seals into the state is longer than it accepts.
+    #[error("parameter too long: expected `{name}` of at most {limit} bytes, found {found}")]
+    ParameterTooLong {
+        /// The parameter name.
+        name: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+        /// Its length in bytes.
+        found: usize,
+    },
     /// A security-relevant parameter was sent more than once.
     #[error("duplicate parameter: expected `{name}` once, found it {count} times")]
     DuplicateParameter {
@@ -417,6 +427,7 @@ impl ToolError {
             Self::InvalidFormEncoding { .. } => "invalid_form_encoding",
             Self::MissingParameter { .. } => "missing_parameter",
             Self::DuplicateParameter { .. } => "duplicate_parameter",
+            Self::ParameterTooLong { .. } => "parameter_too_long",
             Self::PlatformError { .. } => "platform_error",
             Self::UnknownIssuer { .. } => "unknown_issuer",
             Self::AmbiguousIssuer { .. } => "ambiguous_issuer",
@@ -475,6 +486,7 @@ impl ToolError {
             Self::InvalidFormEncoding { .. }
             | Self::MissingParameter { .. }
             | Self::DuplicateParameter { .. }
+            | Self::ParameterTooLong { .. }
             | Self::AmbiguousIssuer { .. }
             | Self::InvalidTargetLinkUri { .. }
             | Self::MalformedToken { .. }

@@ -20,7 +20,7 @@ use crate::login::STORAGE_TARGET_KEY;
 use crate::quirks::Quirks;
 use crate::request::{Params, ToolRequest, ToolResponse};
 use crate::tool::{LAUNCH_ID_PARAM, Tool};
-use crate::urls::append_query;
+use crate::urls::{append_query, append_raw_query, query_without, replace_query, same_endpoint};
 
 /// Format tag of a launch saved in the launch-data store.
 const SAVED_FORMAT: &str = "lti-tool/launch/v1";
@@ -82,9 +82,9 @@ impl std::ops::Deref for Launch {
 }
 
 impl Launch {
-    /// The `303` to the login's `target_link_uri` with `lti_launch_id=<id>` appended.
-    pub(crate) fn redirect(&self) -> Result<ToolResponse, ToolError> {
-        let location = append_query(&self.target_link_uri, &[(LAUNCH_ID_PARAM, &self.launch_id)]);
+    /// The `303` to [`Tool::post_launch_location`].
+    pub(crate) fn redirect(&self, tool: &Tool) -> Result<ToolResponse, ToolError> {
+        let location = tool.post_launch_location(&self.target_link_uri, &self.launch_id);
         ToolResponse::redirect(StatusCode::SEE_OTHER, &location)
     }
 
@@ -452,21 +452,56 @@ fn plain_dates(claims: &IdTokenClaims) -> Option<lti_jose::NumericDates> {
 }
 
 impl Tool {
+    /// Where a verified launch sends the browser (the `Location` of the `303`
+    /// that [`Tool::launch`] and [`Tool::handle_launch`] answer):
+    ///
+    /// - the login's `target_link_uri` with `lti_launch_id=<launch_id>`
+    ///   appended;
+    /// - but when that target is the redirect URI itself (same scheme, host,
+    ///   port and path, ignoring a trailing slash and the query: an LMS with a
+    ///   single "launch URL" field sends it as both), which only accepts the
+    ///   platform's POST, the [landing URL](crate::ToolBuilder::landing_uri)
+    ///   with the target's query parameters and `lti_launch_id=<launch_id>`.
+    ///
+    /// An `lti_launch_id` parameter already in the target's query is dropped,
+    /// so the only launch id in the location is this launch's.
+    pub fn post_launch_location(&self, target_link_uri: &str, launch_id: &str) -> String {
+        let target_query = query_without(target_link_uri, LAUNCH_ID_PARAM);
+        let location = if same_endpoint(target_link_uri, &self.inner.redirect_uri) {
+            append_raw_query(&self.inner.landing_uri, &target_query)
+        } else {
+            replace_query(target_link_uri, &target_query)
+        };
+        append_query(&location, &[(LAUNCH_ID_PARAM, launch_id)])
+    }
+
+    /// The `303` to the landing URL that the launch route answers to a `GET`
+    /// (a stale link or a platform that follows the redirect with a GET to the
+    /// launch URL), carrying the request's `query` as it is.
+    pub(crate) fn landing_redirect(&self, query: Option<&str>) -> Result<ToolResponse, ToolError> {
+        let location = append_raw_query(&self.inner.landing_uri, query.unwrap_or(""));
+        ToolResponse::redirect(StatusCode::SEE_OTHER, &location)
+    }
+
     /// Validates a launch (the platform's POST of `id_token` and `state` to the
     /// redirect URI), saves it under a fresh launch id, and returns it with the
     /// response to send: a `303` redirect to the login's `target_link_uri` with
-    /// `lti_launch_id=<id>` appended, clearing the state cookie. An application that
+    /// `lti_launch_id=<id>` appended (or to the landing URL when the target is
+    /// the redirect URI itself; see [`Tool::post_launch_location`]), clearing
+    /// the state cookie. An application that
     /// renders its page directly must still send the response's `Set-Cookie`.
     /// The state must be bound by its cookie; [`Tool::handle_launch`] also
     /// completes launches bound through the platform's storage.
     ///
     /// Checks, in order, failing at the first problem: the state cookie and the
-    /// single-use state; three-segment JWS within the size limit; registration by
+    /// single-use state (opened, then used up by recording its nonce in the nonce
+    /// store); three-segment JWS within the size limit; registration by
     /// `iss` (and the login's client id); `aud` contains the client id and `azp`
     /// equals it when there are several audiences (or when present); the header's
     /// `alg` is on the registration's allow-list; `kid` present and known (the key
     /// source refetches once on an unknown kid); signature; `exp`/`nbf`/`iat` with
-    /// leeway and the maximum age; `nonce` equal to the login's and recorded as used;
+    /// leeway and the maximum age; `nonce` equal to the login's (the state's nonce,
+    /// recorded as used when the state was taken);
     /// `deployment_id` equal to the login's (when it sent one) and accepted by the
     /// registration's deployment policy; `target_link_uri` claim equal to the
     /// login's; version, message type and per-type claims (`lti-message`).
@@ -482,13 +517,41 @@ impl Tool {
             .await
     }
 
-    /// Takes a login's state from the launch-state store (once).
+    /// The login state sealed into a `state` value by [`Tool::login`]: opened
+    /// and checked (sealed by this tool, under this secret, for a login, not
+    /// expired), without touching any store. Opening does not use the state up:
+    /// [`Tool::verify_id_token`] does, by recording the nonce it carries.
+    ///
+    /// An application that binds the state itself (see [`Tool::verify_id_token`])
+    /// opens it with this; the tool's own routes use the state once through the
+    /// nonce store before verifying anything.
+    ///
+    /// # Errors
+    /// [`ToolError::StateNotFound`]: forged, altered, sealed with another secret
+    /// or for another purpose, or expired.
+    pub fn open_login_state(&self, state: &str) -> Result<LaunchState, ToolError> {
+        self.inner.sealer.open_login(state, self.now())
+    }
+
+    /// Takes a login's state once: opens it, then records its nonce in the nonce
+    /// store (atomic across every instance sharing it) until the state's expiry
+    /// plus the leeway. A state whose nonce is recorded already was used:
+    /// [`ToolError::StateNotFound`], as for an unknown or expired one. The id_token
+    /// must then carry that nonce ([`NonceUse::Claimed`]), so it is used once too.
     pub(crate) async fn consume_login_state(&self, state: &str) -> Result<LaunchState, ToolError> {
-        self.inner
-            .launch_states
-            .consume_state(state)
+        let saved = self.open_login_state(state)?;
+        let leeway = i64::try_from(self.inner.leeway_secs).unwrap_or(i64::MAX);
+        let until = saved.expires_at.saturating_add(leeway).saturating_add(1);
+        match self
+            .inner
+            .nonces
+            .record_nonce(&saved.issuer, &saved.nonce, until)
             .await
-            .map_err(ToolError::store)
+        {
+            Ok(()) => Ok(saved),
+            Err(RegistryError::NonceReplayed { .. }) => Err(ToolError::StateNotFound),
+            Err(e) => Err(ToolError::store(e)),
+        }
     }
 
     /// [`Tool::launch`] after the state cookie checked out: consumes the state,
@@ -500,20 +563,22 @@ impl Tool {
         cookie_name: &str,
     ) -> Result<(Launch, ToolResponse), ToolError> {
         let saved = self.consume_login_state(state).await?;
-        let token = self.verify_id_token(id_token, &saved).await?;
+        let token = self.verify_for(id_token, &saved, NonceUse::Claimed).await?;
         let launch = self.save_bound(token, StateBinding::Cookie).await?;
         let response = launch
-            .redirect()?
+            .redirect(self)?
             .with_cookie(&self.inner.cookies.clear_cookie_named(cookie_name))?;
         Ok((launch, response))
     }
 
     /// Steps 2–12 of [`Tool::launch`] for an id_token whose login state the caller
-    /// has already taken (once) from the launch-state store and bound to the browser:
+    /// has opened ([`Tool::open_login_state`]) and bound to the browser:
     /// [`Tool::launch`] does both with the state cookie; an application that binds
     /// the state another way (its own session, or the platform's postMessage
-    /// storage) calls this with the state it consumed. Nothing is saved: the result
-    /// has no launch id.
+    /// storage) calls this with the state it opened. The state is used up here:
+    /// the nonce it carries is recorded, so a second call for the same state fails
+    /// with [`ToolError::NonceReplayed`], and the tool's own routes refuse it
+    /// (`state_not_found`). Nothing is saved: the result has no launch id.
     ///
     /// Checks, in order, failing at the first problem: three-segment JWS within the
     /// size limit; registration by `iss` (and the login's client id); `aud`/`azp`;
@@ -540,6 +605,17 @@ impl Tool {
         id_token: &str,
         saved: &LaunchState,
     ) -> Result<VerifiedIdToken, ToolError> {
+        self.verify_for(id_token, saved, NonceUse::Record).await
+    }
+
+    /// [`Tool::verify_id_token`], recording the nonce at step 7 or not (when
+    /// [`Tool::consume_login_state`] recorded it already).
+    pub(crate) async fn verify_for(
+        &self,
+        id_token: &str,
+        saved: &LaunchState,
+        nonce_use: NonceUse,
+    ) -> Result<VerifiedIdToken, ToolError> {
         let mut jws = self.parse_jws(id_token)?;
         // Unverified until the signature; owned from here, checked for UTF-8 once.
         let payload =
@@ -547,7 +623,7 @@ impl Tool {
                 Ok(text) => match IdTokenClaims::scan(&text) {
                     // The scan reads only what the checks need.
                     Some(scanned) => {
-                        let checked = self.verify_scanned(&jws, &scanned, saved).await;
+                        let checked = self.verify_scanned(&jws, &scanned, saved, nonce_use).await;
                         drop(scanned);
                         let (registration, classified) = checked?;
                         return Ok(VerifiedIdToken {
@@ -576,8 +652,13 @@ impl Tool {
         let message = match (typed, dates) {
             (Ok(claims), Some(dates)) => {
                 self.check_times(&registration, Times::Plain(dates))?;
-                self.check_claims(Checked::from_claims(&claims)?, saved, &registration)
-                    .await?;
+                self.check_claims(
+                    Checked::from_claims(&claims)?,
+                    saved,
+                    &registration,
+                    nonce_use,
+                )
+                .await?;
                 // 9–11. Version, message type, roles, sub and per-type claims.
                 LtiMessage::from_boxed_claims(claims, &self.inner.validation)?
             }
@@ -592,7 +673,7 @@ impl Tool {
                 let Value::Object(map) = claims else {
                     return Err(not_an_object());
                 };
-                self.check_claims(Checked::from_map(&map)?, saved, &registration)
+                self.check_claims(Checked::from_map(&map)?, saved, &registration, nonce_use)
                     .await?;
                 let message = LtiMessage::from_map(map, &self.inner.validation)?;
                 typed?;
@@ -609,19 +690,35 @@ impl Tool {
         })
     }
 
-    /// Steps 7, 8 and 12: nonce (issued with this state, then recorded as used),
-    /// deployment (present, equal to the login's, accepted by the registration) and
-    /// `target_link_uri` (equal to the login's).
+    /// Steps 7, 8 and 12: nonce (issued with this state, then recorded as used
+    /// unless the state's use recorded it), deployment (present, equal to the
+    /// login's, accepted by the registration) and `target_link_uri` (equal to the
+    /// login's).
     async fn check_claims(
         &self,
         checked: Checked<'_>,
         saved: &LaunchState,
         registration: &PlatformRegistration,
+        nonce_use: NonceUse,
     ) -> Result<(), ToolError> {
         let now = self.now();
         if !bool::from(checked.nonce.as_bytes().ct_eq(saved.nonce.as_bytes())) {
             return Err(ToolError::NonceMismatch);
         }
+        if nonce_use == NonceUse::Record {
+            self.record_token_nonce(&checked, registration, now).await?;
+        }
+        self.check_deployment_and_target(checked, saved, registration, now)
+            .await
+    }
+
+    /// Step 7's record: the token's nonce, until its `exp` plus the leeway.
+    async fn record_token_nonce(
+        &self,
+        checked: &Checked<'_>,
+        registration: &PlatformRegistration,
+        now: i64,
+    ) -> Result<(), ToolError> {
         let leeway = self.leeway_for(registration);
         let remember_until = checked
             .exp
@@ -635,11 +732,20 @@ impl Tool {
             .record_nonce(&registration.issuer, checked.nonce, remember_until)
             .await
         {
-            Ok(()) => {}
-            Err(RegistryError::NonceReplayed { .. }) => return Err(ToolError::NonceReplayed),
-            Err(e) => return Err(ToolError::store(e)),
+            Ok(()) => Ok(()),
+            Err(RegistryError::NonceReplayed { .. }) => Err(ToolError::NonceReplayed),
+            Err(e) => Err(ToolError::store(e)),
         }
+    }
 
+    /// Steps 8 and 12: deployment and `target_link_uri`.
+    async fn check_deployment_and_target(
+        &self,
+        checked: Checked<'_>,
+        saved: &LaunchState,
+        registration: &PlatformRegistration,
+        now: i64,
+    ) -> Result<(), ToolError> {
         let deployment_id = match checked.deployment_id? {
             Some("") => return Err(ToolError::Message(MessageError::EmptyDeploymentId)),
             Some(d) => d,
@@ -768,6 +874,7 @@ impl Tool {
         jws: &lti_jose::CompactJws<'_>,
         scanned: &ScannedClaims<'_>,
         saved: &LaunchState,
+        nonce_use: NonceUse,
     ) -> Result<(Arc<PlatformRegistration>, Classified), ToolError> {
         // 3–4. Registration, audience, azp.
         let registration = self
@@ -783,8 +890,13 @@ impl Tool {
         };
         self.check_times(&registration, Times::Plain(dates))?;
         // 7, 8, 12. Nonce, deployment, target_link_uri.
-        self.check_claims(Checked::from_scanned(scanned)?, saved, &registration)
-            .await?;
+        self.check_claims(
+            Checked::from_scanned(scanned)?,
+            saved,
+            &registration,
+            nonce_use,
+        )
+        .await?;
         // 9–11. Version, message type, roles, sub and per-type claims.
         let classified = scanned.classify(&self.inner.validation)?;
         Ok((registration, classified))
@@ -1026,6 +1138,16 @@ impl Tool {
 enum Scanned {
     Yes(Result<Classified, MessageError>),
     No(Map<String, Value>),
+}
+
+/// Whether step 7 records the id_token's nonce.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum NonceUse {
+    /// Record it ([`Tool::verify_id_token`]: the caller opened the state).
+    Record,
+    /// It is the nonce [`Tool::consume_login_state`] recorded when it took the
+    /// state: equal to the state's is enough.
+    Claimed,
 }
 
 /// A stored launch record that lacks `what` (written by something else).

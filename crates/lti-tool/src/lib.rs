@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod cookie;
@@ -8,10 +9,14 @@ pub mod html;
 mod jwks;
 mod launch;
 mod login;
+mod login_state;
 mod migration;
 mod quirks;
 mod random;
 mod request;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod service;
 mod storage;
 mod tool;
 mod urls;

@@ -1,6 +1,7 @@
 //! Step 1 → 2 of the OIDC third-party initiated login (spec digest §1.2, §1.3).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use http::StatusCode;
 use lti_registry::{LaunchState, PlatformRegistration, RegistryError};
@@ -28,14 +29,38 @@ impl Tool {
     /// `lti_deployment_id` (Canvas: `deployment_id`), `client_id` and
     /// `lti_storage_target`; resolves the registration (issuer alone only when it is
     /// unambiguous); refuses a `target_link_uri` that is not one of the tool's URLs;
-    /// saves a fresh 256-bit state and nonce for the state TTL.
+    /// draws a fresh 256-bit nonce and seals the login (nonce, issuer, client id,
+    /// `target_link_uri`, deployment id, storage target, expiry after the state TTL)
+    /// into the `state` value with AES-256-GCM under a key derived from the state
+    /// secret. Nothing is written to any store: a flood of logins costs the tool
+    /// CPU only, and cannot crowd out other logins.
     ///
     /// # Errors
     /// [`ToolError::MethodNotAllowed`], [`ToolError::InvalidFormEncoding`],
     /// [`ToolError::MissingParameter`], [`ToolError::DuplicateParameter`],
-    /// [`ToolError::UnknownIssuer`], [`ToolError::AmbiguousIssuer`],
-    /// [`ToolError::InvalidTargetLinkUri`], [`ToolError::StoreUnavailable`].
+    /// [`ToolError::ParameterTooLong`] (`target_link_uri`, `lti_deployment_id` or
+    /// `lti_storage_target` over 2 KiB), [`ToolError::UnknownIssuer`],
+    /// [`ToolError::AmbiguousIssuer`], [`ToolError::InvalidTargetLinkUri`],
+    /// [`ToolError::StoreUnavailable`] (reading the registration).
     pub async fn login(&self, req: &ToolRequest) -> Result<ToolResponse, ToolError> {
+        let span = tracing::info_span!(
+            "lti.login",
+            issuer = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        let result = self.login_in(req, &span).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("code", e.code());
+        }
+        result
+    }
+
+    async fn login_in(
+        &self,
+        req: &ToolRequest,
+        span: &tracing::Span,
+    ) -> Result<ToolResponse, ToolError> {
         let p = req.params()?;
         let iss = p.require("iss")?;
         let login_hint = p.require("login_hint")?;
@@ -46,6 +71,8 @@ impl Tool {
         let inner = &self.inner;
 
         let registration = self.resolve_registration(iss, client_id).await?;
+        span.record("issuer", registration.issuer.as_str());
+        span.record("client_id", registration.client_id.as_str());
         let quirks = Quirks::of(registration.quirks);
         let deployment_id = match p.optional("lti_deployment_id")? {
             Some(d) => Some(d),
@@ -54,10 +81,10 @@ impl Tool {
         };
         inner.targets.check(target_link_uri, inner.allow_http)?;
 
-        let (state, nonce) = crate::random::token_pair(&inner.rng)?;
+        let nonce = crate::random::token(&inner.rng)?;
         let mut saved = LaunchState::new(
-            state.clone(),
-            nonce.clone(),
+            String::new(),
+            nonce,
             registration.issuer.clone(),
             registration.client_id.clone(),
             target_link_uri,
@@ -78,6 +105,8 @@ impl Tool {
                 crate::storage::STORAGE_BINDING_PLATFORM.to_owned(),
             );
         }
+        // The state is the login itself, sealed: nothing is stored until the launch.
+        let state = inner.sealer.seal_login(&inner.rng, &saved)?;
 
         let mut params: Vec<(&str, &str)> = vec![
             ("scope", "openid"),
@@ -88,23 +117,17 @@ impl Tool {
             ("redirect_uri", &inner.redirect_uri),
             ("login_hint", login_hint),
             ("state", &state),
-            ("nonce", &nonce),
+            ("nonce", &saved.nonce),
         ];
         if let Some(hint) = message_hint {
             params.push(("lti_message_hint", hint));
         }
         let location = append_query(&registration.auth_login_url, &params);
-        // Answered in full before the state is saved, so a refusal leaves none behind.
         let response = match platform_target {
             Some(target) => self.storage_login_page(&registration, target, &state, &location)?,
             None => ToolResponse::redirect(StatusCode::FOUND, &location)?,
         }
         .with_cookie(&inner.cookies.set_cookie(&state))?;
-        inner
-            .launch_states
-            .save_state(&saved)
-            .await
-            .map_err(ToolError::store)?;
         tracing::debug!(
             issuer = %registration.issuer,
             client_id = %registration.client_id,

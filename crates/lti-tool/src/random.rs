@@ -12,17 +12,9 @@ pub(crate) fn bytes<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], ToolE
     Ok(out)
 }
 
-/// A 256-bit random value as 43 base64url characters (state, nonce, launch id).
+/// A 256-bit random value as 43 base64url characters (nonce, launch id).
 pub(crate) fn token(rng: &SystemRandom) -> Result<String, ToolError> {
     Ok(lti_jose::b64::encode(&bytes::<32>(rng)?))
-}
-
-/// Two independent [`token`]s from one call to the operating system (a login's
-/// state and nonce).
-pub(crate) fn token_pair(rng: &SystemRandom) -> Result<(String, String), ToolError> {
-    let both = bytes::<64>(rng)?;
-    let (a, b) = both.split_at(32);
-    Ok((lti_jose::b64::encode(a), lti_jose::b64::encode(b)))
 }
 
 #[cfg(test)]
@@ -37,8 +29,5 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
         assert_eq!(lti_jose::b64::decode(&a).unwrap().len(), 32);
-        let (c, d) = token_pair(&rng).unwrap();
-        assert_eq!((c.len(), d.len()), (43, 43));
-        assert!(c != d && c != a && d != b);
     }
 }

@@ -6,8 +6,9 @@
 //!    `lti_state_<state>` and the state as value to the platform's frame, addressed
 //!    to the origin of the platform's authorization endpoint, then continues there.
 //! 2. A launch that comes back without any state cookie, for a login that stored
-//!    its state this way, is verified in full (state consumed, nonce recorded) and
-//!    kept in the launch-data store under a single-use pending id for two minutes;
+//!    its state this way, is verified in full (the state used up by recording
+//!    its nonce) and kept in the launch-data store under a single-use pending id
+//!    for two minutes;
 //!    the answer is a check page whose script sends `lti.get_data` for that key,
 //!    accepts only a reply from the authorization endpoint's origin carrying its
 //!    message id, and compares the value with the posted state.
@@ -63,8 +64,9 @@ const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 #[non_exhaustive]
 pub enum LaunchOutcome {
     /// The launch is verified and saved: the state cookie bound it, or the check
-    /// page confirmed it. `response` is the `303` to the login's
-    /// `target_link_uri` with `lti_launch_id=<id>` appended.
+    /// page confirmed it. `response` is the `303` to
+    /// [`Tool::post_launch_location`]: the login's `target_link_uri` (or the
+    /// landing URL when that is the redirect URI) with `lti_launch_id=<id>`.
     Launched {
         /// The launch.
         launch: Box<Launch>,
@@ -129,7 +131,7 @@ impl Tool {
         let form = req.form()?;
         if form.get(STORAGE_CONFIRM_PARAM)?.is_some() {
             let launch = self.confirm_storage_launch(req, &form).await?;
-            let response = launch.redirect()?;
+            let response = launch.redirect(self)?;
             return Ok(LaunchOutcome::Launched {
                 launch: Box::new(launch),
                 response,
@@ -210,7 +212,9 @@ impl Tool {
                 cookie_only: CookieOnly::StorageNotOffered,
             });
         }
-        let token = self.verify_id_token(id_token, &saved).await?;
+        let token = self
+            .verify_for(id_token, &saved, crate::launch::NonceUse::Claimed)
+            .await?;
         let platform_origin = platform_origin(token.registration(), self.inner.allow_http)?;
         let target = token.lti_storage_target().unwrap_or("_parent").to_owned();
         let pending_id = crate::random::token(&self.inner.rng)?;

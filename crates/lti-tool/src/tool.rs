@@ -7,13 +7,14 @@ use std::time::Duration;
 use lti_jose::{Algorithm, KeySource, SigningKey};
 use lti_message::ValidationOptions;
 use lti_registry::{
-    Clock, ConsumerStore, LaunchDataStore, LaunchStateStore, NonceStore, RegistrationStore, Store,
-    ToolKey, ToolKeyStore,
+    Clock, ConsumerStore, LaunchDataStore, NonceStore, RegistrationStore, Store, ToolKey,
+    ToolKeyStore,
 };
 use ring::rand::SystemRandom;
 
 use crate::cookie::StateCookies;
 use crate::error::ToolError;
+use crate::login_state::Sealer;
 use crate::urls::{TargetRules, parse_base_url};
 
 /// The default lifetime of a login's state (and of its cookie): 10 minutes.
@@ -58,12 +59,13 @@ impl std::fmt::Debug for Tool {
 pub(crate) struct Inner {
     pub(crate) base_url: String,
     pub(crate) redirect_uri: String,
+    /// Where a launch whose target is the redirect URI itself lands.
+    pub(crate) landing_uri: String,
     /// The redirect URI's origin, as browsers send it in `Origin`.
     pub(crate) redirect_origin: String,
     pub(crate) targets: TargetRules,
     pub(crate) allow_http: bool,
     pub(crate) registrations: Arc<dyn RegistrationStore>,
-    pub(crate) launch_states: Arc<dyn LaunchStateStore>,
     pub(crate) nonces: Arc<dyn NonceStore>,
     pub(crate) launch_data: Arc<dyn LaunchDataStore>,
     pub(crate) tool_keys: Arc<dyn ToolKeyStore>,
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) key_source: Arc<dyn KeySource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cookies: StateCookies,
+    /// Seals login states (key derived from the state secret).
+    pub(crate) sealer: Sealer,
     pub(crate) leeway_secs: u64,
     pub(crate) max_token_age_secs: u64,
     pub(crate) state_ttl_secs: i64,
@@ -122,6 +126,7 @@ impl Tool {
             key_source: None,
             clock: None,
             redirect_uri: None,
+            landing_uri: None,
             exact_targets: Vec::new(),
             prefix_targets: Vec::new(),
             cookie_secret: None,
@@ -150,6 +155,12 @@ impl Tool {
         &self.inner.redirect_uri
     }
 
+    /// The landing URL: where a launch whose `target_link_uri` is the redirect
+    /// URI itself is sent (see [`ToolBuilder::landing_uri`]).
+    pub fn landing_uri(&self) -> &str {
+        &self.inner.landing_uri
+    }
+
     pub(crate) fn now(&self) -> i64 {
         self.inner.clock.now()
     }
@@ -165,6 +176,7 @@ pub struct ToolBuilder {
     key_source: Option<Arc<dyn KeySource>>,
     clock: Option<Arc<dyn Clock>>,
     redirect_uri: Option<String>,
+    landing_uri: Option<String>,
     exact_targets: Vec<String>,
     prefix_targets: Vec<String>,
     cookie_secret: Option<Vec<u8>>,
@@ -194,6 +206,10 @@ impl std::fmt::Debug for ToolBuilder {
 impl ToolBuilder {
     /// Where platform keys come from: normally `lti_http::JwksCache` (the default,
     /// with `lti_http::HyperClient`), or a static `lti_jose::JwkSet` in tests.
+    /// The default client refuses JWKS URLs on loopback, private and other
+    /// non-public addresses (the egress policy); for a platform on the tool's
+    /// own network, pass a `JwksCache` over a `HyperClient` built with
+    /// `allow_private_addresses()`.
     pub fn key_source(mut self, source: Arc<dyn KeySource>) -> Self {
         self.key_source = Some(source);
         self
@@ -208,6 +224,24 @@ impl ToolBuilder {
     /// The redirect URI registered with platforms (default: `<base>lti/launch`).
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
         self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// The landing URL (default: the public base URL): the application page a
+    /// launch lands on when its `target_link_uri` is the redirect URI itself.
+    ///
+    /// Several LMSs have a single "launch URL" field that they use both as the
+    /// OIDC `redirect_uri` and as the `target_link_uri` (Open edX's "Tool Launch
+    /// URL", and Canvas or Moodle configurations that put the redirect URI into
+    /// "Target Link URI" / "Tool URL"). The redirect URI only accepts the
+    /// platform's POST, so the `303` after such a launch goes here instead,
+    /// carrying the target's query parameters (e.g. `?resource=42`) and
+    /// `lti_launch_id=<id>`. The launch route of `lti-axum` and `lti-actix`
+    /// also answers a `GET` that carries a launch id with a redirect here
+    /// ([`crate::web::launch_get`]). It must be an absolute URL (https, or http
+    /// on loopback) and not the redirect URI.
+    pub fn landing_uri(mut self, uri: impl Into<String>) -> Self {
+        self.landing_uri = Some(uri.into());
         self
     }
 
@@ -226,9 +260,12 @@ impl ToolBuilder {
         self
     }
 
-    /// The secret (at least 32 bytes) that binds state cookies to states. Every
-    /// instance serving the same tool must use the same secret; the default is a
-    /// random per-process secret, which only works with a single instance.
+    /// The secret (at least 32 bytes) that binds state cookies to states and seals
+    /// the login's state (the key that encrypts and authenticates the `state`
+    /// value is derived from it). Every instance serving the same tool must use
+    /// the same secret; the default is a random per-process secret, which only
+    /// works with a single instance. Changing it refuses the logins in flight
+    /// (`state_not_found`).
     pub fn state_cookie_secret(mut self, secret: &[u8]) -> Self {
         self.cookie_secret = Some(secret.to_vec());
         self
@@ -269,7 +306,8 @@ impl ToolBuilder {
         self
     }
 
-    /// Lifetime of a login's state and its cookie (default 10 min).
+    /// Lifetime of a login's state and its cookie (default 10 min). The expiry is
+    /// sealed into the state; nothing is stored until the launch.
     pub fn state_ttl(mut self, ttl: Duration) -> Self {
         self.state_ttl = ttl;
         self
@@ -342,8 +380,9 @@ impl ToolBuilder {
     /// Checks the configuration and builds the tool.
     ///
     /// # Errors
-    /// [`ToolError::Configuration`] for a malformed base URL, redirect URI or
-    /// target rule, a cookie secret shorter than 32 bytes, a zero TTL, or when the
+    /// [`ToolError::Configuration`] for a malformed base URL, redirect URI,
+    /// landing URI (or one that is the redirect URI) or target rule, a cookie
+    /// secret shorter than 32 bytes, a zero TTL, or when the
     /// default HTTP client cannot be built.
     pub fn build(self) -> Result<Tool, ToolError> {
         let base = parse_base_url(&self.base_url, self.insecure_http)?;
@@ -359,6 +398,18 @@ impl ToolBuilder {
                 "redirect URI: expected an absolute http(s) URL, found {redirect_uri:?}"
             ))
         })?;
+        let landing_uri = match self.landing_uri {
+            Some(uri) => {
+                crate::urls::check_absolute(&uri, self.insecure_http)?;
+                uri
+            }
+            None => base.clone(),
+        };
+        if crate::urls::same_endpoint(&landing_uri, &redirect_uri) {
+            return Err(ToolError::config(format!(
+                "landing URI: expected an application page other than the redirect URI ({redirect_uri:?}), found {landing_uri:?} (set ToolBuilder::landing_uri)"
+            )));
+        }
         let mut prefixes = self.prefix_targets;
         if prefixes.is_empty() && self.exact_targets.is_empty() {
             prefixes.push(base.clone());
@@ -394,22 +445,18 @@ impl ToolBuilder {
         let cookies = StateCookies::new(&secret, secure_cookie, self.partitioned, state_ttl_secs);
         let key_source = match self.key_source {
             Some(k) => k,
-            None => {
-                let client = lti_http::HyperClient::new()
-                    .map_err(|e| ToolError::config(format!("default HTTP client: {e}")))?;
-                Arc::new(lti_http::JwksCache::new(Arc::new(client)))
-            }
+            None => default_key_source()?,
         };
         let store = self.store;
         Ok(Tool {
             inner: Arc::new(Inner {
                 base_url: base,
                 redirect_uri,
+                landing_uri,
                 redirect_origin,
                 targets,
                 allow_http: self.insecure_http,
                 registrations: store.registrations,
-                launch_states: store.launch_states,
                 nonces: store.nonces,
                 launch_data: store.launch_data,
                 tool_keys: store.tool_keys,
@@ -417,6 +464,7 @@ impl ToolBuilder {
                 key_source,
                 clock: self.clock.unwrap_or_else(lti_registry::system_clock),
                 cookies,
+                sealer: Sealer::new(&secret),
                 leeway_secs: self.leeway.as_secs(),
                 max_token_age_secs: max_age.unsigned_abs(),
                 state_ttl_secs,
@@ -432,4 +480,22 @@ impl ToolBuilder {
             }),
         })
     }
+}
+
+/// The key source when the builder was given none: the JWKS cache over the
+/// default hyper client (the `transport` feature).
+#[cfg(feature = "transport")]
+fn default_key_source() -> Result<Arc<dyn KeySource>, ToolError> {
+    let client = lti_http::HyperClient::new()
+        .map_err(|e| ToolError::config(format!("default HTTP client: {e}")))?;
+    Ok(Arc::new(lti_http::JwksCache::new(Arc::new(client))))
+}
+
+/// Without the `transport` feature there is no default HTTP client: the
+/// builder must be given a key source.
+#[cfg(not(feature = "transport"))]
+fn default_key_source() -> Result<Arc<dyn KeySource>, ToolError> {
+    Err(ToolError::config(
+        "expected a key source (ToolBuilder::key_source, e.g. an lti_http::JwksCache over your own HttpClient), found none; lti-tool's `transport` feature provides a default",
+    ))
 }

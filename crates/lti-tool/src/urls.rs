@@ -121,6 +121,25 @@ impl TargetRules {
 
 /// Appends `name=value` (form-encoded) to `url`'s query.
 pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs_len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut encoded = String::with_capacity(pairs_len);
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            encoded.push('&');
+        }
+        encoded.extend(form_urlencoded::byte_serialize(k.as_bytes()));
+        encoded.push('=');
+        encoded.extend(form_urlencoded::byte_serialize(v.as_bytes()));
+    }
+    append_raw_query(url, &encoded)
+}
+
+/// Appends `raw` (query text, already encoded) to `url`'s query, before its
+/// fragment; an empty `raw` leaves `url` as it is.
+pub(crate) fn append_raw_query(url: &str, raw: &str) -> String {
+    if raw.is_empty() {
+        return url.to_owned();
+    }
     let (base, fragment) = match url.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (url, None),
@@ -134,23 +153,78 @@ pub(crate) fn append_query(url: &str, pairs: &[(&str, &str)]) -> String {
     } else {
         "?"
     };
-    let pairs_len: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let mut out = String::with_capacity(url.len() + 1 + pairs_len);
+    let mut out = String::with_capacity(url.len() + 1 + raw.len());
     out.push_str(base);
     out.push_str(sep);
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.extend(form_urlencoded::byte_serialize(k.as_bytes()));
-        out.push('=');
-        out.extend(form_urlencoded::byte_serialize(v.as_bytes()));
-    }
+    out.push_str(raw);
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
     }
     out
+}
+
+/// The query text of `url` (without `?` and fragment) less every parameter
+/// whose decoded name is `name`, and less empty pairs.
+pub(crate) fn query_without(url: &str, name: &str) -> String {
+    let without_fragment = url.split_once('#').map_or(url, |(b, _)| b);
+    let Some((_, query)) = without_fragment.split_once('?') else {
+        return String::new();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let raw_name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+            let decoded: String = form_urlencoded::parse(raw_name.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect();
+            decoded != name
+        })
+        .collect();
+    kept.join("&")
+}
+
+/// `url` without its query and fragment.
+fn without_query(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
+}
+
+/// `url` with its query replaced by `query` (raw text; an empty one leaves no
+/// query), its fragment kept.
+pub(crate) fn replace_query(url: &str, query: &str) -> String {
+    let mut out = append_raw_query(without_query(url), query);
+    if let Some((_, fragment)) = url.split_once('#') {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Whether `a` and `b` name the same endpoint: the same scheme and host
+/// (ignoring ASCII case), port (the scheme's default when absent) and path
+/// (ignoring one or more trailing slashes); queries and fragments are ignored.
+pub(crate) fn same_endpoint(a: &str, b: &str) -> bool {
+    let parse = |url: &str| without_query(url).parse::<Uri>().ok();
+    let (Some(a), Some(b)) = (parse(a), parse(b)) else {
+        return false;
+    };
+    let port = |u: &Uri| {
+        u.port_u16().or(match u.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+            Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+            _ => None,
+        })
+    };
+    let same = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => false,
+    };
+    same(a.scheme_str(), b.scheme_str())
+        && same(a.host(), b.host())
+        && port(&a) == port(&b)
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
 }
 
 #[cfg(test)]
@@ -217,6 +291,82 @@ mod tests {
             append_query("https://tool.example/app?a=1&", &[("k w", "é/?#")]),
             "https://tool.example/app?a=1&k+w=%C3%A9%2F%3F%23"
         );
+    }
+
+    #[test]
+    fn raw_query_text_is_appended_before_the_fragment() {
+        assert_eq!(
+            append_raw_query("https://tool.example/app#top", "a=1&b=%20"),
+            "https://tool.example/app?a=1&b=%20#top"
+        );
+        assert_eq!(
+            append_raw_query("https://tool.example/app?x=1", "a=1"),
+            "https://tool.example/app?x=1&a=1"
+        );
+        assert_eq!(
+            append_raw_query("https://tool.example/app", ""),
+            "https://tool.example/app"
+        );
+    }
+
+    #[test]
+    fn a_query_is_replaced_and_the_fragment_kept() {
+        assert_eq!(
+            replace_query("https://t.example/a?x=1#top", "y=2"),
+            "https://t.example/a?y=2#top"
+        );
+        assert_eq!(
+            replace_query("https://t.example/a?x=1", ""),
+            "https://t.example/a"
+        );
+        assert_eq!(
+            replace_query("https://t.example/a", "y=2"),
+            "https://t.example/a?y=2"
+        );
+    }
+
+    #[test]
+    fn a_parameter_is_dropped_from_a_query_by_its_decoded_name() {
+        assert_eq!(
+            query_without(
+                "https://t.example/l?resource=42&lti_launch_id=x&lti%5Flaunch%5Fid=y&&b=%20#f",
+                "lti_launch_id"
+            ),
+            "resource=42&b=%20"
+        );
+        assert_eq!(query_without("https://t.example/l", "a"), "");
+        assert_eq!(query_without("https://t.example/l?a", "a"), "");
+        assert_eq!(query_without("https://t.example/l?ab=1", "a"), "ab=1");
+    }
+
+    #[test]
+    fn endpoints_compare_by_scheme_host_port_and_path() {
+        let launch = "https://tool.example/lti/launch";
+        for same in [
+            "https://tool.example/lti/launch",
+            "https://tool.example/lti/launch/",
+            "https://tool.example/lti/launch?resource=42",
+            "https://tool.example/lti/launch/?a=1&b=2",
+            "HTTPS://Tool.Example/lti/launch",
+            "https://tool.example:443/lti/launch",
+        ] {
+            assert!(same_endpoint(launch, same), "{same}");
+        }
+        for other in [
+            "https://tool.example/lti/launch2",
+            "https://tool.example/lti/Launch",
+            "https://tool.example/lti",
+            "http://tool.example/lti/launch",
+            "https://tool.example:8443/lti/launch",
+            "https://other.example/lti/launch",
+            "not a url",
+        ] {
+            assert!(!same_endpoint(launch, other), "{other}");
+        }
+        assert!(same_endpoint(
+            "http://127.0.0.1:3000/lti/launch",
+            "http://127.0.0.1:3000/lti/launch/?x=1"
+        ));
     }
 
     #[test]

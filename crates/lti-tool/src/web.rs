@@ -5,11 +5,13 @@
 //! converts the result: the adapter's [`Error`] with its codes and statuses, the
 //! refusal rendering ([`error_response`], an HTML page or
 //! `{"error": code, "message": text}` chosen by [`wants_json`]), the launch id a
-//! follow-up request carries ([`launch_id`]), the role guards
+//! follow-up request carries ([`launch_id`], [`requested_launch`]) and whether
+//! it may act under it ([`authorize`]: the launch id bound to this browser, and a
+//! CSRF check on state-changing methods, see [`csrf_token`]), the role guards
 //! ([`require_instructor`], [`require_any_role`]), the deep-linking route's body
-//! ([`DeepLinkRequest`]), the launch cookie ([`launch_cookie`]) and the default
-//! route paths and body limit ([`RouteConfig`]). Every adapter built on them
-//! refuses the same request with the same code and status.
+//! ([`DeepLinkRequest`], [`require_json`]), the launch cookie ([`launch_cookie`])
+//! and the default route paths and body limit ([`RouteConfig`]). Every adapter
+//! built on them refuses the same request with the same code and status.
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue, header};
@@ -29,10 +31,14 @@
 //! assert!(refusal.body().contains(r#""error":"launch_id_missing""#));
 //! ```
 
-use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use lti_message::Role;
+use http::header::{
+    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use lti_message::{Role, Roles};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::html::escape;
 use crate::{ContentItem, DeepLinkingResponseBuilder, LAUNCH_ID_PARAM, Launch, LtiMessage};
@@ -40,7 +46,8 @@ use crate::{LaunchOutcome, Tool, ToolError, ToolRequest};
 
 /// The default login initiation path (GET and POST).
 pub const LOGIN_PATH: &str = "/lti/login";
-/// The default launch path (the redirect URI; POST).
+/// The default launch path (the redirect URI; POST, and GET with a launch id:
+/// [`launch_get`]).
 pub const LAUNCH_PATH: &str = "/lti/launch";
 /// The default path of the tool's public key set (GET).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -56,6 +63,24 @@ pub const LAUNCH_COOKIE: &str = "lti_launch";
 /// The longest launch id accepted from a request (ids issued by `lti-tool` are 43
 /// characters; anything far longer is refused before the store is asked).
 pub const MAX_LAUNCH_ID_LEN: usize = 256;
+
+/// The most launches the [`LAUNCH_COOKIE`] remembers (newest first): a browser
+/// may follow up on any of its last eight launches (several tabs or frames),
+/// and on no launch of another browser's.
+pub const MAX_COOKIE_LAUNCHES: usize = 8;
+
+/// The query parameter that carries a launch's CSRF token ([`csrf_token`]) on a
+/// state-changing request, e.g. in a form's `action` (see [`launch_query`]).
+pub const CSRF_PARAM: &str = "lti_csrf_token";
+
+/// The header that carries a launch's CSRF token ([`csrf_token`]) on a
+/// state-changing request sent by a script.
+pub const CSRF_HEADER: HeaderName = HeaderName::from_static("x-lti-csrf-token");
+
+/// The domain separation of the CSRF token's HMAC (the state cookie's has its own).
+const CSRF_CONTEXT: &[u8] = b"lti-tool csrf token v1\0";
+
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// The longest role list an [`Error::InsufficientRole`] quotes, in characters.
 const MAX_ROLES_CHARS: usize = 200;
@@ -76,6 +101,13 @@ pub enum Error {
         "launch id missing: expected a launch id in an `Authorization: Bearer` header, the `lti_launch_id` query parameter or the `lti_launch` cookie, found none"
     )]
     MissingLaunchId,
+    /// No route answers the request's path (an entry point that owns every path,
+    /// such as `lti_tool::service::LtiService` without a fallback).
+    #[error("no such route: expected one of the server's paths, found {path:?}")]
+    RouteNotFound {
+        /// The request's path (clipped to 64 characters).
+        path: String,
+    },
     /// The launching user lacks the role a route requires.
     #[error("insufficient role: expected {expected}, found roles [{found}]")]
     InsufficientRole {
@@ -113,6 +145,29 @@ pub enum Error {
         /// What was found (clipped).
         found: String,
     },
+    /// A state-changing request (any method but GET, HEAD, OPTIONS and TRACE)
+    /// that nothing but ambient credentials authorise: see [`authorize`].
+    #[error(
+        "cross-site request refused: expected a state-changing request to carry its launch's CSRF token (the `lti_csrf_token` query parameter or the `X-LTI-CSRF-Token` header), its launch id in an `Authorization: Bearer` header, or its launch id in the query from a page of the tool's own origin (`Sec-Fetch-Site: same-origin` or a matching `Origin`), found {found}"
+    )]
+    CsrfCheckFailed {
+        /// What the request carried instead (never a token or launch id).
+        found: String,
+    },
+    /// The query names a launch that this browser's launch cookie does not hold
+    /// (a link carrying someone else's launch id).
+    #[error(
+        "launch id not bound to this browser: expected the `lti_launch_id` query parameter to name one of the launches this browser's `lti_launch` cookie holds, found another launch"
+    )]
+    LaunchNotBound,
+    /// The request body is not of the media type the route reads.
+    #[error("unsupported media type: expected Content-Type {expected}, found {found}")]
+    UnsupportedMediaType {
+        /// The media type the route reads.
+        expected: &'static str,
+        /// The request's `Content-Type` (clipped), or that it sent none.
+        found: String,
+    },
     /// The application gave the adapter no [`Tool`]: a setup mistake, not the
     /// client's.
     #[error(
@@ -127,29 +182,45 @@ impl Error {
         match self {
             Self::Tool(e) => e.code(),
             Self::MissingLaunchId => "launch_id_missing",
+            Self::RouteNotFound { .. } => "route_not_found",
             Self::InsufficientRole { .. } => "insufficient_role",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyUnreadable { .. } => "body_unreadable",
             Self::InvalidDeepLinkRequest { .. } => "invalid_deep_link_request",
             Self::MalformedRequest { .. } => "malformed_request",
+            Self::CsrfCheckFailed { .. } => "csrf_check_failed",
+            Self::LaunchNotBound => "launch_id_not_bound",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::ToolNotConfigured => "tool_not_configured",
         }
     }
 
     /// The status to answer with: `lti-tool`'s status for a flow error, 401
-    /// without a launch id, 403 for a role guard, 413 for an oversized body, 400
-    /// for an unreadable or malformed request, 500 only for a missing tool (the
-    /// application's setup).
+    /// without a launch id, 404 for an unknown route, 403 for a role guard, a
+    /// failed CSRF check or an unbound launch id, 413 for an oversized body, 415
+    /// for a body of another media type, 400 for an unreadable or malformed
+    /// request, 500 only for a missing tool (the application's setup).
     pub fn http_status(&self) -> StatusCode {
         match self {
             Self::Tool(e) => e.http_status(),
             Self::MissingLaunchId => StatusCode::UNAUTHORIZED,
-            Self::InsufficientRole { .. } => StatusCode::FORBIDDEN,
+            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::InsufficientRole { .. } | Self::CsrfCheckFailed { .. } | Self::LaunchNotBound => {
+                StatusCode::FORBIDDEN
+            }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyUnreadable { .. }
             | Self::InvalidDeepLinkRequest { .. }
             | Self::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
             Self::ToolNotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// An [`Error::RouteNotFound`] quoting at most 64 characters of `path`.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::RouteNotFound {
+            path: clip(path, 64),
         }
     }
 
@@ -193,43 +264,284 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     false
 }
 
-/// The launch id a request carries, looked up in this order: an
+/// Where a request's launch id came from (see [`requested_launch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LaunchIdSource {
+    /// An `Authorization: Bearer <id>` header: set by the tool's own script,
+    /// never sent by a browser on its own.
+    Bearer,
+    /// The `lti_launch_id` query parameter.
+    Query,
+    /// The [`LAUNCH_COOKIE`]: ambient, sent with every request to the tool,
+    /// including ones another site makes the browser send.
+    Cookie,
+}
+
+/// The launch a request names and where the name came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLaunch {
+    /// The launch id.
+    pub id: String,
+    /// Where it came from.
+    pub source: LaunchIdSource,
+}
+
+/// An id of acceptable length: not empty, at most [`MAX_LAUNCH_ID_LEN`].
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_LAUNCH_ID_LEN
+}
+
+/// The value of the first `name=` pair of `query`.
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
+        let (n, value) = pair.split_once('=')?;
+        (n == name).then_some(value)
+    })
+}
+
+/// The launch ids of the request's [`LAUNCH_COOKIE`], newest first (`None`
+/// without the cookie). The cookie holds up to [`MAX_COOKIE_LAUNCHES`] ids
+/// separated by `.` (launch ids are base64url and never contain one).
+fn cookie_launch_ids(headers: &HeaderMap) -> Option<Vec<&str>> {
+    let value = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name.trim() == LAUNCH_COOKIE).then(|| value.trim())
+        })?;
+    Some(
+        value
+            .split('.')
+            .filter(|id| plausible_id(id))
+            .take(MAX_COOKIE_LAUNCHES)
+            .collect(),
+    )
+}
+
+/// The launch a request names, looked up in this order: an
 /// `Authorization: Bearer <id>` header, the `lti_launch_id` parameter of `query`
 /// (the request's query string, which `lti-tool` appends to the post-launch
-/// redirect), the [`LAUNCH_COOKIE`]. The header and the query parameter let
-/// follow-up requests work inside an LMS iframe whose browser blocks third-party
-/// cookies. An empty id or one longer than [`MAX_LAUNCH_ID_LEN`] is `None`.
+/// redirect), the newest launch of the [`LAUNCH_COOKIE`]. The header and the
+/// query parameter let follow-up requests work inside an LMS iframe whose
+/// browser blocks third-party cookies. An empty id or one longer than
+/// [`MAX_LAUNCH_ID_LEN`] counts as absent.
+///
+/// A query id never replaces a different launch bound to this browser: when
+/// the request carries the launch cookie, the query must name one of the
+/// launches it holds (the cookie remembers the browser's last
+/// [`MAX_COOKIE_LAUNCHES`]). A browser that sends no launch cookie (one that
+/// blocks the tool's cookies in the LMS frame, where the launch was bound
+/// through the platform's storage) is followed by the query id alone.
+///
+/// # Errors
+/// [`Error::MissingLaunchId`] (401) without an id, [`Error::LaunchNotBound`]
+/// (403) for a query id the cookie does not hold.
+pub fn requested_launch(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<RequestedLaunch, Error> {
+    let found = |id: &str, source| RequestedLaunch {
+        id: id.to_owned(),
+        source,
+    };
+    let bearer = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    if let Some(id) = bearer.filter(|id| plausible_id(id)) {
+        return Ok(found(id, LaunchIdSource::Bearer));
+    }
+    let cookie = cookie_launch_ids(headers);
+    if let Some(id) = query_param(query, LAUNCH_ID_PARAM).filter(|id| plausible_id(id)) {
+        return match &cookie {
+            Some(bound) if !bound.is_empty() && !bound.contains(&id) => Err(Error::LaunchNotBound),
+            _ => Ok(found(id, LaunchIdSource::Query)),
+        };
+    }
+    cookie
+        .and_then(|bound| bound.first().map(|id| found(id, LaunchIdSource::Cookie)))
+        .ok_or(Error::MissingLaunchId)
+}
+
+/// The launch id a request carries ([`requested_launch`]), or `None` when it
+/// carries none or a query id the launch cookie does not hold.
 pub fn launch_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let values = |name| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
+    requested_launch(headers, query).ok().map(|r| r.id)
+}
+
+/// The launch id a request may act under: [`requested_launch`], and for a
+/// state-changing method (anything but GET, HEAD, OPTIONS and TRACE) a CSRF
+/// check, because the [`LAUNCH_COOKIE`] (and a query id in a page's links)
+/// reaches the tool with any request another site makes the browser send. The
+/// request passes the check when
+///
+/// - its launch id came in an `Authorization: Bearer` header (a cross-site page
+///   cannot add one), or
+/// - it carries the launch's [`csrf_token`] in the [`CSRF_PARAM`] query
+///   parameter or the [`CSRF_HEADER`] header, or
+/// - its launch id is in the query and the browser says the request comes from
+///   a page of the tool's own origin: `Sec-Fetch-Site: same-origin`, or, from a
+///   browser that does not send `Sec-Fetch-Site`, an `Origin` equal to the
+///   origin of the tool's base URL.
+///
+/// The cookie alone never authorises a state-changing request.
+///
+/// # Errors
+/// As [`requested_launch`], and [`Error::CsrfCheckFailed`] (403).
+pub fn authorize(
+    tool: &Tool,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<String, Error> {
+    let requested = requested_launch(headers, query)?;
+    if method.is_safe() || requested.source == LaunchIdSource::Bearer {
+        return Ok(requested.id);
+    }
+    if presented_csrf_token(headers, query).is_some() {
+        check_csrf_token(tool, &requested.id, headers, query)?;
+        return Ok(requested.id);
+    }
+    if requested.source == LaunchIdSource::Query && same_origin(tool, headers) {
+        return Ok(requested.id);
+    }
+    let found = match requested.source {
+        LaunchIdSource::Cookie => "only the `lti_launch` cookie".to_owned(),
+        _ => format!(
+            "the launch id in the query without a CSRF token, from {}",
+            describe_initiator(headers)
+        ),
     };
-    let from_bearer = values(AUTHORIZATION).find_map(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned())
-    });
-    let from_query = || {
-        query?.split('&').find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name == LAUNCH_ID_PARAM).then(|| value.to_owned())
+    Err(Error::CsrfCheckFailed { found })
+}
+
+/// The launch's CSRF token: `base64url(HMAC-SHA256(secret, context || id))`
+/// under the tool's state cookie secret
+/// ([`state_cookie_secret`](crate::ToolBuilder::state_cookie_secret)), so only
+/// the tool can make it and only for this id (every instance serving the tool
+/// needs the same secret). A page the tool renders for a launch embeds it in
+/// its forms' `action` ([`launch_query`]) or sends it in the [`CSRF_HEADER`].
+/// `id` may also be another unguessable id the application hands to a page
+/// (the reference app's LTI 1.1 outcome ids), checked with [`check_csrf_token`].
+pub fn csrf_token(tool: &Tool, id: &str) -> String {
+    lti_jose::b64::encode(tool.inner.cookies.mac(CSRF_CONTEXT, id).as_ref())
+}
+
+/// The query string that names a launch and carries its CSRF token,
+/// `lti_launch_id=<id>&lti_csrf_token=<token>`, for the `action` of a form that
+/// posts to the tool (launch ids and tokens are base64url: no escaping needed in
+/// a URL; escape the whole URL when writing it into HTML).
+pub fn launch_query(tool: &Tool, launch_id: &str) -> String {
+    format!(
+        "{LAUNCH_ID_PARAM}={launch_id}&{CSRF_PARAM}={}",
+        csrf_token(tool, launch_id)
+    )
+}
+
+/// The CSRF token a request presents: the [`CSRF_HEADER`], else the
+/// [`CSRF_PARAM`] query parameter.
+fn presented_csrf_token<'r>(headers: &'r HeaderMap, query: Option<&'r str>) -> Option<&'r str> {
+    headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query_param(query, CSRF_PARAM))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Checks that the request presents `id`'s [`csrf_token`] (constant-time).
+///
+/// # Errors
+/// [`Error::CsrfCheckFailed`] (403) without a token or with another id's.
+pub fn check_csrf_token(
+    tool: &Tool,
+    id: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), Error> {
+    let Some(presented) = presented_csrf_token(headers, query) else {
+        return Err(Error::CsrfCheckFailed {
+            found: "no CSRF token".to_owned(),
+        });
+    };
+    let expected = csrf_token(tool, id);
+    if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Error::CsrfCheckFailed {
+            found: "a CSRF token that does not belong to this launch".to_owned(),
         })
+    }
+}
+
+/// Whether the browser says the request comes from a page of the tool's own
+/// origin: `Sec-Fetch-Site: same-origin`, or without that header one `Origin`
+/// equal to the origin of the tool's base URL.
+fn same_origin(tool: &Tool, headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
+        return site.as_bytes() == b"same-origin";
+    }
+    let mut origins = headers.get_all(ORIGIN).iter();
+    match (
+        origins.next(),
+        origins.next(),
+        lti_http::origin(tool.base_url()),
+    ) {
+        (Some(origin), None, Some(own)) => origin
+            .to_str()
+            .is_ok_and(|origin| origin.eq_ignore_ascii_case(&own)),
+        _ => false,
+    }
+}
+
+/// What the request says about the page that sent it, for a refusal message.
+fn describe_initiator(headers: &HeaderMap) -> String {
+    let quoted = |name: HeaderName| {
+        headers
+            .get(name)
+            .map(|v| format!("{:?}", clip(v.to_str().unwrap_or("(not ASCII)"), 64)))
     };
-    let from_cookie = || {
-        values(COOKIE)
-            .flat_map(|value| value.split(';'))
-            .find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                (name.trim() == LAUNCH_COOKIE).then(|| value.trim().to_owned())
-            })
+    match (quoted(SEC_FETCH_SITE), quoted(ORIGIN)) {
+        (Some(site), _) => format!("Sec-Fetch-Site {site}"),
+        (None, Some(origin)) => format!("Origin {origin}"),
+        (None, None) => "a request with neither Sec-Fetch-Site nor Origin".to_owned(),
+    }
+}
+
+/// Refuses (`unsupported_media_type`, 415) a body that is not declared
+/// `application/json` (parameters such as `charset` aside). A JSON route that
+/// read any body would accept a cross-site `text/plain` form post whose body
+/// happens to be JSON; `application/json` cannot be sent cross-site without a
+/// CORS preflight the tool never grants.
+///
+/// # Errors
+/// [`Error::UnsupportedMediaType`].
+pub fn require_json(headers: &HeaderMap) -> Result<(), Error> {
+    let mut types = headers.get_all(CONTENT_TYPE).iter();
+    let found = match (types.next(), types.next()) {
+        (Some(value), None) => {
+            let text = value.to_str().unwrap_or("(not ASCII)");
+            let essence = text.split(';').next().unwrap_or_default().trim();
+            if essence.eq_ignore_ascii_case("application/json") {
+                return Ok(());
+            }
+            format!("{:?}", clip(text, 64))
+        }
+        (None, _) => "no Content-Type".to_owned(),
+        (Some(_), Some(_)) => "several Content-Type headers".to_owned(),
     };
-    from_bearer
-        .or_else(from_query)
-        .or_else(from_cookie)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_LAUNCH_ID_LEN)
+    Err(Error::UnsupportedMediaType {
+        expected: "application/json",
+        found,
+    })
 }
 
 /// Refuses (`insufficient_role`, 403) unless the launch has an instructor role or
@@ -238,10 +550,19 @@ pub fn launch_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
 /// # Errors
 /// [`Error::InsufficientRole`].
 pub fn require_instructor(launch: &Launch) -> Result<(), Error> {
-    if launch.roles().is_instructor_or_higher() {
+    require_instructor_roles(launch.roles())
+}
+
+/// [`require_instructor`] for roles from elsewhere (an LTI 1.1 launch's
+/// `roles` parameter, roles saved with a pending action).
+///
+/// # Errors
+/// [`Error::InsufficientRole`].
+pub fn require_instructor_roles(roles: &Roles) -> Result<(), Error> {
+    if roles.is_instructor_or_higher() {
         return Ok(());
     }
-    Err(insufficient_role("an instructor or higher role", launch))
+    Err(insufficient_role("an instructor or higher role", roles))
 }
 
 /// Refuses (`insufficient_role`, 403) unless the launch has one of `roles` (or a
@@ -258,12 +579,12 @@ pub fn require_any_role(launch: &Launch, roles: &[&str]) -> Result<(), Error> {
     }
     Err(insufficient_role(
         &format!("one of [{}]", roles.join(", ")),
-        launch,
+        held,
     ))
 }
 
-fn insufficient_role(expected: &str, launch: &Launch) -> Error {
-    let held: Vec<&str> = launch.roles().iter().map(Role::as_str).collect();
+fn insufficient_role(expected: &str, roles: &Roles) -> Error {
+    let held: Vec<&str> = roles.iter().map(Role::as_str).collect();
     Error::InsufficientRole {
         expected: expected.to_owned(),
         found: clip(&held.join(", "), MAX_ROLES_CHARS),
@@ -333,12 +654,28 @@ pub fn error_page(status: StatusCode, code: &str, message: &str) -> String {
 /// `HttpOnly; Path=/`, plus `Secure; SameSite=None; Partitioned` when the tool's
 /// base URL is `https` (so it survives inside an LMS iframe), else `SameSite=Lax`.
 pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
+    launch_cookie_with(tool, launch_id)
+}
+
+/// The [`launch_cookie`] of a new launch for a browser whose request carried
+/// `request_headers`: the new id first, then the launches its cookie already
+/// held (at most [`MAX_COOKIE_LAUNCHES`] in all), so that the browser's other
+/// tabs and frames keep working (see [`requested_launch`]).
+pub fn launch_cookie_adding(tool: &Tool, launch_id: &str, request_headers: &HeaderMap) -> String {
+    let mut ids = vec![launch_id];
+    let held = cookie_launch_ids(request_headers).unwrap_or_default();
+    ids.extend(held.into_iter().filter(|id| *id != launch_id));
+    ids.truncate(MAX_COOKIE_LAUNCHES);
+    launch_cookie_with(tool, &ids.join("."))
+}
+
+fn launch_cookie_with(tool: &Tool, value: &str) -> String {
     let attributes = if tool.base_url().starts_with("https://") {
         "Secure; SameSite=None; Partitioned"
     } else {
         "SameSite=Lax"
     };
-    format!("{LAUNCH_COOKIE}={launch_id}; Path=/; HttpOnly; {attributes}")
+    format!("{LAUNCH_COOKIE}={value}; Path=/; HttpOnly; {attributes}")
 }
 
 /// The launch route's flow: [`Tool::handle_launch`] (the state cookie, or with
@@ -346,7 +683,8 @@ pub fn launch_cookie(tool: &Tool, launch_id: &str) -> String {
 /// storage check page and its confirmation). A completed launch is logged
 /// (issuer, deployment, message type) and its [`launch_cookie`] is appended to
 /// the response (`lti-tool`'s `303` to the login's `target_link_uri` with
-/// `lti_launch_id=<id>` appended), so that same-site follow-ups work without the
+/// `lti_launch_id=<id>` appended; [`launch_cookie_adding`]: the browser's other
+/// launches stay in it), so that same-site follow-ups work without the
 /// parameter; a check page is answered as it is.
 ///
 /// # Errors
@@ -355,19 +693,57 @@ pub async fn launch_with_cookie(
     tool: &Tool,
     request: &ToolRequest,
 ) -> Result<LaunchOutcome, ToolError> {
-    let mut outcome = tool.handle_launch(request).await?;
+    let span = tracing::info_span!(
+        "lti.launch",
+        issuer = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+        deployment_id = tracing::field::Empty,
+        message_type = tracing::field::Empty,
+        code = tracing::field::Empty,
+    );
+    let outcome = tool
+        .handle_launch(request)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|e| {
+            span.record("code", e.code());
+        });
+    let mut outcome = outcome?;
     if let LaunchOutcome::Launched { launch, response } = &mut outcome {
-        tracing::info!(
-            issuer = %launch.issuer(),
-            deployment_id = %launch.deployment_id(),
-            message_type = %launch.message().message_type(),
-            "LTI launch accepted"
-        );
-        if let Ok(cookie) = HeaderValue::from_str(&launch_cookie(tool, launch.launch_id())) {
+        if !span.is_disabled() {
+            span.record("issuer", launch.issuer());
+            span.record("client_id", launch.client_id());
+            span.record("deployment_id", launch.deployment_id());
+            span.record("message_type", launch.message().message_type());
+        }
+        span.in_scope(|| tracing::info!("LTI launch accepted"));
+        let cookie = launch_cookie_adding(tool, launch.launch_id(), request.headers());
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(SET_COOKIE, cookie);
         }
     }
     Ok(outcome)
+}
+
+/// The launch route's answer to a `GET` (the route's `POST` is
+/// [`launch_with_cookie`]): a request that carries a launch id ([`launch_id`]:
+/// a stale link to the launch URL, or a platform that sends the browser back
+/// to it) is sent on with a `303` to the tool's
+/// [landing URL](crate::ToolBuilder::landing_uri), its query carried over as it
+/// is, so it lands on the application instead of a `405`. The store is not
+/// read: the landing page loads the launch as any follow-up request does.
+///
+/// # Errors
+/// [`Error::MissingLaunchId`] (401) for a `GET` without a launch id.
+pub fn launch_get(
+    tool: &Tool,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<crate::ToolResponse, Error> {
+    if launch_id(headers, query).is_none() {
+        return Err(Error::MissingLaunchId);
+    }
+    Ok(tool.landing_redirect(query)?)
 }
 
 /// The JSON body of the deep-linking route: the chosen content items and the
@@ -514,11 +890,66 @@ mod tests {
         ]);
         let query = Some("a=1&lti_launch_id=from-query");
         assert_eq!(launch_id(&all, query).as_deref(), Some("from-header"));
+        let both = headers(&[(COOKIE, "a=b; lti_launch=from-cookie.from-query")]);
+        let requested = requested_launch(&both, query).unwrap();
+        assert_eq!(requested.id, "from-query");
+        assert_eq!(requested.source, LaunchIdSource::Query);
         let cookie = headers(&[(COOKIE, "a=b; lti_launch=from-cookie")]);
-        assert_eq!(launch_id(&cookie, query).as_deref(), Some("from-query"));
-        assert_eq!(launch_id(&cookie, None).as_deref(), Some("from-cookie"));
+        let requested = requested_launch(&cookie, None).unwrap();
+        assert_eq!(requested.id, "from-cookie");
+        assert_eq!(requested.source, LaunchIdSource::Cookie);
+        assert_eq!(
+            launch_id(&HeaderMap::new(), query).as_deref(),
+            Some("from-query"),
+            "without a launch cookie the query id stands alone"
+        );
         let lower = headers(&[(AUTHORIZATION, "bearer  spaced ")]);
         assert_eq!(launch_id(&lower, None).as_deref(), Some("spaced"));
+    }
+
+    #[test]
+    fn a_query_id_never_replaces_another_launch_of_the_cookie() {
+        let cookie = headers(&[(COOKIE, "lti_launch=mine.older")]);
+        let fixed = requested_launch(&cookie, Some("lti_launch_id=theirs")).unwrap_err();
+        assert_eq!(fixed.code(), "launch_id_not_bound");
+        assert_eq!(fixed.http_status(), StatusCode::FORBIDDEN);
+        assert_eq!(launch_id(&cookie, Some("lti_launch_id=theirs")), None);
+        assert_eq!(
+            launch_id(&cookie, Some("lti_launch_id=older")).as_deref(),
+            Some("older"),
+            "an older launch of the same browser (another tab) is still bound"
+        );
+        assert_eq!(launch_id(&cookie, None).as_deref(), Some("mine"));
+        let missing = requested_launch(&HeaderMap::new(), Some("a=1")).unwrap_err();
+        assert_eq!(missing.code(), "launch_id_missing");
+    }
+
+    #[test]
+    fn json_bodies_must_be_declared_json() {
+        let ok = [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ",
+        ];
+        for value in ok {
+            let map = headers(&[(CONTENT_TYPE, value)]);
+            require_json(&map).unwrap();
+        }
+        for value in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            let error = require_json(&headers(&[(CONTENT_TYPE, value)])).unwrap_err();
+            assert_eq!(error.code(), "unsupported_media_type");
+            assert_eq!(error.http_status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert!(error.to_string().contains(value), "{error}");
+        }
+        let none = require_json(&HeaderMap::new()).unwrap_err();
+        assert!(
+            none.to_string().ends_with("found no Content-Type"),
+            "{none}"
+        );
     }
 
     #[test]
@@ -568,7 +999,26 @@ mod tests {
                 400,
             ),
             (Error::malformed("x", "y"), "malformed_request", 400),
+            (
+                Error::RouteNotFound { path: found() },
+                "route_not_found",
+                404,
+            ),
             (Error::ToolNotConfigured, "tool_not_configured", 500),
+            (
+                Error::CsrfCheckFailed { found: found() },
+                "csrf_check_failed",
+                403,
+            ),
+            (Error::LaunchNotBound, "launch_id_not_bound", 403),
+            (
+                Error::UnsupportedMediaType {
+                    expected: "x",
+                    found: found(),
+                },
+                "unsupported_media_type",
+                415,
+            ),
             (
                 Error::Tool(ToolError::LaunchNotFound),
                 "launch_not_found",

@@ -1,7 +1,8 @@
 //! Platform key rotation through the real JWKS cache (`lti_http::JwksCache` over
 //! `lti_http::HyperClient`) and an in-process hyper JWKS server on loopback that
 //! counts fetches: the platform adds a key and signs with it; the next launch
-//! succeeds after exactly one refetch.
+//! succeeds after exactly one refetch, at once (with the default settings,
+//! right after the previous fetch), and a burst of concurrent launches shares it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,7 +10,6 @@ mod common;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -81,23 +81,8 @@ async fn a_new_platform_key_is_picked_up_after_exactly_one_refetch() {
     let old = platform_key();
     let new = second_platform_key();
     let server = JwksServer::start(&[&old]).await;
-    let cache = JwksCache::with_config(
-        Arc::new(HyperClient::new().unwrap()),
-        JwksCacheConfig {
-            refetch_cooldown: Duration::ZERO,
-            ..JwksCacheConfig::default()
-        },
-    );
-    let mut h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
-    let mut reg = registration();
-    reg.key_source = RegistrationKeys::JwksUrl {
-        url: server.url.clone(),
-    };
-    h.store
-        .registrations
-        .update_registration(&reg)
-        .await
-        .unwrap();
+    // The default settings: the 10 s cooldown must not delay the rotation.
+    let mut h = harness_on(&server).await;
 
     // First launch: one fetch.
     h.launch_with(|_| {}).await.unwrap();
@@ -123,6 +108,63 @@ async fn a_new_platform_key_is_picked_up_after_exactly_one_refetch() {
     assert_eq!(server.fetches(), 3);
 }
 
+/// A harness whose registration takes its keys from `server` through a
+/// `JwksCache` with the default settings.
+async fn harness_on(server: &JwksServer) -> Harness {
+    // The stand-in JWKS server is on loopback: allowed explicitly.
+    let client = HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap();
+    let cache = JwksCache::new(Arc::new(client));
+    let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
+    let mut reg = registration();
+    reg.key_source = RegistrationKeys::JwksUrl {
+        url: server.url.clone(),
+    };
+    h.store
+        .registrations
+        .update_registration(&reg)
+        .await
+        .unwrap();
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_launches_with_a_rotated_key_all_succeed_on_one_refetch() {
+    let old = platform_key();
+    let new = second_platform_key();
+    let server = JwksServer::start(&[&old]).await;
+    let mut h = harness_on(&server).await;
+    h.launch_with(|_| {}).await.unwrap();
+    assert_eq!(server.fetches(), 1);
+    // The platform rotates, and 64 users launch at once, right after the fetch.
+    server.add_key(&new);
+    h.key = new;
+    let h = Arc::new(h);
+    let start = Arc::new(tokio::sync::Barrier::new(64));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (h, start) = (h.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let login = h.login().await;
+            let token = h.sign(&h.claims(&login.nonce));
+            start.wait().await;
+            h.launch_token(&login, &token)
+                .await
+                .map(|(launch, _)| launch)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().sub(), Some("user-1"));
+    }
+    let refetches = server.fetches() - 1;
+    assert!(
+        (1..=2).contains(&refetches),
+        "expected one shared refetch (at most two), found {refetches}"
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_jwks_endpoint_is_a_502() {
     // Bind and drop a listener so the port is (almost certainly) closed.
@@ -134,7 +176,15 @@ async fn an_unreachable_jwks_endpoint_is_a_502() {
         retry: lti_http::RetryPolicy::none(),
         ..JwksCacheConfig::default()
     };
-    let cache = JwksCache::with_config(Arc::new(HyperClient::new().unwrap()), config);
+    let cache = JwksCache::with_config(
+        Arc::new(
+            HyperClient::builder()
+                .allow_private_addresses()
+                .build()
+                .unwrap(),
+        ),
+        config,
+    );
     let h = Harness::with(|b| b.key_source(Arc::new(cache))).await;
     let mut reg = registration();
     reg.key_source = RegistrationKeys::JwksUrl {

@@ -104,10 +104,17 @@ async fn a_replayed_nonce_is_rejected() {
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
     h.launch_token(&login, &token).await.unwrap();
-    // Even with a fresh, correctly bound state carrying the same nonce, the token
-    // cannot be used twice.
-    let again = h.login_with_nonce(&login.nonce).await;
-    expect_code(h.launch_token(&again, &token).await, "nonce_replayed");
+    // Even with another state carrying the same nonce (one an application made,
+    // since a sealed state carries a nonce only the tool draws), the token cannot
+    // be used twice: the launch recorded its nonce.
+    let again = h.state_with_nonce(&login.nonce);
+    expect_code(
+        h.tool.verify_id_token(&token, &again).await,
+        "nonce_replayed",
+    );
+    // A fresh login has a fresh nonce, which the old token does not carry.
+    let fresh = h.login().await;
+    expect_code(h.launch_token(&fresh, &token).await, "nonce_mismatch");
 }
 
 #[tokio::test]
@@ -117,8 +124,14 @@ async fn a_replayed_nonce_is_rejected_across_two_tool_instances_sharing_a_store(
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
     h.launch_token(&login, &token).await.unwrap();
-    let again = h.login_with_nonce(&login.nonce).await;
-    expect_code(other.launch(&again.post(&token)).await, "nonce_replayed");
+    // The other instance (same secret, same nonce store) refuses the state...
+    expect_code(other.launch(&login.post(&token)).await, "state_not_found");
+    // ...and the token under any state carrying its nonce.
+    let again = h.state_with_nonce(&login.nonce);
+    expect_code(
+        other.verify_id_token(&token, &again).await,
+        "nonce_replayed",
+    );
 }
 
 #[tokio::test]
@@ -819,13 +832,10 @@ async fn verify_id_token_checks_a_token_against_a_state_the_application_consumed
     let h = Harness::new().await;
     let login = h.login().await;
     let token = h.sign(&h.claims(&login.nonce));
-    // The application took the state from the store itself (no cookie involved).
-    let state = h
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    // The application opened the state itself (no cookie involved).
+    let state = h.tool.open_login_state(&login.state).unwrap();
+    assert_eq!(state.state, login.state);
+    assert_eq!(state.nonce, login.nonce);
     let verified = h.tool.verify_id_token(&token, &state).await.unwrap();
     assert_eq!(verified.deployment_id(), DEPLOYMENT);
     assert_eq!(verified.issuer(), ISS);
@@ -846,7 +856,7 @@ async fn verify_id_token_checks_a_token_against_a_state_the_application_consumed
         h.tool.verify_id_token(&token, &state).await,
         "nonce_replayed",
     );
-    // And the state is gone, so the cookie flow cannot use it either.
+    // And the state is used up, so the cookie flow cannot use it either.
     expect_code(h.tool.launch(&login.post(&token)).await, "state_not_found");
 }
 
@@ -856,12 +866,7 @@ async fn verify_id_token_refuses_a_token_for_another_state() {
     let first = h.login().await;
     let second = h.login().await;
     let token = h.sign(&h.claims(&first.nonce));
-    let other_state = h
-        .store
-        .launch_states
-        .consume_state(&second.state)
-        .await
-        .unwrap();
+    let other_state = h.tool.open_login_state(&second.state).unwrap();
     expect_code(
         h.tool.verify_id_token(&token, &other_state).await,
         "nonce_mismatch",

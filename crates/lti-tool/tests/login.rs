@@ -27,9 +27,13 @@ async fn login_redirects_to_the_platform_with_every_required_parameter() {
     );
     assert_eq!(login.param("login_hint"), Some("user-hint-42"));
     assert_eq!(login.param("lti_message_hint"), Some("message-hint"));
-    // 256-bit random values.
-    assert_eq!(lti_jose::b64::decode(&login.state).unwrap().len(), 32);
+    // A 256-bit random nonce; the state is the sealed login (version, 128-bit
+    // salt, ciphertext, 128-bit tag), compact enough for a URL.
     assert_eq!(lti_jose::b64::decode(&login.nonce).unwrap().len(), 32);
+    let sealed = lti_jose::b64::decode(&login.state).unwrap();
+    assert_eq!(sealed[0], 1);
+    assert!(sealed.len() > 1 + 16 + 16 + 32, "{}", sealed.len());
+    assert!(login.state.len() < 300, "{}", login.state.len());
     assert_ne!(login.state, login.nonce);
     // The cookie binds the state without containing it.
     for attr in [
@@ -111,7 +115,7 @@ async fn states_and_nonces_are_fresh_for_every_login() {
 }
 
 #[tokio::test]
-async fn the_launch_state_is_persisted_with_a_ten_minute_ttl() {
+async fn the_login_is_sealed_into_the_state_with_a_ten_minute_ttl() {
     let h = Harness::new().await;
     let login = h
         .login_with(&[
@@ -120,12 +124,7 @@ async fn the_launch_state_is_persisted_with_a_ten_minute_ttl() {
         ])
         .await
         .unwrap();
-    let saved = h
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    let saved = h.tool.open_login_state(&login.state).unwrap();
     assert_eq!(saved.nonce, login.nonce);
     assert_eq!(saved.issuer, ISS);
     assert_eq!(saved.client_id, CLIENT_ID);
@@ -136,6 +135,21 @@ async fn the_launch_state_is_persisted_with_a_ten_minute_ttl() {
         Some("_parent")
     );
     assert_eq!(saved.expires_at - saved.created_at, 600);
+    assert_eq!(saved.created_at, NOW);
+    // Nothing in the state is readable: it is encrypted.
+    let raw = lti_jose::b64::decode(&login.state).unwrap();
+    for plain in [ISS, CLIENT_ID, TARGET, DEPLOYMENT, "_parent", &login.nonce] {
+        assert!(!login.state.contains(plain), "{plain}");
+        assert!(
+            !raw.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "{plain}"
+        );
+    }
+    // Valid for ten minutes, not a second more.
+    h.clock.advance(599);
+    h.tool.open_login_state(&login.state).unwrap();
+    h.clock.advance(1);
+    expect_code(h.tool.open_login_state(&login.state), "state_not_found");
 }
 
 #[tokio::test]
@@ -308,12 +322,7 @@ async fn canvas_sends_deployment_id_instead_of_lti_deployment_id() {
         ])
         .await
         .unwrap();
-    let saved = h
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    let saved = h.tool.open_login_state(&login.state).unwrap();
     assert_eq!(saved.deployment_id.as_deref(), Some("deploy-other"));
 
     // A generic platform's `deployment_id` login parameter is not an LTI parameter.
@@ -322,12 +331,7 @@ async fn canvas_sends_deployment_id_instead_of_lti_deployment_id() {
         .login_with(&[("deployment_id", "deploy-other")])
         .await
         .unwrap();
-    let saved = generic
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    let saved = generic.tool.open_login_state(&login.state).unwrap();
     assert_eq!(saved.deployment_id, None);
 }
 

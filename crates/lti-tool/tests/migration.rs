@@ -41,10 +41,12 @@ fn our_signature_equals_the_independent_one_for_every_vector() {
     }
 }
 
-/// Launches with an `lti1p1` claim whose nonce/exp match the vector.
+/// Launches with an `lti1p1` claim whose nonce/exp match the vector (through
+/// `Tool::verify_id_token` with a state carrying the vector's nonce, as an
+/// application binding the state itself would).
 async fn migrated_launch(h: &Harness, v: &Value, sign: &str) -> lti_tool::Launch {
-    let login = h.login_with_nonce(s(v, "nonce")).await;
-    let mut claims = h.claims(&login.nonce);
+    let state = h.state_with_nonce(s(v, "nonce"));
+    let mut claims = h.claims(&state.nonce);
     claims.insert("exp".into(), v["exp"].clone());
     claims.insert(
         format!("{LTI}lti1p1"),
@@ -57,7 +59,8 @@ async fn migrated_launch(h: &Harness, v: &Value, sign: &str) -> lti_tool::Launch
         }),
     );
     let token = h.sign(&claims);
-    h.launch_token(&login, &token).await.unwrap().0
+    let verified = h.tool.verify_id_token(&token, &state).await.unwrap();
+    h.tool.save_verified(verified).await.unwrap()
 }
 
 async fn harness_with_consumers() -> Harness {

@@ -89,13 +89,8 @@ async fn a_login_offering_storage_answers_the_page_that_stores_the_state() {
     assert!(login.page.contains("org.imsglobal.lti.put_data"));
     // The cookie is still set: a browser that keeps it launches as before.
     assert!(login.cookie.starts_with("__Host-lti_state_"));
-    // The state is saved, marked as stored in the platform.
-    let saved = h
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    // The state carries the mark that it is stored in the platform.
+    let saved = h.tool.open_login_state(&login.state).unwrap();
     assert_eq!(saved.nonce, login.nonce);
     assert_eq!(
         saved.extra.get("lti_storage_binding").map(String::as_str),
@@ -160,12 +155,7 @@ async fn without_the_option_or_without_a_target_the_login_redirects() {
     let on = harness().await;
     let login = on.login().await;
     assert!(login.location.starts_with(AUTH_URL));
-    let saved = on
-        .store
-        .launch_states
-        .consume_state(&login.state)
-        .await
-        .unwrap();
+    let saved = on.tool.open_login_state(&login.state).unwrap();
     assert!(!saved.extra.contains_key("lti_storage_binding"));
 }
 

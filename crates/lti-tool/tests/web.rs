@@ -229,3 +229,320 @@ async fn the_launch_route_flow_passes_on_the_tool_error() {
         "{error:?}"
     );
 }
+
+/// Logs in with `target` as the `target_link_uri` (in the login and the
+/// id_token) and runs the launch route's flow; returns the redirect's location.
+async fn launch_to_target(h: &Harness, target: &str) -> (Launch, String) {
+    let params = [
+        ("iss", ISS),
+        ("login_hint", "user-hint-42"),
+        ("target_link_uri", target),
+        ("client_id", CLIENT_ID),
+    ];
+    let login = Login::from_response(&h.tool.login(&get("/lti/login", &params)).await.unwrap());
+    let mut claims = h.claims(&login.nonce);
+    claims.insert(format!("{LTI}target_link_uri"), json!(target));
+    let outcome = web::launch_with_cookie(&h.tool, &login.post(&h.sign(&claims)))
+        .await
+        .unwrap();
+    let LaunchOutcome::Launched { launch, response } = outcome else {
+        panic!("expected a completed launch");
+    };
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    (*launch, response.location().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_launch_whose_target_is_the_launch_url_lands_on_the_landing_page() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    assert_eq!(h.tool.redirect_uri(), "https://tool.example/lti/launch");
+    let cases = [
+        ("https://tool.example/lti/launch", ""),
+        ("https://tool.example/lti/launch/", ""),
+        (
+            "https://tool.example/lti/launch?resource=42",
+            "resource=42&",
+        ),
+        (
+            "https://tool.example/lti/launch/?resource=42&x=a%20b",
+            "resource=42&x=a%20b&",
+        ),
+        // A launch id in the target is dropped: only the launch's own is carried.
+        (
+            "https://tool.example/lti/launch?lti_launch_id=planted&resource=7",
+            "resource=7&",
+        ),
+    ];
+    for (target, carried) in cases {
+        let (launch, location) = launch_to_target(&h, target).await;
+        assert_eq!(
+            location,
+            format!("{TARGET}?{carried}lti_launch_id={}", launch.launch_id()),
+            "{target}"
+        );
+        // The launch keeps the target the platform asked for.
+        assert_eq!(launch.target_link_uri(), target);
+    }
+}
+
+#[tokio::test]
+async fn the_default_landing_page_is_the_public_base_url() {
+    let h = Harness::new().await;
+    assert_eq!(h.tool.landing_uri(), TOOL_BASE);
+    let (launch, location) = launch_to_target(&h, "https://tool.example/lti/launch").await;
+    assert_eq!(
+        location,
+        format!("{TOOL_BASE}?lti_launch_id={}", launch.launch_id())
+    );
+}
+
+#[tokio::test]
+async fn any_other_target_is_kept_with_its_query() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    let (launch, location) = launch_to_target(
+        &h,
+        "https://tool.example/lti/launcher?lti_launch_id=planted&a=1",
+    )
+    .await;
+    assert_eq!(
+        location,
+        format!(
+            "https://tool.example/lti/launcher?a=1&lti_launch_id={}",
+            launch.launch_id()
+        )
+    );
+    assert_eq!(
+        h.tool.post_launch_location(TARGET, "id-1"),
+        format!("{TARGET}?lti_launch_id=id-1")
+    );
+    assert_eq!(
+        h.tool
+            .post_launch_location("https://tool.example/app?a=1#top", "id-1"),
+        "https://tool.example/app?a=1&lti_launch_id=id-1#top"
+    );
+}
+
+#[tokio::test]
+async fn a_get_to_the_launch_url_with_a_launch_id_is_sent_to_the_landing_page() {
+    let h = Harness::with(|b| b.landing_uri(TARGET)).await;
+    let headers = http::HeaderMap::new();
+    let response =
+        web::launch_get(&h.tool, &headers, Some("resource=42&lti_launch_id=abc")).unwrap();
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.location(),
+        Some(format!("{TARGET}?resource=42&lti_launch_id=abc").as_str())
+    );
+    assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
+    // The launch cookie is a launch id too: on to the landing page, which reads it.
+    let mut with_cookie = http::HeaderMap::new();
+    with_cookie.insert(
+        http::header::COOKIE,
+        http::HeaderValue::from_static("lti_launch=abc"),
+    );
+    let response = web::launch_get(&h.tool, &with_cookie, None).unwrap();
+    assert_eq!(response.location(), Some(TARGET));
+    // Without any launch id: 401 launch_id_missing, not a redirect.
+    for query in [None, Some("resource=42"), Some("lti_launch_id=")] {
+        let error = web::launch_get(&h.tool, &headers, query).unwrap_err();
+        assert_eq!(error.code(), "launch_id_missing");
+        assert_eq!(error.http_status(), http::StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_landing_page_that_is_the_launch_url_is_a_configuration_error() {
+    let clock = lti_registry::ManualClock::new(NOW);
+    let store = store(&clock).await;
+    for landing in [
+        "https://tool.example/lti/launch",
+        "https://tool.example/lti/launch/?x=1",
+        "not a url",
+    ] {
+        let error = builder(&store, &clock)
+            .landing_uri(landing)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.code(), "configuration", "{landing}");
+    }
+    // The default landing page (the base URL) collides with a redirect URI at the base.
+    let error = builder(&store, &clock)
+        .redirect_uri(TOOL_BASE)
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("landing URI"), "{error}");
+}
+
+fn request_headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}
+
+#[tokio::test]
+async fn a_state_changing_request_on_the_cookie_alone_is_refused_and_reads_pass() {
+    let h = Harness::new().await;
+    let cookie = request_headers(&[("cookie", "lti_launch=L1")]);
+    for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
+        let error = web::authorize(&h.tool, &method, &cookie, None).unwrap_err();
+        assert_eq!(error.code(), "csrf_check_failed");
+        assert_eq!(error.http_status().as_u16(), 403);
+        assert!(
+            error.to_string().contains("only the `lti_launch` cookie"),
+            "{error}"
+        );
+    }
+    for method in [http::Method::GET, http::Method::HEAD] {
+        assert_eq!(
+            web::authorize(&h.tool, &method, &cookie, None).unwrap(),
+            "L1"
+        );
+    }
+    // Even from the tool's own origin, the cookie alone does not do.
+    let same_site = request_headers(&[
+        ("cookie", "lti_launch=L1"),
+        ("sec-fetch-site", "same-origin"),
+    ]);
+    let error = web::authorize(&h.tool, &http::Method::POST, &same_site, None).unwrap_err();
+    assert_eq!(error.code(), "csrf_check_failed");
+}
+
+#[tokio::test]
+async fn the_csrf_token_the_bearer_header_or_a_same_origin_page_authorise_a_post() {
+    let h = Harness::new().await;
+    let post = http::Method::POST;
+    let token = web::csrf_token(&h.tool, "L1");
+    assert_eq!(token, web::csrf_token(&h.tool, "L1"), "stable per launch");
+    assert_ne!(token, web::csrf_token(&h.tool, "L2"));
+    assert!(!token.contains("L1"));
+
+    // The token in the query (a form's action) or in the header, with the id in
+    // the query or only in the cookie.
+    let query = web::launch_query(&h.tool, "L1");
+    assert_eq!(query, format!("lti_launch_id=L1&lti_csrf_token={token}"));
+    let none = http::HeaderMap::new();
+    assert_eq!(
+        web::authorize(&h.tool, &post, &none, Some(&query)).unwrap(),
+        "L1"
+    );
+    let cookie_and_header =
+        request_headers(&[("cookie", "lti_launch=L1"), ("x-lti-csrf-token", &token)]);
+    assert_eq!(
+        web::authorize(&h.tool, &post, &cookie_and_header, None).unwrap(),
+        "L1"
+    );
+    // Another launch's token, or a made-up one, is refused.
+    let other = format!(
+        "lti_launch_id=L1&lti_csrf_token={}",
+        web::csrf_token(&h.tool, "L2")
+    );
+    let error = web::authorize(&h.tool, &post, &none, Some(&other)).unwrap_err();
+    assert_eq!(error.code(), "csrf_check_failed");
+    assert!(error.to_string().contains("does not belong"), "{error}");
+    // A tool with another secret makes other tokens.
+    let other_tool = lti_tool::Tool::builder("https://tool.example/", &h.store)
+        .state_cookie_secret(&[9u8; 32])
+        .build()
+        .unwrap();
+    let foreign = web::launch_query(&other_tool, "L1");
+    let error = web::authorize(&h.tool, &post, &none, Some(&foreign)).unwrap_err();
+    assert_eq!(error.code(), "csrf_check_failed");
+
+    // The bearer header is never ambient.
+    let bearer = request_headers(&[("authorization", "Bearer L1")]);
+    assert_eq!(web::authorize(&h.tool, &post, &bearer, None).unwrap(), "L1");
+
+    // The id in the query from a page of the tool's own origin.
+    let id_only = Some("lti_launch_id=L1");
+    let own = lti_http::origin(h.tool.base_url()).unwrap();
+    for evidence in [
+        vec![("sec-fetch-site", "same-origin")],
+        vec![("origin", own.as_str())],
+    ] {
+        let headers = request_headers(&evidence);
+        assert_eq!(
+            web::authorize(&h.tool, &post, &headers, id_only).unwrap(),
+            "L1"
+        );
+    }
+    for (evidence, named) in [
+        (vec![], "neither Sec-Fetch-Site nor Origin"),
+        (vec![("sec-fetch-site", "cross-site")], "\"cross-site\""),
+        (vec![("sec-fetch-site", "same-site")], "\"same-site\""),
+        (vec![("origin", "https://evil.example")], "evil.example"),
+        (vec![("origin", "null")], "\"null\""),
+        (
+            // Sec-Fetch-Site, when sent, decides.
+            vec![("sec-fetch-site", "cross-site"), ("origin", own.as_str())],
+            "\"cross-site\"",
+        ),
+    ] {
+        let headers = request_headers(&evidence);
+        let error = web::authorize(&h.tool, &post, &headers, id_only).unwrap_err();
+        assert_eq!(error.code(), "csrf_check_failed", "{evidence:?}");
+        assert!(error.to_string().contains(named), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_launch_cookie_keeps_the_browsers_recent_launches_newest_first() {
+    let h = Harness::new().await;
+    let first = web::launch_cookie_adding(&h.tool, "A", &http::HeaderMap::new());
+    assert_eq!(first, web::launch_cookie(&h.tool, "A"));
+    let held = request_headers(&[("cookie", "x=1; lti_launch=C.B.A")]);
+    let next = web::launch_cookie_adding(&h.tool, "B", &held);
+    assert!(next.starts_with("lti_launch=B.C.A;"), "{next}");
+    let full: Vec<String> = (0..web::MAX_COOKIE_LAUNCHES)
+        .map(|i| format!("id{i}"))
+        .collect();
+    let held = request_headers(&[("cookie", &format!("lti_launch={}", full.join(".")))]);
+    let next = web::launch_cookie_adding(&h.tool, "new", &held);
+    let value = next
+        .strip_prefix("lti_launch=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let ids: Vec<&str> = value.split('.').collect();
+    assert_eq!(ids.len(), web::MAX_COOKIE_LAUNCHES);
+    assert_eq!(ids[0], "new");
+    assert!(!ids.contains(&"id7"), "the oldest falls out: {value}");
+}
+
+#[tokio::test]
+async fn a_second_launch_in_the_same_browser_keeps_the_first_one_bound() {
+    let h = Harness::new().await;
+    let login = h.login().await;
+    let token = h.sign(&h.claims(&login.nonce));
+    let posted = login.post(&token);
+    let mut headers = posted.headers().clone();
+    headers.append(
+        http::header::COOKIE,
+        http::HeaderValue::from_static("lti_launch=earlier-launch"),
+    );
+    let request = lti_tool::ToolRequest::new(
+        posted.method().clone(),
+        posted.uri().clone(),
+        headers,
+        posted.body().clone(),
+    );
+    let outcome = web::launch_with_cookie(&h.tool, &request).await.unwrap();
+    let LaunchOutcome::Launched { launch, response } = outcome else {
+        panic!("expected a completed launch");
+    };
+    let expected = format!("lti_launch={}.earlier-launch;", launch.launch_id());
+    assert!(
+        response
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with(&expected)),
+        "{:?}",
+        response.headers()
+    );
+}

@@ -254,6 +254,14 @@ pub enum Error {
         #[source]
         source: lti_http::Error,
     },
+    /// The egress policy refused the outcome service URL (its origin is not
+    /// listed, or its host is a private address); nothing was sent.
+    #[error("{source}")]
+    Egress {
+        /// The `lti-http` refusal (`egress_refused` or `private_address_refused`).
+        #[source]
+        source: lti_http::Error,
+    },
     /// A store could not complete an operation.
     #[error("store failure: {source}")]
     Store {
@@ -303,6 +311,7 @@ impl Error {
             Error::OutcomeHttpStatus { .. } => "outcome_http_status",
             Error::Transport { .. } => "transport_failure",
             Error::Http { .. } => "http_failure",
+            Error::Egress { source } => source.code(),
             Error::Store { .. } => "store_unavailable",
             Error::NotFound { .. } => "not_found",
         }
@@ -325,7 +334,8 @@ impl Error {
             Error::OutcomeRejected { .. }
             | Error::OutcomeHttpStatus { .. }
             | Error::Transport { .. }
-            | Error::Http { .. } => ErrorKind::Upstream,
+            | Error::Http { .. }
+            | Error::Egress { .. } => ErrorKind::Upstream,
             Error::Store { .. } => ErrorKind::Store,
             _ => ErrorKind::Protocol,
         }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use lti_http::HttpClient;
+use lti_http::{EgressPolicy, HttpClient};
 
 use crate::error::{Error, ErrorKind, Result, snippet};
 use crate::oauth::{self, Credentials, OAuthParams, SignedRequest};
@@ -74,19 +74,35 @@ pub fn parse_outcome_response(response: Response<Bytes>) -> Result<OutcomeRespon
 }
 
 /// Sends Basic Outcomes requests for a tool.
+///
+/// The `lis_outcome_service_url` comes from the consumer's launch, and a
+/// consumer has no registered URL to compare it with: the client only sends
+/// to origins its [`EgressPolicy`] lists (none by default), so a consumer
+/// cannot make the tool sign requests to another host. List the consumers'
+/// origins with [`OutcomesClient::with_egress_policy`].
 #[derive(Debug, Clone)]
 pub struct OutcomesClient<T> {
     transport: T,
     clock: Arc<dyn lti_registry::Clock>,
+    egress: EgressPolicy,
 }
 
 impl<T: HttpClient> OutcomesClient<T> {
-    /// A client over a transport, using the system clock for timestamps.
+    /// A client over a transport, using the system clock for timestamps and
+    /// an egress policy that lists no origin (every send is refused with
+    /// `egress_refused` until [`OutcomesClient::with_egress_policy`]).
     pub fn new(transport: T) -> Self {
         OutcomesClient {
             transport,
             clock: Arc::new(lti_registry::SystemClock),
+            egress: EgressPolicy::new(),
         }
+    }
+
+    /// Sends only to outcome service URLs on the origins `policy` lists.
+    pub fn with_egress_policy(mut self, policy: EgressPolicy) -> Self {
+        self.egress = policy;
+        self
     }
 
     /// Uses another clock for `oauth_timestamp`.
@@ -96,20 +112,31 @@ impl<T: HttpClient> OutcomesClient<T> {
     }
 
     /// Sends any operation and returns the success envelope.
+    ///
+    /// # Errors
+    /// `egress_refused` (before anything is signed or sent) when the target's
+    /// URL is not on an origin of the egress policy, and
+    /// `private_address_refused` when the transport refuses its address;
+    /// otherwise as [`parse_outcome_response`] and the transport.
     pub async fn send(
         &self,
         target: &OutcomeTarget,
         credentials: &Credentials,
         op: Operation,
     ) -> Result<OutcomeResponse> {
+        self.egress
+            .check_url(&target.service_url, &[])
+            .map_err(|source| Error::Egress { source })?;
         let request = OutcomeRequest::new(target.sourced_id.clone(), op);
         let ts = u64::try_from(self.clock.now()).unwrap_or(0);
         let http_request = build_outcome_request(&target.service_url, credentials, &request, ts)?;
-        let response = self
-            .transport
-            .send(http_request)
-            .await
-            .map_err(|source| Error::Http { source })?;
+        let response = self.transport.send(http_request).await.map_err(|source| {
+            if source.is_egress_refusal() {
+                Error::Egress { source }
+            } else {
+                Error::Http { source }
+            }
+        })?;
         parse_outcome_response(response)
     }
 

@@ -16,7 +16,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use lti_http::{HttpClient, HyperClient};
+use lti_http::{EgressPolicy, HttpClient, HyperClient};
 use lti_registry::SystemClock;
 use lti11::oauth::{self, OAuthParams};
 use lti11::outcomes::{GradeBook, GradeBookError, ScoreQueue, ScoreUpdate, Submitted};
@@ -134,11 +134,19 @@ async fn serve(book: Arc<Book>) -> String {
     format!("http://127.0.0.1:{port}/lti11/outcomes?tool=quiz")
 }
 
+/// The stand-in consumer is on loopback: the tests opt in to private addresses.
 fn http_client() -> HyperClient {
     HyperClient::builder()
         .timeout(Duration::from_secs(20))
+        .allow_private_addresses()
         .build()
         .unwrap()
+}
+
+/// A client that may send to the origin of `service_url`.
+fn client_for(service_url: &str) -> OutcomesClient<HyperClient> {
+    OutcomesClient::new(http_client())
+        .with_egress_policy(EgressPolicy::new().allow_origin(service_url).unwrap())
 }
 
 fn target(url: &str, sid: &str) -> OutcomeTarget {
@@ -152,7 +160,7 @@ fn target(url: &str, sid: &str) -> OutcomeTarget {
 async fn replace_read_delete_round_trip_over_loopback() {
     let book = Book::with(&["sid-1"], false);
     let url = serve(book.clone()).await;
-    let client = OutcomesClient::new(http_client());
+    let client = client_for(&url);
     let creds = Credentials::new(KEY, SECRET);
     let t = target(&url, "sid-1");
     assert_eq!(client.read_result(&t, &creds).await.unwrap(), None);
@@ -176,7 +184,7 @@ async fn replace_read_delete_round_trip_over_loopback() {
 #[tokio::test]
 async fn unknown_sourcedid_is_a_failure_envelope() {
     let url = serve(Book::with(&["sid-1"], false)).await;
-    let client = OutcomesClient::new(http_client());
+    let client = client_for(&url);
     let err = client
         .replace_result(
             &target(&url, "nope"),
@@ -195,7 +203,7 @@ async fn unknown_sourcedid_is_a_failure_envelope() {
 #[tokio::test]
 async fn wrong_secret_is_answered_with_401() {
     let url = serve(Book::with(&["sid-1"], false)).await;
-    let client = OutcomesClient::new(http_client());
+    let client = client_for(&url);
     let err = client
         .read_result(&target(&url, "sid-1"), &Credentials::new(KEY, "wrong"))
         .await
@@ -280,7 +288,7 @@ async fn unknown_operation_is_answered_unsupported_with_the_message_reference() 
 async fn score_queue_never_lets_an_older_score_overwrite_a_newer_one() {
     let book = Book::with(&["sid-q"], true);
     let url = serve(book.clone()).await;
-    let client = Arc::new(OutcomesClient::new(http_client()));
+    let client = Arc::new(client_for(&url));
     let queue: Arc<ScoreQueue<String>> = Arc::new(ScoreQueue::new());
     let creds = Credentials::new(KEY, SECRET);
     let t = target(&url, "sid-q");
@@ -403,7 +411,7 @@ async fn full_flow_consumer_launch_to_provider_grade_pass_back() {
     let model = lti11::ProviderModel::new(lti_store::MemoryProviderStore::new());
     let record = model.record_launch(&launch, "session-1").await.unwrap();
     let assignment = record.assignment.expect("graded launch");
-    let client = OutcomesClient::new(http_client());
+    let client = client_for(&service_url);
     client
         .replace_result(
             &OutcomeTarget::from(&assignment),
@@ -414,4 +422,54 @@ async fn full_flow_consumer_launch_to_provider_grade_pass_back() {
         .await
         .unwrap();
     assert_eq!(book.history.lock().unwrap().as_slice(), &[0.6]);
+}
+
+#[tokio::test]
+async fn outcome_urls_off_the_allowed_origins_are_refused_before_anything_is_sent() {
+    let book = Book::with(&["sid-1"], false);
+    let url = serve(book.clone()).await;
+    let creds = Credentials::new(KEY, SECRET);
+    let score = || Score::new(0.9).unwrap();
+    // No origin listed: nothing is sent.
+    let unlisted = OutcomesClient::new(http_client());
+    let err = unlisted
+        .replace_result(&target(&url, "sid-1"), &creds, score(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "egress_refused", "{err:?}");
+    assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        err.to_string()
+            .contains("an origin in the egress allow-list (none is configured)"),
+        "{err}"
+    );
+    // Another origin than the listed one (the same server as `localhost`).
+    let listed = client_for("https://lms.example");
+    let foreign = url.replacen("127.0.0.1", "localhost", 1);
+    let err = listed
+        .replace_result(&target(&foreign, "sid-1"), &creds, score(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "egress_refused", "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("expected a URL on one of the origins https://lms.example"),
+        "{err}"
+    );
+    // A listed origin on loopback without the private-address opt-in.
+    let no_private = OutcomesClient::new(HyperClient::new().unwrap())
+        .with_egress_policy(EgressPolicy::new().allow_origin(&url).unwrap());
+    let err = no_private
+        .replace_result(&target(&url, "sid-1"), &creds, score(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "private_address_refused", "{err:?}");
+    assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+    assert!(book.history.lock().unwrap().is_empty());
+    // The allow-list admits the configured origin.
+    client_for(&url)
+        .replace_result(&target(&url, "sid-1"), &creds, score(), None)
+        .await
+        .unwrap();
+    assert_eq!(book.history.lock().unwrap().as_slice(), &[0.9]);
 }

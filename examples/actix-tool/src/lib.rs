@@ -1,6 +1,11 @@
 //! Adding LTI 1.3 to an existing actix-web server: the application keeps its own
 //! data and routes, and gains login, launch and JWKS routes plus extractors for
 //! the verified launch. `main.rs` runs it; `tests/launch.rs` drives a launch.
+//!
+//! State-changing routes take [`LtiLaunch`] (or a role guard), which refuses a
+//! POST that only the ambient launch cookie authorises (`csrf_check_failed`):
+//! the page's form names the launch and carries its CSRF token in its `action`
+//! ([`lti_actix::launch_query`]).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -30,7 +35,12 @@ pub async fn build_tool(
         .add_next_key(key.kid(), "RS256", &SecretString::new(key_pem))
         .await?;
     store.tool_keys.promote_next_key().await?;
-    Ok(Tool::builder(base_url, &store).build()?)
+    // A launch whose target link URI is the launch URL itself (LMSs with one
+    // "launch URL" field) lands on the app's page.
+    let base = base_url.trim_end_matches('/');
+    Ok(Tool::builder(base_url, &store)
+        .landing_uri(format!("{base}/app"))
+        .build()?)
 }
 
 /// The existing application's data: a visit counter shared by every worker.
@@ -47,7 +57,8 @@ pub fn routes(tool: Arc<Tool>, visits: web::Data<Visits>) -> impl FnOnce(&mut we
             .app_data(web::Data::from(tool))
             .configure(lti_actix::configure)
             .route("/app", web::get().to(launched))
-            .route("/app/teacher", web::get().to(teacher));
+            .route("/app/teacher", web::get().to(teacher))
+            .route("/app/like", web::post().to(like));
     }
 }
 
@@ -62,18 +73,35 @@ async fn home(visits: web::Data<Visits>) -> HttpResponse {
     html(format!("<p>An existing page, visited {n} times.</p>"))
 }
 
-/// The launch's target: `lti_launch_id` in the query selects the launch.
-async fn launched(LtiLaunch(launch): LtiLaunch) -> HttpResponse {
+/// The launch's target: `lti_launch_id` in the query selects the launch. Its
+/// form posts back with the launch id and the launch's CSRF token.
+async fn launched(tool: web::Data<Tool>, LtiLaunch(launch): LtiLaunch) -> HttpResponse {
     let context = launch
         .claims()
         .context
         .as_ref()
         .and_then(|c| c.title.clone());
+    let action = format!(
+        "/app/like?{}",
+        lti_actix::launch_query(&tool, launch.launch_id())
+    );
     html(format!(
-        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p>",
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form>",
         escape(launch.claims().name.as_deref().unwrap_or("there")),
         escape(&context.unwrap_or_default()),
         escape(launch.launch_id()),
+        escape(&action),
+    ))
+}
+
+/// A state-changing route: `LtiLaunch` checks the CSRF token the form carries
+/// (a cross-site page can make the browser post here with the launch cookie,
+/// but cannot know the token).
+async fn like(visits: web::Data<Visits>, LtiLaunch(launch): LtiLaunch) -> HttpResponse {
+    let n = visits.0.fetch_add(1, Ordering::Relaxed) + 1;
+    html(format!(
+        "<p>Thanks, {}: {n} likes.</p>",
+        escape(launch.sub().unwrap_or("someone"))
     ))
 }
 

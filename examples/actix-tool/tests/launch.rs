@@ -1,6 +1,7 @@
 //! Drives a launch through the example with actix-web's test utilities: an in-test
-//! platform signs id_tokens with its own RSA key and serves its JWKS on a
-//! loopback port, which the tool fetches.
+//! platform signs id_tokens with its own RSA key, registered with its public key
+//! as a static JWKS (the tool's default HTTP client refuses loopback addresses,
+//! where an in-test JWKS server would be).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
 use lti_registry::{Deployment, KeySource, PlatformRegistration};
 use serde_json::json;
@@ -19,23 +20,6 @@ const BASE: &str = "http://127.0.0.1:3000/";
 // key generation is slow.
 const PLATFORM_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/platform.pem");
 const TOOL_PEM: &str = include_str!("../../../tests/fixtures/lti-actix/keys/tool.pem");
-
-/// Serves `set` at `http://127.0.0.1:<port>/jwks` until the test ends.
-fn serve_jwks(set: JwkSet) -> String {
-    let set = web::Data::new(set);
-    let server = HttpServer::new(move || {
-        let jwks = |set: web::Data<JwkSet>| async move { web::Json(set.get_ref().clone()) };
-        App::new()
-            .app_data(set.clone())
-            .route("/jwks", web::get().to(jwks))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    format!("http://{addr}/jwks")
-}
 
 fn param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
@@ -61,15 +45,16 @@ fn header(
 #[actix_web::test]
 async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     let platform_key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256).unwrap();
-    let jwks_url = serve_jwks(JwkSet {
+    let jwks = serde_json::to_value(JwkSet {
         keys: vec![platform_key.public_jwk()],
-    });
+    })
+    .unwrap();
     let registration = PlatformRegistration::new(
         ISS,
         "client-1",
         "https://platform.example/auth",
         "https://platform.example/token",
-        KeySource::JwksUrl { url: jwks_url },
+        KeySource::StaticJwks { jwks },
     )
     .with_deployment(Deployment::active("dep-1"));
     let tool = actix_tool::build_tool(BASE, registration, TOOL_PEM)
@@ -133,7 +118,28 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
     assert!(html.contains("Course: Analytical Engines"));
 
+    // The page's form: its action carries the launch id and CSRF token.
+    let action = html
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(action.contains("lti_csrf_token="), "{action}");
+    let liked = call_service(&app, TestRequest::post().uri(&action).to_request()).await;
+    assert_eq!(liked.status(), StatusCode::OK);
+    // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
+    let forged = TestRequest::post()
+        .uri("/app/like")
+        .insert_header((COOKIE, format!("lti_launch={id}")));
+    let forged = call_service(&app, forged.to_request()).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let page = String::from_utf8(read_body(forged).await.to_vec()).unwrap();
+    assert!(page.contains("csrf_check_failed"), "{page}");
+
     let teacher = TestRequest::get().uri(&format!("/app/teacher?lti_launch_id={id}"));
     let teacher = call_service(&app, teacher.to_request()).await;
     assert_eq!(teacher.status(), StatusCode::FORBIDDEN);

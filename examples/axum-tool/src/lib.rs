@@ -1,6 +1,11 @@
 //! Adding LTI 1.3 to an existing axum server: the application keeps its own
 //! state and routes, and gains login, launch and JWKS routes plus extractors
 //! for the verified launch. `main.rs` runs it; `tests/launch.rs` drives a launch.
+//!
+//! State-changing routes take [`LtiLaunch`] (or a role guard), which refuses a
+//! POST that only the ambient launch cookie authorises (`csrf_check_failed`):
+//! the page's form names the launch and carries its CSRF token in its `action`
+//! ([`lti_axum::launch_query`]).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::response::Html;
-use axum::routing::get;
+use axum::routing::{get, post};
 use lti_axum::{LtiLaunch, RequireInstructor};
 use lti_registry::{AppKey, PlatformRegistration, SecretCipher, SecretString};
 use lti_tool::Tool;
@@ -49,7 +54,12 @@ pub async fn build_tool(
         .add_next_key(key.kid(), "RS256", &SecretString::new(key_pem))
         .await?;
     store.tool_keys.promote_next_key().await?;
-    Ok(Tool::builder(base_url, &store).build()?)
+    // A launch whose target link URI is the launch URL itself (LMSs with one
+    // "launch URL" field) lands on the app's page.
+    let base = base_url.trim_end_matches('/');
+    Ok(Tool::builder(base_url, &store)
+        .landing_uri(format!("{base}/app"))
+        .build()?)
 }
 
 /// The application's routes with the LTI routes merged in.
@@ -58,6 +68,7 @@ pub fn app(tool: Arc<Tool>) -> Router {
         .route("/", get(home))
         .route("/app", get(launched))
         .route("/app/teacher", get(teacher))
+        .route("/app/like", post(like))
         .merge(lti_axum::routes())
         .with_state(AppState {
             tool,
@@ -70,19 +81,36 @@ async fn home(State(state): State<AppState>) -> Html<String> {
     Html(format!("<p>An existing page, visited {n} times.</p>"))
 }
 
-/// The launch's target: `lti_launch_id` in the query selects the launch.
-async fn launched(LtiLaunch(launch): LtiLaunch) -> Html<String> {
+/// The launch's target: `lti_launch_id` in the query selects the launch. Its
+/// form posts back with the launch id and the launch's CSRF token.
+async fn launched(State(state): State<AppState>, LtiLaunch(launch): LtiLaunch) -> Html<String> {
     let context = launch
         .claims()
         .context
         .as_ref()
         .and_then(|c| c.title.clone())
         .unwrap_or_default();
+    let action = format!(
+        "/app/like?{}",
+        lti_axum::launch_query(&state.tool, launch.launch_id())
+    );
     Html(format!(
-        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p>",
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form>",
         escape(launch.claims().name.as_deref().unwrap_or("there")),
         escape(&context),
         escape(launch.launch_id()),
+        escape(&action),
+    ))
+}
+
+/// A state-changing route: `LtiLaunch` checks the CSRF token the form carries
+/// (a cross-site page can make the browser post here with the launch cookie,
+/// but cannot know the token).
+async fn like(State(state): State<AppState>, LtiLaunch(launch): LtiLaunch) -> Html<String> {
+    let n = state.visits.fetch_add(1, Ordering::Relaxed) + 1;
+    Html(format!(
+        "<p>Thanks, {}: {n} likes.</p>",
+        escape(launch.sub().unwrap_or("someone"))
     ))
 }
 

@@ -1,11 +1,12 @@
 //! Drives a launch through the example: an in-test platform signs id_tokens
-//! with its own RSA key and serves its JWKS on a loopback port.
+//! with its own RSA key, registered with its public key as a static JWKS (the
+//! tool's default HTTP client refuses loopback addresses, where an in-test JWKS
+//! server would be).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::routing::get;
 use http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{Request, StatusCode};
 use lti_jose::{Algorithm, JwkSet, SigningKey};
@@ -15,14 +16,6 @@ use tower::ServiceExt;
 
 const ISS: &str = "https://platform.example";
 const BASE: &str = "http://127.0.0.1:3000/";
-
-async fn serve_jwks(set: JwkSet) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = axum::Router::new().route("/jwks", get(move || async move { axum::Json(set) }));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/jwks")
-}
 
 fn param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
@@ -42,16 +35,16 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     )
     .unwrap();
     let tool_key = include_str!("../../../tests/fixtures/lti-app/tool-key.pem").to_owned();
-    let jwks_url = serve_jwks(JwkSet {
+    let jwks = serde_json::to_value(JwkSet {
         keys: vec![platform_key.public_jwk()],
     })
-    .await;
+    .unwrap();
     let registration = PlatformRegistration::new(
         ISS,
         "client-1",
         "https://platform.example/auth",
         "https://platform.example/token",
-        KeySource::JwksUrl { url: jwks_url },
+        KeySource::StaticJwks { jwks },
     )
     .with_deployment(Deployment::active("dep-1"));
     let tool = axum_tool::build_tool(BASE, registration, tool_key)
@@ -125,7 +118,38 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     assert!(html.contains("Hello Ada &lt;Lovelace&gt;"), "{html}");
     assert!(html.contains("Course: Analytical Engines"));
 
+    // The page's form: its action carries the launch id and CSRF token.
+    let action = html
+        .split("<form method=\"post\" action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(action.contains("lti_csrf_token="), "{action}");
+    let liked = app
+        .clone()
+        .oneshot(Request::post(action.as_str()).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(liked.status(), StatusCode::OK);
+    // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
+    let forged = app
+        .clone()
+        .oneshot(
+            Request::post("/app/like")
+                .header(COOKIE, format!("lti_launch={id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let page = to_bytes(forged.into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&page).contains("csrf_check_failed"));
+
     let teacher = app
         .oneshot(
             Request::get(format!("/app/teacher?lti_launch_id={id}"))

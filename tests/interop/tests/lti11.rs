@@ -298,7 +298,18 @@ async fn our_outcomes_client_grades_through_a_pypi_lti_consumer_endpoint() {
         return;
     };
     let peer = peers.spawn("lti11_peer.py", &peer_conf());
-    let client = OutcomesClient::new(HyperClient::new().unwrap());
+    // The peer consumer is on loopback: opt in to its origin and address.
+    let client = OutcomesClient::new(
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
+    )
+    .with_egress_policy(
+        lti_http::EgressPolicy::new()
+            .allow_origin(peer.url())
+            .unwrap(),
+    );
     let target = OutcomeTarget {
         service_url: format!("{}/outcomes", peer.url()),
         sourced_id: "sid-rust-1".into(),

@@ -262,7 +262,10 @@ async fn our_ags_and_nrps_clients_work_against_it_with_its_tokens() {
         key,
     );
     let services = LtiServices::new(Arc::new(ServiceClient::new(Arc::new(
-        HyperClient::new().unwrap(),
+        HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
     ))));
 
     let ags = services.ags_from_launch(&registration, &claims).unwrap();
@@ -287,7 +290,10 @@ async fn our_ags_and_nrps_clients_work_against_it_with_its_tokens() {
 
     // A bearer token it did not issue is refused by its endpoints.
     let forged = lti_http::HttpClient::send(
-        &HyperClient::new().unwrap(),
+        &HyperClient::builder()
+            .allow_private_addresses()
+            .build()
+            .unwrap(),
         http::Request::get(format!("{}/memberships", s.peer.url()))
             .header(http::header::AUTHORIZATION, "Bearer forged.token.value")
             .body(bytes::Bytes::new())

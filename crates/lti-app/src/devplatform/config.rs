@@ -102,6 +102,49 @@ pub struct DevToolConfig {
     /// The deployment id (default `1`).
     #[serde(default = "default_deployment")]
     pub deployment_id: String,
+    /// `[tools.privacy]`: what the platform tells the tool about its users.
+    #[serde(default)]
+    pub privacy: DevPrivacyConfig,
+}
+
+/// `[tools.privacy]`: what a tool learns about users besides its pseudonymous
+/// `sub`. Names and email are shared unless turned off; pictures, login names
+/// (`$User.username`) and SIS ids only when turned on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevPrivacyConfig {
+    /// Names (`name`, `given_name`, `family_name`, `$Person.name.*`); default on.
+    #[serde(default = "yes")]
+    pub share_name: bool,
+    /// Email (`email`, `$Person.email.primary`); default on.
+    #[serde(default = "yes")]
+    pub share_email: bool,
+    /// Pictures (`picture`, `$User.image`); default off.
+    #[serde(default)]
+    pub share_picture: bool,
+    /// Login names (`$User.username`); default off.
+    #[serde(default)]
+    pub share_username: bool,
+    /// SIS ids (`lis.person_sourcedid`, NRPS `lis_person_sourcedid`,
+    /// `$Person.sourcedId`); default off.
+    #[serde(default)]
+    pub share_sourcedid: bool,
+}
+
+impl Default for DevPrivacyConfig {
+    fn default() -> Self {
+        Self {
+            share_name: true,
+            share_email: true,
+            share_picture: false,
+            share_username: false,
+            share_sourcedid: false,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
@@ -266,6 +309,28 @@ jwks_url = "http://127.0.0.1:3000/.well-known/jwks.json"
         assert_eq!(c.platform.bind, "127.0.0.1:4100");
         assert_eq!(c.tools.len(), 1);
         assert_eq!(c.tools[0].deployment_id, "1");
+        assert_eq!(c.tools[0].privacy, DevPrivacyConfig::default());
+    }
+
+    #[test]
+    fn privacy_settings_default_to_names_and_email_only_and_can_be_changed() {
+        let d = DevPrivacyConfig::default();
+        assert!(d.share_name && d.share_email);
+        assert!(!d.share_picture && !d.share_username && !d.share_sourcedid);
+        let c = DevPlatformConfig::parse(&format!(
+            "{GOOD}[tools.privacy]\nshare_email = false\nshare_username = true\nshare_sourcedid = true\n"
+        ))
+        .unwrap();
+        let p = &c.tools[0].privacy;
+        assert!(p.share_name && !p.share_email && !p.share_picture);
+        assert!(p.share_username && p.share_sourcedid);
+        let err = DevPlatformConfig::parse(&format!("{GOOD}[tools.privacy]\nshare_ids = true\n"))
+            .unwrap_err();
+        assert!(
+            err[0].message.contains("unknown field `share_ids`"),
+            "{}",
+            err[0]
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 
 pub use config::{
     DEFAULT_DEPLOYMENT_ID, DEFAULT_PLATFORM_BIND, DevLti11ToolConfig, DevPlatformConfig,
-    DevServerConfig, DevToolConfig,
+    DevPrivacyConfig, DevServerConfig, DevToolConfig,
 };
 pub use routes::router;
 
@@ -113,6 +113,12 @@ impl CourseUser {
             .with_name(self.given_name.clone(), self.family_name.clone())
             .with_email(format!("{}@example.edu", self.id))
             .with_username(self.id.clone())
+            .with_sourced_id(self.sourced_id())
+    }
+
+    /// The (made-up) SIS id.
+    pub fn sourced_id(&self) -> String {
+        format!("SIS-{}", self.id)
     }
 }
 
@@ -321,7 +327,11 @@ impl DevPlatform {
             .with_redirect_uris(t.redirect_uris.iter().cloned())
             .with_deployment(t.deployment_id.clone())
             .with_custom("course_label", "$Context.label")
-            .with_custom("username", "$User.username");
+            .with_custom("username", "$User.username")
+            .with_privacy(t.privacy.share_name, t.privacy.share_email)
+            .with_picture_shared(t.privacy.share_picture)
+            .with_username_shared(t.privacy.share_username)
+            .with_sourcedid_shared(t.privacy.share_sourcedid);
             for s in GRANTED_SCOPES {
                 reg = reg.with_scope(*s);
             }
@@ -341,7 +351,9 @@ impl DevPlatform {
                 deployment_id: t.deployment_id.clone(),
             });
         }
-        let http: Arc<dyn HttpClient> = Arc::new(HyperClient::new()?);
+        // A development platform: its tools (and their JWKS) are on loopback.
+        let http: Arc<dyn HttpClient> =
+            Arc::new(HyperClient::builder().allow_private_addresses().build()?);
         let grade_book = Arc::new(MemoryGradeBook::new());
         let roster = Arc::new(MemoryRoster::new());
         roster.add_context(MembershipContext {
@@ -355,7 +367,8 @@ impl DevPlatform {
                 COURSE_ID,
                 RosterMember::new(u.id.clone(), [u.role()])
                     .with_name(u.given_name.clone(), u.family_name.clone())
-                    .with_email(format!("{}@example.edu", u.id)),
+                    .with_email(format!("{}@example.edu", u.id))
+                    .with_sourced_id(u.sourced_id()),
             );
         }
         let config = PlatformConfig::new(base.clone()).with_tool_platform(
@@ -546,10 +559,8 @@ pub async fn run_platform(
         );
     }
     println!("Open {}", dev.course_url());
-    axum::serve(listener, router(dev))
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await
-        .map_err(|e| AppError::io("serving on", addr.to_string(), e))
+    let limits = crate::ServerLimits::default();
+    crate::serve_http(listener, router(dev), limits, crate::shutdown_signal()).await
 }
 
 fn print_registration(dev: &DevPlatform) {
@@ -673,6 +684,12 @@ pub async fn run_demo(
     tool_config.server.bind = tool_addr.to_string();
     tool_config.server.public_url = Some(format!("http://127.0.0.1:{}/", tool_addr.port()));
     tool_config.keys.dir = keys_dir.path.clone();
+    // Both ends are on this machine: the tool may call the platform's services
+    // and (LTI 1.1 outcomes) its origin on loopback.
+    tool_config.egress = crate::EgressConfig {
+        allowed_origins: vec![platform_base.clone()],
+        allow_private_addresses: true,
+    };
     tool_config.platforms.push(crate::PlatformConfig {
         issuer: platform_base.clone(),
         client_id: DEMO_CLIENT_ID.to_owned(),
@@ -701,6 +718,7 @@ pub async fn run_demo(
         target_link_uri: app.urls.target_link_uri.clone(),
         jwks_url: app.urls.jwks.clone(),
         deployment_id: DEFAULT_DEPLOYMENT_ID.to_owned(),
+        privacy: DevPrivacyConfig::default(),
     };
     let platform_key = platform_key.await.map_err(|e| {
         config_problem("", format!("expected a platform signing key, found: {e}"))
@@ -723,10 +741,8 @@ pub async fn run_demo(
         let rx = stop_rx.clone();
         let router = router(dev.clone());
         async move {
-            axum::serve(platform_listener, router)
-                .with_graceful_shutdown(stopped(rx))
-                .await
-                .map_err(|e| AppError::io("serving on", platform_addr.to_string(), e))
+            let limits = crate::ServerLimits::default();
+            crate::serve_http(platform_listener, router, limits, stopped(rx)).await
         }
     });
     println!(
@@ -752,4 +768,77 @@ pub async fn run_demo(
     let platform_result = join(platform_task.await);
     drop(keys_dir);
     tool_result.and(platform_result)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use lti_platform::LaunchSpec;
+
+    use super::*;
+
+    const PLATFORM_PEM: &str = include_str!("../../../../tests/fixtures/lti-platform/platform.pem");
+
+    fn tool(client_id: &str, privacy: DevPrivacyConfig) -> DevToolConfig {
+        DevToolConfig {
+            name: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            login_url: "http://127.0.0.1:3000/lti/login".to_owned(),
+            redirect_uris: vec!["http://127.0.0.1:3000/lti/launch".to_owned()],
+            target_link_uri: "http://127.0.0.1:3000/lti/app".to_owned(),
+            jwks_url: "http://127.0.0.1:3000/.well-known/jwks.json".to_owned(),
+            deployment_id: DEFAULT_DEPLOYMENT_ID.to_owned(),
+            privacy,
+        }
+    }
+
+    /// The claims the dev platform would send tool `client_id` for Ada's launch.
+    fn claims_for(dev: &DevPlatform, client_id: &str) -> serde_json::Value {
+        let ada = dev.user("ada").unwrap();
+        let t = dev.tool(client_id).unwrap();
+        let spec =
+            LaunchSpec::resource_link(client_id, t.deployment_id.clone(), ada.id.clone(), "l-1");
+        let claims = dev
+            .inner
+            .platform
+            .id_token_claims(&t.registration, &ada.platform_user(), &spec, "n")
+            .unwrap();
+        serde_json::to_value(claims).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_tools_privacy_settings_decide_what_it_learns() {
+        let key = SigningKey::from_pem(PLATFORM_PEM, lti_jose::Algorithm::RS256).unwrap();
+        let open = DevPrivacyConfig {
+            share_email: false,
+            share_username: true,
+            share_sourcedid: true,
+            ..DevPrivacyConfig::default()
+        };
+        let dev = DevPlatform::with_signing_key(
+            "http://localhost:4000",
+            &[
+                tool("default", DevPrivacyConfig::default()),
+                tool("open", open),
+            ],
+            key,
+        )
+        .unwrap();
+        let custom = "https://purl.imsglobal.org/spec/lti/claim/custom";
+        let lis = "https://purl.imsglobal.org/spec/lti/claim/lis";
+
+        let default = claims_for(&dev, "default");
+        assert_ne!(default["sub"], "ada", "pseudonymous");
+        assert_eq!(default["name"], "Ada Lovelace");
+        assert_eq!(default["email"], "ada@example.edu");
+        assert_eq!(default[custom]["username"], "$User.username", "not shared");
+        assert!(default.get(lis).is_none(), "{default}");
+
+        let open = claims_for(&dev, "open");
+        assert_eq!(open["name"], "Ada Lovelace");
+        assert!(open.get("email").is_none(), "{open}");
+        assert_eq!(open[custom]["username"], "ada");
+        assert_eq!(open[lis]["person_sourcedid"], "SIS-ada");
+    }
 }

@@ -195,6 +195,11 @@ deployment_ids = ["{DEPLOYMENT}"]
 key = "consumer-1"
 secret = "secret-1"
 name = "Legacy LMS"
+
+# The stand-in LMS is on loopback; its LTI 1.1 outcome service is on its origin.
+[egress]
+allowed_origins = ["{p}"]
+allow_private_addresses = true
 "#,
         bind = tool_url.trim_start_matches("http://"),
         p = platform.base,
@@ -203,11 +208,16 @@ name = "Legacy LMS"
 }
 
 pub async fn start_tool(platform: &Platform) -> Tool {
+    start_tool_with(platform, |text| text).await
+}
+
+/// A tool whose configuration text is [`config_text`] changed by `edit`.
+pub async fn start_tool_with(platform: &Platform, edit: impl FnOnce(String) -> String) -> Tool {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let keys_dir = keys_dir_with_fixture_key();
     let config =
-        lti_app::Config::parse(&config_text(&url, platform, &keys_dir, "memory://")).unwrap();
+        lti_app::Config::parse(&edit(config_text(&url, platform, &keys_dir, "memory://"))).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(lti_app::serve(config, listener, async move {
         let _ = rx.await;
@@ -220,8 +230,21 @@ pub async fn start_tool(platform: &Platform) -> Tool {
     }
 }
 
+/// [`start_tool`] on another storage URL, with extra `[server]` lines.
+pub async fn start_tool_on(platform: &Platform, storage: &str, server_lines: &str) -> Tool {
+    start_tool_with(platform, |text| {
+        text.replacen("url = \"memory://\"", &format!("url = \"{storage}\""), 1)
+            .replacen("\n[storage]", &format!("{server_lines}\n[storage]"), 1)
+    })
+    .await
+}
+
+/// The test's browser stand-in: the tool under test is on loopback.
 pub fn client() -> HyperClient {
-    HyperClient::new().unwrap()
+    HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap()
 }
 
 pub async fn send(req: Request<Bytes>) -> Response<Bytes> {

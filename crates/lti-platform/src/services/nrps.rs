@@ -92,8 +92,8 @@ impl Platform {
                     given_name: m.given_name.filter(|_| tool.share_name),
                     family_name: m.family_name.filter(|_| tool.share_name),
                     email: m.email.filter(|_| tool.share_email),
-                    picture: m.picture,
-                    lis_person_sourcedid: m.lis_person_sourcedid,
+                    picture: m.picture.filter(|_| tool.share_picture),
+                    lis_person_sourcedid: m.lis_person_sourcedid.filter(|_| tool.share_sourcedid),
                     message,
                     ..Member::default()
                 }

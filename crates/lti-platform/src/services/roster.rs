@@ -27,9 +27,9 @@ pub struct RosterMember {
     pub family_name: Option<String>,
     /// Email.
     pub email: Option<String>,
-    /// Picture URL.
+    /// Picture URL (sent only to tools whose registration shares pictures).
     pub picture: Option<String>,
-    /// SIS id.
+    /// SIS id (sent only to tools whose registration shares SIS ids).
     pub lis_person_sourcedid: Option<String>,
     /// Resource links this member can use; `None` means every link of the context.
     pub resource_links: Option<BTreeSet<String>>,
@@ -61,6 +61,18 @@ impl RosterMember {
     /// Sets the email.
     pub fn with_email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the picture URL (shown only to tools whose registration shares pictures).
+    pub fn with_picture(mut self, url: impl Into<String>) -> Self {
+        self.picture = Some(url.into());
+        self
+    }
+
+    /// Sets the SIS id (shown only to tools whose registration shares SIS ids).
+    pub fn with_sourced_id(mut self, sourced_id: impl Into<String>) -> Self {
+        self.lis_person_sourcedid = Some(sourced_id.into());
         self
     }
 

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use lti_jose::{Algorithm, Clock, JwkSet, SigningKey};
 use lti_platform::{
-    MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret, ToolKeys,
-    ToolRegistration,
+    LoginInitiation, MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret,
+    ToolKeys, ToolRegistration, append_query,
 };
+use serde_json::{Value, json};
 
 pub const PLATFORM_PEM: &str = include_str!("../../../../tests/fixtures/lti-platform/platform.pem");
 pub const PLATFORM_NEXT_PEM: &str =
@@ -27,6 +28,8 @@ pub const DEPLOYMENT_ID: &str = "dep-1";
 pub const TOOL_LOGIN: &str = "https://tool.example.com/login";
 pub const TOOL_LAUNCH: &str = "https://tool.example.com/launch";
 pub const NOW: u64 = 1_800_000_000;
+pub const DL_ITEMS: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items";
+pub const DL_DATA: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/data";
 
 pub const SCOPE_LINEITEM: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem";
 pub const SCOPE_LINEITEM_RO: &str =
@@ -174,4 +177,53 @@ pub fn bearer(platform: &Platform, scopes: &[&str]) -> String {
         .issue_access_token(CLIENT_ID, set)
         .unwrap()
         .access_token
+}
+
+/// The tool's authentication request answering `init` (its client, the test tool's
+/// redirect URI, state `state-123`, nonce `nonce-456`), as query parameters.
+pub fn auth_query(init: &LoginInitiation) -> Vec<(String, String)> {
+    vec![
+        ("scope".into(), "openid".into()),
+        ("response_type".into(), "id_token".into()),
+        ("response_mode".into(), "form_post".into()),
+        ("prompt".into(), "none".into()),
+        ("client_id".into(), init.param("client_id").unwrap().into()),
+        ("redirect_uri".into(), TOOL_LAUNCH.into()),
+        (
+            "login_hint".into(),
+            init.param("login_hint").unwrap().into(),
+        ),
+        (
+            "lti_message_hint".into(),
+            init.param("lti_message_hint").unwrap().into(),
+        ),
+        ("state".into(), "state-123".into()),
+        ("nonce".into(), "nonce-456".into()),
+    ]
+}
+
+/// A GET of the authorization endpoint with `query`.
+pub fn get(query: &[(String, String)]) -> Request<Bytes> {
+    Request::builder()
+        .method(Method::GET)
+        .uri(append_query("/auth", query))
+        .body(Bytes::new())
+        .unwrap()
+}
+
+/// A deep-linking response from the test tool echoing `data`, with one item.
+pub fn response_claims(data: &str, nonce: &str) -> Value {
+    json!({
+        "iss": CLIENT_ID,
+        "aud": ISSUER,
+        "iat": NOW,
+        "exp": NOW + 300,
+        "nonce": nonce,
+        "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingResponse",
+        "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id": DEPLOYMENT_ID,
+        DL_DATA: data,
+        DL_ITEMS: [{"type": "ltiResourceLink", "title": "A", "url": "https://tool.example.com/a"}],
+        "https://purl.imsglobal.org/spec/lti-dl/claim/msg": "done",
+    })
 }

@@ -140,6 +140,19 @@ fn map_err(backend: &'static str, e: sqlx::Error) -> RegistryError {
     }
 }
 
+/// A failed first connection to PostgreSQL: names TLS when the handshake is
+/// what failed, else as [`map_err`].
+#[cfg(feature = "postgres")]
+fn postgres_connect_err(e: sqlx::Error) -> RegistryError {
+    crate::tls::tls_failure(
+        "postgres",
+        "PostgreSQL",
+        "a webpki root or the sslrootcert CA",
+        &e,
+    )
+    .unwrap_or_else(|| map_err("postgres", e))
+}
+
 #[cfg(feature = "postgres")]
 macro_rules! bind_args {
     ($q:expr, $args:expr) => {{
@@ -401,16 +414,22 @@ impl SqlStore {
     /// Connects to PostgreSQL (`postgres://…`). With
     /// [`OpenOptions::postgres_schema`], the schema is created if missing and
     /// used as the connections' `search_path` (isolation per tenant or test).
+    ///
+    /// TLS follows the URL's `sslmode` (`disable`, `prefer` — the default:
+    /// encrypted when the server offers it, not verified —, `require`,
+    /// `verify-ca`, `verify-full`) with rustls; verified modes trust the
+    /// webpki roots plus the CA file in `sslrootcert=PATH`. As with libpq,
+    /// `require` with an `sslrootcert` verifies the chain (`verify-ca`).
     #[cfg(feature = "postgres")]
     pub async fn open_postgres(url: &str, options: &OpenOptions) -> Result<Self> {
         use sqlx::postgres::PgConnectOptions;
         use std::str::FromStr as _;
-        let mut connect =
-            PgConnectOptions::from_str(url).map_err(|e| RegistryError::InvalidInput {
-                field: "storage url",
-                expected: "postgres://USER@HOST:PORT/DATABASE",
-                found: e.to_string(),
-            })?;
+        let connect = PgConnectOptions::from_str(url).map_err(|e| RegistryError::InvalidInput {
+            field: "storage url",
+            expected: "postgres://USER@HOST:PORT/DATABASE[?sslmode=verify-full&sslrootcert=PATH]",
+            found: e.to_string(),
+        })?;
+        let mut connect = crate::tls::postgres_options(url, connect)?;
         if let Some(schema) = &options.postgres_schema {
             if schema.is_empty()
                 || schema.len() > 63
@@ -429,7 +448,7 @@ impl SqlStore {
                 .acquire_timeout(options.timeout)
                 .connect_with(connect.clone())
                 .await
-                .map_err(|e| map_err("postgres", e))?;
+                .map_err(postgres_connect_err)?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
@@ -1242,11 +1261,10 @@ impl ConsumerStore for SqlStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "sqlite")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_given_up_waiting_for_the_writer_is_withdrawn_and_never_runs() {
         use lti_registry::{LaunchState, LaunchStateStore as _};

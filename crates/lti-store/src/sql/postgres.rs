@@ -25,8 +25,6 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::map_err;
-
 const BACKEND: &str = "postgres";
 
 /// Idle time after which a connection is pinged before it is lent.
@@ -115,7 +113,9 @@ impl PgDb {
                     format!("no connection within {:?}", self.timeout),
                 )
             })?
-            .map_err(|e| map_err(BACKEND, e))
+            // A failed handshake names TLS (certificate, host name) rather
+            // than a generic outage.
+            .map_err(super::postgres_connect_err)
     }
 
     /// Lends a connection: an idle one (pinged first if it idled long), else

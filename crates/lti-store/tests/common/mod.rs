@@ -135,7 +135,17 @@ impl Harness {
     }
 
     pub(crate) async fn postgres() -> Option<Self> {
-        let base = server_url("LTI_TEST_POSTGRES_URL")?;
+        Self::postgres_at("LTI_TEST_POSTGRES_URL").await
+    }
+
+    /// PostgreSQL over TLS (`sslmode=verify-full` with the test CA, from
+    /// `tests/tls/setup.sh`).
+    pub(crate) async fn postgres_tls() -> Option<Self> {
+        Self::postgres_at("LTI_TEST_POSTGRES_TLS_URL").await
+    }
+
+    async fn postgres_at(var: &str) -> Option<Self> {
+        let base = server_url(var)?;
         let clock = ManualClock::starting_now();
         let schema = unique("lti_test");
         let options = Self::options(&clock).with_postgres_schema(schema.clone());
@@ -147,7 +157,17 @@ impl Harness {
     }
 
     pub(crate) async fn redis() -> Option<Self> {
-        let url = server_url("LTI_TEST_REDIS_URL")?;
+        Self::redis_at("LTI_TEST_REDIS_URL").await
+    }
+
+    /// Redis over TLS (`rediss://` with the test CA as `sslrootcert`, from
+    /// `tests/tls/setup.sh`).
+    pub(crate) async fn redis_tls() -> Option<Self> {
+        Self::redis_at("LTI_TEST_REDIS_TLS_URL").await
+    }
+
+    async fn redis_at(var: &str) -> Option<Self> {
+        let url = server_url(var)?;
         let clock = ManualClock::starting_now();
         let prefix = format!("{}:", unique("lti-test"));
         let options = Self::options(&clock).with_redis_key_prefix(prefix.clone());
@@ -240,7 +260,7 @@ impl Harness {
 
     /// Every raw Redis value under this test's prefix.
     pub(crate) async fn raw_redis_values(&self) -> Vec<(String, String)> {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let client = raw_redis_client(&self.url);
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.redis_prefix.clone().unwrap()))
@@ -267,7 +287,7 @@ impl Harness {
             drop_pg_schema(&self.url, schema).await;
         }
         if let Some(prefix) = &self.redis_prefix {
-            let client = redis::Client::open(self.url.as_str()).unwrap();
+            let client = raw_redis_client(&self.url);
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg(format!("{prefix}*"))
@@ -282,6 +302,39 @@ impl Harness {
                     .unwrap();
             }
         }
+    }
+}
+
+/// Drops a test's PostgreSQL schema and everything in it.
+pub(crate) async fn drop_pg_schema(url: &str, schema: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+/// A plain redis client for the test's own reads and clean-up, trusting the
+/// URL's `sslrootcert` CA file when it has one.
+pub(crate) fn raw_redis_client(url: &str) -> redis::Client {
+    let ca = url.split_once('?').and_then(|(_, query)| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("sslrootcert="))
+    });
+    match ca {
+        None => redis::Client::open(url).unwrap(),
+        Some(path) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(path).unwrap()),
+            },
+        )
+        .unwrap(),
     }
 }
 
@@ -1569,16 +1622,4 @@ pub(crate) fn remove_sqlite_file(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-/// Drops a test's PostgreSQL schema with everything in it.
-pub(crate) async fn drop_pg_schema(url: &str, schema: &str) {
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
 }

@@ -13,7 +13,6 @@ use lti_registry::{
 };
 use lti_store::MemoryStore;
 use lti_tool::{Launch, Tool, ToolBuilder, ToolError, ToolRequest, ToolResponse};
-use ring::hmac;
 use serde_json::{Map, Value, json};
 
 pub const ISS: &str = "https://platform.example";
@@ -136,31 +135,19 @@ impl Harness {
         Ok(Login::from_response(&resp))
     }
 
-    /// A login whose nonce the test chooses: saves the state directly and computes
-    /// its cookie independently (HMAC-SHA256 with the cookie secret over the
-    /// documented context string and the state; name = prefix + base64url of the
-    /// first 12 bytes of SHA-256(state)).
-    pub async fn login_with_nonce(&self, nonce: &str) -> Login {
-        let state = format!("test-state-{nonce}");
-        let saved = LaunchState::new(&state, nonce, ISS, CLIENT_ID, TARGET, self.clock_now(), 600);
-        self.store.launch_states.save_state(&saved).await.unwrap();
-        let key = hmac::Key::new(hmac::HMAC_SHA256, COOKIE_SECRET);
-        let mut msg = b"lti-tool state cookie v1\0".to_vec();
-        msg.extend_from_slice(state.as_bytes());
-        let value = lti_jose::b64::encode(hmac::sign(&key, &msg).as_ref());
-        let digest = ring::digest::digest(&ring::digest::SHA256, state.as_bytes());
-        let name = format!(
-            "__Host-lti_state_{}",
-            lti_jose::b64::encode(&digest.as_ref()[..12])
-        );
-        Login {
-            location: String::new(),
-            params: Vec::new(),
-            nonce: nonce.to_owned(),
-            cookie: format!("{name}={value}"),
-            set_cookie: String::new(),
-            state,
-        }
+    /// A login state whose nonce the test chooses, as an application that binds
+    /// the state itself would hand it to `Tool::verify_id_token` (a sealed `state`
+    /// value carries a nonce only the tool draws).
+    pub fn state_with_nonce(&self, nonce: &str) -> LaunchState {
+        LaunchState::new(
+            format!("app-state-{nonce}"),
+            nonce,
+            ISS,
+            CLIENT_ID,
+            TARGET,
+            self.clock_now(),
+            600,
+        )
     }
 
     pub async fn login(&self) -> Login {

@@ -34,7 +34,7 @@ pub struct PlatformEntry {
 }
 
 /// The configuration text of `lti serve` at `url` (memory storage, the fixture tool
-/// key, the given platforms and one LTI 1.1 consumer).
+/// key, the given platforms, one LTI 1.1 consumer, and loopback egress allowed).
 pub fn config_text(url: &str, keys: &std::path::Path, platforms: &[PlatformEntry]) -> String {
     let mut s = format!(
         "[server]\nbind = \"{}\"\npublic_url = \"{url}\"\n\n[storage]\nurl = \"memory://\"\n\n[keys]\ndir = \"{}\"\n\n",
@@ -48,8 +48,10 @@ pub fn config_text(url: &str, keys: &std::path::Path, platforms: &[PlatformEntry
         ));
     }
     s.push_str(&format!(
-        "[[consumers]]\nkey = \"{CONSUMER_KEY}\"\nsecret = \"{CONSUMER_SECRET}\"\nname = \"Interop LMS\"\n"
+        "[[consumers]]\nkey = \"{CONSUMER_KEY}\"\nsecret = \"{CONSUMER_SECRET}\"\nname = \"Interop LMS\"\n\n"
     ));
+    // The peers run on loopback.
+    s.push_str("[egress]\nallow_private_addresses = true\n");
     s
 }
 
@@ -90,7 +92,13 @@ pub async fn start_tool(platforms: impl FnOnce(&str) -> Vec<PlatformEntry>) -> T
 }
 
 pub async fn send(req: Request<Bytes>) -> Response<Bytes> {
-    HyperClient::new().unwrap().send(req).await.unwrap()
+    HyperClient::builder()
+        .allow_private_addresses()
+        .build()
+        .unwrap()
+        .send(req)
+        .await
+        .unwrap()
 }
 
 pub async fn get(url: &str) -> Response<Bytes> {
