@@ -3,10 +3,19 @@
 # pinned to one core, several repetitions, and writes docs/performance.md and
 # docs/performance.svg.
 #
-#   bench/run.sh                 # full run (~13 minutes)
+#   bench/run.sh                 # full run (~16 minutes)
 #   BENCH_REPS=3 BENCH_MS=500 BENCH_CYCLES=2000 bench/run.sh   # quick run
+#   BENCH_E2E_ONLY=1 bench/run.sh   # only the end-to-end run per store; prints its
+#                                   # table, leaves docs/ alone (~4 minutes)
 #
-# Needs: taskset, python3, node, the peers (tests/interop/setup.sh installs them).
+# The end-to-end workload runs once per store (BENCH_STORES, default
+# "memory sqlite postgres postgres+redis"); the server-backed ones use
+# BENCH_POSTGRES_URL (default postgres://root@127.0.0.1:5432/test; the schema
+# lti_bench is dropped and created for each run, so the database must be one
+# you may write to) and BENCH_REDIS_URL (default redis://127.0.0.1:6379).
+#
+# Needs: taskset, python3, node, the peers (tests/interop/setup.sh installs them),
+# psql for the PostgreSQL stores.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -15,10 +24,14 @@ reps="${BENCH_REPS:-5}"
 ms="${BENCH_MS:-2000}"
 cycles="${BENCH_CYCLES:-5000}"
 cpu="${BENCH_CPU:-1}"
+e2e_only="${BENCH_E2E_ONLY:-0}"
+stores="${BENCH_STORES:-memory sqlite postgres postgres+redis}"
+pg_url="${BENCH_POSTGRES_URL:-postgres://root@127.0.0.1:5432/test}"
+redis_url="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 pin=(taskset -c "$cpu")
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$root/tests/interop/setup.sh"
+[[ $e2e_only == 1 ]] || "$root/tests/interop/setup.sh"
 py="$CARGO_TARGET_DIR/interop/venv/bin/python"
 export NODE_PATH="$CARGO_TARGET_DIR/interop/node_modules"
 
@@ -39,6 +52,7 @@ run() { # label, command...
 }
 
 "$loadgen" fixture "$work"
+if [[ $e2e_only != 1 ]]; then
 run "ours: launch13 + mint13" env LOADGEN_ONLY=launch13,mint13 "${pin[@]}" "$loadgen" inproc "$work" "$reps" "$ms"
 run "pylti1p3: launch13" "${pin[@]}" "$py" "$here/peers/pylti1p3_launch.py" "$work" "$reps" "$ms"
 run "ltijs: launch13" "${pin[@]}" node "$here/peers/ltijs_launch.js" "$work" "$reps" "$ms"
@@ -57,10 +71,37 @@ for live in 0 1000000; do
   run "ims-lti: $w" "${pin[@]}" node "$here/peers/ims_lti_verify.js" "$work" "$reps" "$ms" "$live"
 done
 
-# End to end: the server on CPU $cpu, the load generator on the other core.
+fi
+
+# End to end: the server on CPU $cpu, the load generator on the other core, once
+# per store. For the server-backed stores the database servers' CPU time (every
+# process named postgres / redis-server, from /proc) is metered too; they are not
+# pinned and share the machine with both.
 other=0
 [[ $cpu == 0 ]] && other=1
-run "ours: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
+sep='?'
+[[ $pg_url == *\?* ]] && sep='&'
+for store in $stores; do
+  db_procs=""
+  case $store in
+    postgres) db_procs=postgres ;;
+    postgres+redis) db_procs=postgres,redis-server ;;
+  esac
+  if [[ $store == postgres* ]]; then
+    PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" \
+      -c "CREATE SCHEMA lti_bench" >/dev/null
+  fi
+  run "ours: e2e ($store)" env E2E_STORE="$store" E2E_DB_PROCS="$db_procs" \
+    E2E_POSTGRES_URL="$pg_url${sep}options[search_path]=lti_bench" E2E_REDIS_URL="$redis_url" \
+    E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
+done
+if [[ " $stores " == *" postgres"* ]]; then
+  PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" >/dev/null
+fi
+if [[ $e2e_only == 1 ]]; then
+  python3 "$here/report.py" --stores "$results"
+  exit 0
+fi
 # The same cycles against ltijs: the interop suite's ltijs tool server (sequelize, in-memory sqlite).
 run "ltijs: e2e" env E2E_SERVER_CPU="$cpu" taskset -c "$other" "$loadgen" e2e-ltijs \
   "$root/tests/interop/peers/ltijs_tool_peer.js" "$work" "$reps" "$cycles"

@@ -58,7 +58,7 @@ pub(crate) enum ToolServer<'a> {
 
 /// A running tool server and its routes.
 struct Target {
-    label: &'static str,
+    label: String,
     url: String,
     login_path: &'static str,
     launch_path: &'static str,
@@ -128,7 +128,37 @@ fn server_cpu() -> String {
     std::env::var("E2E_SERVER_CPU").unwrap_or_else(|_| "1".into())
 }
 
+/// The store `lti serve` runs on (`E2E_STORE`): `memory` (the default),
+/// `sqlite` (a fresh file, the application's default backend), `postgres`
+/// (`E2E_POSTGRES_URL`) or `postgres+redis` (states, nonces and launch data in
+/// `E2E_REDIS_URL`, the documented multi-instance setup). Returns the label
+/// and the `[storage]` section.
+fn store_config(dir: &Path) -> (String, String) {
+    let store = std::env::var("E2E_STORE").unwrap_or_else(|_| "memory".into());
+    let pg = || {
+        std::env::var("E2E_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+    };
+    let redis =
+        || std::env::var("E2E_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let section = match store.as_str() {
+        "memory" => "url = \"memory://\"".to_owned(),
+        "sqlite" => {
+            let db = dir.join("e2e-store");
+            let _ = std::fs::remove_dir_all(&db);
+            format!("url = \"sqlite://{}\"", db.join("lti.db").display())
+        }
+        "postgres" => format!("url = \"{}\"", pg()),
+        "postgres+redis" => format!("url = \"{}\"\nnonce_url = \"{}\"", pg(), redis()),
+        other => panic!(
+            "E2E_STORE: expected memory, sqlite, postgres or postgres+redis, found {other:?}"
+        ),
+    };
+    (store, section)
+}
+
 fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Served, Target) {
+    let (store, storage) = store_config(dir);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let keys = dir.join("e2e-keys");
@@ -144,7 +174,7 @@ bind = "127.0.0.1:{port}"
 public_url = "{url}"
 
 [storage]
-url = "memory://"
+{storage}
 
 [keys]
 dir = "{keys}"
@@ -176,7 +206,7 @@ allow_private_addresses = true
         .spawn()
         .expect("starting lti serve");
     let target = Target {
-        label: "ours (lti serve)",
+        label: format!("ours (lti serve, {store})"),
         url,
         login_path: "/lti/login",
         launch_path: "/lti/launch",
@@ -222,7 +252,7 @@ fn start_ltijs(script: &Path, platform: &str) -> (Served, Target) {
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     let ready: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
     let target = Target {
-        label: "ltijs 5.9.9 (sequelize, in-memory sqlite)",
+        label: "ltijs 5.9.9 (sequelize, in-memory sqlite)".to_owned(),
         url: ready["url"].as_str().expect("url").to_owned(),
         login_path: "/login",
         launch_path: "/",
@@ -307,22 +337,68 @@ fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// CPU time of the server and of this load generator over the timed phases.
+/// CPU time used so far by every process whose command name (`comm`) is one
+/// of `names` (the database servers: every PostgreSQL backend and helper
+/// process is named `postgres`, Redis `redis-server`). Processes that exit
+/// during a phase take their time with them; the servers' are long-lived.
+fn cpu_time_of(names: &[String]) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let mut total = Duration::ZERO;
+    for entry in dir.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if names.iter().any(|n| n == comm.trim_end()) {
+            total += cpu_time(pid).unwrap_or_default();
+        }
+    }
+    total
+}
+
+/// The database processes to meter (`E2E_DB_PROCS`, comma-separated
+/// command names; empty: none).
+fn db_procs() -> Vec<String> {
+    std::env::var("E2E_DB_PROCS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// CPU time of the server, of this load generator and of the database
+/// servers over the timed phases.
 #[derive(Default)]
 struct CpuMeter {
     server: Duration,
     loadgen: Duration,
+    db: Duration,
 }
 
 impl CpuMeter {
-    fn read(server_pid: &str) -> Option<(Duration, Duration)> {
-        Some((cpu_time(server_pid)?, cpu_time("self")?))
+    fn read(server_pid: &str, db: &[String]) -> Option<(Duration, Duration, Duration)> {
+        Some((cpu_time(server_pid)?, cpu_time("self")?, cpu_time_of(db)))
     }
 
-    fn add(&mut self, before: Option<(Duration, Duration)>, after: Option<(Duration, Duration)>) {
-        if let (Some((s0, l0)), Some((s1, l1))) = (before, after) {
+    fn add(
+        &mut self,
+        before: Option<(Duration, Duration, Duration)>,
+        after: Option<(Duration, Duration, Duration)>,
+    ) {
+        if let (Some((s0, l0, d0)), Some((s1, l1, d1))) = (before, after) {
             self.server += s1.saturating_sub(s0);
             self.loadgen += l1.saturating_sub(l0);
+            self.db += d1.saturating_sub(d0);
         }
     }
 }
@@ -385,6 +461,7 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
             ToolServer::Ltijs(script) => start_ltijs(script, &platform),
         };
         let server_pid = served.0.id().to_string();
+        let db = db_procs();
         let tool = Arc::new(tool);
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(CONCURRENCY)
@@ -410,18 +487,18 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
         let key = Arc::new(fixture::signing_key());
         let (mut rates, mut lp50, mut lp99, mut cp50, mut cp99, mut np50, mut np99) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut server_us, mut loadgen_us) = (vec![], vec![]);
+        let (mut server_us, mut loadgen_us, mut db_us) = (vec![], vec![], vec![]);
         // One warm-up repetition (JWKS fetch, connection pool), not reported.
         for rep in 0..=reps {
             let mut cpu = CpuMeter::default();
             let (c1, t1, p1) = (client.clone(), tool.clone(), platform.clone());
-            let before = CpuMeter::read(&server_pid);
+            let before = CpuMeter::read(&server_pid, &db);
             let (logins, mut login_lat, login_wall) = phase((0..cycles).collect(), move |_| {
                 let (c, t, p) = (c1.clone(), t1.clone(), p1.clone());
                 async move { login(&c, &t, &p).await }
             })
             .await;
-            cpu.add(before, CpuMeter::read(&server_pid));
+            cpu.add(before, CpuMeter::read(&server_pid, &db));
             let now = crate::now();
             let signed: Vec<(LoginResult, String)> = logins
                 .into_iter()
@@ -437,13 +514,13 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
                 })
                 .collect();
             let (c2, t2) = (client.clone(), tool.clone());
-            let before = CpuMeter::read(&server_pid);
+            let before = CpuMeter::read(&server_pid, &db);
             let (_, mut launch_lat, launch_wall) = phase(signed, move |(l, token)| {
                 let (c, t) = (c2.clone(), t2.clone());
                 async move { ((), launch(&c, &t, &l, &token).await) }
             })
             .await;
-            cpu.add(before, CpuMeter::read(&server_pid));
+            cpu.add(before, CpuMeter::read(&server_pid, &db));
             if rep == 0 {
                 continue;
             }
@@ -465,10 +542,11 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
             let per_cycle = |d: Duration| d.as_secs_f64() * 1e6 / cycles as f64;
             server_us.push(per_cycle(cpu.server));
             loadgen_us.push(per_cycle(cpu.loadgen));
+            db_us.push(per_cycle(cpu.db));
         }
         emit(
             "e2e",
-            tool.label,
+            &tool.label,
             &rates,
             json!({"unit": "cycles/s", "cycles_per_rep": cycles, "concurrency": CONCURRENCY,
                    "login_request": format!("GET {}", tool.login_path),
@@ -478,6 +556,9 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
                    "cycle_p50_ms": cp50, "cycle_p99_ms": cp99,
                    "server_cpu_us_per_cycle": server_us,
                    "loadgen_cpu_us_per_cycle": loadgen_us,
+                   "store": std::env::var("E2E_STORE").unwrap_or_else(|_| "memory".into()),
+                   "db_processes": db,
+                   "db_cpu_us_per_cycle": if db.is_empty() { None } else { Some(db_us) },
                    "load_average": std::fs::read_to_string("/proc/loadavg").ok()
                        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))}),
         );

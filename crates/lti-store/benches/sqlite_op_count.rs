@@ -5,10 +5,12 @@
 //!
 //! Like `memory_op_count`, this target uses the default libtest harness and
 //! does nothing unless driven by environment variables:
-//! `LTI_COUNT_OP=<nonce|save|state> LTI_COUNT_N=<n> [LTI_COUNT_POOL=<size>]`
+//! `LTI_COUNT_OP=<nonce|save|state|launch> LTI_COUNT_N=<n> [LTI_COUNT_POOL=<size>]`
 //! opens a fresh WAL database in the temp directory (pool of 8 by default)
 //! and performs `n` operations (`state` = save then consume, so a consume
-//! costs `state` minus `save`). The cost of one operation is
+//! costs `state` minus `save`; `launch` = the store work of one login and
+//! launch of `lti serve` with a stateless login: the registration read twice,
+//! the nonce recorded, ~3 KB of launch data saved). The cost of one operation is
 //! `(cost(n) - cost(0)) / n`, for example
 //! `LTI_COUNT_OP=nonce LTI_COUNT_N=20000 perf stat -e task-clock,context-switches
 //! <bench binary> count_sqlite_ops --exact --test-threads=1`.
@@ -75,7 +77,48 @@ fn count_sqlite_ops() {
                 });
             }
         }
-        other => panic!("expected nonce, save or state, found {other}"),
+        "launch" => {
+            let mut reg = lti_registry::PlatformRegistration::new(
+                "https://i",
+                "c",
+                "https://i/auth",
+                "https://i/token",
+                lti_registry::KeySource::JwksUrl {
+                    url: "https://i/jwks".into(),
+                },
+            );
+            reg.deployments.push(lti_registry::Deployment::with_status(
+                "d1",
+                lti_registry::DeploymentStatus::Active,
+                now,
+            ));
+            rt.block_on(store.registrations.insert_registration(&reg))
+                .unwrap();
+            let data = common::bench_launch_data();
+            let s = store.clone();
+            concurrent::run_concurrent(&rt, n, move |i| {
+                let (s, data) = (s.clone(), data.clone());
+                async move {
+                    s.registrations
+                        .get_registration("https://i", "c")
+                        .await
+                        .unwrap();
+                    s.registrations
+                        .get_registration("https://i", "c")
+                        .await
+                        .unwrap();
+                    s.nonces
+                        .record_nonce("https://i", &format!("nonce-{i}"), now + 600)
+                        .await
+                        .unwrap();
+                    s.launch_data
+                        .save_launch(&format!("launch-{i}"), data, now + 3600)
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        other => panic!("expected nonce, save, state or launch, found {other}"),
     }
     drop(store);
     drop(rt);

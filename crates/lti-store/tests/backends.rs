@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, ISS, cipher, registration, server_url, state, unique};
+use common::{
+    Harness, ISS, cipher, raw_sqlite, registration, remove_sqlite_file, server_url, state, unique,
+};
 use lti_registry::{Clock, LaunchState, ManualClock, RegistryError, Store};
 use lti_store::{OpenOptions, open, open_split};
 use tokio::net::{TcpListener, TcpStream};
@@ -129,12 +131,6 @@ async fn sqlite_file_with_registration(tag: &str) -> (std::path::PathBuf, String
     (path, url)
 }
 
-fn remove_sqlite_file(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
-
 #[tokio::test]
 async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schema() {
     let (path, url) = sqlite_file_with_registration("lti_store_reopen").await;
@@ -150,22 +146,20 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
         "c1"
     );
 
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&raw)
-        .await
+    let raw = raw_sqlite(&url);
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM lti_schema_version")
-        .fetch_one(&raw)
-        .await
+    let version: i64 = raw
+        .query_row("SELECT MAX(version) FROM lti_schema_version", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(version, 2);
-    sqlx::query("INSERT INTO lti_schema_version (version) VALUES (99)")
-        .execute(&raw)
-        .await
+    raw.execute("INSERT INTO lti_schema_version (version) VALUES (99)", [])
         .unwrap();
-    raw.close().await;
+    drop(raw);
     match open(&url, &opts).await.unwrap_err() {
         RegistryError::Corrupt { kind, reason, .. } => {
             assert_eq!(kind, "schema");
@@ -452,7 +446,7 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
     let opts = options();
     // Turn the file back into a schema-1 database (as written before
     // migration 2 existed).
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let raw = raw_sqlite(&url);
     for table in [
         "lti_provider_silos",
         "lti_provider_contexts",
@@ -462,16 +456,11 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         "lti_provider_outcome_services",
         "lti_provider_assignments",
     ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
-            .execute(&raw)
-            .await
-            .unwrap();
+        raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
     }
-    sqlx::query("DELETE FROM lti_schema_version WHERE version = 2")
-        .execute(&raw)
-        .await
+    raw.execute("DELETE FROM lti_schema_version WHERE version = 2", [])
         .unwrap();
-    raw.close().await;
+    drop(raw);
 
     let store = open(&url, &opts).await.unwrap();
     assert_eq!(
@@ -492,14 +481,16 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         store.provider.silo_of("ck").await.unwrap(),
         Some(lti_registry::SiloId("tenant".into()))
     );
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM lti_schema_version ORDER BY version")
-            .fetch_all(&raw)
-            .await
-            .unwrap();
+    let raw = raw_sqlite(&url);
+    let versions: Vec<i64> = raw
+        .prepare("SELECT version FROM lti_schema_version ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(versions, [1, 2]);
-    raw.close().await;
+    drop(raw);
     remove_sqlite_file(&path);
 }
 
@@ -513,12 +504,12 @@ fn assert_refused<T: std::fmt::Debug>(outcome: lti_registry::Result<T>) {
     }
 }
 
-/// Claims that queue while a SQLite file's writer is busy run together as one
-/// statement; when the database refuses that statement every claim in it
-/// fails closed and none of them took effect (a retry then wins).
+/// Writes that queue while a SQLite file is locked by another connection
+/// commit together as one transaction, but each gets its own outcome: one the
+/// database refuses fails closed and changes nothing, and does not take the
+/// others down with it (a retry of it then wins, the others stay won).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_claims_sharing_a_refused_statement_all_fail_and_change_nothing() {
-    use sqlx::Connection as _;
+async fn sqlite_writes_committed_together_keep_their_own_outcomes() {
     let path = std::env::temp_dir().join(format!("{}.db", unique("lti_store_batch")));
     let url = format!("sqlite://{}", path.display());
     let opts = OpenOptions::new(cipher()).with_timeout(Duration::from_secs(20));
@@ -534,32 +525,22 @@ async fn sqlite_claims_sharing_a_refused_statement_all_fail_and_change_nothing()
             .await
             .unwrap();
     }
-    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for trigger in [
-        format!(
-            "CREATE TRIGGER refuse_nonce BEFORE INSERT ON lti_nonces \
-             WHEN NEW.expires_at = {poisoned_expiry} BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        ),
-        "CREATE TRIGGER refuse_state BEFORE DELETE ON lti_launch_states \
-         WHEN OLD.state = 'poisoned' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            .to_owned(),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(trigger))
-            .execute(&mut raw)
-            .await
-            .unwrap();
-    }
-    // Hold the write lock: the first claim takes the writer and waits on it,
+    let raw = raw_sqlite(&url);
+    raw.execute_batch(&format!(
+        "CREATE TRIGGER refuse_nonce BEFORE INSERT ON lti_nonces \
+         WHEN NEW.expires_at = {poisoned_expiry} BEGIN SELECT RAISE(ABORT, 'refused'); END; \
+         CREATE TRIGGER refuse_state BEFORE DELETE ON lti_launch_states \
+         WHEN OLD.state = 'poisoned' BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+    ))
+    .unwrap();
+    // Hold the write lock: the first write takes the writer and waits on it,
     // the others queue behind it.
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut raw)
-        .await
-        .unwrap();
+    raw.execute_batch("BEGIN IMMEDIATE").unwrap();
     let first = {
         let store = store.clone();
         tokio::spawn(async move { store.nonces.record_nonce(ISS, "first", now + 300).await })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut nonce_tasks = Vec::new();
     for (nonce, exp) in [
         ("n1", now + 300),
@@ -567,48 +548,66 @@ async fn sqlite_claims_sharing_a_refused_statement_all_fail_and_change_nothing()
         ("refused", poisoned_expiry),
     ] {
         let store = store.clone();
-        nonce_tasks.push(tokio::spawn(async move {
-            store.nonces.record_nonce(ISS, nonce, exp).await
-        }));
+        nonce_tasks.push((
+            nonce,
+            tokio::spawn(async move { store.nonces.record_nonce(ISS, nonce, exp).await }),
+        ));
     }
     let mut state_tasks = Vec::new();
     for s in states {
         let store = store.clone();
-        state_tasks.push(tokio::spawn(async move {
-            store.launch_states.consume_state(s).await
-        }));
+        state_tasks.push((
+            s,
+            tokio::spawn(async move { store.launch_states.consume_state(s).await }),
+        ));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sqlx::raw_sql("COMMIT").execute(&mut raw).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    raw.execute_batch("COMMIT").unwrap();
 
     first.await.unwrap().unwrap();
-    for t in nonce_tasks {
-        assert_refused(t.await.unwrap());
+    for (nonce, t) in nonce_tasks {
+        match nonce {
+            "refused" => assert_refused(t.await.unwrap()),
+            _ => t.await.unwrap().unwrap(),
+        }
     }
-    for t in state_tasks {
-        assert_refused(t.await.unwrap());
+    for (s, t) in state_tasks {
+        match s {
+            "poisoned" => assert_refused(t.await.unwrap()),
+            _ => assert_eq!(t.await.unwrap().unwrap().state, s),
+        }
     }
 
-    // Nothing was recorded or consumed: with the refusals lifted, each
-    // claim wins once.
-    sqlx::raw_sql("DROP TRIGGER refuse_nonce; DROP TRIGGER refuse_state")
-        .execute(&mut raw)
+    // The refused writes changed nothing: with the refusals lifted, each
+    // wins once; the others stay won.
+    raw.execute_batch("DROP TRIGGER refuse_nonce; DROP TRIGGER refuse_state")
+        .unwrap();
+    store
+        .nonces
+        .record_nonce(ISS, "refused", now + 300)
         .await
         .unwrap();
-    for nonce in ["n1", "n2", "refused"] {
+    assert_eq!(
         store
-            .nonces
-            .record_nonce(ISS, nonce, now + 300)
+            .launch_states
+            .consume_state("poisoned")
             .await
-            .unwrap();
+            .unwrap()
+            .state,
+        "poisoned"
+    );
+    for nonce in ["first", "n1", "n2"] {
+        assert!(matches!(
+            store.nonces.record_nonce(ISS, nonce, now + 300).await,
+            Err(RegistryError::NonceReplayed { .. })
+        ));
     }
-    for s in states {
-        assert_eq!(store.launch_states.consume_state(s).await.unwrap().state, s);
+    for s in ["s1", "s2", "s3"] {
+        assert!(matches!(
+            store.launch_states.consume_state(s).await,
+            Err(RegistryError::StateNotFound)
+        ));
     }
-    assert!(matches!(
-        store.nonces.record_nonce(ISS, "first", now + 300).await,
-        Err(RegistryError::NonceReplayed { .. })
-    ));
-    raw.close().await.unwrap();
+    drop(raw);
     remove_sqlite_file(&path);
 }

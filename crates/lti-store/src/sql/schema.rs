@@ -7,6 +7,24 @@
 pub(crate) const VERSION_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS lti_schema_version (version BIGINT NOT NULL)";
 
+/// The number of migrations a database at `current` (the highest recorded
+/// version, `None` for a new database) has applied; `Corrupt` when it is
+/// newer than this build.
+pub(crate) fn applied(backend: &'static str, current: Option<i64>) -> lti_registry::Result<usize> {
+    let current = usize::try_from(current.unwrap_or(0)).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(lti_registry::RegistryError::Corrupt {
+            backend,
+            kind: "schema",
+            reason: format!(
+                "expected schema version at most {}, found {current}; this build is older than the database",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    Ok(current)
+}
+
 /// The ordered migrations; each is a list of statements run in one transaction.
 pub(crate) const MIGRATIONS: &[&[&str]] = &[
     // 1: registrations, deployments, short-lived records, tool keys, consumers.

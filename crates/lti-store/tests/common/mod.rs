@@ -221,17 +221,21 @@ impl Harness {
     pub(crate) async fn raw_secret_columns(&self) -> String {
         match self.kind {
             Kind::SqliteFile => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+                let raw = raw_sqlite(&self.url);
                 let mut out = String::new();
                 for sql in [
                     "SELECT consumer_key || ' ' || secret || ' ' || name FROM lti_consumers",
                     "SELECT kid || ' ' || private_key FROM lti_tool_keys",
                 ] {
-                    let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                    let mut stmt = raw.prepare(sql).unwrap();
+                    let rows: Vec<String> = stmt
+                        .query_map([], |r| r.get(0))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
                     out.push_str(&rows.join("\n"));
                     out.push('\n');
                 }
-                pool.close().await;
                 out
             }
             Kind::Postgres => {
@@ -277,9 +281,7 @@ impl Harness {
 
     pub(crate) async fn cleanup(&self) {
         if let Some(path) = &self.sqlite_path {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
+            remove_sqlite_file(path);
         }
         if let Some(schema) = &self.pg_schema {
             drop_pg_schema(&self.url, schema).await;
@@ -1604,4 +1606,20 @@ pub(crate) async fn provider_model_is_unsupported(h: &Harness) {
             .code(),
         "unsupported"
     );
+}
+
+/// A direct connection to the SQLite file of a `sqlite://PATH` URL
+/// (bypassing the store).
+pub(crate) fn raw_sqlite(url: &str) -> rusqlite::Connection {
+    let path = url.strip_prefix("sqlite://").unwrap();
+    let raw = rusqlite::Connection::open(path).unwrap();
+    raw.busy_timeout(Duration::from_secs(20)).unwrap();
+    raw
+}
+
+/// Removes a SQLite database file with its WAL and shared-memory files.
+pub(crate) fn remove_sqlite_file(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
