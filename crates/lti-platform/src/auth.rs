@@ -8,6 +8,7 @@ use lti_message::nrps::{NrpsClaim, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
 use lti_message::{Audience, DeepLinkingSettings, IdTokenClaims};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::error::{PlatformError, Result, clip};
 use crate::launch::{LaunchKind, LaunchSpec, MessageHint, PlatformUser};
@@ -195,9 +196,15 @@ impl Platform {
         req: &Request<Bytes>,
         user: Option<&PlatformUser>,
     ) -> Response<Bytes> {
+        let span = tracing::info_span!(
+            "lti.platform.authorize",
+            client_id = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
         let request = match AuthRequest::from_http(req) {
             Ok(r) => r,
             Err(error) => {
+                span.record("code", error.code());
                 return AuthError {
                     error,
                     redirect: None,
@@ -205,10 +212,18 @@ impl Platform {
                 .into_response();
             }
         };
-        match self.authorize(&request, user).await {
+        if let Some(client_id) = request.client_id.as_deref() {
+            span.record("client_id", client_id);
+        }
+        match self
+            .authorize(&request, user)
+            .instrument(span.clone())
+            .await
+        {
             Ok(ok) => ok.into_response(),
             Err(err) => {
-                tracing::debug!(code = err.error.code(), "authentication request refused");
+                span.record("code", err.error.code());
+                span.in_scope(|| tracing::info!("authentication request refused"));
                 err.into_response()
             }
         }

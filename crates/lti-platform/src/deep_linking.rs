@@ -7,6 +7,7 @@ use lti_jose::{TimeValidation, validate_times};
 use lti_message::claims::uri;
 use lti_message::{Audience, ContentItem, DeepLinkingSettings};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::auth::DeepLinkData;
 use crate::error::{PlatformError, Result, clip};
@@ -63,9 +64,22 @@ impl Platform {
     /// # Errors
     /// As [`Platform::verify_deep_linking_response`], plus request-shape errors.
     pub async fn deep_link_return(&self, req: &Request<Bytes>) -> Result<DeepLinkingReturn> {
-        let params = Params::from_request(req, false)?;
-        self.verify_deep_linking_response(params.require("JWT")?)
-            .await
+        let span = tracing::info_span!(
+            "lti.platform.deep_link_return",
+            code = tracing::field::Empty
+        );
+        let result = async {
+            let params = Params::from_request(req, false)?;
+            self.verify_deep_linking_response(params.require("JWT")?)
+                .await
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            span.record("code", e.code());
+            span.in_scope(|| tracing::info!("deep-linking response refused"));
+        }
+        result
     }
 
     /// Verifies a tool's deep-linking response JWT: signature with the tool's keys

@@ -2,6 +2,7 @@
 //! RFC 7523) and bearer-token checks for the service endpoints.
 
 use std::collections::BTreeSet;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -120,14 +121,16 @@ impl Platform {
     /// error (`invalid_request`, `invalid_client` (401), `invalid_scope`,
     /// `unsupported_grant_type`).
     pub async fn token_endpoint(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let span = tracing::info_span!("lti.platform.token", code = tracing::field::Empty);
         let result = match TokenRequest::from_http(req) {
-            Ok(request) => self.exchange(&request).await,
+            Ok(request) => self.exchange(&request).instrument(span.clone()).await,
             Err(e) => Err(e),
         };
         match result {
             Ok(token) => web::json_response(StatusCode::OK, "application/json", &token),
             Err(err) => {
-                tracing::debug!(code = err.code(), "token request refused");
+                span.record("code", err.code());
+                span.in_scope(|| tracing::info!("token request refused"));
                 token_error(&err)
             }
         }
