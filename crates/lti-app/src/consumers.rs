@@ -4,9 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use base64::Engine as _;
 use lti_registry::{Consumer, RegistryError, Store};
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::AppError;
 
@@ -27,13 +25,9 @@ pub struct NewConsumer {
     pub name: String,
 }
 
-/// `N` bytes from the operating system's CSPRNG as base64url (no padding).
+/// `n` random bytes as base64url ([`crate::keys::random_base64url`]).
 fn random_base64url(n: usize) -> Result<String, AppError> {
-    let mut bytes = vec![0u8; n];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AppError::Random)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    crate::keys::random_base64url(n).ok_or(AppError::Random)
 }
 
 /// Adds a consumer named `name` with a generated secret and the given key, or a

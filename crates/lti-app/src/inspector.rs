@@ -813,16 +813,13 @@ async fn save_outcome_target(
     launch: &lti11::Launch,
     target: &lti11::OutcomeTarget,
 ) -> Result<String, lti_registry::RegistryError> {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| {
+    let id = crate::keys::random_base64url(32).ok_or_else(|| {
         lti_registry::RegistryError::InvalidInput {
             field: "outcome id",
             expected: "random bytes from the system",
             found: "an RNG failure".to_owned(),
         }
     })?;
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let value = serde_json::json!({
         "format": OUTCOME_FORMAT,
         "consumer_key": launch.consumer_key(),

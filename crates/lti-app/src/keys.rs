@@ -206,6 +206,16 @@ pub async fn install_tool_key(
     Ok(())
 }
 
+/// `n` bytes from the operating system's CSPRNG as base64url without padding
+/// (generated secrets and ids); `None` when the generator fails.
+pub(crate) fn random_base64url(n: usize) -> Option<String> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = vec![0u8; n];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
