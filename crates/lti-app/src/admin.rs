@@ -219,6 +219,9 @@ pub async fn rotate_key(
     retired_overlap_secs: i64,
     force: bool,
 ) -> Result<Rotation, AppError> {
+    if ![2048, 3072, 4096].contains(&bits) {
+        return Err(AppError::InvalidBits { found: bits });
+    }
     store
         .tool_keys
         .purge_retired_keys(now.saturating_sub(retired_overlap_secs))
@@ -230,9 +233,6 @@ pub async fn rotate_key(
         .map(|k| k.kid.clone());
     match keys.iter().find(|k| k.status == KeyStatus::Next) {
         None => {
-            if ![2048, 3072, 4096].contains(&bits) {
-                return Err(AppError::InvalidBits { found: bits });
-            }
             let (key, pem) = SigningKey::generate_rsa(bits).map_err(|source| AppError::Key {
                 path: "generated key".into(),
                 source,

@@ -442,10 +442,7 @@ async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
         }
         ConsumersCommand::Add { name, key, config } => {
             let store = open_configured_store(config.as_ref()).await?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            let added = lti_app::add_consumer(&store, &name, key.as_deref(), now).await?;
+            let added = lti_app::add_consumer(&store, &name, key.as_deref(), unix_now()).await?;
             println!("Added consumer {:?}", added.name);
             println!("  Consumer key    : {}", added.key);
             println!("  Shared secret   : {}", added.secret.expose());

@@ -150,13 +150,16 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if launch_id_from_parts(parts).is_none() {
-            return Ok(None);
-        }
-        // A launch id was presented: the same checks as `LtiLaunch` (CSRF on
-        // state-changing methods, a query id bound to the browser's cookie).
-        let tool = Arc::<Tool>::from_ref(state);
         let reject = |e: lti_tool::web::Error| LtiRejection::new(e, &parts.headers);
+        // No launch id at all: an anonymous visitor. An id that is presented
+        // gets the checks of `LtiLaunch` (a query id bound to the browser's
+        // cookie, CSRF on state-changing methods).
+        match requested_launch(&parts.headers, parts.uri.query()) {
+            Err(lti_tool::web::Error::MissingLaunchId) => return Ok(None),
+            Err(e) => return Err(reject(e)),
+            Ok(_) => {}
+        }
+        let tool = Arc::<Tool>::from_ref(state);
         let id =
             authorize(&tool, &parts.method, &parts.headers, parts.uri.query()).map_err(reject)?;
         match tool.load_launch(&id).await {

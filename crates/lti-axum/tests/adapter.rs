@@ -862,4 +862,14 @@ async fn an_optional_launch_is_none_without_a_known_id_and_some_with_one() {
     let launched = get_with(&app, &format!("/maybe?lti_launch_id={id}"), None).await;
     assert_eq!(launched.status(), StatusCode::OK);
     assert_eq!(body_text(launched).await, "user-1");
+    // A query id the browser's cookie does not hold is refused, not taken for
+    // an anonymous visit.
+    let foreign = get_with(
+        &app,
+        &format!("/maybe?lti_launch_id={id}"),
+        Some((COOKIE.as_str(), "lti_launch=another-launch".into())),
+    )
+    .await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert!(body_text(foreign).await.contains("launch_id_not_bound"));
 }

@@ -128,9 +128,11 @@ pub(crate) fn postgres_options(
 ) -> Result<sqlx::postgres::PgConnectOptions> {
     use sqlx::postgres::PgSslMode;
     if let Some(ca) = url_param(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"])? {
-        // sqlx also takes the PEM itself in the parameter.
+        // sqlx also takes the PEM itself in the parameter. A file is read once,
+        // here, and its certificates handed over: sqlx would otherwise read
+        // the path again for every new connection.
         if !ca.trim_start().starts_with("-----BEGIN") {
-            read_ca_file(&ca)?;
+            connect = connect.ssl_root_cert_from_pem(read_ca_file(&ca)?);
         }
         if matches!(connect.get_ssl_mode(), PgSslMode::Require) {
             connect = connect.ssl_mode(PgSslMode::VerifyCa);

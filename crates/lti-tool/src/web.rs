@@ -734,15 +734,15 @@ pub async fn launch_with_cookie(
 /// read: the landing page loads the launch as any follow-up request does.
 ///
 /// # Errors
-/// [`Error::MissingLaunchId`] (401) for a `GET` without a launch id.
+/// [`Error::MissingLaunchId`] (401) for a `GET` without a launch id,
+/// [`Error::LaunchNotBound`] (403) for a query id the browser's launch cookie
+/// does not hold.
 pub fn launch_get(
     tool: &Tool,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<crate::ToolResponse, Error> {
-    if launch_id(headers, query).is_none() {
-        return Err(Error::MissingLaunchId);
-    }
+    requested_launch(headers, query)?;
     Ok(tool.landing_redirect(query)?)
 }
 

@@ -347,7 +347,10 @@ async fn a_get_to_the_launch_url_with_a_launch_id_is_sent_to_the_landing_page() 
         let error = web::launch_get(&h.tool, &headers, query).unwrap_err();
         assert_eq!(error.code(), "launch_id_missing");
         assert_eq!(error.http_status(), http::StatusCode::UNAUTHORIZED);
-    }
+    } // A query id the browser's launch cookie does not hold is not followed.
+    let error = web::launch_get(&h.tool, &with_cookie, Some("lti_launch_id=planted")).unwrap_err();
+    assert_eq!(error.code(), "launch_id_not_bound");
+    assert_eq!(error.http_status(), http::StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

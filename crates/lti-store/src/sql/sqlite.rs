@@ -265,9 +265,11 @@ impl Work {
                 let mut outcome = Ok(());
                 for s in stmts {
                     match execute(conn, s.sql, &s.args) {
-                        Ok(0) if s.zero_rows.is_some() => {
-                            outcome = Err(s.zero_rows.unwrap_or_else(interrupted));
-                            break;
+                        Ok(0) => {
+                            if let Some(refusal) = s.zero_rows {
+                                outcome = Err(refusal);
+                                break;
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => {
