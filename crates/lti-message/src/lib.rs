@@ -9,6 +9,7 @@ mod error;
 pub mod lti11;
 mod message;
 pub mod nrps;
+pub mod registration;
 pub mod roles;
 mod scan;
 mod time;
