@@ -47,6 +47,80 @@ pub fn check_platform(platform: &PlatformConfig) -> Result<(), AppError> {
     }
 }
 
+/// What [`import_platform_file`] did.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    /// The detected format.
+    pub format: lti_registry::import::ForeignFormat,
+    /// Registrations new to the store.
+    pub inserted: Vec<PlatformRegistration>,
+    /// Registrations that replaced a stored one.
+    pub updated: Vec<PlatformRegistration>,
+    /// Members read but not carried over, by key path.
+    pub notes: Vec<String>,
+}
+
+/// Imports a mimilti issuer map or a PyLTI1.3 `config.json` into the store:
+/// each registration is checked like a `[[platforms]]` entry (https URLs
+/// except loopback), registrations without deployment ids get
+/// `no_deployments`, and an existing (issuer, client id) is replaced only
+/// with `replace`. Nothing is written when any entry is invalid.
+///
+/// # Errors
+/// [`AppError::Config`] naming the file and the key path of the first
+/// problem; [`AppError::Store`] (`conflict`) for an existing registration
+/// without `replace`.
+pub async fn import_platform_file(
+    store: &Store,
+    path: &std::path::Path,
+    no_deployments: crate::config::NoDeployments,
+    replace: bool,
+) -> Result<ImportSummary, AppError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AppError::io("reading the registration file", path, e))?;
+    let found = crate::config::check_foreign(&text, no_deployments).map_err(|message| {
+        AppError::Config(vec![Problem {
+            path: path.display().to_string(),
+            message,
+        }])
+    })?;
+    if !replace {
+        for r in &found.registrations {
+            if store
+                .registrations
+                .get_registration(&r.issuer, &r.client_id)
+                .await
+                .is_ok()
+            {
+                return Err(RegistryError::Conflict {
+                    kind: "registration",
+                    id: format!("{} / {}", r.issuer, r.client_id),
+                    reason: "expected a new registration, found one stored (pass --replace)"
+                        .to_owned(),
+                }
+                .into());
+            }
+        }
+    }
+    let mut summary = ImportSummary {
+        format: found.format,
+        inserted: Vec::new(),
+        updated: Vec::new(),
+        notes: found.notes,
+    };
+    for r in found.registrations {
+        match store.registrations.insert_registration(&r).await {
+            Ok(()) => summary.inserted.push(r),
+            Err(RegistryError::Conflict { .. }) if replace => {
+                store.registrations.update_registration(&r).await?;
+                summary.updated.push(r);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(summary)
+}
+
 /// Adds (or, with `replace`, replaces) a registration built from `platform`
 /// exactly as `lti serve` builds one from a `[[platforms]]` entry.
 ///

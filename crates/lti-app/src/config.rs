@@ -30,6 +30,10 @@ pub struct Config {
     /// `[[platforms]]`: LTI 1.3 platform registrations.
     #[serde(default)]
     pub platforms: Vec<PlatformConfig>,
+    /// `[[platform_files]]`: registrations kept in another tool's format
+    /// (a mimilti issuer map or a PyLTI1.3 `config.json`), loaded at start-up.
+    #[serde(default)]
+    pub platform_files: Vec<PlatformFileConfig>,
     /// `[[consumers]]`: LTI 1.1 consumers.
     #[serde(default)]
     pub consumers: Vec<ConsumerConfig>,
@@ -259,6 +263,48 @@ pub struct PlatformConfig {
     pub profile: Option<String>,
 }
 
+/// One `[[platform_files]]` entry: a registration file in another tool's
+/// format, read with `lti_registry::import`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformFileConfig {
+    /// The file: a mimilti issuer map (`{"issuers": ...}`) or a PyLTI1.3
+    /// `config.json`; the format is detected. Relative to the working directory.
+    pub path: PathBuf,
+    /// What launches get from a registration in the file that lists no
+    /// deployment ids (mimilti's never do). Default `pending`.
+    #[serde(default)]
+    pub no_deployments: NoDeployments,
+}
+
+/// The deployment policy given to imported registrations without deployment ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NoDeployments {
+    /// Record each new deployment as pending and refuse its launches until
+    /// `lti platforms deployments … approve` (the secure default).
+    #[default]
+    Pending,
+    /// Accept and record every deployment the registered platform signs for
+    /// (mimilti's behaviour): a loosening, logged at start-up.
+    Accept,
+    /// Refuse every deployment: the registration cannot launch until
+    /// deployments are added.
+    Reject,
+}
+
+impl NoDeployments {
+    /// The registry policy this stands for.
+    pub fn policy(self) -> lti_registry::UnknownDeploymentPolicy {
+        use lti_registry::UnknownDeploymentPolicy as P;
+        match self {
+            NoDeployments::Pending => P::RecordPendingAndReject,
+            NoDeployments::Accept => P::AcceptAndRecord,
+            NoDeployments::Reject => P::Reject,
+        }
+    }
+}
+
 /// One `[[consumers]]` entry: an LTI 1.1 consumer.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +360,7 @@ const TOP_KEYS: &[&str] = &[
     "storage",
     "keys",
     "platforms",
+    "platform_files",
     "consumers",
     "egress",
 ];
@@ -526,6 +573,22 @@ impl Config {
                 ));
             }
         }
+        for (i, f) in self.platform_files.iter().enumerate() {
+            match std::fs::read_to_string(&f.path) {
+                Err(e) => out.push(problem(
+                    format!("platform_files[{i}].path"),
+                    format!("expected a readable file, found {}: {e}", f.path.display()),
+                )),
+                Ok(text) => {
+                    if let Err(m) = check_foreign(&text, f.no_deployments) {
+                        out.push(problem(
+                            format!("platform_files[{i}]"),
+                            format!("{}: {m}", f.path.display()),
+                        ));
+                    }
+                }
+            }
+        }
         let mut keys = std::collections::BTreeSet::new();
         for (i, c) in self.consumers.iter().enumerate() {
             if c.key.trim().is_empty() {
@@ -619,6 +682,33 @@ fn check_table(table: &toml::Table, path: &str, allowed: &[&str], out: &mut Vec<
             ));
         }
     }
+}
+
+/// Parses a foreign registration file and applies the URL rule of
+/// `[[platforms]]` to every registration in it.
+pub(crate) fn check_foreign(
+    text: &str,
+    no_deployments: NoDeployments,
+) -> Result<lti_registry::import::ForeignRegistrations, String> {
+    let found = lti_registry::import::parse_foreign(text, no_deployments.policy())
+        .map_err(|e| e.to_string())?;
+    for r in &found.registrations {
+        let jwks = match &r.key_source {
+            lti_registry::KeySource::JwksUrl { url } => Some(url.as_str()),
+            _ => None,
+        };
+        for (k, v) in [
+            ("issuer", Some(r.issuer.as_str())),
+            ("auth_login_url", Some(r.auth_login_url.as_str())),
+            ("auth_token_url", Some(r.auth_token_url.as_str())),
+            ("jwks", jwks),
+        ] {
+            if let Some(v) = v {
+                check_url(v).map_err(|m| format!("{} / {} {k}: {m}", r.issuer, r.client_id))?;
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// An absolute `https` URL, or `http` on a loopback host (development).

@@ -15,8 +15,8 @@ mod server;
 
 pub use config::{
     Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
-    KeysConfig, MAX_CONNECTIONS_LIMIT, PlatformConfig, Problem, ServerConfig, StorageConfig,
-    embedded_default,
+    KeysConfig, MAX_CONNECTIONS_LIMIT, NoDeployments, PlatformConfig, PlatformFileConfig, Problem,
+    ServerConfig, StorageConfig, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,

@@ -155,6 +155,21 @@ enum PlatformsCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Import registrations from a mimilti issuer map or a PyLTI1.3
+    /// config.json (the format is detected; nothing is written if any entry
+    /// is invalid).
+    Import {
+        /// The JSON file.
+        file: PathBuf,
+        /// For registrations listing no deployment ids: `pending` (record
+        /// each new deployment for approval), `accept` (trust every
+        /// deployment, mimilti's behaviour) or `reject`.
+        #[arg(long, value_enum, default_value = "pending")]
+        no_deployments: lti_app::NoDeployments,
+        /// Replace registrations of the same issuer and client id.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Remove a registration (its launches are refused from then on).
     Remove {
         /// The platform's issuer.
@@ -578,6 +593,44 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
                 r.client_id,
                 deployments_line(&r)
             );
+        }
+        PlatformsCommand::Import {
+            file,
+            no_deployments,
+            replace,
+        } => {
+            let summary =
+                admin::import_platform_file(&store, &file, no_deployments, replace).await?;
+            println!("Read {}: {}", file.display(), summary.format.name());
+            for (verb, list) in [
+                ("Registered", &summary.inserted),
+                ("Replaced", &summary.updated),
+            ] {
+                for r in list {
+                    println!(
+                        "{verb} {} (client id {}); {}",
+                        r.issuer,
+                        r.client_id,
+                        deployments_line(r)
+                    );
+                    if r.deployments.is_empty() {
+                        println!(
+                            "  no deployment ids: {}",
+                            match no_deployments {
+                                lti_app::NoDeployments::Pending =>
+                                    "each deployment is recorded as pending; approve it with `lti platforms deployments ISSUER CLIENT_ID approve ID`",
+                                lti_app::NoDeployments::Accept =>
+                                    "every deployment this platform signs for is accepted (--no-deployments accept)",
+                                lti_app::NoDeployments::Reject =>
+                                    "launches are refused until a deployment is added",
+                            }
+                        );
+                    }
+                }
+            }
+            for note in &summary.notes {
+                println!("Note: {note}");
+            }
         }
         PlatformsCommand::Remove { issuer, client_id } => {
             admin::remove_platform(&store, &issuer, &client_id).await?;

@@ -382,6 +382,25 @@ async fn install_platforms(store: &Store, config: &Config) -> Result<(), AppErro
         }
         tracing::info!(issuer = %p.issuer, client_id = %p.client_id, "platform registered");
     }
+    for f in &config.platform_files {
+        let summary =
+            crate::admin::import_platform_file(store, &f.path, f.no_deployments, true).await?;
+        for r in summary.inserted.iter().chain(&summary.updated) {
+            if r.deployments.is_empty() && f.no_deployments == crate::config::NoDeployments::Accept
+            {
+                tracing::warn!(
+                    issuer = %r.issuer,
+                    client_id = %r.client_id,
+                    "platform registered without deployment ids: every deployment it signs for is accepted (no_deployments = \"accept\")"
+                );
+            } else {
+                tracing::info!(issuer = %r.issuer, client_id = %r.client_id, file = %f.path.display(), "platform registered");
+            }
+        }
+        for note in &summary.notes {
+            tracing::info!(file = %f.path.display(), "{note}");
+        }
+    }
     Ok(())
 }
 

@@ -658,3 +658,167 @@ async fn platforms_deployments_and_keys_change_under_a_running_server() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A mimilti issuer map for the test platform: no deployment ids, as
+/// mimilti's never have.
+fn issuer_map(platform: &Platform) -> String {
+    let p = &platform.base;
+    serde_json::to_string_pretty(&json!({
+        "kid": "tool-key-1",
+        "issuers": {
+            p: {
+                "login_url": format!("{p}/auth"),
+                "token_url": format!("{p}/token"),
+                "tools": [{"aud": CLIENT_ID, "jwks_endpoint": format!("{p}/jwks")}]
+            }
+        }
+    }))
+    .unwrap()
+}
+
+/// A PyLTI1.3 `config.json` for the test platform, in its one-entry form.
+fn pylti1p3_config(platform: &Platform) -> String {
+    let p = &platform.base;
+    serde_json::to_string_pretty(&json!({
+        p: {
+            "default": true,
+            "client_id": CLIENT_ID,
+            "auth_login_url": format!("{p}/auth"),
+            "auth_token_url": format!("{p}/token"),
+            "auth_audience": null,
+            "key_set_url": format!("{p}/jwks"),
+            "key_set": null,
+            "private_key_file": "private.key",
+            "public_key_file": "public.key",
+            "deployment_ids": [DEPLOYMENT]
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn issuer_maps_and_pylti1p3_config_files_are_imported_and_loaded_at_start() {
+    let platform = start_platform().await;
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("import");
+    let keys = keys_dir_with_fixture_key();
+    let file = dir.join("lti.toml");
+    let db = format!("sqlite://{}", dir.join("lti.db").display());
+    let full = config_text(&url, &platform, &keys, &db);
+    let start = full.find("[[platforms]]").unwrap();
+    let end = full.find("[[consumers]]").unwrap();
+    let without_platforms = format!("{}{}", &full[..start], &full[end..]);
+    std::fs::write(&file, &without_platforms).unwrap();
+    let map = dir.join("issuers.json");
+    std::fs::write(&map, issuer_map(&platform)).unwrap();
+    let pylti = dir.join("config.json");
+    std::fs::write(&pylti, pylti1p3_config(&platform)).unwrap();
+    let child = spawn_serve(&["--config", file.to_str().unwrap()], &dir);
+    wait_healthy(&url).await;
+    let tool = Tool::external(&url, &keys);
+
+    // An unknown member is refused by its key path and nothing is written.
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        issuer_map(&platform).replace("\"jwks_endpoint\"", "\"jwks_url\""),
+    )
+    .unwrap();
+    let (ok, _, err) = admin(&file, &["platforms", "import", bad.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("error [invalid_config]")
+            && err.contains(&format!("issuers.{}.tools[0]", platform.base))
+            && err.contains("unknown field `jwks_url`"),
+        "{err}"
+    );
+    let (_, list, _) = admin(&file, &["platforms", "list"]);
+    assert!(list.contains("No platforms registered"), "{list}");
+
+    // The issuer map: with no deployment ids, the default records each
+    // deployment as pending until it is approved.
+    let (ok, out, err) = admin(&file, &["platforms", "import", map.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(": issuer map (mimilti)"), "{out}");
+    assert!(out.contains("recorded as pending"), "{out}");
+    assert_eq!(
+        try_launch(&tool, &platform).await,
+        (403, "unknown_deployment".to_owned()),
+        "the first launch records the deployment as pending"
+    );
+    let (ok, _, err) = admin(
+        &file,
+        &[
+            "platforms",
+            "deployments",
+            &platform.base,
+            CLIENT_ID,
+            "approve",
+            DEPLOYMENT,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        try_launch(&tool, &platform).await.0,
+        303,
+        "approved: launches"
+    );
+
+    // PyLTI1.3's config.json over the same registration: refused without
+    // --replace, then replaces it; the key files are reported, not carried.
+    let (ok, _, err) = admin(&file, &["platforms", "import", pylti.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("conflict") && err.contains("--replace"),
+        "{err}"
+    );
+    let (ok, out, err) = admin(
+        &file,
+        &["platforms", "import", pylti.to_str().unwrap(), "--replace"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("PyLTI1.3 config.json"), "{out}");
+    assert!(
+        out.contains(&format!("Replaced {}", platform.base)),
+        "{out}"
+    );
+    assert!(out.contains("private_key_file: not carried over"), "{out}");
+    assert_eq!(try_launch(&tool, &platform).await.0, 303);
+    let (ok, _, _) = admin(&file, &["platforms", "remove", &platform.base, CLIENT_ID]);
+    assert!(ok);
+    let _ = terminate(child).await;
+
+    // `[[platform_files]]`: check-config names a broken file by its entry,
+    // and `serve` loads a good one at start-up (here mimilti's trust-every-
+    // deployment behaviour, asked for by name).
+    let broken = format!(
+        "{without_platforms}\n[[platform_files]]\npath = {:?}\n",
+        bad.display().to_string()
+    );
+    std::fs::write(&file, broken).unwrap();
+    let out = lti().arg("check-config").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("platform_files[0]") && stderr.contains("unknown field `jwks_url`"),
+        "{stderr}"
+    );
+    let good = format!(
+        "{without_platforms}\n[[platform_files]]\npath = {:?}\nno_deployments = \"accept\"\n",
+        map.display().to_string()
+    );
+    std::fs::write(&file, good).unwrap();
+    let child = spawn_serve(&["--config", file.to_str().unwrap()], &dir);
+    wait_healthy(&url).await;
+    assert_eq!(
+        try_launch(&tool, &platform).await.0,
+        303,
+        "loaded at start-up; every deployment accepted"
+    );
+    let (_, list, _) = admin(&file, &["platforms", "list"]);
+    assert!(
+        list.contains(&format!("active: {DEPLOYMENT}")),
+        "recorded: {list}"
+    );
+    let _ = terminate(child).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

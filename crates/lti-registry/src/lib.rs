@@ -8,6 +8,7 @@ mod clock;
 mod consumer;
 mod ephemeral;
 mod error;
+pub mod import;
 mod keys;
 mod provider;
 mod registration;

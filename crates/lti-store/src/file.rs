@@ -1,14 +1,15 @@
 //! Registrations and deployments read from a configuration file (TOML or
-//! JSON), including the issuer-map format of existing Python tools.
+//! JSON), including the issuer map and `config.json` of existing Python tools.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use lti_registry::import::{ForeignRegistrations, parse_foreign};
 use lti_registry::{
-    AutoRegistrationPolicy, Deployment, KeySource, PlatformRegistration, RegistrationStore,
-    RegistryError, Result, UnknownDeploymentPolicy,
+    AutoRegistrationPolicy, Deployment, PlatformRegistration, RegistrationStore, RegistryError,
+    Result, UnknownDeploymentPolicy,
 };
 use serde::Deserialize;
 
@@ -43,31 +44,6 @@ struct NativeFile {
     auto_registration: Vec<AutoRegistrationPolicy>,
 }
 
-/// The issuer map of existing Python tools:
-/// `{"kid": ..., "issuers": {"<iss>": {"login_url", "token_url", "tools": [{"aud", "jwks_endpoint"}]}}}`.
-#[derive(Debug, Deserialize)]
-struct IssuerMap {
-    #[serde(default)]
-    kid: Option<String>,
-    issuers: BTreeMap<String, IssuerEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct IssuerEntry {
-    login_url: String,
-    token_url: String,
-    #[serde(default)]
-    tools: Vec<IssuerTool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct IssuerTool {
-    aud: String,
-    jwks_endpoint: String,
-    #[serde(default)]
-    deployment_ids: Vec<String>,
-}
-
 #[derive(Debug, Default)]
 struct FileData {
     registrations: Registrations,
@@ -93,28 +69,10 @@ impl FileData {
         Ok(data)
     }
 
-    fn from_issuer_map(map: IssuerMap, policy: UnknownDeploymentPolicy) -> Result<Self> {
+    fn from_foreign(found: ForeignRegistrations) -> Result<Self> {
         let mut data = Self::default();
-        for (issuer, entry) in map.issuers {
-            for tool in entry.tools {
-                let mut r = PlatformRegistration::new(
-                    issuer.clone(),
-                    tool.aud,
-                    entry.login_url.clone(),
-                    entry.token_url.clone(),
-                    KeySource::JwksUrl {
-                        url: tool.jwks_endpoint,
-                    },
-                )
-                .with_unknown_deployment_policy(policy);
-                for d in tool.deployment_ids {
-                    r.deployments.push(Deployment::active(d));
-                }
-                if let Some(kid) = &map.kid {
-                    r.metadata.insert("tool_kid".to_owned(), kid.clone());
-                }
-                data.add(r)?;
-            }
+        for r in found.registrations {
+            data.add(r)?;
         }
         Ok(data)
     }
@@ -169,10 +127,12 @@ fn parse(
         Format::Json => {
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|e| parse_error("a JSON document", e))?;
-            if value.get("issuers").is_some() {
-                let map: IssuerMap = serde_json::from_value(value)
-                    .map_err(|e| parse_error("the issuer-map layout", e))?;
-                FileData::from_issuer_map(map, issuer_map_policy)
+            let foreign = value.get("issuers").is_some()
+                || value
+                    .as_object()
+                    .is_some_and(|o| o.keys().any(|k| k.starts_with("http")));
+            if foreign {
+                FileData::from_foreign(parse_foreign(text, issuer_map_policy)?)
             } else {
                 let doc: NativeFile = serde_json::from_value(value)
                     .map_err(|e| parse_error("the registration file layout in JSON", e))?;
@@ -197,10 +157,10 @@ pub struct ImportReport {
 /// A read-only [`RegistrationStore`] loaded from a file, with [`FileRegistry::reload`].
 ///
 /// `.toml` files use the native layout; `.json` files use the native layout
-/// or, when they have an `"issuers"` object, the Python issuer-map format
-/// (each `tools[]` entry becomes a registration with `aud` as client id and
-/// `jwks_endpoint` as key source; optional `deployment_ids`; the map's `kid`
-/// is kept as metadata `tool_kid`). Every write answers `ReadOnly`, including
+/// or one of the foreign layouts read by [`lti_registry::import`]: a Python
+/// issuer map (an `"issuers"` object, as mimilti reads it) or PyLTI1.3's
+/// `config.json` (issuer URLs as top-level keys); foreign registrations
+/// without deployment ids get the issuer-map policy given at load. Every write answers `ReadOnly`, including
 /// the recording done by the `RecordPendingAndReject`/`AcceptAndRecord`
 /// deployment policies and by auto-registration: to use those, copy the file
 /// into a writable store with [`FileRegistry::import_into`].
@@ -227,8 +187,8 @@ impl FileRegistry {
         Self::load_with_issuer_map_policy(path, UnknownDeploymentPolicy::Reject)
     }
 
-    /// Like [`FileRegistry::load`], giving issuer-map registrations (which
-    /// carry no deployment policy of their own) `policy`.
+    /// Like [`FileRegistry::load`], giving foreign-format registrations that
+    /// list no deployment ids `policy`.
     pub fn load_with_issuer_map_policy(
         path: impl AsRef<Path>,
         policy: UnknownDeploymentPolicy,
