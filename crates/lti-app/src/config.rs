@@ -316,6 +316,11 @@ pub struct ConsumerConfig {
     /// A display name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The silo (tenant) whose contexts, resources and users this consumer's
+    /// launches belong to; consumers sharing a silo share those records.
+    /// Default: a silo of the consumer's own.
+    #[serde(default)]
+    pub silo: Option<String>,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -324,6 +329,7 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("key", &self.key)
             .field("secret", &"[redacted]")
             .field("name", &self.name)
+            .field("silo", &self.silo)
             .finish()
     }
 }
@@ -384,7 +390,7 @@ const PLATFORM_KEYS: &[&str] = &[
     "deployment_ids",
     "profile",
 ];
-const CONSUMER_KEYS: &[&str] = &["key", "secret", "name"];
+const CONSUMER_KEYS: &[&str] = &["key", "secret", "name", "silo"];
 const EGRESS_KEYS: &[&str] = &["allowed_origins", "allow_private_addresses"];
 
 impl Config {

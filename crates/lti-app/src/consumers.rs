@@ -40,6 +40,7 @@ pub async fn add_consumer(
     store: &Store,
     name: &str,
     key: Option<&str>,
+    silo: Option<&str>,
     now: i64,
 ) -> Result<NewConsumer, AppError> {
     let name = name.trim();
@@ -59,6 +60,12 @@ pub async fn add_consumer(
     let consumer = Consumer::new(key.clone(), secret.clone(), name, now);
     consumer.validate()?;
     store.consumers.insert_consumer(&consumer).await?;
+    if let Some(silo) = silo {
+        store
+            .provider
+            .assign_silo(&key, &lti_registry::SiloId(silo.to_owned()))
+            .await?;
+    }
     Ok(NewConsumer {
         key,
         secret,

@@ -243,6 +243,10 @@ enum ConsumersCommand {
         /// Use this consumer key instead of a generated one.
         #[arg(long)]
         key: Option<String>,
+        /// Put the consumer in this silo (tenant): consumers sharing a silo
+        /// share contexts, resources and users. Default: a silo of its own.
+        #[arg(long)]
+        silo: Option<String>,
         /// The configuration file naming the store (default: the embedded default).
         #[arg(long, env = "LTI_CONFIG")]
         config: Option<PathBuf>,
@@ -455,12 +459,22 @@ async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
             let n = lti_app::import_consumers(&store, &file).await?;
             println!("Imported {n} consumer(s) from {}", file.display());
         }
-        ConsumersCommand::Add { name, key, config } => {
+        ConsumersCommand::Add {
+            name,
+            key,
+            silo,
+            config,
+        } => {
             let store = open_configured_store(config.as_ref()).await?;
-            let added = lti_app::add_consumer(&store, &name, key.as_deref(), unix_now()).await?;
+            let added =
+                lti_app::add_consumer(&store, &name, key.as_deref(), silo.as_deref(), unix_now())
+                    .await?;
             println!("Added consumer {:?}", added.name);
             println!("  Consumer key    : {}", added.key);
             println!("  Shared secret   : {}", added.secret.expose());
+            if let Some(silo) = &silo {
+                println!("  Silo            : {silo}");
+            }
             println!(
                 "The secret is shown only now: enter both in the LMS's external tool settings."
             );
@@ -473,7 +487,9 @@ async fn run_consumers(command: ConsumersCommand) -> Result<(), AppError> {
             }
             for c in all {
                 let guid = c.instance_guid.as_deref().unwrap_or("-");
-                println!("{}\t{}\tinstance {guid}", c.key, c.name);
+                let silo = store.provider.silo_of(&c.key).await?;
+                let silo = silo.map_or_else(|| "-".to_owned(), |s| s.0);
+                println!("{}\t{}\tinstance {guid}\tsilo {silo}", c.key, c.name);
             }
         }
         ConsumersCommand::Remove { key, config } => {

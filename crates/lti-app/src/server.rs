@@ -408,6 +408,12 @@ async fn install_consumers(store: &Store, config: &Config) -> Result<(), AppErro
     for c in &config.consumers {
         let name = c.name.clone().unwrap_or_else(|| c.key.clone());
         upsert_consumer(store, &c.key, &c.secret, &name).await?;
+        if let Some(silo) = &c.silo {
+            store
+                .provider
+                .assign_silo(&c.key, &lti_registry::SiloId(silo.clone()))
+                .await?;
+        }
     }
     Ok(())
 }

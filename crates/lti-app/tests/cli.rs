@@ -390,8 +390,12 @@ fn consumers_are_added_listed_exported_reimported_and_removed() {
     let secret = field("Shared secret");
     assert_eq!(key.len(), 16, "{out}");
     assert_eq!(secret.len(), 43, "a 256-bit secret: {out}");
-    let (ok, _, err) = consumers(&cwd, &["add", "Sakai", "--key", "sakai-key"]);
+    let (ok, out, err) = consumers(
+        &cwd,
+        &["add", "Sakai", "--key", "sakai-key", "--silo", "district-7"],
+    );
     assert!(ok, "{err}");
+    assert!(out.contains("Silo            : district-7"), "{out}");
     let (ok, _, err) = consumers(&cwd, &["add", "Again", "--key", "sakai-key"]);
     assert!(!ok, "a taken key is refused");
     assert!(
@@ -402,7 +406,14 @@ fn consumers_are_added_listed_exported_reimported_and_removed() {
     let (ok, list, _) = consumers(&cwd, &["list"]);
     assert!(ok);
     assert!(list.contains(&format!("{key}\tMoodle at school")), "{list}");
-    assert!(list.contains("sakai-key\tSakai"), "{list}");
+    assert!(
+        list.contains("sakai-key\tSakai\tinstance -\tsilo district-7"),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!("{key}\tMoodle at school\tinstance -\tsilo -")),
+        "{list}"
+    );
     assert!(!list.contains(&secret), "list never prints secrets");
 
     let plain = cwd.join("plain.txt");
@@ -802,8 +813,13 @@ async fn issuer_maps_and_pylti1p3_config_files_are_imported_and_loaded_at_start(
         stderr.contains("platform_files[0]") && stderr.contains("unknown field `jwks_url`"),
         "{stderr}"
     );
+    // The [[consumers]] entry also names its silo here.
     let good = format!(
-        "{without_platforms}\n[[platform_files]]\npath = {:?}\nno_deployments = \"accept\"\n",
+        "{}\n[[platform_files]]\npath = {:?}\nno_deployments = \"accept\"\n",
+        without_platforms.replace(
+            "name = \"Legacy LMS\"",
+            "name = \"Legacy LMS\"\nsilo = \"district-7\""
+        ),
         map.display().to_string()
     );
     std::fs::write(&file, good).unwrap();
@@ -818,6 +834,12 @@ async fn issuer_maps_and_pylti1p3_config_files_are_imported_and_loaded_at_start(
     assert!(
         list.contains(&format!("active: {DEPLOYMENT}")),
         "recorded: {list}"
+    );
+    let (ok, list, err) = admin(&file, &["consumers", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        list.contains("consumer-1\tLegacy LMS\tinstance -\tsilo district-7"),
+        "{list}"
     );
     let _ = terminate(child).await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -708,6 +708,7 @@ pub async fn run_demo(
         key: DEMO_CONSUMER_KEY.to_owned(),
         secret: secret.clone(),
         name: Some("lti demo platform".to_owned()),
+        silo: None,
     });
     let app = crate::prepare(&tool_config).await?;
     let tool = DevToolConfig {
