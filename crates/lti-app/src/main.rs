@@ -57,10 +57,13 @@ enum Command {
         #[arg(long, env = "LTI_BIND")]
         bind: Option<String>,
     },
-    /// Validate a configuration file and print every problem.
+    /// Validate a configuration file (with the environment overrides applied)
+    /// and print every problem, or the merged settings and where each came
+    /// from (file, env, default), secrets redacted.
     CheckConfig {
-        /// The configuration file.
-        file: PathBuf,
+        /// The configuration file (default: `LTI_CONFIG`, else the embedded default).
+        #[arg(env = "LTI_CONFIG")]
+        file: Option<PathBuf>,
     },
     /// Run the dev platform: a minimal LMS (a course, users, "launch as" buttons,
     /// deep linking, a grade book fed by AGS, a roster served through NRPS).
@@ -154,6 +157,14 @@ enum PlatformsCommand {
         /// Replace an existing registration of the same issuer and client id.
         #[arg(long)]
         replace: bool,
+    },
+    /// Approve a registration waiting as pending (dynamic registration with
+    /// `approval = "manual"`): its launches are accepted from then on.
+    Approve {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
     },
     /// Remove a registration (its launches are refused from then on).
     Remove {
@@ -269,7 +280,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
         Command::Serve { config, bind } => block_on(run_serve(config, bind)),
-        Command::CheckConfig { file } => return run_check_config(&file),
+        Command::CheckConfig { file } => return run_check_config(file.as_deref(), cli.log_format),
         Command::Platform { config, bind, keys } => {
             block_on(lti_app::devplatform::run_platform(config, bind, keys))
         }
@@ -354,11 +365,11 @@ fn run_keygen(out: PathBuf, bits: usize, force: bool) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The configuration file (or the embedded default) with the environment
+/// overrides of `lti_app::ENV_SETTINGS` applied.
 fn load_config(path: Option<&PathBuf>) -> Result<Config, AppError> {
-    match path {
-        Some(p) => Config::load(p).map_err(AppError::Config),
-        None => Ok(lti_app::embedded_default()),
-    }
+    Config::load_with_env(path.map(PathBuf::as_path), &|name| std::env::var(name).ok())
+        .map_err(AppError::Config)
 }
 
 async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), AppError> {
@@ -392,25 +403,42 @@ async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), 
             config.keys.dir.display()
         );
         println!(
-            "After registering, add the platform's issuer, client id, URLs and deployment id under [[platforms]] in a config file (see `lti check-config`) and restart with --config FILE."
+            "After registering, add the platform with `lti platforms add` (running instances see it at the next launch), or under [[platforms]] in a config file (see `lti check-config`); or turn on [dynamic_registration] to register in one step."
         );
     }
     lti_app::run(app, listener, lti_app::shutdown_signal()).await
 }
 
-fn run_check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
+fn run_check_config(file: Option<&std::path::Path>, log_format: LogFormat) -> ExitCode {
+    let name = file.map_or_else(
+        || "embedded default".to_owned(),
+        |f| f.display().to_string(),
+    );
+    match Config::load_with_env(file, &|name| std::env::var(name).ok()) {
         Ok(config) => {
             println!(
-                "{}: OK ({} platform(s), {} consumer(s))",
-                file.display(),
+                "{name}: OK ({} platform(s), {} consumer(s))",
                 config.platforms.len(),
                 config.consumers.len()
             );
+            println!("Effective settings:");
+            for (path, value, origin) in config.effective_settings() {
+                println!("  {path:<32} = {value:<40} ({origin})");
+            }
+            let log_origin = if std::env::var_os("LTI_LOG_FORMAT").is_some() {
+                "env LTI_LOG_FORMAT"
+            } else {
+                "default or --log-format"
+            };
+            let log = match log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            println!("  {:<32} = {log:<40} ({log_origin})", "log_format");
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            eprintln!("{name}: {} problem(s)", problems.len());
             for p in problems {
                 eprintln!("  {p}");
             }
@@ -422,8 +450,7 @@ fn run_check_config(file: &std::path::Path) -> ExitCode {
 /// The store the configuration names, opened with the app key's cipher.
 async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
     let config = load_config(config)?;
-    let cipher =
-        lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&config.keys.dir)?, vec![])?;
+    let cipher = lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&config.keys)?, vec![])?;
     let store = lti_store::open_split(
         &config.storage.url,
         config.storage.nonce_url.as_deref(),
@@ -530,13 +557,24 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
                 println!("No platforms registered.");
             }
             for r in all {
-                println!("{}\t{}\t{}", r.issuer, r.client_id, deployments_line(&r));
+                let status = if r.status.is_active() {
+                    String::new()
+                } else {
+                    format!("\tregistration {}", r.status)
+                };
+                println!(
+                    "{}\t{}\t{}{status}",
+                    r.issuer,
+                    r.client_id,
+                    deployments_line(&r)
+                );
             }
         }
         PlatformsCommand::Show { issuer, client_id } => {
             let r = admin::find_platform(&store, &issuer, client_id.as_deref()).await?;
             println!("Issuer                 : {}", r.issuer);
             println!("Client id              : {}", r.client_id);
+            println!("Status                 : {}", r.status);
             println!("Auth login URL         : {}", r.auth_login_url);
             println!("Token URL              : {}", r.auth_token_url);
             if let Some(aud) = &r.token_audience {
@@ -551,6 +589,9 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
             println!("Profile                : {}", r.quirks);
             println!("Unknown deployments    : {:?}", r.unknown_deployment_policy);
             println!("Deployments            : {}", deployments_line(&r));
+            for (k, v) in &r.metadata {
+                println!("  {k:<21}: {v}");
+            }
         }
         PlatformsCommand::Add {
             issuer,
@@ -574,6 +615,15 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
             let r = admin::add_platform(&store, &entry, replace).await?;
             println!(
                 "Registered {} (client id {}); {}",
+                r.issuer,
+                r.client_id,
+                deployments_line(&r)
+            );
+        }
+        PlatformsCommand::Approve { issuer, client_id } => {
+            let r = admin::approve_platform(&store, &issuer, &client_id).await?;
+            println!(
+                "Approved {} (client id {}): launches are accepted; {}",
                 r.issuer,
                 r.client_id,
                 deployments_line(&r)
