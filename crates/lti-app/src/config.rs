@@ -1193,6 +1193,75 @@ name = "Old LMS"
     }
 
     #[test]
+    fn the_environment_overrides_the_file_and_origins_are_recorded() {
+        let env = |name: &str| match name {
+            "LTI_STORAGE_URL" => Some("postgres://lti:pw@db.internal/lti".to_owned()),
+            "LTI_PUBLIC_URL" => Some("https://tool.example.edu".to_owned()),
+            "LTI_APP_SECRET" => Some("c2VjcmV0".to_owned()),
+            "LTI_DYNAMIC_REGISTRATION" => Some("on".to_owned()),
+            "LTI_NONCE_URL" => Some(String::new()),
+            _ => None,
+        };
+        let c = Config::parse_with_env(GOOD, &env).unwrap();
+        assert_eq!(c.storage.url, "postgres://lti:pw@db.internal/lti");
+        assert_eq!(c.public_url(), "https://tool.example.edu/");
+        assert!(c.dynamic_registration.enabled);
+        assert_eq!(c.keys.app_secret.as_deref(), Some("c2VjcmV0"));
+        assert_eq!(c.origins["storage.url"], Origin::Env("LTI_STORAGE_URL"));
+        assert_eq!(c.origins["server.bind"], Origin::File);
+        assert_eq!(c.origins["storage.nonce_url"], Origin::Default, "empty values are ignored");
+        let settings = c.effective_settings();
+        let get = |k: &str| settings.iter().find(|(p, _, _)| *p == k).unwrap().clone();
+        assert_eq!(get("keys.app_secret").1, "[redacted]");
+        assert!(!get("storage.url").1.contains("pw"), "{:?}", get("storage.url"));
+        assert_eq!(get("keys.dir").2, Origin::File);
+
+        let bad = |name: &str| (name == "LTI_ALLOW_PRIVATE_ADDRESSES").then(|| "sure".to_owned());
+        let problems = Config::parse_with_env("", &bad).unwrap_err();
+        assert_eq!(problems[0].path, "egress.allow_private_addresses");
+        // The env value still goes through validation.
+        let bind = |name: &str| (name == "LTI_BIND").then(|| "nowhere".to_owned());
+        let problems = Config::parse_with_env("", &bind).unwrap_err();
+        assert_eq!(problems[0].path, "server.bind");
+    }
+
+    #[test]
+    fn the_dynamic_registration_section_is_off_by_default_and_checked() {
+        let c = Config::parse("").unwrap();
+        assert!(!c.dynamic_registration.enabled);
+        assert_eq!(c.dynamic_registration.approval, ApprovalMode::Auto);
+        let c = Config::parse(
+            "[dynamic_registration]\nenabled = true\napproval = \"manual\"\nunknown_deployments = \"pending\"\nallowed_issuers = [\"https://canvas.instructure.com\"]\n[[dynamic_registration.messages]]\ntype = \"LtiDeepLinkingRequest\"\nplacements = [\"ContentArea\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.dynamic_registration.approval, ApprovalMode::Manual);
+        assert_eq!(
+            c.dynamic_registration.unknown_deployments,
+            UnknownDeploymentsMode::Pending
+        );
+        let problems = Config::parse(
+            "[dynamic_registration]\nallowed_issuers = [\"http://lms.example\"]\nname = \"\"\n[[dynamic_registration.messages]]\ntype = \"\"\nlable = \"x\"\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["dynamic_registration.messages[0].lable"], "{problems:?}");
+        let problems = Config::parse(
+            "[dynamic_registration]\nallowed_issuers = [\"http://lms.example\"]\nname = \"\"\n[[dynamic_registration.messages]]\ntype = \"\"\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "dynamic_registration.allowed_issuers[0]",
+                "dynamic_registration.name",
+                "dynamic_registration.messages[0].type"
+            ],
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn wrong_types_and_syntax_are_reported() {
         let p = Config::parse("[server]\nbind = 3000\n").unwrap_err();
         assert!(p[0].message.contains("invalid type"), "{p:?}");
