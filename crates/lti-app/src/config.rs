@@ -75,7 +75,10 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("storage.nonce_url", "LTI_NONCE_URL"),
     ("keys.dir", "LTI_KEYS_DIR"),
     ("keys.app_secret", "LTI_APP_SECRET"),
-    ("egress.allow_private_addresses", "LTI_ALLOW_PRIVATE_ADDRESSES"),
+    (
+        "egress.allow_private_addresses",
+        "LTI_ALLOW_PRIVATE_ADDRESSES",
+    ),
     ("dynamic_registration.enabled", "LTI_DYNAMIC_REGISTRATION"),
 ];
 
@@ -688,17 +691,17 @@ impl Config {
                     "server.bind" => self.server.bind.clone(),
                     "server.public_url" => self.public_url(),
                     "storage.url" => lti_http::redact_url(&self.storage.url),
-                    "storage.nonce_url" => self
-                        .storage
-                        .nonce_url
-                        .as_deref()
-                        .map_or_else(|| "(none: the main store)".to_owned(), |u| {
-                            lti_http::redact_url(u)
-                        }),
+                    "storage.nonce_url" => self.storage.nonce_url.as_deref().map_or_else(
+                        || "(none: the main store)".to_owned(),
+                        |u| lti_http::redact_url(u),
+                    ),
                     "keys.dir" => self.keys.dir.display().to_string(),
                     "keys.app_secret" => match &self.keys.app_secret {
                         Some(_) => "[redacted]".to_owned(),
-                        None => format!("(file {})", self.keys.dir.join(crate::APP_SECRET_FILE).display()),
+                        None => format!(
+                            "(file {})",
+                            self.keys.dir.join(crate::APP_SECRET_FILE).display()
+                        ),
                     },
                     "egress.allow_private_addresses" => {
                         self.egress.allow_private_addresses.to_string()
@@ -881,7 +884,10 @@ impl Config {
         let mut out = Vec::new();
         for (i, issuer) in dr.allowed_issuers.iter().enumerate() {
             if let Err(m) = check_url(issuer) {
-                out.push(problem(format!("dynamic_registration.allowed_issuers[{i}]"), m));
+                out.push(problem(
+                    format!("dynamic_registration.allowed_issuers[{i}]"),
+                    m,
+                ));
             }
         }
         if dr.name.trim().is_empty() {
@@ -902,11 +908,17 @@ impl Config {
                     "expected a message type such as LtiResourceLinkRequest, found an empty one",
                 ));
             }
-            for (k, v) in [("target_link_uri", &m.target_link_uri), ("icon_uri", &m.icon_uri)] {
+            for (k, v) in [
+                ("target_link_uri", &m.target_link_uri),
+                ("icon_uri", &m.icon_uri),
+            ] {
                 if let Some(v) = v
                     && let Err(e) = check_url(v)
                 {
-                    out.push(problem(format!("dynamic_registration.messages[{i}].{k}"), e));
+                    out.push(problem(
+                        format!("dynamic_registration.messages[{i}].{k}"),
+                        e,
+                    ));
                 }
             }
         }
@@ -950,7 +962,12 @@ fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
         }
     }
     if let Some(toml::Value::Table(t)) = root.get("dynamic_registration") {
-        check_table(t, "dynamic_registration", DYNAMIC_REGISTRATION_KEYS, &mut out);
+        check_table(
+            t,
+            "dynamic_registration",
+            DYNAMIC_REGISTRATION_KEYS,
+            &mut out,
+        );
         if let Some(toml::Value::Array(items)) = t.get("messages") {
             for (i, item) in items.iter().enumerate() {
                 if let toml::Value::Table(m) = item {
@@ -1209,11 +1226,19 @@ name = "Old LMS"
         assert_eq!(c.keys.app_secret.as_deref(), Some("c2VjcmV0"));
         assert_eq!(c.origins["storage.url"], Origin::Env("LTI_STORAGE_URL"));
         assert_eq!(c.origins["server.bind"], Origin::File);
-        assert_eq!(c.origins["storage.nonce_url"], Origin::Default, "empty values are ignored");
+        assert_eq!(
+            c.origins["storage.nonce_url"],
+            Origin::Default,
+            "empty values are ignored"
+        );
         let settings = c.effective_settings();
         let get = |k: &str| settings.iter().find(|(p, _, _)| *p == k).unwrap().clone();
         assert_eq!(get("keys.app_secret").1, "[redacted]");
-        assert!(!get("storage.url").1.contains("pw"), "{:?}", get("storage.url"));
+        assert!(
+            !get("storage.url").1.contains("pw"),
+            "{:?}",
+            get("storage.url")
+        );
         assert_eq!(get("keys.dir").2, Origin::File);
 
         let bad = |name: &str| (name == "LTI_ALLOW_PRIVATE_ADDRESSES").then(|| "sure".to_owned());
@@ -1244,7 +1269,11 @@ name = "Old LMS"
         )
         .unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["dynamic_registration.messages[0].lable"], "{problems:?}");
+        assert_eq!(
+            paths,
+            ["dynamic_registration.messages[0].lable"],
+            "{problems:?}"
+        );
         let problems = Config::parse(
             "[dynamic_registration]\nallowed_issuers = [\"http://lms.example\"]\nname = \"\"\n[[dynamic_registration.messages]]\ntype = \"\"\n",
         )

@@ -26,8 +26,8 @@ pub use consumers::{
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
 pub use keys::{
-    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, app_key_for, install_tool_key, keygen,
-    load_or_generate,
+    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, app_key_for,
+    install_tool_key, keygen, load_or_generate,
 };
 pub use register::{DEFAULT_REGISTRATION_SCOPES, REGISTER_PATH};
 pub use serve_http::{

@@ -450,7 +450,8 @@ fn run_check_config(file: Option<&std::path::Path>, log_format: LogFormat) -> Ex
 /// The store the configuration names, opened with the app key's cipher.
 async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
     let config = load_config(config)?;
-    let cipher = lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&config.keys)?, vec![])?;
+    let cipher =
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&config.keys)?, vec![])?;
     let store = lti_store::open_split(
         &config.storage.url,
         config.storage.nonce_url.as_deref(),

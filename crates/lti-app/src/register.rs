@@ -46,11 +46,15 @@ pub(crate) fn tool_metadata(config: &Config, urls: &RegistrationUrls) -> ToolMet
     );
     m.description.clone_from(&dr.description);
     m.logo_uri.clone_from(&dr.logo_uri);
-    m.claims = dr.claims.clone().unwrap_or_else(|| {
-        DEFAULT_CLAIMS.iter().map(|c| (*c).to_owned()).collect()
-    });
+    m.claims = dr
+        .claims
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CLAIMS.iter().map(|c| (*c).to_owned()).collect());
     m.scopes = dr.scopes.clone().unwrap_or_else(|| {
-        DEFAULT_REGISTRATION_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+        DEFAULT_REGISTRATION_SCOPES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
     });
     m.custom_parameters.clone_from(&dr.custom_parameters);
     m.messages = match &dr.messages {
@@ -114,8 +118,12 @@ pub(crate) fn dynamic_registration(
             UnknownDeploymentsMode::Pending => UnknownDeploymentPolicy::RecordPendingAndReject,
         });
     Some(Arc::new(
-        DynamicRegistration::new(http, store.registrations.clone(), tool_metadata(config, urls))
-            .with_policy(policy),
+        DynamicRegistration::new(
+            http,
+            store.registrations.clone(),
+            tool_metadata(config, urls),
+        )
+        .with_policy(policy),
     ))
 }
 
@@ -143,7 +151,8 @@ fn page(status: StatusCode, title: &str, body: &str, script: Option<&str>) -> Re
     if !script.is_empty()
         && let Ok(csp) = HeaderValue::from_str(&lti_tool::registration::close_page_policy())
     {
-        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     resp
 }
@@ -231,19 +240,28 @@ fn success(headers: &HeaderMap, done: &Registered) -> Response {
         }
     );
     let mut rows = BTreeMap::new();
-    rows.insert("Platform", format!("{} {}", done.product_family, done.product_version));
+    rows.insert(
+        "Platform",
+        format!("{} {}", done.product_family, done.product_version),
+    );
     rows.insert("Issuer", r.issuer.clone());
     rows.insert("Client id", r.client_id.clone());
     rows.insert(
         "Deployment",
-        r.deployments
-            .first()
-            .map_or_else(|| "recorded at the first launch".to_owned(), |d| d.deployment_id.clone()),
+        r.deployments.first().map_or_else(
+            || "recorded at the first launch".to_owned(),
+            |d| d.deployment_id.clone(),
+        ),
     );
     rows.insert("Granted scopes", done.granted_scopes.join(" "));
     b.push_str("<table>");
     for (k, v) in rows {
-        let _ = write!(b, "<tr><th>{}</th><td><code>{}</code></td></tr>", escape(k), escape(&v));
+        let _ = write!(
+            b,
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(k),
+            escape(&v)
+        );
     }
     b.push_str("</table>");
     let denied = done.denied_scopes();

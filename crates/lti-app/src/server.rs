@@ -247,8 +247,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
     ));
-    let registration =
-        crate::register::dynamic_registration(config, &urls, http.clone(), &store);
+    let registration = crate::register::dynamic_registration(config, &urls, http.clone(), &store);
     let state = AppState {
         inner: Arc::new(Shared {
             tool: Arc::new(tool),
@@ -302,7 +301,10 @@ pub fn router(state: AppState) -> Router {
         .route("/lti/app/nrps", get(crate::inspector::nrps_page))
         .route("/lti/app/deep-link", post(crate::inspector::deep_link))
         .route(LTI11_LAUNCH_PATH, post(crate::inspector::lti11_launch))
-        .route(crate::register::REGISTER_PATH, get(crate::register::register))
+        .route(
+            crate::register::REGISTER_PATH,
+            get(crate::register::register),
+        )
         .route("/lti11/outcomes", post(crate::inspector::lti11_outcome))
         .merge(lti)
         .fallback(not_found)

@@ -632,7 +632,10 @@ async fn admin_scenario(dir: &std::path::Path, db: &str) {
     assert!(ok && show.contains(&format!("{p}/jwks")), "{show}");
     assert!(show.contains("Status                 : active"), "{show}");
     let (ok, out, err) = admin(&file, &["platforms", "approve", &p, CLIENT_ID]);
-    assert!(ok && out.starts_with(&format!("Approved {p}")), "{out}{err}");
+    assert!(
+        ok && out.starts_with(&format!("Approved {p}")),
+        "{out}{err}"
+    );
     let (ok, _, err) = admin(&file, &["platforms", "approve", &p, "no-such-client"]);
     assert!(!ok && err.contains("error [store]"), "{err}");
 
@@ -735,11 +738,18 @@ fn check_config_prints_the_merged_settings_with_their_origin_and_redacts_secrets
             "LTI_STORAGE_URL",
             "postgres://lti:hunter2@db.internal:5432/lti?sslmode=require",
         )
-        .env("LTI_APP_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I")
+        .env(
+            "LTI_APP_SECRET",
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I",
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = |key: &str| {
         stdout
             .lines()
@@ -747,7 +757,9 @@ fn check_config_prints_the_merged_settings_with_their_origin_and_redacts_secrets
             .unwrap_or_else(|| panic!("no {key} in {stdout}"))
             .to_owned()
     };
-    assert!(line("server.bind").contains("127.0.0.1:3100") && line("server.bind").ends_with("(file)"));
+    assert!(
+        line("server.bind").contains("127.0.0.1:3100") && line("server.bind").ends_with("(file)")
+    );
     assert!(line("server.public_url").contains("https://tool.example.edu/"));
     assert!(line("server.public_url").ends_with("(env LTI_PUBLIC_URL)"));
     assert!(line("storage.url").contains("db.internal:5432/lti"));
@@ -756,7 +768,10 @@ fn check_config_prints_the_merged_settings_with_their_origin_and_redacts_secrets
     assert!(line("keys.dir").ends_with("(default)"));
     assert!(line("dynamic_registration.enabled").contains("false"));
     assert!(line("log_format").contains("text"));
-    assert!(!stdout.contains("hunter2") && !stdout.contains("c2VjcmV0"), "{stdout}");
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("c2VjcmV0"),
+        "{stdout}"
+    );
 
     let out = lti()
         .arg("check-config")
@@ -767,6 +782,11 @@ fn check_config_prints_the_merged_settings_with_their_origin_and_redacts_secrets
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("dynamic_registration.enabled: expected true or false in LTI_DYNAMIC_REGISTRATION"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "dynamic_registration.enabled: expected true or false in LTI_DYNAMIC_REGISTRATION"
+        ),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -90,9 +90,11 @@ impl StandIn {
 
     fn configuration(&self) -> Value {
         let iss = self.issuer();
-        let served_issuer = self.shape.issuer.clone().unwrap_or_else(|| {
-            format!("{iss}{}", self.shape.issuer_suffix.unwrap_or(""))
-        });
+        let served_issuer = self
+            .shape
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("{iss}{}", self.shape.issuer_suffix.unwrap_or("")));
         let mut doc = if self.shape.canvas {
             json!({
                 "issuer": served_issuer,
@@ -390,7 +392,10 @@ async fn a_moodle_shaped_platform_registers_and_launches_without_a_restart() {
     let page = text(&resp);
     assert!(page.contains("org.imsglobal.lti.close"), "{page}");
     assert!(page.contains("window.opener || window.parent"));
-    assert!(page.contains("moodle-client-1") && page.contains(">7<"), "{page}");
+    assert!(
+        page.contains("moodle-client-1") && page.contains(">7<"),
+        "{page}"
+    );
     let policies: Vec<&str> = resp
         .headers()
         .get_all(CONTENT_SECURITY_POLICY)
@@ -406,7 +411,10 @@ async fn a_moodle_shaped_platform_registers_and_launches_without_a_restart() {
     // What the tool asked for.
     let request = standin.seen.lock().unwrap().registrations[0].clone();
     assert_eq!(request["client_name"], "Quiz Tool");
-    assert_eq!(request["initiate_login_uri"], format!("{}/lti/login", tool.url));
+    assert_eq!(
+        request["initiate_login_uri"],
+        format!("{}/lti/login", tool.url)
+    );
     assert_eq!(
         request["redirect_uris"],
         json!([format!("{}/lti/launch", tool.url)])
@@ -451,7 +459,10 @@ async fn a_moodle_shaped_platform_registers_and_launches_without_a_restart() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "registration_token_rejected");
     assert!(
-        body["message"].as_str().unwrap().contains("token_already_used"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("token_already_used"),
         "{body}"
     );
     tool.stop().await.unwrap();
@@ -470,7 +481,12 @@ async fn a_canvas_shaped_platform_registers_and_its_first_deployment_is_recorded
     let (status, body) = register(&tool, &standin, None).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "registration_token_rejected");
-    assert!(body["message"].as_str().unwrap().contains("expired or invalid"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired or invalid")
+    );
     assert_eq!(standin.seen.lock().unwrap().config_gets, 1);
     assert_eq!(
         launch(&tool, &standin, "1:abc").await,
@@ -520,8 +536,9 @@ async fn manual_approval_keeps_a_registration_pending_until_approved() {
         dir: tool.keys_dir.clone(),
         ..lti_app::KeysConfig::default()
     };
-    let cipher = lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&keys).unwrap(), vec![])
-        .unwrap();
+    let cipher =
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&keys).unwrap(), vec![])
+            .unwrap();
     let store = lti_store::open_split(&db, None, &lti_store::OpenOptions::new(cipher))
         .await
         .unwrap();
@@ -547,7 +564,11 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
     })
     .await;
     let (status, body) = register(&tool, &standin, Some("good-1")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("issuer_mismatch")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("issuer_mismatch")),
+        "{body}"
+    );
     assert!(standin.seen.lock().unwrap().registrations.is_empty());
 
     // A path that is not a whole-segment prefix of the configuration URL.
@@ -557,7 +578,11 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
     })
     .await;
     let (status, body) = register(&tool, &standin, Some("good-1")).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("issuer_mismatch")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("issuer_mismatch")),
+        "{body}"
+    );
     // While a whole-segment one passes.
     let standin = start_standin(Shape {
         issuer_suffix: Some("/mod"),
@@ -597,7 +622,11 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
     })
     .await;
     let (status, body) = register(&tool, &standin, Some("good-1")).await;
-    assert_eq!((status, body["error"].as_str()), (502, Some("registration_refused")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("registration_refused")),
+        "{body}"
+    );
     assert_eq!(body["platform_error"], "invalid_redirect_uri");
     assert_eq!(
         body["platform_error_description"],
@@ -615,7 +644,10 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
     .await;
     assert_eq!(resp.status(), 502);
     let page = text(&resp);
-    assert!(page.contains("The platform refused the registration."), "{page}");
+    assert!(
+        page.contains("The platform refused the registration."),
+        "{page}"
+    );
     assert!(page.contains("invalid_redirect_uri") && page.contains("Nothing was stored"));
 
     // Moodle's plain-text 400.
@@ -625,8 +657,15 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
     })
     .await;
     let (status, body) = register(&tool, &standin, Some("good-1")).await;
-    assert_eq!((status, body["error"].as_str()), (502, Some("registration_refused")), "{body}");
-    assert_eq!(body["platform_error"], "missing required attribute jwks_uri");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("registration_refused")),
+        "{body}"
+    );
+    assert_eq!(
+        body["platform_error"],
+        "missing required attribute jwks_uri"
+    );
 
     // 401 on the token (the registration POST).
     let standin = start_standin(Shape::default()).await;
@@ -636,14 +675,23 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
         (502, Some("registration_token_rejected")),
         "{body}"
     );
-    assert!(body["message"].as_str().unwrap().contains("missing_registration_token"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing_registration_token")
+    );
     assert_eq!(
         launch(&tool, &standin, "7").await,
         (403, "unknown_issuer".to_owned())
     );
 
     // A missing parameter.
-    let resp = get(&format!("{}/lti/register", tool.url), Some("application/json")).await;
+    let resp = get(
+        &format!("{}/lti/register", tool.url),
+        Some("application/json"),
+    )
+    .await;
     assert_eq!(resp.status(), 400);
     tool.stop().await.unwrap();
 }
@@ -651,18 +699,19 @@ async fn refusals_have_their_own_codes_and_store_nothing() {
 #[tokio::test]
 async fn the_allow_list_refuses_other_issuers_before_fetching_anything() {
     let standin = start_standin(Shape::default()).await;
-    let tool = start_registering_tool(
-        "allowed_issuers = [\"https://lms.example.edu\"]\n",
-        None,
-    )
-    .await;
+    let tool =
+        start_registering_tool("allowed_issuers = [\"https://lms.example.edu\"]\n", None).await;
     let (status, body) = register(&tool, &standin, Some("good-1")).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("issuer_not_allowed")),
         "{body}"
     );
-    assert_eq!(standin.seen.lock().unwrap().config_gets, 0, "nothing fetched");
+    assert_eq!(
+        standin.seen.lock().unwrap().config_gets,
+        0,
+        "nothing fetched"
+    );
     assert_eq!(
         launch(&tool, &standin, "7").await,
         (403, "unknown_issuer".to_owned())
@@ -675,7 +724,10 @@ async fn registration_is_off_by_default() {
     let platform = start_platform().await;
     let tool = start_tool(&platform).await;
     let resp = get(
-        &format!("{}/lti/register?openid_configuration=https://lms.example/c", tool.url),
+        &format!(
+            "{}/lti/register?openid_configuration=https://lms.example/c",
+            tool.url
+        ),
         Some("application/json"),
     )
     .await;

@@ -668,7 +668,9 @@ pub trait RegistrationStore: Send + Sync {
             recorded_as_pending,
         };
         let policy = match registration.unknown_deployment_policy {
-            UnknownDeploymentPolicy::AcceptFirstAndRecord if registration.deployments.is_empty() => {
+            UnknownDeploymentPolicy::AcceptFirstAndRecord
+                if registration.deployments.is_empty() =>
+            {
                 UnknownDeploymentPolicy::AcceptAndRecord
             }
             UnknownDeploymentPolicy::AcceptFirstAndRecord => {

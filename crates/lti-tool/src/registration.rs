@@ -58,7 +58,8 @@ pub mod metadata {
 /// platform's window (the opener, or the parent frame) that the tool is done.
 /// The message carries no secret, so the target origin is `*` (a platform's
 /// admin UI may live on another host than its issuer).
-pub const CLOSE_SCRIPT: &str = "(window.opener || window.parent).postMessage({subject: \"org.imsglobal.lti.close\"}, \"*\");";
+pub const CLOSE_SCRIPT: &str =
+    "(window.opener || window.parent).postMessage({subject: \"org.imsglobal.lti.close\"}, \"*\");";
 
 /// The `Content-Security-Policy` of a page whose only script is
 /// [`CLOSE_SCRIPT`] (allowed by its SHA-256), with inline styles.
@@ -128,10 +129,16 @@ impl ToolMetadata {
     /// # Errors
     /// [`RegistrationError::InvalidToolMetadata`] when a URL has no host
     /// (the tool-configuration `domain` comes from the target link URI).
-    pub fn request(&self, scopes_supported: &[String]) -> Result<ClientRegistration, RegistrationError> {
+    pub fn request(
+        &self,
+        scopes_supported: &[String],
+    ) -> Result<ClientRegistration, RegistrationError> {
         let target = url::Url::parse(&self.target_link_uri).map_err(|e| {
             RegistrationError::InvalidToolMetadata {
-                reason: format!("target_link_uri {:?} is not a URL: {e}", self.target_link_uri),
+                reason: format!(
+                    "target_link_uri {:?} is not a URL: {e}",
+                    self.target_link_uri
+                ),
             }
         })?;
         let domain = host_port(&target).ok_or_else(|| RegistrationError::InvalidToolMetadata {
@@ -264,9 +271,10 @@ impl RegistrationPolicy {
     /// (checked before anything is fetched).
     fn allows_configuration_url(&self, config_url: &url::Url) -> bool {
         self.allowed_issuers.is_empty()
-            || self.allowed_issuers.iter().any(|a| {
-                url::Url::parse(a).is_ok_and(|issuer| is_rooted_at(&issuer, config_url))
-            })
+            || self
+                .allowed_issuers
+                .iter()
+                .any(|a| url::Url::parse(a).is_ok_and(|issuer| is_rooted_at(&issuer, config_url)))
     }
 }
 
@@ -326,13 +334,17 @@ pub enum RegistrationError {
         reason: String,
     },
     /// The issuer is not on the tool's allow-list.
-    #[error("issuer not allowed: expected one of the issuers this tool accepts registrations from, found {issuer:?}")]
+    #[error(
+        "issuer not allowed: expected one of the issuers this tool accepts registrations from, found {issuer:?}"
+    )]
     IssuerNotAllowed {
         /// The issuer (or the configuration URL, when refused before fetching).
         issuer: String,
     },
     /// The configuration document does not belong to the issuer it names.
-    #[error("issuer mismatch: expected the issuer {issuer:?} to be a prefix of the configuration URL {configuration_url:?} (same scheme, host and port, path at a segment boundary)")]
+    #[error(
+        "issuer mismatch: expected the issuer {issuer:?} to be a prefix of the configuration URL {configuration_url:?} (same scheme, host and port, path at a segment boundary)"
+    )]
     IssuerMismatch {
         /// The document's issuer.
         issuer: String,
@@ -530,10 +542,12 @@ impl DynamicRegistration {
         if let Some(token) = registration_token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let req = req.body(Bytes::new()).map_err(|e| RegistrationError::InvalidUrl {
-            field: "openid_configuration",
-            reason: e.to_string(),
-        })?;
+        let req = req
+            .body(Bytes::new())
+            .map_err(|e| RegistrationError::InvalidUrl {
+                field: "openid_configuration",
+                reason: e.to_string(),
+            })?;
         let resp = self
             .http
             .send(req)
@@ -557,11 +571,12 @@ impl DynamicRegistration {
                 expected: "200",
             });
         }
-        let config: PlatformConfiguration =
-            serde_json::from_slice(resp.body()).map_err(|e| RegistrationError::InvalidDocument {
+        let config: PlatformConfiguration = serde_json::from_slice(resp.body()).map_err(|e| {
+            RegistrationError::InvalidDocument {
                 what: "platform configuration",
                 reason: format!("expected a JSON object, found: {e}"),
-            })?;
+            }
+        })?;
         let platform = self.check_configuration(&config_url, &config)?;
         Ok((config, platform))
     }
@@ -671,9 +686,7 @@ impl DynamicRegistration {
                 url: config.jwks_uri.clone(),
             },
         )
-        .with_quirks(
-            quirk_profile(&platform.product_family_code),
-        )
+        .with_quirks(quirk_profile(&platform.product_family_code))
         .with_unknown_deployment_policy(if deployment_id.is_some() {
             UnknownDeploymentPolicy::RecordPendingAndReject
         } else {
@@ -687,9 +700,18 @@ impl DynamicRegistration {
             registration = registration.with_token_audience(aud);
         }
         let md = &mut registration.metadata;
-        md.insert(metadata::REGISTERED_BY.to_owned(), "dynamic_registration".to_owned());
-        md.insert(metadata::PRODUCT_FAMILY.to_owned(), platform.product_family_code.clone());
-        md.insert(metadata::PRODUCT_VERSION.to_owned(), platform.version.clone());
+        md.insert(
+            metadata::REGISTERED_BY.to_owned(),
+            "dynamic_registration".to_owned(),
+        );
+        md.insert(
+            metadata::PRODUCT_FAMILY.to_owned(),
+            platform.product_family_code.clone(),
+        );
+        md.insert(
+            metadata::PRODUCT_VERSION.to_owned(),
+            platform.version.clone(),
+        );
         md.insert(metadata::GRANTED_SCOPES.to_owned(), granted.join(" "));
         md.insert(metadata::REGISTERED_AT.to_owned(), now.to_string());
         if let Some(uri) = answer
@@ -700,9 +722,11 @@ impl DynamicRegistration {
             md.insert(metadata::REGISTRATION_CLIENT_URI.to_owned(), uri.to_owned());
         }
         if let Some(d) = &deployment_id {
-            registration
-                .deployments
-                .push(Deployment::with_status(d.clone(), DeploymentStatus::Active, now));
+            registration.deployments.push(Deployment::with_status(
+                d.clone(),
+                DeploymentStatus::Active,
+                now,
+            ));
         }
 
         let updated = self.store(&mut registration).await?;
@@ -728,7 +752,10 @@ impl DynamicRegistration {
     /// Inserts a new registration (pending under manual approval), or
     /// updates an existing one: its status and deployments are kept, new
     /// deployments added.
-    async fn store(&self, registration: &mut PlatformRegistration) -> Result<bool, RegistrationError> {
+    async fn store(
+        &self,
+        registration: &mut PlatformRegistration,
+    ) -> Result<bool, RegistrationError> {
         let existing = match self
             .registrations
             .get_registration(&registration.issuer, &registration.client_id)
@@ -759,9 +786,7 @@ impl DynamicRegistration {
                 match self.registrations.insert_registration(registration).await {
                     Ok(()) => Ok(false),
                     // Registered concurrently by another instance: update it.
-                    Err(RegistryError::Conflict { .. }) => {
-                        Box::pin(self.store(registration)).await
-                    }
+                    Err(RegistryError::Conflict { .. }) => Box::pin(self.store(registration)).await,
                     Err(e) => Err(RegistrationError::Store(e)),
                 }
             }
@@ -774,9 +799,10 @@ impl DynamicRegistration {
         token: Option<&str>,
         request: &ClientRegistration,
     ) -> Result<ClientRegistration, RegistrationError> {
-        let body = serde_json::to_vec(request).map_err(|e| RegistrationError::InvalidToolMetadata {
-            reason: e.to_string(),
-        })?;
+        let body =
+            serde_json::to_vec(request).map_err(|e| RegistrationError::InvalidToolMetadata {
+                reason: e.to_string(),
+            })?;
         let mut req = http::Request::post(endpoint)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json");
@@ -871,7 +897,11 @@ fn quirk_profile(product_family: &str) -> QuirkProfile {
 
 /// Parses `value` as an absolute https URL (http only on a loopback host);
 /// `query_ok` allows a query (never a fragment on an issuer).
-fn checked_url(field: &'static str, value: &str, query_ok: bool) -> Result<url::Url, RegistrationError> {
+fn checked_url(
+    field: &'static str,
+    value: &str,
+    query_ok: bool,
+) -> Result<url::Url, RegistrationError> {
     let bad = |reason: String| RegistrationError::InvalidUrl { field, reason };
     if value.trim().is_empty() {
         return Err(RegistrationError::MissingParameter { name: field });
@@ -905,7 +935,11 @@ fn checked_url(field: &'static str, value: &str, query_ok: bool) -> Result<url::
     if u.fragment().is_some() || (!query_ok && u.query().is_some()) {
         return Err(bad(format!(
             "expected a URL without {}, found {}",
-            if query_ok { "a fragment" } else { "a query or fragment" },
+            if query_ok {
+                "a fragment"
+            } else {
+                "a query or fragment"
+            },
             lti_http::redact_url(&clip(value))
         )));
     }
@@ -924,7 +958,10 @@ fn is_rooted_at(issuer: &url::Url, config_url: &url::Url) -> bool {
     }
     let base = issuer.path().trim_end_matches('/');
     let path = config_url.path();
-    path == base || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+    path == base
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// An issuer in comparable form: scheme, host, effective port, path without a
@@ -968,7 +1005,10 @@ mod tests {
         assert!(!is_rooted_at(&u("https://lms.example.edu:8443"), &cfg));
         assert!(!is_rooted_at(&u("http://lms.example.edu"), &cfg));
         assert!(!is_rooted_at(&u("https://evil.example"), &cfg));
-        assert!(!is_rooted_at(&u("https://lms.example.edu.evil.example"), &cfg));
+        assert!(!is_rooted_at(
+            &u("https://lms.example.edu.evil.example"),
+            &cfg
+        ));
     }
 
     #[test]
@@ -979,9 +1019,18 @@ mod tests {
         assert_eq!(e.code(), "invalid_url");
         let e = checked_url("issuer", "https://lms.example?x=1", false).unwrap_err();
         assert_eq!(e.code(), "invalid_url");
-        assert!(checked_url("openid_configuration", "https://lms.example/c?registration_token=x", true).is_ok());
+        assert!(
+            checked_url(
+                "openid_configuration",
+                "https://lms.example/c?registration_token=x",
+                true
+            )
+            .is_ok()
+        );
         assert_eq!(
-            checked_url("openid_configuration", "", true).unwrap_err().code(),
+            checked_url("openid_configuration", "", true)
+                .unwrap_err()
+                .code(),
             "missing_parameter"
         );
     }
@@ -1017,12 +1066,22 @@ mod tests {
 
     #[test]
     fn refusals_read_json_and_plain_text() {
-        let e = refusal(400, br#"{"error":"invalid_redirect_uri","error_description":"bad"}"#);
-        assert!(matches!(&e, RegistrationError::Refused { error, description: Some(d), .. } if error == "invalid_redirect_uri" && d == "bad"));
+        let e = refusal(
+            400,
+            br#"{"error":"invalid_redirect_uri","error_description":"bad"}"#,
+        );
+        assert!(
+            matches!(&e, RegistrationError::Refused { error, description: Some(d), .. } if error == "invalid_redirect_uri" && d == "bad")
+        );
         let e = refusal(400, b"missing required attribute jwks_uri");
-        assert!(matches!(&e, RegistrationError::Refused { error, .. } if error == "missing required attribute jwks_uri"));
+        assert!(
+            matches!(&e, RegistrationError::Refused { error, .. } if error == "missing required attribute jwks_uri")
+        );
         assert_eq!(e.http_status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(body_detail(br#"{"errorMessage":"expired"}"#).as_deref(), Some("expired"));
+        assert_eq!(
+            body_detail(br#"{"errorMessage":"expired"}"#).as_deref(),
+            Some("expired")
+        );
     }
 
     #[test]

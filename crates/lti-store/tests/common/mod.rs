@@ -606,7 +606,11 @@ pub(crate) async fn deployment_policies(h: &Harness) {
         .with_status(DeploymentStatus::Pending);
     r.insert_registration(&first).await.unwrap();
     let stored = r.get_registration(ISS, "first").await.unwrap();
-    assert_eq!(stored.status, DeploymentStatus::Pending, "the registration status persists");
+    assert_eq!(
+        stored.status,
+        DeploymentStatus::Pending,
+        "the registration status persists"
+    );
     let mut approved = (*stored).clone();
     approved.status = DeploymentStatus::Active;
     r.update_registration(&approved).await.unwrap();
@@ -617,7 +621,9 @@ pub(crate) async fn deployment_policies(h: &Harness) {
     let stored = r.get_registration(ISS, "first").await.unwrap();
     assert_eq!(stored.deployments.len(), 1);
     assert!(matches!(
-        r.check_deployment(&stored, "456:def", now).await.unwrap_err(),
+        r.check_deployment(&stored, "456:def", now)
+            .await
+            .unwrap_err(),
         RegistryError::UnknownDeployment {
             recorded_as_pending: true,
             ..
