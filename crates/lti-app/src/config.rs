@@ -676,7 +676,7 @@ impl Config {
                 }
                 _ => continue,
             }
-            self.origins.insert(*path, Origin::Env(*var));
+            self.origins.insert(*path, Origin::Env(var));
         }
         out
     }
@@ -691,10 +691,11 @@ impl Config {
                     "server.bind" => self.server.bind.clone(),
                     "server.public_url" => self.public_url(),
                     "storage.url" => lti_http::redact_url(&self.storage.url),
-                    "storage.nonce_url" => self.storage.nonce_url.as_deref().map_or_else(
-                        || "(none: the main store)".to_owned(),
-                        |u| lti_http::redact_url(u),
-                    ),
+                    "storage.nonce_url" => self
+                        .storage
+                        .nonce_url
+                        .as_deref()
+                        .map_or_else(|| "(none: the main store)".to_owned(), lti_http::redact_url),
                     "keys.dir" => self.keys.dir.display().to_string(),
                     "keys.app_secret" => match &self.keys.app_secret {
                         Some(_) => "[redacted]".to_owned(),

@@ -432,9 +432,7 @@ impl RegistrationError {
             Self::PlatformStatus { .. } => "platform_error",
             Self::Unreachable { .. } => "platform_unreachable",
             Self::InvalidToolMetadata { .. } => "invalid_tool_metadata",
-            Self::Store(e) if matches!(e, RegistryError::StoreUnavailable { .. }) => {
-                "store_unavailable"
-            }
+            Self::Store(RegistryError::StoreUnavailable { .. }) => "store_unavailable",
             Self::Store(_) => "store_error",
         }
     }
