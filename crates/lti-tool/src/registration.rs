@@ -1082,6 +1082,120 @@ mod tests {
         );
     }
 
+    fn platform(answer_client_id: Option<&'static str>) -> Arc<dyn HttpClient> {
+        Arc::new(lti_http::FnClient::new(
+            move |req: http::Request<Bytes>| async move {
+                let body = if req.method() == http::Method::GET {
+                    serde_json::json!({
+                        "issuer": "https://lms.example.edu",
+                        "authorization_endpoint": "https://lms.example.edu/auth",
+                        "token_endpoint": "https://lms.example.edu/token",
+                        "jwks_uri": "https://lms.example.edu/jwks",
+                        "registration_endpoint": "https://reg.example.edu/register",
+                        "scopes_supported": [],
+                        "response_types_supported": ["id_token"],
+                        "id_token_signing_alg_values_supported": ["RS256"],
+                        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+                        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+                        "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                            "product_family_code": "canvas", "version": "vCloud",
+                            "messages_supported": [{"type": "LtiResourceLinkRequest"}]
+                        }
+                    })
+                } else {
+                    let mut answer: serde_json::Value =
+                        serde_json::from_slice(req.body()).unwrap_or_default();
+                    if let Some(id) = answer_client_id {
+                        answer["client_id"] = serde_json::json!(id);
+                    }
+                    answer
+                };
+                Ok(http::Response::new(Bytes::from(body.to_string())))
+            },
+        ))
+    }
+
+    fn flow(http: Arc<dyn HttpClient>, store: &lti_registry::Store) -> DynamicRegistration {
+        DynamicRegistration::new(
+            http,
+            store.registrations.clone(),
+            ToolMetadata::new(
+                "Tool",
+                "https://tool.example/lti/login",
+                "https://tool.example/lti/launch",
+                "https://tool.example/jwks",
+                "https://tool.example/lti/app",
+            ),
+        )
+    }
+
+    fn memory_store() -> lti_registry::Store {
+        lti_registry::Store::from_backend(Arc::new(lti_store::MemoryStore::new(
+            lti_registry::SecretCipher::insecure_plaintext_for_tests(),
+            Arc::new(lti_registry::ManualClock::new(1_900_000_000)),
+        )))
+    }
+
+    const CONFIG_URL: &str = "https://lms.example.edu/api/lti/security/openid-configuration";
+
+    #[tokio::test]
+    async fn an_answer_without_client_id_stores_nothing() {
+        let store = memory_store();
+        let e = flow(platform(None), &store)
+            .register(CONFIG_URL, Some("t"), 1)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_platform_document");
+        assert_eq!(e.http_status(), StatusCode::BAD_GATEWAY);
+        assert!(
+            store
+                .registrations
+                .list_registrations()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn manual_approval_stores_pending_and_an_update_keeps_the_status() {
+        let store = memory_store();
+        let manual = flow(platform(Some("c1")), &store)
+            .with_policy(RegistrationPolicy::open().approval(Approval::Manual));
+        let done = manual.register(CONFIG_URL, Some("t"), 1).await.unwrap();
+        assert!(done.pending() && !done.updated);
+        assert_eq!(
+            done.registration.unknown_deployment_policy,
+            UnknownDeploymentPolicy::AcceptFirstAndRecord,
+            "no deployment id returned"
+        );
+        assert_eq!(done.registration.quirks, QuirkProfile::Canvas);
+        assert_eq!(
+            done.registration.auth_token_url,
+            "https://lms.example.edu/token"
+        );
+        // An administrator approves; a second registration updates in place.
+        let mut approved = done.registration.clone();
+        approved.status = DeploymentStatus::Active;
+        store
+            .registrations
+            .update_registration(&approved)
+            .await
+            .unwrap();
+        let again = manual.register(CONFIG_URL, Some("t2"), 2).await.unwrap();
+        assert!(again.updated && !again.pending());
+        assert_eq!(again.registration.metadata[metadata::REGISTERED_AT], "2");
+        assert_eq!(
+            store
+                .registrations
+                .list_registrations()
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
     #[test]
     fn quirk_profiles_follow_the_product_family() {
         assert_eq!(quirk_profile("canvas"), QuirkProfile::Canvas);
