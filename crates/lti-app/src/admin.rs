@@ -73,7 +73,7 @@ pub struct ImportSummary {
 pub async fn import_platform_file(
     store: &Store,
     path: &std::path::Path,
-    no_deployments: crate::config::NoDeployments,
+    no_deployments: crate::config::UnknownDeploymentsMode,
     replace: bool,
 ) -> Result<ImportSummary, AppError> {
     let text = std::fs::read_to_string(path)
@@ -185,6 +185,29 @@ pub async fn remove_platform(store: &Store, issuer: &str, client_id: &str) -> Re
         .delete_registration(issuer, client_id)
         .await?;
     Ok(())
+}
+
+/// Approves a registration that waits as pending (a dynamic registration
+/// under `approval = "manual"`), or re-activates a disabled one, and returns
+/// it as stored. Running instances accept its launches from their next login.
+///
+/// # Errors
+/// [`AppError::Store`] (`not_found`).
+pub async fn approve_platform(
+    store: &Store,
+    issuer: &str,
+    client_id: &str,
+) -> Result<PlatformRegistration, AppError> {
+    let registration = store
+        .registrations
+        .get_registration(issuer, client_id)
+        .await?;
+    if registration.status != DeploymentStatus::Active {
+        let mut updated = (*registration).clone();
+        updated.status = DeploymentStatus::Active;
+        store.registrations.update_registration(&updated).await?;
+    }
+    find_platform(store, issuer, Some(client_id)).await
 }
 
 /// A change to one deployment of a registration.

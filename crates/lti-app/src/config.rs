@@ -40,6 +40,191 @@ pub struct Config {
     /// `[egress]`: where outbound service and outcome requests may go.
     #[serde(default)]
     pub egress: EgressConfig,
+    /// `[dynamic_registration]`: LTI Dynamic Registration at `/lti/register`.
+    #[serde(default)]
+    pub dynamic_registration: DynamicRegistrationConfig,
+    /// Where each setting listed in [`ENV_SETTINGS`] came from (filled by
+    /// [`Config::parse`] and [`Config::load_with_env`]).
+    #[serde(skip)]
+    pub origins: std::collections::BTreeMap<&'static str, Origin>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The configuration file.
+    File,
+    /// An environment variable (named).
+    Env(&'static str),
+    /// The built-in default.
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File => f.write_str("file"),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// The settings a container deployment sets from the environment: the key
+/// path and the variable. An environment value overrides the file.
+pub const ENV_SETTINGS: &[(&str, &str)] = &[
+    ("server.bind", "LTI_BIND"),
+    ("server.public_url", "LTI_PUBLIC_URL"),
+    ("storage.url", "LTI_STORAGE_URL"),
+    ("storage.nonce_url", "LTI_NONCE_URL"),
+    ("keys.dir", "LTI_KEYS_DIR"),
+    ("keys.app_secret", "LTI_APP_SECRET"),
+    (
+        "egress.allow_private_addresses",
+        "LTI_ALLOW_PRIVATE_ADDRESSES",
+    ),
+    ("dynamic_registration.enabled", "LTI_DYNAMIC_REGISTRATION"),
+];
+
+/// `[dynamic_registration]`: LTI Dynamic Registration (`GET /lti/register`).
+/// Off by default; with only `enabled = true`, any platform that completes
+/// the flow is registered and can launch at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicRegistrationConfig {
+    /// Turns `/lti/register` on (default `false`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Issuers allowed to register (default: any).
+    #[serde(default)]
+    pub allowed_issuers: Vec<String>,
+    /// `auto` (default): active at once; `manual`: pending until
+    /// `lti platforms approve`.
+    #[serde(default)]
+    pub approval: ApprovalMode,
+    /// For platforms that return no deployment id (Canvas): `accept_first`
+    /// (default: the first launch's deployment is recorded and accepted,
+    /// later unknown ones wait as pending), `accept` (every deployment is
+    /// accepted and recorded) or `pending` (every one waits for approval).
+    #[serde(default)]
+    pub unknown_deployments: UnknownDeploymentsMode,
+    /// The tool's name in the platform (default `lti-rs tool`).
+    #[serde(default = "default_tool_name")]
+    pub name: String,
+    /// Optional description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Optional logo URL.
+    #[serde(default)]
+    pub logo_uri: Option<String>,
+    /// The claims asked for (default: iss, sub, name, given/family name,
+    /// email, locale, picture).
+    #[serde(default)]
+    pub claims: Option<Vec<String>>,
+    /// The service scopes asked for (default: the AGS and NRPS scopes the
+    /// inspector uses); only those the platform offers are requested.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Custom parameters for every launch.
+    #[serde(default)]
+    pub custom_parameters: std::collections::BTreeMap<String, String>,
+    /// The messages offered (default: a resource link and deep linking).
+    #[serde(default)]
+    pub messages: Option<Vec<MessageConfig>>,
+}
+
+impl Default for DynamicRegistrationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allowed_issuers: Vec::new(),
+            approval: ApprovalMode::Auto,
+            unknown_deployments: UnknownDeploymentsMode::AcceptFirst,
+            name: default_tool_name(),
+            description: None,
+            logo_uri: None,
+            claims: None,
+            scopes: None,
+            custom_parameters: std::collections::BTreeMap::new(),
+            messages: None,
+        }
+    }
+}
+
+fn default_tool_name() -> String {
+    "lti-rs tool".to_owned()
+}
+
+/// `dynamic_registration.approval`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// New registrations launch at once.
+    #[default]
+    Auto,
+    /// New registrations wait for `lti platforms approve`.
+    Manual,
+}
+
+/// What a registration that lists no (or not this) deployment does with a
+/// launch's unknown deployment: `dynamic_registration.unknown_deployments`
+/// (default `accept_first`), `platform_files[].no_deployments` and
+/// `lti platforms import --no-deployments` (default `pending`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownDeploymentsMode {
+    /// Accept and record the first launch's deployment; later unknown ones pending.
+    #[default]
+    AcceptFirst,
+    /// Accept and record every deployment the platform signs for (mimilti's
+    /// behaviour): a loosening, logged at start-up.
+    Accept,
+    /// Record every unknown deployment as pending and refuse it until
+    /// `lti platforms deployments … approve`.
+    Pending,
+    /// Refuse every unknown deployment.
+    Reject,
+}
+
+impl UnknownDeploymentsMode {
+    /// The registry policy this stands for.
+    pub fn policy(self) -> lti_registry::UnknownDeploymentPolicy {
+        use lti_registry::UnknownDeploymentPolicy as P;
+        match self {
+            UnknownDeploymentsMode::AcceptFirst => P::AcceptFirstAndRecord,
+            UnknownDeploymentsMode::Accept => P::AcceptAndRecord,
+            UnknownDeploymentsMode::Pending => P::RecordPendingAndReject,
+            UnknownDeploymentsMode::Reject => P::Reject,
+        }
+    }
+}
+
+fn pending() -> UnknownDeploymentsMode {
+    UnknownDeploymentsMode::Pending
+}
+
+/// One `[[dynamic_registration.messages]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageConfig {
+    /// `LtiResourceLinkRequest`, `LtiDeepLinkingRequest`, …
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// The label shown in the platform.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Placements (`ContentArea`, `RichTextEditor`, `course_navigation`, …).
+    #[serde(default)]
+    pub placements: Vec<String>,
+    /// Custom parameters for this message.
+    #[serde(default)]
+    pub custom_parameters: std::collections::BTreeMap<String, String>,
+    /// The launch URL when it is not the tool's target link URI.
+    #[serde(default)]
+    pub target_link_uri: Option<String>,
+    /// Optional icon URL.
+    #[serde(default)]
+    pub icon_uri: Option<String>,
 }
 
 /// `[egress]`: the egress policy of outbound requests (`lti_http::EgressPolicy`
@@ -227,12 +412,18 @@ pub struct KeysConfig {
     /// application secret (created with fresh keys when missing).
     #[serde(default = "default_keys_dir")]
     pub dir: PathBuf,
+    /// The application secret from `LTI_APP_SECRET` (base64url, as in the
+    /// `app-secret` file); when set, the file is neither read nor created.
+    /// Never read from the configuration file.
+    #[serde(skip)]
+    pub app_secret: Option<String>,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             dir: default_keys_dir(),
+            app_secret: None,
         }
     }
 }
@@ -273,36 +464,8 @@ pub struct PlatformFileConfig {
     pub path: PathBuf,
     /// What launches get from a registration in the file that lists no
     /// deployment ids (mimilti's never do). Default `pending`.
-    #[serde(default)]
-    pub no_deployments: NoDeployments,
-}
-
-/// The deployment policy given to imported registrations without deployment ids.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum NoDeployments {
-    /// Record each new deployment as pending and refuse its launches until
-    /// `lti platforms deployments … approve` (the secure default).
-    #[default]
-    Pending,
-    /// Accept and record every deployment the registered platform signs for
-    /// (mimilti's behaviour): a loosening, logged at start-up.
-    Accept,
-    /// Refuse every deployment: the registration cannot launch until
-    /// deployments are added.
-    Reject,
-}
-
-impl NoDeployments {
-    /// The registry policy this stands for.
-    pub fn policy(self) -> lti_registry::UnknownDeploymentPolicy {
-        use lti_registry::UnknownDeploymentPolicy as P;
-        match self {
-            NoDeployments::Pending => P::RecordPendingAndReject,
-            NoDeployments::Accept => P::AcceptAndRecord,
-            NoDeployments::Reject => P::Reject,
-        }
-    }
+    #[serde(default = "pending")]
+    pub no_deployments: UnknownDeploymentsMode,
 }
 
 /// One `[[consumers]]` entry: an LTI 1.1 consumer.
@@ -369,6 +532,28 @@ const TOP_KEYS: &[&str] = &[
     "platform_files",
     "consumers",
     "egress",
+    "dynamic_registration",
+];
+const DYNAMIC_REGISTRATION_KEYS: &[&str] = &[
+    "enabled",
+    "allowed_issuers",
+    "approval",
+    "unknown_deployments",
+    "name",
+    "description",
+    "logo_uri",
+    "claims",
+    "scopes",
+    "custom_parameters",
+    "messages",
+];
+const MESSAGE_KEYS: &[&str] = &[
+    "type",
+    "label",
+    "placements",
+    "custom_parameters",
+    "target_link_uri",
+    "icon_uri",
 ];
 const SERVER_KEYS: &[&str] = &[
     "bind",
@@ -400,6 +585,44 @@ impl Config {
     /// Every [`Problem`]: TOML syntax, unknown keys (each named), wrong types,
     /// and semantic problems (addresses, URLs, duplicates, empty values).
     pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        Self::parse_with_env(text, &|_| None)
+    }
+
+    /// Reads the file at `path` (or starts from the embedded default without
+    /// one), applies the [`ENV_SETTINGS`] variables `env` returns, and
+    /// validates the result; [`Config::origins`] says where each value came
+    /// from.
+    ///
+    /// # Errors
+    /// As [`Config::load`], plus a problem for an unusable variable value.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                vec![problem(
+                    "",
+                    format!(
+                        "expected a readable configuration file at {}, found: {e}",
+                        path.display()
+                    ),
+                )]
+            })?,
+            None => String::new(),
+        };
+        Self::parse_with_env(&text, env)
+    }
+
+    /// As [`Config::parse`], with environment overrides (see
+    /// [`Config::load_with_env`]).
+    ///
+    /// # Errors
+    /// As [`Config::parse`].
+    pub fn parse_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
         let value: toml::Table = toml::from_str(text).map_err(|e| {
             vec![problem(
                 "",
@@ -410,13 +633,37 @@ impl Config {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let config: Config = match toml::Value::Table(value).try_into() {
+        let in_file = |path: &str| {
+            let mut node = Some(&value);
+            let mut parts = path.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let table = node.take()?;
+                let v = table.get(part)?;
+                if parts.peek().is_none() {
+                    return Some(());
+                }
+                node = v.as_table();
+            }
+            None
+        };
+        let mut origins = std::collections::BTreeMap::new();
+        for (path, _) in ENV_SETTINGS {
+            let origin = if in_file(path).is_some() {
+                Origin::File
+            } else {
+                Origin::Default
+            };
+            origins.insert(*path, origin);
+        }
+        let mut config: Config = match toml::Value::Table(value).try_into() {
             Ok(c) => c,
             Err(e) => {
                 let e: toml::de::Error = e;
                 return Err(vec![problem("", e.message().to_owned())]);
             }
         };
+        config.origins = origins;
+        problems.extend(config.apply_env(env));
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -440,6 +687,82 @@ impl Config {
             )]
         })?;
         Self::parse(&text)
+    }
+
+    /// Applies the [`ENV_SETTINGS`] variables that `env` returns (non-empty
+    /// values only) and records their origin.
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (path, var) in ENV_SETTINGS {
+            let Some(value) = env(var).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            let flag = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                _ => None,
+            };
+            match *path {
+                "server.bind" => self.server.bind = value,
+                "server.public_url" => self.server.public_url = Some(value),
+                "storage.url" => self.storage.url = value,
+                "storage.nonce_url" => self.storage.nonce_url = Some(value),
+                "keys.dir" => self.keys.dir = PathBuf::from(value),
+                "keys.app_secret" => self.keys.app_secret = Some(value.trim().to_owned()),
+                "egress.allow_private_addresses" | "dynamic_registration.enabled" => {
+                    let Some(b) = flag(&value) else {
+                        out.push(problem(
+                            *path,
+                            format!("expected true or false in {var}, found {value:?}"),
+                        ));
+                        continue;
+                    };
+                    if *path == "egress.allow_private_addresses" {
+                        self.egress.allow_private_addresses = b;
+                    } else {
+                        self.dynamic_registration.enabled = b;
+                    }
+                }
+                _ => continue,
+            }
+            self.origins.insert(*path, Origin::Env(var));
+        }
+        out
+    }
+
+    /// Every [`ENV_SETTINGS`] setting with its effective value (secrets
+    /// redacted) and origin, for `lti check-config`.
+    pub fn effective_settings(&self) -> Vec<(&'static str, String, Origin)> {
+        ENV_SETTINGS
+            .iter()
+            .map(|(path, _)| {
+                let value = match *path {
+                    "server.bind" => self.server.bind.clone(),
+                    "server.public_url" => self.public_url(),
+                    "storage.url" => lti_http::redact_url(&self.storage.url),
+                    "storage.nonce_url" => self
+                        .storage
+                        .nonce_url
+                        .as_deref()
+                        .map_or_else(|| "(none: the main store)".to_owned(), lti_http::redact_url),
+                    "keys.dir" => self.keys.dir.display().to_string(),
+                    "keys.app_secret" => match &self.keys.app_secret {
+                        Some(_) => "[redacted]".to_owned(),
+                        None => format!(
+                            "(file {})",
+                            self.keys.dir.join(crate::APP_SECRET_FILE).display()
+                        ),
+                    },
+                    "egress.allow_private_addresses" => {
+                        self.egress.allow_private_addresses.to_string()
+                    }
+                    "dynamic_registration.enabled" => self.dynamic_registration.enabled.to_string(),
+                    _ => String::new(),
+                };
+                let origin = self.origins.get(path).copied().unwrap_or(Origin::Default);
+                (*path, value, origin)
+            })
+            .collect()
     }
 
     /// The bind address.
@@ -616,6 +939,55 @@ impl Config {
             }
         }
         out.extend(self.egress_problems());
+        out.extend(self.dynamic_registration_problems());
+        out
+    }
+
+    /// `[dynamic_registration]`: https issuers and logo, known message types
+    /// are the platform's business; here only non-empty and well-formed values.
+    fn dynamic_registration_problems(&self) -> Vec<Problem> {
+        let dr = &self.dynamic_registration;
+        let mut out = Vec::new();
+        for (i, issuer) in dr.allowed_issuers.iter().enumerate() {
+            if let Err(m) = check_url(issuer) {
+                out.push(problem(
+                    format!("dynamic_registration.allowed_issuers[{i}]"),
+                    m,
+                ));
+            }
+        }
+        if dr.name.trim().is_empty() {
+            out.push(problem(
+                "dynamic_registration.name",
+                "expected a non-empty tool name, found an empty one",
+            ));
+        }
+        if let Some(logo) = &dr.logo_uri
+            && let Err(m) = check_url(logo)
+        {
+            out.push(problem("dynamic_registration.logo_uri", m));
+        }
+        for (i, m) in dr.messages.iter().flatten().enumerate() {
+            if m.message_type.trim().is_empty() {
+                out.push(problem(
+                    format!("dynamic_registration.messages[{i}].type"),
+                    "expected a message type such as LtiResourceLinkRequest, found an empty one",
+                ));
+            }
+            for (k, v) in [
+                ("target_link_uri", &m.target_link_uri),
+                ("icon_uri", &m.icon_uri),
+            ] {
+                if let Some(v) = v
+                    && let Err(e) = check_url(v)
+                {
+                    out.push(problem(
+                        format!("dynamic_registration.messages[{i}].{k}"),
+                        e,
+                    ));
+                }
+            }
+        }
         out
     }
 
@@ -653,6 +1025,26 @@ fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {
             check_table(t, name, allowed, &mut out);
+        }
+    }
+    if let Some(toml::Value::Table(t)) = root.get("dynamic_registration") {
+        check_table(
+            t,
+            "dynamic_registration",
+            DYNAMIC_REGISTRATION_KEYS,
+            &mut out,
+        );
+        if let Some(toml::Value::Array(items)) = t.get("messages") {
+            for (i, item) in items.iter().enumerate() {
+                if let toml::Value::Table(m) = item {
+                    check_table(
+                        m,
+                        &format!("dynamic_registration.messages[{i}]"),
+                        MESSAGE_KEYS,
+                        &mut out,
+                    );
+                }
+            }
         }
     }
     for (name, allowed) in [("platforms", PLATFORM_KEYS), ("consumers", CONSUMER_KEYS)] {
@@ -694,7 +1086,7 @@ fn check_table(table: &toml::Table, path: &str, allowed: &[&str], out: &mut Vec<
 /// `[[platforms]]` to every registration in it.
 pub(crate) fn check_foreign(
     text: &str,
-    no_deployments: NoDeployments,
+    no_deployments: UnknownDeploymentsMode,
 ) -> Result<lti_registry::import::ForeignRegistrations, String> {
     let found = lti_registry::import::parse_foreign(text, no_deployments.policy())
         .map_err(|e| e.to_string())?;
@@ -907,6 +1299,87 @@ name = "Old LMS"
         assert_eq!(
             problems[1].message,
             "expected 1 to 86400 seconds, found 86401"
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_origins_are_recorded() {
+        let env = |name: &str| match name {
+            "LTI_STORAGE_URL" => Some("postgres://lti:pw@db.internal/lti".to_owned()),
+            "LTI_PUBLIC_URL" => Some("https://tool.example.edu".to_owned()),
+            "LTI_APP_SECRET" => Some("c2VjcmV0".to_owned()),
+            "LTI_DYNAMIC_REGISTRATION" => Some("on".to_owned()),
+            "LTI_NONCE_URL" => Some(String::new()),
+            _ => None,
+        };
+        let c = Config::parse_with_env(GOOD, &env).unwrap();
+        assert_eq!(c.storage.url, "postgres://lti:pw@db.internal/lti");
+        assert_eq!(c.public_url(), "https://tool.example.edu/");
+        assert!(c.dynamic_registration.enabled);
+        assert_eq!(c.keys.app_secret.as_deref(), Some("c2VjcmV0"));
+        assert_eq!(c.origins["storage.url"], Origin::Env("LTI_STORAGE_URL"));
+        assert_eq!(c.origins["server.bind"], Origin::File);
+        assert_eq!(
+            c.origins["storage.nonce_url"],
+            Origin::Default,
+            "empty values are ignored"
+        );
+        let settings = c.effective_settings();
+        let get = |k: &str| settings.iter().find(|(p, _, _)| *p == k).unwrap().clone();
+        assert_eq!(get("keys.app_secret").1, "[redacted]");
+        assert!(
+            !get("storage.url").1.contains("pw"),
+            "{:?}",
+            get("storage.url")
+        );
+        assert_eq!(get("keys.dir").2, Origin::File);
+
+        let bad = |name: &str| (name == "LTI_ALLOW_PRIVATE_ADDRESSES").then(|| "sure".to_owned());
+        let problems = Config::parse_with_env("", &bad).unwrap_err();
+        assert_eq!(problems[0].path, "egress.allow_private_addresses");
+        // The env value still goes through validation.
+        let bind = |name: &str| (name == "LTI_BIND").then(|| "nowhere".to_owned());
+        let problems = Config::parse_with_env("", &bind).unwrap_err();
+        assert_eq!(problems[0].path, "server.bind");
+    }
+
+    #[test]
+    fn the_dynamic_registration_section_is_off_by_default_and_checked() {
+        let c = Config::parse("").unwrap();
+        assert!(!c.dynamic_registration.enabled);
+        assert_eq!(c.dynamic_registration.approval, ApprovalMode::Auto);
+        let c = Config::parse(
+            "[dynamic_registration]\nenabled = true\napproval = \"manual\"\nunknown_deployments = \"pending\"\nallowed_issuers = [\"https://canvas.instructure.com\"]\n[[dynamic_registration.messages]]\ntype = \"LtiDeepLinkingRequest\"\nplacements = [\"ContentArea\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.dynamic_registration.approval, ApprovalMode::Manual);
+        assert_eq!(
+            c.dynamic_registration.unknown_deployments,
+            UnknownDeploymentsMode::Pending
+        );
+        let problems = Config::parse(
+            "[dynamic_registration]\nallowed_issuers = [\"http://lms.example\"]\nname = \"\"\n[[dynamic_registration.messages]]\ntype = \"\"\nlable = \"x\"\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["dynamic_registration.messages[0].lable"],
+            "{problems:?}"
+        );
+        let problems = Config::parse(
+            "[dynamic_registration]\nallowed_issuers = [\"http://lms.example\"]\nname = \"\"\n[[dynamic_registration.messages]]\ntype = \"\"\n",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "dynamic_registration.allowed_issuers[0]",
+                "dynamic_registration.name",
+                "dynamic_registration.messages[0].type"
+            ],
+            "{problems:?}"
         );
     }
 

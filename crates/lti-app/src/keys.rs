@@ -158,11 +158,30 @@ pub fn app_key(dir: &Path) -> Result<AppKey, AppError> {
     Ok(AppKey::from_base64("app1", text.trim())?)
 }
 
+/// The application secret of a configuration: `LTI_APP_SECRET` when set
+/// (`keys.app_secret`), else the `app-secret` file of the key directory
+/// (created when missing), as [`app_key`].
+///
+/// # Errors
+/// As [`app_key`]; [`AppError::Store`] for a malformed `LTI_APP_SECRET`.
+pub fn app_key_for(keys: &crate::KeysConfig) -> Result<AppKey, AppError> {
+    match &keys.app_secret {
+        Some(secret) => Ok(AppKey::from_base64("app1", secret.trim())?),
+        None => app_key(&keys.dir),
+    }
+}
+
 /// A secret for a purpose (`"state-cookie"`, ...) derived from the app secret
-/// with HMAC-SHA256, so one file seeds every instance identically.
-pub(crate) fn derive_secret(dir: &Path, purpose: &str) -> Result<Vec<u8>, AppError> {
-    let path = dir.join(APP_SECRET_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| AppError::io("reading", &path, e))?;
+/// (`LTI_APP_SECRET` or the file) with HMAC-SHA256, so one secret seeds every
+/// instance identically.
+pub(crate) fn derive_secret(keys: &crate::KeysConfig, purpose: &str) -> Result<Vec<u8>, AppError> {
+    let text = match &keys.app_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let path = keys.dir.join(APP_SECRET_FILE);
+            std::fs::read_to_string(&path).map_err(|e| AppError::io("reading", &path, e))?
+        }
+    };
     let key = hmac::Key::new(hmac::HMAC_SHA256, text.trim().as_bytes());
     Ok(hmac::sign(&key, purpose.as_bytes()).as_ref().to_vec())
 }
@@ -249,8 +268,12 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let s1 = derive_secret(&dir, "state-cookie").unwrap();
-        let s2 = derive_secret(&dir, "other").unwrap();
+        let keys = crate::KeysConfig {
+            dir: dir.clone(),
+            ..crate::KeysConfig::default()
+        };
+        let s1 = derive_secret(&keys, "state-cookie").unwrap();
+        let s2 = derive_secret(&keys, "other").unwrap();
         assert_eq!(s1.len(), 32);
         assert_ne!(s1, s2);
         std::fs::remove_dir_all(&dir).unwrap();

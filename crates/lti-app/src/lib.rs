@@ -10,13 +10,15 @@ mod error;
 mod import;
 mod inspector;
 mod keys;
+mod register;
 mod serve_http;
 mod server;
 
 pub use config::{
-    Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
-    KeysConfig, MAX_CONNECTIONS_LIMIT, NoDeployments, PlatformConfig, PlatformFileConfig, Problem,
-    ServerConfig, StorageConfig, embedded_default,
+    ApprovalMode, Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL,
+    DynamicRegistrationConfig, ENV_SETTINGS, EgressConfig, KeysConfig, MAX_CONNECTIONS_LIMIT,
+    MessageConfig, Origin, PlatformConfig, PlatformFileConfig, Problem, ServerConfig,
+    StorageConfig, UnknownDeploymentsMode, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,
@@ -24,9 +26,10 @@ pub use consumers::{
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
 pub use keys::{
-    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, install_tool_key, keygen,
-    load_or_generate,
+    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, app_key_for,
+    install_tool_key, keygen, load_or_generate,
 };
+pub use register::{DEFAULT_REGISTRATION_SCOPES, REGISTER_PATH};
 pub use serve_http::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_TIMEOUT, ServerLimits, serve_http,

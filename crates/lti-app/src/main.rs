@@ -57,10 +57,13 @@ enum Command {
         #[arg(long, env = "LTI_BIND")]
         bind: Option<String>,
     },
-    /// Validate a configuration file and print every problem.
+    /// Validate a configuration file (with the environment overrides applied)
+    /// and print every problem, or the merged settings and where each came
+    /// from (file, env, default), secrets redacted.
     CheckConfig {
-        /// The configuration file.
-        file: PathBuf,
+        /// The configuration file (default: `LTI_CONFIG`, else the embedded default).
+        #[arg(env = "LTI_CONFIG")]
+        file: Option<PathBuf>,
     },
     /// Run the dev platform: a minimal LMS (a course, users, "launch as" buttons,
     /// deep linking, a grade book fed by AGS, a roster served through NRPS).
@@ -163,12 +166,21 @@ enum PlatformsCommand {
         file: PathBuf,
         /// For registrations listing no deployment ids: `pending` (record
         /// each new deployment for approval), `accept` (trust every
-        /// deployment, mimilti's behaviour) or `reject`.
+        /// deployment, mimilti's behaviour), `accept-first` (trust the first
+        /// one, later ones pending) or `reject`.
         #[arg(long, value_enum, default_value = "pending")]
-        no_deployments: lti_app::NoDeployments,
+        no_deployments: lti_app::UnknownDeploymentsMode,
         /// Replace registrations of the same issuer and client id.
         #[arg(long)]
         replace: bool,
+    },
+    /// Approve a registration waiting as pending (dynamic registration with
+    /// `approval = "manual"`): its launches are accepted from then on.
+    Approve {
+        /// The platform's issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
     },
     /// Remove a registration (its launches are refused from then on).
     Remove {
@@ -288,7 +300,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
         Command::Serve { config, bind } => block_on(run_serve(config, bind)),
-        Command::CheckConfig { file } => return run_check_config(&file),
+        Command::CheckConfig { file } => return run_check_config(file.as_deref(), cli.log_format),
         Command::Platform { config, bind, keys } => {
             block_on(lti_app::devplatform::run_platform(config, bind, keys))
         }
@@ -373,11 +385,11 @@ fn run_keygen(out: PathBuf, bits: usize, force: bool) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The configuration file (or the embedded default) with the environment
+/// overrides of `lti_app::ENV_SETTINGS` applied.
 fn load_config(path: Option<&PathBuf>) -> Result<Config, AppError> {
-    match path {
-        Some(p) => Config::load(p).map_err(AppError::Config),
-        None => Ok(lti_app::embedded_default()),
-    }
+    Config::load_with_env(path.map(PathBuf::as_path), &|name| std::env::var(name).ok())
+        .map_err(AppError::Config)
 }
 
 async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), AppError> {
@@ -411,25 +423,42 @@ async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), 
             config.keys.dir.display()
         );
         println!(
-            "After registering, add the platform's issuer, client id, URLs and deployment id under [[platforms]] in a config file (see `lti check-config`) and restart with --config FILE."
+            "After registering, add the platform with `lti platforms add` (running instances see it at the next launch), or under [[platforms]] in a config file (see `lti check-config`); or turn on [dynamic_registration] to register in one step."
         );
     }
     lti_app::run(app, listener, lti_app::shutdown_signal()).await
 }
 
-fn run_check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
+fn run_check_config(file: Option<&std::path::Path>, log_format: LogFormat) -> ExitCode {
+    let name = file.map_or_else(
+        || "embedded default".to_owned(),
+        |f| f.display().to_string(),
+    );
+    match Config::load_with_env(file, &|name| std::env::var(name).ok()) {
         Ok(config) => {
             println!(
-                "{}: OK ({} platform(s), {} consumer(s))",
-                file.display(),
+                "{name}: OK ({} platform(s), {} consumer(s))",
                 config.platforms.len(),
                 config.consumers.len()
             );
+            println!("Effective settings:");
+            for (path, value, origin) in config.effective_settings() {
+                println!("  {path:<32} = {value:<40} ({origin})");
+            }
+            let log_origin = if std::env::var_os("LTI_LOG_FORMAT").is_some() {
+                "env LTI_LOG_FORMAT"
+            } else {
+                "default or --log-format"
+            };
+            let log = match log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            println!("  {:<32} = {log:<40} ({log_origin})", "log_format");
             ExitCode::SUCCESS
         }
         Err(problems) => {
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            eprintln!("{name}: {} problem(s)", problems.len());
             for p in problems {
                 eprintln!("  {p}");
             }
@@ -442,7 +471,7 @@ fn run_check_config(file: &std::path::Path) -> ExitCode {
 async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
     let config = load_config(config)?;
     let cipher =
-        lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&config.keys.dir)?, vec![])?;
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&config.keys)?, vec![])?;
     let store = lti_store::open_split(
         &config.storage.url,
         config.storage.nonce_url.as_deref(),
@@ -561,13 +590,24 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
                 println!("No platforms registered.");
             }
             for r in all {
-                println!("{}\t{}\t{}", r.issuer, r.client_id, deployments_line(&r));
+                let status = if r.status.is_active() {
+                    String::new()
+                } else {
+                    format!("\tregistration {}", r.status)
+                };
+                println!(
+                    "{}\t{}\t{}{status}",
+                    r.issuer,
+                    r.client_id,
+                    deployments_line(&r)
+                );
             }
         }
         PlatformsCommand::Show { issuer, client_id } => {
             let r = admin::find_platform(&store, &issuer, client_id.as_deref()).await?;
             println!("Issuer                 : {}", r.issuer);
             println!("Client id              : {}", r.client_id);
+            println!("Status                 : {}", r.status);
             println!("Auth login URL         : {}", r.auth_login_url);
             println!("Token URL              : {}", r.auth_token_url);
             if let Some(aud) = &r.token_audience {
@@ -582,6 +622,9 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
             println!("Profile                : {}", r.quirks);
             println!("Unknown deployments    : {:?}", r.unknown_deployment_policy);
             println!("Deployments            : {}", deployments_line(&r));
+            for (k, v) in &r.metadata {
+                println!("  {k:<21}: {v}");
+            }
         }
         PlatformsCommand::Add {
             issuer,
@@ -633,11 +676,13 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
                         println!(
                             "  no deployment ids: {}",
                             match no_deployments {
-                                lti_app::NoDeployments::Pending =>
+                                lti_app::UnknownDeploymentsMode::Pending =>
                                     "each deployment is recorded as pending; approve it with `lti platforms deployments ISSUER CLIENT_ID approve ID`",
-                                lti_app::NoDeployments::Accept =>
+                                lti_app::UnknownDeploymentsMode::Accept =>
                                     "every deployment this platform signs for is accepted (--no-deployments accept)",
-                                lti_app::NoDeployments::Reject =>
+                                lti_app::UnknownDeploymentsMode::AcceptFirst =>
+                                    "the first deployment launching is accepted and recorded; later ones are recorded as pending",
+                                lti_app::UnknownDeploymentsMode::Reject =>
                                     "launches are refused until a deployment is added",
                             }
                         );
@@ -647,6 +692,15 @@ async fn run_platforms(config: Option<PathBuf>, command: PlatformsCommand) -> Re
             for note in &summary.notes {
                 println!("Note: {note}");
             }
+        }
+        PlatformsCommand::Approve { issuer, client_id } => {
+            let r = admin::approve_platform(&store, &issuer, &client_id).await?;
+            println!(
+                "Approved {} (client id {}): launches are accepted; {}",
+                r.issuer,
+                r.client_id,
+                deployments_line(&r)
+            );
         }
         PlatformsCommand::Remove { issuer, client_id } => {
             admin::remove_platform(&store, &issuer, &client_id).await?;

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     /// clients carry it too).
     pub(crate) egress: lti_http::EgressPolicy,
     pub(crate) public_url: String,
+    /// The Dynamic Registration flow (`[dynamic_registration]` enabled).
+    pub(crate) registration: Option<Arc<lti_tool::registration::DynamicRegistration>>,
 }
 
 impl FromRef<AppState> for Arc<Tool> {
@@ -77,6 +79,9 @@ pub struct RegistrationUrls {
     pub target_link_uri: String,
     /// LTI 1.1 launch URL.
     pub lti11_launch: String,
+    /// The LTI Dynamic Registration URL (`GET /lti/register`), when
+    /// `[dynamic_registration]` is enabled.
+    pub register: Option<String>,
 }
 
 impl RegistrationUrls {
@@ -88,7 +93,18 @@ impl RegistrationUrls {
             jwks: format!("{public_url}.well-known/jwks.json"),
             target_link_uri: format!("{public_url}{}", INSPECTOR_PATH.trim_start_matches('/')),
             lti11_launch: format!("{public_url}lti11/launch"),
+            register: None,
         }
+    }
+
+    /// The same URLs with the dynamic registration URL (builder style).
+    #[must_use]
+    pub fn with_register(mut self, public_url: &str) -> Self {
+        self.register = Some(format!(
+            "{public_url}{}",
+            crate::register::REGISTER_PATH.trim_start_matches('/')
+        ));
+        self
     }
 }
 
@@ -100,7 +116,16 @@ impl std::fmt::Display for RegistrationUrls {
             jwks,
             target_link_uri: target,
             lti11_launch,
+            register,
         } = self;
+        if let Some(register) = register {
+            writeln!(
+                f,
+                "Register in one step (LTI Dynamic Registration; Canvas, Moodle 4.1+, Brightspace):"
+            )?;
+            writeln!(f, "  Registration URL          : {register}")?;
+            writeln!(f, "Or by hand:")?;
+        }
         writeln!(f, "Register this tool in your LMS with:")?;
         writeln!(f, "  OIDC login initiation URL : {login}")?;
         writeln!(f, "  Redirect / launch URL     : {launch}")?;
@@ -176,7 +201,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     }
     let dir = &config.keys.dir;
     let (signing_key, pem, generated_key) = keys::load_or_generate(dir)?;
-    let cipher = SecretCipher::aes256gcm(keys::app_key(dir)?, vec![])?;
+    let cipher = SecretCipher::aes256gcm(keys::app_key_for(&config.keys)?, vec![])?;
     let options = lti_store::OpenOptions::new(cipher);
     for url in std::iter::once(&config.storage.url).chain(config.storage.nonce_url.as_ref()) {
         create_sqlite_parent(url)?;
@@ -193,7 +218,10 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     install_consumers(&store, config).await?;
 
     let public_url = config.public_url();
-    let urls = RegistrationUrls::new(&public_url);
+    let mut urls = RegistrationUrls::new(&public_url);
+    if config.dynamic_registration.enabled {
+        urls = urls.with_register(&public_url);
+    }
     let egress = config
         .egress
         .policy()
@@ -206,7 +234,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     // so it keeps working when the browser blocks third-party cookies.
     let tool = Tool::builder(public_url.clone(), &store)
         .key_source(Arc::new(JwksCache::new(http.clone())))
-        .state_cookie_secret(&keys::derive_secret(dir, "state-cookie")?)
+        .state_cookie_secret(&keys::derive_secret(&config.keys, "state-cookie")?)
         .partitioned_state_cookie(true)
         // A launch whose target is the launch URL itself (one-URL LMSs such as
         // Open edX) lands on the inspector.
@@ -219,6 +247,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
     ));
+    let registration = crate::register::dynamic_registration(config, &urls, http.clone(), &store);
     let state = AppState {
         inner: Arc::new(Shared {
             tool: Arc::new(tool),
@@ -229,6 +258,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             http,
             egress,
             public_url: public_url.clone(),
+            registration,
         }),
     };
     Ok(App {
@@ -271,6 +301,10 @@ pub fn router(state: AppState) -> Router {
         .route("/lti/app/nrps", get(crate::inspector::nrps_page))
         .route("/lti/app/deep-link", post(crate::inspector::deep_link))
         .route(LTI11_LAUNCH_PATH, post(crate::inspector::lti11_launch))
+        .route(
+            crate::register::REGISTER_PATH,
+            get(crate::register::register),
+        )
         .route("/lti11/outcomes", post(crate::inspector::lti11_outcome))
         .merge(lti)
         .fallback(not_found)
@@ -386,7 +420,8 @@ async fn install_platforms(store: &Store, config: &Config) -> Result<(), AppErro
         let summary =
             crate::admin::import_platform_file(store, &f.path, f.no_deployments, true).await?;
         for r in summary.inserted.iter().chain(&summary.updated) {
-            if r.deployments.is_empty() && f.no_deployments == crate::config::NoDeployments::Accept
+            if r.deployments.is_empty()
+                && f.no_deployments == crate::config::UnknownDeploymentsMode::Accept
             {
                 tracing::warn!(
                     issuer = %r.issuer,

@@ -526,19 +526,65 @@ async fn published_kids(url: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn platforms_deployments_and_keys_change_under_a_running_server() {
+    let dir = temp_dir("admin");
+    let db = format!("sqlite://{}", dir.join("lti.db").display());
+    admin_scenario(&dir, &db).await;
+}
+
+/// The same scenario on PostgreSQL (`LTI_TEST_POSTGRES_URL`), in a schema of
+/// its own that is dropped afterwards.
+#[tokio::test]
+async fn platforms_deployments_and_keys_change_under_a_running_server_on_postgres() {
+    let Ok(pg) = std::env::var("LTI_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("LTI_TEST_REQUIRE_BACKENDS").is_none(),
+            "LTI_TEST_REQUIRE_BACKENDS is set but LTI_TEST_POSTGRES_URL is not"
+        );
+        eprintln!("skipped: LTI_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!(
+        "lti_app_cli_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let pool = sqlx::PgPool::connect(&pg).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The server and the commands use the schema through the URL's
+    // connection options (`search_path`).
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let url = format!("{pg}{sep}options%5Bsearch_path%5D={schema}");
+    let dir = temp_dir("admin-pg");
+    admin_scenario(&dir, &url).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+/// `lti platforms …` and `lti keys rotate` against the store at `db` while the
+/// built binary serves on it.
+async fn admin_scenario(dir: &std::path::Path, db: &str) {
     let platform = start_platform().await;
     let url = format!("http://127.0.0.1:{}", free_port());
-    let dir = temp_dir("admin");
     let keys = keys_dir_with_fixture_key();
     let file = dir.join("lti.toml");
-    let db = format!("sqlite://{}", dir.join("lti.db").display());
     // The same configuration as the other tests, without [[platforms]]: the
     // platform is registered by the command while the server runs.
-    let full = config_text(&url, &platform, &keys, &db);
+    let full = config_text(&url, &platform, &keys, db);
     let start = full.find("[[platforms]]").unwrap();
     let end = full.find("[[consumers]]").unwrap();
     std::fs::write(&file, format!("{}{}", &full[..start], &full[end..])).unwrap();
-    let _child = spawn_serve(&["--config", file.to_str().unwrap()], &dir);
+    let child = spawn_serve(&["--config", file.to_str().unwrap()], dir);
     wait_healthy(&url).await;
     let tool = Tool::external(&url, &keys);
 
@@ -595,6 +641,14 @@ async fn platforms_deployments_and_keys_change_under_a_running_server() {
     );
     let (ok, show, _) = admin(&file, &["platforms", "show", &p]);
     assert!(ok && show.contains(&format!("{p}/jwks")), "{show}");
+    assert!(show.contains("Status                 : active"), "{show}");
+    let (ok, out, err) = admin(&file, &["platforms", "approve", &p, CLIENT_ID]);
+    assert!(
+        ok && out.starts_with(&format!("Approved {p}")),
+        "{out}{err}"
+    );
+    let (ok, _, err) = admin(&file, &["platforms", "approve", &p, "no-such-client"]);
+    assert!(!ok && err.contains("error [store]"), "{err}");
 
     let deployments = |action: &'static str, id: &'static str| {
         let p = p.clone();
@@ -666,6 +720,84 @@ async fn platforms_deployments_and_keys_change_under_a_running_server() {
     assert_eq!(
         try_launch(&tool, &platform).await,
         (403, "unknown_issuer".to_owned())
+    );
+    drop(child);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_config_prints_the_merged_settings_with_their_origin_and_redacts_secrets() {
+    let dir = temp_dir("check-env");
+    let file = dir.join("lti.toml");
+    std::fs::write(
+        &file,
+        "[server]\nbind = \"127.0.0.1:3100\"\n[storage]\nurl = \"sqlite://data/x.db\"\n",
+    )
+    .unwrap();
+    let out = lti()
+        .arg("check-config")
+        .arg(&file)
+        .env_remove("LTI_CONFIG")
+        .env_remove("LTI_BIND")
+        .env_remove("LTI_NONCE_URL")
+        .env_remove("LTI_KEYS_DIR")
+        .env_remove("LTI_ALLOW_PRIVATE_ADDRESSES")
+        .env_remove("LTI_DYNAMIC_REGISTRATION")
+        .env_remove("LTI_LOG_FORMAT")
+        .env("LTI_PUBLIC_URL", "https://tool.example.edu")
+        .env(
+            "LTI_STORAGE_URL",
+            "postgres://lti:hunter2@db.internal:5432/lti?sslmode=require",
+        )
+        .env(
+            "LTI_APP_SECRET",
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_owned()
+    };
+    assert!(
+        line("server.bind").contains("127.0.0.1:3100") && line("server.bind").ends_with("(file)")
+    );
+    assert!(line("server.public_url").contains("https://tool.example.edu/"));
+    assert!(line("server.public_url").ends_with("(env LTI_PUBLIC_URL)"));
+    assert!(line("storage.url").contains("db.internal:5432/lti"));
+    assert!(line("storage.url").ends_with("(env LTI_STORAGE_URL)"));
+    assert!(line("keys.app_secret").contains("[redacted]"));
+    assert!(line("keys.dir").ends_with("(default)"));
+    assert!(line("dynamic_registration.enabled").contains("false"));
+    assert!(line("log_format").contains("text"));
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("c2VjcmV0"),
+        "{stdout}"
+    );
+
+    let out = lti()
+        .arg("check-config")
+        .arg(&file)
+        .env_remove("LTI_CONFIG")
+        .env("LTI_DYNAMIC_REGISTRATION", "maybe")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "dynamic_registration.enabled: expected true or false in LTI_DYNAMIC_REGISTRATION"
+        ),
+        "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -996,6 +996,12 @@ async fn the_banner_says_what_to_type_in_each_lms_field() {
     ] {
         assert!(banner.contains(line), "missing {line:?} in {banner}");
     }
+    assert!(!banner.contains("/lti/register"));
+    let banner = urls.with_register("https://tool.example/").to_string();
+    assert!(
+        banner.contains("  Registration URL          : https://tool.example/lti/register"),
+        "{banner}"
+    );
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ impl std::fmt::Display for QuirkProfile {
     }
 }
 
-/// Whether a deployment may launch.
+/// Whether a deployment (or a whole registration) may launch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -123,6 +123,12 @@ impl DeploymentStatus {
             Self::Pending => "pending",
             Self::Inactive => "inactive",
         }
+    }
+
+    /// Whether this is [`DeploymentStatus::Active`].
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        *self == Self::Active
     }
 
     /// Parses a name produced by [`DeploymentStatus::as_str`].
@@ -207,6 +213,11 @@ pub enum UnknownDeploymentPolicy {
     /// new deployment id per course copy; this trusts every deployment the
     /// already-verified platform signs for).
     AcceptAndRecord,
+    /// While the registration has no deployment at all, record the launch's
+    /// deployment as active and accept it (a platform that registered the tool
+    /// dynamically without naming a deployment, as Canvas does); once one is
+    /// known, behave as [`Self::RecordPendingAndReject`].
+    AcceptFirstAndRecord,
 }
 
 /// The key a registration is stored under: (issuer, client id).
@@ -272,6 +283,11 @@ pub struct PlatformRegistration {
     /// Free-form metadata (display name, contact, ...).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Whether the registration may launch at all: a dynamically registered
+    /// platform waits as [`DeploymentStatus::Pending`] until an administrator
+    /// approves it. Default active.
+    #[serde(default, skip_serializing_if = "DeploymentStatus::is_active")]
+    pub status: DeploymentStatus,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -301,7 +317,15 @@ impl PlatformRegistration {
             quirks: QuirkProfile::Generic,
             allowed_algorithms: default_algorithms(),
             metadata: BTreeMap::new(),
+            status: DeploymentStatus::Active,
         }
+    }
+
+    /// Sets the registration's status (builder style).
+    #[must_use]
+    pub fn with_status(mut self, status: DeploymentStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// Adds a deployment (builder style).
@@ -643,9 +667,21 @@ pub trait RegistrationStore: Send + Sync {
             deployment_id: deployment_id.to_owned(),
             recorded_as_pending,
         };
-        match registration.unknown_deployment_policy {
+        let policy = match registration.unknown_deployment_policy {
+            UnknownDeploymentPolicy::AcceptFirstAndRecord
+                if registration.deployments.is_empty() =>
+            {
+                UnknownDeploymentPolicy::AcceptAndRecord
+            }
+            UnknownDeploymentPolicy::AcceptFirstAndRecord => {
+                UnknownDeploymentPolicy::RecordPendingAndReject
+            }
+            other => other,
+        };
+        match policy {
             UnknownDeploymentPolicy::Reject => Err(unknown(false)),
-            UnknownDeploymentPolicy::RecordPendingAndReject => {
+            UnknownDeploymentPolicy::RecordPendingAndReject
+            | UnknownDeploymentPolicy::AcceptFirstAndRecord => {
                 let d = Deployment::with_status(deployment_id, DeploymentStatus::Pending, now);
                 self.upsert_deployment(&registration.issuer, &registration.client_id, &d)
                     .await?;

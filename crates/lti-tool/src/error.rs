@@ -360,6 +360,21 @@ pub enum ToolError {
         /// Its status.
         status: String,
     },
+    /// The registration exists but may not launch: it waits for an
+    /// administrator's approval (code `registration_pending`) or was disabled
+    /// (`registration_inactive`).
+    #[error(
+        "registration not active: expected the registration of {issuer:?} / {client_id:?} to be active, found {status}{}",
+        if status.as_str() == "pending" { " (an administrator approves it with `lti platforms approve`)" } else { "" }
+    )]
+    RegistrationInactive {
+        /// The issuer.
+        issuer: String,
+        /// The client id.
+        client_id: String,
+        /// Its status.
+        status: lti_registry::DeploymentStatus,
+    },
     /// The id_token's deployment id differs from the login's `lti_deployment_id`.
     #[error(
         "deployment mismatch: expected the login's deployment id {expected:?}, found {found:?}"
@@ -461,6 +476,10 @@ impl ToolError {
             Self::UnknownDeployment { .. } => "unknown_deployment",
             Self::DeploymentInactive { .. } => "deployment_inactive",
             Self::DeploymentMismatch { .. } => "deployment_mismatch",
+            Self::RegistrationInactive { status, .. } => match status {
+                lti_registry::DeploymentStatus::Pending => "registration_pending",
+                _ => "registration_inactive",
+            },
             Self::Message(e) => e.code(),
             Self::NotDeepLinking { .. } => "not_deep_linking",
             Self::LaunchNotFound => "launch_not_found",
@@ -521,6 +540,7 @@ impl ToolError {
             | Self::CrossOriginConfirmation { .. }
             | Self::UnknownDeployment { .. }
             | Self::DeploymentInactive { .. }
+            | Self::RegistrationInactive { .. }
             | Self::Lti1p1SignatureMismatch { .. }
             | Self::UnknownConsumer { .. } => StatusCode::FORBIDDEN,
             Self::LaunchNotFound => StatusCode::NOT_FOUND,

@@ -13,6 +13,7 @@ mod login_state;
 mod migration;
 mod quirks;
 mod random;
+pub mod registration;
 mod request;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]

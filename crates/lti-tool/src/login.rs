@@ -150,6 +150,11 @@ impl Tool {
             .resolve_registration(issuer, client_id)
             .await
         {
+            Ok(r) if !r.status.is_active() => Err(ToolError::RegistrationInactive {
+                issuer: clip(&r.issuer),
+                client_id: clip(&r.client_id),
+                status: r.status,
+            }),
             Ok(r) => Ok(r),
             Err(RegistryError::NotFound { .. }) => Err(ToolError::UnknownIssuer {
                 issuer: clip(issuer),

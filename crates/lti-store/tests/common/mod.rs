@@ -598,6 +598,46 @@ pub(crate) async fn deployment_policies(h: &Harness) {
             ..
         }
     ));
+
+    // Accept the first deployment of a registration that has none (a dynamic
+    // registration without a deployment id); later unknown ones wait.
+    let first = registration("first")
+        .with_unknown_deployment_policy(UnknownDeploymentPolicy::AcceptFirstAndRecord)
+        .with_status(DeploymentStatus::Pending);
+    r.insert_registration(&first).await.unwrap();
+    let stored = r.get_registration(ISS, "first").await.unwrap();
+    assert_eq!(
+        stored.status,
+        DeploymentStatus::Pending,
+        "the registration status persists"
+    );
+    let mut approved = (*stored).clone();
+    approved.status = DeploymentStatus::Active;
+    r.update_registration(&approved).await.unwrap();
+    let stored = r.get_registration(ISS, "first").await.unwrap();
+    assert_eq!(stored.status, DeploymentStatus::Active);
+    let d = r.check_deployment(&stored, "123:abc", now).await.unwrap();
+    assert_eq!(d.status, DeploymentStatus::Active);
+    let stored = r.get_registration(ISS, "first").await.unwrap();
+    assert_eq!(stored.deployments.len(), 1);
+    assert!(matches!(
+        r.check_deployment(&stored, "456:def", now)
+            .await
+            .unwrap_err(),
+        RegistryError::UnknownDeployment {
+            recorded_as_pending: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        r.get_registration(ISS, "first")
+            .await
+            .unwrap()
+            .deployment("456:def")
+            .unwrap()
+            .status,
+        DeploymentStatus::Pending
+    );
 }
 
 pub(crate) async fn auto_registration_is_opt_in_and_persisted(h: &Harness) {
