@@ -606,6 +606,22 @@ impl DynamicRegistration {
         self
     }
 
+    /// Changes the lifetime of tokens minted from now on.
+    ///
+    /// # Errors
+    /// [`PlatformError::InvalidConfig`] for zero.
+    pub fn set_token_lifetime_secs(&mut self, secs: u64) -> crate::Result<()> {
+        if secs == 0 {
+            return Err(PlatformError::InvalidConfig {
+                field: "token_lifetime_secs",
+                expected: "a positive number".to_owned(),
+                found: "0".to_owned(),
+            });
+        }
+        self.config.token_lifetime_secs = secs;
+        Ok(())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RegistrationConfig {
         &self.config
@@ -951,10 +967,15 @@ impl Domain {
             return None;
         }
         let authority: http::uri::Authority = s.parse().ok()?;
-        Some(Self {
-            host: authority.host().to_ascii_lowercase(),
-            port: authority.port_u16(),
-        })
+        let port = match authority.port() {
+            Some(p) => Some(p.as_str().parse::<u16>().ok()?),
+            None => None,
+        };
+        let host = authority.host().to_ascii_lowercase();
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self { host, port })
     }
 
     /// A URL on this domain: the same host, and the same port when the domain
@@ -983,7 +1004,11 @@ fn parse_url(url: &str) -> Option<(bool, String, u16)> {
     if host.is_empty() {
         return None;
     }
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let port = match authority.port() {
+        Some(p) => p.as_str().parse::<u16>().ok()?,
+        None if https => 443,
+        None => 80,
+    };
     Some((https, host, port))
 }
 
@@ -1042,10 +1067,10 @@ mod tests {
 
     #[test]
     fn domains_cover_their_host_and_port() {
-        let d = Domain::parse("Tool.Example.com:8443").unwrap_or_else(|| unreachable!());
+        let d = Domain::parse("Tool.Example.com:8443").unwrap();
         assert!(d.covers("tool.example.com", 8443));
         assert!(!d.covers("tool.example.com", 443));
-        let any_port = Domain::parse("tool.example.com").unwrap_or_else(|| unreachable!());
+        let any_port = Domain::parse("tool.example.com").unwrap();
         assert!(any_port.covers("tool.example.com", 3000));
         assert!(!any_port.covers("evil.example.com", 443));
         assert!(!any_port.covers("sub.tool.example.com", 443));
