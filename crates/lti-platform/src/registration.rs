@@ -967,10 +967,7 @@ impl Domain {
             return None;
         }
         let authority: http::uri::Authority = s.parse().ok()?;
-        let port = match authority.port() {
-            Some(p) => Some(p.as_str().parse::<u16>().ok()?),
-            None => None,
-        };
+        let port = explicit_port(&authority)?;
         let host = authority.host().to_ascii_lowercase();
         if host.is_empty() {
             return None;
@@ -1004,12 +1001,27 @@ fn parse_url(url: &str) -> Option<(bool, String, u16)> {
     if host.is_empty() {
         return None;
     }
-    let port = match authority.port() {
-        Some(p) => p.as_str().parse::<u16>().ok()?,
+    let port = match explicit_port(authority)? {
+        Some(p) => p,
         None if https => 443,
         None => 80,
     };
     Some((https, host, port))
+}
+
+/// The port an authority names: `Some(None)` without one, `None` when the text
+/// after the host's colon is not a port number (`http` keeps such a port as
+/// absent rather than refusing it).
+fn explicit_port(authority: &http::uri::Authority) -> Option<Option<u16>> {
+    let text = authority.as_str();
+    let after_host = match text.rfind(']') {
+        Some(i) => &text[i + 1..],
+        None => text,
+    };
+    match after_host.rsplit_once(':') {
+        None => Some(None),
+        Some((_, digits)) => digits.parse::<u16>().ok().map(Some),
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -1074,7 +1086,15 @@ mod tests {
         assert!(any_port.covers("tool.example.com", 3000));
         assert!(!any_port.covers("evil.example.com", 443));
         assert!(!any_port.covers("sub.tool.example.com", 443));
-        for bad in ["https://tool.example.com", "tool.example.com/x", "", "a@b", "a b"] {
+        for bad in [
+            "https://tool.example.com",
+            "tool.example.com/x",
+            "",
+            "a@b",
+            "a b",
+            "tool.example.com:99999",
+            "tool.example.com:",
+        ] {
             assert!(Domain::parse(bad).is_none(), "{bad}");
         }
     }

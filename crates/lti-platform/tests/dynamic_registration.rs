@@ -150,7 +150,9 @@ async fn a_registration_is_stored_answered_and_launches() {
     // Granted: requested ∩ offered (openid and the unknown scope dropped).
     let mut granted: Vec<&str> = answer.scopes().collect();
     granted.sort_unstable();
-    assert_eq!(granted, [SCOPE_NRPS, SCOPE_SCORE]);
+    let mut expected = [SCOPE_NRPS, SCOPE_SCORE];
+    expected.sort_unstable();
+    assert_eq!(granted, expected);
     // Only message types the platform launches, only claims it sends.
     assert_eq!(answer.tool_configuration.messages.len(), 1);
     assert_eq!(answer.tool_configuration.claims, ["iss", "sub", "email"]);
