@@ -772,9 +772,7 @@ async fn register(State(dev): State<DevPlatform>, req: Request) -> Response {
 }
 
 /// The cookie that ties the admin page's CSRF token to one browser.
-pub(crate) const ADMIN_COOKIE: &str = "lti_dev_platform_admin";
-/// The form field carrying the admin page's CSRF token.
-pub(crate) const CSRF_FIELD: &str = "csrf_token";
+const ADMIN_COOKIE: &str = "lti_dev_platform_admin";
 
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
