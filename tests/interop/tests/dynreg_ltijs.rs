@@ -162,7 +162,7 @@ fn auto_form(resp: &Response<Bytes>) -> (String, Vec<(String, String)>) {
         .split("<input")
         .skip(1)
         .map(|t| {
-            let tag = format!("<input{}", t.split('>').next().unwrap());
+            let tag = format!("<input{}>", t.split('>').next().unwrap());
             (attr(&tag, "<input", "name"), attr(&tag, "<input", "value"))
         })
         .collect();
