@@ -64,10 +64,17 @@ fn attr(html: &str, marker: &str, name: &str) -> String {
 
 /// The admin page's cookie and CSRF token.
 async fn admin_session(app: &Router) -> (String, String) {
-    let resp = call(app, Request::get("/admin/tools").body(Body::empty()).unwrap()).await;
+    let resp = call(
+        app,
+        Request::get("/admin/tools").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let html = text(&resp);
     assert!(html.contains("name=\"registration_url\""), "{html}");
@@ -79,8 +86,8 @@ fn admin_post(cookie: Option<&str>, fields: &[(&str, &str)]) -> Request<Body> {
     for (k, v) in fields {
         body.append_pair(k, v);
     }
-    let mut b = Request::post("/admin/tools")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut b =
+        Request::post("/admin/tools").header(CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         b = b.header(COOKIE, c);
     }
@@ -94,7 +101,10 @@ async fn start_registration(app: &Router, registration_url: &str) -> (String, St
         app,
         admin_post(
             Some(&cookie),
-            &[("registration_url", registration_url), ("csrf_token", &csrf)],
+            &[
+                ("registration_url", registration_url),
+                ("csrf_token", &csrf),
+            ],
         ),
     )
     .await;
@@ -146,7 +156,13 @@ fn register_request(token: &str, body: &ClientRegistration) -> Request<Body> {
         .unwrap()
 }
 
-async fn refused(app: &Router, dev: &DevPlatform, req: Request<Body>, status: StatusCode, code: &str) {
+async fn refused(
+    app: &Router,
+    dev: &DevPlatform,
+    req: Request<Body>,
+    status: StatusCode,
+    code: &str,
+) {
     let resp = call(app, req).await;
     let body: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(resp.status(), status, "{body}");
@@ -169,7 +185,11 @@ async fn the_configuration_document_is_served_under_the_issuer() {
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let doc: PlatformConfiguration = serde_json::from_slice(resp.body()).unwrap();
-    assert!(doc.missing_members().is_empty(), "{:?}", doc.missing_members());
+    assert!(
+        doc.missing_members().is_empty(),
+        "{:?}",
+        doc.missing_members()
+    );
     assert_eq!(doc.issuer, BASE);
     assert_eq!(doc.authorization_endpoint, dev.auth_url());
     assert_eq!(doc.jwks_uri, dev.jwks_url());
@@ -197,12 +217,19 @@ async fn the_admin_flow_registers_a_tool_that_the_course_can_launch() {
             .collect::<String>()
     )));
     // The tool posts its metadata with the token.
-    let resp = call(&app, register_request(&token, &tool_metadata("127.0.0.1:3999"))).await;
+    let resp = call(
+        &app,
+        register_request(&token, &tool_metadata("127.0.0.1:3999")),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::CREATED, "{}", text(&resp));
     let answer: ClientRegistration = serde_json::from_slice(resp.body()).unwrap();
     let client_id = answer.client_id.unwrap();
     let deployment = answer.tool_configuration.deployment_id.unwrap();
-    assert_eq!(answer.scope, "https://purl.imsglobal.org/spec/lti-ags/scope/score");
+    assert_eq!(
+        answer.scope,
+        "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+    );
 
     let tools = dev.tools();
     assert_eq!(tools.len(), 1);
@@ -214,9 +241,21 @@ async fn the_admin_flow_registers_a_tool_that_the_course_can_launch() {
     let link = attr(&course, "class=\"resource-link\"", "id")
         .trim_start_matches("item-")
         .to_owned();
-    assert!(course.contains(&format!("id=\"launch-{link}-ada\"")), "{course}");
-    let admin = text(&call(&app, Request::get("/admin/tools").body(Body::empty()).unwrap()).await);
-    assert!(admin.contains(&format!("id=\"tool-{client_id}\"")), "{admin}");
+    assert!(
+        course.contains(&format!("id=\"launch-{link}-ada\"")),
+        "{course}"
+    );
+    let admin = text(
+        &call(
+            &app,
+            Request::get("/admin/tools").body(Body::empty()).unwrap(),
+        )
+        .await,
+    );
+    assert!(
+        admin.contains(&format!("id=\"tool-{client_id}\"")),
+        "{admin}"
+    );
     // The launch starts: a login initiation to the registered login URL.
     let launch = call(
         &app,
@@ -227,11 +266,18 @@ async fn the_admin_flow_registers_a_tool_that_the_course_can_launch() {
     .await;
     let html = text(&launch);
     assert_eq!(launch.status(), StatusCode::OK, "{html}");
-    assert!(html.contains("action=\"http://127.0.0.1:3999/lti/login\""), "{html}");
+    assert!(
+        html.contains("action=\"http://127.0.0.1:3999/lti/login\""),
+        "{html}"
+    );
     assert!(html.contains(&client_id), "{html}");
 
     // The token is spent: reuse is 401 and adds nothing.
-    let resp = call(&app, register_request(&token, &tool_metadata("127.0.0.1:3999"))).await;
+    let resp = call(
+        &app,
+        register_request(&token, &tool_metadata("127.0.0.1:3999")),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let body: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(body["code"], "registration_token_used");
@@ -247,7 +293,14 @@ async fn refusals_have_their_codes_and_store_nothing() {
     let (_, token) = start_registration(&app, "http://127.0.0.1:3999/register").await;
     let mut r = tool_metadata("127.0.0.1:3999");
     r.jwks_uri = "http://127.0.0.1:4444/.well-known/jwks.json".into();
-    refused(&app, &dev, register_request(&token, &r), StatusCode::BAD_REQUEST, "url_outside_domain").await;
+    refused(
+        &app,
+        &dev,
+        register_request(&token, &r),
+        StatusCode::BAD_REQUEST,
+        "url_outside_domain",
+    )
+    .await;
 
     // A redirect URI outside it: RFC 7591's invalid_redirect_uri.
     let (_, token) = start_registration(&app, "http://127.0.0.1:3999/register").await;
@@ -262,7 +315,14 @@ async fn refusals_have_their_codes_and_store_nothing() {
     // Plain http on a host that is not loopback.
     let (_, token) = start_registration(&app, "http://127.0.0.1:3999/register").await;
     let r = tool_metadata("tool.example.com");
-    refused(&app, &dev, register_request(&token, &r), StatusCode::BAD_REQUEST, "insecure_url").await;
+    refused(
+        &app,
+        &dev,
+        register_request(&token, &r),
+        StatusCode::BAD_REQUEST,
+        "insecure_url",
+    )
+    .await;
 
     // Tokens: never minted, and (after the refusal above) already used.
     refused(
@@ -283,9 +343,18 @@ async fn refusals_have_their_codes_and_store_nothing() {
     .await;
     let no_token = Request::post("/register")
         .header(CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(&tool_metadata("127.0.0.1:3999")).unwrap()))
+        .body(Body::from(
+            serde_json::to_vec(&tool_metadata("127.0.0.1:3999")).unwrap(),
+        ))
         .unwrap();
-    refused(&app, &dev, no_token, StatusCode::UNAUTHORIZED, "registration_token_missing").await;
+    refused(
+        &app,
+        &dev,
+        no_token,
+        StatusCode::UNAUTHORIZED,
+        "registration_token_missing",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -327,7 +396,10 @@ async fn the_admin_form_needs_its_csrf_token_and_a_url() {
         &app,
         admin_post(
             Some(&cookie),
-            &[("registration_url", "javascript:alert(1)"), ("csrf_token", &csrf)],
+            &[
+                ("registration_url", "javascript:alert(1)"),
+                ("csrf_token", &csrf),
+            ],
         ),
     )
     .await;

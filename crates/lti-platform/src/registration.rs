@@ -384,7 +384,9 @@ pub enum RegistrationError {
         found: String,
     },
     /// A URL is outside `domain` and `secondary_domains`.
-    #[error("URL outside the tool's domains: {member}: expected a URL on {domains}, found {found:?}")]
+    #[error(
+        "URL outside the tool's domains: {member}: expected a URL on {domains}, found {found:?}"
+    )]
     OutsideDomain {
         /// The member.
         member: String,
@@ -420,9 +422,10 @@ impl RegistrationError {
     /// 415 for the request, 503 for the back end.
     pub fn http_status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::UnknownToken | Self::TokenUsed | Self::TokenExpired { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::UnknownToken
+            | Self::TokenUsed
+            | Self::TokenExpired { .. } => StatusCode::UNAUTHORIZED,
             Self::Request(e) => e.http_status(),
             Self::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MalformedBody { .. }
@@ -437,9 +440,10 @@ impl RegistrationError {
     /// problems, RFC 6750's `invalid_token` for token problems.
     pub fn wire_error(&self) -> &'static str {
         match self {
-            Self::MissingToken | Self::UnknownToken | Self::TokenUsed | Self::TokenExpired { .. } => {
-                "invalid_token"
-            }
+            Self::MissingToken
+            | Self::UnknownToken
+            | Self::TokenUsed
+            | Self::TokenExpired { .. } => "invalid_token",
             Self::InvalidRedirectUri { .. } => RegistrationErrorCode::InvalidRedirectUri.as_str(),
             Self::OutsideDomain { member, .. } | Self::InsecureUrl { member, .. }
                 if member.starts_with("redirect_uris") =>
@@ -706,7 +710,11 @@ impl DynamicRegistration {
     /// # Errors
     /// [`PlatformError::InvalidParameter`] when `registration_url` is not an
     /// absolute http(s) URL; as [`mint_token`](Self::mint_token).
-    pub async fn initiation_url(&self, registration_url: &str, admin: &str) -> crate::Result<String> {
+    pub async fn initiation_url(
+        &self,
+        registration_url: &str,
+        admin: &str,
+    ) -> crate::Result<String> {
         if parse_url(registration_url).is_none() {
             return Err(PlatformError::param(
                 "registration_url",
@@ -740,10 +748,12 @@ impl DynamicRegistration {
     /// A [`RegistrationError`]; answer with [`RegistrationError::response`].
     pub async fn register(&self, req: &Request<Bytes>) -> Result<Registered, RegistrationError> {
         if req.method() != Method::POST {
-            return Err(RegistrationError::Request(PlatformError::MethodNotAllowed {
-                expected: "POST",
-                found: clip(req.method().as_str()),
-            }));
+            return Err(RegistrationError::Request(
+                PlatformError::MethodNotAllowed {
+                    expected: "POST",
+                    found: clip(req.method().as_str()),
+                },
+            ));
         }
         let token = bearer(req.headers()).ok_or(RegistrationError::MissingToken)?;
         let grant = match self
@@ -820,11 +830,13 @@ impl DynamicRegistration {
     ) -> Result<(ClientRegistration, ToolRegistration, String), RegistrationError> {
         if let Some(e) = request.check_lti_shape() {
             let description = e.error_description.unwrap_or_default();
-            return Err(if e.error == RegistrationErrorCode::InvalidRedirectUri.as_str() {
-                RegistrationError::InvalidRedirectUri { description }
-            } else {
-                RegistrationError::InvalidMetadata { description }
-            });
+            return Err(
+                if e.error == RegistrationErrorCode::InvalidRedirectUri.as_str() {
+                    RegistrationError::InvalidRedirectUri { description }
+                } else {
+                    RegistrationError::InvalidMetadata { description }
+                },
+            );
         }
         let tc = &request.tool_configuration;
         let mut domains = vec![Domain::parse(&tc.domain).ok_or_else(|| {
@@ -894,7 +906,8 @@ impl DynamicRegistration {
             .iter()
             .map(MessageSupported::message_type)
             .collect();
-        tc.messages.retain(|m| supported.contains(&m.message_type.as_str()));
+        tc.messages
+            .retain(|m| supported.contains(&m.message_type.as_str()));
         tc.claims
             .retain(|c| self.config.claims_supported.iter().any(|s| s == c));
         tc.deployment_id = Some(deployment_id.clone());
@@ -943,7 +956,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn digest(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
 }
 
 fn random_id(bytes: usize) -> crate::Result<String> {
@@ -1114,7 +1130,11 @@ mod tests {
             "https://tool.example.com/#frag",
         ] {
             let e = check_secure("m", bad).err();
-            assert_eq!(e.map(|e| e.code()), Some("invalid_client_metadata"), "{bad}");
+            assert_eq!(
+                e.map(|e| e.code()),
+                Some("invalid_client_metadata"),
+                "{bad}"
+            );
         }
         let e = check_secure("redirect_uris[0]", "/relative").err();
         assert_eq!(e.map(|e| e.wire_error()), Some("invalid_redirect_uri"));

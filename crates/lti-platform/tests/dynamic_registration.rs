@@ -48,7 +48,12 @@ fn tool_request() -> ClientRegistration {
         domain: "tool.example.com".into(),
         secondary_domains: vec!["cdn.example.net".into()],
         target_link_uri: "https://tool.example.com/lti/launch".into(),
-        claims: vec!["iss".into(), "sub".into(), "email".into(), "shoe_size".into()],
+        claims: vec![
+            "iss".into(),
+            "sub".into(),
+            "email".into(),
+            "shoe_size".into(),
+        ],
         messages: vec![
             ToolMessage {
                 message_type: "LtiDeepLinkingRequest".into(),
@@ -82,7 +87,8 @@ fn tool_request() -> ClientRegistration {
 }
 
 fn post(token: Option<&str>, body: &ClientRegistration) -> Request<Bytes> {
-    let mut b = Request::post(format!("{ISSUER}/register")).header(CONTENT_TYPE, "application/json");
+    let mut b =
+        Request::post(format!("{ISSUER}/register")).header(CONTENT_TYPE, "application/json");
     if let Some(t) = token {
         b = b.header(AUTHORIZATION, format!("Bearer {t}"));
     }
@@ -108,8 +114,15 @@ async fn refused(w: &World, req: Request<Bytes>, status: StatusCode, error: &str
     assert_eq!(resp.status(), status, "{body}");
     assert_eq!(body["error"], error, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()));
-    assert!(w.registry.tools().await.unwrap().is_empty(), "nothing stored");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    assert!(
+        w.registry.tools().await.unwrap().is_empty(),
+        "nothing stored"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +132,11 @@ async fn the_configuration_document_is_complete_for_lti() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
     let doc: PlatformConfiguration = serde_json::from_slice(resp.body()).unwrap();
-    assert!(doc.missing_members().is_empty(), "{:?}", doc.missing_members());
+    assert!(
+        doc.missing_members().is_empty(),
+        "{:?}",
+        doc.missing_members()
+    );
     assert_eq!(doc.issuer, ISSUER);
     assert_eq!(doc.registration_endpoint, format!("{ISSUER}/register"));
     assert_eq!(doc.token_endpoint, format!("{ISSUER}/token"));
@@ -142,7 +159,9 @@ async fn the_configuration_document_is_complete_for_lti() {
 async fn a_registration_is_stored_answered_and_launches() {
     let w = world();
     let t = token(&w).await;
-    let resp = w.dr.registration_endpoint(&post(Some(&t), &tool_request())).await;
+    let resp =
+        w.dr.registration_endpoint(&post(Some(&t), &tool_request()))
+            .await;
     assert_eq!(resp.status(), StatusCode::CREATED, "{}", json(&resp));
     let answer: ClientRegistration = serde_json::from_slice(resp.body()).unwrap();
     let client_id = answer.client_id.clone().unwrap();
@@ -193,7 +212,9 @@ async fn a_registration_is_stored_answered_and_launches() {
     assert_eq!(init.login_url, "https://tool.example.com/lti/login");
 
     // The token was consumed: the same request again is refused, nothing added.
-    let again = w.dr.registration_endpoint(&post(Some(&t), &tool_request())).await;
+    let again =
+        w.dr.registration_endpoint(&post(Some(&t), &tool_request()))
+            .await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(&again)["code"], "registration_token_used");
     assert_eq!(w.registry.tools().await.unwrap().len(), 1);
@@ -224,7 +245,10 @@ async fn token_refusals_are_401_with_their_own_codes() {
     w.clock.advance(600);
     let req = post(Some(&t), &tool_request());
     let resp = w.dr.registration_endpoint(&req).await;
-    assert_eq!(resp.headers()[WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
+    assert_eq!(
+        resp.headers()[WWW_AUTHENTICATE],
+        "Bearer error=\"invalid_token\""
+    );
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(&resp)["code"], "registration_token_expired");
     assert!(w.registry.tools().await.unwrap().is_empty());
@@ -431,11 +455,10 @@ async fn bad_requests_are_4xx_and_store_nothing() {
 #[tokio::test]
 async fn the_initiation_url_carries_the_configuration_and_a_working_token() {
     let w = world();
-    let url = w
-        .dr
-        .initiation_url("https://tool.example.com/lti/register?tenant=a", "admin-1")
-        .await
-        .unwrap();
+    let url =
+        w.dr.initiation_url("https://tool.example.com/lti/register?tenant=a", "admin-1")
+            .await
+            .unwrap();
     let (base, query) = url.split_once('?').unwrap();
     assert_eq!(base, "https://tool.example.com/lti/register");
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -450,25 +473,24 @@ async fn the_initiation_url_carries_the_configuration_and_a_working_token() {
         )
     );
     assert_eq!(params[2].0, "registration_token");
-    let resp = w
-        .dr
-        .registration_endpoint(&post(Some(&params[2].1), &tool_request()))
-        .await;
+    let resp =
+        w.dr.registration_endpoint(&post(Some(&params[2].1), &tool_request()))
+            .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
-    let e = w
-        .dr
-        .initiation_url("javascript:alert(1)", "admin-1")
-        .await
-        .unwrap_err();
+    let e =
+        w.dr.initiation_url("javascript:alert(1)", "admin-1")
+            .await
+            .unwrap_err();
     assert_eq!(e.code(), "invalid_parameter");
 }
 
 #[test]
 fn the_configuration_url_must_be_under_the_issuer() {
     let platform = PlatformConfig::new(ISSUER);
-    let config = RegistrationConfig::new(&platform, "lti-rs", "1.0")
-        .with_openid_configuration_url("https://elsewhere.example/.well-known/openid-configuration");
+    let config = RegistrationConfig::new(&platform, "lti-rs", "1.0").with_openid_configuration_url(
+        "https://elsewhere.example/.well-known/openid-configuration",
+    );
     let e = DynamicRegistration::new(&platform, config, Arc::new(MemoryToolRegistry::new()))
         .unwrap_err();
     assert_eq!(e.code(), "invalid_config");

@@ -146,10 +146,7 @@ fn attr(html: &str, marker: &str, name: &str) -> String {
     let start = html[..at + 1].rfind('<').unwrap();
     let tag = &html[start..start + html[start..].find('>').unwrap()];
     let key = format!(" {name}=\"");
-    let from = tag
-        .find(&key)
-        .unwrap_or_else(|| panic!("{name} in {tag}"))
-        + key.len();
+    let from = tag.find(&key).unwrap_or_else(|| panic!("{name} in {tag}")) + key.len();
     unescape(&tag[from..from + tag[from..].find('"').unwrap()])
 }
 
@@ -199,7 +196,10 @@ async fn submit_registration_url(w: &World, b: &mut Browser) -> String {
     assert_eq!(resp.status(), StatusCode::OK, "{html}");
     assert!(html.contains("org.imsglobal.lti.close"), "{html}");
     let src = attr(&html, "id=\"registration-frame\"", "src");
-    assert!(src.starts_with(&format!("{register_url}?openid_configuration=")), "{src}");
+    assert!(
+        src.starts_with(&format!("{register_url}?openid_configuration=")),
+        "{src}"
+    );
     src
 }
 
@@ -240,7 +240,12 @@ async fn ltijs_registers_dynamically_then_launches_and_a_reused_token_is_refused
     );
     assert!(tool.registration.has_redirect_uri(w.peer.url()));
     // ltijs asks for AGS and NRPS; all are offered.
-    assert_eq!(tool.registration.scopes.len(), 5, "{:?}", tool.registration.scopes);
+    assert_eq!(
+        tool.registration.scopes.len(),
+        5,
+        "{:?}",
+        tool.registration.scopes
+    );
     // ltijs's side: our platform under the client id we assigned, active.
     assert_eq!(
         ltijs_platforms(&w).await,
@@ -262,7 +267,10 @@ async fn ltijs_registers_dynamically_then_launches_and_a_reused_token_is_refused
         auto_form(&b.get(&format!("{}/launch/frame?{query}", w.platform)).await);
     assert_eq!(login_url, w.peer.ready["login_url"].as_str().unwrap());
     let to_auth = location(&b.post_form(&login_url, &login_fields).await);
-    assert!(to_auth.starts_with(&format!("{}/auth?", w.platform)), "{to_auth}");
+    assert!(
+        to_auth.starts_with(&format!("{}/auth?", w.platform)),
+        "{to_auth}"
+    );
     let (action, fields) = auto_form(&b.get(&to_auth).await);
     let resp = b.post_form(&action, &fields).await;
     let app = location(&resp);
@@ -283,7 +291,12 @@ async fn ltijs_registers_dynamically_then_launches_and_a_reused_token_is_refused
     // The same framed URL again: the token is spent. Our endpoint answers 401
     // (ltijs reports the failure), and neither side stores anything more.
     let again = b.get(&frame_url).await;
-    assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR, "{}", text(&again));
+    assert_eq!(
+        again.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        text(&again)
+    );
     assert!(text(&again).contains("401"), "{}", text(&again));
     assert_eq!(w.dev.tools().len(), 1);
     assert_eq!(ltijs_platforms(&w).await.as_array().unwrap().len(), 1);

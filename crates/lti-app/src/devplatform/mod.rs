@@ -409,10 +409,9 @@ impl DevPlatform {
             |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
         )?;
         let mut admin_seed = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut admin_seed)
-            .map_err(|_| {
-                config_problem("", "expected random bytes, found an RNG failure".to_owned())
-            })?;
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut admin_seed).map_err(
+            |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
+        )?;
         let admin_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &admin_seed);
         let pseudonyms = lti11::PseudonymKey::new(&seed).map_err(|e| {
             config_problem("", format!("expected an LTI 1.1 pseudonym key, found: {e}"))
@@ -510,7 +509,11 @@ impl DevPlatform {
 
     /// The registration endpoint URL (Dynamic Registration).
     pub fn registration_endpoint_url(&self) -> String {
-        self.inner.registration.config().registration_endpoint.clone()
+        self.inner
+            .registration
+            .config()
+            .registration_endpoint
+            .clone()
     }
 
     /// The admin page that registers tools dynamically.

@@ -813,8 +813,7 @@ async fn admin_tools(State(dev): State<DevPlatform>, headers: HeaderMap) -> Resp
         Some(b) => (b.to_owned(), false),
         None => {
             let mut raw = [0u8; 18];
-            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err()
-            {
+            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
                 return refuse(
                     &dev,
                     &headers,
