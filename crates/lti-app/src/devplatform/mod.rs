@@ -61,14 +61,10 @@ pub const DEFAULT_DEMO_TOOL_BIND: &str = "127.0.0.1:3000";
 const ROLE_INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
 const ROLE_LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
 
-/// The service scopes granted to every registered tool.
-pub const GRANTED_SCOPES: &[&str] = &[
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
-];
+/// The service scopes granted to every tool of the configuration file (and
+/// offered to tools registering dynamically): the AGS and NRPS scopes the
+/// platform implements.
+pub const GRANTED_SCOPES: &[&str] = lti_platform::SERVICE_SCOPES;
 
 /// A member of the course.
 #[derive(Debug, Clone, PartialEq, Eq)]
