@@ -225,10 +225,12 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
             .call(Method::POST, "/session", Some(caps.clone()))
             .await;
         match started {
-            Ok(v) => break Wd(format!(
-                "http://127.0.0.1:{port}/session/{}",
-                v["sessionId"].as_str().unwrap()
-            )),
+            Ok(v) => {
+                break Wd(format!(
+                    "http://127.0.0.1:{port}/session/{}",
+                    v["sessionId"].as_str().unwrap()
+                ));
+            }
             Err(e) if Instant::now() >= deadline => panic!("no WebDriver session: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
@@ -256,9 +258,13 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
             .await
             .unwrap();
             let submit = wd.find("#register-submit").await;
-            wd.call(Method::POST, &format!("/element/{submit}/click"), Some(json!({})))
-                .await
-                .unwrap();
+            wd.call(
+                Method::POST,
+                &format!("/element/{submit}/click"),
+                Some(json!({})),
+            )
+            .await
+            .unwrap();
             // The listener hears the framed tool's close message and opens the
             // course, which lists the new tool with launch buttons.
             let items = wd.text("#course-items .resource-link").await;

@@ -3,7 +3,8 @@
 // `/register` route), on its `ltijs-sequelize` SQLite store. Used by the interop
 // suite (tests/dynreg_ltijs.rs).
 //
-// argv[2] is JSON: {"db_dir"}. No platform is registered by hand: ltijs learns
+// argv[2] is JSON: {"db_dir", "redirect_uris"?}; `redirect_uris` are extra
+// redirect URIs ltijs declares (its `dynReg.redirectUris`), for negative cases. No platform is registered by hand: ltijs learns
 // the platform (issuer, endpoints, the client id it is given) from the
 // registration. ltijs needs its own public URL before `setup`, so the HTTP
 // server listens first (loopback, port 0) and ltijs's app is attached after.
@@ -58,6 +59,7 @@ async function main(url) {
       name: 'ltijs (dynamic registration)',
       description: 'npm ltijs registered through LTI Dynamic Registration',
       autoActivate: true,
+      redirectUris: conf.redirect_uris || [],
     },
     tokenMaxAge: 10,
   });

@@ -50,14 +50,26 @@ impl Drop for World {
 }
 
 async fn world() -> Option<World> {
+    world_with(3600, &[]).await
+}
+
+/// Our platform with registration tokens valid `token_secs`, and ltijs
+/// declaring `extra_redirect_uris` besides its own.
+async fn world_with(token_secs: u64, extra_redirect_uris: &[&str]) -> Option<World> {
     let peers = lti_interop::peers("dynamic registration: ltijs -> our platform")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let db_dir = temp_dir("ltijs-dynreg-db");
-    let peer = peers.spawn("ltijs_dynreg_peer.js", &json!({ "db_dir": db_dir }));
+    let peer = peers.spawn(
+        "ltijs_dynreg_peer.js",
+        &json!({ "db_dir": db_dir, "redirect_uris": extra_redirect_uris }),
+    );
     let key = SigningKey::from_pem(PLATFORM_PEM, Algorithm::RS256).unwrap();
     // No tools: ltijs arrives through Dynamic Registration only.
-    let dev = DevPlatform::with_signing_key(&base, &[], key).unwrap();
+    let dev = DevPlatform::with_signing_key(&base, &[], key)
+        .unwrap()
+        .with_registration_token_lifetime(token_secs)
+        .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(dev.clone());
     tokio::spawn(async move {
@@ -322,4 +334,48 @@ async fn ltijs_registers_dynamically_then_launches_and_a_reused_token_is_refused
     let body: Value = serde_json::from_slice(resp.body()).unwrap();
     assert_eq!(body["code"], "registration_token_used", "{body}");
     assert_eq!(w.dev.tools().len(), 1);
+}
+
+/// ltijs's attempt fails with our 401 or 400 (ltijs answers 500 naming the
+/// status), and neither side stored anything.
+async fn refused_by_us(w: &World, b: &mut Browser, frame_url: &str, status: &str) {
+    let resp = b.get(frame_url).await;
+    let body = text(&resp);
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains(status), "{body}");
+    assert!(w.dev.tools().is_empty());
+    assert_eq!(ltijs_platforms(w).await, json!([]));
+    let course = text(&b.get(&format!("{}/", w.platform)).await);
+    assert!(!course.contains("class=\"resource-link\""), "{course}");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_and_nothing_is_stored() {
+    let Some(w) = world_with(1, &[]).await else {
+        return;
+    };
+    let mut b = Browser::default();
+    let frame_url = submit_registration_url(&w, &mut b).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    refused_by_us(&w, &mut b, &frame_url, "401").await;
+}
+
+#[tokio::test]
+async fn a_redirect_uri_outside_the_tools_domain_is_refused_and_nothing_is_stored() {
+    let Some(w) = world_with(3600, &["https://elsewhere.example.org/launch"]).await else {
+        return;
+    };
+    let mut b = Browser::default();
+    let frame_url = submit_registration_url(&w, &mut b).await;
+    refused_by_us(&w, &mut b, &frame_url, "400").await;
+}
+
+#[tokio::test]
+async fn a_plain_http_url_off_loopback_is_refused_and_nothing_is_stored() {
+    let Some(w) = world_with(3600, &["http://tool.example.org/launch"]).await else {
+        return;
+    };
+    let mut b = Browser::default();
+    let frame_url = submit_registration_url(&w, &mut b).await;
+    refused_by_us(&w, &mut b, &frame_url, "400").await;
 }
