@@ -668,7 +668,8 @@ pub async fn run_platform(
     print_registration(&dev);
     if config.tools.is_empty() && config.lti11_tools.is_empty() {
         println!(
-            "No tools registered: add [[tools]] entries to a configuration file and restart with --config FILE."
+            "No tools registered: register one at {} (LTI Dynamic Registration), or add [[tools]] entries to a configuration file and restart with --config FILE.",
+            dev.admin_tools_url()
         );
     }
     println!("Open {}", dev.course_url());
