@@ -24,7 +24,8 @@ pub use platform::{MemoryReplayStore, Platform, PlatformConfig, ReplayStore, TOO
 pub use registration::{
     CLAIMS_SUPPORTED, Consumed, DEFAULT_REGISTRATION_TOKEN_LIFETIME_SECS, DynamicRegistration,
     IssuedToken, MemoryRegistrationTokens, Registered, RegistrationConfig, RegistrationError,
-    RegistrationGrant, RegistrationIntent, RegistrationTokenStore, SERVICE_SCOPES, ToolRegistrar,
+    RegistrationGrant, RegistrationIntent, RegistrationTokenStore, SERVICE_SCOPES,
+    SealedRegistrationTokens, ToolRegistrar,
 };
 pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry};
 pub use secret::{MIN_SECRET_LEN, PlatformSecret};

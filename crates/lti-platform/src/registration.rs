@@ -35,8 +35,9 @@ use lti_message::registration::{
 
 use crate::auth::SUBSTITUTION_VARIABLES;
 use crate::error::{PlatformError, clip};
-use crate::platform::PlatformConfig;
+use crate::platform::{PlatformConfig, ReplayStore};
 use crate::registry::{MemoryToolRegistry, ToolKeys, ToolRegistration, ToolRegistry};
+use crate::secret::{PlatformSecret, Purpose};
 use crate::web::{check_body_size, require_content_type};
 
 /// The default lifetime of a registration token: one hour, as Canvas, Moodle
@@ -232,27 +233,32 @@ pub enum Consumed {
     Unknown,
 }
 
-/// Where registration tokens live, keyed by a digest of the token (the token
-/// itself is never stored). Share one store between instances.
+/// Where registration tokens come from and are spent. Share one store between
+/// the instances of a platform: [`MemoryRegistrationTokens`] serves one process,
+/// [`SealedRegistrationTokens`] every instance sharing a [`ReplayStore`] and the
+/// platform secret.
 #[async_trait::async_trait]
 pub trait RegistrationTokenStore: Send + Sync {
-    /// Records a new token.
+    /// Issues a new token for `grant`.
     ///
     /// # Errors
-    /// [`PlatformError::Backend`] when the store fails.
-    async fn insert(&self, digest: &str, grant: RegistrationGrant) -> crate::Result<()>;
+    /// [`PlatformError::Backend`] when the store or the random source fails.
+    async fn issue(&self, grant: RegistrationGrant) -> crate::Result<String>;
 
-    /// Marks the token used and returns what it was, atomically: of two
-    /// concurrent calls for one token, one gets [`Consumed::Fresh`].
+    /// Marks `token` used and returns what it was, atomically: of two
+    /// concurrent calls for one token, one gets [`Consumed::Fresh`]. An expired
+    /// token may be returned as fresh; the caller checks
+    /// [`RegistrationGrant::expires_at`].
     ///
     /// # Errors
     /// [`PlatformError::Backend`] when the store fails.
-    async fn consume(&self, digest: &str) -> crate::Result<Consumed>;
+    async fn consume(&self, token: &str) -> crate::Result<Consumed>;
 }
 
-/// An in-memory [`RegistrationTokenStore`]: used tokens are remembered until
-/// they expire (so reuse is told apart from an unknown token); expired entries
-/// are purged as new tokens arrive.
+/// An in-memory [`RegistrationTokenStore`] for one process: random tokens,
+/// stored as SHA-256 digests (never the token itself); used tokens are
+/// remembered until they expire (so reuse is told apart from an unknown
+/// token); expired entries are purged as new tokens arrive.
 pub struct MemoryRegistrationTokens {
     entries: Mutex<HashMap<String, (RegistrationGrant, bool)>>,
     clock: Arc<dyn Clock>,
@@ -290,19 +296,20 @@ impl MemoryRegistrationTokens {
 
 #[async_trait::async_trait]
 impl RegistrationTokenStore for MemoryRegistrationTokens {
-    async fn insert(&self, digest: &str, grant: RegistrationGrant) -> crate::Result<()> {
+    async fn issue(&self, grant: RegistrationGrant) -> crate::Result<String> {
+        let token = random_id(32)?;
         let now = self.clock.now();
         let mut entries = self.lock();
         if entries.len() > 256 {
             entries.retain(|_, (g, _)| g.expires_at > now);
         }
-        entries.insert(digest.to_owned(), (grant, false));
-        Ok(())
+        entries.insert(digest(&token), (grant, false));
+        Ok(token)
     }
 
-    async fn consume(&self, digest: &str) -> crate::Result<Consumed> {
+    async fn consume(&self, token: &str) -> crate::Result<Consumed> {
         let mut entries = self.lock();
-        Ok(match entries.get_mut(digest) {
+        Ok(match entries.get_mut(&digest(token)) {
             None => Consumed::Unknown,
             Some((_, true)) => Consumed::AlreadyUsed,
             Some((grant, used)) => {
@@ -310,6 +317,107 @@ impl RegistrationTokenStore for MemoryRegistrationTokens {
                 Consumed::Fresh(grant.clone())
             }
         })
+    }
+}
+
+/// A [`RegistrationTokenStore`] for several instances: each token is the grant
+/// itself, sealed (AES-256-GCM) under a key derived from the [`PlatformSecret`]
+/// with a random id, so any instance with the same secret can read it and
+/// nobody else can read or forge one; single use is recorded in a
+/// [`ReplayStore`] (the platform's shared nonce store) until the token
+/// expires. Nothing else is stored.
+pub struct SealedRegistrationTokens {
+    secret: PlatformSecret,
+    replay: Arc<dyn ReplayStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SealedRegistrationTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedRegistrationTokens")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sealed content of a [`SealedRegistrationTokens`] token.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedGrant {
+    jti: String,
+    admin: String,
+    intent: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The replay-store namespace of registration token ids.
+const TOKEN_NAMESPACE: &str = "lti-platform/registration-token";
+
+impl SealedRegistrationTokens {
+    /// Tokens sealed under `secret` (the same secret on every instance), spent
+    /// in `replay`, timed by `clock`.
+    pub fn new(
+        secret: PlatformSecret,
+        replay: Arc<dyn ReplayStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            secret,
+            replay,
+            clock,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RegistrationTokenStore for SealedRegistrationTokens {
+    async fn issue(&self, grant: RegistrationGrant) -> crate::Result<String> {
+        let intent = match grant.intent {
+            RegistrationIntent::New => "new",
+        };
+        self.secret.seal(
+            Purpose::RegistrationToken,
+            &SealedGrant {
+                jti: random_id(16)?,
+                admin: grant.admin,
+                intent: intent.to_owned(),
+                iat: grant.issued_at,
+                exp: grant.expires_at,
+            },
+        )
+    }
+
+    async fn consume(&self, token: &str) -> crate::Result<Consumed> {
+        let Ok(sealed) = self
+            .secret
+            .open::<SealedGrant>(Purpose::RegistrationToken, token)
+        else {
+            return Ok(Consumed::Unknown);
+        };
+        let intent = match sealed.intent.as_str() {
+            "new" => RegistrationIntent::New,
+            _ => return Ok(Consumed::Unknown),
+        };
+        let grant = RegistrationGrant {
+            admin: sealed.admin,
+            intent,
+            issued_at: sealed.iat,
+            expires_at: sealed.exp,
+        };
+        let now = self.clock.now();
+        if grant.expires_at <= now {
+            // Refused as expired by the caller; nothing to record.
+            return Ok(Consumed::Fresh(grant));
+        }
+        let until = i64::try_from(grant.expires_at).unwrap_or(i64::MAX);
+        match self
+            .replay
+            .record_nonce(TOKEN_NAMESPACE, &sealed.jti, until)
+            .await
+        {
+            Ok(()) => Ok(Consumed::Fresh(grant)),
+            Err(lti_registry::RegistryError::NonceReplayed { .. }) => Ok(Consumed::AlreadyUsed),
+            Err(e) => Err(PlatformError::backend("replay store", e)),
+        }
     }
 }
 
@@ -596,7 +704,8 @@ impl DynamicRegistration {
         })
     }
 
-    /// Keeps tokens in `store` (share it between instances).
+    /// Keeps tokens in `store` ([`SealedRegistrationTokens`] to share them
+    /// between instances).
     pub fn with_token_store(mut self, store: Arc<dyn RegistrationTokenStore>) -> Self {
         self.tokens = store;
         self
@@ -686,19 +795,16 @@ impl DynamicRegistration {
         admin: &str,
         intent: RegistrationIntent,
     ) -> crate::Result<IssuedToken> {
-        let token = random_id(32)?;
         let now = self.clock.now();
         let expires_at = now.saturating_add(self.config.token_lifetime_secs);
-        self.tokens
-            .insert(
-                &digest(&token),
-                RegistrationGrant {
-                    admin: admin.to_owned(),
-                    intent,
-                    issued_at: now,
-                    expires_at,
-                },
-            )
+        let token = self
+            .tokens
+            .issue(RegistrationGrant {
+                admin: admin.to_owned(),
+                intent,
+                issued_at: now,
+                expires_at,
+            })
             .await?;
         Ok(IssuedToken { token, expires_at })
     }
@@ -758,7 +864,7 @@ impl DynamicRegistration {
         let token = bearer(req.headers()).ok_or(RegistrationError::MissingToken)?;
         let grant = match self
             .tokens
-            .consume(&digest(token))
+            .consume(token)
             .await
             .map_err(RegistrationError::Backend)?
         {

@@ -499,3 +499,88 @@ fn the_configuration_url_must_be_under_the_issuer() {
         .unwrap_err();
     assert_eq!(e.code(), "invalid_config");
 }
+
+/// Two instances of one platform: the same secret, one shared replay store.
+fn sealed_instance(
+    secret: &[u8],
+    replay: Arc<dyn lti_platform::ReplayStore>,
+    clock: Arc<TestClock>,
+) -> World {
+    let registry = Arc::new(MemoryToolRegistry::new());
+    let platform = PlatformConfig::new(ISSUER);
+    let config = RegistrationConfig::new(&platform, "lti-rs", "1.0").with_token_lifetime_secs(600);
+    let tokens = lti_platform::SealedRegistrationTokens::new(
+        lti_platform::PlatformSecret::from_bytes(secret).unwrap(),
+        replay,
+        clock.clone(),
+    );
+    let dr = DynamicRegistration::new(&platform, config, registry.clone())
+        .unwrap()
+        .with_clock(clock.clone())
+        .with_token_store(Arc::new(tokens));
+    World {
+        dr,
+        registry,
+        clock,
+    }
+}
+
+#[tokio::test]
+async fn sealed_tokens_work_across_instances_and_are_spent_once() {
+    let clock = Arc::new(TestClock(AtomicU64::new(NOW)));
+    let replay: Arc<dyn lti_platform::ReplayStore> =
+        Arc::new(lti_platform::MemoryReplayStore::new(clock.clone()));
+    let a = sealed_instance(&[9u8; 32], replay.clone(), clock.clone());
+    let b = sealed_instance(&[9u8; 32], replay.clone(), clock.clone());
+
+    // Minted on A, spent on B; then refused on A and on B.
+    let t = token(&a).await;
+    assert!(t.starts_with("lti-rt."), "sealed");
+    assert!(!t.contains("admin-1"), "the grant is not readable");
+    let resp =
+        b.dr.registration_endpoint(&post(Some(&t), &tool_request()))
+            .await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", json(&resp));
+    for w in [&a, &b] {
+        let resp =
+            w.dr.registration_endpoint(&post(Some(&t), &tool_request()))
+                .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json(&resp)["code"], "registration_token_used");
+    }
+    assert!(a.registry.tools().await.unwrap().is_empty());
+    assert_eq!(b.registry.tools().await.unwrap().len(), 1);
+
+    // Another platform's token, and an altered one, are unknown here.
+    let other = sealed_instance(&[8u8; 32], replay.clone(), clock.clone());
+    let foreign = token(&other).await;
+    let altered = {
+        // One character in the middle of the ciphertext, changed in its high bit.
+        let t = token(&a).await;
+        let mid = t.len() / 2;
+        let c = if t.as_bytes()[mid] == b'A' { "g" } else { "A" };
+        format!("{}{c}{}", &t[..mid], &t[mid + 1..])
+    };
+    for t in [foreign, altered] {
+        refused(
+            &a,
+            post(Some(&t), &tool_request()),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "registration_token_unknown",
+        )
+        .await;
+    }
+
+    // Expired.
+    let t = token(&a).await;
+    clock.advance(600);
+    refused(
+        &a,
+        post(Some(&t), &tool_request()),
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "registration_token_expired",
+    )
+    .await;
+}
