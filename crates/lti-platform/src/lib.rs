@@ -8,6 +8,7 @@ mod error;
 mod keys;
 mod launch;
 mod platform;
+mod registration;
 mod registry;
 mod secret;
 pub mod services;
@@ -20,6 +21,12 @@ pub use error::{PlatformError, Result};
 pub use keys::PlatformKeys;
 pub use launch::{DeepLinkingOptions, LaunchKind, LaunchSpec, LoginInitiation, PlatformUser};
 pub use platform::{MemoryReplayStore, Platform, PlatformConfig, ReplayStore, TOOL_ALGORITHMS};
+pub use registration::{
+    CLAIMS_SUPPORTED, Consumed, DEFAULT_REGISTRATION_TOKEN_LIFETIME_SECS, DynamicRegistration,
+    IssuedToken, MemoryRegistrationTokens, Registered, RegistrationConfig, RegistrationError,
+    RegistrationGrant, RegistrationIntent, RegistrationTokenStore, SERVICE_SCOPES,
+    SealedRegistrationTokens, ToolRegistrar,
+};
 pub use registry::{MemoryToolRegistry, SubjectPolicy, ToolKeys, ToolRegistration, ToolRegistry};
 pub use secret::{MIN_SECRET_LEN, PlatformSecret};
 pub use token::{AccessGrant, CLIENT_ASSERTION_TYPE, TokenRequest, TokenResponse};

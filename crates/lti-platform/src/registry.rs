@@ -286,6 +286,24 @@ impl MemoryToolRegistry {
         Ok(())
     }
 
+    /// Adds a registration after validating it, unless its client id is taken;
+    /// returns whether it was added (the check and the insert are one step).
+    ///
+    /// # Errors
+    /// [`PlatformError::InvalidRegistration`].
+    pub fn register_new(&self, tool: ToolRegistration) -> Result<bool> {
+        tool.validate()?;
+        let mut tools = match self.tools.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if tools.contains_key(&tool.client_id) {
+            return Ok(false);
+        }
+        tools.insert(tool.client_id.clone(), tool);
+        Ok(true)
+    }
+
     /// Removes a registration; returns whether it existed.
     pub fn remove(&self, client_id: &str) -> bool {
         match self.tools.write() {

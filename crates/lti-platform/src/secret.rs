@@ -31,6 +31,7 @@ pub struct PlatformSecret {
     hint: SecretCipher,
     token: SecretCipher,
     dl_data: SecretCipher,
+    registration: SecretCipher,
 }
 
 impl fmt::Debug for PlatformSecret {
@@ -47,13 +48,15 @@ pub(crate) enum Purpose {
     MessageHint,
     AccessToken,
     DeepLinkData,
+    RegistrationToken,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 3] = [
+    const ALL: [Purpose; 4] = [
         Purpose::MessageHint,
         Purpose::AccessToken,
         Purpose::DeepLinkData,
+        Purpose::RegistrationToken,
     ];
 
     /// The visible prefix of sealed values (`<prefix>.<ciphertext>`).
@@ -62,6 +65,7 @@ impl Purpose {
             Purpose::MessageHint => "lti-mh",
             Purpose::AccessToken => "lti-at",
             Purpose::DeepLinkData => "lti-dl",
+            Purpose::RegistrationToken => "lti-rt",
         }
     }
 
@@ -71,6 +75,7 @@ impl Purpose {
             Purpose::MessageHint => b"lti-platform/message-hint/aead/v2",
             Purpose::AccessToken => b"lti-platform/access-token/aead/v2",
             Purpose::DeepLinkData => b"lti-platform/deep-link-data/aead/v2",
+            Purpose::RegistrationToken => b"lti-platform/registration-token/aead/v1",
         }
     }
 
@@ -80,6 +85,7 @@ impl Purpose {
             Purpose::MessageHint => "lti-platform sealed value: lti_message_hint",
             Purpose::AccessToken => "lti-platform sealed value: access token",
             Purpose::DeepLinkData => "lti-platform sealed value: deep-linking data",
+            Purpose::RegistrationToken => "lti-platform sealed value: registration token",
         }
     }
 }
@@ -141,6 +147,7 @@ impl PlatformSecret {
             hint: cipher(Purpose::MessageHint)?,
             token: cipher(Purpose::AccessToken)?,
             dl_data: cipher(Purpose::DeepLinkData)?,
+            registration: cipher(Purpose::RegistrationToken)?,
         })
     }
 
@@ -162,6 +169,7 @@ impl PlatformSecret {
             Purpose::MessageHint => &self.hint,
             Purpose::AccessToken => &self.token,
             Purpose::DeepLinkData => &self.dl_data,
+            Purpose::RegistrationToken => &self.registration,
         }
     }
 

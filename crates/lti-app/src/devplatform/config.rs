@@ -64,6 +64,10 @@ pub struct DevServerConfig {
     /// that a tool served on `127.0.0.1` is cross-site, as in a real LMS.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long a Dynamic Registration token minted by `/admin/tools` stays
+    /// usable, in seconds (default 3600).
+    #[serde(default = "default_registration_token_lifetime")]
+    pub registration_token_lifetime_secs: u64,
 }
 
 impl Default for DevServerConfig {
@@ -71,8 +75,13 @@ impl Default for DevServerConfig {
         Self {
             bind: default_bind(),
             public_url: None,
+            registration_token_lifetime_secs: default_registration_token_lifetime(),
         }
     }
+}
+
+fn default_registration_token_lifetime() -> u64 {
+    lti_platform::DEFAULT_REGISTRATION_TOKEN_LIFETIME_SECS
 }
 
 fn default_bind() -> String {
@@ -211,6 +220,12 @@ impl DevPlatformConfig {
             && let Err(m) = check_url(url)
         {
             out.push(problem("platform.public_url", m));
+        }
+        if self.platform.registration_token_lifetime_secs == 0 {
+            out.push(problem(
+                "platform.registration_token_lifetime_secs",
+                "expected a positive number of seconds, found 0",
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.tools.iter().enumerate() {

@@ -29,8 +29,8 @@ use lti_jose::SigningKey;
 use lti_message::nrps::MembershipContext;
 use lti_platform::services::{MemoryGradeBook, MemoryRoster, ResourceLinks, RosterMember};
 use lti_platform::{
-    MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys, PlatformSecret, PlatformUser,
-    ToolKeys, ToolRegistration,
+    DynamicRegistration, MemoryToolRegistry, Platform, PlatformConfig, PlatformKeys,
+    PlatformSecret, PlatformUser, Registered, RegistrationConfig, ToolKeys, ToolRegistration,
 };
 use tokio::net::TcpListener;
 
@@ -61,14 +61,10 @@ pub const DEFAULT_DEMO_TOOL_BIND: &str = "127.0.0.1:3000";
 const ROLE_INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
 const ROLE_LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
 
-/// The service scopes granted to every registered tool.
-pub const GRANTED_SCOPES: &[&str] = &[
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-    "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
-];
+/// The service scopes granted to every tool of the configuration file (and
+/// offered to tools registering dynamically): the AGS and NRPS scopes the
+/// platform implements.
+pub const GRANTED_SCOPES: &[&str] = lti_platform::SERVICE_SCOPES;
 
 /// A member of the course.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +222,12 @@ pub(crate) struct Inner {
     pub(crate) lti11_users: lti11::UserIdPolicy,
     pub(crate) grade_book: Arc<MemoryGradeBook>,
     pub(crate) users: Vec<CourseUser>,
-    pub(crate) tools: Vec<CourseTool>,
+    pub(crate) tools: RwLock<Vec<CourseTool>>,
+    /// Dynamic Registration: the configuration document, tokens, the
+    /// registration endpoint (adding to the platform's registry).
+    pub(crate) registration: DynamicRegistration,
+    /// Keys the admin pages' CSRF tokens (HMAC of the admin cookie).
+    pub(crate) admin_key: ring::hmac::Key,
     /// Shared with the platform's line-item checks ([`CourseLinks`]).
     pub(crate) items: Arc<RwLock<Vec<CourseItem>>>,
     pub(crate) next_link: AtomicU64,
@@ -243,7 +244,7 @@ impl std::fmt::Debug for DevPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevPlatform")
             .field("base_url", &self.inner.base_url)
-            .field("tools", &self.inner.tools.len())
+            .field("tools", &self.tools().len())
             .finish_non_exhaustive()
     }
 }
@@ -379,6 +380,12 @@ impl DevPlatform {
                 ..Default::default()
             },
         );
+        let registration = DynamicRegistration::new(
+            &config,
+            RegistrationConfig::new(&config, "lti-rs", env!("CARGO_PKG_VERSION")),
+            registry.clone(),
+        )
+        .map_err(|e| config_problem("platform.public_url", e.to_string()))?;
         let platform = Platform::new(
             config,
             keys,
@@ -397,6 +404,11 @@ impl DevPlatform {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).map_err(
             |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
         )?;
+        let mut admin_seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut admin_seed).map_err(
+            |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
+        )?;
+        let admin_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &admin_seed);
         let pseudonyms = lti11::PseudonymKey::new(&seed).map_err(|e| {
             config_problem("", format!("expected an LTI 1.1 pseudonym key, found: {e}"))
         })?;
@@ -407,7 +419,9 @@ impl DevPlatform {
                 lti11_users: lti11::UserIdPolicy::Pseudonymous(pseudonyms),
                 grade_book,
                 users,
-                tools: course_tools,
+                tools: RwLock::new(course_tools),
+                registration,
+                admin_key,
                 items,
                 next_link: AtomicU64::new(next),
                 base_url: base,
@@ -466,11 +480,109 @@ impl DevPlatform {
         self.inner.users.iter().find(|u| u.id == id)
     }
 
-    pub(crate) fn tool(&self, client_id: &str) -> Option<&CourseTool> {
-        self.inner
-            .tools
-            .iter()
+    pub(crate) fn tool(&self, client_id: &str) -> Option<CourseTool> {
+        self.tools()
+            .into_iter()
             .find(|t| t.registration.client_id == client_id)
+    }
+
+    /// The registered LTI 1.3 tools, in registration order.
+    pub fn tools(&self) -> Vec<CourseTool> {
+        match self.inner.tools.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The URL of the platform's OpenID configuration (Dynamic Registration).
+    pub fn openid_configuration_url(&self) -> String {
+        self.inner
+            .registration
+            .config()
+            .openid_configuration_url
+            .clone()
+    }
+
+    /// The registration endpoint URL (Dynamic Registration).
+    pub fn registration_endpoint_url(&self) -> String {
+        self.inner
+            .registration
+            .config()
+            .registration_endpoint
+            .clone()
+    }
+
+    /// The admin page that registers tools dynamically.
+    pub fn admin_tools_url(&self) -> String {
+        format!("{}/admin/tools", self.inner.base_url)
+    }
+
+    /// Starts a dynamic registration in one step: mints a one-time token
+    /// (one hour) for `admin` and returns the tool's `registration_url` with
+    /// `openid_configuration` and `registration_token` added — the URL to open
+    /// in a browser (or fetch, for a tool that registers on GET). When the
+    /// tool completes the flow it appears in the course.
+    ///
+    /// # Errors
+    /// [`lti_platform::PlatformError`] `invalid_parameter` for a URL that is not
+    /// absolute http(s).
+    pub async fn registration_initiation_url(
+        &self,
+        registration_url: &str,
+        admin: &str,
+    ) -> Result<String, lti_platform::PlatformError> {
+        self.inner
+            .registration
+            .initiation_url(registration_url, admin)
+            .await
+    }
+
+    /// Sets how long Dynamic Registration tokens stay usable (default one
+    /// hour; `[platform] registration_token_lifetime_secs`).
+    ///
+    /// # Errors
+    /// [`AppError::Config`] for zero, or once the platform is shared (serving).
+    pub fn with_registration_token_lifetime(mut self, secs: u64) -> Result<Self, AppError> {
+        let path = "platform.registration_token_lifetime_secs";
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            config_problem(
+                path,
+                "expected to configure the platform before serving, found a shared platform"
+                    .to_owned(),
+            )
+        })?;
+        inner
+            .registration
+            .set_token_lifetime_secs(secs)
+            .map_err(|e| config_problem(path, e.to_string()))?;
+        Ok(self)
+    }
+
+    /// Adds a tool the registration endpoint stored to the course: one
+    /// resource link with launch buttons, and the deep-linking buttons.
+    pub(crate) fn add_registered_tool(&self, registered: &Registered) {
+        let tool = CourseTool {
+            registration: registered.tool.clone(),
+            deployment_id: registered.deployment_id.clone(),
+        };
+        let title = if tool.registration.name.is_empty() {
+            tool.registration.client_id.clone()
+        } else {
+            tool.registration.name.clone()
+        };
+        match self.inner.tools.write() {
+            Ok(mut g) => g.push(tool.clone()),
+            Err(p) => p.into_inner().push(tool.clone()),
+        }
+        let id = self.new_link_id();
+        self.push_item(CourseItem::ResourceLink {
+            id,
+            client_id: tool.registration.client_id,
+            title,
+            url: None,
+            custom: Default::default(),
+            line_item_id: None,
+        });
     }
 }
 
@@ -550,12 +662,14 @@ pub async fn run_platform(
             })??,
     };
     let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?
-        .with_lti11_tools(&config.lti11_tools)?;
+        .with_lti11_tools(&config.lti11_tools)?
+        .with_registration_token_lifetime(config.platform.registration_token_lifetime_secs)?;
     println!("lti platform is listening on http://{addr}");
     print_registration(&dev);
     if config.tools.is_empty() && config.lti11_tools.is_empty() {
         println!(
-            "No tools registered: add [[tools]] entries to a configuration file and restart with --config FILE."
+            "No tools registered: register one at {} (LTI Dynamic Registration), or add [[tools]] entries to a configuration file and restart with --config FILE.",
+            dev.admin_tools_url()
         );
     }
     println!("Open {}", dev.course_url());
@@ -569,6 +683,14 @@ fn print_registration(dev: &DevPlatform) {
     println!("  Authorization endpoint    : {}", dev.auth_url());
     println!("  Token endpoint            : {}", dev.token_url());
     println!("  Public keyset (JWKS) URL  : {}", dev.jwks_url());
+    println!(
+        "  OpenID configuration      : {}",
+        dev.openid_configuration_url()
+    );
+    println!(
+        "Register a tool dynamically (LTI Dynamic Registration): {}",
+        dev.admin_tools_url()
+    );
 }
 
 /// Where `lti demo` listens.

@@ -31,7 +31,7 @@ pub(crate) fn page(title: &str, current: Option<&CourseUser>, body: &str) -> Str
         None => "<span id=\"current-user\">Not signed in</span>".to_owned(),
     };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · lti-rs dev platform</title><style>{STYLE}</style></head>\n<body><header><div><a href=\"/\"><h1>{} · {}</h1></a><span class=\"muted\" style=\"color:#c9d6ea\">lti-rs dev platform</span></div><nav><a href=\"/\">Course</a> · <a id=\"gradebook-link\" href=\"/gradebook\">Grade book</a> · <a href=\"/roster\">Roster</a></nav><div>{who}</div></header>\n<main>{body}</main></body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{} · lti-rs dev platform</title><style>{STYLE}</style></head>\n<body><header><div><a href=\"/\"><h1>{} · {}</h1></a><span class=\"muted\" style=\"color:#c9d6ea\">lti-rs dev platform</span></div><nav><a href=\"/\">Course</a> · <a id=\"gradebook-link\" href=\"/gradebook\">Grade book</a> · <a href=\"/roster\">Roster</a> · <a id=\"admin-tools-link\" href=\"/admin/tools\">Tools (admin)</a></nav><div>{who}</div></header>\n<main>{body}</main></body></html>\n",
         esc(title),
         esc(COURSE_LABEL),
         esc(COURSE_TITLE),
@@ -63,7 +63,7 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
     let mut b = String::from("<section><h2>Course content</h2>");
     let items = dev.items();
     if items.is_empty() {
-        b.push_str("<p class=\"muted\">Nothing yet: register a tool (see <code>lti platform --help</code>).</p>");
+        b.push_str("<p class=\"muted\">Nothing yet: register a tool on the <a href=\"/admin/tools\">tools page</a> (LTI Dynamic Registration) or in a configuration file (see <code>lti platform --help</code>).</p>");
     }
     b.push_str("<ul id=\"course-items\">");
     for item in &items {
@@ -131,7 +131,8 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
     b.push_str("</ul></section>");
     b.push_str("<section><h2>Add content with deep linking</h2>");
     let instructors: Vec<&CourseUser> = users.iter().filter(|u| u.instructor).collect();
-    for (i, t) in dev.inner.tools.iter().enumerate() {
+    let tools = dev.tools();
+    for (i, t) in tools.iter().enumerate() {
         for u in &instructors {
             let _ = write!(
                 b,
@@ -144,7 +145,7 @@ pub(crate) fn course(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
             );
         }
     }
-    if dev.inner.tools.is_empty() {
+    if tools.is_empty() {
         b.push_str("<p class=\"muted\">No tools registered.</p>");
     }
     b.push_str("</section><section><h2>Switch user</h2><p>Launch buttons sign you in as the user they launch as; the authorization endpoint answers only for the signed-in user.</p>");
@@ -353,4 +354,81 @@ pub(crate) fn roster(dev: &DevPlatform, current: Option<&CourseUser>) -> String 
     }
     b.push_str("</table></section>");
     page("Roster", current, &b)
+}
+
+/// The `id` of the `<iframe>` the admin page opens a tool's registration in.
+pub(crate) const REGISTRATION_FRAME_ID: &str = "registration-frame";
+
+/// The admin page's script: when the registration frame's window posts
+/// `{subject: "org.imsglobal.lti.close"}`, go to the frame's `data-done` URL.
+/// Messages from any other window are ignored. Its text does not depend on the
+/// page, so the platform's script policy allows it by hash.
+pub(crate) const REGISTRATION_SCRIPT: &str = "<script>(function(){\
+var frame=document.getElementById('registration-frame');if(!frame)return;\
+window.addEventListener('message',function(event){\
+if(event.source!==frame.contentWindow)return;\
+var m=event.data;if(!m||typeof m!=='object'||m.subject!=='org.imsglobal.lti.close')return;\
+var status=document.getElementById('registration-status');\
+if(status)status.textContent='The tool finished registering; opening the course…';\
+window.location.assign(frame.getAttribute('data-done')||'/');\
+});})();</script>";
+
+/// `/admin/tools`: the registered LTI 1.3 tools and the Dynamic Registration
+/// form (`registration_url`, with the CSRF token in a hidden field).
+pub(crate) fn admin_tools(
+    dev: &DevPlatform,
+    current: Option<&CourseUser>,
+    csrf_token: &str,
+) -> String {
+    let mut b = String::from(
+        "<section><h2>Register a tool (LTI Dynamic Registration)</h2><p>Paste the tool's registration URL. The platform opens it below with <code>openid_configuration</code> and a one-time <code>registration_token</code> (valid for one hour) added; when the tool says it is done, the new tool is in the course with launch buttons.</p>",
+    );
+    let _ = write!(
+        b,
+        "<form id=\"register-form\" method=\"post\" action=\"/admin/tools\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\"><label for=\"registration_url\">Registration URL</label> <input id=\"registration_url\" name=\"registration_url\" type=\"url\" size=\"60\" required placeholder=\"https://tool.example.com/lti/register\"> <button id=\"register-submit\" type=\"submit\">Register</button></form>",
+        esc(csrf_token)
+    );
+    let _ = write!(
+        b,
+        "<p class=\"muted\">OpenID configuration: <code id=\"openid-configuration\">{}</code> · registration endpoint: <code>{}</code></p></section>",
+        esc(&dev.openid_configuration_url()),
+        esc(&dev.registration_endpoint_url())
+    );
+    b.push_str("<section><h2>Registered tools</h2>");
+    let tools = dev.tools();
+    if tools.is_empty() {
+        b.push_str("<p class=\"muted\" id=\"no-tools\">No LTI 1.3 tools registered.</p>");
+    } else {
+        b.push_str("<table id=\"tools\"><tr><th>Name</th><th>Client id</th><th>Deployment</th><th>Login initiation</th><th>Service scopes</th></tr>");
+        for t in &tools {
+            let r = &t.registration;
+            let _ = write!(
+                b,
+                "<tr class=\"tool\" id=\"tool-{0}\"><td>{1}</td><td><code>{0}</code></td><td><code>{2}</code></td><td><code>{3}</code></td><td>{4}</td></tr>",
+                esc(&r.client_id),
+                esc(&r.name),
+                esc(&t.deployment_id),
+                esc(&r.login_initiation_url),
+                r.scopes.len()
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("<p><a href=\"/\">Go to the course</a> to launch them.</p></section>");
+    page("Tools", current, &b)
+}
+
+/// The page framing a tool's registration page; [`REGISTRATION_SCRIPT`]
+/// moves on to the course when the tool posts the close message.
+pub(crate) fn admin_registering(
+    current: Option<&CourseUser>,
+    registration_url: &str,
+    initiation_url: &str,
+) -> String {
+    let body = format!(
+        "<section><h2>Registering a tool</h2><p>The tool's registration page (<code id=\"registration-url\">{}</code>) is below. <span id=\"registration-status\">Waiting for the tool to finish…</span></p><iframe id=\"{REGISTRATION_FRAME_ID}\" title=\"Tool registration\" src=\"{}\" data-done=\"/\"></iframe><p><a href=\"/admin/tools\">Back to the tools page</a></p></section>{REGISTRATION_SCRIPT}",
+        esc(registration_url),
+        esc(initiation_url)
+    );
+    page("Registering a tool", current, &body)
 }

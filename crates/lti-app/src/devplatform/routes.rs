@@ -38,6 +38,12 @@ pub fn router(dev: DevPlatform) -> Router {
         .route("/lti/{*rest}", any(services))
         .route("/gradebook", get(grade_book))
         .route("/roster", get(roster))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route("/register", any(register))
+        .route("/admin/tools", get(admin_tools).post(admin_register))
         .fallback(not_found)
         .layer(axum::middleware::map_response(headers))
         .with_state(dev)
@@ -89,6 +95,7 @@ static OWN_SCRIPTS: LazyLock<Vec<(Vec<u8>, String)>> = LazyLock::new(|| {
         lti11_page,
         lti_platform::platform_storage_script(pages::TOOL_FRAME_ID),
         lti_platform::platform_storage_forwarding_script(pages::TOOL_FRAME_ID),
+        pages::REGISTRATION_SCRIPT.to_owned(),
     ];
     samples
         .iter()
@@ -738,6 +745,163 @@ async fn roster(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response 
     )
 }
 
+/// `GET /.well-known/openid-configuration`: the platform's configuration for
+/// Dynamic Registration (public).
+async fn openid_configuration(State(dev): State<DevPlatform>) -> Response {
+    from_http(dev.inner.registration.openid_configuration_response())
+}
+
+/// `POST /register`: the Dynamic Registration endpoint. A stored registration
+/// joins the course at once (a resource link with launch buttons); refusals are
+/// JSON (RFC 7591 / RFC 6750) and store nothing.
+async fn register(State(dev): State<DevPlatform>, req: Request) -> Response {
+    let req = match to_http(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match dev.inner.registration.register(&req).await {
+        Ok(registered) => {
+            dev.add_registered_tool(&registered);
+            from_http(registered.response())
+        }
+        Err(e) => {
+            tracing::info!(code = e.code(), "dynamic registration refused");
+            from_http(e.response())
+        }
+    }
+}
+
+/// The cookie that ties the admin page's CSRF token to one browser.
+const ADMIN_COOKIE: &str = "lti_dev_platform_admin";
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, v)| *n == name && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The CSRF token for the admin cookie value `browser`:
+/// `base64url(HMAC-SHA256(platform admin key, browser))`.
+fn admin_csrf_token(dev: &DevPlatform, browser: &str) -> String {
+    let tag = ring::hmac::sign(&dev.inner.admin_key, browser.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+}
+
+/// Whether `token` is the CSRF token of this browser's admin cookie
+/// (constant-time).
+fn admin_csrf_ok(dev: &DevPlatform, headers: &HeaderMap, token: &str) -> bool {
+    let Some(browser) = cookie(headers, ADMIN_COOKIE) else {
+        return false;
+    };
+    let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()) else {
+        return false;
+    };
+    ring::hmac::verify(&dev.inner.admin_key, browser.as_bytes(), &tag).is_ok()
+}
+
+/// `GET /admin/tools`: the registered tools and the Dynamic Registration form.
+/// Gives the browser an admin cookie when it has none (`SameSite=Strict`:
+/// never sent with another site's request), and the form the matching CSRF
+/// token.
+async fn admin_tools(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
+    let (browser, fresh) = match cookie(&headers, ADMIN_COOKIE) {
+        Some(b) => (b.to_owned(), false),
+        None => {
+            let mut raw = [0u8; 18];
+            if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
+                return refuse(
+                    &dev,
+                    &headers,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rng_failure",
+                    "no random bytes: expected a working random source, found a failure",
+                );
+            }
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+                true,
+            )
+        }
+    };
+    let token = admin_csrf_token(&dev, &browser);
+    let mut resp = html(
+        StatusCode::OK,
+        pages::admin_tools(&dev, current_user(&dev, &headers), &token),
+    );
+    if fresh
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{ADMIN_COOKIE}={browser}; Path=/admin; HttpOnly; SameSite=Strict"
+        ))
+    {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    #[serde(default)]
+    registration_url: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /admin/tools` (`registration_url`, `csrf_token`): mints a one-time
+/// registration token and frames the tool's registration page with
+/// `openid_configuration` and `registration_token` added. The token is bound
+/// to the signed-in user (or `admin`).
+async fn admin_register(
+    State(dev): State<DevPlatform>,
+    headers: HeaderMap,
+    form: Result<axum::Form<RegisterForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return refuse(
+            &dev,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+            "malformed form: expected registration_url and csrf_token, url-encoded",
+        );
+    };
+    if !admin_csrf_ok(&dev, &headers, &form.csrf_token) {
+        return refuse(
+            &dev,
+            &headers,
+            StatusCode::FORBIDDEN,
+            "csrf_check_failed",
+            "CSRF check failed: expected the token of this browser's admin page, found another or none (reload /admin/tools)",
+        );
+    }
+    let registration_url = form.registration_url.trim();
+    if registration_url.is_empty() {
+        return refuse(
+            &dev,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "missing_parameter",
+            "missing parameter `registration_url`",
+        );
+    }
+    let current = current_user(&dev, &headers);
+    let admin = current.map_or("admin", |u| u.id.as_str());
+    match dev
+        .registration_initiation_url(registration_url, admin)
+        .await
+    {
+        Ok(url) => html(
+            StatusCode::OK,
+            pages::admin_registering(current, registration_url, &url),
+        ),
+        Err(e) => refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string()),
+    }
+}
+
 async fn not_found(State(dev): State<DevPlatform>, headers: HeaderMap) -> Response {
     refuse(
         &dev,
@@ -755,8 +919,8 @@ mod tests {
     #[test]
     fn only_the_platforms_own_scripts_get_a_source() {
         // One script from each builder: the two auto-submitting forms, the two
-        // storage handlers.
-        assert_eq!(OWN_SCRIPTS.len(), 4);
+        // storage handlers, the admin page's registration listener.
+        assert_eq!(OWN_SCRIPTS.len(), 5);
         assert!(OWN_SCRIPTS.iter().all(|(s, _)| !s.is_empty()));
         let login = lti_platform::auto_submit_form(
             "https://tool.example/login",
