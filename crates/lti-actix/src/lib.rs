@@ -5,6 +5,8 @@
 mod convert;
 mod error;
 mod extract;
+#[cfg(feature = "lti11")]
+mod provider11;
 mod routes;
 
 pub use error::{Error, LtiRejection, wants_json};
@@ -16,4 +18,9 @@ pub use lti_tool::web::{CSRF_HEADER, CSRF_PARAM, csrf_token, launch_query, requi
 pub use routes::{
     DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH, LAUNCH_PATH, LOGIN_PATH,
     LtiRoutes, configure, into_response, launch_cookie, tool_request,
+};
+#[cfg(feature = "lti11")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lti11")))]
+pub use provider11::{
+    LTI11_BODY_LIMIT, configure_lti11, launch as lti11_launch, refusal as lti11_refusal,
 };

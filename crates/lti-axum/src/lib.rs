@@ -4,6 +4,8 @@
 
 mod error;
 mod extract;
+#[cfg(feature = "lti11")]
+mod provider11;
 mod routes;
 
 pub use error::{Error, LtiRejection, wants_json};
@@ -16,3 +18,6 @@ pub use lti_tool::web::{
     LAUNCH_PATH, LOGIN_PATH, RouteConfig, csrf_token, launch_cookie, launch_query, require_json,
 };
 pub use routes::{LtiRoutes, into_response, routes, tool_request};
+#[cfg(feature = "lti11")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lti11")))]
+pub use provider11::{LTI11_BODY_LIMIT, launch as lti11_launch, lti11_routes, refusal as lti11_refusal};

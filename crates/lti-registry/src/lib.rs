@@ -24,7 +24,7 @@ pub use error::{RegistryError, Result};
 pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
 pub use provider::{
     AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
-    ResourceRecord, SiloId, UserRecord, VisitRecord, assignment_not_found, check_provider_ids,
+    ResourceRecord, SCOPE_SEPARATOR, SiloId, UserRecord, VisitRecord, assignment_not_found, check_provider_ids, provider_scope, scope_consumer_key, scope_instance_guid,
     check_score_version, permission_bits, permissions_from_bits, resource_context_conflict,
 };
 pub use registration::{

@@ -3,6 +3,7 @@
 
 pub mod consumer;
 mod error;
+pub mod flow;
 pub mod model;
 pub mod oauth;
 pub mod outcomes;
@@ -15,6 +16,7 @@ pub use consumer::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use lti_registry::SecretString;
+pub use flow::{LaunchAnswer, ProviderFlow, Visit, VisitPage};
 pub use model::{ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
 pub use outcomes::{
