@@ -50,9 +50,8 @@ async fn lti11_launches_visits_ended_foreign_unknown_and_the_new_window() {
         .await
         .unwrap();
     let verifier = LaunchVerifier::new(OAuthVerifier::new(store.clone(), store.clone()));
-    let flow = web::Data::new(
-        ProviderFlow::new(BASE, verifier, store.clone(), store).secure_cookie(true),
-    );
+    let flow =
+        web::Data::new(ProviderFlow::new(BASE, verifier, store.clone(), store).secure_cookie(true));
     let routes = flow.clone();
     let app = init_service(
         App::new()
@@ -79,7 +78,12 @@ async fn lti11_launches_visits_ended_foreign_unknown_and_the_new_window() {
             let location = header(LOCATION).map(|l| l.strip_prefix(BASE).unwrap().to_owned());
             let cookie = header(SET_COOKIE).map(|c| c.split(';').next().unwrap().to_owned());
             let body = String::from_utf8(read_body(resp).await.to_vec()).unwrap();
-            Answer { status, location, cookie, body }
+            Answer {
+                status,
+                location,
+                cookie,
+                body,
+            }
         }};
     }
     let launch = |user: &str, name: &str, cookie: Option<&str>| {
@@ -93,7 +97,9 @@ async fn lti11_launches_visits_ended_foreign_unknown_and_the_new_window() {
         req
     };
     let get = |path: &str, cookie: Option<&str>| {
-        let mut req = TestRequest::get().uri(path).insert_header((ACCEPT, "text/html"));
+        let mut req = TestRequest::get()
+            .uri(path)
+            .insert_header((ACCEPT, "text/html"));
         if let Some(c) = cookie {
             req = req.insert_header((COOKIE, c.to_owned()));
         }
@@ -109,7 +115,10 @@ async fn lti11_launches_visits_ended_foreign_unknown_and_the_new_window() {
     assert!(cookie.starts_with("__Host-lti11_session="), "{cookie}");
     let page = send!(get(&alice_page, Some(&cookie)));
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("<strong id=\"display-name\">Alice</strong>"));
+    assert!(
+        page.body
+            .contains("<strong id=\"display-name\">Alice</strong>")
+    );
     assert!(page.body.contains("id=\"resource-title\">Week 1 quiz"));
 
     // Another user in the same browser ends Alice's visit.
@@ -117,7 +126,11 @@ async fn lti11_launches_visits_ended_foreign_unknown_and_the_new_window() {
     assert_eq!(bob.status, StatusCode::SEE_OTHER);
     let ended = send!(get(&alice_page, Some(&cookie)));
     assert_eq!(ended.status, StatusCode::FORBIDDEN);
-    assert!(ended.body.contains("id=\"error-code\">visit_ended"), "{}", ended.body);
+    assert!(
+        ended.body.contains("id=\"error-code\">visit_ended"),
+        "{}",
+        ended.body
+    );
     let bob_page = send!(get(bob.location.as_deref().unwrap(), Some(&cookie)));
     assert_eq!(bob_page.status, StatusCode::OK);
     assert!(bob_page.body.contains("id=\"display-name\">Bob"));

@@ -11,7 +11,6 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use bytes::Bytes;
 use lti_axum::{LtiLaunch, RequireInstructor, wants_json};
 use lti_message::ags::{LineItem, Score};
 use lti_message::deep_linking::{DeepLinkLineItem, HtmlItem, LinkItem, LtiResourceLinkItem};
@@ -707,9 +706,8 @@ pub(crate) async fn lti11_launch(
 ) -> Response {
     let params = launch.params();
     let optional = params.optional_parameters();
-    let mut b = format!(
-        "<h1>LTI 1.1 launch inspector</h1>{prefix}<section><h2>Who launched</h2><table>"
-    );
+    let mut b =
+        format!("<h1>LTI 1.1 launch inspector</h1>{prefix}<section><h2>Who launched</h2><table>");
     row(&mut b, "Consumer", Some(&launch.consumer().name));
     row(&mut b, "Consumer key", Some(launch.consumer_key()));
     row(&mut b, "Name", optional.lis_person_name_full);

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use lti11::VisitPage;
 use lti_tool::html::escape;
+use lti11::VisitPage;
 
 use crate::server::AppState;
 

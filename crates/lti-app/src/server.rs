@@ -47,7 +47,6 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) services: LtiServices,
     pub(crate) signing_key: Arc<SigningKey>,
-    pub(crate) lti11: Arc<lti11::LaunchVerifier>,
     /// The LTI 1.1 provider flow (visits, session cookie, new-window fallback).
     pub(crate) lti11_flow: Arc<lti11::ProviderFlow>,
     pub(crate) http: Arc<dyn HttpClient>,
@@ -224,7 +223,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     // Secure like the state cookie: http on loopback is a secure context.
     let lti11_flow = lti11::ProviderFlow::new(
         public_url.clone(),
-        lti11.clone(),
+        lti11,
         store.provider.clone(),
         store.launch_data.clone(),
     )
@@ -236,7 +235,6 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             store,
             services,
             signing_key: Arc::new(signing_key),
-            lti11: Arc::new(lti11),
             http,
             egress,
             public_url: public_url.clone(),

@@ -394,8 +394,7 @@ async fn new_browser(
         json!({})
     };
     if let Some(pattern) = block_cookies {
-        prefs["profile.content_settings.exceptions.cookies"] =
-            json!({ pattern: { "setting": 2 } });
+        prefs["profile.content_settings.exceptions.cookies"] = json!({ pattern: { "setting": 2 } });
     }
     let caps = json!({
         "capabilities": {
@@ -875,8 +874,10 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     d.screenshot("new-window-launch-1p3").await;
     d.close_window_back_to(&course_window).await;
     // LTI 1.1: the resource page hands the visit over to the new window once.
-    d.goto(&format!("{course}launch?link=link-2&user=grace&storage=none"))
-        .await;
+    d.goto(&format!(
+        "{course}launch?link=link-2&user=grace&storage=none"
+    ))
+    .await;
     d.wait_for("#launch-title").await;
     d.enter_frame("#tool-frame").await;
     d.wait_for_text("#cookie-check", "does not let this tool keep its session")

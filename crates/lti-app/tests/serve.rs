@@ -1122,19 +1122,22 @@ async fn lti11_launches_become_visits_with_a_resource_page_and_one_user_per_brow
         }
         send(req.body(bytes::Bytes::new()).unwrap()).await
     };
-    let launch_with = |body: String, cookie: Option<String>| async move {
-        let mut req = http::Request::post(format!("{}/lti11/launch", tool.url)).header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
-        if let Some(c) = cookie {
-            req = req.header(COOKIE, c);
+    let launch_with = |body: String, cookie: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut req = http::Request::post(url).header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+            if let Some(c) = cookie {
+                req = req.header(COOKIE, c);
+            }
+            let resp = send(req.body(bytes::Bytes::from(body)).unwrap()).await;
+            assert_eq!(resp.status(), 303, "{}", text(&resp));
+            let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+            let set = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+            (location, set.split(';').next().unwrap().to_owned(), set)
         }
-        let resp = send(req.body(bytes::Bytes::from(body)).unwrap()).await;
-        assert_eq!(resp.status(), 303, "{}", text(&resp));
-        let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
-        let set = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-        (location, set.split(';').next().unwrap().to_owned(), set)
     };
 
     let (alice_page, cookie, set) = launch_with(signed("u-alice", "Alice"), None).await;
@@ -1143,17 +1146,22 @@ async fn lti11_launches_become_visits_with_a_resource_page_and_one_user_per_brow
         "{alice_page}"
     );
     assert!(cookie.starts_with("__Host-lti11_session="), "{set}");
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=None"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=None"),
+        "{set}"
+    );
     let page = get_with(alice_page.clone(), Some(cookie.clone())).await;
     assert_eq!(page.status(), 200, "{}", text(&page));
     let body = text(&page);
     assert!(body.contains("id=\"display-name\">Alice</td>"), "{body}");
-    assert!(body.contains("id=\"resource-title\">Week &lt;2&gt; reading</td>"), "{body}");
+    assert!(
+        body.contains("id=\"resource-title\">Week &lt;2&gt; reading</td>"),
+        "{body}"
+    );
     assert!(body.contains("LTI 1.1 launch inspector"), "{body}");
 
     // Bob in the same browser: Alice's visit ends.
-    let (bob_page, bob_cookie, _) =
-        launch_with(signed("u-bob", "Bob"), Some(cookie.clone())).await;
+    let (bob_page, bob_cookie, _) = launch_with(signed("u-bob", "Bob"), Some(cookie.clone())).await;
     assert_eq!(bob_cookie, cookie, "the browser keeps its session");
     let ended = get_with(alice_page.clone(), Some(cookie.clone())).await;
     assert_eq!(ended.status(), 403);

@@ -91,7 +91,10 @@ async fn new_window(
 pub fn refusal(error: &lti11::Error, request_headers: &HeaderMap) -> Response {
     let (status, code, message) = (error.status(), error.code(), error.to_string());
     let (content_type, body) = if wants_json(request_headers) {
-        ("application/json", lti_tool::web::error_json(code, &message))
+        (
+            "application/json",
+            lti_tool::web::error_json(code, &message),
+        )
     } else {
         (
             "text/html; charset=utf-8",

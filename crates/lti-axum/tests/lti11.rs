@@ -28,7 +28,8 @@ async fn app() -> Router {
         .await
         .unwrap();
     let verifier = LaunchVerifier::new(OAuthVerifier::new(store.clone(), store.clone()));
-    let flow = Arc::new(ProviderFlow::new(BASE, verifier, store.clone(), store).secure_cookie(true));
+    let flow =
+        Arc::new(ProviderFlow::new(BASE, verifier, store.clone(), store).secure_cookie(true));
     lti_axum::lti11_routes(&flow).with_state(flow)
 }
 
@@ -75,8 +76,8 @@ async fn launch(app: &Router, user: &str, name: &str, cookie: Option<&str>) -> A
         .context("ctx-1", "Biology")
         .sign(&url, &Credentials::new("key", "secret"), now())
         .unwrap();
-    let mut req = Request::post("/lti11/launch")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut req =
+        Request::post("/lti11/launch").header(CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         req = req.header(COOKIE, c);
     }
@@ -107,14 +108,21 @@ async fn a_launch_redirects_to_its_visit_and_a_new_user_ends_the_previous_one() 
 
     let page = get(&app, &alice_page, Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("<strong id=\"display-name\">Alice</strong>"));
+    assert!(
+        page.body
+            .contains("<strong id=\"display-name\">Alice</strong>")
+    );
     assert!(page.body.contains("id=\"resource-title\">Week 1 quiz"));
 
     let bob = launch(&app, "u-bob", "Bob", Some(&cookie)).await;
     assert_eq!(bob.status, StatusCode::SEE_OTHER);
     let ended = get(&app, &alice_page, Some(&cookie)).await;
     assert_eq!(ended.status, StatusCode::FORBIDDEN);
-    assert!(ended.body.contains("id=\"error-code\">visit_ended"), "{}", ended.body);
+    assert!(
+        ended.body.contains("id=\"error-code\">visit_ended"),
+        "{}",
+        ended.body
+    );
     let bob_page = get(&app, &path_of(&bob.location.unwrap()), Some(&cookie)).await;
     assert_eq!(bob_page.status, StatusCode::OK);
     assert!(bob_page.body.contains("id=\"display-name\">Bob"));
@@ -169,13 +177,13 @@ async fn without_the_cookie_the_page_offers_a_new_window_that_continues_once() {
     assert_eq!(offer.status, StatusCode::OK);
     assert!(offer.body.contains("target=\"_blank\""), "{}", offer.body);
     let action = format!("{page_path}/new-window");
-    assert!(offer.body.contains(&format!("{BASE}{action}")), "{}", offer.body);
+    assert!(
+        offer.body.contains(&format!("{BASE}{action}")),
+        "{}",
+        offer.body
+    );
 
-    let post = || {
-        Request::post(action.as_str())
-            .body(Body::empty())
-            .unwrap()
-    };
+    let post = || Request::post(action.as_str()).body(Body::empty()).unwrap();
     let handed = send(&app, post()).await;
     assert_eq!(handed.status, StatusCode::SEE_OTHER);
     assert_eq!(handed.cookie, alice.cookie);

@@ -280,9 +280,7 @@ fn decode_login(state: &str, text: &[u8]) -> Option<LaunchState> {
         );
     }
     if flags & FLAG_LOGIN_HINT != 0 {
-        opened
-            .extra
-            .insert(LOGIN_HINT_KEY.to_owned(), r.string()?);
+        opened.extra.insert(LOGIN_HINT_KEY.to_owned(), r.string()?);
     }
     if flags & FLAG_MESSAGE_HINT != 0 {
         opened

@@ -132,6 +132,7 @@ impl Tool {
         let login_hint = saved
             .extra
             .get(LOGIN_HINT_KEY)
+            .map(String::as_str)
             .ok_or(ToolError::StateNotFound)?;
         let registration = self
             .resolve_registration(&saved.issuer, Some(&saved.client_id))

@@ -36,8 +36,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use lti_message::Permissions;
 use lti_registry::{
-    Clock, ConsumerStore, ContextRecord, LaunchDataStore, ProviderStore, RegistryError,
-    ResourceRecord, SystemClock, UserRecord,
+    Clock, ContextRecord, LaunchDataStore, ProviderStore, RegistryError, ResourceRecord,
+    SystemClock, UserRecord,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::SecureRandom as _;
@@ -579,10 +579,7 @@ impl ProviderFlow {
             return Err(Error::VisitNotFound);
         }
         let key = format!("{HANDOFF_KEY}{visit_id}");
-        let handoff: StoredHandoff = self
-            .load(&key)
-            .await?
-            .ok_or(Error::HandoffUnavailable)?;
+        let handoff: StoredHandoff = self.load(&key).await?.ok_or(Error::HandoffUnavailable)?;
         // Only the request whose delete removed it may use it.
         if !self.data.delete_launch(&key).await.map_err(store_error)? {
             return Err(Error::HandoffUnavailable);

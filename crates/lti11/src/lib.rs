@@ -15,8 +15,8 @@ pub use consumer::{
     parse_custom_parameters,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use lti_registry::SecretString;
 pub use flow::{LaunchAnswer, ProviderFlow, Visit, VisitPage};
+pub use lti_registry::SecretString;
 pub use model::{ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
 pub use outcomes::{

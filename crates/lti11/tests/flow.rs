@@ -88,8 +88,17 @@ async fn a_launch_redirects_to_its_visit_which_shows_the_user_and_resource() {
     assert_eq!(location, format!("{BASE}/lti11/visits/{}", answer.visit_id));
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     let set = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    assert!(set.starts_with(&format!("{SECURE_SESSION_COOKIE}=")), "{set}");
-    for attr in ["HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/"] {
+    assert!(
+        set.starts_with(&format!("{SECURE_SESSION_COOKIE}=")),
+        "{set}"
+    );
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=None",
+        "Partitioned",
+        "Path=/",
+    ] {
         assert!(set.contains(attr), "{set}");
     }
     assert!(answer.record.user.is_some());
@@ -170,7 +179,9 @@ async fn unknown_malformed_and_foreign_visits_are_refused() {
     let err = flow
         .visit(
             &other_browser.visit_id,
-            &headers(Some(&format!("{SECURE_SESSION_COOKIE}=x; {SESSION_COOKIE}=y"))),
+            &headers(Some(&format!(
+                "{SECURE_SESSION_COOKIE}=x; {SESSION_COOKIE}=y"
+            ))),
         )
         .await;
     assert!(matches!(err, Ok(VisitPage::NewWindow(_))));
@@ -190,10 +201,7 @@ async fn without_the_cookie_the_visit_continues_once_in_a_new_window() {
     assert!(html.contains("target=\"_blank\""), "{html}");
 
     // The new window gets the session cookie once.
-    let handed = flow
-        .continue_in_new_window(&answer.visit_id)
-        .await
-        .unwrap();
+    let handed = flow.continue_in_new_window(&answer.visit_id).await.unwrap();
     assert_eq!(handed.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         handed.headers()[header::LOCATION],
@@ -231,10 +239,7 @@ async fn without_the_cookie_the_visit_continues_once_in_a_new_window() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "new_window_handoff_unavailable");
-    let err = flow
-        .continue_in_new_window("not-an-id")
-        .await
-        .unwrap_err();
+    let err = flow.continue_in_new_window("not-an-id").await.unwrap_err();
     assert_eq!(err.code(), "visit_not_found");
 }
 
@@ -254,7 +259,8 @@ async fn a_bad_launch_records_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "bad_signature");
-    let long_guid = as_user("u-alice", "Alice").param("tool_consumer_instance_guid", "g".repeat(300));
+    let long_guid =
+        as_user("u-alice", "Alice").param("tool_consumer_instance_guid", "g".repeat(300));
     let err = try_launch(&flow, long_guid, None).await.unwrap_err();
     assert_eq!(err.code(), "invalid_parameter");
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);

@@ -1659,7 +1659,11 @@ pub(crate) async fn provider_scopes_keep_instances_apart(h: &Harness) {
     let a_now = p.get_assignment(&a, "rl-s", "u-s").await.unwrap().unwrap();
     assert_eq!(a_now.score_version, 0, "instance A's version is its own");
     assert_eq!(
-        p.get_outcome_service(&b).await.unwrap().unwrap().service_url,
+        p.get_outcome_service(&b)
+            .await
+            .unwrap()
+            .unwrap()
+            .service_url,
         "https://src-b.example/outcomes"
     );
     assert_eq!(p.get_outcome_service(PCK).await.unwrap(), None);
