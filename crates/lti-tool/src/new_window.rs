@@ -23,6 +23,7 @@
 //! window passes every check of a cookie-bound launch.
 
 use http::StatusCode;
+use http::header::{HeaderValue, REFERRER_POLICY};
 use lti_registry::LaunchState;
 
 use crate::error::ToolError;
@@ -94,7 +95,7 @@ impl Tool {
         let html = format!(
             r#"<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Continue in a new window</title></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="same-origin"><title>Continue in a new window</title></head>
 <body>
 <main id="lti-new-window">
 <h1>Continue in a new window</h1>
@@ -111,9 +112,13 @@ impl Tool {
             param = NEW_WINDOW_PARAM,
             state = escape(state),
         );
-        Ok(LaunchOutcome::NewWindow {
-            response: ToolResponse::html(StatusCode::OK, html),
-        })
+        // `no-referrer` would make the new window's POST carry `Origin: null`,
+        // which the same-origin check refuses.
+        let response = ToolResponse::html(StatusCode::OK, html).with_header(
+            REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        Ok(LaunchOutcome::NewWindow { response })
     }
 
     /// The new window's fresh login from a framed launch's sealed `state`.

@@ -41,6 +41,11 @@ async fn offered_page(h: &Harness, login: &Login) -> String {
     };
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
+    // The new window's POST must carry the tool's Origin, not `null`.
+    assert_eq!(
+        response.headers()[http::header::REFERRER_POLICY],
+        "same-origin"
+    );
     body_text(&response)
 }
 
