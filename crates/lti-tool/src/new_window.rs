@@ -114,10 +114,8 @@ impl Tool {
         );
         // `no-referrer` would make the new window's POST carry `Origin: null`,
         // which the same-origin check refuses.
-        let response = ToolResponse::html(StatusCode::OK, html).with_header(
-            REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
+        let response = ToolResponse::html(StatusCode::OK, html)
+            .with_header(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
         Ok(LaunchOutcome::NewWindow { response })
     }
 
