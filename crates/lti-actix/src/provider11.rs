@@ -46,17 +46,16 @@ pub fn configure_lti11(cfg: &mut web::ServiceConfig, flow: &ProviderFlow) {
 
 /// The flow in the app data, or the `500` that says it is missing (a setup
 /// mistake of the application, not of the request).
-fn flow_of(req: &HttpRequest) -> Result<web::Data<ProviderFlow>, HttpResponse> {
+fn flow_of(req: &HttpRequest) -> Result<web::Data<ProviderFlow>, Box<HttpResponse>> {
     req.app_data::<web::Data<ProviderFlow>>()
         .cloned()
         .ok_or_else(|| {
-            let status = http::StatusCode::INTERNAL_SERVER_ERROR;
-            render_refusal(
-                status,
+            Box::new(render_refusal(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
                 "provider_flow_not_configured",
                 "the application registered the LTI 1.1 routes without web::Data<lti11::ProviderFlow> in its app data",
                 req,
-            )
+            ))
         })
 }
 
@@ -65,7 +64,7 @@ fn flow_of(req: &HttpRequest) -> Result<web::Data<ProviderFlow>, HttpResponse> {
 pub async fn launch(req: HttpRequest, body: web::Payload) -> HttpResponse {
     let flow = match flow_of(&req) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let read = async {
         let body = read_body(body, LTI11_BODY_LIMIT).await?;
@@ -85,7 +84,7 @@ pub async fn launch(req: HttpRequest, body: web::Payload) -> HttpResponse {
 async fn resource_page(req: HttpRequest, visit: web::Path<String>) -> HttpResponse {
     let flow = match flow_of(&req) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let headers = convert::headers_lossy(req.headers());
     match flow.visit(&visit, &headers).await {
@@ -97,7 +96,7 @@ async fn resource_page(req: HttpRequest, visit: web::Path<String>) -> HttpRespon
 async fn new_window(req: HttpRequest, visit: web::Path<String>) -> HttpResponse {
     let flow = match flow_of(&req) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match flow.continue_in_new_window(&visit).await {
         Ok(response) => convert::response(response),
