@@ -158,7 +158,7 @@ async fn read_request(
     Ok(ToolRequest::new(method, uri, headers, body))
 }
 
-async fn read_body(body: web::Payload, limit: usize) -> Result<Bytes, Error> {
+pub(crate) async fn read_body(body: web::Payload, limit: usize) -> Result<Bytes, Error> {
     match body.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(Error::BodyUnreadable {

@@ -11,7 +11,6 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use bytes::Bytes;
 use lti_axum::{LtiLaunch, RequireInstructor, wants_json};
 use lti_message::ags::{LineItem, Score};
 use lti_message::deep_linking::{DeepLinkLineItem, HtmlItem, LinkItem, LtiResourceLinkItem};
@@ -698,34 +697,17 @@ pub(crate) async fn nrps_page(
     page("NRPS", &b)
 }
 
-/// `POST /lti11/launch`: verifies an LTI 1.1 launch and shows it.
+/// The LTI 1.1 inspector's sections for a verified launch (the resource page
+/// of a visit, `crate::provider11`, shows them after `prefix`).
 pub(crate) async fn lti11_launch(
-    State(state): State<AppState>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    state: &AppState,
+    launch: &lti11::Launch,
+    prefix: &str,
 ) -> Response {
-    let mut url = format!("{}lti11/launch", state.inner.public_url);
-    if let Some(q) = uri.query() {
-        url.push('?');
-        url.push_str(q);
-    }
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let request = lti11::SignedRequest {
-        method: "POST",
-        url: &url,
-        authorization: text(header::AUTHORIZATION),
-        content_type: text(header::CONTENT_TYPE),
-        body: &body,
-    };
-    let launch = match state.inner.lti11.verify(&request).await {
-        Ok(l) => l,
-        Err(e) => return page_error(&headers, e.status(), e.code(), &e.to_string()),
-    };
     let params = launch.params();
     let optional = params.optional_parameters();
     let mut b =
-        String::from("<h1>LTI 1.1 launch inspector</h1><section><h2>Who launched</h2><table>");
+        format!("<h1>LTI 1.1 launch inspector</h1>{prefix}<section><h2>Who launched</h2><table>");
     row(&mut b, "Consumer", Some(&launch.consumer().name));
     row(&mut b, "Consumer key", Some(launch.consumer_key()));
     row(&mut b, "Name", optional.lis_person_name_full);
@@ -765,7 +747,7 @@ pub(crate) async fn lti11_launch(
         Some(_) if !launch.roles().is_instructor_or_higher() => b.push_str(
             "<p id=\"outcomes-instructors-only\">Sending a grade back is for instructors; this launch has no instructor role.</p>",
         ),
-        Some(target) => match save_outcome_target(&state, &launch, &target).await {
+        Some(target) => match save_outcome_target(state, launch, &target).await {
             Ok(id) => {
                 let token = lti_tool::web::csrf_token(&state.inner.tool, &id);
                 let action = format!(

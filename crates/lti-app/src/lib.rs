@@ -10,6 +10,7 @@ mod error;
 mod import;
 mod inspector;
 mod keys;
+mod provider11;
 mod register;
 mod serve_http;
 mod server;

@@ -47,7 +47,8 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) services: LtiServices,
     pub(crate) signing_key: Arc<SigningKey>,
-    pub(crate) lti11: Arc<lti11::LaunchVerifier>,
+    /// The LTI 1.1 provider flow (visits, session cookie, new-window fallback).
+    pub(crate) lti11_flow: Arc<lti11::ProviderFlow>,
     pub(crate) http: Arc<dyn HttpClient>,
     /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs; the services
     /// clients carry it too).
@@ -248,13 +249,21 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.oauth1_nonces.clone(),
     ));
     let registration = crate::register::dynamic_registration(config, &urls, http.clone(), &store);
+    // Secure like the state cookie: http on loopback is a secure context.
+    let lti11_flow = lti11::ProviderFlow::new(
+        public_url.clone(),
+        lti11,
+        store.provider.clone(),
+        store.launch_data.clone(),
+    )
+    .secure_cookie(true);
     let state = AppState {
         inner: Arc::new(Shared {
+            lti11_flow: Arc::new(lti11_flow),
             tool: Arc::new(tool),
             store,
             services,
             signing_key: Arc::new(signing_key),
-            lti11: Arc::new(lti11),
             http,
             egress,
             public_url: public_url.clone(),
@@ -300,10 +309,15 @@ pub fn router(state: AppState) -> Router {
         .route("/lti/app/ags/scores", post(crate::inspector::post_score))
         .route("/lti/app/nrps", get(crate::inspector::nrps_page))
         .route("/lti/app/deep-link", post(crate::inspector::deep_link))
-        .route(LTI11_LAUNCH_PATH, post(crate::inspector::lti11_launch))
         .route(
             crate::register::REGISTER_PATH,
             get(crate::register::register),
+        )
+        .route(LTI11_LAUNCH_PATH, post(crate::provider11::launch))
+        .route("/lti11/visits/{visit}", get(crate::provider11::visit_page))
+        .route(
+            "/lti11/visits/{visit}/new-window",
+            post(crate::provider11::new_window),
         )
         .route("/lti11/outcomes", post(crate::inspector::lti11_outcome))
         .merge(lti)

@@ -160,6 +160,35 @@ impl Browser {
         .to_owned()
     }
 
+    /// Switches to the window that is not `known` (one a button just opened),
+    /// waiting (bounded) for it to appear.
+    async fn switch_to_new_window(&mut self, known: &Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let handles = self.call(Method::GET, "/window/handles", None).await;
+            let fresh = handles
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| *h != known)
+                .cloned();
+            if let Some(handle) = fresh {
+                self.call(Method::POST, "/window", Some(json!({ "handle": handle })))
+                    .await;
+                return;
+            }
+            assert!(Instant::now() < deadline, "no new window opened");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Closes the current window and switches back to `window`.
+    async fn close_window_back_to(&mut self, window: &Value) {
+        self.call(Method::DELETE, "/window", None).await;
+        self.call(Method::POST, "/window", Some(json!({ "handle": window })))
+            .await;
+    }
+
     async fn current_url(&mut self) -> String {
         self.call(Method::GET, "/url", None)
             .await
@@ -335,13 +364,14 @@ async fn start_driver(driver: &Path) -> Driver {
     }
 }
 
-/// A headless Chromium session; `block_cookies_of` names an origin whose cookies
-/// the browser refuses everywhere (a per-site content setting).
+/// A headless Chromium session; `block_cookies` is a content-setting pattern
+/// pair whose cookies the browser refuses: `"{origin},*"` everywhere, or
+/// `"{origin},{top-level origin}"` only in pages under that top level.
 async fn new_browser(
     driver: &Driver,
     chromium: &str,
     shots: PathBuf,
-    block_cookies_of: Option<&str>,
+    block_cookies: Option<String>,
 ) -> Browser {
     let profile = std::env::temp_dir().join(format!(
         "lti-browser-test-{}-{}",
@@ -363,9 +393,8 @@ async fn new_browser(
     } else {
         json!({})
     };
-    if let Some(origin) = block_cookies_of {
-        prefs["profile.content_settings.exceptions.cookies"] =
-            json!({ format!("{origin},*"): { "setting": 2 } });
+    if let Some(pattern) = block_cookies {
+        prefs["profile.content_settings.exceptions.cookies"] = json!({ pattern: { "setting": 2 } });
     }
     let caps = json!({
         "capabilities": {
@@ -720,7 +749,13 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
     // partitioned one): the state is bound through the course page's Platform
     // Storage instead, by the tool's login and check pages talking to it.
     let tool_origin = demo.tool_url.trim_end_matches('/').to_owned();
-    let mut c = new_browser(&driver, &chromium, shots.clone(), Some(&tool_origin)).await;
+    let mut c = new_browser(
+        &driver,
+        &chromium,
+        shots.clone(),
+        Some(format!("{tool_origin},*")),
+    )
+    .await;
     c.step = b_steps(&shots);
     // The control: in a window of its own no storage is offered, so the launch
     // rests on the cookie, which this browser drops.
@@ -801,6 +836,64 @@ async fn headless_chromium_runs_the_whole_demo_scenario() {
         behave(&mut c, script).await;
     }
     c.quit().await;
+
+    // 8. The cookie check's new-window fallback (issue 26): a browser that
+    // refuses the tool's cookies inside the course pages only (third-party,
+    // partitioned or not) and a launch page that offers no Platform Storage.
+    // The framed launch shows the new-window page; its button continues in a
+    // window of its own, where the tool's cookies are first-party.
+    let platform_origin = course.trim_end_matches('/').to_owned();
+    let mut d = new_browser(
+        &driver,
+        &chromium,
+        shots.clone(),
+        Some(format!("{tool_origin},{platform_origin}")),
+    )
+    .await;
+    d.step = b_steps(&shots);
+    d.goto(&course).await;
+    d.wait_for("#course-items").await;
+    // LTI 1.3: the login starts again in the new window and the launch completes there.
+    d.goto(&format!("{course}launch?link=link-1&user=ada&storage=none"))
+        .await;
+    d.wait_for("#launch-title").await;
+    d.enter_frame("#tool-frame").await;
+    d.wait_for_text("#cookie-check", "does not let this tool keep its cookie")
+        .await;
+    d.screenshot("new-window-offered-1p3").await;
+    let course_window = d.call(Method::GET, "/window", None).await;
+    d.click("#open-new-window").await;
+    d.switch_to_new_window(&course_window).await;
+    d.wait_for_text("#instructor-verdict", "yes").await;
+    d.wait_for_text("body", "Ada Lovelace").await;
+    let own = d.current_url().await;
+    assert!(
+        own.starts_with(&format!("{}lti/app?lti_launch_id=", demo.tool_url)),
+        "{own}"
+    );
+    d.screenshot("new-window-launch-1p3").await;
+    d.close_window_back_to(&course_window).await;
+    // LTI 1.1: the resource page hands the visit over to the new window once.
+    d.goto(&format!(
+        "{course}launch?link=link-2&user=grace&storage=none"
+    ))
+    .await;
+    d.wait_for("#launch-title").await;
+    d.enter_frame("#tool-frame").await;
+    d.wait_for_text("#cookie-check", "does not let this tool keep its session")
+        .await;
+    d.screenshot("new-window-offered-1p1").await;
+    d.click("#open-new-window").await;
+    d.switch_to_new_window(&course_window).await;
+    d.wait_for_text("body", "LTI 1.1 launch inspector").await;
+    d.wait_for("#display-name").await;
+    let own = d.current_url().await;
+    assert!(
+        own.starts_with(&format!("{}lti11/visits/", demo.tool_url)),
+        "{own}"
+    );
+    d.screenshot("new-window-launch-1p1").await;
+    d.quit().await;
     drop(driver);
     eprintln!("screenshots in {}", shots.display());
 }

@@ -66,7 +66,7 @@ async fn lti11_outcome_form(tool: &Tool, service_url: String) -> String {
             now(),
         )
         .unwrap();
-    let resp = post_form(&url, signed.form_body(), None).await;
+    let resp = lti11_launch(&url, signed.form_body()).await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     text(&resp)
         .split("<form id=\"outcomes\" method=\"post\" action=\"")

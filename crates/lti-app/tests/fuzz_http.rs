@@ -355,6 +355,8 @@ async fn generated_hostile_requests_never_get_a_5xx() {
                 "/lti/app/deep-link",
                 "/lti11/launch",
                 "/lti11/outcomes",
+                "/lti11/visits/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "/lti11/visits/x/new-window",
                 "/.well-known/jwks.json",
                 "/",
             ],

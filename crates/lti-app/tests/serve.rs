@@ -465,10 +465,15 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
             now(),
         )
         .unwrap();
-    let resp = post_form(&url, signed.form_body(), None).await;
+    let resp = lti11_launch(&url, signed.form_body()).await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     let page = text(&resp);
     assert!(page.contains("Alan &lt;Turing&gt;"));
+    // The resource page heads the inspector with the visit.
+    assert!(
+        page.contains("id=\"display-name\">Alan &lt;Turing&gt;</td>"),
+        "{page}"
+    );
     assert!(page.contains("Legacy LMS"));
     assert!(page.contains("id=\"instructor-verdict\"><strong class=\"ok\">yes"));
 
@@ -1056,7 +1061,7 @@ async fn lti11_learners_get_no_outcomes_form_and_a_saved_target_is_rechecked_on_
             )
             .unwrap()
     };
-    let learner = post_form(&url, launch("l1", "Learner").form_body(), None).await;
+    let learner = lti11_launch(&url, launch("l1", "Learner").form_body()).await;
     assert_eq!(learner.status(), 200);
     let page = text(&learner);
     assert!(page.contains("id=\"outcomes-instructors-only\""), "{page}");
@@ -1064,7 +1069,7 @@ async fn lti11_learners_get_no_outcomes_form_and_a_saved_target_is_rechecked_on_
 
     // An instructor's saved target whose roles no longer say instructor (as a
     // target saved before the check would): the post is refused.
-    let teacher = post_form(&url, launch("t1", "Instructor").form_body(), None).await;
+    let teacher = lti11_launch(&url, launch("t1", "Instructor").form_body()).await;
     let action = action_of(&tool, &text(&teacher), "/lti11/outcomes");
     let id = param(&action, "outcome_id").unwrap();
     let cipher =
@@ -1087,5 +1092,120 @@ async fn lti11_learners_get_no_outcomes_form_and_a_saved_target_is_rechecked_on_
     let body: Value = serde_json::from_slice(refused.body()).unwrap();
     assert_eq!(body["error"], "insufficient_role");
     assert!(platform.outcomes.lock().unwrap().is_empty());
+    tool.stop().await.unwrap();
+}
+
+/// Issue 26: an LTI 1.1 launch through `lti serve` records a visit and
+/// answers `303` to its resource page; another user launching in the same
+/// browser ends the previous visit; unknown and foreign visits get 404 and
+/// 403; a frame that lost the cookie is offered a new window.
+#[tokio::test]
+async fn lti11_launches_become_visits_with_a_resource_page_and_one_user_per_browser() {
+    use http::header::{COOKIE, LOCATION, SET_COOKIE};
+    let platform = start_platform().await;
+    let tool = start_tool(&platform).await;
+    let url = format!("{}/lti11/launch", tool.url);
+    let signed = |user: &str, name: &str| {
+        lti11::LaunchRequest::new("rl-visits")
+            .param("user_id", user)
+            .param("lis_person_name_full", name)
+            .param("resource_link_title", "Week <2> reading")
+            .param("tool_consumer_instance_guid", "lms-a.example")
+            .roles(&["Learner"])
+            .context("ctx-visits", "Logic")
+            .sign(
+                &url,
+                &lti11::Credentials::new("consumer-1", "secret-1"),
+                now(),
+            )
+            .unwrap()
+            .form_body()
+    };
+    let get_with = |location: String, cookie: Option<String>| async move {
+        let mut req = http::Request::get(location).header(http::header::ACCEPT, "text/html");
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        send(req.body(bytes::Bytes::new()).unwrap()).await
+    };
+    let launch_with = |body: String, cookie: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut req = http::Request::post(url).header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+            if let Some(c) = cookie {
+                req = req.header(COOKIE, c);
+            }
+            let resp = send(req.body(bytes::Bytes::from(body)).unwrap()).await;
+            assert_eq!(resp.status(), 303, "{}", text(&resp));
+            let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+            let set = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+            (location, set.split(';').next().unwrap().to_owned(), set)
+        }
+    };
+
+    let (alice_page, cookie, set) = launch_with(signed("u-alice", "Alice"), None).await;
+    assert!(
+        alice_page.starts_with(&format!("{}/lti11/visits/", tool.url)),
+        "{alice_page}"
+    );
+    assert!(cookie.starts_with("__Host-lti11_session="), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=None"),
+        "{set}"
+    );
+    let page = get_with(alice_page.clone(), Some(cookie.clone())).await;
+    assert_eq!(page.status(), 200, "{}", text(&page));
+    let body = text(&page);
+    assert!(body.contains("id=\"display-name\">Alice</td>"), "{body}");
+    assert!(
+        body.contains("id=\"resource-title\">Week &lt;2&gt; reading</td>"),
+        "{body}"
+    );
+    assert!(body.contains("LTI 1.1 launch inspector"), "{body}");
+
+    // Bob in the same browser: Alice's visit ends.
+    let (bob_page, bob_cookie, _) = launch_with(signed("u-bob", "Bob"), Some(cookie.clone())).await;
+    assert_eq!(bob_cookie, cookie, "the browser keeps its session");
+    let ended = get_with(alice_page.clone(), Some(cookie.clone())).await;
+    assert_eq!(ended.status(), 403);
+    assert!(text(&ended).contains("visit_ended"), "{}", text(&ended));
+    let bob_view = get_with(bob_page.clone(), Some(cookie.clone())).await;
+    assert_eq!(bob_view.status(), 200);
+    assert!(text(&bob_view).contains("id=\"display-name\">Bob</td>"));
+
+    // Another browser's visit, an unknown one.
+    let (_, eve_cookie, _) = launch_with(signed("u-eve", "Eve"), None).await;
+    let foreign = get_with(bob_page.clone(), Some(eve_cookie.clone())).await;
+    assert_eq!(foreign.status(), 403);
+    assert!(text(&foreign).contains("visit_foreign"));
+    let unknown = get_with(
+        format!("{}/lti11/visits/{}", tool.url, "A".repeat(43)),
+        Some(eve_cookie),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    assert!(text(&unknown).contains("visit_not_found"));
+
+    // A frame without the cookie: the new-window offer, whose form hands the
+    // visit over once.
+    let (carol_page, carol_cookie, _) = launch_with(signed("u-carol", "Carol"), None).await;
+    let offer = get_with(carol_page.clone(), None).await;
+    assert_eq!(offer.status(), 200);
+    let offer = text(&offer);
+    assert!(offer.contains("target=\"_blank\""), "{offer}");
+    let action = format!("{carol_page}/new-window");
+    assert!(offer.contains(&action), "{offer}");
+    let handed = post_form(&action, "", None).await;
+    assert_eq!(handed.status(), 303);
+    assert!(
+        handed.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with(&carol_cookie)
+    );
+    assert_eq!(post_form(&action, "", None).await.status(), 403);
     tool.stop().await.unwrap();
 }

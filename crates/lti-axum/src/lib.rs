@@ -4,6 +4,8 @@
 
 mod error;
 mod extract;
+#[cfg(feature = "lti11")]
+mod provider11;
 mod routes;
 
 pub use error::{Error, LtiRejection, wants_json};
@@ -14,5 +16,10 @@ pub use extract::{
 pub use lti_tool::web::{
     CSRF_HEADER, CSRF_PARAM, DEEP_LINK_PATH, DEFAULT_BODY_LIMIT, DeepLinkRequest, JWKS_PATH,
     LAUNCH_PATH, LOGIN_PATH, RouteConfig, csrf_token, launch_cookie, launch_query, require_json,
+};
+#[cfg(feature = "lti11")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lti11")))]
+pub use provider11::{
+    LTI11_BODY_LIMIT, launch as lti11_launch, lti11_routes, refusal as lti11_refusal,
 };
 pub use routes::{LtiRoutes, into_response, routes, tool_request};

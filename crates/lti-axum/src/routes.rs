@@ -158,7 +158,7 @@ pub async fn tool_request(req: Request, limit: usize) -> Result<ToolRequest, Lti
     ))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {

@@ -25,8 +25,9 @@ pub use error::{RegistryError, Result};
 pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
 pub use provider::{
     AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
-    ResourceRecord, SiloId, UserRecord, VisitRecord, assignment_not_found, check_provider_ids,
-    check_score_version, permission_bits, permissions_from_bits, resource_context_conflict,
+    ResourceRecord, SCOPE_SEPARATOR, SiloId, UserRecord, VisitRecord, assignment_not_found,
+    check_provider_ids, check_score_version, permission_bits, permissions_from_bits,
+    provider_scope, resource_context_conflict, scope_consumer_key, scope_instance_guid,
 };
 pub use registration::{
     AutoRegistrationPolicy, CLIENT_ID_PLACEHOLDER, DEFAULT_ALGORITHMS, Deployment,

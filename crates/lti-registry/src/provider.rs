@@ -7,12 +7,47 @@
 //! live above it, in `lti11::ProviderModel`, so every backend gets them. The
 //! invariants that must hold even between concurrent writers in several
 //! processes are the store's job and are listed on the trait.
+//!
+//! Records are keyed by a *provider scope* ([`provider_scope`]): the consumer
+//! key, or the consumer key and the `tool_consumer_instance_guid` the
+//! consumer sends, so two LMS instances sharing one key keep apart their
+//! users, contexts, visits, outcome services and graded assignments (Open
+//! edX's provider keys its outcome services the same way). The records'
+//! `consumer_key` fields hold that scope; [`scope_consumer_key`] gives back
+//! the key to sign with.
 
 use async_trait::async_trait;
 use lti_message::Permissions;
 
 use crate::ephemeral::check_id;
 use crate::error::{RegistryError, Result};
+
+/// What separates the consumer key from the instance GUID in a provider
+/// scope (U+001F, which a consumer key, printable ASCII, never contains).
+pub const SCOPE_SEPARATOR: char = '\u{1f}';
+
+/// The provider scope of a launch from `consumer_key`: the key itself, or
+/// the key, [`SCOPE_SEPARATOR`] and `instance_guid` when the consumer sent a
+/// non-empty `tool_consumer_instance_guid`.
+#[must_use]
+pub fn provider_scope(consumer_key: &str, instance_guid: Option<&str>) -> String {
+    match instance_guid.filter(|g| !g.is_empty()) {
+        Some(guid) => format!("{consumer_key}{SCOPE_SEPARATOR}{guid}"),
+        None => consumer_key.to_owned(),
+    }
+}
+
+/// The consumer key of a provider scope (the key to sign outcomes with).
+#[must_use]
+pub fn scope_consumer_key(scope: &str) -> &str {
+    scope.split(SCOPE_SEPARATOR).next().unwrap_or(scope)
+}
+
+/// The `tool_consumer_instance_guid` of a provider scope, when it has one.
+#[must_use]
+pub fn scope_instance_guid(scope: &str) -> Option<&str> {
+    scope.split_once(SCOPE_SEPARATOR).map(|(_, guid)| guid)
+}
 
 /// A tenant: consumers in one silo share accounts and data; silos never do.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,7 +69,7 @@ pub struct AccountId(pub String);
 pub struct ContextRecord {
     /// The silo.
     pub silo: SiloId,
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// `context_id`.
     pub context_id: String,
@@ -53,7 +88,7 @@ pub struct ContextRecord {
 pub struct ResourceRecord {
     /// The silo.
     pub silo: SiloId,
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// `resource_link_id`.
     pub resource_link_id: String,
@@ -70,7 +105,7 @@ pub struct ResourceRecord {
 pub struct UserRecord {
     /// The silo.
     pub silo: SiloId,
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// `user_id`.
     pub user_id: String,
@@ -95,7 +130,7 @@ pub struct UserRecord {
 pub struct VisitRecord {
     /// The application's browser-session id.
     pub session: String,
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// The LTI user (`None` for anonymous launches).
     pub user_id: Option<String>,
@@ -112,7 +147,7 @@ pub struct VisitRecord {
 /// A consumer's Basic Outcomes endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeServiceRecord {
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// `lis_outcome_service_url`.
     pub service_url: String,
@@ -121,7 +156,7 @@ pub struct OutcomeServiceRecord {
 /// One graded assignment per (consumer, resource link, user).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradedAssignment {
-    /// The consumer key.
+    /// The provider scope ([`provider_scope`]: the consumer key, or the key and the instance GUID).
     pub consumer_key: String,
     /// The resource link.
     pub resource_link_id: String,
@@ -193,7 +228,7 @@ pub fn resource_context_conflict(
 /// Record-level storage for the provider data model. Implementations keep
 /// the data; `lti11::ProviderModel` applies the launch rules.
 ///
-/// Keys: contexts (consumer, context_id); resources (consumer,
+/// Keys (the "consumer" is the [`provider_scope`]): contexts (consumer, context_id); resources (consumer,
 /// resource_link_id); users (consumer, user_id); visits (session, consumer,
 /// resource_link_id); assignments (consumer, resource_link_id, user_id);
 /// silos and outcome services (consumer).
@@ -302,9 +337,111 @@ pub fn assignment_not_found(
     )
 }
 
+/// A shared store is a store: `ProviderModel<Arc<dyn ProviderStore>>` runs
+/// over `lti_registry::Store::provider`.
+#[async_trait]
+impl<T: ProviderStore + ?Sized> ProviderStore for std::sync::Arc<T> {
+    async fn silo_of(&self, consumer_key: &str) -> Result<Option<SiloId>> {
+        (**self).silo_of(consumer_key).await
+    }
+    async fn assign_silo(&self, consumer_key: &str, silo: &SiloId) -> Result<()> {
+        (**self).assign_silo(consumer_key, silo).await
+    }
+    async fn get_context(&self, consumer_key: &str, id: &str) -> Result<Option<ContextRecord>> {
+        (**self).get_context(consumer_key, id).await
+    }
+    async fn put_context(&self, record: &ContextRecord) -> Result<()> {
+        (**self).put_context(record).await
+    }
+    async fn get_resource(&self, consumer_key: &str, id: &str) -> Result<Option<ResourceRecord>> {
+        (**self).get_resource(consumer_key, id).await
+    }
+    async fn insert_resource(&self, record: &ResourceRecord) -> Result<ResourceRecord> {
+        (**self).insert_resource(record).await
+    }
+    async fn put_resource(&self, record: &ResourceRecord) -> Result<()> {
+        (**self).put_resource(record).await
+    }
+    async fn get_user(&self, consumer_key: &str, user_id: &str) -> Result<Option<UserRecord>> {
+        (**self).get_user(consumer_key, user_id).await
+    }
+    async fn insert_user(&self, record: &UserRecord) -> Result<UserRecord> {
+        (**self).insert_user(record).await
+    }
+    async fn put_user(&self, record: &UserRecord) -> Result<()> {
+        (**self).put_user(record).await
+    }
+    async fn put_visit(&self, record: &VisitRecord) -> Result<()> {
+        (**self).put_visit(record).await
+    }
+    async fn end_visits(
+        &self,
+        session: &str,
+        consumer_key: &str,
+        keep_user: Option<&str>,
+        now: i64,
+    ) -> Result<u64> {
+        (**self)
+            .end_visits(session, consumer_key, keep_user, now)
+            .await
+    }
+    async fn open_visits(&self, session: &str) -> Result<Vec<VisitRecord>> {
+        (**self).open_visits(session).await
+    }
+    async fn put_outcome_service(&self, record: &OutcomeServiceRecord) -> Result<()> {
+        (**self).put_outcome_service(record).await
+    }
+    async fn get_outcome_service(
+        &self,
+        consumer_key: &str,
+    ) -> Result<Option<OutcomeServiceRecord>> {
+        (**self).get_outcome_service(consumer_key).await
+    }
+    async fn upsert_assignment(&self, record: &GradedAssignment) -> Result<GradedAssignment> {
+        (**self).upsert_assignment(record).await
+    }
+    async fn get_assignment(
+        &self,
+        consumer_key: &str,
+        resource_link_id: &str,
+        user_id: &str,
+    ) -> Result<Option<GradedAssignment>> {
+        (**self)
+            .get_assignment(consumer_key, resource_link_id, user_id)
+            .await
+    }
+    async fn list_assignments(&self, consumer_key: &str) -> Result<Vec<GradedAssignment>> {
+        (**self).list_assignments(consumer_key).await
+    }
+    async fn advance_score_version(
+        &self,
+        consumer_key: &str,
+        resource_link_id: &str,
+        user_id: &str,
+        version: u64,
+    ) -> Result<bool> {
+        (**self)
+            .advance_score_version(consumer_key, resource_link_id, user_id, version)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_keeps_the_key_and_the_instance_apart() {
+        assert_eq!(provider_scope("k", None), "k");
+        assert_eq!(provider_scope("k", Some("")), "k");
+        let scoped = provider_scope("k", Some("lms.example"));
+        assert_ne!(scoped, "k");
+        assert_eq!(scope_consumer_key(&scoped), "k");
+        assert_eq!(scope_instance_guid(&scoped), Some("lms.example"));
+        assert_eq!(scope_consumer_key("k"), "k");
+        assert_eq!(scope_instance_guid("k"), None);
+        assert_ne!(scoped, provider_scope("k", Some("other.example")));
+    }
 
     #[test]
     fn permission_bits_round_trip_and_reject_unknown_bits() {

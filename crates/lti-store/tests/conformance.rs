@@ -62,7 +62,8 @@ macro_rules! everything {
             provider_records_upsert_and_bind,
             provider_visits_end_for_a_new_user,
             provider_assignments_and_score_versions,
-            provider_racers_keep_one_row_and_highest_version
+            provider_racers_keep_one_row_and_highest_version,
+            provider_scopes_keep_instances_apart
             $(, $extra)*
         );
     };

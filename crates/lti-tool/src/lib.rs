@@ -11,6 +11,7 @@ mod launch;
 mod login;
 mod login_state;
 mod migration;
+mod new_window;
 mod quirks;
 mod random;
 pub mod registration;
@@ -30,6 +31,7 @@ pub use launch::{Launch, StateBinding, VerifiedIdToken};
 pub use migration::{
     Lti1p1Migration, oauth_consumer_key_sign, oauth_consumer_key_sign_base_string,
 };
+pub use new_window::NEW_WINDOW_PARAM;
 pub use request::{ToolRequest, ToolResponse};
 pub use storage::{
     LaunchOutcome, PENDING_LAUNCH_TTL_SECS, STORAGE_CONFIRM_PARAM, STORAGE_ERROR_PARAM,

@@ -12,6 +12,17 @@ use crate::request::{ToolRequest, ToolResponse};
 use crate::tool::Tool;
 use crate::urls::append_query;
 
+/// The parameters of a login initiation the state and the authorization
+/// request are made from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoginParams<'a> {
+    pub(crate) login_hint: &'a str,
+    pub(crate) target_link_uri: &'a str,
+    pub(crate) message_hint: Option<&'a str>,
+    pub(crate) deployment_id: Option<&'a str>,
+    pub(crate) storage_target: Option<&'a str>,
+}
+
 /// The key under which a login's `lti_storage_target` is kept in [`LaunchState::extra`].
 pub(crate) const STORAGE_TARGET_KEY: &str = "lti_storage_target";
 
@@ -63,13 +74,7 @@ impl Tool {
     ) -> Result<ToolResponse, ToolError> {
         let p = req.params()?;
         let iss = p.require("iss")?;
-        let login_hint = p.require("login_hint")?;
-        let target_link_uri = p.require("target_link_uri")?;
-        let message_hint = p.get("lti_message_hint")?;
         let client_id = p.optional("client_id")?;
-        let storage_target = p.optional("lti_storage_target")?;
-        let inner = &self.inner;
-
         let registration = self.resolve_registration(iss, client_id).await?;
         span.record("issuer", registration.issuer.as_str());
         span.record("client_id", registration.client_id.as_str());
@@ -79,6 +84,33 @@ impl Tool {
             None if quirks.login_deployment_id_alias => p.optional("deployment_id")?,
             None => None,
         };
+        let login = LoginParams {
+            login_hint: p.require("login_hint")?,
+            target_link_uri: p.require("target_link_uri")?,
+            message_hint: p.get("lti_message_hint")?,
+            deployment_id,
+            storage_target: p.optional("lti_storage_target")?,
+        };
+        self.start_login(&registration, &login)
+    }
+
+    /// The login's answer for a resolved registration: seals the state and
+    /// redirects to the authorization endpoint (or answers the storage page),
+    /// setting the state cookie. Shared by the login route and the new-window
+    /// fallback's fresh login.
+    pub(crate) fn start_login(
+        &self,
+        registration: &PlatformRegistration,
+        login: &LoginParams<'_>,
+    ) -> Result<ToolResponse, ToolError> {
+        let LoginParams {
+            login_hint,
+            target_link_uri,
+            message_hint,
+            deployment_id,
+            storage_target,
+        } = *login;
+        let inner = &self.inner;
         inner.targets.check(target_link_uri, inner.allow_http)?;
 
         let nonce = crate::random::token(&inner.rng)?;
@@ -104,6 +136,9 @@ impl Tool {
                 crate::storage::STORAGE_BINDING_KEY.to_owned(),
                 crate::storage::STORAGE_BINDING_PLATFORM.to_owned(),
             );
+        } else if inner.new_window_fallback {
+            // Only a login bound by the cookie alone can need the new window.
+            crate::new_window::keep_hints(&mut saved, login_hint, message_hint);
         }
         // The state is the login itself, sealed: nothing is stored until the launch.
         let state = inner.sealer.seal_login(&inner.rng, &saved)?;
@@ -124,7 +159,7 @@ impl Tool {
         }
         let location = append_query(&registration.auth_login_url, &params);
         let response = match platform_target {
-            Some(target) => self.storage_login_page(&registration, target, &state, &location)?,
+            Some(target) => self.storage_login_page(registration, target, &state, &location)?,
             None => ToolResponse::redirect(StatusCode::FOUND, &location)?,
         }
         .with_cookie(&inner.cookies.set_cookie(&state))?;

@@ -13,8 +13,9 @@
 //! - the plaintext is `created_at` and `expires_at` (big-endian `i64`), a flags
 //!   byte (deployment id sent, storage target sent, stored in the platform's
 //!   storage), then the nonce, issuer, client id, `target_link_uri` and the
-//!   optional deployment id and storage target, each as a big-endian `u16` length
-//!   and its UTF-8 bytes.
+//!   optional deployment id, storage target, `login_hint` and `lti_message_hint`
+//!   (the last two kept for the new-window fallback), each as a big-endian `u16`
+//!   length and its UTF-8 bytes.
 //!
 //! Opening checks the tag and the expiry; single use is the launch's business: it
 //! records the state's nonce in the nonce store (see `Tool::consume_login_state`).
@@ -26,6 +27,7 @@ use ring::rand::SystemRandom;
 
 use crate::error::ToolError;
 use crate::login::STORAGE_TARGET_KEY;
+use crate::new_window::{LOGIN_HINT_KEY, MESSAGE_HINT_KEY};
 use crate::storage::{STORAGE_BINDING_KEY, STORAGE_BINDING_PLATFORM};
 
 /// The purpose a login state is sealed for (the AEAD's associated data).
@@ -44,6 +46,8 @@ const MAX_STATE_LEN: usize = 8 * 1024;
 const FLAG_DEPLOYMENT: u8 = 1;
 const FLAG_STORAGE_TARGET: u8 = 2;
 const FLAG_PLATFORM_STORAGE: u8 = 4;
+const FLAG_LOGIN_HINT: u8 = 8;
+const FLAG_MESSAGE_HINT: u8 = 16;
 
 /// Seals and opens values with keys derived from the tool's state secret.
 pub(crate) struct Sealer {
@@ -127,10 +131,15 @@ impl Sealer {
             Some(STORAGE_BINDING_PLATFORM) => true,
             Some(_) => return Err(ToolError::config("unknown state binding")),
         };
-        let known = usize::from(storage_target.is_some()) + usize::from(platform_storage);
+        let login_hint = state.extra.get(LOGIN_HINT_KEY);
+        let message_hint = state.extra.get(MESSAGE_HINT_KEY);
+        let known = usize::from(storage_target.is_some())
+            + usize::from(platform_storage)
+            + usize::from(login_hint.is_some())
+            + usize::from(message_hint.is_some());
         if state.extra.len() != known {
             return Err(ToolError::config(
-                "a login state carries only the storage target and binding",
+                "a login state carries only the storage target and binding and the login hints",
             ));
         }
         let mut flags = 0;
@@ -143,6 +152,12 @@ impl Sealer {
         if platform_storage {
             flags |= FLAG_PLATFORM_STORAGE;
         }
+        if login_hint.is_some() {
+            flags |= FLAG_LOGIN_HINT;
+        }
+        if message_hint.is_some() {
+            flags |= FLAG_MESSAGE_HINT;
+        }
         let mut text = Vec::with_capacity(
             17 + 2 * 6
                 + state.nonce.len()
@@ -150,7 +165,9 @@ impl Sealer {
                 + state.client_id.len()
                 + state.target_link_uri.len()
                 + state.deployment_id.as_ref().map_or(0, String::len)
-                + storage_target.map_or(0, String::len),
+                + storage_target.map_or(0, String::len)
+                + login_hint.map_or(0, String::len)
+                + message_hint.map_or(0, String::len),
         );
         text.extend_from_slice(&state.created_at.to_be_bytes());
         text.extend_from_slice(&state.expires_at.to_be_bytes());
@@ -162,6 +179,8 @@ impl Sealer {
             ("target_link_uri", Some(&state.target_link_uri)),
             ("lti_deployment_id", state.deployment_id.as_ref()),
             ("lti_storage_target", storage_target),
+            ("login_hint", login_hint),
+            ("lti_message_hint", message_hint),
         ] {
             if let Some(value) = value {
                 put_str(&mut text, name, value)?;
@@ -260,9 +279,20 @@ fn decode_login(state: &str, text: &[u8]) -> Option<LaunchState> {
             STORAGE_BINDING_PLATFORM.to_owned(),
         );
     }
-    if !r.0.is_empty()
-        || flags & !(FLAG_DEPLOYMENT | FLAG_STORAGE_TARGET | FLAG_PLATFORM_STORAGE) != 0
-    {
+    if flags & FLAG_LOGIN_HINT != 0 {
+        opened.extra.insert(LOGIN_HINT_KEY.to_owned(), r.string()?);
+    }
+    if flags & FLAG_MESSAGE_HINT != 0 {
+        opened
+            .extra
+            .insert(MESSAGE_HINT_KEY.to_owned(), r.string()?);
+    }
+    let known = FLAG_DEPLOYMENT
+        | FLAG_STORAGE_TARGET
+        | FLAG_PLATFORM_STORAGE
+        | FLAG_LOGIN_HINT
+        | FLAG_MESSAGE_HINT;
+    if !r.0.is_empty() || flags & !known != 0 {
         return None;
     }
     Some(opened)

@@ -80,20 +80,33 @@ pub enum LaunchOutcome {
         /// The check page.
         response: ToolResponse,
     },
+    /// The cookie check's new-window fallback (see
+    /// [`ToolBuilder::new_window_fallback`](crate::ToolBuilder::new_window_fallback)):
+    /// the page offering to continue in a new window (`200`, HTML) for a
+    /// framed launch that lost its state cookie, or, in that new window, the
+    /// fresh login's redirect to the platform with the state cookie.
+    NewWindow {
+        /// The page or the redirect.
+        response: ToolResponse,
+    },
 }
 
 impl LaunchOutcome {
     /// The response to send.
     pub fn response(&self) -> &ToolResponse {
         match self {
-            Self::Launched { response, .. } | Self::StorageCheck { response } => response,
+            Self::Launched { response, .. }
+            | Self::StorageCheck { response }
+            | Self::NewWindow { response } => response,
         }
     }
 
     /// The response to send, taken out.
     pub fn into_response(self) -> ToolResponse {
         match self {
-            Self::Launched { response, .. } | Self::StorageCheck { response } => response,
+            Self::Launched { response, .. }
+            | Self::StorageCheck { response }
+            | Self::NewWindow { response } => response,
         }
     }
 
@@ -101,7 +114,7 @@ impl LaunchOutcome {
     pub fn launch(&self) -> Option<&Launch> {
         match self {
             Self::Launched { launch, .. } => Some(launch),
-            Self::StorageCheck { .. } => None,
+            Self::StorageCheck { .. } | Self::NewWindow { .. } => None,
         }
     }
 }
@@ -120,8 +133,12 @@ impl Tool {
     ///   launch is saved and redirected to ([`LaunchOutcome::Launched`]).
     ///
     /// A launch without a state cookie whose login did not store its state is
-    /// refused with [`ToolError::StateCookieMissing`], as by [`Tool::launch`];
-    /// its state is used up.
+    /// refused with [`ToolError::StateCookieMissing`], as by [`Tool::launch`]
+    /// (its state is used up), unless it comes into a frame and the
+    /// [new-window fallback](crate::ToolBuilder::new_window_fallback) applies:
+    /// then the page offering a new window ([`LaunchOutcome::NewWindow`]). A
+    /// form with [`NEW_WINDOW_PARAM`](crate::NEW_WINDOW_PARAM) (that page's
+    /// button, in the new window) starts the login again there.
     ///
     /// # Errors
     /// Every error of [`Tool::launch`], and for the confirmation
@@ -137,16 +154,25 @@ impl Tool {
                 response,
             });
         }
+        if let Some(sealed) = form.optional(crate::new_window::NEW_WINDOW_PARAM)? {
+            return self.new_window_login(req, sealed).await;
+        }
         let (state, id_token) = launch_fields(&form)?;
         let cookie_name = match self.inner.cookies.check(req, state) {
             Ok(name) => name,
             Err(ToolError::StateCookieMissing { .. }) if self.inner.platform_storage => {
-                return self.storage_bound_launch(state, id_token).await;
+                return match self.storage_bound_launch(state, id_token).await {
+                    Err(e @ ToolError::StateCookieMissing { .. }) => {
+                        self.new_window_or(req, state, e)
+                    }
+                    other => other,
+                };
             }
             Err(ToolError::StateCookieMissing { .. }) => {
-                return Err(ToolError::StateCookieMissing {
+                let refusal = ToolError::StateCookieMissing {
                     cookie_only: CookieOnly::PlatformStorageOff,
-                });
+                };
+                return self.new_window_or(req, state, refusal);
             }
             Err(e) => return Err(e),
         };
@@ -312,7 +338,7 @@ impl Tool {
     /// A confirmation must be posted by a page of the tool's own origin: `Origin`
     /// equal to the redirect URI's origin and, when sent, `Sec-Fetch-Site:
     /// same-origin`.
-    fn check_same_origin(&self, req: &ToolRequest) -> Result<(), ToolError> {
+    pub(crate) fn check_same_origin(&self, req: &ToolRequest) -> Result<(), ToolError> {
         let expected = &self.inner.redirect_origin;
         let headers = req.headers();
         let mismatch = |found: String| ToolError::CrossOriginConfirmation {

@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) max_token_len: usize,
     pub(crate) validation: ValidationOptions,
     pub(crate) platform_storage: bool,
+    /// Offer the new-window page when a framed launch lost its state cookie.
+    pub(crate) new_window_fallback: bool,
     pub(crate) rng: SystemRandom,
     signing_keys: Mutex<HashMap<String, Arc<SigningKey>>>,
 }
@@ -141,6 +143,7 @@ impl Tool {
             retired_overlap: DEFAULT_RETIRED_KEY_OVERLAP,
             validation: ValidationOptions::default(),
             platform_storage: false,
+            new_window_fallback: true,
             insecure_http: false,
         }
     }
@@ -191,6 +194,7 @@ pub struct ToolBuilder {
     retired_overlap: Duration,
     validation: ValidationOptions,
     platform_storage: bool,
+    new_window_fallback: bool,
     insecure_http: bool,
 }
 
@@ -303,6 +307,21 @@ impl ToolBuilder {
     /// cookie-only [`Tool::launch`] is unchanged.
     pub fn platform_storage(mut self, on: bool) -> Self {
         self.platform_storage = on;
+        self
+    }
+
+    /// Whether a launch that comes back into an LMS frame without its state
+    /// cookie, when the platform's storage cannot bind it either, is answered
+    /// with a page offering to continue in a new window instead of the
+    /// `state_cookie_missing` refusal (on by default). Its button (a form with
+    /// `target="_blank"`) starts the login again in a new window with the
+    /// original login parameters, where the state cookie is first-party; see
+    /// [`NEW_WINDOW_PARAM`](crate::NEW_WINDOW_PARAM). To keep those parameters
+    /// the login seals `login_hint` and `lti_message_hint` into the state (each
+    /// when at most 2 KiB) for logins that do not store the state in the
+    /// platform's storage.
+    pub fn new_window_fallback(mut self, on: bool) -> Self {
+        self.new_window_fallback = on;
         self
     }
 
@@ -475,6 +494,7 @@ impl ToolBuilder {
                 max_token_len: self.max_token_len,
                 validation: self.validation,
                 platform_storage: self.platform_storage,
+                new_window_fallback: self.new_window_fallback,
                 rng,
                 signing_keys: Mutex::new(HashMap::new()),
             }),

@@ -275,6 +275,42 @@ pub enum Error {
         /// The entity kind.
         entity: &'static str,
     },
+    /// A launch parameter the provider keys records by is unusable.
+    #[error("invalid launch parameter {name}: expected {expected}, found {found}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What was expected.
+        expected: &'static str,
+        /// What was found (described, never the whole value).
+        found: String,
+    },
+    /// The visit a resource page names is unknown or has expired.
+    #[error(
+        "visit not found: expected the id of a visit this tool started, found an unknown or expired one"
+    )]
+    VisitNotFound,
+    /// The visit belongs to another browser session.
+    #[error(
+        "foreign visit: expected a visit of this browser's session, found one started in another browser"
+    )]
+    VisitForeign,
+    /// Another user launched in this browser since, which ended the visit.
+    #[error(
+        "visit ended: expected an open visit, found one ended by a later launch of another user in this browser; launch again from the course"
+    )]
+    VisitEnded,
+    /// The request carries no session cookie and the visit can no longer be
+    /// continued in a new window.
+    #[error(
+        "session cookie missing: expected the tool's session cookie, found none (the browser refuses the tool's cookies in this frame); launch again from the course"
+    )]
+    SessionCookieMissing,
+    /// The one-time hand-over of a visit to a new window was used or expired.
+    #[error(
+        "new-window hand-over unavailable: expected an unused hand-over of this visit, found it used or expired; launch again from the course"
+    )]
+    HandoffUnavailable,
 }
 
 impl Error {
@@ -314,6 +350,12 @@ impl Error {
             Error::Egress { source } => source.code(),
             Error::Store { .. } => "store_unavailable",
             Error::NotFound { .. } => "not_found",
+            Error::InvalidParameter { .. } => "invalid_parameter",
+            Error::VisitNotFound => "visit_not_found",
+            Error::VisitForeign => "visit_foreign",
+            Error::VisitEnded => "visit_ended",
+            Error::SessionCookieMissing => "session_cookie_missing",
+            Error::HandoffUnavailable => "new_window_handoff_unavailable",
         }
     }
 
@@ -351,12 +393,17 @@ impl Error {
     /// Authentication failures are 401 (RFC 5849 §3.2); malformed or
     /// protocol-violating requests are 400; an oversized body is 413; a
     /// resource link claiming a new context is 409; upstream failures are 502
-    /// and store failures 503.
+    /// and store failures 503. An unknown visit is 404; a foreign or ended
+    /// visit, or a used new-window hand-over, 403; a missing session cookie 401.
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::ResourceContextChanged { .. } => StatusCode::CONFLICT,
-            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::NotFound { .. } | Error::VisitNotFound => StatusCode::NOT_FOUND,
+            Error::VisitForeign | Error::VisitEnded | Error::HandoffUnavailable => {
+                StatusCode::FORBIDDEN
+            }
+            Error::SessionCookieMissing => StatusCode::UNAUTHORIZED,
             _ => match self.kind() {
                 ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
                 ErrorKind::Protocol | ErrorKind::Input => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 
 pub mod consumer;
 mod error;
+pub mod flow;
 pub mod model;
 pub mod oauth;
 pub mod outcomes;
@@ -14,6 +15,7 @@ pub use consumer::{
     parse_custom_parameters,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use flow::{LaunchAnswer, ProviderFlow, Visit, VisitPage};
 pub use lti_registry::SecretString;
 pub use model::{ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};

@@ -24,7 +24,12 @@
 //!   launches;
 //! - permission bits come from the roles (`lti-message`'s policy);
 //! - several processes sending scores for one assignment agree on the newest
-//!   through [`ProviderModel::claim_score_version`].
+//!   through [`ProviderModel::claim_score_version`];
+//! - records are kept per consumer key *and* `tool_consumer_instance_guid`
+//!   when the consumer sends one ([`provider_scope`]), so two LMS instances
+//!   sharing a key never mix users, visits, outcome services or grades
+//!   ([`ProviderModel::keyed_by_consumer_only`] turns that off for data
+//!   recorded before it); the silo stays per consumer key.
 
 use std::sync::Arc;
 
@@ -34,7 +39,8 @@ use lti_registry::{Clock, RegistryError, SystemClock};
 pub use lti_message::Permissions;
 pub use lti_registry::{
     AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
-    ResourceRecord, SiloId, UserRecord, VisitRecord,
+    ResourceRecord, SiloId, UserRecord, VisitRecord, provider_scope, scope_consumer_key,
+    scope_instance_guid,
 };
 
 use crate::error::{Error, Result};
@@ -49,6 +55,9 @@ impl From<&GradedAssignment> for crate::verify::OutcomeTarget {
     }
 }
 
+/// The longest `tool_consumer_instance_guid` the model keys records by.
+pub const MAX_INSTANCE_GUID_LEN: usize = 255;
+
 fn store(source: RegistryError) -> Error {
     Error::Store { source }
 }
@@ -56,6 +65,8 @@ fn store(source: RegistryError) -> Error {
 /// What a launch did to the data model.
 #[derive(Debug, Clone)]
 pub struct LaunchRecord {
+    /// The provider scope the records are keyed by ([`provider_scope`]).
+    pub scope: String,
     /// The consumer's silo.
     pub silo: SiloId,
     /// The resource link (as bound).
@@ -79,6 +90,7 @@ pub struct ProviderModel<S> {
     store: S,
     clock: Arc<dyn Clock>,
     policy: Arc<dyn PermissionPolicy + Send + Sync>,
+    per_instance: bool,
 }
 
 impl<S: ProviderStore> ProviderModel<S> {
@@ -88,7 +100,29 @@ impl<S: ProviderStore> ProviderModel<S> {
             store,
             clock: Arc::new(SystemClock),
             policy: Arc::new(DefaultPermissionPolicy),
+            per_instance: true,
         }
+    }
+
+    /// Keys the records by consumer key alone, ignoring
+    /// `tool_consumer_instance_guid` (for data recorded before records were
+    /// kept per instance; two LMS instances sharing a key then share users,
+    /// visits and outcome services).
+    #[must_use]
+    pub fn keyed_by_consumer_only(mut self) -> Self {
+        self.per_instance = false;
+        self
+    }
+
+    /// The provider scope of a launch: its consumer key, with the
+    /// `tool_consumer_instance_guid` it sent unless
+    /// [`keyed_by_consumer_only`](Self::keyed_by_consumer_only).
+    pub fn scope_of(&self, launch: &Launch) -> String {
+        let guid = self
+            .per_instance
+            .then(|| launch.param("tool_consumer_instance_guid"))
+            .flatten();
+        provider_scope(launch.consumer_key(), guid)
     }
 
     /// Uses another clock.
@@ -112,17 +146,31 @@ impl<S: ProviderStore> ProviderModel<S> {
     }
 
     /// Applies a verified launch from browser session `session`.
+    ///
+    /// # Errors
+    /// [`Error::ResourceContextChanged`] (409), [`Error::InvalidParameter`]
+    /// for a `tool_consumer_instance_guid` over 255 bytes, [`Error::Store`].
     pub async fn record_launch(&self, launch: &Launch, session: &str) -> Result<LaunchRecord> {
+        if let Some(guid) = launch.param("tool_consumer_instance_guid")
+            && guid.len() > MAX_INSTANCE_GUID_LEN
+        {
+            return Err(Error::InvalidParameter {
+                name: "tool_consumer_instance_guid",
+                expected: "at most 255 bytes",
+                found: format!("{} bytes", guid.len()),
+            });
+        }
         let now = self.clock.now();
-        let key = launch.consumer_key();
+        let scope = self.scope_of(launch);
+        let key = scope.as_str();
         let p = launch.params();
         let opt = |n: &str| p.get(n).map(str::to_owned);
         let silo = self
             .store
-            .silo_of(key)
+            .silo_of(launch.consumer_key())
             .await
             .map_err(store)?
-            .unwrap_or_else(|| SiloId::of_consumer(key));
+            .unwrap_or_else(|| SiloId::of_consumer(launch.consumer_key()));
 
         let sent_context = launch.context_id();
         let wanted = ResourceRecord {
@@ -256,6 +304,7 @@ impl<S: ProviderStore> ProviderModel<S> {
         };
 
         Ok(LaunchRecord {
+            scope,
             silo,
             resource,
             context,

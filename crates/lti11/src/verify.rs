@@ -211,6 +211,11 @@ impl LaunchVerifier {
         }
     }
 
+    /// The consumer store the verifier reads.
+    pub(crate) fn consumers(&self) -> &Arc<dyn ConsumerStore> {
+        &self.oauth.consumers
+    }
+
     /// Do not record `tool_consumer_instance_guid` on first sight (recorded by default).
     pub fn without_instance_guid_recording(mut self) -> Self {
         self.record_instance_guid = false;
@@ -411,5 +416,26 @@ impl Launch {
     /// `oauth_timestamp` of the launch.
     pub fn timestamp(&self) -> u64 {
         self.timestamp
+    }
+
+    /// The parameters in arrival order (for keeping a verified launch
+    /// server-side, see [`Launch::restore`]).
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.params.iter()
+    }
+
+    /// A launch verified earlier and kept server-side by this crate (the
+    /// provider flow's visits), with its consumer as stored now.
+    pub(crate) fn restore<'p>(
+        consumer: Consumer,
+        pairs: impl Iterator<Item = (&'p str, &'p str)> + Clone,
+        timestamp: u64,
+    ) -> Launch {
+        Launch {
+            consumer,
+            params: FormParams::from_pairs(pairs),
+            typed: OnceLock::new(),
+            timestamp,
+        }
     }
 }

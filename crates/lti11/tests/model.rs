@@ -292,3 +292,95 @@ async fn only_a_newer_score_version_may_be_sent() {
     ));
     assert_eq!(err.code(), "not_found");
 }
+
+/// Open edX keys outcome services by consumer and instance: two LMS instances
+/// that share a key keep their users, outcome services and grades apart.
+#[tokio::test]
+async fn two_instances_sharing_a_key_never_mix_records_or_grades() {
+    let env = Env::new();
+    let from = |guid: &str, sid: &str| {
+        base("u1")
+            .param("tool_consumer_instance_guid", guid)
+            .outcomes(format!("https://{guid}/outcomes"), sid)
+    };
+    let a = env
+        .model
+        .record_launch(&env.launch(from("lms-a.example", "sid-a")).await, "s1")
+        .await
+        .unwrap();
+    let b = env
+        .model
+        .record_launch(&env.launch(from("lms-b.example", "sid-b")).await, "s1")
+        .await
+        .unwrap();
+    assert_ne!(a.scope, b.scope);
+    assert_eq!(lti11::model::scope_consumer_key(&a.scope), KEY);
+    assert_eq!(
+        lti11::model::scope_instance_guid(&b.scope),
+        Some("lms-b.example")
+    );
+    // The same user_id on two instances is two users with two accounts; the
+    // silo stays the consumer's.
+    let (ua, ub) = (a.user.unwrap(), b.user.unwrap());
+    assert_ne!(ua.account, ub.account);
+    assert_eq!(a.silo, b.silo);
+    // The same session: a launch from the other instance is not "another
+    // user of the same consumer", each instance keeps its own visit.
+    assert_eq!(b.ended_visits, 0);
+    assert_eq!(env.model.store().open_visits("s1").await.unwrap().len(), 2);
+
+    let store = env.model.store();
+    let only_a = store.list_assignments(&a.scope).await.unwrap();
+    let only_b = store.list_assignments(&b.scope).await.unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_a[0].sourced_id, "sid-a");
+    assert_eq!(only_b[0].sourced_id, "sid-b");
+    assert_eq!(only_a[0].service_url, "https://lms-a.example/outcomes");
+    assert!(store.list_assignments(KEY).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .get_outcome_service(&b.scope)
+            .await
+            .unwrap()
+            .unwrap()
+            .service_url,
+        "https://lms-b.example/outcomes"
+    );
+    // Score versions are per instance.
+    let ga = a.assignment.unwrap();
+    let gb = b.assignment.unwrap();
+    assert!(env.model.claim_score_version(&ga, 5).await.unwrap());
+    assert!(env.model.claim_score_version(&gb, 1).await.unwrap());
+    assert_eq!(
+        store
+            .get_assignment(&b.scope, "rl-1", "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .score_version,
+        1
+    );
+
+    // A launch without the GUID is keyed by the consumer key alone.
+    let plain = env
+        .model
+        .record_launch(&env.launch(base("u1")).await, "s2")
+        .await
+        .unwrap();
+    assert_eq!(plain.scope, KEY);
+}
+
+#[tokio::test]
+async fn keyed_by_consumer_only_ignores_the_instance_guid() {
+    let env = Env::new();
+    let model = ProviderModel::new(MemoryProviderStore::new())
+        .with_clock(Arc::new(env.fx.clock.clone()))
+        .keyed_by_consumer_only();
+    let launch = env
+        .launch(base("u1").param("tool_consumer_instance_guid", "lms-a.example"))
+        .await;
+    let record = model.record_launch(&launch, "s1").await.unwrap();
+    assert_eq!(record.scope, KEY);
+    assert!(model.store().get_user(KEY, "u1").await.unwrap().is_some());
+}

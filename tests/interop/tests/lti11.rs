@@ -98,7 +98,20 @@ async fn pypi_lti_consumer_launches_our_provider_and_tampering_is_rejected() {
     let sign = || post_json(&sign_url, &sign_req);
     let fields = sign().await["fields"].as_object().unwrap().clone();
     assert!(fields.contains_key("oauth_signature"));
+    // The launch is recorded as a visit and answered 303 to its resource page,
+    // which the browser loads with the session cookie.
     let resp = post_form(&launch_url, encode(&fields), None, false).await;
+    assert_eq!(resp.status(), 303, "{}", text(&resp));
+    let location = resp.headers()[http::header::LOCATION].to_str().unwrap();
+    let cookie = resp.headers()[http::header::SET_COOKIE].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let resp = send(
+        http::Request::get(location)
+            .header(http::header::COOKIE, cookie)
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(resp.status(), 200, "{}", text(&resp));
     let page = text(&resp);
     assert!(

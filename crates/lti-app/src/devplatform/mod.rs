@@ -13,7 +13,8 @@
 //! A launch page frames the tool and answers its postMessage Platform Storage
 //! messages (`lti_storage_target=_parent`); `/launch?…&storage=forwarding`
 //! answers them from a hidden frame named `post_message_forwarding` instead, as
-//! Canvas does.
+//! Canvas does, and `/launch?…&storage=none` offers no storage at all (an LMS
+//! without it: a framed launch rests on the tool's cookie alone).
 
 mod config;
 mod pages;

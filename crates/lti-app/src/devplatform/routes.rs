@@ -301,14 +301,18 @@ enum StorageFrame {
     /// A hidden same-origin frame of the launch page named
     /// `post_message_forwarding`, as Canvas does (`?storage=forwarding`).
     Forwarding,
+    /// No Platform Storage offered (`?storage=none`), as an LMS without it:
+    /// a framed launch then rests on the tool's cookie alone.
+    None,
 }
 
 impl StorageFrame {
-    /// The `lti_storage_target` naming it.
-    fn target(self) -> &'static str {
+    /// The `lti_storage_target` naming it, when offered.
+    fn target(self) -> Option<&'static str> {
         match self {
-            Self::Page => "_parent",
-            Self::Forwarding => pages::FORWARDING_FRAME_NAME,
+            Self::Page => Some("_parent"),
+            Self::Forwarding => Some(pages::FORWARDING_FRAME_NAME),
+            Self::None => None,
         }
     }
 }
@@ -319,6 +323,7 @@ impl LaunchQuery {
         let storage = match self.storage {
             StorageFrame::Page => "",
             StorageFrame::Forwarding => "&storage=forwarding",
+            StorageFrame::None => "&storage=none",
         };
         format!("{}&framed=true{storage}", self.window_src())
     }
@@ -587,10 +592,10 @@ async fn launch_frame(
     match dev.inner.platform.start_launch(&spec).await {
         // Framed by the launch page, which answers Platform Storage messages
         // itself or in its forwarding frame.
-        Ok(init) if q.framed => {
-            from_http(init.with_storage_target(q.storage.target()).form_response())
-        }
-        Ok(init) => from_http(init.form_response()),
+        Ok(init) => match q.storage.target().filter(|_| q.framed) {
+            Some(target) => from_http(init.with_storage_target(target).form_response()),
+            None => from_http(init.form_response()),
+        },
         Err(e) => refuse(&dev, &headers, e.http_status(), e.code(), &e.to_string()),
     }
 }

@@ -268,6 +268,26 @@ pub async fn post_form(url: &str, body: impl Into<Bytes>, accept: Option<&str>) 
     send(req.body(body.into()).unwrap()).await
 }
 
+/// An LTI 1.1 launch as a browser makes it: the signed `POST`, then the
+/// visit's resource page its `303` names, with the session cookie it set.
+/// The launch's own response when it is not a `303`.
+pub async fn lti11_launch(url: &str, body: impl Into<Bytes>) -> Response<Bytes> {
+    let resp = post_form(url, body, None).await;
+    if resp.status() != 303 {
+        return resp;
+    }
+    let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    let cookie = resp.headers()[SET_COOKIE].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    send(
+        Request::get(location)
+            .header(COOKIE, cookie)
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await
+}
+
 pub fn text(resp: &Response<Bytes>) -> String {
     String::from_utf8(resp.body().to_vec()).unwrap()
 }

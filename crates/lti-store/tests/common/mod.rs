@@ -1663,3 +1663,48 @@ pub(crate) fn remove_sqlite_file(path: &std::path::Path) {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
+
+/// Two LMS instances sharing a consumer key (issue 28): records keyed by the
+/// provider scope (key + U+001F + instance GUID) round-trip on every backend
+/// and never show up under the other instance or the bare key.
+pub(crate) async fn provider_scopes_keep_instances_apart(h: &Harness) {
+    let p = h.store.provider.as_ref();
+    let now = h.now();
+    let a = lti_registry::provider_scope(PCK, Some("lms-a.example"));
+    let b = lti_registry::provider_scope(PCK, Some("lms-b.example"));
+    for (scope, sid) in [(&a, "src-a"), (&b, "src-b")] {
+        p.put_outcome_service(&OutcomeServiceRecord {
+            consumer_key: scope.clone(),
+            service_url: format!("https://{sid}.example/outcomes"),
+        })
+        .await
+        .unwrap();
+        p.upsert_assignment(&GradedAssignment {
+            consumer_key: scope.clone(),
+            ..assignment("rl-s", "u-s", sid, now)
+        })
+        .await
+        .unwrap();
+    }
+    let stored_a = p.list_assignments(&a).await.unwrap();
+    assert_eq!(stored_a.len(), 1);
+    assert_eq!(stored_a[0].sourced_id, "src-a");
+    assert_eq!(stored_a[0].consumer_key, a, "the scope round-trips");
+    assert_eq!(
+        lti_registry::scope_instance_guid(&stored_a[0].consumer_key),
+        Some("lms-a.example")
+    );
+    assert!(p.list_assignments(PCK).await.unwrap().is_empty());
+    assert!(p.advance_score_version(&b, "rl-s", "u-s", 7).await.unwrap());
+    let a_now = p.get_assignment(&a, "rl-s", "u-s").await.unwrap().unwrap();
+    assert_eq!(a_now.score_version, 0, "instance A's version is its own");
+    assert_eq!(
+        p.get_outcome_service(&b)
+            .await
+            .unwrap()
+            .unwrap()
+            .service_url,
+        "https://src-b.example/outcomes"
+    );
+    assert_eq!(p.get_outcome_service(PCK).await.unwrap(), None);
+}
