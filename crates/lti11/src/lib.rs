@@ -5,6 +5,7 @@ pub mod consumer;
 mod error;
 pub mod model;
 pub mod oauth;
+pub mod outbox;
 pub mod outcomes;
 pub mod pox;
 mod verify;
@@ -16,6 +17,7 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, Result};
 pub use lti_registry::SecretString;
 pub use model::{ProviderModel, ProviderStore};
+pub use outbox::BasicOutcomesSender;
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
 pub use outcomes::{
     GradeBook, GradeBookError, OutcomesClient, OutcomesReceiver, ReceiverAnswer, ScoreQueue,

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "postgres")]
 mod postgres;
+mod outbox;
 mod provider;
 mod schema;
 #[cfg(feature = "sqlite")]
