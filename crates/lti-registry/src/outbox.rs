@@ -153,18 +153,23 @@ impl GradeTarget {
     pub fn grade_id(&self) -> String {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(self.kind().as_str().as_bytes());
-        let parts: &[&str] = match self {
+        let parts: Vec<&str> = match self {
             Self::Ags {
                 issuer,
                 client_id,
                 line_item_url,
                 user_id,
-            } => &[issuer, client_id, line_item_url, user_id],
+            } => vec![
+                issuer.as_str(),
+                client_id.as_str(),
+                line_item_url.as_str(),
+                user_id.as_str(),
+            ],
             Self::BasicOutcomes {
                 consumer_key,
                 sourced_id,
                 ..
-            } => &[consumer_key, sourced_id],
+            } => vec![consumer_key.as_str(), sourced_id.as_str()],
         };
         for p in parts {
             ctx.update(&(p.len() as u64).to_be_bytes());

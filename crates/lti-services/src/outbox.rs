@@ -180,7 +180,7 @@ impl GradeSender for AgsSender {
                     resp.status().as_u16(),
                     retry_after,
                     e.code(),
-                    e.to_string(),
+                    &e.to_string(),
                 )
             }
             Err(e) => classify_service_error(&e),

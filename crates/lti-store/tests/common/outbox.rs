@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lti_message::Timestamp;
 use lti_message::ags::Score;
 use lti_registry::{
-    GradeError, GradeOutbox, GradePayload, GradeStatus, GradeStatusCounts, GradeTarget,
+    GradeError, GradePayload, GradeStatus, GradeStatusCounts, GradeTarget,
     RegistryError,
 };
 
@@ -31,7 +31,12 @@ fn ags_target(user: &str) -> GradeTarget {
 
 fn ags(user: &str, given: f64) -> GradePayload {
     GradePayload::Ags {
-        score: Score::completed_fully_graded(user, given, 10.0, Timestamp::now()),
+        score: Score::completed_fully_graded(
+            user,
+            given,
+            10.0,
+            Timestamp::from_unix_seconds(1_800_000_000).unwrap(),
+        ),
     }
 }
 
