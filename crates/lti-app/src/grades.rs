@@ -78,8 +78,7 @@ pub(crate) fn worker(
         store: store.clone(),
         signing_key: Arc::clone(signing_key),
     });
-    let outcomes =
-        lti11::OutcomesClient::new(Arc::clone(http)).with_egress_policy(egress.clone());
+    let outcomes = lti11::OutcomesClient::new(Arc::clone(http)).with_egress_policy(egress.clone());
     OutboxWorker::new(store.outbox.clone())
         .with_ags_sender(Arc::new(AgsSender::new(services.clone(), registrations)))
         .with_basic_outcomes_sender(Arc::new(lti11::BasicOutcomesSender::new(
@@ -163,8 +162,14 @@ mod tests {
     #[test]
     fn line_items_must_share_an_origin_with_the_launch() {
         let claim = [Some("https://lms.example/ctx/lineitems"), None];
-        assert!(on_launch_origin(&claim, "https://lms.example/ctx/lineitems/4"));
-        assert!(!on_launch_origin(&claim, "https://evil.example/lineitems/4"));
+        assert!(on_launch_origin(
+            &claim,
+            "https://lms.example/ctx/lineitems/4"
+        ));
+        assert!(!on_launch_origin(
+            &claim,
+            "https://evil.example/lineitems/4"
+        ));
         assert!(!on_launch_origin(&claim, "not a url"));
         assert!(!on_launch_origin(&[None, None], "https://lms.example/x"));
     }

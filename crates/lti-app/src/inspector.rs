@@ -964,7 +964,8 @@ pub(crate) async fn lti11_outcome(
             );
         }
     };
-    let grade = GradeTarget::basic_outcomes(consumer_key.clone(), target.service_url, target.sourced_id);
+    let grade =
+        GradeTarget::basic_outcomes(consumer_key.clone(), target.service_url, target.sourced_id);
     let payload = GradePayload::BasicOutcomes {
         score: score.value(),
         text: None,

@@ -347,6 +347,32 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     assert_eq!(scores.len(), 1);
     assert_eq!(scores[0]["userId"], "u07");
     assert_eq!(scores[0]["scoreGiven"], 8.0);
+    // The AGS panel shows the grade's status from the outbox.
+    let panel = text(
+        &get(
+            &format!("{}/lti/app/ags?lti_launch_id={id}", tool.url),
+            None,
+        )
+        .await,
+    );
+    assert!(panel.contains("<table id=\"grades\">"), "{panel}");
+    assert!(
+        panel.contains("data-status=\"sent\"><td>u07</td>"),
+        "{panel}"
+    );
+    // A line item on another origin than the launch's AGS URLs is refused
+    // before anything is queued (the token never goes there).
+    let foreign = post_form(
+        &score_action,
+        "lineitem=https%3A%2F%2Fevil.example%2Fli%2F1&user_id=u07&score_given=1&score_maximum=1",
+        None,
+    )
+    .await;
+    assert!(
+        text(&foreign).contains("cross_origin_link"),
+        "{}",
+        text(&foreign)
+    );
 
     let bad = post_form(
         &score_action,

@@ -24,8 +24,8 @@ pub use ephemeral::{
 pub use error::{RegistryError, Result};
 pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
 pub use outbox::{
-    Delivery, GradeBody, GradeError, GradeKind, GradeLease, GradeOutbox, GradePayload,
-    GradeRecord, GradeSender, GradeStatus, GradeStatusCounts, GradeTarget, MAX_GRADE_MESSAGE_CHARS,
+    Delivery, GradeBody, GradeError, GradeKind, GradeLease, GradeOutbox, GradePayload, GradeRecord,
+    GradeSender, GradeStatus, GradeStatusCounts, GradeTarget, MAX_GRADE_MESSAGE_CHARS,
     MAX_GRADE_URL_LEN, MAX_RESULT_TEXT_LEN, SubmittedGrade, check_grade, check_grade_version,
     check_lease_request, new_lease_token,
 };

@@ -500,8 +500,7 @@ pub struct GradeBody {
 pub trait GradeOutbox: Send + Sync {
     /// Records `payload` as the target's newest grade, due now; returns the
     /// record id and the new version (1 for a new target).
-    async fn submit(&self, target: &GradeTarget, payload: &GradePayload)
-    -> Result<SubmittedGrade>;
+    async fn submit(&self, target: &GradeTarget, payload: &GradePayload) -> Result<SubmittedGrade>;
 
     /// Leases up to `max` due records for `lease_secs`, oldest due first.
     async fn lease_due(&self, max: usize, lease_secs: i64) -> Result<Vec<GradeLease>>;
@@ -526,8 +525,12 @@ pub trait GradeOutbox: Send + Sync {
 
     /// The service refused `version` definitively: failed with `error`
     /// (when a newer version arrived meanwhile, that one is due now instead).
-    async fn mark_failed(&self, lease: &GradeLease, version: u64, error: &GradeError)
-    -> Result<bool>;
+    async fn mark_failed(
+        &self,
+        lease: &GradeLease,
+        version: u64,
+        error: &GradeError,
+    ) -> Result<bool>;
 
     /// One record.
     async fn get(&self, id: &str) -> Result<Option<GradeRecord>>;

@@ -171,11 +171,8 @@ impl GradeSender for AgsSender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
                     .map(|d| d.as_secs());
-                let e = crate::wire::platform_error(
-                    crate::ags::op::POST_SCORE,
-                    line_item_url,
-                    &resp,
-                );
+                let e =
+                    crate::wire::platform_error(crate::ags::op::POST_SCORE, line_item_url, &resp);
                 Delivery::from_status(
                     resp.status().as_u16(),
                     retry_after,
@@ -261,7 +258,10 @@ impl WorkerConfig {
                     max_delay: self.max_delay,
                     ..RetryPolicy::default()
                 };
-                policy.backoff(attempts.saturating_add(1)).as_secs_f64().ceil() as u64
+                policy
+                    .backoff(attempts.saturating_add(1))
+                    .as_secs_f64()
+                    .ceil() as u64
             }
         };
         i64::try_from(secs.max(1)).unwrap_or(86_400)
@@ -443,7 +443,19 @@ impl OutboxWorker {
                     },
                 )
             }
-            _ => self.report_retry(lease, &record, 1, &GradeError::new("unknown_delivery", None, "the sender answered with an unknown outcome")).await,
+            _ => {
+                self.report_retry(
+                    lease,
+                    &record,
+                    1,
+                    &GradeError::new(
+                        "unknown_delivery",
+                        None,
+                        "the sender answered with an unknown outcome",
+                    ),
+                )
+                .await
+            }
         }
     }
 
@@ -534,7 +546,8 @@ mod tests {
 
     #[test]
     fn delays_follow_retry_after_or_back_off() {
-        let c = WorkerConfig::default().with_backoff(Duration::from_secs(2), Duration::from_secs(60));
+        let c =
+            WorkerConfig::default().with_backoff(Duration::from_secs(2), Duration::from_secs(60));
         assert_eq!(c.delay_secs(1, Some(7)), 7);
         assert_eq!(c.delay_secs(1, Some(0)), 1, "at least a second");
         assert_eq!(c.delay_secs(1, Some(10_000_000)), 86_400);
@@ -556,15 +569,24 @@ mod tests {
             url: "https://lms/x".into(),
             message: Some("m".into()),
         };
-        assert!(matches!(classify_service_error(&platform(503)), Delivery::Retry { .. }));
-        assert!(matches!(classify_service_error(&platform(400)), Delivery::Rejected { .. }));
+        assert!(matches!(
+            classify_service_error(&platform(503)),
+            Delivery::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_service_error(&platform(400)),
+            Delivery::Rejected { .. }
+        ));
         let timeout = ServiceError::Http(lti_http::Error::Timeout {
             url: "https://lms/x".into(),
             phase: lti_http::TimeoutPhase::Total,
             limit: Duration::from_secs(30),
             attempts: 1,
         });
-        assert!(matches!(classify_service_error(&timeout), Delivery::Retry { .. }));
+        assert!(matches!(
+            classify_service_error(&timeout),
+            Delivery::Retry { .. }
+        ));
         let scope = ServiceError::ScopeNotGranted {
             scope: scope::SCORE,
             operation: "post score",

@@ -81,7 +81,10 @@ impl Caller {
 
     /// Sends `req` once (a `401` still gets one new token), without the
     /// client's retries.
-    pub(crate) async fn send_once(&self, req: Request<Bytes>) -> Result<Response<Bytes>, ServiceError> {
+    pub(crate) async fn send_once(
+        &self,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, ServiceError> {
         self.check_egress(&req.uri().to_string())?;
         Ok(self
             .service

@@ -85,11 +85,17 @@ impl Backend {
     async fn open(kind: &str) -> Option<Self> {
         let options = Self::options();
         let (store, cleanup) = match kind {
-            "memory" => (lti_store::open("memory://", &options).await.unwrap(), Cleanup::None),
+            "memory" => (
+                lti_store::open("memory://", &options).await.unwrap(),
+                Cleanup::None,
+            ),
             "sqlite" => {
                 let path = std::env::temp_dir().join(format!("{}.db", unique("outbox_svc")));
                 let url = format!("sqlite://{}", path.display());
-                (lti_store::open(&url, &options).await.unwrap(), Cleanup::File(path))
+                (
+                    lti_store::open(&url, &options).await.unwrap(),
+                    Cleanup::File(path),
+                )
             }
             "postgres" => {
                 let url = env("LTI_TEST_POSTGRES_URL")?;
@@ -243,7 +249,11 @@ impl OutcomesLms {
                         let (receiver, fault, url) = (receiver.clone(), fault.clone(), url.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let current = fault.lock().unwrap().clone();
                             let resp = match current {
                                 ScoreFault::Status(s) => status(s, None),
@@ -253,9 +263,16 @@ impl OutcomesLms {
                                         tokio::time::sleep(Duration::from_millis(ms)).await;
                                     }
                                     let text = |n: http::HeaderName| {
-                                        parts.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                                        parts
+                                            .headers
+                                            .get(n)
+                                            .and_then(|v| v.to_str().ok())
+                                            .map(str::to_owned)
                                     };
-                                    let (auth, ct) = (text(http::header::AUTHORIZATION), text(http::header::CONTENT_TYPE));
+                                    let (auth, ct) = (
+                                        text(http::header::AUTHORIZATION),
+                                        text(http::header::CONTENT_TYPE),
+                                    );
                                     let signed = lti11::SignedRequest {
                                         method: "POST",
                                         url: &url,
@@ -330,7 +347,12 @@ fn worker(store: &Store, lms: &TestPlatform, outcomes: &OutcomesLms) -> OutboxWo
 }
 
 /// Polls `check` on the record `id` until it holds (30 s at most).
-async fn wait_for(outbox: &dyn GradeOutbox, id: &str, what: &str, check: impl Fn(&GradeRecord) -> bool) -> GradeRecord {
+async fn wait_for(
+    outbox: &dyn GradeOutbox,
+    id: &str,
+    what: &str,
+    check: impl Fn(&GradeRecord) -> bool,
+) -> GradeRecord {
     let start = Instant::now();
     loop {
         if let Some(r) = outbox.get(id).await.unwrap()
@@ -387,7 +409,8 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         .unwrap()
         .id
         .unwrap();
-    let ags_target = |u: &str| GradeTarget::ags(lms.base.clone(), support::CLIENT_ID, item.clone(), u);
+    let ags_target =
+        |u: &str| GradeTarget::ags(lms.base.clone(), support::CLIENT_ID, item.clone(), u);
     let bo_target = |s: &str| GradeTarget::basic_outcomes(CONSUMER, outcomes.url.clone(), s);
 
     // 1. Both LMSs are down (500) while three versions of each grade are
@@ -404,13 +427,19 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         for u in 0..6 {
             let user = format!("learner-{u}");
             let s = outbox
-                .submit(&ags_target(&user), &ags_score(&user, f64::from(v), i64::from(v)))
+                .submit(
+                    &ags_target(&user),
+                    &ags_score(&user, f64::from(v), i64::from(v)),
+                )
                 .await
                 .unwrap();
             assert_eq!(s.version, u64::try_from(v).unwrap());
             ags_ids.push(s.id);
             let s = outbox
-                .submit(&bo_target(&format!("src-{u}")), &bo_score(f64::from(v) / 10.0))
+                .submit(
+                    &bo_target(&format!("src-{u}")),
+                    &bo_score(f64::from(v) / 10.0),
+                )
                 .await
                 .unwrap();
             bo_ids.push(s.id);
@@ -444,7 +473,14 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
             3,
             "Retry-After decides the next attempt"
         );
-        assert_eq!(r.last_error.as_ref().unwrap().code, if r.target.kind() == lti_registry::GradeKind::Ags { "platform_error" } else { "outcome_http_status" });
+        assert_eq!(
+            r.last_error.as_ref().unwrap().code,
+            if r.target.kind() == lti_registry::GradeKind::Ags {
+                "platform_error"
+            } else {
+                "outcome_http_status"
+            }
+        );
     }
 
     // 3. Recovered: every grade's latest version arrives, exactly once, and
@@ -488,7 +524,10 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         .submit(&ags_target("learner-0"), &ags_score("learner-0", 5.0, 5))
         .await
         .unwrap();
-    outbox.submit(&bo_target("src-0"), &bo_score(0.5)).await.unwrap();
+    outbox
+        .submit(&bo_target("src-0"), &bo_score(0.5))
+        .await
+        .unwrap();
     for id in [&a.id, &b.id] {
         let r = wait_for(outbox, id, "the newer version", |r| {
             r.status == GradeStatus::Sent && r.version == 5
@@ -496,7 +535,10 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         .await;
         assert_eq!(r.sent_version, 5);
     }
-    assert_eq!(by_learner(&lms.scores.accepted())["learner-0"], [3.0, 4.0, 5.0]);
+    assert_eq!(
+        by_learner(&lms.scores.accepted())["learner-0"],
+        [3.0, 4.0, 5.0]
+    );
     assert_eq!(by_learner(&outcomes.accepted())["src-0"], [0.3, 0.4, 0.5]);
 
     // 5. A definitive refusal: 400 (AGS) and a POX failure (1.1) mark the
@@ -507,15 +549,32 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         .submit(&ags_target("learner-9"), &ags_score("learner-9", 1.0, 1))
         .await
         .unwrap();
-    let b = outbox.submit(&bo_target("src-9"), &bo_score(0.9)).await.unwrap();
-    let r = wait_for(outbox, &a.id, "the refusal", |r| r.status == GradeStatus::Failed).await;
+    let b = outbox
+        .submit(&bo_target("src-9"), &bo_score(0.9))
+        .await
+        .unwrap();
+    let r = wait_for(outbox, &a.id, "the refusal", |r| {
+        r.status == GradeStatus::Failed
+    })
+    .await;
     let e = r.last_error.unwrap();
     assert_eq!((e.code.as_str(), e.status), ("platform_error", Some(400)));
-    assert!(e.message.contains("Incorrect score received"), "{}", e.message);
-    let r = wait_for(outbox, &b.id, "the refusal", |r| r.status == GradeStatus::Failed).await;
+    assert!(
+        e.message.contains("Incorrect score received"),
+        "{}",
+        e.message
+    );
+    let r = wait_for(outbox, &b.id, "the refusal", |r| {
+        r.status == GradeStatus::Failed
+    })
+    .await;
     let e = r.last_error.unwrap();
     assert_eq!(e.code, "outcome_rejected");
-    assert!(e.message.contains("unknown lis_result_sourcedid"), "{}", e.message);
+    assert!(
+        e.message.contains("unknown lis_result_sourcedid"),
+        "{}",
+        e.message
+    );
     let attempts = lms.scores.attempts.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -524,7 +583,10 @@ async fn grades_survive_failures_throttling_and_refusals(kind: &str) {
         "a failed grade is not retried"
     );
     let counts = outbox.status_counts().await.unwrap();
-    assert_eq!((counts.sent, counts.failed, counts.pending, counts.in_flight), (12, 2, 0, 0));
+    assert_eq!(
+        (counts.sent, counts.failed, counts.pending, counts.in_flight),
+        (12, 2, 0, 0)
+    );
 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running)
@@ -600,7 +662,10 @@ async fn two_workers_on_one_sqlite_file_send_each_grade_once() {
         let _ = rx2.await;
     });
     for id in &ids {
-        wait_for(backend.store.outbox.as_ref(), id, "delivery", |r| r.status == GradeStatus::Sent).await;
+        wait_for(backend.store.outbox.as_ref(), id, "delivery", |r| {
+            r.status == GradeStatus::Sent
+        })
+        .await;
     }
     let arrived = by_learner(&lms.scores.accepted());
     assert_eq!(arrived.len(), 30);

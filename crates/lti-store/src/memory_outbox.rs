@@ -91,11 +91,7 @@ fn pending(r: &mut GradeRecord, at: i64) {
 
 #[async_trait]
 impl GradeOutbox for MemoryOutbox {
-    async fn submit(
-        &self,
-        target: &GradeTarget,
-        payload: &GradePayload,
-    ) -> Result<SubmittedGrade> {
+    async fn submit(&self, target: &GradeTarget, payload: &GradePayload) -> Result<SubmittedGrade> {
         check_grade(target, payload)?;
         let now = self.clock.now();
         let id = target.grade_id();
@@ -244,11 +240,7 @@ impl GradeOutbox for MemoryOutbox {
 
 #[async_trait]
 impl GradeOutbox for MemoryStore {
-    async fn submit(
-        &self,
-        target: &GradeTarget,
-        payload: &GradePayload,
-    ) -> Result<SubmittedGrade> {
+    async fn submit(&self, target: &GradeTarget, payload: &GradePayload) -> Result<SubmittedGrade> {
         self.outbox().submit(target, payload).await
     }
     async fn lease_due(&self, max: usize, lease_secs: i64) -> Result<Vec<GradeLease>> {

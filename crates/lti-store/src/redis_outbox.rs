@@ -252,11 +252,7 @@ impl RedisStore {
 
 #[async_trait]
 impl GradeOutbox for RedisStore {
-    async fn submit(
-        &self,
-        target: &GradeTarget,
-        payload: &GradePayload,
-    ) -> Result<SubmittedGrade> {
+    async fn submit(&self, target: &GradeTarget, payload: &GradePayload) -> Result<SubmittedGrade> {
         check_grade(target, payload)?;
         let id = target.grade_id();
         let body = to_json(

@@ -17,8 +17,8 @@ pub use consumer::{
 pub use error::{Error, ErrorKind, Result};
 pub use lti_registry::SecretString;
 pub use model::{ProviderModel, ProviderStore};
-pub use outbox::BasicOutcomesSender;
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
+pub use outbox::BasicOutcomesSender;
 pub use outcomes::{
     GradeBook, GradeBookError, OutcomesClient, OutcomesReceiver, ReceiverAnswer, ScoreQueue,
     ScoreUpdate, Submitted, build_outcome_request, parse_outcome_response,

@@ -63,7 +63,12 @@ fn retry(code: &str, status: Option<u16>, message: impl AsRef<str>) -> Delivery 
 /// Classifies a consumer's answer to `replaceResult`.
 pub(crate) fn classify_answer(resp: &http::Response<bytes::Bytes>) -> Delivery {
     let status = resp.status().as_u16();
-    let text = || String::from_utf8_lossy(resp.body()).chars().take(300).collect::<String>();
+    let text = || {
+        String::from_utf8_lossy(resp.body())
+            .chars()
+            .take(300)
+            .collect::<String>()
+    };
     if !resp.status().is_success() {
         let retry_after = resp
             .headers()
@@ -166,7 +171,8 @@ mod tests {
         let req = OutcomeRequest::new("s", Operation::DeleteResult);
         let ok = OutcomeResponse::for_request(&req, CodeMajor::Success, "fine").to_xml();
         assert_eq!(classify_answer(&resp(200, ok, None)), Delivery::Sent);
-        let no = OutcomeResponse::for_request(&req, CodeMajor::Failure, "unknown sourcedid").to_xml();
+        let no =
+            OutcomeResponse::for_request(&req, CodeMajor::Failure, "unknown sourcedid").to_xml();
         match classify_answer(&resp(200, no, None)) {
             Delivery::Rejected { error } => {
                 assert_eq!(error.code, "outcome_rejected");

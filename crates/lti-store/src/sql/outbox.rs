@@ -181,11 +181,7 @@ impl SqlStore {
 
 #[async_trait]
 impl GradeOutbox for SqlStore {
-    async fn submit(
-        &self,
-        target: &GradeTarget,
-        payload: &GradePayload,
-    ) -> Result<SubmittedGrade> {
+    async fn submit(&self, target: &GradeTarget, payload: &GradePayload) -> Result<SubmittedGrade> {
         check_grade(target, payload)?;
         let backend = self.backend();
         let id = target.grade_id();

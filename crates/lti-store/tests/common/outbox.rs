@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lti_message::Timestamp;
 use lti_message::ags::Score;
 use lti_registry::{
-    GradeError, GradePayload, GradeStatus, GradeStatusCounts, GradeTarget,
-    RegistryError,
+    GradeError, GradePayload, GradeStatus, GradeStatusCounts, GradeTarget, RegistryError,
 };
 
 use super::Harness;
@@ -49,7 +48,10 @@ fn err(code: &str, status: Option<u16>, message: &str) -> GradeError {
 pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     let o = h.store.outbox.as_ref();
     let second = h.second.outbox.as_ref();
-    assert_eq!(o.status_counts().await.unwrap(), GradeStatusCounts::default());
+    assert_eq!(
+        o.status_counts().await.unwrap(),
+        GradeStatusCounts::default()
+    );
     assert!(o.lease_due(10, 60).await.unwrap().is_empty());
 
     let t = bo_target("src-1");
@@ -72,7 +74,9 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     let lease = &leases[0];
     assert_eq!(lease.record.version, 2);
     assert_eq!(lease.record.attempts, 1);
-    assert!(matches!(lease.record.status, GradeStatus::InFlight { lease_until } if lease_until == h.now() + 60));
+    assert!(
+        matches!(lease.record.status, GradeStatus::InFlight { lease_until } if lease_until == h.now() + 60)
+    );
     assert!(
         second.lease_due(10, 60).await.unwrap().is_empty(),
         "one lease at a time"
@@ -92,10 +96,16 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     assert_eq!((now_rec.version, now_rec.payload.clone()), (3, bo(0.75)));
     // The worker delivered v2: the record goes back to pending for v3.
     assert!(second.mark_sent(lease, 2).await.unwrap());
-    assert!(!o.mark_sent(lease, 2).await.unwrap(), "a report applies once");
+    assert!(
+        !o.mark_sent(lease, 2).await.unwrap(),
+        "a report applies once"
+    );
     assert!(o.current(lease).await.unwrap().is_none());
     let r = o.get(&first.id).await.unwrap().unwrap();
-    assert_eq!((r.status.clone(), r.version, r.sent_version), (GradeStatus::Pending, 3, 2));
+    assert_eq!(
+        (r.status.clone(), r.version, r.sent_version),
+        (GradeStatus::Pending, 3, 2)
+    );
 
     // A transient failure: due again after the delay, error kept.
     let lease = o.lease_due(10, 60).await.unwrap().remove(0);
@@ -138,7 +148,10 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     let r = o.get(&first.id).await.unwrap().unwrap();
     assert_eq!((r.status.clone(), r.sent_version), (GradeStatus::Sent, 3));
     assert_eq!(r.last_error, None);
-    assert!(o.lease_due(10, 60).await.unwrap().is_empty(), "sent is done");
+    assert!(
+        o.lease_due(10, 60).await.unwrap().is_empty(),
+        "sent is done"
+    );
 
     // A definitive refusal keeps the code and the LMS's message.
     let u = ags_target("learner-1");
@@ -150,7 +163,10 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     let r = second.get(&s.id).await.unwrap().unwrap();
     assert_eq!(r.status, GradeStatus::Failed);
     assert_eq!(r.last_error, Some(refusal.clone()));
-    assert!(o.lease_due(10, 60).await.unwrap().is_empty(), "failed is done");
+    assert!(
+        o.lease_due(10, 60).await.unwrap().is_empty(),
+        "failed is done"
+    );
     assert_eq!(
         o.status_counts().await.unwrap(),
         GradeStatusCounts {
@@ -164,7 +180,10 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     o.submit(&u, &ags("learner-1", 8.0)).await.unwrap();
     let lease = o.lease_due(10, 60).await.unwrap().remove(0);
     assert_eq!(lease.record.version, 2);
-    assert_eq!(lease.record.last_error, None, "a new submit clears the error");
+    assert_eq!(
+        lease.record.last_error, None,
+        "a new submit clears the error"
+    );
     o.submit(&u, &ags("learner-1", 9.0)).await.unwrap();
     assert!(o.mark_failed(&lease, 2, &refusal).await.unwrap());
     let r = o.get(&s.id).await.unwrap().unwrap();
@@ -182,17 +201,20 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
     assert_eq!(o.get("g-unknown").await.unwrap(), None);
 
     // Bad input is refused with the field named.
-    let bad = o
-        .submit(&bo_target("src-3"), &bo(1.5))
-        .await
-        .unwrap_err();
-    assert!(matches!(bad, RegistryError::InvalidInput { field: "score", .. }), "{bad:?}");
-    let bad = o
-        .submit(&bo_target(""), &bo(0.5))
-        .await
-        .unwrap_err();
+    let bad = o.submit(&bo_target("src-3"), &bo(1.5)).await.unwrap_err();
     assert!(
-        matches!(bad, RegistryError::InvalidInput { field: "lis_result_sourcedid", .. }),
+        matches!(bad, RegistryError::InvalidInput { field: "score", .. }),
+        "{bad:?}"
+    );
+    let bad = o.submit(&bo_target(""), &bo(0.5)).await.unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            RegistryError::InvalidInput {
+                field: "lis_result_sourcedid",
+                ..
+            }
+        ),
         "{bad:?}"
     );
     let bad = o
@@ -200,11 +222,23 @@ pub(crate) async fn outbox_lifecycle_versions_and_leases(h: &Harness) {
         .await
         .unwrap_err();
     assert!(
-        matches!(bad, RegistryError::InvalidInput { field: "score userId", .. }),
+        matches!(
+            bad,
+            RegistryError::InvalidInput {
+                field: "score userId",
+                ..
+            }
+        ),
         "{bad:?}"
     );
     let bad = o.lease_due(0, 60).await.unwrap_err();
-    assert!(matches!(bad, RegistryError::InvalidInput { field: "lease batch size", .. }));
+    assert!(matches!(
+        bad,
+        RegistryError::InvalidInput {
+            field: "lease batch size",
+            ..
+        }
+    ));
     assert_eq!(o.get("").await.unwrap_err().code(), "invalid_input");
 }
 
@@ -224,7 +258,11 @@ pub(crate) async fn outbox_racing_leasers_take_each_grade_once(h: &Harness) {
     }
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let store = if i % 2 == 0 { h.store.clone() } else { h.second.clone() };
+        let store = if i % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.second.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
@@ -236,7 +274,13 @@ pub(crate) async fn outbox_racing_leasers_take_each_grade_once(h: &Harness) {
                 }
                 for lease in got {
                     mine.push(lease.record.id.clone());
-                    assert!(store.outbox.mark_sent(&lease, lease.record.version).await.unwrap());
+                    assert!(
+                        store
+                            .outbox
+                            .mark_sent(&lease, lease.record.version)
+                            .await
+                            .unwrap()
+                    );
                 }
             }
             mine
@@ -259,7 +303,11 @@ pub(crate) async fn outbox_racing_leasers_take_each_grade_once(h: &Harness) {
     let t = bo_target("race-versions");
     let mut tasks = Vec::new();
     for i in 0..24 {
-        let store = if i % 2 == 0 { h.store.clone() } else { h.second.clone() };
+        let store = if i % 2 == 0 {
+            h.store.clone()
+        } else {
+            h.second.clone()
+        };
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
             store.outbox.submit(&t, &bo(0.5)).await.unwrap().version
