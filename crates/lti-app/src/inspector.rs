@@ -964,6 +964,11 @@ pub(crate) async fn lti11_outcome(
             );
         }
     };
+    // An outcome URL the egress policy refuses is refused now, not queued.
+    if let Err(source) = state.inner.egress.check_url(&target.service_url, &[]) {
+        let e = lti11::Error::Egress { source };
+        return page_error(&headers, e.status(), e.code(), &e.to_string());
+    }
     let grade =
         GradeTarget::basic_outcomes(consumer_key.clone(), target.service_url, target.sourced_id);
     let payload = GradePayload::BasicOutcomes {

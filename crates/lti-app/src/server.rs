@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) services: LtiServices,
     pub(crate) signing_key: Arc<SigningKey>,
     pub(crate) lti11: Arc<lti11::LaunchVerifier>,
+    /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs are checked
+    /// against it before a grade is queued; the services clients carry it too).
+    pub(crate) egress: lti_http::EgressPolicy,
     pub(crate) public_url: String,
     /// Starts a round of the grade outbox worker right after a submit.
     pub(crate) outbox_waker: lti_services::OutboxWaker,
@@ -229,6 +232,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             services,
             signing_key,
             lti11: Arc::new(lti11),
+            egress,
             public_url: public_url.clone(),
         }),
     };
