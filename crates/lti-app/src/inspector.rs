@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -15,6 +14,7 @@ use lti_axum::{LtiLaunch, RequireInstructor, wants_json};
 use lti_message::ags::{LineItem, Score};
 use lti_message::deep_linking::{DeepLinkLineItem, HtmlItem, LinkItem, LtiResourceLinkItem};
 use lti_message::{ContentItem, LtiMessage, Timestamp};
+use lti_registry::{GradePayload, GradeTarget};
 use lti_services::{LineItemsQuery, MembershipsQuery, ServiceError, ServiceRegistration};
 use lti_tool::html::escape;
 use lti_tool::{LAUNCH_ID_PARAM, Launch};
@@ -438,23 +438,7 @@ fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
 
 /// The services registration for the launch's platform.
 fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
-    let reg = launch.registration();
-    let profile = reg
-        .quirks
-        .as_str()
-        .parse::<lti_services::QuirkProfile>()
-        .unwrap_or(lti_services::QuirkProfile::Generic);
-    let mut s = ServiceRegistration::new(
-        reg.issuer.clone(),
-        reg.client_id.clone(),
-        reg.auth_token_url.clone(),
-        Arc::clone(&state.inner.signing_key),
-    )
-    .with_profile(profile);
-    if let Some(aud) = &reg.token_audience {
-        s = s.with_assertion_audience(aud.clone());
-    }
-    s
+    crate::grades::service_registration_for(launch.registration(), &state.inner.signing_key)
 }
 
 fn service_error(what: &str, e: &ServiceError) -> String {
@@ -539,6 +523,13 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
         form_action(state, "/lti/app/ags/scores", launch),
         escape(launch.sub().unwrap_or(""))
     );
+    b.push_str(
+        &crate::grades::status_table(&state.inner.store, |t| {
+            matches!(t, GradeTarget::Ags { issuer, client_id, .. }
+                if *issuer == reg.issuer() && *client_id == reg.client_id())
+        })
+        .await,
+    );
     page("AGS", &b)
 }
 
@@ -598,7 +589,9 @@ pub(crate) async fn create_line_item(
     ags_panel(&state, &launch, Some(notice)).await
 }
 
-/// `POST /lti/app/ags/scores`: posts a score for a learner.
+/// `POST /lti/app/ags/scores`: records a score for a learner in the grade
+/// outbox and answers at once (the worker sends it; the panel shows its
+/// status).
 pub(crate) async fn post_score(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -619,16 +612,57 @@ pub(crate) async fn post_score(
     score.comment = form.get("comment").filter(|c| !c.is_empty()).cloned();
     let reg = service_registration(&state, &launch);
     let notice = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
-        Ok(ags) => match ags.post_score(&lineitem, &score).await {
-            Ok(()) => format!(
-                "<p class=\"ok\" id=\"notice\">Posted {given} / {maximum} for <code>{}</code>.</p>",
-                escape(&user)
-            ),
-            Err(e) => service_error("Posting the score", &e),
-        },
+        Ok(ags) if !ags.has_scope(lti_message::ags::scope::SCORE) => service_error(
+            "Posting the score",
+            &ServiceError::ScopeNotGranted {
+                scope: lti_message::ags::scope::SCORE,
+                operation: lti_services::ags::op::POST_SCORE,
+            },
+        ),
+        // The access token only goes where the launch's AGS URLs point.
+        Ok(ags)
+            if !crate::grades::on_launch_origin(
+                &[ags.lineitems_url(), ags.lineitem_url()],
+                &lineitem,
+            ) =>
+        {
+            service_error(
+                "Posting the score",
+                &ServiceError::CrossOriginLink {
+                    expected: "the origin of the launch's AGS URLs".to_owned(),
+                    found: lti_http::redact_url(&lineitem).chars().take(120).collect(),
+                },
+            )
+        }
+        Ok(_) => {
+            let target = GradeTarget::ags(reg.issuer(), reg.client_id(), lineitem, user.clone());
+            match state
+                .inner
+                .store
+                .outbox
+                .submit(&target, &GradePayload::Ags { score })
+                .await
+            {
+                Ok(submitted) => {
+                    state.inner.outbox_waker.wake();
+                    format!(
+                        "<p class=\"ok\" id=\"notice\">Posted {given} / {maximum} for <code>{}</code> to the grade outbox (version {}): it is sent in the background, its status is below.</p>",
+                        escape(&user),
+                        submitted.version
+                    )
+                }
+                Err(e) => return registry_error(&headers, &e),
+            }
+        }
         Err(e) => service_error("Reading the AGS claim", &e),
     };
     ags_panel(&state, &launch, Some(notice)).await
+}
+
+/// A store refusal as an error page: bad input 400, an unreachable store 503.
+fn registry_error(headers: &HeaderMap, e: &lti_registry::RegistryError) -> Response {
+    let status = StatusCode::from_u16(e.status_hint()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    page_error(headers, status, e.code(), &e.to_string())
 }
 
 /// `GET /lti/app/nrps?page=N`: the roster, a page at a time.
@@ -818,10 +852,11 @@ async fn save_outcome_target(
     Ok(id)
 }
 
-/// `POST /lti11/outcomes?outcome_id=…&lti_csrf_token=…`: sends `replaceResult`
-/// for the launch the id was saved for, signed with its consumer's secret, when
-/// the request carries the id's CSRF token and the launch had an instructor (or
-/// higher) role.
+/// `POST /lti11/outcomes?outcome_id=…&lti_csrf_token=…`: records
+/// `replaceResult` for the launch the id was saved for in the grade outbox
+/// (the worker sends it, signed with its consumer's secret) and answers at
+/// once, when the request carries the id's CSRF token and the launch had an
+/// instructor (or higher) role.
 pub(crate) async fn lti11_outcome(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -893,14 +928,14 @@ pub(crate) async fn lti11_outcome(
         Ok(Err(e)) => return invalid_form(&headers, &e.to_string()),
         Err(m) => return invalid_form(&headers, &m),
     };
-    let consumer = match state
+    match state
         .inner
         .store
         .consumers
         .get_consumer(&consumer_key)
         .await
     {
-        Ok(c) => c,
+        Ok(_) => {}
         Err(lti_registry::RegistryError::NotFound { .. }) => return not_found(),
         Err(e) => {
             return page_error(
@@ -911,20 +946,33 @@ pub(crate) async fn lti11_outcome(
             );
         }
     };
-    let credentials = lti11::Credentials::new(consumer.key.clone(), consumer.secret.expose());
-    let client = lti11::OutcomesClient::new(Arc::clone(&state.inner.http))
-        .with_egress_policy(state.inner.egress.clone());
-    match client
-        .replace_result(&target, &credentials, score, None)
-        .await
-    {
-        Ok(()) => page(
-            "Outcome sent",
-            &format!(
-                "<h1>Outcome sent</h1><p class=\"ok\" id=\"notice\">The consumer accepted the score {}.</p>",
-                score.value()
-            ),
-        ),
-        Err(e) => page_error(&headers, e.status(), e.code(), &e.to_string()),
+    // An outcome URL the egress policy refuses is refused now, not queued.
+    if let Err(source) = state.inner.egress.check_url(&target.service_url, &[]) {
+        let e = lti11::Error::Egress { source };
+        return page_error(&headers, e.status(), e.code(), &e.to_string());
+    }
+    let grade =
+        GradeTarget::basic_outcomes(consumer_key.clone(), target.service_url, target.sourced_id);
+    let payload = GradePayload::BasicOutcomes {
+        score: score.value(),
+        text: None,
+    };
+    match state.inner.store.outbox.submit(&grade, &payload).await {
+        Ok(submitted) => {
+            state.inner.outbox_waker.wake();
+            let table = crate::grades::status_table(&state.inner.store, |t| {
+                matches!(t, GradeTarget::BasicOutcomes { consumer_key: k, .. } if *k == consumer_key)
+            })
+            .await;
+            page(
+                "Outcome queued",
+                &format!(
+                    "<h1>Outcome queued</h1><p class=\"ok\" id=\"notice\">The score {} is queued for the consumer (version {}): it is sent in the background.</p>{table}",
+                    score.value(),
+                    submitted.version
+                ),
+            )
+        }
+        Err(e) => registry_error(&headers, &e),
     }
 }

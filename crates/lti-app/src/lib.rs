@@ -7,6 +7,7 @@ mod config;
 mod consumers;
 pub mod devplatform;
 mod error;
+mod grades;
 mod import;
 mod inspector;
 mod keys;

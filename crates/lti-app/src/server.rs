@@ -49,13 +49,14 @@ pub(crate) struct Shared {
     pub(crate) signing_key: Arc<SigningKey>,
     /// The LTI 1.1 provider flow (visits, session cookie, new-window fallback).
     pub(crate) lti11_flow: Arc<lti11::ProviderFlow>,
-    pub(crate) http: Arc<dyn HttpClient>,
-    /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs; the services
-    /// clients carry it too).
+    /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs are checked
+    /// against it before a grade is queued; the services clients carry it too).
     pub(crate) egress: lti_http::EgressPolicy,
     pub(crate) public_url: String,
     /// The Dynamic Registration flow (`[dynamic_registration]` enabled).
     pub(crate) registration: Option<Arc<lti_tool::registration::DynamicRegistration>>,
+    /// Starts a round of the grade outbox worker right after a submit.
+    pub(crate) outbox_waker: lti_services::OutboxWaker,
 }
 
 impl FromRef<AppState> for Arc<Tool> {
@@ -178,6 +179,8 @@ pub struct App {
     pub kid: String,
     /// The server's timeouts and connection limit (`[server]` of the configuration).
     pub limits: crate::ServerLimits,
+    /// The grade outbox worker [`run`] runs beside the server.
+    pub(crate) worker: lti_services::OutboxWorker,
 }
 
 impl std::fmt::Debug for App {
@@ -257,14 +260,16 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.launch_data.clone(),
     )
     .secure_cookie(true);
+    let signing_key = Arc::new(signing_key);
+    let worker = crate::grades::worker(&store, &services, &signing_key, &http, &egress);
     let state = AppState {
         inner: Arc::new(Shared {
             lti11_flow: Arc::new(lti11_flow),
+            outbox_waker: worker.waker(),
             tool: Arc::new(tool),
             store,
             services,
-            signing_key: Arc::new(signing_key),
-            http,
+            signing_key,
             egress,
             public_url: public_url.clone(),
             registration,
@@ -276,6 +281,7 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         generated_key,
         kid,
         limits: config.server.limits(),
+        worker,
     })
 }
 
@@ -549,5 +555,22 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, limits = ?app.limits, "listening");
-    crate::serve_http(listener, app.router, app.limits, shutdown).await
+    // The grade outbox worker stops with the server: it finishes the round
+    // in progress (its attempts are reported), so nothing stays leased.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let worker = app.worker.spawn(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let server_shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = crate::serve_http(listener, app.router, app.limits, server_shutdown).await;
+    if served.is_err() {
+        // The server failed without a shutdown: nothing will stop the worker.
+        worker.abort();
+    } else if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "the grade outbox worker ended abnormally");
+    }
+    served
 }

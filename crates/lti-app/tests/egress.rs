@@ -97,6 +97,13 @@ async fn lti11_outcome_urls_off_the_allowed_origins_are_refused_with_502() {
     let action = lti11_outcome_form(&tool, format!("{}/outcomes", platform.base)).await;
     let sent = post_form(&format!("{}{action}", tool.url), "score=0.4", None).await;
     assert_eq!(sent.status(), 200, "{}", text(&sent));
+    // Queued in the grade outbox; the worker delivers it.
+    for _ in 0..500 {
+        if !platform.outcomes.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         platform.outcomes.lock().unwrap().clone(),
         [("sourced-egress".to_owned(), 0.4)]

@@ -341,10 +341,38 @@ async fn instructors_get_the_ags_and_nrps_panels_and_learners_get_403() {
     .await;
     assert_eq!(scored.status(), 200);
     assert!(text(&scored).contains("Posted 8 / 10"), "{}", text(&scored));
+    // The score went to the grade outbox; the worker delivers it.
+    wait_until(|| !platform.scores.lock().unwrap().is_empty()).await;
     let scores = platform.scores.lock().unwrap().clone();
     assert_eq!(scores.len(), 1);
     assert_eq!(scores[0]["userId"], "u07");
     assert_eq!(scores[0]["scoreGiven"], 8.0);
+    // The AGS panel shows the grade's status from the outbox.
+    let panel = text(
+        &get(
+            &format!("{}/lti/app/ags?lti_launch_id={id}", tool.url),
+            None,
+        )
+        .await,
+    );
+    assert!(panel.contains("<table id=\"grades\">"), "{panel}");
+    assert!(
+        panel.contains("data-status=\"sent\"><td>u07</td>"),
+        "{panel}"
+    );
+    // A line item on another origin than the launch's AGS URLs is refused
+    // before anything is queued (the token never goes there).
+    let foreign = post_form(
+        &score_action,
+        "lineitem=https%3A%2F%2Fevil.example%2Fli%2F1&user_id=u07&score_given=1&score_maximum=1",
+        None,
+    )
+    .await;
+    assert!(
+        text(&foreign).contains("cross_origin_link"),
+        "{}",
+        text(&foreign)
+    );
 
     let bad = post_form(
         &score_action,
@@ -481,7 +509,12 @@ async fn lti11_launches_from_configured_consumers_reach_the_inspector() {
     let action = action_of(&tool, &page, "/lti11/outcomes");
     let sent = post_form(&action, "score=0.8", None).await;
     assert_eq!(sent.status(), 200, "{}", text(&sent));
-    assert!(text(&sent).contains("accepted the score 0.8"));
+    assert!(
+        text(&sent).contains("The score 0.8 is queued for the consumer (version 1)"),
+        "{}",
+        text(&sent)
+    );
+    wait_until(|| !platform.outcomes.lock().unwrap().is_empty()).await;
     assert_eq!(
         platform.outcomes.lock().unwrap().clone(),
         [("sourced-11".to_owned(), 0.8)]
@@ -562,6 +595,18 @@ async fn the_inspector_verifies_the_lti1p1_migration_claim_with_the_consumer_sec
 
 /// The absolute URL of the form posting to `path` in `page` (its `action`,
 /// HTML-unescaped).
+/// Polls `done` every 20 ms for up to 10 s (the grade outbox worker
+/// delivers in the background).
+async fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out");
+}
+
 fn action_of(tool: &Tool, page: &str, path: &str) -> String {
     let marker = format!("action=\"{path}?");
     let start = page

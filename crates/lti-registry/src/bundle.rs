@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::consumer::{ConsumerStore, OAuth1NonceStore};
 use crate::ephemeral::{LaunchDataStore, LaunchStateStore, NonceStore};
 use crate::keys::ToolKeyStore;
+use crate::outbox::GradeOutbox;
 use crate::provider::ProviderStore;
 use crate::registration::RegistrationStore;
 
@@ -32,6 +33,9 @@ pub struct Store {
     /// The LTI 1.1 tool provider's data model (silos, contexts, resource
     /// links, users, visits, outcome services, graded assignments).
     pub provider: Arc<dyn ProviderStore>,
+    /// The durable grade outbox (AGS scores and Basic Outcomes waiting to be
+    /// delivered, with their status).
+    pub outbox: Arc<dyn GradeOutbox>,
 }
 
 impl std::fmt::Debug for Store {
@@ -52,6 +56,7 @@ impl Store {
             + ConsumerStore
             + OAuth1NonceStore
             + ProviderStore
+            + GradeOutbox
             + 'static,
     {
         Self {
@@ -62,13 +67,15 @@ impl Store {
             tool_keys: backend.clone(),
             consumers: backend.clone(),
             oauth1_nonces: backend.clone(),
-            provider: backend,
+            provider: backend.clone(),
+            outbox: backend,
         }
     }
 
     /// Takes the short-lived records (launch state, nonces, launch data,
     /// OAuth 1.0a nonces) from `other` and keeps the durable ones
-    /// (registrations, tool keys, consumers, the provider data model) from `self`.
+    /// (registrations, tool keys, consumers, the provider data model, the
+    /// grade outbox) from `self`.
     #[must_use]
     pub fn with_ephemeral_from(mut self, other: &Store) -> Self {
         self.launch_states = other.launch_states.clone();

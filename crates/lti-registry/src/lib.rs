@@ -10,6 +10,7 @@ mod ephemeral;
 mod error;
 pub mod import;
 mod keys;
+mod outbox;
 mod provider;
 mod registration;
 mod secret;
@@ -23,6 +24,12 @@ pub use ephemeral::{
 };
 pub use error::{RegistryError, Result};
 pub use keys::{KeyStatus, ToolKey, ToolKeyStore, sort_keys, validate_new_key};
+pub use outbox::{
+    Delivery, GradeBody, GradeError, GradeKind, GradeLease, GradeOutbox, GradePayload, GradeRecord,
+    GradeSender, GradeStatus, GradeStatusCounts, GradeTarget, MAX_GRADE_MESSAGE_CHARS,
+    MAX_GRADE_URL_LEN, MAX_RESULT_TEXT_LEN, SubmittedGrade, check_grade, check_grade_version,
+    check_lease_request, new_lease_token,
+};
 pub use provider::{
     AccountId, ContextRecord, GradedAssignment, OutcomeServiceRecord, ProviderStore,
     ResourceRecord, SCOPE_SEPARATOR, SiloId, UserRecord, VisitRecord, assignment_not_found,

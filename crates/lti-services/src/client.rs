@@ -404,6 +404,21 @@ impl AgsClient {
         self.caller.call(req, ags::parse_score_response).await
     }
 
+    /// One attempt at posting `score` (no retries, whatever the client's
+    /// retry policy): the platform's response as it came, for the grade
+    /// outbox, which schedules retries itself (`Retry-After` included).
+    pub(crate) async fn post_score_once(
+        &self,
+        lineitem_url: &str,
+        score: &Score,
+    ) -> Result<http::Response<bytes::Bytes>, ServiceError> {
+        self.require(scope::SCORE, op::POST_SCORE)?;
+        let req =
+            ags::build_score_request(lineitem_url, score, self.caller.registration.profile())?;
+        self.check_item_url(&req)?;
+        self.caller.send_once(req).await
+    }
+
     /// Posts `score` to the launch's own line item; `missing_endpoint` when
     /// the launch's link is not bound to exactly one line item.
     pub async fn grade_launch_line_item(&self, score: &Score) -> Result<(), ServiceError> {

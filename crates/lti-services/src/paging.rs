@@ -79,6 +79,25 @@ impl Caller {
             .await?)
     }
 
+    /// Sends `req` once (a `401` still gets one new token), without the
+    /// client's retries.
+    pub(crate) async fn send_once(
+        &self,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, ServiceError> {
+        self.check_egress(&req.uri().to_string())?;
+        Ok(self
+            .service
+            .send_authorized_with_policy(
+                &self.key,
+                self.registration.token_endpoint(),
+                &self.scopes,
+                req,
+                &lti_http::RetryPolicy::none(),
+            )
+            .await?)
+    }
+
     /// Sends `req` and parses the answer with `parse`.
     pub(crate) async fn call<T>(
         &self,

@@ -15,7 +15,11 @@ mod file;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "memory")]
+mod memory_outbox;
+#[cfg(feature = "memory")]
 mod memory_provider;
+#[cfg(feature = "redis")]
+mod redis_outbox;
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -34,6 +38,8 @@ pub use lti_registry::{Clock, RegistryError, Result, SecretCipher, Store};
 pub use file::{FileRegistry, ImportReport};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(feature = "memory")]
+pub use memory_outbox::MemoryOutbox;
 #[cfg(feature = "memory")]
 pub use memory_provider::MemoryProviderStore;
 #[cfg(feature = "redis")]
@@ -134,7 +140,7 @@ fn not_compiled(feature: &'static str) -> RegistryError {
 /// | `memory://` | [`MemoryStore`] (process memory) |
 /// | `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` | [`SqlStore`] on SQLite, migrated on open |
 /// | `postgres://…`, `postgresql://…` | [`SqlStore`] on PostgreSQL, migrated on open; TLS per `sslmode` and `sslrootcert` ([`SqlStore::open_postgres`]) |
-/// | `redis://…`, `rediss://…` (TLS, `?sslrootcert=PATH`) | [`RedisStore`] for launch state, nonces, launch data and OAuth 1.0a nonces; registrations, tool keys, consumers and the LTI 1.1 provider data model answer `Unsupported` (combine with [`open_split`]) |
+/// | `redis://…`, `rediss://…` (TLS, `?sslrootcert=PATH`) | [`RedisStore`] for launch state, nonces, launch data, OAuth 1.0a nonces and the grade outbox; registrations, tool keys, consumers and the LTI 1.1 provider data model answer `Unsupported` (combine with [`open_split`]) |
 ///
 /// An unknown scheme is `InvalidInput`; an unreachable server `StoreUnavailable`.
 #[cfg_attr(
@@ -196,8 +202,9 @@ pub async fn open(url: &str, options: &OpenOptions) -> Result<Store> {
                     launch_data: redis.clone(),
                     tool_keys: none.clone(),
                     consumers: none.clone(),
-                    oauth1_nonces: redis,
+                    oauth1_nonces: redis.clone(),
                     provider: none,
+                    outbox: redis,
                 })
             }
             #[cfg(not(feature = "redis"))]

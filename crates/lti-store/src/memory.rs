@@ -16,6 +16,7 @@ use crate::common::{
     Registrations, SealedConsumer, SealedKey, conflict, guid_conflict, guid_taken, is_published,
     open_sorted, registration_id, tool_key_context,
 };
+use crate::memory_outbox::MemoryOutbox;
 use crate::memory_provider::MemoryProviderStore;
 use ttl_map::{Inserted, TtlMap};
 
@@ -75,6 +76,7 @@ pub struct MemoryStore {
     nonces: TtlMap<NonceKey, ()>,
     launches: TtlMap<String, Arc<serde_json::Value>>,
     provider: MemoryProviderStore,
+    outbox: MemoryOutbox,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -101,6 +103,7 @@ impl MemoryStore {
         nonces: usize,
     ) -> Self {
         Self {
+            outbox: MemoryOutbox::new(clock.clone()),
             clock,
             cipher,
             durable: Mutex::new(Durable::default()),
@@ -114,6 +117,11 @@ impl MemoryStore {
     /// The provider data model's tables.
     pub(crate) fn provider(&self) -> &MemoryProviderStore {
         &self.provider
+    }
+
+    /// The grade outbox.
+    pub(crate) fn outbox(&self) -> &MemoryOutbox {
+        &self.outbox
     }
 
     fn durable(&self) -> Result<MutexGuard<'_, Durable>> {

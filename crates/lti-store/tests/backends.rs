@@ -156,7 +156,7 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     raw.execute("INSERT INTO lti_schema_version (version) VALUES (99)", [])
         .unwrap();
     drop(raw);
@@ -445,7 +445,7 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
     let (path, url) = sqlite_file_with_registration("lti_store_upgrade").await;
     let opts = options();
     // Turn the file back into a schema-1 database (as written before
-    // migration 2 existed).
+    // migrations 2 and 3 existed).
     let raw = raw_sqlite(&url);
     for table in [
         "lti_provider_silos",
@@ -455,10 +455,11 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         "lti_provider_visits",
         "lti_provider_outcome_services",
         "lti_provider_assignments",
+        "lti_grade_outbox",
     ] {
         raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
     }
-    raw.execute("DELETE FROM lti_schema_version WHERE version = 2", [])
+    raw.execute("DELETE FROM lti_schema_version WHERE version >= 2", [])
         .unwrap();
     drop(raw);
 
@@ -489,7 +490,16 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
+    let grade = lti_registry::GradeTarget::basic_outcomes("ck", "https://lms.example/o", "s1");
+    let payload = lti_registry::GradePayload::BasicOutcomes {
+        score: 0.5,
+        text: None,
+    };
+    assert_eq!(
+        store.outbox.submit(&grade, &payload).await.unwrap().version,
+        1
+    );
     drop(raw);
     remove_sqlite_file(&path);
 }

@@ -35,7 +35,8 @@ macro_rules! suite {
     };
 }
 
-/// The short-lived-record checks, plus `$extra`.
+/// The short-lived-record checks and the grade outbox (every backend keeps
+/// it), plus `$extra`.
 macro_rules! ephemeral {
     ($backend:ident, $make:path $(, $extra:ident)*) => {
         suite!($backend, $make, [
@@ -45,6 +46,8 @@ macro_rules! ephemeral {
             nonces_expire,
             launch_data_round_trips_and_expires,
             racers_have_exactly_one_winner,
+            outbox_lifecycle_versions_and_leases,
+            outbox_racing_leasers_take_each_grade_once,
             $($extra),*
         ]);
     };

@@ -6,6 +6,7 @@ mod error;
 pub mod flow;
 pub mod model;
 pub mod oauth;
+pub mod outbox;
 pub mod outcomes;
 pub mod pox;
 mod verify;
@@ -19,6 +20,7 @@ pub use flow::{LaunchAnswer, ProviderFlow, Visit, VisitPage};
 pub use lti_registry::SecretString;
 pub use model::{ProviderModel, ProviderStore};
 pub use oauth::{Credentials, SignatureMethod, SignedRequest};
+pub use outbox::BasicOutcomesSender;
 pub use outcomes::{
     GradeBook, GradeBookError, OutcomesClient, OutcomesReceiver, ReceiverAnswer, ScoreQueue,
     ScoreUpdate, Submitted, build_outcome_request, parse_outcome_response,

@@ -124,20 +124,31 @@ impl<T: HttpClient> OutcomesClient<T> {
         credentials: &Credentials,
         op: Operation,
     ) -> Result<OutcomeResponse> {
+        let response = self.send_raw(target, credentials, op).await?;
+        parse_outcome_response(response)
+    }
+
+    /// Signs and sends `op` once and returns the response as it came (any
+    /// status), for callers that classify it themselves (the grade outbox).
+    pub(crate) async fn send_raw(
+        &self,
+        target: &OutcomeTarget,
+        credentials: &Credentials,
+        op: Operation,
+    ) -> Result<Response<Bytes>> {
         self.egress
             .check_url(&target.service_url, &[])
             .map_err(|source| Error::Egress { source })?;
         let request = OutcomeRequest::new(target.sourced_id.clone(), op);
         let ts = u64::try_from(self.clock.now()).unwrap_or(0);
         let http_request = build_outcome_request(&target.service_url, credentials, &request, ts)?;
-        let response = self.transport.send(http_request).await.map_err(|source| {
+        self.transport.send(http_request).await.map_err(|source| {
             if source.is_egress_refusal() {
                 Error::Egress { source }
             } else {
                 Error::Http { source }
             }
-        })?;
-        parse_outcome_response(response)
+        })
     }
 
     /// `replaceResult`.

@@ -71,6 +71,43 @@ impl Default for Options {
     }
 }
 
+/// How the platform answers score posts (`POST …/scores`), switched by a
+/// test at any time: the LMS failing, throttling and recovering on command.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ScoreFault {
+    /// Scores go to the grade book.
+    #[default]
+    None,
+    /// Every score is answered with this status (nothing stored).
+    Status(u16),
+    /// `429 Too Many Requests` with `Retry-After: N` (nothing stored).
+    Throttle(u64),
+    /// Scores for this user get a definitive `400` with a message.
+    RejectUser(String),
+    /// Scores are stored after this many milliseconds (a slow LMS).
+    Delay(u64),
+}
+
+/// The score fault switch and every score the platform accepted, in order.
+#[derive(Default)]
+pub struct ScoreLog {
+    pub fault: Mutex<ScoreFault>,
+    /// `(userId, scoreGiven)` of each stored score.
+    pub accepted: Mutex<Vec<(String, f64)>>,
+    /// Score posts answered, whatever the answer.
+    pub attempts: AtomicUsize,
+}
+
+impl ScoreLog {
+    pub fn set(&self, fault: ScoreFault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    pub fn accepted(&self) -> Vec<(String, f64)> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
 #[derive(Default)]
 pub struct Counters {
     pub token_requests: AtomicUsize,
@@ -87,6 +124,7 @@ pub struct TestPlatform {
     pub log: Arc<Mutex<Vec<String>>>,
     pub tool_key: Arc<SigningKey>,
     race: Arc<Mutex<Option<String>>>,
+    pub scores: Arc<ScoreLog>,
 }
 
 impl TestPlatform {
@@ -145,6 +183,7 @@ impl TestPlatform {
             log: Arc::new(Mutex::new(Vec::new())),
             tool_key,
             race: Arc::new(Mutex::new(options.race_resource_id)),
+            scores: Arc::new(ScoreLog::default()),
         };
         let state = me.shared();
         tokio::spawn(async move {
@@ -171,6 +210,7 @@ impl TestPlatform {
             counters: self.counters.clone(),
             log: self.log.clone(),
             race: self.race.clone(),
+            scores: self.scores.clone(),
         }
     }
 
@@ -271,6 +311,7 @@ struct Shared {
     counters: Arc<Counters>,
     log: Arc<Mutex<Vec<String>>>,
     race: Arc<Mutex<Option<String>>>,
+    scores: Arc<ScoreLog>,
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Bytes> {
@@ -343,5 +384,40 @@ async fn route(state: &Shared, req: Request<Bytes>) -> Response<Bytes> {
                 .unwrap();
         }
     }
+    if req.method() == http::Method::POST && path.ends_with("/scores") {
+        return score(state, req).await;
+    }
     state.platform.services_endpoint(&req).await
+}
+
+/// A score post through the fault switch; stored ones are logged.
+async fn score(state: &Shared, req: Request<Bytes>) -> Response<Bytes> {
+    state.scores.attempts.fetch_add(1, Ordering::SeqCst);
+    let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap_or_default();
+    let user = body["userId"].as_str().unwrap_or_default().to_owned();
+    let fault = state.scores.fault.lock().unwrap().clone();
+    match fault {
+        ScoreFault::Status(s) => {
+            return plain(StatusCode::from_u16(s).unwrap(), "the LMS is down");
+        }
+        ScoreFault::Throttle(secs) => {
+            let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "slow down");
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_str(&secs.to_string()).unwrap(),
+            );
+            return resp;
+        }
+        ScoreFault::RejectUser(u) if u == user => {
+            return plain(StatusCode::BAD_REQUEST, "Incorrect score received");
+        }
+        ScoreFault::Delay(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+        _ => {}
+    }
+    let resp = state.platform.services_endpoint(&req).await;
+    if resp.status().is_success() {
+        let given = body["scoreGiven"].as_f64().unwrap_or(f64::NAN);
+        state.scores.accepted.lock().unwrap().push((user, given));
+    }
+    resp
 }

@@ -2,6 +2,7 @@
 //! store trait over a small driver enum, so both databases run the same
 //! statements and keep the same invariants.
 
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod provider;

@@ -151,4 +151,6 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (consumer_key, resource_link_id, user_id)
     )",
     ],
+    // 3: the grade outbox (`outbox.rs`).
+    super::outbox::MIGRATION,
 ];

@@ -17,6 +17,10 @@ use lti_registry::{
 };
 use lti_store::{OpenOptions, open};
 
+mod outbox;
+#[allow(unused_imports)] // only the conformance suite runs these checks
+pub(crate) use outbox::*;
+
 pub(crate) const ISS: &str = "https://lms.example";
 pub(crate) const PEM_BODY: &str =
     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
