@@ -174,7 +174,9 @@ async fn a_killed_server_delivers_every_latest_grade_exactly_once_after_a_restar
                 now(),
             )
             .unwrap();
-        let page = post_form(&launch_url, signed.form_body(), None).await;
+        // The launch answers 303 to the visit's resource page (issue 26's
+        // provider flow), which carries the outcome form.
+        let page = lti11_launch(&launch_url, signed.form_body()).await;
         assert_eq!(page.status(), 200, "{}", text(&page));
         let action = action_of(&url, &text(&page), "/lti11/outcomes");
         for version in 1..=3 {
