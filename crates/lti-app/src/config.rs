@@ -36,6 +36,20 @@ pub struct Config {
     /// `[egress]`: where outbound service and outcome requests may go.
     #[serde(default)]
     pub egress: EgressConfig,
+    /// `[metrics]`: the Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `GET /metrics` in the Prometheus text format on a listener of
+/// its own (never on the public one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The address of the metrics listener, e.g. `127.0.0.1:9100`; default
+    /// none (no metrics). `--metrics-bind` / `LTI_METRICS_BIND` override it.
+    #[serde(default)]
+    pub bind: Option<String>,
 }
 
 /// `[egress]`: the egress policy of outbound requests (`lti_http::EgressPolicy`
@@ -223,12 +237,19 @@ pub struct KeysConfig {
     /// application secret (created with fresh keys when missing).
     #[serde(default = "default_keys_dir")]
     pub dir: PathBuf,
+    /// With PostgreSQL storage and neither `LTI_APP_SECRET` nor an
+    /// `app-secret` file: the first instance creates the application secret
+    /// in the store and every instance reads it there (default `false`: the
+    /// secret would sit next to the secrets it encrypts).
+    #[serde(default)]
+    pub app_secret_in_store: bool,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             dir: default_keys_dir(),
+            app_secret_in_store: false,
         }
     }
 }
@@ -316,6 +337,7 @@ const TOP_KEYS: &[&str] = &[
     "platforms",
     "consumers",
     "egress",
+    "metrics",
 ];
 const SERVER_KEYS: &[&str] = &[
     "bind",
@@ -327,7 +349,8 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
 ];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
-const KEYS_KEYS: &[&str] = &["dir"];
+const KEYS_KEYS: &[&str] = &["dir", "app_secret_in_store"];
+const METRICS_KEYS: &[&str] = &["bind"];
 const PLATFORM_KEYS: &[&str] = &[
     "issuer",
     "client_id",
@@ -456,6 +479,25 @@ impl Config {
                 )),
             }
         }
+        if self.keys.app_secret_in_store
+            && !matches!(scheme(&self.storage.url).as_str(), "postgres" | "postgresql")
+        {
+            out.push(problem(
+                "keys.app_secret_in_store",
+                format!(
+                    "expected PostgreSQL storage (a store every instance shares and keeps), found storage.url scheme {:?}",
+                    scheme(&self.storage.url)
+                ),
+            ));
+        }
+        if let Some(bind) = &self.metrics.bind
+            && bind.parse::<SocketAddr>().is_err()
+        {
+            out.push(problem(
+                "metrics.bind",
+                format!("expected an IP address and port such as 127.0.0.1:9100, found {bind:?}"),
+            ));
+        }
         if self.keys.dir.as_os_str().is_empty() {
             out.push(problem(
                 "keys.dir",
@@ -575,11 +617,12 @@ impl Config {
 fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     check_table(root, "", TOP_KEYS, &mut out);
-    let tables: [(&str, &[&str]); 4] = [
+    let tables: [(&str, &[&str]); 5] = [
         ("server", SERVER_KEYS),
         ("storage", STORAGE_KEYS),
         ("keys", KEYS_KEYS),
         ("egress", EGRESS_KEYS),
+        ("metrics", METRICS_KEYS),
     ];
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {

@@ -10,13 +10,14 @@ mod error;
 mod import;
 mod inspector;
 mod keys;
+mod metrics;
 mod serve_http;
 mod server;
 
 pub use config::{
     Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL, EgressConfig,
-    KeysConfig, MAX_CONNECTIONS_LIMIT, PlatformConfig, Problem, ServerConfig, StorageConfig,
-    embedded_default,
+    KeysConfig, MAX_CONNECTIONS_LIMIT, MetricsConfig, PlatformConfig, Problem, ServerConfig,
+    StorageConfig, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,
@@ -24,8 +25,12 @@ pub use consumers::{
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
 pub use keys::{
-    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, install_tool_key, keygen,
-    load_or_generate,
+    APP_SECRET_ENV, APP_SECRET_FILE, AppSecret, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key,
+    app_secret, install_tool_key, keygen, load_or_generate, resolve_app_secret,
+};
+pub use metrics::{
+    CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, metrics_router, serve_metrics,
+    serve_with_metrics,
 };
 pub use serve_http::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,

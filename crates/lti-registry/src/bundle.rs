@@ -7,6 +7,7 @@ use crate::ephemeral::{LaunchDataStore, LaunchStateStore, NonceStore};
 use crate::keys::ToolKeyStore;
 use crate::provider::ProviderStore;
 use crate::registration::RegistrationStore;
+use crate::shared::SharedValueStore;
 
 /// One handle per store trait; cheap to clone.
 ///
@@ -32,6 +33,10 @@ pub struct Store {
     /// The LTI 1.1 tool provider's data model (silos, contexts, resource
     /// links, users, visits, outcome services, graded assignments).
     pub provider: Arc<dyn ProviderStore>,
+    /// Durable shared values (context grants, settings created once).
+    pub shared_values: Arc<dyn SharedValueStore>,
+    /// Short-lived shared values (cached service tokens and their fill locks).
+    pub cached_values: Arc<dyn SharedValueStore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -52,6 +57,7 @@ impl Store {
             + ConsumerStore
             + OAuth1NonceStore
             + ProviderStore
+            + SharedValueStore
             + 'static,
     {
         Self {
@@ -62,19 +68,23 @@ impl Store {
             tool_keys: backend.clone(),
             consumers: backend.clone(),
             oauth1_nonces: backend.clone(),
-            provider: backend,
+            provider: backend.clone(),
+            shared_values: backend.clone(),
+            cached_values: backend,
         }
     }
 
     /// Takes the short-lived records (launch state, nonces, launch data,
-    /// OAuth 1.0a nonces) from `other` and keeps the durable ones
-    /// (registrations, tool keys, consumers, the provider data model) from `self`.
+    /// OAuth 1.0a nonces, cached values) from `other` and keeps the durable
+    /// ones (registrations, tool keys, consumers, the provider data model,
+    /// shared values) from `self`.
     #[must_use]
     pub fn with_ephemeral_from(mut self, other: &Store) -> Self {
         self.launch_states = other.launch_states.clone();
         self.nonces = other.nonces.clone();
         self.launch_data = other.launch_data.clone();
         self.oauth1_nonces = other.oauth1_nonces.clone();
+        self.cached_values = other.cached_values.clone();
         self
     }
 

@@ -12,6 +12,7 @@ mod keys;
 mod provider;
 mod registration;
 mod secret;
+mod shared;
 
 pub use bundle::Store;
 pub use cipher::{AppKey, SecretCipher};
@@ -33,3 +34,6 @@ pub use registration::{
     RegistrationStore, UnknownDeploymentPolicy,
 };
 pub use secret::SecretString;
+pub use shared::{
+    MAX_SHARED_VALUE_LEN, SharedValueStore, check_namespace, check_shared_value,
+};

@@ -18,6 +18,13 @@ mod memory;
 mod memory_provider;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
+mod shared_values;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(any(feature = "postgres", feature = "redis"))]
@@ -38,6 +45,8 @@ pub use memory::MemoryStore;
 pub use memory_provider::MemoryProviderStore;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
+#[cfg(feature = "memory")]
+pub use shared_values::MemorySharedValues;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::SqlStore;
 
@@ -196,8 +205,10 @@ pub async fn open(url: &str, options: &OpenOptions) -> Result<Store> {
                     launch_data: redis.clone(),
                     tool_keys: none.clone(),
                     consumers: none.clone(),
-                    oauth1_nonces: redis,
+                    oauth1_nonces: redis.clone(),
                     provider: none,
+                    shared_values: redis.clone(),
+                    cached_values: redis,
                 })
             }
             #[cfg(not(feature = "redis"))]

@@ -75,6 +75,7 @@ pub struct MemoryStore {
     nonces: TtlMap<NonceKey, ()>,
     launches: TtlMap<String, Arc<serde_json::Value>>,
     provider: MemoryProviderStore,
+    shared: crate::shared_values::MemorySharedValues,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -101,6 +102,7 @@ impl MemoryStore {
         nonces: usize,
     ) -> Self {
         Self {
+            shared: crate::shared_values::MemorySharedValues::new(clock.clone()),
             clock,
             cipher,
             durable: Mutex::new(Durable::default()),
@@ -109,6 +111,11 @@ impl MemoryStore {
             launches: TtlMap::new(LAUNCH_CAPACITY, "saved launch"),
             provider: MemoryProviderStore::new(),
         }
+    }
+
+    /// The shared values.
+    pub(crate) fn shared_values(&self) -> &crate::shared_values::MemorySharedValues {
+        &self.shared
     }
 
     /// The provider data model's tables.

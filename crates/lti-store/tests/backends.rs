@@ -156,7 +156,7 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     raw.execute("INSERT INTO lti_schema_version (version) VALUES (99)", [])
         .unwrap();
     drop(raw);
@@ -455,10 +455,11 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         "lti_provider_visits",
         "lti_provider_outcome_services",
         "lti_provider_assignments",
+        "lti_shared_values",
     ] {
         raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
     }
-    raw.execute("DELETE FROM lti_schema_version WHERE version = 2", [])
+    raw.execute("DELETE FROM lti_schema_version WHERE version >= 2", [])
         .unwrap();
     drop(raw);
 
@@ -489,7 +490,7 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     drop(raw);
     remove_sqlite_file(&path);
 }
