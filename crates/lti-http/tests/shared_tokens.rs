@@ -15,7 +15,7 @@ use lti_http::{
     TokenEndpointConfig,
 };
 use lti_jose::{Algorithm, SigningKey};
-use lti_registry::{AppKey, SecretCipher, SharedValueStore, Store};
+use lti_registry::{AppKey, SecretCipher, Store};
 use lti_store::OpenOptions;
 
 const TOOL_KEY: &str = include_str!("../../../tests/fixtures/lti-http/tool-key.pem");

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use lti_platform::services::{ContextAccess, StoredContextGrants};
+use lti_platform::services::StoredContextGrants;
 use lti_platform::{PlatformError, TokenRequest};
 use lti_registry::{AppKey, SecretCipher, Store};
 use lti_store::OpenOptions;
