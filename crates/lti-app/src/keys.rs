@@ -461,6 +461,16 @@ mod tests {
             eprintln!("SKIPPED: LTI_TEST_POSTGRES_URL is not set");
             return;
         };
+        // Created (and migrated) once first: concurrent `CREATE SCHEMA IF NOT
+        // EXISTS` of a new schema can fail in PostgreSQL.
+        let cipher = lti_registry::SecretCipher::aes256gcm(AppKey::generate("t").unwrap(), vec![])
+            .unwrap();
+        lti_store::open(
+            &url,
+            &lti_store::OpenOptions::new(cipher).with_postgres_schema("lti_app_secret_test"),
+        )
+        .await
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..4 {
             let dir = temp_dir(&format!("store-secret-{i}"));

@@ -79,11 +79,20 @@ async fn metrics_count_launches_by_outcome_and_time_them() {
     // The platform's key set was fetched once, for the good launch.
     assert_eq!(sample(&m, "lti_jwks_cache_misses_total"), Some(1.0), "{m}");
     assert_eq!(sample(&m, "lti_jwks_cache_fetch_errors_total"), Some(0.0));
-    // The nonce was recorded once, timed, without errors.
+    // The launch and its replay each tried to record the state's nonce (the
+    // replay lost, which is an answer, not a store error); the launch was saved.
     assert_eq!(
         sample(
             &m,
             "lti_store_operation_duration_seconds_count{store=\"nonces\",op=\"record_nonce\"}"
+        ),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "lti_store_operation_duration_seconds_count{store=\"launch_data\",op=\"save_launch\"}"
         ),
         Some(1.0),
         "{m}"
@@ -102,5 +111,61 @@ async fn metrics_count_launches_by_outcome_and_time_them() {
             .status(),
         404
     );
+    tool.stop().await.unwrap();
+}
+
+fn action_of(tool: &Tool, page: &str, path: &str) -> String {
+    let marker = format!("action=\"{path}?");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no form for {path}: {page}"));
+    let action = &page[start + "action=\"".len()..];
+    let action = &action[..action.find('"').unwrap()];
+    format!("{}{}", tool.url, action.replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn metrics_count_service_tokens_and_key_set_hits() {
+    let platform = start_platform().await;
+    let port = free_port().await;
+    let tool = start_tool_with(&platform, |text| {
+        format!("{text}\n[metrics]\nbind = \"127.0.0.1:{port}\"\n")
+    })
+    .await;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+
+    // Two launches: the second one's key comes from the cached key set.
+    launch_as(&tool, &platform, LEARNER).await;
+    let inspector = launch_as(&tool, &platform, INSTRUCTOR).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    // The AGS panel reads the line items (a token request), then two scores
+    // are posted with the cached token.
+    let ags = get(&format!("{}/lti/app/ags?lti_launch_id={id}", tool.url), None).await;
+    assert_eq!(ags.status(), 200);
+    let score_action = action_of(&tool, &text(&ags), "/lti/app/ags/scores");
+    let lineitem = format!("{}/ags/lineitems/1", platform.base)
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    for given in [7, 8] {
+        let scored = post_form(
+            &score_action,
+            format!("lineitem={lineitem}&user_id=u07&score_given={given}&score_maximum=10"),
+            None,
+        )
+        .await;
+        assert_eq!(scored.status(), 200, "{}", text(&scored));
+    }
+
+    let m = text(&get(&metrics_url, None).await);
+    let misses = sample(&m, "lti_token_cache_misses_total").unwrap();
+    let hits = sample(&m, "lti_token_cache_hits_total").unwrap();
+    // One token request (the launch's AGS scopes); every later call reuses it.
+    assert_eq!(misses, 1.0, "{m}");
+    assert!(hits >= 2.0, "the scores reuse the cached token: {m}");
+    assert_eq!(sample(&m, "lti_token_cache_fetch_errors_total"), Some(0.0));
+    assert_eq!(sample(&m, "lti_token_cache_errors_total"), Some(0.0));
+    assert_eq!(sample(&m, "lti_jwks_cache_misses_total"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "lti_jwks_cache_hits_total"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "lti_launches_total{outcome=\"ok\"}"), Some(2.0));
     tool.stop().await.unwrap();
 }
