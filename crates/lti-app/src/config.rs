@@ -480,7 +480,10 @@ impl Config {
             }
         }
         if self.keys.app_secret_in_store
-            && !matches!(scheme(&self.storage.url).as_str(), "postgres" | "postgresql")
+            && !matches!(
+                scheme(&self.storage.url).as_str(),
+                "postgres" | "postgresql"
+            )
         {
             out.push(problem(
                 "keys.app_secret_in_store",

@@ -412,7 +412,11 @@ mod tests {
             .unwrap();
         let text = AppSecret::generate().unwrap().text().to_owned();
         let from_env = rt
-            .block_on(resolve_app_secret_in(&config, Some(format!(" {text}\n")), None))
+            .block_on(resolve_app_secret_in(
+                &config,
+                Some(format!(" {text}\n")),
+                None,
+            ))
             .unwrap();
         assert_eq!(from_env.text(), text);
         assert!(
@@ -420,14 +424,20 @@ mod tests {
             "no file is written when the environment gives the secret"
         );
         let bad = rt
-            .block_on(resolve_app_secret_in(&config, Some("not-a-key".into()), None))
+            .block_on(resolve_app_secret_in(
+                &config,
+                Some("not-a-key".into()),
+                None,
+            ))
             .unwrap_err();
         assert_eq!(bad.code(), "store");
         // Blank: the file, created once.
         let a = rt
             .block_on(resolve_app_secret_in(&config, Some("  ".into()), None))
             .unwrap();
-        let b = rt.block_on(resolve_app_secret_in(&config, None, None)).unwrap();
+        let b = rt
+            .block_on(resolve_app_secret_in(&config, None, None))
+            .unwrap();
         assert_eq!(a.text(), b.text());
         assert!(dir.join(APP_SECRET_FILE).exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -435,8 +445,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_records_the_first_secret_and_refuses_another() {
-        let cipher = lti_registry::SecretCipher::aes256gcm(AppKey::generate("t").unwrap(), vec![])
-            .unwrap();
+        let cipher =
+            lti_registry::SecretCipher::aes256gcm(AppKey::generate("t").unwrap(), vec![]).unwrap();
         let store = lti_store::open("memory://", &lti_store::OpenOptions::new(cipher))
             .await
             .unwrap();
@@ -463,8 +473,8 @@ mod tests {
         };
         // Created (and migrated) once first: concurrent `CREATE SCHEMA IF NOT
         // EXISTS` of a new schema can fail in PostgreSQL.
-        let cipher = lti_registry::SecretCipher::aes256gcm(AppKey::generate("t").unwrap(), vec![])
-            .unwrap();
+        let cipher =
+            lti_registry::SecretCipher::aes256gcm(AppKey::generate("t").unwrap(), vec![]).unwrap();
         lti_store::open(
             &url,
             &lti_store::OpenOptions::new(cipher).with_postgres_schema("lti_app_secret_test"),

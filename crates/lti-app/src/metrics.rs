@@ -218,12 +218,20 @@ impl Metrics {
         mirror(
             "lti_token_cache_fetch_errors",
             "Token requests that failed",
-            |s| s.services.as_ref().map_or(0, |c| c.token_stats().fetch_errors),
+            |s| {
+                s.services
+                    .as_ref()
+                    .map_or(0, |c| c.token_stats().fetch_errors)
+            },
         );
         mirror(
             "lti_token_cache_errors",
             "Token cache operations that failed (treated as misses)",
-            |s| s.services.as_ref().map_or(0, |c| c.token_stats().cache_errors),
+            |s| {
+                s.services
+                    .as_ref()
+                    .map_or(0, |c| c.token_stats().cache_errors)
+            },
         );
         Self {
             inner: Arc::new(Inner {
@@ -280,7 +288,13 @@ impl Metrics {
         out
     }
 
-    fn observe_store(&self, store: &'static str, op: &'static str, started: Instant, error: Option<&RegistryError>) {
+    fn observe_store(
+        &self,
+        store: &'static str,
+        op: &'static str,
+        started: Instant,
+        error: Option<&RegistryError>,
+    ) {
         self.inner
             .store_seconds
             .get_or_create(&StoreOpLabels { store, op })
@@ -331,7 +345,11 @@ fn outcome_of(response: &Response) -> String {
 
 /// The middleware of `lti serve`: in-flight requests, and the outcome and
 /// duration of logins and launches.
-pub(crate) async fn track_tool(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn track_tool(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let m = &metrics.inner;
     m.in_flight.inc();
     let _guard = InFlight(m.in_flight.clone());
@@ -363,7 +381,11 @@ pub(crate) async fn track_tool(State(metrics): State<Metrics>, request: Request,
 
 /// The middleware of `lti platform`: in-flight requests and the outcome of
 /// the authorization, token and service endpoints.
-pub(crate) async fn track_platform(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn track_platform(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let m = &metrics.inner;
     m.in_flight.inc();
     let _guard = InFlight(m.in_flight.clone());
@@ -401,7 +423,11 @@ async fn scrape(State(metrics): State<Metrics>) -> Response {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found: the metrics listener serves GET /metrics only\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        "not found: the metrics listener serves GET /metrics only\n",
+    )
+        .into_response()
 }
 
 /// The router of the metrics listener: `GET /metrics`.
@@ -472,7 +498,9 @@ macro_rules! timed {
     ($self:ident, $op:literal, $call:expr) => {{
         let started = Instant::now();
         let out = $call.await;
-        $self.metrics.observe_store($self.store, $op, started, out.as_ref().err());
+        $self
+            .metrics
+            .observe_store($self.store, $op, started, out.as_ref().err());
         out
     }};
 }
@@ -496,22 +524,50 @@ impl LaunchStateStore for Timed<dyn LaunchStateStore> {
 
 #[async_trait]
 impl NonceStore for Timed<dyn NonceStore> {
-    async fn record_nonce(&self, issuer: &str, nonce: &str, expires_at: i64) -> lti_registry::Result<()> {
-        timed!(self, "record_nonce", self.inner.record_nonce(issuer, nonce, expires_at))
+    async fn record_nonce(
+        &self,
+        issuer: &str,
+        nonce: &str,
+        expires_at: i64,
+    ) -> lti_registry::Result<()> {
+        timed!(
+            self,
+            "record_nonce",
+            self.inner.record_nonce(issuer, nonce, expires_at)
+        )
     }
 }
 
 #[async_trait]
 impl OAuth1NonceStore for Timed<dyn OAuth1NonceStore> {
-    async fn record_oauth1_nonce(&self, consumer_key: &str, nonce: &str, expires_at: i64) -> lti_registry::Result<()> {
-        timed!(self, "record_oauth1_nonce", self.inner.record_oauth1_nonce(consumer_key, nonce, expires_at))
+    async fn record_oauth1_nonce(
+        &self,
+        consumer_key: &str,
+        nonce: &str,
+        expires_at: i64,
+    ) -> lti_registry::Result<()> {
+        timed!(
+            self,
+            "record_oauth1_nonce",
+            self.inner
+                .record_oauth1_nonce(consumer_key, nonce, expires_at)
+        )
     }
 }
 
 #[async_trait]
 impl LaunchDataStore for Timed<dyn LaunchDataStore> {
-    async fn save_launch(&self, launch_id: &str, data: serde_json::Value, expires_at: i64) -> lti_registry::Result<()> {
-        timed!(self, "save_launch", self.inner.save_launch(launch_id, data, expires_at))
+    async fn save_launch(
+        &self,
+        launch_id: &str,
+        data: serde_json::Value,
+        expires_at: i64,
+    ) -> lti_registry::Result<()> {
+        timed!(
+            self,
+            "save_launch",
+            self.inner.save_launch(launch_id, data, expires_at)
+        )
     }
     async fn load_launch(&self, launch_id: &str) -> lti_registry::Result<serde_json::Value> {
         timed!(self, "load_launch", self.inner.load_launch(launch_id))
@@ -526,14 +582,43 @@ impl SharedValueStore for Timed<dyn SharedValueStore> {
     async fn get_value(&self, namespace: &str, key: &str) -> lti_registry::Result<Option<String>> {
         timed!(self, "get_value", self.inner.get_value(namespace, key))
     }
-    async fn put_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> lti_registry::Result<()> {
-        timed!(self, "put_value", self.inner.put_value(namespace, key, value, expires_at))
+    async fn put_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> lti_registry::Result<()> {
+        timed!(
+            self,
+            "put_value",
+            self.inner.put_value(namespace, key, value, expires_at)
+        )
     }
-    async fn insert_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> lti_registry::Result<Option<String>> {
-        timed!(self, "insert_value", self.inner.insert_value(namespace, key, value, expires_at))
+    async fn insert_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> lti_registry::Result<Option<String>> {
+        timed!(
+            self,
+            "insert_value",
+            self.inner.insert_value(namespace, key, value, expires_at)
+        )
     }
-    async fn delete_value(&self, namespace: &str, key: &str, only_if: Option<&str>) -> lti_registry::Result<bool> {
-        timed!(self, "delete_value", self.inner.delete_value(namespace, key, only_if))
+    async fn delete_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        only_if: Option<&str>,
+    ) -> lti_registry::Result<bool> {
+        timed!(
+            self,
+            "delete_value",
+            self.inner.delete_value(namespace, key, only_if)
+        )
     }
 }
 
@@ -556,4 +641,97 @@ pub(crate) fn instrument_store(store: Store, metrics: &Metrics) -> Store {
     s.shared_values = timed(s.shared_values, "shared_values", metrics);
     s.cached_values = timed(s.cached_values, "cached_values", metrics);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    const PLATFORM_PEM: &str = include_str!("../../../tests/fixtures/lti-platform/platform.pem");
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+    }
+
+    #[tokio::test]
+    async fn the_platform_counts_its_endpoints_by_outcome() {
+        let key =
+            lti_jose::SigningKey::from_pem(PLATFORM_PEM, lti_jose::Algorithm::RS256).unwrap();
+        let dev =
+            crate::devplatform::DevPlatform::with_signing_key("http://localhost:4000", &[], key)
+                .unwrap();
+        let metrics = Metrics::new();
+        let app = crate::devplatform::router(dev).layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            track_platform,
+        ));
+        let token = axum::http::Request::post("/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("grant_type=client_credentials"))
+            .unwrap();
+        let refused = app.clone().oneshot(token).await.unwrap();
+        let status = refused.status().as_u16();
+        assert!((400..500).contains(&status), "{status}");
+        let health = axum::http::Request::get("/healthz").body(Body::empty()).unwrap();
+        assert_eq!(app.oneshot(health).await.unwrap().status(), StatusCode::OK);
+
+        let text = metrics.render();
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "lti_platform_requests_total{{message=\"token\",outcome=\"http_{status}\"}}"
+                )
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(!text.contains("message=\"auth\""), "{text}");
+        assert_eq!(sample(&text, "lti_http_requests_in_flight"), Some(0.0));
+    }
+
+    #[tokio::test]
+    async fn store_errors_are_counted_but_replays_are_answers() {
+        let metrics = Metrics::new();
+        let started = Instant::now();
+        metrics.observe_store(
+            "nonces",
+            "record_nonce",
+            started,
+            Some(&RegistryError::NonceReplayed {
+                namespace: "i".into(),
+            }),
+        );
+        metrics.observe_store(
+            "nonces",
+            "record_nonce",
+            started,
+            Some(&RegistryError::unavailable("redis", "down")),
+        );
+        let text = metrics.render();
+        assert_eq!(
+            sample(
+                &text,
+                "lti_store_errors_total{store=\"nonces\",op=\"record_nonce\",code=\"store_unavailable\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(text.matches("lti_store_errors_total{").count(), 1, "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                "lti_store_operation_duration_seconds_count{store=\"nonces\",op=\"record_nonce\"}"
+            ),
+            Some(2.0)
+        );
+    }
 }

@@ -234,9 +234,8 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         .as_deref()
         .unwrap_or(&config.storage.url);
     if is_shared(ephemeral_url) {
-        service_client = service_client.with_token_cache(Arc::new(SharedTokenCache::new(
-            store.cached_values.clone(),
-        )));
+        service_client = service_client
+            .with_token_cache(Arc::new(SharedTokenCache::new(store.cached_values.clone())));
     }
     let service_client = Arc::new(service_client);
     metrics.watch_services(service_client.clone());
@@ -265,7 +264,9 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         Some(b) => Some(b.parse::<SocketAddr>().map_err(|_| {
             AppError::Config(vec![crate::Problem {
                 path: "metrics.bind".to_owned(),
-                message: format!("expected an IP address and port such as 127.0.0.1:9100, found {b:?}"),
+                message: format!(
+                    "expected an IP address and port such as 127.0.0.1:9100, found {b:?}"
+                ),
             }])
         })?),
         None => None,

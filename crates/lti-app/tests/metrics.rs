@@ -17,12 +17,10 @@ async fn free_port() -> u16 {
 
 /// The value of the sample `line` starts with (`name{labels}`), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().unwrap())
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().unwrap())
+    })
 }
 
 #[tokio::test]
@@ -48,11 +46,11 @@ async fn metrics_count_launches_by_outcome_and_time_them() {
     // A login without its parameters (refused under its code).
     let bad_login = get(&format!("{}/lti/login", tool.url), Some("application/json")).await;
     assert_eq!(bad_login.status(), 400, "{}", text(&bad_login));
-    let bad_login_code = serde_json::from_slice::<serde_json::Value>(bad_login.body()).unwrap()
-        ["error"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bad_login_code =
+        serde_json::from_slice::<serde_json::Value>(bad_login.body()).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
 
     let resp = get(&metrics_url, None).await;
     assert_eq!(resp.status(), 200);
@@ -61,17 +59,32 @@ async fn metrics_count_launches_by_outcome_and_time_them() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let m = text(&resp);
-    assert_eq!(sample(&m, "lti_launches_total{outcome=\"ok\"}"), Some(1.0), "{m}");
+    assert_eq!(
+        sample(&m, "lti_launches_total{outcome=\"ok\"}"),
+        Some(1.0),
+        "{m}"
+    );
     assert_eq!(
         sample(&m, "lti_launches_total{outcome=\"state_not_found\"}"),
         Some(1.0),
         "{m}"
     );
-    assert_eq!(sample(&m, "lti_launch_duration_seconds_count"), Some(2.0), "{m}");
-    assert!(sample(&m, "lti_launch_duration_seconds_sum").unwrap() > 0.0);
-    assert_eq!(sample(&m, "lti_logins_total{outcome=\"ok\"}"), Some(1.0), "{m}");
     assert_eq!(
-        sample(&m, &format!("lti_logins_total{{outcome=\"{bad_login_code}\"}}")),
+        sample(&m, "lti_launch_duration_seconds_count"),
+        Some(2.0),
+        "{m}"
+    );
+    assert!(sample(&m, "lti_launch_duration_seconds_sum").unwrap() > 0.0);
+    assert_eq!(
+        sample(&m, "lti_logins_total{outcome=\"ok\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!("lti_logins_total{{outcome=\"{bad_login_code}\"}}")
+        ),
         Some(1.0),
         "{m}"
     );
@@ -104,7 +117,10 @@ async fn metrics_count_launches_by_outcome_and_time_them() {
 
     // The public listener does not serve the metrics; the metrics one
     // serves nothing else.
-    assert_eq!(get(&format!("{}/metrics", tool.url), None).await.status(), 404);
+    assert_eq!(
+        get(&format!("{}/metrics", tool.url), None).await.status(),
+        404
+    );
     assert_eq!(
         get(&format!("http://127.0.0.1:{port}/healthz"), None)
             .await
@@ -140,7 +156,11 @@ async fn metrics_count_service_tokens_and_key_set_hits() {
     let id = param(&inspector, "lti_launch_id").unwrap();
     // The AGS panel reads the line items (a token request), then two scores
     // are posted with the cached token.
-    let ags = get(&format!("{}/lti/app/ags?lti_launch_id={id}", tool.url), None).await;
+    let ags = get(
+        &format!("{}/lti/app/ags?lti_launch_id={id}", tool.url),
+        None,
+    )
+    .await;
     assert_eq!(ags.status(), 200);
     let score_action = action_of(&tool, &text(&ags), "/lti/app/ags/scores");
     let lineitem = format!("{}/ags/lineitems/1", platform.base)

@@ -28,8 +28,9 @@ pub use retry::{
 pub use service::{ServiceClient, TokenStats};
 pub use token::{
     ASSERTION_LIFETIME_SECS, AccessToken, CLIENT_ASSERTION_TYPE, DEFAULT_TOKEN_LIFETIME_SECS,
-    FillLock, MemoryTokenCache, SharedTokenCache, TOKEN_LOCK_NAMESPACE, TOKEN_NAMESPACE, TokenCache,
-    TokenCacheKey, TokenEndpointConfig, client_assertion, parse_token_response, token_request,
+    FillLock, MemoryTokenCache, SharedTokenCache, TOKEN_LOCK_NAMESPACE, TOKEN_NAMESPACE,
+    TokenCache, TokenCacheKey, TokenEndpointConfig, client_assertion, parse_token_response,
+    token_request,
 };
 #[cfg(feature = "transport")]
 pub use transport::{DEFAULT_USER_AGENT, HyperClient, HyperClientBuilder};

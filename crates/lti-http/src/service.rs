@@ -376,7 +376,10 @@ impl ServiceClient {
                     bump(&self.counters.hits);
                     Ok(t)
                 }
-                _ => self.fill(key, endpoint, &acceptable, rejected.is_some()).await,
+                _ => {
+                    self.fill(key, endpoint, &acceptable, rejected.is_some())
+                        .await
+                }
             }
         };
         self.release_lock(key, lock);

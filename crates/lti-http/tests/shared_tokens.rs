@@ -127,7 +127,10 @@ async fn cold_start_makes_one_token_request(one: Store, two: Store) {
     assert!(tokens.iter().all(|t| t == "token-1"), "{tokens:?}");
     let (sa, sb) = (a.token_stats(), b.token_stats());
     assert_eq!(sa.fetches + sb.fetches, 1, "{sa:?} {sb:?}");
-    assert!(sa.waited + sb.waited >= 1, "the other instance waited: {sa:?} {sb:?}");
+    assert!(
+        sa.waited + sb.waited >= 1,
+        "the other instance waited: {sa:?} {sb:?}"
+    );
     assert_eq!(sa.cache_errors + sb.cache_errors, 0);
 
     // Later calls on either instance are hits; the lock was released.
@@ -172,9 +175,15 @@ async fn a_stuck_lock_delays_at_most_the_fill_wait(one: Store) {
         .begin_fill(&key, Duration::from_secs(30))
         .await
         .unwrap();
-    assert!(matches!(held, lti_http::FillLock::Acquired(Some(_))), "{held:?}");
+    assert!(
+        matches!(held, lti_http::FillLock::Acquired(Some(_))),
+        "{held:?}"
+    );
     assert_eq!(
-        cache.begin_fill(&key, Duration::from_secs(30)).await.unwrap(),
+        cache
+            .begin_fill(&key, Duration::from_secs(30))
+            .await
+            .unwrap(),
         lti_http::FillLock::Busy
     );
     let requests = Arc::new(AtomicUsize::new(0));

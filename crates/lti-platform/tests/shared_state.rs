@@ -100,17 +100,39 @@ async fn shared_state(url: &str) {
     // A grant recorded by one instance is seen by the other; revoking it on
     // one withdraws it everywhere.
     let context = unique("course");
-    assert!(!b.platform.context_access().may_access(CLIENT_ID, &context).await.unwrap());
-    a.platform.grant_context(CLIENT_ID, &context).await.unwrap();
-    a.platform.grant_context(CLIENT_ID, &context).await.unwrap();
-    assert!(b.platform.context_access().may_access(CLIENT_ID, &context).await.unwrap());
     assert!(
-        !b.platform.context_access().may_access("other-tool", &context).await.unwrap(),
+        !b.platform
+            .context_access()
+            .may_access(CLIENT_ID, &context)
+            .await
+            .unwrap()
+    );
+    a.platform.grant_context(CLIENT_ID, &context).await.unwrap();
+    a.platform.grant_context(CLIENT_ID, &context).await.unwrap();
+    assert!(
+        b.platform
+            .context_access()
+            .may_access(CLIENT_ID, &context)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.platform
+            .context_access()
+            .may_access("other-tool", &context)
+            .await
+            .unwrap(),
         "a grant is per tool"
     );
     let grants = StoredContextGrants::new(two.shared_values.clone());
     assert!(grants.revoke(CLIENT_ID, &context).await.unwrap());
-    assert!(!a.platform.context_access().may_access(CLIENT_ID, &context).await.unwrap());
+    assert!(
+        !a.platform
+            .context_access()
+            .may_access(CLIENT_ID, &context)
+            .await
+            .unwrap()
+    );
     assert!(!grants.revoke(CLIENT_ID, &context).await.unwrap());
 }
 

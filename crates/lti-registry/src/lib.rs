@@ -34,6 +34,4 @@ pub use registration::{
     RegistrationStore, UnknownDeploymentPolicy,
 };
 pub use secret::SecretString;
-pub use shared::{
-    MAX_SHARED_VALUE_LEN, SharedValueStore, check_namespace, check_shared_value,
-};
+pub use shared::{MAX_SHARED_VALUE_LEN, SharedValueStore, check_namespace, check_shared_value};

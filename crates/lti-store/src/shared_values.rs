@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(any(feature = "memory", feature = "redis"))]
 use async_trait::async_trait;
-#[cfg(feature = "memory")]
-use lti_registry::{Clock, RegistryError};
 #[cfg(any(feature = "memory", feature = "redis"))]
 use lti_registry::SharedValueStore;
+#[cfg(feature = "memory")]
+use lti_registry::{Clock, RegistryError};
 use lti_registry::{Result, check_expiry, check_shared_value};
 
 /// Checks the arguments and that an expiry, when given, lies after `now`.
@@ -61,10 +61,19 @@ impl MemorySharedValues {
     }
 
     fn live(entry: Option<&(String, Option<i64>)>, now: i64) -> Option<&String> {
-        entry.filter(|(_, exp)| exp.is_none_or(|e| e > now)).map(|(v, _)| v)
+        entry
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(v, _)| v)
     }
 
-    fn write(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>, only_if_absent: bool) -> Result<Option<String>> {
+    fn write(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+        only_if_absent: bool,
+    ) -> Result<Option<String>> {
         let now = self.clock.now();
         check_args(namespace, key, Some(value), expires_at, now)?;
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,15 +105,33 @@ impl SharedValueStore for MemorySharedValues {
         Ok(Self::live(values.get(&k), self.clock.now()).cloned())
     }
 
-    async fn put_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<()> {
-        self.write(namespace, key, value, expires_at, false).map(drop)
+    async fn put_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.write(namespace, key, value, expires_at, false)
+            .map(drop)
     }
 
-    async fn insert_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<Option<String>> {
+    async fn insert_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<Option<String>> {
         self.write(namespace, key, value, expires_at, true)
     }
 
-    async fn delete_value(&self, namespace: &str, key: &str, only_if: Option<&str>) -> Result<bool> {
+    async fn delete_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        only_if: Option<&str>,
+    ) -> Result<bool> {
         check_shared_value(namespace, key, only_if)?;
         let now = self.clock.now();
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
@@ -128,16 +155,39 @@ impl SharedValueStore for crate::MemoryStore {
         self.shared_values().get_value(namespace, key).await
     }
 
-    async fn put_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<()> {
-        self.shared_values().put_value(namespace, key, value, expires_at).await
+    async fn put_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        self.shared_values()
+            .put_value(namespace, key, value, expires_at)
+            .await
     }
 
-    async fn insert_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<Option<String>> {
-        self.shared_values().insert_value(namespace, key, value, expires_at).await
+    async fn insert_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<Option<String>> {
+        self.shared_values()
+            .insert_value(namespace, key, value, expires_at)
+            .await
     }
 
-    async fn delete_value(&self, namespace: &str, key: &str, only_if: Option<&str>) -> Result<bool> {
-        self.shared_values().delete_value(namespace, key, only_if).await
+    async fn delete_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        only_if: Option<&str>,
+    ) -> Result<bool> {
+        self.shared_values()
+            .delete_value(namespace, key, only_if)
+            .await
     }
 }
 
@@ -186,17 +236,31 @@ impl SharedValueStore for crate::RedisStore {
             .map_err(redis_err)
     }
 
-    async fn put_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<()> {
+    async fn put_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
         check_args(namespace, key, Some(value), expires_at, self.now())?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.value_key(namespace, key)).arg(value);
         if expires_at.is_some() {
             cmd.arg("EX").arg(self.ttl_arg(expires_at));
         }
-        cmd.query_async::<()>(&mut self.conn()).await.map_err(redis_err)
+        cmd.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(redis_err)
     }
 
-    async fn insert_value(&self, namespace: &str, key: &str, value: &str, expires_at: Option<i64>) -> Result<Option<String>> {
+    async fn insert_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expires_at: Option<i64>,
+    ) -> Result<Option<String>> {
         check_args(namespace, key, Some(value), expires_at, self.now())?;
         redis::cmd("EVAL")
             .arg(INSERT_SCRIPT)
@@ -209,7 +273,12 @@ impl SharedValueStore for crate::RedisStore {
             .map_err(redis_err)
     }
 
-    async fn delete_value(&self, namespace: &str, key: &str, only_if: Option<&str>) -> Result<bool> {
+    async fn delete_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        only_if: Option<&str>,
+    ) -> Result<bool> {
         check_shared_value(namespace, key, only_if)?;
         let k = self.value_key(namespace, key);
         let cmd = match only_if {
@@ -224,10 +293,7 @@ impl SharedValueStore for crate::RedisStore {
                 c
             }
         };
-        let n: i64 = cmd
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
+        let n: i64 = cmd.query_async(&mut self.conn()).await.map_err(redis_err)?;
         Ok(n > 0)
     }
 }

@@ -53,7 +53,10 @@ async fn values_round_trip_and_expire(h: &Harness) {
         .unwrap();
     // The other handle (another instance) reads it.
     assert_eq!(
-        two.get_value("service_token", "k").await.unwrap().as_deref(),
+        two.get_value("service_token", "k")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("v1")
     );
     // Replaced, with a value of another namespace beside it.
@@ -62,7 +65,10 @@ async fn values_round_trip_and_expire(h: &Harness) {
         .unwrap();
     one.put_value("other_ns", "k", "x", None).await.unwrap();
     assert_eq!(
-        one.get_value("service_token", "k").await.unwrap().as_deref(),
+        one.get_value("service_token", "k")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("v2")
     );
     h.advance(3).await;
@@ -88,7 +94,10 @@ async fn values_round_trip_and_expire(h: &Harness) {
         None
     );
     assert_eq!(
-        one.get_value("service_token_lock", "l").await.unwrap().as_deref(),
+        one.get_value("service_token_lock", "l")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("new")
     );
     // The durable handle works the same way.

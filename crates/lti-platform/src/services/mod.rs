@@ -31,8 +31,8 @@ pub use grade_book::{
     GradeBook, ItemOwner, LineItemFilter, LineItemRecord, MemoryGradeBook, ResultRecord,
     ScoreOutcome,
 };
-pub use stored_grants::{GRANT_NAMESPACE, StoredContextGrants};
 pub use roster::{MemberQuery, MemoryRoster, Roster, RosterMember, RosterPage, role_matches};
+pub use stored_grants::{GRANT_NAMESPACE, StoredContextGrants};
 
 use crate::error::{PlatformError, Result};
 use crate::platform::Platform;

@@ -27,7 +27,8 @@ pub struct StoredContextGrants {
 
 impl std::fmt::Debug for StoredContextGrants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredContextGrants").finish_non_exhaustive()
+        f.debug_struct("StoredContextGrants")
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +74,12 @@ impl ContextAccess for StoredContextGrants {
     async fn grant(&self, client_id: &str, context_id: &str) -> Result<()> {
         // Insert-if-absent: a launch re-granting a known pair writes nothing.
         self.store
-            .insert_value(GRANT_NAMESPACE, &grant_key(client_id, context_id), "1", None)
+            .insert_value(
+                GRANT_NAMESPACE,
+                &grant_key(client_id, context_id),
+                "1",
+                None,
+            )
             .await
             .map(drop)
             .map_err(backend)

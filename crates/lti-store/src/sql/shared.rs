@@ -147,8 +147,6 @@ impl SharedValueStore for SqlStore {
             }
         };
         let now = self.clock.now();
-        Ok(rows
-            .iter()
-            .any(|r| r.opt_int(0).is_none_or(|e| e > now)))
+        Ok(rows.iter().any(|r| r.opt_int(0).is_none_or(|e| e > now)))
     }
 }
