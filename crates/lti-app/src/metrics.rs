@@ -67,9 +67,12 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 15))
 }
 
+/// A counter and where its value comes from.
+type MirroredCounter = (Counter, fn(&Sources) -> u64);
+
 /// Counters copied from a library's plain stats at scrape time.
 struct Mirrored {
-    counters: Vec<(Counter, fn(&Sources) -> u64)>,
+    counters: Vec<MirroredCounter>,
 }
 
 /// Where the mirrored counters come from.
@@ -164,7 +167,7 @@ impl Metrics {
             "Store operations that failed, by store, operation and error code",
             store_errors.clone(),
         );
-        let mut counters: Vec<(Counter, fn(&Sources) -> u64)> = Vec::new();
+        let mut counters: Vec<MirroredCounter> = Vec::new();
         let mut mirror = |name: &str, help: &str, read: fn(&Sources) -> u64| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -663,8 +666,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_platform_counts_its_endpoints_by_outcome() {
-        let key =
-            lti_jose::SigningKey::from_pem(PLATFORM_PEM, lti_jose::Algorithm::RS256).unwrap();
+        let key = lti_jose::SigningKey::from_pem(PLATFORM_PEM, lti_jose::Algorithm::RS256).unwrap();
         let dev =
             crate::devplatform::DevPlatform::with_signing_key("http://localhost:4000", &[], key)
                 .unwrap();
@@ -680,7 +682,9 @@ mod tests {
         let refused = app.clone().oneshot(token).await.unwrap();
         let status = refused.status().as_u16();
         assert!((400..500).contains(&status), "{status}");
-        let health = axum::http::Request::get("/healthz").body(Body::empty()).unwrap();
+        let health = axum::http::Request::get("/healthz")
+            .body(Body::empty())
+            .unwrap();
         assert_eq!(app.oneshot(health).await.unwrap().status(), StatusCode::OK);
 
         let text = metrics.render();

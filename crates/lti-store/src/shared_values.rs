@@ -34,12 +34,16 @@ pub(crate) fn check_args(
 #[cfg(feature = "memory")]
 const CAPACITY: usize = 1 << 17;
 
+/// `(namespace, key)` → `(value, expires_at)`.
+#[cfg(feature = "memory")]
+type ValueMap = HashMap<(String, String), (String, Option<i64>)>;
+
 /// A [`SharedValueStore`] in process memory (what `memory://` serves): shared
 /// by everything in one process, nothing beyond it.
 #[cfg(feature = "memory")]
 pub struct MemorySharedValues {
     clock: Arc<dyn Clock>,
-    values: Mutex<HashMap<(String, String), (String, Option<i64>)>>,
+    values: Mutex<ValueMap>,
 }
 
 #[cfg(feature = "memory")]
