@@ -47,6 +47,9 @@ pub struct Config {
     /// [`Config::parse`] and [`Config::load_with_env`]).
     #[serde(skip)]
     pub origins: std::collections::BTreeMap<&'static str, Origin>,
+    /// `[metrics]`: the Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Where a setting's value came from.
@@ -225,6 +228,17 @@ pub struct MessageConfig {
     /// Optional icon URL.
     #[serde(default)]
     pub icon_uri: Option<String>,
+}
+
+/// `[metrics]`: `GET /metrics` in the Prometheus text format on a listener of
+/// its own (never on the public one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The address of the metrics listener, e.g. `127.0.0.1:9100`; default
+    /// none (no metrics). `--metrics-bind` / `LTI_METRICS_BIND` override it.
+    #[serde(default)]
+    pub bind: Option<String>,
 }
 
 /// `[egress]`: the egress policy of outbound requests (`lti_http::EgressPolicy`
@@ -417,6 +431,12 @@ pub struct KeysConfig {
     /// Never read from the configuration file.
     #[serde(skip)]
     pub app_secret: Option<String>,
+    /// With PostgreSQL storage and neither `LTI_APP_SECRET` nor an
+    /// `app-secret` file: the first instance creates the application secret
+    /// in the store and every instance reads it there (default `false`: the
+    /// secret would sit next to the secrets it encrypts).
+    #[serde(default)]
+    pub app_secret_in_store: bool,
 }
 
 impl Default for KeysConfig {
@@ -424,6 +444,7 @@ impl Default for KeysConfig {
         Self {
             dir: default_keys_dir(),
             app_secret: None,
+            app_secret_in_store: false,
         }
     }
 }
@@ -532,6 +553,7 @@ const TOP_KEYS: &[&str] = &[
     "platform_files",
     "consumers",
     "egress",
+    "metrics",
     "dynamic_registration",
 ];
 const DYNAMIC_REGISTRATION_KEYS: &[&str] = &[
@@ -565,7 +587,8 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
 ];
 const STORAGE_KEYS: &[&str] = &["url", "nonce_url"];
-const KEYS_KEYS: &[&str] = &["dir"];
+const KEYS_KEYS: &[&str] = &["dir", "app_secret_in_store"];
+const METRICS_KEYS: &[&str] = &["bind"];
 const PLATFORM_KEYS: &[&str] = &[
     "issuer",
     "client_id",
@@ -832,6 +855,28 @@ impl Config {
                 )),
             }
         }
+        if self.keys.app_secret_in_store
+            && !matches!(
+                scheme(&self.storage.url).as_str(),
+                "postgres" | "postgresql"
+            )
+        {
+            out.push(problem(
+                "keys.app_secret_in_store",
+                format!(
+                    "expected PostgreSQL storage (a store every instance shares and keeps), found storage.url scheme {:?}",
+                    scheme(&self.storage.url)
+                ),
+            ));
+        }
+        if let Some(bind) = &self.metrics.bind
+            && bind.parse::<SocketAddr>().is_err()
+        {
+            out.push(problem(
+                "metrics.bind",
+                format!("expected an IP address and port such as 127.0.0.1:9100, found {bind:?}"),
+            ));
+        }
         if self.keys.dir.as_os_str().is_empty() {
             out.push(problem(
                 "keys.dir",
@@ -1016,11 +1061,12 @@ impl Config {
 fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     check_table(root, "", TOP_KEYS, &mut out);
-    let tables: [(&str, &[&str]); 4] = [
+    let tables: [(&str, &[&str]); 5] = [
         ("server", SERVER_KEYS),
         ("storage", STORAGE_KEYS),
         ("keys", KEYS_KEYS),
         ("egress", EGRESS_KEYS),
+        ("metrics", METRICS_KEYS),
     ];
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {

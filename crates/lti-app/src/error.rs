@@ -85,6 +85,12 @@ pub enum AppError {
         /// What is wrong.
         message: String,
     },
+    /// Another instance sharing the store runs with a different application
+    /// secret (the store records a fingerprint of the first one).
+    #[error(
+        "application secret mismatch: expected the secret the other instances sharing this store use (the store holds its fingerprint), found a different one; give every instance the same LTI_APP_SECRET or app-secret file"
+    )]
+    AppSecretMismatch,
 }
 
 impl AppError {
@@ -103,6 +109,7 @@ impl AppError {
             Self::OutputExists { .. } => "output_exists",
             Self::Random => "random_failure",
             Self::RotationTooEarly { .. } => "rotation_too_early",
+            Self::AppSecretMismatch => "app_secret_mismatch",
         }
     }
 

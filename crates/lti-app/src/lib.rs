@@ -11,6 +11,7 @@ mod grades;
 mod import;
 mod inspector;
 mod keys;
+mod metrics;
 mod provider11;
 mod register;
 mod serve_http;
@@ -19,8 +20,8 @@ mod server;
 pub use config::{
     ApprovalMode, Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL,
     DynamicRegistrationConfig, ENV_SETTINGS, EgressConfig, KeysConfig, MAX_CONNECTIONS_LIMIT,
-    MessageConfig, Origin, PlatformConfig, PlatformFileConfig, Problem, ServerConfig,
-    StorageConfig, UnknownDeploymentsMode, embedded_default,
+    MessageConfig, MetricsConfig, Origin, PlatformConfig, PlatformFileConfig, Problem,
+    ServerConfig, StorageConfig, UnknownDeploymentsMode, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,
@@ -28,8 +29,12 @@ pub use consumers::{
 pub use error::AppError;
 pub use import::{ImportedConsumer, import_consumers, parse_consumers_file};
 pub use keys::{
-    APP_SECRET_FILE, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key, app_key_for,
-    install_tool_key, keygen, load_or_generate,
+    APP_SECRET_ENV, APP_SECRET_FILE, AppSecret, GeneratedKey, JWKS_FILE, PRIVATE_KEY_FILE, app_key,
+    app_secret, install_tool_key, keygen, load_or_generate, resolve_app_secret,
+};
+pub use metrics::{
+    CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, metrics_router, serve_metrics,
+    serve_with_metrics,
 };
 pub use register::{DEFAULT_REGISTRATION_SCOPES, REGISTER_PATH};
 pub use serve_http::{

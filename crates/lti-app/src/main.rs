@@ -56,6 +56,10 @@ enum Command {
         /// Overrides `server.bind`.
         #[arg(long, env = "LTI_BIND")]
         bind: Option<String>,
+        /// Serves `GET /metrics` (Prometheus) on this address; overrides
+        /// `metrics.bind` (default: no metrics endpoint).
+        #[arg(long, env = "LTI_METRICS_BIND")]
+        metrics_bind: Option<String>,
     },
     /// Validate a configuration file (with the environment overrides applied)
     /// and print every problem, or the merged settings and where each came
@@ -79,6 +83,15 @@ enum Command {
         /// restart); default: a fresh key each start.
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// Keep the replay store (client-assertion `jti`s, nonces) and the
+        /// context grants in this store (`postgres://…`, `redis://…`,
+        /// `sqlite://…`), shared by every instance (default: in memory).
+        #[arg(long, env = "LTI_PLATFORM_STORAGE_URL")]
+        storage: Option<String>,
+        /// Serves `GET /metrics` (Prometheus) on this address (default: no
+        /// metrics endpoint).
+        #[arg(long, env = "LTI_METRICS_BIND")]
+        metrics_bind: Option<String>,
     },
     /// Run the dev platform and the tool together, registered with each other,
     /// and print the one URL to open.
@@ -299,11 +312,27 @@ fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Keygen { out, bits, force } => run_keygen(out, bits, force),
-        Command::Serve { config, bind } => block_on(run_serve(config, bind)),
+        Command::Serve {
+            config,
+            bind,
+            metrics_bind,
+        } => block_on(run_serve(config, bind, metrics_bind)),
         Command::CheckConfig { file } => return run_check_config(file.as_deref(), cli.log_format),
-        Command::Platform { config, bind, keys } => {
-            block_on(lti_app::devplatform::run_platform(config, bind, keys))
-        }
+        Command::Platform {
+            config,
+            bind,
+            keys,
+            storage,
+            metrics_bind,
+        } => block_on(lti_app::devplatform::run_platform_with(
+            config,
+            bind,
+            keys,
+            lti_app::devplatform::PlatformSharing {
+                storage_url: storage,
+                metrics_bind,
+            },
+        )),
         Command::Demo {
             tool_bind,
             platform_bind,
@@ -392,11 +421,18 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, AppError> {
         .map_err(AppError::Config)
 }
 
-async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), AppError> {
+async fn run_serve(
+    config: Option<PathBuf>,
+    bind: Option<String>,
+    metrics_bind: Option<String>,
+) -> Result<(), AppError> {
     let embedded = config.is_none();
     let mut config = load_config(config.as_ref())?;
     if let Some(bind) = bind {
         config.server.bind = bind;
+    }
+    if let Some(metrics_bind) = metrics_bind {
+        config.metrics.bind = Some(metrics_bind);
     }
     let addr = config.bind_addr().map_err(|p| AppError::Config(vec![p]))?;
     let app = lti_app::prepare(&config).await?;
@@ -415,6 +451,9 @@ async fn run_serve(config: Option<PathBuf>, bind: Option<String>) -> Result<(), 
         );
     }
     println!("lti serve is listening on http://{addr}");
+    if let Some(m) = app.metrics_bind {
+        println!("Metrics: http://{m}/metrics");
+    }
     println!("{}", app.urls);
     if embedded {
         println!(
@@ -470,8 +509,10 @@ fn run_check_config(file: Option<&std::path::Path>, log_format: LogFormat) -> Ex
 /// The store the configuration names, opened with the app key's cipher.
 async fn open_configured_store(config: Option<&PathBuf>) -> Result<lti_registry::Store, AppError> {
     let config = load_config(config)?;
-    let cipher =
-        lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&config.keys)?, vec![])?;
+    let cipher = lti_registry::SecretCipher::aes256gcm(
+        lti_app::resolve_app_secret(&config).await?.app_key()?,
+        vec![],
+    )?;
     let store = lti_store::open_split(
         &config.storage.url,
         config.storage.nonce_url.as_deref(),

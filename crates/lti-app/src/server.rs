@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient};
+use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient, SharedTokenCache};
 use lti_jose::SigningKey;
 use lti_registry::{
     Consumer, Deployment, KeySource, PlatformRegistration, QuirkProfile, RegistryError,
@@ -181,6 +181,10 @@ pub struct App {
     pub limits: crate::ServerLimits,
     /// The grade outbox worker [`run`] runs beside the server.
     pub(crate) worker: lti_services::OutboxWorker,
+    /// The server's metrics (served by [`run`] when `metrics_bind` is set).
+    pub metrics: crate::Metrics,
+    /// The address of the metrics listener (`[metrics] bind`); `None`: no metrics endpoint.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for App {
@@ -205,17 +209,23 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     }
     let dir = &config.keys.dir;
     let (signing_key, pem, generated_key) = keys::load_or_generate(dir)?;
-    let cipher = SecretCipher::aes256gcm(keys::app_key_for(&config.keys)?, vec![])?;
-    let options = lti_store::OpenOptions::new(cipher);
     for url in std::iter::once(&config.storage.url).chain(config.storage.nonce_url.as_ref()) {
         create_sqlite_parent(url)?;
     }
+    let app_secret = keys::resolve_app_secret(config).await?;
+    let cipher = SecretCipher::aes256gcm(app_secret.app_key()?, vec![])?;
+    let options = lti_store::OpenOptions::new(cipher);
     let store = lti_store::open_split(
         &config.storage.url,
         config.storage.nonce_url.as_deref(),
         &options,
     )
     .await?;
+    if is_shared(&config.storage.url) {
+        keys::check_app_secret(&store, &app_secret).await?;
+    }
+    let metrics = crate::Metrics::new();
+    let store = crate::metrics::instrument_store(store, &metrics);
     let kid = signing_key.kid().to_owned();
     keys::install_tool_key(&store, &kid, &pem).await?;
     install_platforms(&store, config).await?;
@@ -236,17 +246,32 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
     // `Partitioned` (CHIPS): it is only ever read back by the launch that follows
     // the login in the same LMS frame, hence in the same top-level-site partition,
     // so it keeps working when the browser blocks third-party cookies.
+    let jwks = JwksCache::new(http.clone());
+    metrics.watch_jwks(jwks.clone());
     let tool = Tool::builder(public_url.clone(), &store)
-        .key_source(Arc::new(JwksCache::new(http.clone())))
-        .state_cookie_secret(&keys::derive_secret(&config.keys, "state-cookie")?)
+        .key_source(Arc::new(jwks))
+        .state_cookie_secret(&app_secret.derive("state-cookie"))
         .partitioned_state_cookie(true)
         // A launch whose target is the launch URL itself (one-URL LMSs such as
         // Open edX) lands on the inspector.
         .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
         .build()?;
-    let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())))
-        .with_egress_policy(egress.clone());
+    let mut service_client = ServiceClient::new(http.clone());
+    // Several instances share one token per registration and scope set (and
+    // one token request on a cold start) through the shared store.
+    let ephemeral_url = config
+        .storage
+        .nonce_url
+        .as_deref()
+        .unwrap_or(&config.storage.url);
+    if is_shared(ephemeral_url) {
+        service_client = service_client
+            .with_token_cache(Arc::new(SharedTokenCache::new(store.cached_values.clone())));
+    }
+    let service_client = Arc::new(service_client);
+    metrics.watch_services(service_client.clone());
+    let services = LtiServices::new(service_client).with_egress_policy(egress.clone());
     let lti11 = lti11::LaunchVerifier::new(lti11::OAuthVerifier::new(
         store.consumers.clone(),
         store.oauth1_nonces.clone(),
@@ -275,14 +300,41 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
             registration,
         }),
     };
+    let router = router(state).layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        crate::metrics::track_tool,
+    ));
+    let metrics_bind = match &config.metrics.bind {
+        Some(b) => Some(b.parse::<SocketAddr>().map_err(|_| {
+            AppError::Config(vec![crate::Problem {
+                path: "metrics.bind".to_owned(),
+                message: format!(
+                    "expected an IP address and port such as 127.0.0.1:9100, found {b:?}"
+                ),
+            }])
+        })?),
+        None => None,
+    };
     Ok(App {
-        router: router(state),
+        router,
         urls,
         generated_key,
         kid,
         limits: config.server.limits(),
         worker,
+        metrics,
+        metrics_bind,
     })
+}
+
+/// Whether a storage URL names a store several instances share (PostgreSQL,
+/// Redis), as opposed to one process's (memory, SQLite).
+pub(crate) fn is_shared(url: &str) -> bool {
+    let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+    matches!(
+        scheme.as_str(),
+        "postgres" | "postgresql" | "redis" | "rediss"
+    )
 }
 
 /// The outbound HTTP client: non-public addresses only with
@@ -565,7 +617,22 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let served = crate::serve_http(listener, app.router, app.limits, server_shutdown).await;
+    let served = match app.metrics_bind {
+        None => crate::serve_http(listener, app.router, app.limits, server_shutdown).await,
+        Some(metrics_addr) => match TcpListener::bind(metrics_addr).await {
+            Err(e) => Err(AppError::io("binding", metrics_addr.to_string(), e)),
+            Ok(metrics_listener) => {
+                crate::metrics::serve_with_metrics(
+                    listener,
+                    app.router,
+                    app.limits,
+                    (app.metrics, metrics_listener),
+                    server_shutdown,
+                )
+                .await
+            }
+        },
+    };
     if served.is_err() {
         // The server failed without a shutdown: nothing will stop the worker.
         worker.abort();

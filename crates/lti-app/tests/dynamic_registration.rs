@@ -532,12 +532,8 @@ async fn manual_approval_keeps_a_registration_pending_until_approved() {
     );
 
     // `lti platforms approve`, through the library, on the same store.
-    let keys = lti_app::KeysConfig {
-        dir: tool.keys_dir.clone(),
-        ..lti_app::KeysConfig::default()
-    };
     let cipher =
-        lti_registry::SecretCipher::aes256gcm(lti_app::app_key_for(&keys).unwrap(), vec![])
+        lti_registry::SecretCipher::aes256gcm(lti_app::app_key(&tool.keys_dir).unwrap(), vec![])
             .unwrap();
     let store = lti_store::open_split(&db, None, &lti_store::OpenOptions::new(cipher))
         .await

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -282,6 +283,37 @@ struct Inner {
     client: Arc<dyn HttpClient>,
     config: JwksCacheConfig,
     cache: moka::future::Cache<String, Arc<KeySetEntry>>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    refetches: AtomicU64,
+    fetch_errors: AtomicU64,
+    stale_served: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts of a [`JwksCache`]'s lookups since it was built (for metrics):
+/// plain numbers, read with [`JwksCache::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JwksCacheStats {
+    /// Lookups answered from a fresh cached key set.
+    pub hits: u64,
+    /// Lookups of a URL with no cached set (a fetch, shared by concurrent callers).
+    pub misses: u64,
+    /// Refetches of a cached set: expired, or a `kid` it lacks (key rotation).
+    pub refetches: u64,
+    /// Fetches that failed (network, status, size, invalid set).
+    pub fetch_errors: u64,
+    /// Lookups answered from an expired set while its refresh failed.
+    pub stale_served: u64,
 }
 
 /// A cache of remote JWK Sets keyed by URL; implements
@@ -335,6 +367,7 @@ impl JwksCache {
                 client,
                 config,
                 cache,
+                counters: Counters::default(),
             }),
         }
     }
@@ -342,6 +375,19 @@ impl JwksCache {
     /// The settings.
     pub fn config(&self) -> &JwksCacheConfig {
         &self.inner.config
+    }
+
+    /// What the cache did so far: hits, misses, refetches, failed fetches.
+    pub fn stats(&self) -> JwksCacheStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        JwksCacheStats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            refetches: get(&c.refetches),
+            fetch_errors: get(&c.fetch_errors),
+            stale_served: get(&c.stale_served),
+        }
     }
 
     /// The key for `kid`/`alg` from the set at `jwks_url`, fetching or
@@ -414,6 +460,7 @@ impl JwksCache {
         if let Some(entry) = self.inner.cache.get(url).await {
             if entry.is_fresh(now) {
                 tracing::trace!(url = %redact_url(url), cache = "hit", "jwks lookup");
+                bump(&self.inner.counters.hits);
                 return Ok(entry);
             }
             // Past its lifetime but kept for the stale window.
@@ -421,16 +468,19 @@ impl JwksCache {
                 Ok(Refetched::Fresh(fresh)) => Ok(fresh),
                 Ok(Refetched::Skipped) => {
                     tracing::warn!(url = %redact_url(url), cache = "stale", "serving an expired key set (refresh failed recently)");
+                    bump(&self.inner.counters.stale_served);
                     Ok(entry)
                 }
                 Err(e) if self.inner.config.serve_stale_for.is_some() => {
                     tracing::warn!(url = %redact_url(url), cache = "stale", error.code = e.code(), "serving an expired key set (refresh failed)");
+                    bump(&self.inner.counters.stale_served);
                     Ok(entry)
                 }
                 Err(e) => Err(e),
             };
         }
         tracing::debug!(url = %redact_url(url), cache = "miss", "jwks lookup");
+        bump(&self.inner.counters.misses);
         self.inner
             .cache
             .try_get_with(url.to_owned(), self.fetch(url, RefetchLimiter::new()))
@@ -463,6 +513,7 @@ impl JwksCache {
                     return Ok(Op::Nop);
                 }
                 tracing::debug!(url = %redact_url(url), cache = "refetch", trigger = ?trigger, "jwks refetch");
+                bump(&self.inner.counters.refetches);
                 match self.fetch(url, current.limiter.clone()).await {
                     Ok(fresh) => {
                         // Recorded before the set is published, so a lookup that
@@ -500,6 +551,18 @@ impl JwksCache {
 
     /// Fetches the set at `url` into an entry that keeps the URL's `limiter`.
     async fn fetch(
+        &self,
+        url: &str,
+        limiter: Arc<Mutex<RefetchLimiter>>,
+    ) -> Result<Arc<KeySetEntry>, Error> {
+        let fetched = self.fetch_in(url, limiter).await;
+        if fetched.is_err() {
+            bump(&self.inner.counters.fetch_errors);
+        }
+        fetched
+    }
+
+    async fn fetch_in(
         &self,
         url: &str,
         limiter: Arc<Mutex<RefetchLimiter>>,

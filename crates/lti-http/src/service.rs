@@ -1,8 +1,9 @@
 //! Authorized service calls: token acquisition, caching and 401 handling.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use bytes::Bytes;
@@ -15,12 +16,53 @@ use crate::error::Error;
 use crate::link::{Page, collect_pages};
 use crate::retry::{RetryPolicy, retry, send_with_retry};
 use crate::token::{
-    AccessToken, MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig,
+    AccessToken, FillLock, MemoryTokenCache, TokenCache, TokenCacheKey, TokenEndpointConfig,
     client_assertion, fresh_jti, parse_token_response, token_request,
 };
 use crate::url::{parse_absolute, redact_url};
 
 type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;
+
+/// How long a shared cache's fill lock is held at most (a token request with
+/// its retries ends well within it).
+const FILL_LEASE: Duration = Duration::from_secs(30);
+/// The longest pause between two looks at the cache while another instance
+/// requests the token.
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// Counts of a [`ServiceClient`]'s token lookups since it was built (for
+/// metrics): plain numbers, read with [`ServiceClient::token_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenStats {
+    /// Tokens found usable in the cache (including after waiting for a
+    /// concurrent request in this process).
+    pub hits: u64,
+    /// Tokens requested from a token endpoint by this client.
+    pub fetches: u64,
+    /// Of those, requests that replaced a token a service refused with `401`.
+    pub refetches: u64,
+    /// Tokens another instance requested while this one waited (shared cache).
+    pub waited: u64,
+    /// Token requests that failed.
+    pub fetch_errors: u64,
+    /// Token cache operations that failed (treated as misses).
+    pub cache_errors: u64,
+}
+
+#[derive(Default)]
+struct TokenCounters {
+    hits: AtomicU64,
+    fetches: AtomicU64,
+    refetches: AtomicU64,
+    waited: AtomicU64,
+    fetch_errors: AtomicU64,
+    cache_errors: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Calls platform services (AGS, NRPS, ...) with a cached OAuth 2.0 access
 /// token.
@@ -33,6 +75,11 @@ type KeyLocks = Mutex<HashMap<TokenCacheKey, Arc<tokio::sync::Mutex<()>>>>;
 ///   once with a new one (concurrent 401s share one refresh).
 /// * Service calls are retried per [`RetryPolicy`]; token requests carry a
 ///   fresh assertion per attempt and are retried on transient failures.
+/// * With a shared [`TokenCache`] ([`crate::SharedTokenCache`]), a miss
+///   takes the cache's fill lock: one instance requests the token, the
+///   others poll the cache for it (at most the fill wait, default 10 s, then
+///   they request their own), so a cold start of N instances makes one
+///   token request.
 /// * A failing [`TokenCache`] is logged and treated as a miss, so a shared
 ///   store being down slows calls down but does not stop them.
 ///
@@ -46,6 +93,8 @@ pub struct ServiceClient {
     clock: Arc<dyn Clock>,
     locks: KeyLocks,
     rng: SystemRandom,
+    fill_wait: Duration,
+    counters: TokenCounters,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -70,6 +119,29 @@ impl ServiceClient {
             clock: Arc::new(SystemClock),
             locks: Mutex::new(HashMap::new()),
             rng: SystemRandom::new(),
+            fill_wait: Duration::from_secs(10),
+            counters: TokenCounters::default(),
+        }
+    }
+
+    /// How long to wait for another instance's token request (shared caches
+    /// only) before requesting one anyway (default 10 s).
+    pub fn with_fill_wait(mut self, wait: Duration) -> Self {
+        self.fill_wait = wait;
+        self
+    }
+
+    /// What the token cache did so far: hits, requests, waits, failures.
+    pub fn token_stats(&self) -> TokenStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TokenStats {
+            hits: get(&c.hits),
+            fetches: get(&c.fetches),
+            refetches: get(&c.refetches),
+            waited: get(&c.waited),
+            fetch_errors: get(&c.fetch_errors),
+            cache_errors: get(&c.cache_errors),
         }
     }
 
@@ -243,6 +315,7 @@ impl ServiceClient {
         match self.tokens.get(key).await {
             Ok(t) => t,
             Err(e) => {
+                bump(&self.counters.cache_errors);
                 tracing::warn!(
                     registration = key.registration(),
                     error.code = e.code(),
@@ -286,6 +359,7 @@ impl ServiceClient {
                 cache = "hit",
                 "access token"
             );
+            bump(&self.counters.hits);
             return Ok(t);
         }
         let lock = self.lock_for(key);
@@ -299,16 +373,112 @@ impl ServiceClient {
                         cache = "hit",
                         "access token (after wait)"
                     );
+                    bump(&self.counters.hits);
                     Ok(t)
                 }
-                _ => self.fetch_and_store(key, endpoint).await,
+                _ => {
+                    self.fill(key, endpoint, &acceptable, rejected.is_some())
+                        .await
+                }
             }
         };
         self.release_lock(key, lock);
         result
     }
 
+    /// After a miss: requests the token under the cache's fill lock, or
+    /// waits for the instance holding it to store its token.
+    async fn fill(
+        &self,
+        key: &TokenCacheKey,
+        endpoint: &TokenEndpointConfig,
+        acceptable: &(dyn Fn(&AccessToken, u64) -> bool + Sync),
+        refetch: bool,
+    ) -> Result<AccessToken, Error> {
+        let deadline = Instant::now() + self.fill_wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.tokens.begin_fill(key, FILL_LEASE).await {
+                Ok(FillLock::Acquired(id)) => {
+                    // The previous holder may have stored its token just
+                    // before it let go of the lock.
+                    let result = match self.cached(key).await {
+                        Some(t) if id.is_some() && acceptable(&t, self.clock.now()) => {
+                            bump(&self.counters.waited);
+                            Ok(t)
+                        }
+                        _ => self.fetch_and_store(key, endpoint, refetch).await,
+                    };
+                    if let Some(id) = id
+                        && let Err(e) = self.tokens.end_fill(key, &id).await
+                    {
+                        bump(&self.counters.cache_errors);
+                        tracing::warn!(
+                            registration = key.registration(),
+                            error.code = e.code(),
+                            error = %e,
+                            "token cache unavailable; the fill lock expires by itself"
+                        );
+                    }
+                    return result;
+                }
+                Ok(FillLock::Busy) => {
+                    if Instant::now() >= deadline {
+                        tracing::warn!(
+                            registration = key.registration(),
+                            scope = key.scope(),
+                            wait_ms = self.fill_wait.as_millis() as u64,
+                            "another instance's token request did not finish in time; requesting one"
+                        );
+                        return self.fetch_and_store(key, endpoint, refetch).await;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_POLL);
+                    if let Some(t) = self.cached(key).await
+                        && acceptable(&t, self.clock.now())
+                    {
+                        tracing::trace!(
+                            registration = key.registration(),
+                            scope = key.scope(),
+                            cache = "hit",
+                            "access token (requested by another instance)"
+                        );
+                        bump(&self.counters.waited);
+                        return Ok(t);
+                    }
+                }
+                Err(e) => {
+                    bump(&self.counters.cache_errors);
+                    tracing::warn!(
+                        registration = key.registration(),
+                        error.code = e.code(),
+                        error = %e,
+                        "token cache unavailable; requesting a token without its lock"
+                    );
+                    return self.fetch_and_store(key, endpoint, refetch).await;
+                }
+            }
+        }
+    }
+
     async fn fetch_and_store(
+        &self,
+        key: &TokenCacheKey,
+        endpoint: &TokenEndpointConfig,
+        refetch: bool,
+    ) -> Result<AccessToken, Error> {
+        bump(&self.counters.fetches);
+        if refetch {
+            bump(&self.counters.refetches);
+        }
+        let fetched = self.fetch_and_store_in(key, endpoint).await;
+        if fetched.is_err() {
+            bump(&self.counters.fetch_errors);
+        }
+        fetched
+    }
+
+    async fn fetch_and_store_in(
         &self,
         key: &TokenCacheKey,
         endpoint: &TokenEndpointConfig,
@@ -332,6 +502,7 @@ impl ServiceClient {
         let token = parse_token_response(url, resp, now, self.margin)?;
         let ttl = Duration::from_secs(token.refresh_at().saturating_sub(now));
         if let Err(e) = self.tokens.put(key, &token, ttl).await {
+            bump(&self.counters.cache_errors);
             tracing::warn!(
                 registration = key.registration(),
                 error.code = e.code(),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response};
 use lti_jose::SigningKey;
+use lti_registry::SharedValueStore;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{PerEntryTtl, TimeToLive};
@@ -441,9 +442,23 @@ impl TokenCacheKey {
     }
 }
 
+/// What [`TokenCache::begin_fill`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FillLock {
+    /// This caller requests the token; it hands the id (when there is one)
+    /// to [`TokenCache::end_fill`] once the token is stored or the request
+    /// failed.
+    Acquired(Option<String>),
+    /// Another instance is requesting the token of this key: wait for it to
+    /// appear in the cache.
+    Busy,
+}
+
 /// Where access tokens are kept between calls. The in-process
-/// [`MemoryTokenCache`] is the default; a shared store (e.g. Redis in
-/// `lti-store`) lets several instances of an app share tokens.
+/// [`MemoryTokenCache`] is the default; [`SharedTokenCache`] keeps them in a
+/// store shared by several instances of an app (Redis, PostgreSQL through
+/// `lti-store`), so one token serves them all.
 #[async_trait::async_trait]
 pub trait TokenCache: Send + Sync {
     /// The token stored for `key`, if any (it may be past its refresh time;
@@ -458,6 +473,157 @@ pub trait TokenCache: Send + Sync {
     ) -> Result<(), Error>;
     /// Forgets the token of `key`.
     async fn remove(&self, key: &TokenCacheKey) -> Result<(), Error>;
+
+    /// Before requesting the token of `key` after a miss: whether this caller
+    /// requests it, or another instance is requesting it already. A shared
+    /// cache takes a lock every instance sees, held at most `lease` (so a
+    /// crashed holder cannot block the others longer); the in-process default
+    /// always answers [`FillLock::Acquired`] (`ServiceClient` already makes
+    /// concurrent callers in one process share one request).
+    async fn begin_fill(&self, key: &TokenCacheKey, lease: Duration) -> Result<FillLock, Error> {
+        let _ = (key, lease);
+        Ok(FillLock::Acquired(None))
+    }
+
+    /// Releases the lock [`begin_fill`](Self::begin_fill) gave with `id`.
+    async fn end_fill(&self, key: &TokenCacheKey, id: &str) -> Result<(), Error> {
+        let _ = (key, id);
+        Ok(())
+    }
+}
+
+/// The namespace of cached tokens in a [`SharedValueStore`].
+pub const TOKEN_NAMESPACE: &str = "service_token";
+/// The namespace of token fill locks in a [`SharedValueStore`].
+pub const TOKEN_LOCK_NAMESPACE: &str = "service_token_lock";
+
+/// A [`TokenCache`] on a [`SharedValueStore`] (e.g. `lti_store::open(..)`'s
+/// `cached_values`: Redis, PostgreSQL): every instance sharing the store
+/// shares the tokens, and a miss takes a lock in the store
+/// ([`SharedValueStore::insert_value`] with an expiry) so one instance
+/// requests the token while the others wait for it (`ServiceClient` polls
+/// the cache). Tokens are stored as JSON (see [`AccessToken`]) until their
+/// refresh time.
+///
+/// The store holds bearer tokens: give it the protection the platform's
+/// grade book deserves (TLS, access control).
+#[derive(Clone)]
+pub struct SharedTokenCache {
+    store: Arc<dyn SharedValueStore>,
+    rng: Arc<ring::rand::SystemRandom>,
+    clock: Arc<dyn lti_jose::Clock>,
+}
+
+impl std::fmt::Debug for SharedTokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTokenCache").finish_non_exhaustive()
+    }
+}
+
+impl SharedTokenCache {
+    /// Tokens and locks in `store`, expiries on the system clock.
+    pub fn new(store: Arc<dyn SharedValueStore>) -> Self {
+        Self {
+            store,
+            rng: Arc::new(ring::rand::SystemRandom::new()),
+            clock: Arc::new(lti_jose::SystemClock),
+        }
+    }
+
+    /// Reads time from `clock` (it must agree with the store's clock).
+    pub fn with_clock(mut self, clock: Arc<dyn lti_jose::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn expiry_after(&self, ttl: Duration) -> i64 {
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        now.saturating_add(i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX))
+    }
+}
+
+fn cache_error(e: lti_registry::RegistryError) -> Error {
+    Error::TokenCache {
+        reason: format!("{} ({})", e, e.code()),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCache for SharedTokenCache {
+    async fn get(&self, key: &TokenCacheKey) -> Result<Option<AccessToken>, Error> {
+        let Some(json) = self
+            .store
+            .get_value(TOKEN_NAMESPACE, &key.storage_key())
+            .await
+            .map_err(cache_error)?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| Error::TokenCache {
+                reason: format!(
+                    "expected a cached token as JSON, found {} at line {} column {}",
+                    classify(&e),
+                    e.line(),
+                    e.column()
+                ),
+            })
+    }
+
+    async fn put(
+        &self,
+        key: &TokenCacheKey,
+        token: &AccessToken,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let json = serde_json::to_string(token).map_err(|e| Error::TokenCache {
+            reason: format!("serializing the token failed: {}", classify(&e)),
+        })?;
+        self.store
+            .put_value(
+                TOKEN_NAMESPACE,
+                &key.storage_key(),
+                &json,
+                Some(self.expiry_after(ttl)),
+            )
+            .await
+            .map_err(cache_error)
+    }
+
+    async fn remove(&self, key: &TokenCacheKey) -> Result<(), Error> {
+        self.store
+            .delete_value(TOKEN_NAMESPACE, &key.storage_key(), None)
+            .await
+            .map(drop)
+            .map_err(cache_error)
+    }
+
+    async fn begin_fill(&self, key: &TokenCacheKey, lease: Duration) -> Result<FillLock, Error> {
+        let id = fresh_jti(&*self.rng)?;
+        let held = self
+            .store
+            .insert_value(
+                TOKEN_LOCK_NAMESPACE,
+                &key.storage_key(),
+                &id,
+                Some(self.expiry_after(lease)),
+            )
+            .await
+            .map_err(cache_error)?;
+        Ok(match held {
+            None => FillLock::Acquired(Some(id)),
+            Some(_) => FillLock::Busy,
+        })
+    }
+
+    async fn end_fill(&self, key: &TokenCacheKey, id: &str) -> Result<(), Error> {
+        self.store
+            .delete_value(TOKEN_LOCK_NAMESPACE, &key.storage_key(), Some(id))
+            .await
+            .map(drop)
+            .map_err(cache_error)
+    }
 }
 
 #[derive(Clone)]

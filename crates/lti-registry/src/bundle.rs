@@ -8,6 +8,7 @@ use crate::keys::ToolKeyStore;
 use crate::outbox::GradeOutbox;
 use crate::provider::ProviderStore;
 use crate::registration::RegistrationStore;
+use crate::shared::SharedValueStore;
 
 /// One handle per store trait; cheap to clone.
 ///
@@ -36,6 +37,10 @@ pub struct Store {
     /// The durable grade outbox (AGS scores and Basic Outcomes waiting to be
     /// delivered, with their status).
     pub outbox: Arc<dyn GradeOutbox>,
+    /// Durable shared values (context grants, settings created once).
+    pub shared_values: Arc<dyn SharedValueStore>,
+    /// Short-lived shared values (cached service tokens and their fill locks).
+    pub cached_values: Arc<dyn SharedValueStore>,
 }
 
 impl std::fmt::Debug for Store {
@@ -57,6 +62,7 @@ impl Store {
             + OAuth1NonceStore
             + ProviderStore
             + GradeOutbox
+            + SharedValueStore
             + 'static,
     {
         Self {
@@ -68,20 +74,23 @@ impl Store {
             consumers: backend.clone(),
             oauth1_nonces: backend.clone(),
             provider: backend.clone(),
-            outbox: backend,
+            outbox: backend.clone(),
+            shared_values: backend.clone(),
+            cached_values: backend,
         }
     }
 
     /// Takes the short-lived records (launch state, nonces, launch data,
-    /// OAuth 1.0a nonces) from `other` and keeps the durable ones
-    /// (registrations, tool keys, consumers, the provider data model, the
-    /// grade outbox) from `self`.
+    /// OAuth 1.0a nonces, cached values) from `other` and keeps the durable
+    /// ones (registrations, tool keys, consumers, the provider data model,
+    /// the grade outbox, shared values) from `self`.
     #[must_use]
     pub fn with_ephemeral_from(mut self, other: &Store) -> Self {
         self.launch_states = other.launch_states.clone();
         self.nonces = other.nonces.clone();
         self.launch_data = other.launch_data.clone();
         self.oauth1_nonces = other.oauth1_nonces.clone();
+        self.cached_values = other.cached_values.clone();
         self
     }
 

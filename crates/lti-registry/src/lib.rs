@@ -14,6 +14,7 @@ mod outbox;
 mod provider;
 mod registration;
 mod secret;
+mod shared;
 
 pub use bundle::Store;
 pub use cipher::{AppKey, SecretCipher};
@@ -42,3 +43,4 @@ pub use registration::{
     RegistrationStore, UnknownDeploymentPolicy,
 };
 pub use secret::SecretString;
+pub use shared::{MAX_SHARED_VALUE_LEN, SharedValueStore, check_namespace, check_shared_value};

@@ -22,6 +22,13 @@ mod memory_provider;
 mod redis_outbox;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(
+    feature = "memory",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "redis"
+))]
+mod shared_values;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(any(feature = "postgres", feature = "redis"))]
@@ -44,6 +51,8 @@ pub use memory_outbox::MemoryOutbox;
 pub use memory_provider::MemoryProviderStore;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
+#[cfg(feature = "memory")]
+pub use shared_values::MemorySharedValues;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::SqlStore;
 
@@ -204,7 +213,9 @@ pub async fn open(url: &str, options: &OpenOptions) -> Result<Store> {
                     consumers: none.clone(),
                     oauth1_nonces: redis.clone(),
                     provider: none,
-                    outbox: redis,
+                    outbox: redis.clone(),
+                    shared_values: redis.clone(),
+                    cached_values: redis,
                 })
             }
             #[cfg(not(feature = "redis"))]

@@ -77,6 +77,7 @@ pub struct MemoryStore {
     launches: TtlMap<String, Arc<serde_json::Value>>,
     provider: MemoryProviderStore,
     outbox: MemoryOutbox,
+    shared: crate::shared_values::MemorySharedValues,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -104,6 +105,7 @@ impl MemoryStore {
     ) -> Self {
         Self {
             outbox: MemoryOutbox::new(clock.clone()),
+            shared: crate::shared_values::MemorySharedValues::new(clock.clone()),
             clock,
             cipher,
             durable: Mutex::new(Durable::default()),
@@ -112,6 +114,11 @@ impl MemoryStore {
             launches: TtlMap::new(LAUNCH_CAPACITY, "saved launch"),
             provider: MemoryProviderStore::new(),
         }
+    }
+
+    /// The shared values.
+    pub(crate) fn shared_values(&self) -> &crate::shared_values::MemorySharedValues {
+        &self.shared
     }
 
     /// The provider data model's tables.

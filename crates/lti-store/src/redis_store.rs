@@ -156,6 +156,10 @@ impl RedisStore {
         self.conns[i].clone()
     }
 
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     pub(crate) fn key(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}:{id}", self.prefix)
     }

@@ -156,7 +156,7 @@ async fn sqlite_file_uses_wal_keeps_data_across_reopen_and_refuses_a_newer_schem
             r.get(0)
         })
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     raw.execute("INSERT INTO lti_schema_version (version) VALUES (99)", [])
         .unwrap();
     drop(raw);
@@ -456,6 +456,7 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         "lti_provider_outcome_services",
         "lti_provider_assignments",
         "lti_grade_outbox",
+        "lti_shared_values",
     ] {
         raw.execute_batch(&format!("DROP TABLE {table}")).unwrap();
     }
@@ -490,7 +491,7 @@ async fn sqlite_database_at_schema_1_is_upgraded_to_the_provider_tables_keeping_
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let grade = lti_registry::GradeTarget::basic_outcomes("ck", "https://lms.example/o", "s1");
     let payload = lti_registry::GradePayload::BasicOutcomes {
         score: 0.5,

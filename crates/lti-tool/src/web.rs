@@ -591,10 +591,17 @@ fn insufficient_role(expected: &str, roles: &Roles) -> Error {
     }
 }
 
+/// The code of the refusal a response carries ([`Error::code`]), as a
+/// response extension set by [`error_response`]: the application's metrics
+/// and logs read it without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// The refusal of `error` as a response: `{"error": code, "message": text}`
 /// (`application/json`) when `json`, else the HTML page of [`error_page`]; the
-/// status is [`Error::http_status`] and `Cache-Control: no-store` is set. Logs the
-/// code and status (at `error` for a 5xx, `info` otherwise), never the message.
+/// status is [`Error::http_status`], `Cache-Control: no-store` is set and the
+/// code travels as the [`ErrorCode`] extension. Logs the code and status (at
+/// `error` for a 5xx, `info` otherwise), never the message.
 pub fn error_response(error: &Error, json: bool) -> Response<String> {
     let status = error.http_status();
     let code = error.code();
@@ -617,6 +624,7 @@ pub fn error_response(error: &Error, json: bool) -> Response<String> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(ErrorCode(code));
     response
 }
 

@@ -430,6 +430,32 @@ impl DevPlatform {
         })
     }
 
+    /// Keeps the platform's replay store (client-assertion `jti`s, deep-linking
+    /// nonces) in `store.nonces` and its context grants in
+    /// `store.shared_values` ([`lti_platform::services::StoredContextGrants`]),
+    /// so several instances sharing the store agree: a `jti` used on one is
+    /// refused on the others, and a launch on one grants the services on all.
+    ///
+    /// # Errors
+    /// [`AppError::Config`] when the platform is already in use (cloned).
+    pub fn with_shared_state(self, store: &lti_registry::Store) -> Result<Self, AppError> {
+        let inner = Arc::try_unwrap(self.inner).map_err(|_| {
+            config_problem(
+                "",
+                "expected a dev platform not yet in use, found one already shared".to_owned(),
+            )
+        })?;
+        let platform = inner
+            .platform
+            .with_replay_store(store.nonces.clone())
+            .with_context_access(Arc::new(lti_platform::services::StoredContextGrants::new(
+                store.shared_values.clone(),
+            )));
+        Ok(Self {
+            inner: Arc::new(Inner { platform, ..inner }),
+        })
+    }
+
     /// The course page URL (what to open in a browser).
     pub fn course_url(&self) -> String {
         format!("{}/", self.inner.base_url)
@@ -620,6 +646,16 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, AppError> {
         .map_err(|e| AppError::io("reading the address of", "listener", e))
 }
 
+/// What several `lti platform` instances share (see [`run_platform_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct PlatformSharing {
+    /// The store of the replay store and context grants (`postgres://…`,
+    /// `redis://…`, …); `None`: in memory.
+    pub storage_url: Option<String>,
+    /// The address of the metrics listener; `None`: no metrics endpoint.
+    pub metrics_bind: Option<String>,
+}
+
 /// `lti platform`: serves the dev platform of `config` (or an empty one) until
 /// Ctrl-C. With `keys_dir`, the platform key is `keys_dir/platform.pem`
 /// (generated there when missing); otherwise a fresh key each start.
@@ -632,6 +668,29 @@ pub async fn run_platform(
     bind_override: Option<String>,
     keys_dir: Option<PathBuf>,
 ) -> Result<(), AppError> {
+    run_platform_with(config, bind_override, keys_dir, PlatformSharing::default()).await
+}
+
+/// [`run_platform`] with the replay store and context grants in a shared
+/// store and `GET /metrics` on its own address, per `sharing`.
+///
+/// # Errors
+/// As [`run_platform`], plus [`AppError::Store`] when the store cannot be opened.
+pub async fn run_platform_with(
+    config: Option<PathBuf>,
+    bind_override: Option<String>,
+    keys_dir: Option<PathBuf>,
+    sharing: PlatformSharing,
+) -> Result<(), AppError> {
+    let metrics_addr = match &sharing.metrics_bind {
+        Some(b) => Some(b.parse::<SocketAddr>().map_err(|_| {
+            config_problem(
+                "metrics bind address",
+                format!("expected an IP address and port such as 127.0.0.1:9101, found {b:?}"),
+            )
+        })?),
+        None => None,
+    };
     let mut config = match &config {
         Some(p) => DevPlatformConfig::load(p).map_err(AppError::Config)?,
         None => DevPlatformConfig::default(),
@@ -662,9 +721,20 @@ pub async fn run_platform(
                 config_problem("", format!("expected a platform signing key, found: {e}"))
             })??,
     };
-    let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?
+    let mut dev = DevPlatform::with_signing_key(&base, &config.tools, key)?
         .with_lti11_tools(&config.lti11_tools)?
         .with_registration_token_lifetime(config.platform.registration_token_lifetime_secs)?;
+    if let Some(url) = &sharing.storage_url {
+        // Only the replay store and the grants live there: no secret is
+        // stored, so the cipher's key is a throwaway one.
+        let cipher = lti_registry::SecretCipher::aes256gcm(
+            lti_registry::AppKey::generate("platform")?,
+            vec![],
+        )?;
+        let store = lti_store::open(url, &lti_store::OpenOptions::new(cipher)).await?;
+        dev = dev.with_shared_state(&store)?;
+    }
+    let metrics = crate::Metrics::new();
     println!("lti platform is listening on http://{addr}");
     print_registration(&dev);
     if config.tools.is_empty() && config.lti11_tools.is_empty() {
@@ -675,7 +745,27 @@ pub async fn run_platform(
     }
     println!("Open {}", dev.course_url());
     let limits = crate::ServerLimits::default();
-    crate::serve_http(listener, router(dev), limits, crate::shutdown_signal()).await
+    let router = router(dev).layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        crate::metrics::track_platform,
+    ));
+    match metrics_addr {
+        None => crate::serve_http(listener, router, limits, crate::shutdown_signal()).await,
+        Some(m) => {
+            let metrics_listener = tokio::net::TcpListener::bind(m)
+                .await
+                .map_err(|e| AppError::io("binding", m.to_string(), e))?;
+            println!("Metrics: http://{m}/metrics");
+            crate::serve_with_metrics(
+                listener,
+                router,
+                limits,
+                (metrics, metrics_listener),
+                crate::shutdown_signal(),
+            )
+            .await
+        }
+    }
 }
 
 fn print_registration(dev: &DevPlatform) {

@@ -18,6 +18,7 @@ mod ags;
 mod grade_book;
 mod nrps;
 mod roster;
+mod stored_grants;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -31,6 +32,7 @@ pub use grade_book::{
     ScoreOutcome,
 };
 pub use roster::{MemberQuery, MemoryRoster, Roster, RosterMember, RosterPage, role_matches};
+pub use stored_grants::{GRANT_NAMESPACE, StoredContextGrants};
 
 use crate::error::{PlatformError, Result};
 use crate::platform::Platform;
@@ -49,8 +51,10 @@ use crate::web;
 /// [`Platform::grant_context`]) to place a tool in a context without a launch.
 ///
 /// The default is [`MemoryContextGrants`]: only pairs granted that way, held in
-/// memory. Implement this trait over your own storage (e.g. the LMS's course/tool
-/// placements) when several instances share the load or grants must survive a restart.
+/// memory. [`StoredContextGrants`] keeps the same grants in a shared store
+/// (PostgreSQL, Redis, SQLite through `lti-store`) for several instances or
+/// grants that survive a restart; or implement this trait over your own storage
+/// (e.g. the LMS's course/tool placements).
 #[async_trait::async_trait]
 pub trait ContextAccess: Send + Sync {
     /// Whether tool `client_id` may use the services of context `context_id`.

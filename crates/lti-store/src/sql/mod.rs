@@ -7,6 +7,7 @@ mod outbox;
 mod postgres;
 mod provider;
 mod schema;
+mod shared;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -479,7 +480,8 @@ impl SqlStore {
         self.driver.backend()
     }
 
-    /// Deletes expired launch state, nonces and launch data; returns how many rows.
+    /// Deletes expired launch state, nonces, launch data and shared values;
+    /// returns how many rows.
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = self.clock.now();
         let mut n = 0;
@@ -487,6 +489,7 @@ impl SqlStore {
             "DELETE FROM lti_launch_states WHERE expires_at <= $1",
             "DELETE FROM lti_nonces WHERE expires_at <= $1",
             "DELETE FROM lti_launch_data WHERE expires_at <= $1",
+            "DELETE FROM lti_shared_values WHERE expires_at <= $1",
         ] {
             n += self.driver.execute(sql, vec![Val::Int(now)]).await?;
         }

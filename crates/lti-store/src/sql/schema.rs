@@ -153,4 +153,17 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[
     ],
     // 3: the grade outbox (`outbox.rs`).
     super::outbox::MIGRATION,
+    // 4: values shared by every instance (cached service tokens and their
+    // fill locks, context grants, settings created once); the primary key
+    // makes an insert-if-absent atomic between instances.
+    &[
+        "CREATE TABLE lti_shared_values (
+        namespace TEXT NOT NULL,
+        value_key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires_at BIGINT,
+        PRIMARY KEY (namespace, value_key)
+    )",
+        "CREATE INDEX lti_shared_values_expiry ON lti_shared_values (expires_at)",
+    ],
 ];
