@@ -265,7 +265,14 @@ impl Redis {
     fn start(&mut self) {
         let child = Command::new(require_tool("redis-server"))
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -288,7 +295,8 @@ impl Redis {
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
     /// A crash: SIGKILL, nothing flushed beyond what was already synced.
@@ -456,14 +464,9 @@ fn specs(user: &str) -> Vec<(&'static str, LaunchSpec)> {
         ),
         (
             "LtiDeepLinkingRequest",
-            LaunchSpec::deep_linking(
-                CLIENT_ID,
-                DEPLOYMENT,
-                user,
-                DeepLinkingOptions::default(),
-            )
-            .with_roles([INSTRUCTOR])
-            .with_context(CONTEXT, Some("C1"), Some("Course One")),
+            LaunchSpec::deep_linking(CLIENT_ID, DEPLOYMENT, user, DeepLinkingOptions::default())
+                .with_roles([INSTRUCTOR])
+                .with_context(CONTEXT, Some("C1"), Some("Course One")),
         ),
         (
             "LtiSubmissionReviewRequest",
@@ -861,6 +864,26 @@ async fn load(cluster: &Cluster, stop: Arc<AtomicBool>, t0: Instant) -> Vec<Atte
         .unwrap()
 }
 
+/// Polls each instance's `/healthz` every 50 ms; how long each took to
+/// answer 200 (at most 60 s).
+async fn watch_health(client: HttpClient, urls: Vec<String>) -> Vec<Duration> {
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    for url in urls {
+        loop {
+            let ok = send(&client, Method::GET, &format!("{url}/healthz"), None, None)
+                .await
+                .is_ok_and(|a| a.status == StatusCode::OK);
+            if ok || t0.elapsed() > Duration::from_secs(60) {
+                out.push(t0.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    out
+}
+
 /// The counts of every phase.
 #[derive(Default)]
 struct Counts {
@@ -973,7 +996,9 @@ fn check_outage(
         "{what}: launches failed after service resumed at {first_ok:?}: {late:?}"
     );
     assert!(
-        attempts.iter().any(|a| a.at >= settled && a.outcome.is_ok()),
+        attempts
+            .iter()
+            .any(|a| a.at >= settled && a.outcome.is_ok()),
         "{what}: no launch after {settled:?} ({summary})"
     );
     recovered
@@ -1127,23 +1152,29 @@ async fn three_instances_behind_haproxy_share_state_and_survive_faults() {
         },
     )));
     let r = redis.clone();
+    let watch = Arc::new(Mutex::new(None));
+    let (w, c, u) = (watch.clone(), client.clone(), urls.clone());
     let (attempts, began, ended) = load_with_fault(
         &cluster,
         || async move {
             r.lock().unwrap().crash();
             tokio::time::sleep(Duration::from_secs(3)).await;
             r.lock().unwrap().start();
+            *w.lock().unwrap() = Some(tokio::spawn(watch_health(c, u)));
         },
         Duration::from_secs(12),
     )
     .await;
+    let handle = watch.lock().unwrap().take().unwrap();
+    let healthy = handle.await.unwrap();
+    println!("Redis restarted: each instance's /healthz answered 200 again after {healthy:?}");
     cluster.redis = Arc::try_unwrap(redis).ok().unwrap().into_inner().unwrap();
     let recovered = check_outage(
         "Redis restart",
         &attempts,
         began,
         ended,
-        Duration::from_secs(8),
+        Duration::from_secs(15),
     );
     println!(
         "Redis restarted: {}; resumed {recovered:?} after the restart",
@@ -1154,22 +1185,28 @@ async fn three_instances_behind_haproxy_share_state_and_survive_faults() {
 
     // 6. PostgreSQL (registrations, keys) crashed and restarted mid-load.
     let pg = &cluster.pg;
+    let watch = Arc::new(Mutex::new(None));
+    let (w, c, u) = (watch.clone(), client.clone(), urls.clone());
     let (attempts, began, ended) = load_with_fault(
         &cluster,
         || async move {
             pg.crash();
             tokio::time::sleep(Duration::from_secs(3)).await;
             pg.start();
+            *w.lock().unwrap() = Some(tokio::spawn(watch_health(c, u)));
         },
         Duration::from_secs(12),
     )
     .await;
+    let handle = watch.lock().unwrap().take().unwrap();
+    let healthy = handle.await.unwrap();
+    println!("PostgreSQL restarted: each instance's /healthz answered 200 again after {healthy:?}");
     let recovered = check_outage(
         "PostgreSQL restart",
         &attempts,
         began,
         ended,
-        Duration::from_secs(8),
+        Duration::from_secs(15),
     );
     println!(
         "PostgreSQL restarted: {}; resumed {recovered:?} after the restart",
