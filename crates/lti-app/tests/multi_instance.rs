@@ -1343,3 +1343,38 @@ async fn concurrent_score_posts_across_instances_make_one_token_request() {
     println!("{POSTS} score posts over 3 instances: {tokens} token request(s) at the platform");
     assert_eq!(tokens, 1, "token requests at the platform");
 }
+
+/// `docs/deployment.md` shows `deploy/haproxy.cfg` (without its comments,
+/// with its placeholders filled in), not a configuration of its own.
+#[test]
+fn the_deployment_guide_shows_the_haproxy_template() {
+    let guide = include_str!("../../../docs/deployment.md");
+    let block = guide
+        .split("```haproxy\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a haproxy block in docs/deployment.md");
+    let servers = [
+        "    server lti1 10.0.0.11:3000",
+        "    server lti2 10.0.0.12:3000",
+        "    server lti3 10.0.0.13:3000",
+    ]
+    .map(|s| s.to_owned());
+    let filled = HAPROXY_TEMPLATE
+        .replace(
+            "{{BIND}}",
+            ":443 ssl crt /etc/haproxy/tool.pem alpn h2,http/1.1",
+        )
+        .replace("{{SERVERS}}", &servers.join("\n"));
+    let significant = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|l| l.trim_end().to_owned())
+            .collect()
+    };
+    assert_eq!(significant(block), significant(&filled));
+    // And the test's own rendering keeps every line but the placeholders.
+    let rendered = haproxy_config("127.0.0.1:1", &["127.0.0.1:2".to_owned()]);
+    assert!(!rendered.contains("{{"), "{rendered}");
+    assert!(rendered.contains("    server lti1 127.0.0.1:2\n"));
+}
