@@ -303,7 +303,11 @@ def main():
                    "multi-instance setup). CPU time per cycle is user + system time from `/proc` over "
                    "the timed phases ÷ cycles; for the database it is the sum over every process named "
                    "`postgres` / `redis-server` (other clients of those servers during the run would be "
-                   "counted too).", "", stores_table(rows), ""]
+                   "counted too). A row naming instances + haproxy is the load-balanced setup of "
+                   "`docs/deployment.md`: that many `lti serve` processes on PostgreSQL + Redis behind "
+                   "HAProxy (`deploy/haproxy.cfg`), every one of them and HAProxy on the server's one "
+                   "core (its CPU column sums them all), so on this machine it measures the cost of the "
+                   "extra hop, not the scaling that separate hosts give.", "", stores_table(rows), ""]
             md.append(e2e_latency(rows))
             md.append("")
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")

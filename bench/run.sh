@@ -14,6 +14,14 @@
 # lti_bench is dropped and created for each run, so the database must be one
 # you may write to) and BENCH_REDIS_URL (default redis://127.0.0.1:6379).
 #
+# The load-balanced workload (issue 25): BENCH_LB_INSTANCES (default 2) `lti
+# serve` processes behind HAProxy (deploy/haproxy.cfg, as docs/deployment.md
+# shows), sharing PostgreSQL + Redis (the same URLs, schema lti_bench_lb), all
+# of them on the server's core, the load generator on the other. It runs after
+# the per-store runs; BENCH_LB=0 leaves it out, BENCH_LB_ONLY=1 runs only it
+# and prints the per-store table (~2 minutes; leaves docs/ alone). Needs
+# haproxy (apt-get install haproxy).
+#
 # Needs: taskset, python3, node, the peers (tests/interop/setup.sh installs them),
 # psql for the PostgreSQL stores.
 set -euo pipefail
@@ -31,7 +39,7 @@ redis_url="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 pin=(taskset -c "$cpu")
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-[[ $e2e_only == 1 ]] || "$root/tests/interop/setup.sh"
+[[ $e2e_only == 1 || ${BENCH_LB_ONLY:-0} == 1 ]] || "$root/tests/interop/setup.sh"
 py="$CARGO_TARGET_DIR/interop/venv/bin/python"
 export NODE_PATH="$CARGO_TARGET_DIR/interop/node_modules"
 
@@ -52,6 +60,26 @@ run() { # label, command...
 }
 
 "$loadgen" fixture "$work"
+
+# The load-balanced workload (see the header).
+run_lb() {
+  command -v haproxy >/dev/null 2>&1 || { echo "haproxy is missing (apt-get install haproxy)" >&2; exit 1; }
+  local n="${BENCH_LB_INSTANCES:-2}" lb_other=0 lb_sep='?'
+  [[ $cpu == 0 ]] && lb_other=1
+  [[ $pg_url == *\?* ]] && lb_sep='&'
+  PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench_lb CASCADE" \
+    -c "CREATE SCHEMA lti_bench_lb" >/dev/null
+  run "ours: e2e (postgres+redis, $n instances + haproxy)" env E2E_STORE=postgres+redis E2E_INSTANCES="$n" \
+    E2E_DB_PROCS=postgres,redis-server E2E_POSTGRES_URL="$pg_url${lb_sep}options[search_path]=lti_bench_lb" \
+    E2E_REDIS_URL="$redis_url" E2E_SERVER_CPU="$cpu" taskset -c "$lb_other" "$loadgen" e2e "$lti" "$work" "$reps" "$cycles"
+  PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench_lb CASCADE" >/dev/null
+}
+if [[ ${BENCH_LB_ONLY:-0} == 1 ]]; then
+  run_lb
+  python3 "$here/report.py" --stores "$results"
+  exit 0
+fi
+
 if [[ $e2e_only != 1 ]]; then
 run "ours: launch13 + mint13" env LOADGEN_ONLY=launch13,mint13 "${pin[@]}" "$loadgen" inproc "$work" "$reps" "$ms"
 run "pylti1p3: launch13" "${pin[@]}" "$py" "$here/peers/pylti1p3_launch.py" "$work" "$reps" "$ms"
@@ -98,6 +126,7 @@ done
 if [[ " $stores " == *" postgres"* ]]; then
   PGOPTIONS='--client-min-messages=warning' psql "$pg_url" -qc "DROP SCHEMA IF EXISTS lti_bench CASCADE" >/dev/null
 fi
+if [[ ${BENCH_LB:-1} == 1 ]]; then run_lb; fi
 if [[ $e2e_only == 1 ]]; then
   python3 "$here/report.py" --stores "$results"
   exit 0

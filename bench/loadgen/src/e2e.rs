@@ -59,6 +59,8 @@ pub(crate) enum ToolServer<'a> {
 /// A running tool server and its routes.
 struct Target {
     label: String,
+    /// The store (and for several instances, how many), as reported.
+    store: String,
     url: String,
     login_path: &'static str,
     launch_path: &'static str,
@@ -157,19 +159,65 @@ fn store_config(dir: &Path) -> (String, String) {
     (store, section)
 }
 
-fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Served, Target) {
+/// How many `lti serve` instances (`E2E_INSTANCES`, default 1). With more
+/// than one they run behind HAProxy, configured from `deploy/haproxy.cfg`
+/// (the template `docs/deployment.md` documents and the multi-instance test
+/// runs), every process (the instances and HAProxy) on the server's core.
+fn instances() -> usize {
+    std::env::var("E2E_INSTANCES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// The load balancer's configuration template.
+const HAPROXY_TEMPLATE: &str = include_str!("../../../deploy/haproxy.cfg");
+
+/// Waits (bounded) for `GET /healthz` on 127.0.0.1:`port` to answer 200.
+fn wait_healthy(port: u16, what: &str) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+            let mut head = [0u8; 12];
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && s.read_exact(&mut head).is_ok()
+                && head.ends_with(b" 200")
+        });
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} did not become healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Vec<Served>, Target) {
     let (store, storage) = store_config(dir);
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
+    let count = instances();
+    assert!(
+        count == 1 || store != "memory",
+        "E2E_INSTANCES={count}: expected a store the instances share (sqlite, postgres or postgres+redis), found memory"
+    );
+    let ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
+    let lb_port = if count > 1 { free_port() } else { ports[0] };
+    let url = format!("http://127.0.0.1:{lb_port}");
     let keys = dir.join("e2e-keys");
+    let _ = std::fs::remove_dir_all(&keys);
     std::fs::create_dir_all(&keys).expect("keys dir");
     std::fs::write(
         keys.join("private.pem"),
         include_str!("../../../tests/fixtures/interop/keys/tool.pem"),
     )
     .expect("tool key");
-    let config = format!(
-        r#"[server]
+    let mut served = Vec::new();
+    // One after the other: the first one migrates the schema and writes the
+    // app secret every other one reads from the shared key directory.
+    for (n, port) in ports.iter().enumerate() {
+        let config = format!(
+            r#"[server]
 bind = "127.0.0.1:{port}"
 public_url = "{url}"
 
@@ -191,22 +239,56 @@ deployment_ids = ["{DEPLOYMENT}"]
 [egress]
 allow_private_addresses = true
 "#,
-        keys = keys.display()
-    );
-    let path = dir.join("e2e-lti.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new("taskset")
-        .args(["-c", &server_cpu()])
-        .arg(lti_bin)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting lti serve");
+            keys = keys.display()
+        );
+        let path = dir.join(format!("e2e-lti-{n}.toml"));
+        std::fs::write(&path, config).expect("config");
+        let child = Command::new("taskset")
+            .args(["-c", &server_cpu()])
+            .arg(lti_bin)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting lti serve");
+        served.push(Served(child));
+        if count > 1 {
+            wait_healthy(*port, "lti serve");
+        }
+    }
+    let label = if count > 1 {
+        let servers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(n, p)| format!("    server lti{} 127.0.0.1:{p}\n", n + 1))
+            .collect();
+        let cfg = dir.join("e2e-haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            HAPROXY_TEMPLATE
+                .replace("{{BIND}}", &format!("127.0.0.1:{lb_port}"))
+                .replace("{{SERVERS}}\n", &servers),
+        )
+        .expect("haproxy config");
+        let child = Command::new("taskset")
+            .args(["-c", &server_cpu()])
+            .args(["haproxy", "-db", "-f"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting haproxy (apt-get install haproxy)");
+        served.push(Served(child));
+        format!("{store}, {count} instances + haproxy")
+    } else {
+        store
+    };
     let target = Target {
-        label: format!("ours (lti serve, {store})"),
+        label: format!("ours (lti serve, {label})"),
+        store: label,
         url,
         login_path: "/lti/login",
         launch_path: "/lti/launch",
@@ -214,7 +296,7 @@ allow_private_addresses = true
         launch_status: StatusCode::SEE_OTHER,
         health_path: "/healthz",
     };
-    (Served(child), target)
+    (served, target)
 }
 
 /// Starts the ltijs tool server with the platform registered (`JWK_SET`: the JWKS
@@ -223,7 +305,7 @@ allow_private_addresses = true
 /// on its memory store here (on a SQLite file, every ltijs write waits for a disk
 /// sync). Its maximum token age is set to 300 s, our tool's default (ltijs's own is
 /// 10 s, shorter than a phase).
-fn start_ltijs(script: &Path, platform: &str) -> (Served, Target) {
+fn start_ltijs(script: &Path, platform: &str) -> (Vec<Served>, Target) {
     let config = json!({
         "iss": platform, "client_id": CLIENT_ID,
         "auth_login_url": format!("{platform}/auth"),
@@ -253,6 +335,7 @@ fn start_ltijs(script: &Path, platform: &str) -> (Served, Target) {
     let ready: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
     let target = Target {
         label: "ltijs 5.9.9 (sequelize, in-memory sqlite)".to_owned(),
+        store: "memory".to_owned(),
         url: ready["url"].as_str().expect("url").to_owned(),
         login_path: "/login",
         launch_path: "/",
@@ -260,7 +343,7 @@ fn start_ltijs(script: &Path, platform: &str) -> (Served, Target) {
         launch_status: StatusCode::FOUND,
         health_path: "/keys",
     };
-    (Served(child), target)
+    (vec![Served(child)], target)
 }
 
 async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap) {
@@ -386,8 +469,14 @@ struct CpuMeter {
 }
 
 impl CpuMeter {
-    fn read(server_pid: &str, db: &[String]) -> Option<(Duration, Duration, Duration)> {
-        Some((cpu_time(server_pid)?, cpu_time("self")?, cpu_time_of(db)))
+    /// `server_pids`: every server-side process (the instances and the load
+    /// balancer when there are several).
+    fn read(server_pids: &[String], db: &[String]) -> Option<(Duration, Duration, Duration)> {
+        let mut server = Duration::ZERO;
+        for pid in server_pids {
+            server += cpu_time(pid)?;
+        }
+        Some((server, cpu_time("self")?, cpu_time_of(db)))
     }
 
     fn add(
@@ -460,7 +549,7 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
             ToolServer::LtiServe(bin) => start_tool(bin, dir, &platform),
             ToolServer::Ltijs(script) => start_ltijs(script, &platform),
         };
-        let server_pid = served.0.id().to_string();
+        let server_pid: Vec<String> = served.iter().map(|s| s.0.id().to_string()).collect();
         let db = db_procs();
         let tool = Arc::new(tool);
         let client: HttpClient = Client::builder(TokioExecutor::new())
@@ -556,7 +645,8 @@ pub(crate) fn run(server: ToolServer<'_>, dir: &Path, reps: usize, cycles: usize
                    "cycle_p50_ms": cp50, "cycle_p99_ms": cp99,
                    "server_cpu_us_per_cycle": server_us,
                    "loadgen_cpu_us_per_cycle": loadgen_us,
-                   "store": std::env::var("E2E_STORE").unwrap_or_else(|_| "memory".into()),
+                   "store": tool.store,
+                   "instances": instances(),
                    "db_processes": db,
                    "db_cpu_us_per_cycle": if db.is_empty() { None } else { Some(db_us) },
                    "load_average": std::fs::read_to_string("/proc/loadavg").ok()
