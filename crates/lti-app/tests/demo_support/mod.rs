@@ -44,6 +44,19 @@ impl Drop for Demo {
 }
 
 impl Demo {
+    /// The client id and deployment id `lti demo` obtained registering its
+    /// tool through Dynamic Registration, from its banner.
+    pub(crate) fn registration(&self) -> (String, String) {
+        let line = self
+            .banner
+            .iter()
+            .find_map(|l| l.split("LTI Dynamic Registration (client id ").nth(1))
+            .unwrap_or_else(|| panic!("no registration line in {:?}", self.banner));
+        let (client_id, rest) = line.split_once(", deployment ").expect("client id");
+        let deployment = rest.trim_end_matches(')');
+        (client_id.to_owned(), deployment.to_owned())
+    }
+
     /// Whether the process is still running.
     pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
