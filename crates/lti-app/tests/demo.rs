@@ -78,7 +78,10 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         demo.banner
     );
     assert_eq!(field(&form, "client_id"), Some(client_id.as_str()));
-    assert_eq!(field(&form, "lti_deployment_id"), Some(deployment_id.as_str()));
+    assert_eq!(
+        field(&form, "lti_deployment_id"),
+        Some(deployment_id.as_str())
+    );
     // Framed, the launch offers the course page's Platform Storage; the page that
     // frames it carries the postMessage handler.
     assert_eq!(field(&form, "lti_storage_target"), Some("_parent"));

@@ -80,7 +80,7 @@ const KEY_FILES: [(&str, &str); 3] = [
 ];
 
 /// A fresh key directory holding the test-only keys.
-fn keys_dir() -> std::path::PathBuf {
+pub(crate) fn keys_dir() -> std::path::PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
