@@ -9,70 +9,11 @@
 
 mod demo_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
-
 use demo_support::{
-    Session, attr, auto_submit_form, field, href, open_launch, spawn_platform, tag_by_id, tags,
-    unescape,
+    Session, attr, auto_submit_form, field, href, open_launch, spawn_dr_tool, spawn_platform,
+    tag_by_id, tags, unescape,
 };
 use hyper::StatusCode;
-
-/// `lti serve`, killed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Starts `lti serve --config FILE` and waits (bounded) for its banner.
-fn spawn_serve(config: &std::path::Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lti"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .env_remove("LTI_CONFIG")
-        .env_remove("LTI_BIND")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn lti serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keeps reading after start-up: a closed pipe would fail the server's
-        // later output.
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + demo_support::STARTUP_TIMEOUT;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains("lti serve is listening on") => return Serve(child),
-            Ok(line) => seen.push(line),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("lti serve did not start ({e}): {seen:?}");
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lti_serve_registers_with_lti_platform_through_the_admin_page_and_launches() {
@@ -93,38 +34,7 @@ async fn lti_serve_registers_with_lti_platform_through_the_admin_page_and_launch
     let issuer = base.trim_end_matches('/').to_owned();
 
     // The tool: only dynamic registration, accepting only this platform.
-    let port = free_port();
-    let tool = format!("http://127.0.0.1:{port}/");
-    let keys = demo_support::keys_dir();
-    let tool_toml = dir.join("lti.toml");
-    std::fs::write(
-        &tool_toml,
-        format!(
-            r#"[server]
-bind = "127.0.0.1:{port}"
-public_url = "{tool}"
-
-[storage]
-url = "memory://"
-
-[keys]
-dir = "{keys}"
-
-# The platform is on loopback.
-[egress]
-allow_private_addresses = true
-
-[dynamic_registration]
-enabled = true
-allowed_issuers = ["{issuer}"]
-name = "Served inspector"
-"#,
-            keys = keys.display()
-        ),
-    )
-    .unwrap();
-    let _serve = spawn_serve(&tool_toml);
-
+    let (_serve, tool) = spawn_dr_tool(&dir, &issuer, "Served inspector");
     let mut s = Session::new();
     // The platform's admin page: the form, with its CSRF token (cookie-bound).
     let admin = s.get(&format!("{base}admin/tools")).await;
@@ -222,6 +132,5 @@ name = "Served inspector"
         "{}",
         course.body
     );
-    let _ = std::fs::remove_dir_all(&keys);
     let _ = std::fs::remove_dir_all(&dir);
 }
