@@ -268,12 +268,14 @@ impl DevPlatform {
     }
 
     /// Adds LTI 1.1 tools, each with a "launch" link on the course page.
-    #[must_use]
-    pub fn with_lti11_tools(self, tools: &[DevLti11ToolConfig]) -> Self {
+    ///
+    /// # Errors
+    /// None today (kept a `Result` for callers that check configuration).
+    pub fn with_lti11_tools(self, tools: &[DevLti11ToolConfig]) -> Result<Self, AppError> {
         for t in tools {
             self.add_lti11_tool(t);
         }
-        self
+        Ok(self)
     }
 
     /// Adds one LTI 1.1 tool with a "launch" link on the course page (also
@@ -669,7 +671,7 @@ pub async fn run_platform(
             })??,
     };
     let dev = DevPlatform::with_signing_key(&base, &config.tools, key)?
-        .with_lti11_tools(&config.lti11_tools)
+        .with_lti11_tools(&config.lti11_tools)?
         .with_registration_token_lifetime(config.platform.registration_token_lifetime_secs)?;
     println!("lti platform is listening on http://{addr}");
     print_registration(&dev);
