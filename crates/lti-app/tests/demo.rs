@@ -50,7 +50,7 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         assert_eq!(v["status"], "ok", "{url}: {}", h.body);
     }
 
-    // The course page offers the pre-registered tool.
+    // The course page offers the tool registered at start-up.
     let course = s.get(&demo.platform_url).await;
     assert_eq!(course.status, StatusCode::OK);
     assert!(
