@@ -93,8 +93,8 @@ enum Command {
         #[arg(long, env = "LTI_METRICS_BIND")]
         metrics_bind: Option<String>,
     },
-    /// Run the dev platform and the tool together, registered with each other,
-    /// and print the one URL to open.
+    /// Run the dev platform and the tool together (the tool registers through
+    /// LTI Dynamic Registration at start-up) and print the one URL to open.
     Demo {
         /// The tool's address (port 0 picks a free one); served as 127.0.0.1.
         #[arg(long, default_value = lti_app::devplatform::DEFAULT_DEMO_TOOL_BIND)]

@@ -160,8 +160,9 @@ async fn tool_register(
     )
 }
 
-#[tokio::test]
-async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
+/// chromedriver, or `None` (the test is skipped) when it is missing and
+/// `LTI_BROWSER_TEST` is not `1`.
+fn driver_or_skip() -> Option<PathBuf> {
     let Some(driver_bin) = chromedriver() else {
         let why = "browser_registration: skipped: chromedriver not found";
         assert!(
@@ -169,10 +170,44 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
             "{why}; LTI_BROWSER_TEST=1 requires it"
         );
         eprintln!("{why}");
+        return None;
+    };
+    Some(driver_bin)
+}
+
+/// A fresh directory for one test's files.
+fn temp_dir(what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!(
+        "lti-browser-dr-{what}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `lti platform` with no tools; its base URL (no trailing slash).
+fn start_platform(dir: &std::path::Path) -> (demo_support::Demo, String) {
+    let config = dir.join("platform.toml");
+    std::fs::write(&config, "[platform]\n").unwrap();
+    let platform = spawn_platform(config.to_str().unwrap());
+    let base = platform.platform_url.trim_end_matches('/').to_owned();
+    assert!(
+        platform.banner.iter().any(|l| l.contains("/admin/tools")),
+        "{:?}",
+        platform.banner
+    );
+    (platform, base)
+}
+
+#[tokio::test]
+async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
+    let Some(driver_bin) = driver_or_skip() else {
         return;
     };
-    let chromium = std::env::var("LTI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-
     // The tool, on 127.0.0.1 (cross-site to the platform on localhost).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tool_base = format!("http://{}", listener.local_addr().unwrap());
@@ -181,23 +216,56 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
         .with_state(tool_base.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    // `lti platform` with no tools.
-    let dir = std::env::temp_dir().join(format!("lti-browser-dr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("platform.toml");
-    std::fs::write(&config, "[platform]\n").unwrap();
-    let platform = spawn_platform(config.to_str().unwrap());
-    let course = platform.platform_url.clone();
-    let base = course.trim_end_matches('/').to_owned();
-    assert!(
-        platform.banner.iter().any(|l| l.contains("/admin/tools")),
-        "{:?}",
-        platform.banner
-    );
+    let dir = temp_dir("fake");
+    let (_platform, base) = start_platform(&dir);
+    chromium_registers(
+        &driver_bin,
+        &dir,
+        &base,
+        format!("{tool_base}/register"),
+        "Browser-registered tool",
+        false,
+    )
+    .await;
+}
 
+/// `lti serve` with `[dynamic_registration] enabled = true` registers with
+/// `lti platform` in Chromium: the admin page frames `/lti/register`, hears
+/// its close message and opens the course; Ada's launch shows the inspector.
+#[tokio::test]
+async fn chromium_registers_lti_serve_with_lti_platform_and_launches_it() {
+    let Some(driver_bin) = driver_or_skip() else {
+        return;
+    };
+    let dir = temp_dir("serve");
+    let (_platform, base) = start_platform(&dir);
+    let (_serve, tool) = demo_support::spawn_dr_tool(&dir, &base, "Served inspector");
+    chromium_registers(
+        &driver_bin,
+        &dir,
+        &base,
+        format!("{tool}lti/register"),
+        "Served inspector",
+        true,
+    )
+    .await;
+}
+
+/// Drives Chromium through `/admin/tools` with `register_url`, waits for the
+/// course to list `name` with launch buttons and, with `launch`, launches it
+/// as Ada in the course frame and waits for the inspector. Removes `dir`.
+async fn chromium_registers(
+    driver_bin: &std::path::Path,
+    dir: &std::path::Path,
+    base: &str,
+    register_url: String,
+    name: &'static str,
+    launch: bool,
+) {
+    let chromium = std::env::var("LTI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let port = free_port();
     let _driver = Driver(
-        Command::new(&driver_bin)
+        Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -238,8 +306,7 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
 
     let scenario = {
         let wd = session.clone();
-        let base = base.clone();
-        let register_url = format!("{tool_base}/register");
+        let base = base.to_owned();
         tokio::spawn(async move {
             wd.call(
                 Method::POST,
@@ -268,17 +335,44 @@ async fn the_admin_page_registers_a_tool_and_opens_the_course_on_close() {
             // The listener hears the framed tool's close message and opens the
             // course, which lists the new tool with launch buttons.
             let items = wd.text("#course-items .resource-link").await;
-            assert!(items.contains("Browser-registered tool"), "{items}");
+            assert!(items.contains(name), "{items}");
             assert!(items.contains("Launch as Ada Lovelace"), "{items}");
             let url = wd.call(Method::GET, "/url", None).await.unwrap();
             assert_eq!(url.as_str().unwrap(), format!("{base}/"));
+            if launch {
+                let button = wd.find("#launch-link-1-ada").await;
+                wd.call(
+                    Method::POST,
+                    &format!("/element/{button}/click"),
+                    Some(json!({})),
+                )
+                .await
+                .unwrap();
+                let frame = wd.find("#tool-frame").await;
+                wd.call(
+                    Method::POST,
+                    "/frame",
+                    Some(json!({"id": {ELEMENT: frame}})),
+                )
+                .await
+                .unwrap();
+                let page = wd.text("body").await;
+                let deadline = Instant::now() + WAIT;
+                let mut page = page;
+                while !page.contains("LTI launch inspector") && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    page = wd.text("body").await;
+                }
+                assert!(page.contains("LTI launch inspector"), "{page}");
+                assert!(page.contains("Ada Lovelace"), "{page}");
+            }
         })
     };
     let outcome = scenario.await;
     let _ = Session::new()
         .send(Method::DELETE, &session.0, None, Vec::new(), &[])
         .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

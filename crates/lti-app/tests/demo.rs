@@ -50,7 +50,7 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         assert_eq!(v["status"], "ok", "{url}: {}", h.body);
     }
 
-    // The course page offers the pre-registered tool.
+    // The course page offers the tool registered at start-up.
     let course = s.get(&demo.platform_url).await;
     assert_eq!(course.status, StatusCode::OK);
     assert!(
@@ -69,8 +69,19 @@ async fn scripted_instructor_launch_reaches_the_inspector(demo: &mut demo_suppor
         field(&form, "iss"),
         Some(demo.platform_url.trim_end_matches('/'))
     );
-    assert_eq!(field(&form, "client_id"), Some("lti-demo-tool"));
-    assert_eq!(field(&form, "lti_deployment_id"), Some("1"));
+    // The tool registered itself through Dynamic Registration at start-up:
+    // the platform chose the client id and the deployment.
+    let (client_id, deployment_id) = demo.registration();
+    assert!(
+        client_id.len() >= 16 && deployment_id.len() >= 12,
+        "{:?}",
+        demo.banner
+    );
+    assert_eq!(field(&form, "client_id"), Some(client_id.as_str()));
+    assert_eq!(
+        field(&form, "lti_deployment_id"),
+        Some(deployment_id.as_str())
+    );
     // Framed, the launch offers the course page's Platform Storage; the page that
     // frames it carries the postMessage handler.
     assert_eq!(field(&form, "lti_storage_target"), Some("_parent"));
@@ -371,8 +382,9 @@ async fn platform_refusals_carry_their_codes(demo: &demo_support::Demo) {
     assert_eq!(link.status, StatusCode::NOT_FOUND);
     assert!(link.body.contains(">unknown_link<"), "{}", link.body);
 
+    let (client_id, _) = demo.registration();
     let learner_dl = s
-        .get(&format!("{base}launch?tool=lti-demo-tool&user=alan"))
+        .get(&format!("{base}launch?tool={client_id}&user=alan"))
         .await;
     assert_eq!(learner_dl.status, StatusCode::FORBIDDEN);
     assert!(

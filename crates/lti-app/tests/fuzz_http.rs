@@ -333,6 +333,8 @@ async fn generated_hostile_requests_never_get_a_5xx() {
         .unwrap_or(1);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut demo = spawn_demo();
+    // The client id the platform gave the tool at start-up (Dynamic Registration).
+    let (client_id, _) = demo.registration();
     let tool = demo.tool_url.trim_end_matches('/').to_owned();
     let platform = demo.platform_url.trim_end_matches('/').to_owned();
     let mut s = Session::new();
@@ -416,7 +418,7 @@ async fn generated_hostile_requests_never_get_a_5xx() {
     ids.push(
         launch_id(
             &mut s,
-            &format!("{platform}/launch?tool=lti-demo-tool&user=ada"),
+            &format!("{platform}/launch?tool={client_id}&user=ada"),
         )
         .await,
     );
@@ -573,7 +575,7 @@ async fn generated_hostile_requests_never_get_a_5xx() {
         .unwrap()
         .as_secs();
     let assertion = lti_jose::sign(
-        &json!({"iss": "lti-demo-tool", "sub": "lti-demo-tool", "aud": token_url, "iat": now, "exp": now + 300, "jti": format!("fuzz-{seed}-{now}")}),
+        &json!({"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 300, "jti": format!("fuzz-{seed}-{now}")}),
         &key,
     )
     .unwrap();

@@ -52,8 +52,6 @@ pub const COURSE_LABEL: &str = "LTI 101";
 pub const COURSE_TITLE: &str = "Introduction to LTI";
 /// The name of the cookie holding the current user's id.
 pub const USER_COOKIE: &str = "lti_dev_platform_user";
-/// The client id of the tool `lti demo` registers.
-pub const DEMO_CLIENT_ID: &str = "lti-demo-tool";
 /// The LTI 1.1 consumer key `lti demo` registers with the tool.
 pub const DEMO_CONSUMER_KEY: &str = "lti-demo-consumer";
 /// The default bind address of the tool in `lti demo`.
@@ -212,6 +210,7 @@ pub struct CourseTool {
 }
 
 /// An LTI 1.1 tool: where to launch and what to sign with.
+#[derive(Clone)]
 pub(crate) struct Lti11Tool {
     pub(crate) launch_url: String,
     pub(crate) credentials: lti11::Credentials,
@@ -219,7 +218,7 @@ pub(crate) struct Lti11Tool {
 
 pub(crate) struct Inner {
     pub(crate) platform: Platform,
-    pub(crate) lti11_tools: Vec<Lti11Tool>,
+    pub(crate) lti11_tools: RwLock<Vec<Lti11Tool>>,
     pub(crate) lti11_users: lti11::UserIdPolicy,
     pub(crate) grade_book: Arc<MemoryGradeBook>,
     pub(crate) users: Vec<CourseUser>,
@@ -272,34 +271,44 @@ impl DevPlatform {
     /// Adds LTI 1.1 tools, each with a "launch" link on the course page.
     ///
     /// # Errors
-    /// [`AppError::Config`] if the pseudonym key cannot be made.
-    pub fn with_lti11_tools(mut self, tools: &[DevLti11ToolConfig]) -> Result<Self, AppError> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
-            config_problem(
-                "lti11_tools",
-                "expected to add tools before serving, found a shared platform".to_owned(),
-            )
-        })?;
+    /// None today (kept a `Result` for callers that check configuration).
+    pub fn with_lti11_tools(self, tools: &[DevLti11ToolConfig]) -> Result<Self, AppError> {
         for t in tools {
-            let index = inner.lti11_tools.len();
-            inner.lti11_tools.push(Lti11Tool {
-                launch_url: t.launch_url.clone(),
-                credentials: lti11::Credentials::new(t.key.clone(), t.secret.clone()),
-            });
-            let id = format!("link-{}", inner.next_link.fetch_add(1, Ordering::Relaxed));
-            let mut items = inner.items.write().map_err(|_| {
-                config_problem(
-                    "lti11_tools",
-                    "expected usable course items, found a poisoned lock".to_owned(),
-                )
-            })?;
-            items.push(CourseItem::Lti11Link {
-                id,
-                tool: index,
-                title: format!("{} (LTI 1.1)", t.name),
-            });
+            self.add_lti11_tool(t);
         }
         Ok(self)
+    }
+
+    /// Adds one LTI 1.1 tool with a "launch" link on the course page (also
+    /// while serving: `lti demo` adds its LTI 1.1 link after registering its
+    /// LTI 1.3 tool dynamically).
+    pub fn add_lti11_tool(&self, t: &DevLti11ToolConfig) {
+        let tool = Lti11Tool {
+            launch_url: t.launch_url.clone(),
+            credentials: lti11::Credentials::new(t.key.clone(), t.secret.clone()),
+        };
+        let index = {
+            let mut tools = match self.inner.lti11_tools.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            tools.push(tool);
+            tools.len() - 1
+        };
+        let id = self.new_link_id();
+        self.push_item(CourseItem::Lti11Link {
+            id,
+            tool: index,
+            title: format!("{} (LTI 1.1)", t.name),
+        });
+    }
+
+    /// LTI 1.1 tool `index`.
+    pub(crate) fn lti11_tool(&self, index: usize) -> Option<Lti11Tool> {
+        match self.inner.lti11_tools.read() {
+            Ok(g) => g.get(index).cloned(),
+            Err(p) => p.into_inner().get(index).cloned(),
+        }
     }
 
     /// As [`DevPlatform::new`], with the given platform signing key.
@@ -416,7 +425,7 @@ impl DevPlatform {
         Ok(Self {
             inner: Arc::new(Inner {
                 platform,
-                lti11_tools: Vec::new(),
+                lti11_tools: RwLock::new(Vec::new()),
                 lti11_users: lti11::UserIdPolicy::Pseudonymous(pseudonyms),
                 grade_book,
                 users,
@@ -855,13 +864,17 @@ fn temp_keys_dir() -> Result<KeysDir, AppError> {
 }
 
 /// `lti demo`: the dev platform on `localhost` and the tool on `127.0.0.1`
-/// (so the tool frame is cross-site), registered with each other, in-memory
-/// stores, keys generated on start; prints the course URL and runs until
-/// `shutdown` completes.
+/// (so the tool frame is cross-site), in-memory stores, keys generated on
+/// start. Once both listen, the tool registers with the platform through LTI
+/// Dynamic Registration (the platform mints a registration URL, the tool's
+/// `GET /lti/register` fetches the platform's configuration and posts its
+/// registration); the LTI 1.1 consumer is configured on both sides. Prints
+/// the course URL and runs until `shutdown` completes.
 ///
 /// # Errors
-/// [`AppError::Config`] for bad addresses, [`AppError::Io`] when a port cannot be
-/// bound, and whatever preparing the tool fails with.
+/// [`AppError::Config`] for bad addresses or a failed registration (the
+/// servers are stopped), [`AppError::Io`] when a port cannot be bound, and
+/// whatever preparing the tool fails with.
 pub async fn run_demo(
     options: DemoOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -903,15 +916,21 @@ pub async fn run_demo(
         allowed_origins: vec![platform_base.clone()],
         allow_private_addresses: true,
     };
-    tool_config.platforms.push(crate::PlatformConfig {
-        issuer: platform_base.clone(),
-        client_id: DEMO_CLIENT_ID.to_owned(),
-        auth_login_url: format!("{platform_base}/auth"),
-        auth_token_url: format!("{platform_base}/token"),
-        jwks_url: format!("{platform_base}/.well-known/jwks.json"),
-        deployment_ids: vec![DEFAULT_DEPLOYMENT_ID.to_owned()],
-        profile: None,
-    });
+    // The tool learns about the platform through LTI Dynamic Registration
+    // (below), accepting only this platform, active at once.
+    tool_config.dynamic_registration = crate::DynamicRegistrationConfig {
+        enabled: true,
+        allowed_issuers: vec![platform_base.clone()],
+        approval: crate::ApprovalMode::Auto,
+        name: DEMO_TOOL_NAME.to_owned(),
+        custom_parameters: [
+            ("course_label".to_owned(), "$Context.label".to_owned()),
+            ("username".to_owned(), "$User.username".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        ..crate::DynamicRegistrationConfig::default()
+    };
     let mut secret = [0u8; 24];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret).map_err(
         |_| config_problem("", "expected random bytes, found an RNG failure".to_owned()),
@@ -924,27 +943,21 @@ pub async fn run_demo(
         silo: None,
     });
     let app = crate::prepare(&tool_config).await?;
-    let tool = DevToolConfig {
-        name: "lti-rs launch inspector".to_owned(),
-        client_id: DEMO_CLIENT_ID.to_owned(),
-        login_url: app.urls.login.clone(),
-        redirect_uris: vec![app.urls.launch.clone()],
-        target_link_uri: app.urls.target_link_uri.clone(),
-        jwks_url: app.urls.jwks.clone(),
-        deployment_id: DEFAULT_DEPLOYMENT_ID.to_owned(),
-        privacy: DevPrivacyConfig::default(),
-    };
+    let register_url = app.urls.register.clone().ok_or_else(|| {
+        registration_failed(
+            "expected the tool's registration URL, found dynamic registration off".to_owned(),
+        )
+    })?;
     let platform_key = platform_key.await.map_err(|e| {
         config_problem("", format!("expected a platform signing key, found: {e}"))
     })??;
     let lti11_tool = DevLti11ToolConfig {
-        name: "lti-rs launch inspector".to_owned(),
+        name: DEMO_TOOL_NAME.to_owned(),
         launch_url: app.urls.lti11_launch.clone(),
         key: DEMO_CONSUMER_KEY.to_owned(),
         secret,
     };
-    let dev = DevPlatform::with_signing_key(&platform_base, &[tool], platform_key)?
-        .with_lti11_tools(&[lti11_tool])?;
+    let dev = DevPlatform::with_signing_key(&platform_base, &[], platform_key)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -959,6 +972,24 @@ pub async fn run_demo(
             crate::serve_http(platform_listener, router, limits, stopped(rx)).await
         }
     });
+    // Both servers run: the platform mints a registration URL and the tool's
+    // `GET /lti/register` fetches the platform's configuration, posts its
+    // registration and stores the answer, as for any platform.
+    let registered = match register_demo_tool(&dev, &register_url).await {
+        Ok(registered) => registered,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            let _ = tool_task.await;
+            let _ = platform_task.await;
+            drop(keys_dir);
+            return Err(e);
+        }
+    };
+    dev.add_lti11_tool(&lti11_tool);
+    println!(
+        "lti demo: the tool registered with the platform through LTI Dynamic Registration (client id {}, deployment {})",
+        registered.client_id, registered.deployment_id
+    );
     println!(
         "lti demo: the tool listens on http://127.0.0.1:{} (health: /healthz)",
         tool_addr.port()
@@ -982,6 +1013,60 @@ pub async fn run_demo(
     let platform_result = join(platform_task.await);
     drop(keys_dir);
     tool_result.and(platform_result)
+}
+
+/// The name the demo's tool registers under.
+const DEMO_TOOL_NAME: &str = "lti-rs launch inspector";
+
+/// What the tool's registration page answered (`Accept: application/json`).
+struct DemoRegistration {
+    client_id: String,
+    deployment_id: String,
+}
+
+fn registration_failed(message: String) -> AppError {
+    config_problem("dynamic_registration", message)
+}
+
+/// Registers the demo's tool with `dev` through LTI Dynamic Registration over
+/// loopback HTTP: mints the initiation URL for the tool's `register_url` and
+/// opens it as a browser would (asking for the JSON answer instead of the
+/// page), then checks the platform lists the tool.
+async fn register_demo_tool(
+    dev: &DevPlatform,
+    register_url: &str,
+) -> Result<DemoRegistration, AppError> {
+    let url = dev
+        .registration_initiation_url(register_url, "lti-demo")
+        .await
+        .map_err(|e| registration_failed(format!("expected a registration URL, found: {e}")))?;
+    let http = HyperClient::builder().allow_private_addresses().build()?;
+    let req = http::Request::get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(bytes::Bytes::new())
+        .map_err(|e| registration_failed(format!("expected a request, found: {e}")))?;
+    let resp = http.send(req).await.map_err(|e| {
+        registration_failed(format!("expected the tool's registration page, found: {e}"))
+    })?;
+    let answer: serde_json::Value = serde_json::from_slice(resp.body()).unwrap_or_default();
+    if resp.status() != http::StatusCode::OK || answer["status"] != "active" {
+        return Err(registration_failed(format!(
+            "expected an active registration, found HTTP {} {}: {}",
+            resp.status().as_u16(),
+            answer["error"].as_str().unwrap_or("-"),
+            answer["message"].as_str().unwrap_or("-"),
+        )));
+    }
+    let client_id = answer["client_id"].as_str().unwrap_or_default().to_owned();
+    let tool = dev.tool(&client_id).ok_or_else(|| {
+        registration_failed(format!(
+            "expected the platform to list the registered tool, found no client id {client_id:?}"
+        ))
+    })?;
+    Ok(DemoRegistration {
+        client_id,
+        deployment_id: tool.deployment_id,
+    })
 }
 
 #[cfg(test)]

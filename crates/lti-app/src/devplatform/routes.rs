@@ -371,7 +371,7 @@ fn lti11_launch(
     title: &str,
     user: &CourseUser,
 ) -> Result<lti11::SignedLaunch, Refusal> {
-    let tool = dev.inner.lti11_tools.get(tool).ok_or((
+    let tool = dev.lti11_tool(tool).ok_or((
         StatusCode::NOT_FOUND,
         "unknown_tool",
         format!("unknown LTI 1.1 tool: expected one of the platform's, found #{tool}"),

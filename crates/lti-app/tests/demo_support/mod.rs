@@ -44,6 +44,19 @@ impl Drop for Demo {
 }
 
 impl Demo {
+    /// The client id and deployment id `lti demo` obtained registering its
+    /// tool through Dynamic Registration, from its banner.
+    pub(crate) fn registration(&self) -> (String, String) {
+        let line = self
+            .banner
+            .iter()
+            .find_map(|l| l.split("LTI Dynamic Registration (client id ").nth(1))
+            .unwrap_or_else(|| panic!("no registration line in {:?}", self.banner));
+        let (client_id, rest) = line.split_once(", deployment ").expect("client id");
+        let deployment = rest.trim_end_matches(')');
+        (client_id.to_owned(), deployment.to_owned())
+    }
+
     /// Whether the process is still running.
     pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -153,6 +166,103 @@ fn spawn(args: &[&str]) -> Demo {
         }
         banner.push(line);
     }
+}
+
+/// `lti serve`, killed when dropped.
+pub(crate) struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Starts `lti serve --config FILE` and waits (bounded) for its banner.
+pub(crate) fn spawn_serve(config: &std::path::Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lti"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .env_remove("LTI_CONFIG")
+        .env_remove("LTI_BIND")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn lti serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps reading after start-up: a closed pipe would fail the server's
+        // later output.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("lti serve is listening on") => return Serve(child),
+            Ok(line) => seen.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("lti serve did not start ({e}): {seen:?}");
+            }
+        }
+    }
+}
+
+/// `lti serve` on a free port with the test keys, in-memory storage and
+/// `[dynamic_registration]` on, accepting only `issuer`, registering as
+/// `name`; returns it and its base URL (`http://127.0.0.1:<port>/`). Its
+/// configuration and keys go in `dir`.
+pub(crate) fn spawn_dr_tool(dir: &std::path::Path, issuer: &str, name: &str) -> (Serve, String) {
+    let port = free_port();
+    let tool = format!("http://127.0.0.1:{port}/");
+    let keys = dir.join("tool-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for (file, text) in KEY_FILES {
+        std::fs::write(keys.join(file), text).unwrap();
+    }
+    let config = dir.join("lti.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+bind = "127.0.0.1:{port}"
+public_url = "{tool}"
+
+[storage]
+url = "memory://"
+
+[keys]
+dir = "{keys}"
+
+# The platform is on loopback.
+[egress]
+allow_private_addresses = true
+
+[dynamic_registration]
+enabled = true
+allowed_issuers = ["{issuer}"]
+name = "{name}"
+"#,
+            keys = keys.display()
+        ),
+    )
+    .unwrap();
+    (spawn_serve(&config), tool)
 }
 
 /// A response, body read as text.
