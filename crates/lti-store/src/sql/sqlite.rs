@@ -25,8 +25,8 @@
 //! Checkpoints are SQLite's own (inside the commit that fills the WAL to
 //! 1,000 pages, on the writer thread). A writer page cache of 32 MiB and a
 //! checkpoint every 100 ms after a batch was answered were tried and not
-//! kept: on the loaded machine of the measurement they made the writer
-//! thread's CPU per cycle higher, not lower (`docs/performance/lti-store.md`).
+//! kept: the loaded machine's measurement with them showed more writer CPU
+//! per cycle, not less (`docs/performance/lti-store.md`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
