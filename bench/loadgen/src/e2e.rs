@@ -220,6 +220,9 @@ fn start_tool(lti_bin: &Path, dir: &Path, platform: &str) -> (Vec<Served>, Targe
             r#"[server]
 bind = "127.0.0.1:{port}"
 public_url = "{url}"
+# The untimed signing between the login and launch phases can outlast the
+# 10 s default on a loaded machine; kept-alive connections must survive it.
+header_read_timeout_secs = 300
 
 [storage]
 {storage}

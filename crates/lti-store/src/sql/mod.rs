@@ -257,9 +257,9 @@ impl Driver {
     }
 
     /// [`Driver::execute`] for a write whose loss in a crash of the machine is
-    /// harmless (launch data: the user launches again): SQLite commits it
-    /// without syncing the WAL when no other write shares its transaction.
-    /// Process crashes still lose nothing.
+    /// harmless (launch data: the user launches again): SQLite commits it in
+    /// a transaction of its own without syncing the WAL. Process crashes
+    /// still lose nothing.
     async fn execute_relaxed(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
         match self {
             #[cfg(feature = "sqlite")]
@@ -277,7 +277,7 @@ impl Driver {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(db) => {
                 if db.reads_in_place() && is_read(sql) {
-                    db.read(sql, &args, kinds)
+                    db.read(sql, &args, kinds).await
                 } else {
                     db.fetch(sql, args, kinds).await
                 }
@@ -398,12 +398,15 @@ impl SqlStore {
     /// A file runs in WAL mode with `synchronous = FULL`: a write is answered
     /// only after its commit synced the WAL, so an acknowledged consumed
     /// state or recorded nonce survives a crash of the process or of the
-    /// machine (launch data alone, when nothing else shares its commit, is
-    /// not synced: a machine crash may lose such a launch, never a claim).
+    /// machine. Launch data is the one exception: it commits in a
+    /// transaction of its own without the sync, so a machine crash (not a
+    /// killed process) may lose the launches saved since the WAL was last
+    /// synced, never a claim.
     /// Writes go through one writer thread that commits the writes
     /// queued together as one transaction (one sync for all of them); reads
-    /// run in place on up to `pool_size` idle read connections (WAL readers
-    /// do not wait for the writer). Other processes and other stores on the
+    /// run in place on one of the `pool_size` read connections opened with
+    /// the store (WAL readers do not wait for the writer; a read waits at
+    /// most the store timeout for a free connection). Other processes and other stores on the
     /// same file serialize on SQLite's write lock, waiting at most the store
     /// timeout. An in-memory database is one connection, the writer's, which
     /// serves reads too (it lives as long as the store).
@@ -445,19 +448,26 @@ impl SqlStore {
                     found: format!("{schema:?}"),
                 });
             }
-            let setup = sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
-                .max_connections(1)
-                .acquire_timeout(options.timeout)
-                .connect_with(connect.clone())
+            // One connection of its own, before the store's connections use
+            // the schema as their search_path.
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let mut setup = tokio::time::timeout(options.timeout, connect.connect())
                 .await
+                .map_err(|_| {
+                    RegistryError::unavailable(
+                        "postgres",
+                        format!("no connection within {:?}", options.timeout),
+                    )
+                })?
                 .map_err(postgres_connect_err)?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
-            .execute(&setup)
+            .execute(&mut setup)
             .await
             .map_err(|e| map_err("postgres", e))?;
-            setup.close().await;
+            // The schema exists; a failed goodbye changes nothing.
+            let _ = setup.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }
         let db = postgres::PgDb::open(connect, options.pool_size, options.timeout).await?;

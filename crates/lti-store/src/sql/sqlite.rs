@@ -6,18 +6,29 @@
 //! connection's worker thread and back (two thread wake-ups), and the pool
 //! pings each connection it takes back (two more). On the launch path those
 //! hops cost more CPU than the statements. Here a read is a cached prepared
-//! statement run in place (a WAL reader never waits for the writer), and a
-//! write is one hop to the writer thread, shared by every write queued with
-//! it. See `docs/performance/lti-store.md`.
+//! statement run in place on one of the read connections opened with the
+//! store (a WAL reader never waits for the writer), and a write is one hop
+//! to the writer thread, shared by every write queued with it. See
+//! `docs/performance/lti-store.md`.
 //!
-//! Durability: WAL with `synchronous = FULL`. Every commit syncs the WAL
-//! before any write of it is answered, so a consumed state or a recorded
-//! nonce that was acknowledged survives a crash of the process *and* of the
-//! machine; group commit pays that sync once per batch, not once per write.
-//! The one exception is a batch made only of launch-data saves
-//! ([`SqliteDb::execute_relaxed`]): it commits without the sync, so a machine
-//! crash may lose those launches (the user launches again), never a claim.
+//! Durability: WAL with `synchronous = FULL` for every write but one class.
+//! A commit of claims (consumed states, recorded nonces) and of every other
+//! durable record syncs the WAL before any write of it is answered, so an
+//! acknowledged claim survives a crash of the process *and* of the machine;
+//! group commit pays that sync once per batch, not once per write. Launch
+//! data ([`SqliteDb::execute_relaxed`]) is committed in a transaction of its
+//! own without the sync (`synchronous = NORMAL`): a killed process loses
+//! none of it (the commit is in the WAL, which the OS holds), a machine
+//! crash may lose the launches saved since the WAL was last synced (the user
+//! launches again), never a claim.
+//!
+//! Checkpoints are SQLite's own (inside the commit that fills the WAL to
+//! 1,000 pages, on the writer thread). A writer page cache of 32 MiB and a
+//! checkpoint every 100 ms after a batch was answered were tried and not
+//! kept: the loaded machine's measurement with them showed more writer CPU
+//! per cycle, not less (`docs/performance/lti-store.md`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -25,6 +36,7 @@ use std::time::Duration;
 
 use lti_registry::{RegistryError, Result};
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
 
 use super::{Cells, Kind, Stmt, Val, schema};
 
@@ -52,44 +64,64 @@ enum Target {
     Memory,
 }
 
-/// The outcome of a write.
-pub(super) enum Out {
-    Rows(Vec<Cells>),
-    Affected(u64),
-}
+/// Where a job's outcome goes: typed per job kind.
+type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// What a job does on the writer's connection.
 enum Work {
-    Execute(&'static str, Vec<Val>),
-    /// An `Execute` whose loss in a machine crash is harmless (launch data:
-    /// the user launches again). A batch of only these commits without the
-    /// sync; any other write in the batch makes it synced.
-    Relaxed(&'static str, Vec<Val>),
-    Fetch(&'static str, Vec<Val>, Vec<Kind>),
-    Transaction(Vec<Stmt>),
+    Execute(&'static str, Vec<Val>, Reply<u64>),
+    Fetch(&'static str, Vec<Val>, Vec<Kind>, Reply<Vec<Cells>>),
+    Transaction(Vec<Stmt>, Reply<()>),
     /// Ends the writer thread (after the jobs queued before it).
-    Close,
+    Close(oneshot::Sender<()>),
     /// Tells it started, then keeps the writer busy until the sender side of
     /// the receiver is dropped (tests).
     #[cfg(test)]
-    Hold(tokio::sync::oneshot::Sender<()>, mpsc::Receiver<()>),
+    Hold(oneshot::Sender<()>, mpsc::Receiver<()>),
+}
+
+/// A job that ran inside a batch's transaction: its reply and its outcome,
+/// sent once the transaction committed.
+enum Done {
+    Count(Reply<u64>, Result<u64>),
+    Rows(Reply<Vec<Cells>>, Result<Vec<Cells>>),
+    Unit(Reply<()>, Result<()>),
+}
+
+/// A reply still owed, to be failed.
+enum Owed {
+    Count(Reply<u64>),
+    Rows(Reply<Vec<Cells>>),
+    Unit(Reply<()>),
 }
 
 struct Job {
     work: Work,
+    /// Launch data: committed in an unsynced transaction of its own.
+    relaxed: bool,
     ticket: Arc<AtomicU8>,
-    reply: tokio::sync::oneshot::Sender<Result<Out>>,
 }
 
-/// A SQLite database: idle read connections, and the writer thread's queue.
+/// A connection and, per statement text, where each SQL parameter takes its
+/// argument from (read once from the statement, not on every execution).
+struct Conn {
+    conn: Connection,
+    params: HashMap<(usize, usize), Box<[usize]>>,
+}
+
+/// The read connections of a file database, opened with the store: a permit
+/// of `slots` is a claim on one idle connection.
+struct Readers {
+    idle: Mutex<Vec<Conn>>,
+    slots: tokio::sync::Semaphore,
+}
+
+/// A SQLite database: its read connections, and the writer thread's queue.
 pub(super) struct SqliteDb {
-    target: Target,
     timeout: Duration,
-    /// Idle read connections of a file database (`None` in memory, where
-    /// the writer's connection is the database and serves reads too).
-    readers: Option<Mutex<Vec<Connection>>>,
-    /// Idle read connections kept at most.
-    max_idle: usize,
+    /// `None` in memory, where the writer's connection is the database and
+    /// serves reads too.
+    readers: Option<Readers>,
     queue: mpsc::Sender<Job>,
     closed: AtomicBool,
 }
@@ -165,7 +197,7 @@ fn parse_url(url: &str) -> Result<Target> {
 
 /// Opens a connection with the store's settings; `writer` also switches the
 /// file to WAL and sets the commit durability.
-fn connect(target: &Target, timeout: Duration, writer: bool) -> rusqlite::Result<Connection> {
+fn connect(target: &Target, timeout: Duration, writer: bool) -> rusqlite::Result<Conn> {
     let conn = match target {
         Target::Memory => Connection::open_in_memory()?,
         Target::File(path) => Connection::open_with_flags(
@@ -190,181 +222,277 @@ fn connect(target: &Target, timeout: Duration, writer: bool) -> rusqlite::Result
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
-    Ok(conn)
+    Ok(Conn {
+        conn,
+        params: HashMap::new(),
+    })
 }
 
-/// Binds `args` to the statement's `$N` parameters (by number, so a
-/// statement may use a parameter twice or out of order).
-fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Val]) -> rusqlite::Result<()> {
-    let count = stmt.parameter_count();
-    for i in 1..=count {
-        let n = stmt
-            .parameter_name(i)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(i);
-        let arg = args
-            .get(n.wrapping_sub(1))
-            .ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
-        match arg {
-            Val::Text(s) => stmt.raw_bind_parameter(i, s.as_str())?,
-            Val::Int(v) => stmt.raw_bind_parameter(i, v)?,
-            Val::OptText(o) => stmt.raw_bind_parameter(i, o.as_deref())?,
-            Val::OptInt(o) => stmt.raw_bind_parameter(i, o)?,
+/// For each SQL parameter of `stmt` (1-based), the index of its argument:
+/// `$N` takes argument `N`, so a statement may use a parameter twice or out
+/// of order.
+fn param_map(stmt: &rusqlite::CachedStatement<'_>) -> Box<[usize]> {
+    (1..=stmt.parameter_count())
+        .map(|i| {
+            stmt.parameter_name(i)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(i)
+                .wrapping_sub(1)
+        })
+        .collect()
+}
+
+impl Conn {
+    /// The statement for `sql`, prepared once per connection, with `args`
+    /// bound.
+    fn bound(&mut self, sql: &'static str, args: &[Val]) -> Result<rusqlite::CachedStatement<'_>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(map_err)?;
+        // Keyed by the text's address: every statement is a `'static` str.
+        let map = self
+            .params
+            .entry((sql.as_ptr() as usize, sql.len()))
+            .or_insert_with(|| param_map(&stmt));
+        for (i, &n) in map.iter().enumerate() {
+            let arg = args
+                .get(n)
+                .ok_or(rusqlite::Error::InvalidParameterCount(
+                    n.wrapping_add(1),
+                    args.len(),
+                ))
+                .map_err(map_err)?;
+            let i = i + 1;
+            match arg {
+                Val::Text(s) => stmt.raw_bind_parameter(i, s.as_str()),
+                Val::Int(v) => stmt.raw_bind_parameter(i, v),
+                Val::OptText(o) => stmt.raw_bind_parameter(i, o.as_deref()),
+                Val::OptInt(o) => stmt.raw_bind_parameter(i, o),
+            }
+            .map_err(map_err)?;
         }
+        Ok(stmt)
     }
-    Ok(())
-}
 
-/// Runs a statement that returns rows and decodes them as `kinds`.
-fn query(conn: &Connection, sql: &str, args: &[Val], kinds: &[Kind]) -> Result<Vec<Cells>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
-    bind(&mut stmt, args).map_err(map_err)?;
-    let mut rows = stmt.raw_query();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(map_err)? {
-        let mut cells = Vec::with_capacity(kinds.len());
-        for (i, k) in kinds.iter().enumerate() {
-            cells.push(match k {
-                Kind::Text => Val::Text(row.get(i).map_err(map_err)?),
-                Kind::Int => Val::Int(row.get(i).map_err(map_err)?),
-                Kind::OptText => Val::OptText(row.get(i).map_err(map_err)?),
-                Kind::OptInt => Val::OptInt(row.get(i).map_err(map_err)?),
-            });
+    /// Runs a statement that returns rows and decodes them as `kinds`.
+    fn query(&mut self, sql: &'static str, args: &[Val], kinds: &[Kind]) -> Result<Vec<Cells>> {
+        let mut stmt = self.bound(sql, args)?;
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let mut cells = Vec::with_capacity(kinds.len());
+            for (i, k) in kinds.iter().enumerate() {
+                cells.push(match k {
+                    Kind::Text => Val::Text(row.get(i).map_err(map_err)?),
+                    Kind::Int => Val::Int(row.get(i).map_err(map_err)?),
+                    Kind::OptText => Val::OptText(row.get(i).map_err(map_err)?),
+                    Kind::OptInt => Val::OptInt(row.get(i).map_err(map_err)?),
+                });
+            }
+            out.push(Cells(cells));
         }
-        out.push(Cells(cells));
+        Ok(out)
     }
-    Ok(out)
-}
 
-/// Runs a statement that returns no rows; the number of rows it changed.
-fn execute(conn: &Connection, sql: &str, args: &[Val]) -> Result<u64> {
-    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
-    bind(&mut stmt, args).map_err(map_err)?;
-    stmt.raw_execute()
-        .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
-        .map_err(map_err)
-}
+    /// Runs a statement that returns no rows; the number of rows it changed.
+    fn execute(&mut self, sql: &'static str, args: &[Val]) -> Result<u64> {
+        self.bound(sql, args)?
+            .raw_execute()
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
+            .map_err(map_err)
+    }
 
-fn plain(conn: &Connection, sql: &str) -> Result<()> {
-    execute(conn, sql, &[]).map(|_| ())
+    fn plain(&mut self, sql: &'static str) -> Result<()> {
+        self.execute(sql, &[]).map(|_| ())
+    }
+
+    fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
 }
 
 impl Work {
     /// Runs the job inside the batch's open transaction. A failed job leaves
     /// the transaction as it was before the job (SQLite undoes a failed
     /// statement; a transaction job undoes its savepoint).
-    fn run(self, conn: &Connection) -> Result<Out> {
+    fn run(self, conn: &mut Conn) -> Option<Done> {
         match self {
-            Self::Execute(sql, args) | Self::Relaxed(sql, args) => {
-                execute(conn, sql, &args).map(Out::Affected)
+            Self::Execute(sql, args, reply) => Some(Done::Count(reply, conn.execute(sql, &args))),
+            Self::Fetch(sql, args, kinds, reply) => {
+                Some(Done::Rows(reply, conn.query(sql, &args, &kinds)))
             }
-            Self::Fetch(sql, args, kinds) => query(conn, sql, &args, &kinds).map(Out::Rows),
-            Self::Transaction(stmts) => {
-                plain(conn, "SAVEPOINT lti_job")?;
-                let mut outcome = Ok(());
-                for s in stmts {
-                    match execute(conn, s.sql, &s.args) {
-                        Ok(0) => {
-                            if let Some(refusal) = s.zero_rows {
-                                outcome = Err(refusal);
-                                break;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            outcome = Err(e);
-                            break;
-                        }
-                    }
-                }
-                if outcome.is_err() && !conn.is_autocommit() {
-                    plain(conn, "ROLLBACK TO lti_job")?;
-                }
-                if !conn.is_autocommit() {
-                    plain(conn, "RELEASE lti_job")?;
-                }
-                outcome.map(|()| Out::Affected(0))
-            }
-            Self::Close => Ok(Out::Affected(0)),
+            Self::Transaction(stmts, reply) => Some(Done::Unit(reply, transaction(conn, stmts))),
+            Self::Close(_) => None,
             #[cfg(test)]
             Self::Hold(started, until) => {
                 let _ = started.send(());
                 let _ = until.recv();
-                Ok(Out::Affected(0))
+                None
             }
         }
+    }
+
+    /// The reply this job still owes (none for control jobs).
+    fn owed(self) -> Option<Owed> {
+        match self {
+            Self::Execute(.., reply) => Some(Owed::Count(reply)),
+            Self::Fetch(.., reply) => Some(Owed::Rows(reply)),
+            Self::Transaction(_, reply) => Some(Owed::Unit(reply)),
+            Self::Close(_) => None,
+            #[cfg(test)]
+            Self::Hold(..) => None,
+        }
+    }
+}
+
+/// A multi-statement write inside its own savepoint: all of it or nothing.
+fn transaction(conn: &mut Conn, stmts: Vec<Stmt>) -> Result<()> {
+    conn.plain("SAVEPOINT lti_job")?;
+    let mut outcome = Ok(());
+    for s in stmts {
+        match conn.execute(s.sql, &s.args) {
+            Ok(0) => {
+                if let Some(refusal) = s.zero_rows {
+                    outcome = Err(refusal);
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    if outcome.is_err() && conn.in_transaction() {
+        conn.plain("ROLLBACK TO lti_job")?;
+    }
+    if conn.in_transaction() {
+        conn.plain("RELEASE lti_job")?;
+    }
+    outcome
+}
+
+impl Done {
+    /// Sends the outcome (the transaction committed).
+    fn answer(self) {
+        // A caller that has gone no longer needs its answer.
+        let _ = match self {
+            Self::Count(reply, out) => reply.send(out).map_err(drop),
+            Self::Rows(reply, out) => reply.send(out).map_err(drop),
+            Self::Unit(reply, out) => reply.send(out).map_err(drop),
+        };
+    }
+
+    /// The reply, and the job's own error if it failed.
+    fn abandon(self) -> (Owed, Option<RegistryError>) {
+        match self {
+            Self::Count(reply, out) => (Owed::Count(reply), out.err()),
+            Self::Rows(reply, out) => (Owed::Rows(reply), out.err()),
+            Self::Unit(reply, out) => (Owed::Unit(reply), out.err()),
+        }
+    }
+}
+
+impl Owed {
+    fn fail(self, e: RegistryError) {
+        let _ = match self {
+            Self::Count(reply) => reply.send(Err(e)).map_err(drop),
+            Self::Rows(reply) => reply.send(Err(e)).map_err(drop),
+            Self::Unit(reply) => reply.send(Err(e)).map_err(drop),
+        };
     }
 }
 
 /// Answers every job of a batch that failed as a whole: the cause to the
 /// first, a note of it to the rest.
-fn fail_all(replies: Vec<tokio::sync::oneshot::Sender<Result<Out>>>, e: RegistryError) {
+fn fail_all(owed: impl IntoIterator<Item = Owed>, e: RegistryError) {
     let shared = format!("a write committed together with this one failed: {e}");
     let mut first = Some(e);
-    for reply in replies {
+    for reply in owed {
         let err = first
             .take()
             .unwrap_or_else(|| RegistryError::unavailable(BACKEND, &shared));
-        let _ = reply.send(Err(err));
+        reply.fail(err);
     }
 }
 
-/// Runs a batch as one transaction and answers each job after the commit
-/// (or the failure of the whole batch): no answer is ever given for a write
-/// that is not durable.
-fn run_batch(conn: &Connection, batch: Vec<Job>, synced: &mut bool) {
-    let (works, replies): (Vec<Work>, Vec<_>) =
-        batch.into_iter().map(|j| (j.work, j.reply)).unzip();
+/// Runs a batch as one transaction, synced (`durable`) or not, and answers
+/// each job after the commit (or the failure of the whole batch): no answer
+/// is ever given for a write that is not committed.
+fn run_batch(conn: &mut Conn, batch: Vec<Work>, durable: bool, synced: &mut bool) {
     // The sync level can only change outside a transaction.
-    let sync = works.iter().any(|w| !matches!(w, Work::Relaxed(..)));
-    if sync != *synced {
-        let pragma = if sync {
+    if durable != *synced {
+        let pragma = if durable {
             "PRAGMA synchronous = FULL"
         } else {
             "PRAGMA synchronous = NORMAL"
         };
-        if let Err(e) = plain(conn, pragma) {
-            fail_all(replies, e);
+        if let Err(e) = conn.plain(pragma) {
+            fail_all(batch.into_iter().filter_map(Work::owed), e);
             return;
         }
-        *synced = sync;
+        *synced = durable;
     }
-    if let Err(e) = plain(conn, "BEGIN IMMEDIATE") {
-        fail_all(replies, e);
+    if let Err(e) = conn.plain("BEGIN IMMEDIATE") {
+        fail_all(batch.into_iter().filter_map(Work::owed), e);
         return;
     }
-    let mut outs = Vec::with_capacity(works.len());
-    for work in works {
-        let out = work.run(conn);
-        if conn.is_autocommit() {
+    let mut done = Vec::with_capacity(batch.len());
+    let mut works = batch.into_iter();
+    while let Some(work) = works.next() {
+        let Some(d) = work.run(conn) else { continue };
+        if !conn.in_transaction() {
             // SQLite rolled the whole transaction back (an I/O error, a full
             // disk): nothing of this batch happened.
-            let e = match out {
-                Err(e) => e,
-                Ok(_) => RegistryError::unavailable(BACKEND, "the transaction ended early"),
-            };
-            fail_all(replies, e);
+            let (owed, e) = d.abandon();
+            let e = e.unwrap_or_else(|| {
+                RegistryError::unavailable(BACKEND, "the transaction ended early")
+            });
+            let earlier = done.into_iter().map(|d: Done| d.abandon().0);
+            fail_all(
+                std::iter::once(owed)
+                    .chain(earlier)
+                    .chain(works.filter_map(Work::owed)),
+                e,
+            );
             return;
         }
-        outs.push(out);
+        done.push(d);
     }
-    if let Err(e) = plain(conn, "COMMIT") {
-        if !conn.is_autocommit() {
-            let _ = plain(conn, "ROLLBACK");
+    if let Err(e) = conn.plain("COMMIT") {
+        if conn.in_transaction() {
+            let _ = conn.plain("ROLLBACK");
         }
-        fail_all(replies, e);
+        fail_all(done.into_iter().map(|d| d.abandon().0), e);
         return;
     }
-    for (reply, out) in replies.into_iter().zip(outs) {
-        // A caller that has gone no longer needs its answer.
-        let _ = reply.send(out);
+    for d in done {
+        d.answer();
+    }
+}
+
+/// Runs the jobs taken together: launch-data saves first, in a transaction
+/// of their own without the sync (answered at once), then every other write
+/// in one synced transaction. Concurrent writes have no order between them,
+/// so committing the relaxed ones first changes no outcome; a later synced
+/// commit also makes the earlier unsynced frames of the WAL durable.
+fn run_jobs(conn: &mut Conn, jobs: Vec<Job>, synced: &mut bool) {
+    let (relaxed, durable): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.relaxed);
+    for (jobs, sync) in [(relaxed, false), (durable, true)] {
+        if !jobs.is_empty() {
+            run_batch(
+                conn,
+                jobs.into_iter().map(|j| j.work).collect(),
+                sync,
+                synced,
+            );
+        }
     }
 }
 
 /// The writer thread: takes every job queued (up to [`MAX_BATCH`]) and runs
-/// them as one transaction, until the store closes or is dropped.
-fn writer_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
+/// them (see [`run_jobs`]), until the store closes or is dropped.
+fn writer_loop(mut conn: Conn, queue: mpsc::Receiver<Job>) {
     // `connect` set FULL.
     let mut synced = true;
     while let Ok(first) = queue.recv() {
@@ -372,8 +500,8 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
         let mut close = None;
         let mut next = Some(first);
         while let Some(job) = next {
-            if matches!(job.work, Work::Close) {
-                close = Some(job);
+            if let Work::Close(done) = job.work {
+                close = Some(done);
                 break;
             }
             if job
@@ -389,11 +517,11 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
             next = queue.try_recv().ok();
         }
         if !batch.is_empty() {
-            run_batch(&conn, batch, &mut synced);
+            run_jobs(&mut conn, batch, &mut synced);
         }
-        if let Some(job) = close {
+        if let Some(done) = close {
             drop(conn);
-            let _ = job.reply.send(Ok(Out::Affected(0)));
+            let _ = done.send(());
             return;
         }
     }
@@ -421,48 +549,55 @@ impl Drop for Withdraw {
 
 /// Creates the version table and applies pending migrations in one write
 /// transaction (serialized against other openers by SQLite's write lock).
-fn migrate(conn: &Connection) -> Result<()> {
-    plain(conn, "BEGIN IMMEDIATE")?;
+fn migrate(conn: &mut Conn) -> Result<()> {
+    conn.plain("BEGIN IMMEDIATE")?;
     let applied = (|| {
-        plain(conn, schema::VERSION_TABLE)?;
-        let current = query(
-            conn,
-            "SELECT MAX(version) FROM lti_schema_version",
-            &[],
-            &[Kind::OptInt],
-        )?
-        .pop()
-        .and_then(|c| c.opt_int(0));
+        conn.plain(schema::VERSION_TABLE)?;
+        let current = conn
+            .query(
+                "SELECT MAX(version) FROM lti_schema_version",
+                &[],
+                &[Kind::OptInt],
+            )?
+            .pop()
+            .and_then(|c| c.opt_int(0));
         let current = schema::applied(BACKEND, current)?;
         for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(current) {
             for sql in *migration {
-                conn.execute_batch(sql).map_err(map_err)?;
+                conn.conn.execute_batch(sql).map_err(map_err)?;
             }
             let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
-            execute(
-                conn,
+            conn.execute(
                 "INSERT INTO lti_schema_version (version) VALUES ($1)",
                 &[Val::Int(version)],
             )?;
         }
-        plain(conn, "COMMIT")
+        conn.plain("COMMIT")
     })();
-    if applied.is_err() && !conn.is_autocommit() {
-        let _ = plain(conn, "ROLLBACK");
+    if applied.is_err() && conn.in_transaction() {
+        let _ = conn.plain("ROLLBACK");
     }
     applied
 }
 
 impl SqliteDb {
-    /// Opens (creating if missing) and migrates the database, and starts its
-    /// writer thread.
+    /// Opens (creating if missing) and migrates the database, opens its
+    /// `pool_size` read connections (a file) and starts its writer thread.
     pub(super) async fn open(url: &str, pool_size: u32, timeout: Duration) -> Result<Self> {
         let target = parse_url(url)?;
-        let opening = target.clone();
-        let conn = tokio::task::spawn_blocking(move || {
-            let conn = connect(&opening, timeout, true).map_err(map_err)?;
-            migrate(&conn)?;
-            Ok::<_, RegistryError>(conn)
+        let readers = usize::try_from(pool_size.max(1)).unwrap_or(1);
+        let (conn, idle) = tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&target, timeout, true).map_err(map_err)?;
+            migrate(&mut conn)?;
+            let idle = match target {
+                Target::File(_) => Some(
+                    (0..readers)
+                        .map(|_| connect(&target, timeout, false).map_err(map_err))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+                Target::Memory => None,
+            };
+            Ok::<_, RegistryError>((conn, idle))
         })
         .await
         .map_err(|e| RegistryError::unavailable(BACKEND, e))??;
@@ -471,15 +606,12 @@ impl SqliteDb {
             .name("lti-sqlite-writer".to_owned())
             .spawn(move || writer_loop(conn, jobs))
             .map_err(|e| RegistryError::unavailable(BACKEND, e))?;
-        let readers = match target {
-            Target::File(_) => Some(Mutex::new(Vec::new())),
-            Target::Memory => None,
-        };
         Ok(Self {
-            target,
             timeout,
-            readers,
-            max_idle: usize::try_from(pool_size.max(1)).unwrap_or(1),
+            readers: idle.map(|idle| Readers {
+                slots: tokio::sync::Semaphore::new(idle.len()),
+                idle: Mutex::new(idle),
+            }),
             queue,
             closed: AtomicBool::new(false),
         })
@@ -490,25 +622,52 @@ impl SqliteDb {
         self.readers.is_some()
     }
 
-    /// Runs a read on an idle read connection (opening one if none is idle)
-    /// on the calling thread.
-    pub(super) fn read(&self, sql: &str, args: &[Val], kinds: &[Kind]) -> Result<Vec<Cells>> {
+    /// Runs a read on the calling thread, on an idle read connection; waits
+    /// (at most the store timeout) when every one is in use.
+    pub(super) async fn read(
+        &self,
+        sql: &'static str,
+        args: &[Val],
+        kinds: &[Kind],
+    ) -> Result<Vec<Cells>> {
         let Some(readers) = &self.readers else {
             return Err(RegistryError::unavailable(BACKEND, "no read connections"));
         };
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
-        let idle = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => connect(&self.target, self.timeout, false).map_err(map_err)?,
+        let _slot = match readers.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(closed()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(self.timeout, readers.slots.acquire()).await {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => return Err(closed()),
+                    Err(_) => {
+                        return Err(RegistryError::unavailable(
+                            BACKEND,
+                            format!(
+                                "every read connection was busy for longer than {:?}",
+                                self.timeout
+                            ),
+                        ));
+                    }
+                }
+            }
         };
-        let out = query(&conn, sql, args, kinds);
-        let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
+        // A slot stands for an idle connection, so there is one.
+        let mut conn = readers
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .ok_or_else(closed)?;
+        let out = conn.query(sql, args, kinds);
+        readers
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
         out
     }
 
@@ -516,17 +675,17 @@ impl SqliteDb {
     /// after its transaction committed. A caller that waits longer than the
     /// store timeout withdraws the write (it then never runs) unless the
     /// writer took it already, in which case it waits for the outcome.
-    async fn submit(&self, work: Work) -> Result<Out> {
+    async fn submit<T>(&self, relaxed: bool, work: impl FnOnce(Reply<T>) -> Work) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
         let ticket = Arc::new(AtomicU8::new(QUEUED));
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         self.queue
             .send(Job {
-                work,
+                work: work(reply),
+                relaxed,
                 ticket: Arc::clone(&ticket),
-                reply,
             })
             .map_err(|_| closed())?;
         let mut queued = Withdraw(Some(ticket));
@@ -551,20 +710,17 @@ impl SqliteDb {
     }
 
     /// [`SqliteDb::execute`] for a write whose loss in a machine crash is
-    /// harmless: committed without a sync unless it shares its transaction
-    /// with other writes (a later synced commit makes it durable too).
+    /// harmless (launch data): committed in a transaction of its own without
+    /// the sync. A killed process loses nothing; a machine crash may lose it
+    /// until a later synced commit (any claim) made it durable.
     pub(super) async fn execute_relaxed(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
-        match self.submit(Work::Relaxed(sql, args)).await? {
-            Out::Affected(n) => Ok(n),
-            Out::Rows(rows) => Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX)),
-        }
+        self.submit(true, |reply| Work::Execute(sql, args, reply))
+            .await
     }
 
     pub(super) async fn execute(&self, sql: &'static str, args: Vec<Val>) -> Result<u64> {
-        match self.submit(Work::Execute(sql, args)).await? {
-            Out::Affected(n) => Ok(n),
-            Out::Rows(rows) => Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX)),
-        }
+        self.submit(false, |reply| Work::Execute(sql, args, reply))
+            .await
     }
 
     pub(super) async fn fetch(
@@ -573,14 +729,14 @@ impl SqliteDb {
         args: Vec<Val>,
         kinds: &[Kind],
     ) -> Result<Vec<Cells>> {
-        match self.submit(Work::Fetch(sql, args, kinds.to_vec())).await? {
-            Out::Rows(rows) => Ok(rows),
-            Out::Affected(_) => Ok(Vec::new()),
-        }
+        let kinds = kinds.to_vec();
+        self.submit(false, |reply| Work::Fetch(sql, args, kinds, reply))
+            .await
     }
 
     pub(super) async fn transaction(&self, stmts: Vec<Stmt>) -> Result<()> {
-        self.submit(Work::Transaction(stmts)).await.map(|_| ())
+        self.submit(false, |reply| Work::Transaction(stmts, reply))
+            .await
     }
 
     /// Finishes the queued writes, ends the writer thread and drops the
@@ -589,18 +745,20 @@ impl SqliteDb {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (done, finished) = oneshot::channel();
         let sent = self.queue.send(Job {
-            work: Work::Close,
+            work: Work::Close(done),
+            relaxed: false,
             ticket: Arc::new(AtomicU8::new(QUEUED)),
-            reply,
         });
         if sent.is_ok() {
             // Only fails when the thread already ended.
-            let _ = answer.await;
+            let _ = finished.await;
         }
         if let Some(readers) = &self.readers {
+            readers.slots.close();
             readers
+                .idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
@@ -612,12 +770,11 @@ impl SqliteDb {
     #[cfg(test)]
     pub(super) async fn hold_writer(&self) -> mpsc::Sender<()> {
         let (release, until) = mpsc::channel();
-        let (started, running) = tokio::sync::oneshot::channel();
-        let (reply, _) = tokio::sync::oneshot::channel();
+        let (started, running) = oneshot::channel();
         let _ = self.queue.send(Job {
             work: Work::Hold(started, until),
+            relaxed: false,
             ticket: Arc::new(AtomicU8::new(QUEUED)),
-            reply,
         });
         let _ = running.await;
         release
@@ -628,56 +785,136 @@ impl SqliteDb {
 mod tests {
     use super::*;
 
-    fn job(work: Work) -> (Job, tokio::sync::oneshot::Receiver<Result<Out>>) {
-        let (reply, answer) = tokio::sync::oneshot::channel();
+    const PROBE: &str = "INSERT INTO probe (level) SELECT synchronous FROM pragma_synchronous";
+
+    fn probe(relaxed: bool) -> (Job, oneshot::Receiver<Result<u64>>) {
+        let (reply, answer) = oneshot::channel();
         let job = Job {
-            work,
+            work: Work::Execute(PROBE, vec![], reply),
+            relaxed,
             ticket: Arc::new(AtomicU8::new(TAKEN)),
-            reply,
         };
         (job, answer)
     }
 
-    /// Only a batch made of launch-data saves alone commits unsynced; a
-    /// batch with any other write (every claim) is synced, also right after.
-    #[test]
-    fn only_a_batch_of_relaxed_writes_commits_without_the_sync() {
-        let path = std::env::temp_dir().join(format!(
-            "lti-store-sync-{}-{:?}.db",
+    fn temp_db(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "lti-store-{tag}-{}-{:?}.db",
             std::process::id(),
             std::thread::current().id()
-        ));
+        ))
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// Launch-data saves commit in a transaction of their own without the
+    /// sync; every other write (every claim) commits synced, also when it
+    /// was taken together with relaxed ones.
+    #[test]
+    fn relaxed_writes_commit_apart_without_the_sync_and_every_other_write_synced() {
+        let path = temp_db("sync");
         let target = Target::File(path.clone());
-        let conn = connect(&target, Duration::from_secs(5), true).unwrap();
-        conn.execute_batch("CREATE TABLE probe (level INTEGER NOT NULL)")
+        let mut conn = connect(&target, Duration::from_secs(5), true).unwrap();
+        conn.conn
+            .execute_batch("CREATE TABLE probe (level INTEGER NOT NULL)")
             .unwrap();
-        const PROBE: &str = "INSERT INTO probe (level) SELECT synchronous FROM pragma_synchronous";
         let mut synced = true;
         let mut answers = Vec::new();
-        for batch in [
-            vec![Work::Relaxed(PROBE, vec![]), Work::Relaxed(PROBE, vec![])],
-            vec![Work::Relaxed(PROBE, vec![]), Work::Execute(PROBE, vec![])],
-            vec![Work::Relaxed(PROBE, vec![])],
-            vec![Work::Execute(PROBE, vec![])],
-        ] {
-            let (jobs, mut waiting): (Vec<Job>, Vec<_>) = batch.into_iter().map(job).unzip();
-            run_batch(&conn, jobs, &mut synced);
+        for batch in [vec![true, true], vec![false, true], vec![true], vec![false]] {
+            let (jobs, mut waiting): (Vec<Job>, Vec<_>) = batch.into_iter().map(probe).unzip();
+            run_jobs(&mut conn, jobs, &mut synced);
             answers.extend(waiting.iter_mut().map(|a| a.try_recv().unwrap().is_ok()));
         }
         assert!(answers.iter().all(|ok| *ok));
         let levels: Vec<i64> = conn
+            .conn
             .prepare("SELECT level FROM probe ORDER BY rowid")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .map(std::result::Result::unwrap)
             .collect();
-        // 1 = NORMAL, 2 = FULL.
-        assert_eq!(levels, [1, 1, 2, 2, 1, 2]);
+        // 1 = NORMAL, 2 = FULL; in the second batch the relaxed write
+        // committed first, apart.
+        assert_eq!(levels, [1, 1, 1, 2, 1, 2]);
         drop(conn);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        remove_db(&path);
+    }
+
+    /// A job that fails alone gets its own error and the others of its batch
+    /// commit; a batch whose transaction cannot start fails every job in it.
+    #[test]
+    fn a_refused_write_fails_alone_and_a_failed_batch_fails_every_write() {
+        let path = temp_db("fail");
+        let target = Target::File(path.clone());
+        let mut conn = connect(&target, Duration::from_millis(50), true).unwrap();
+        conn.conn
+            .execute_batch("CREATE TABLE u (k TEXT PRIMARY KEY)")
+            .unwrap();
+        const INSERT: &str = "INSERT INTO u (k) VALUES ($1)";
+        let job = |k: &str| {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                work: Work::Execute(INSERT, vec![Val::Text(k.to_owned())], reply),
+                relaxed: false,
+                ticket: Arc::new(AtomicU8::new(TAKEN)),
+            };
+            (job, answer)
+        };
+        let mut synced = true;
+        let (jobs, mut answers): (Vec<Job>, Vec<_>) = ["a", "a", "b"].into_iter().map(job).unzip();
+        run_jobs(&mut conn, jobs, &mut synced);
+        let outcomes: Vec<_> = answers
+            .iter_mut()
+            .map(|a| a.try_recv().unwrap().map_err(|e| e.code()))
+            .collect();
+        assert_eq!(outcomes, [Ok(1), Err("conflict"), Ok(1)]);
+
+        // Another connection holds the write lock: BEGIN IMMEDIATE times out.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (jobs, mut answers): (Vec<Job>, Vec<_>) = ["c", "d"].into_iter().map(job).unzip();
+        run_jobs(&mut conn, jobs, &mut synced);
+        for a in &mut answers {
+            assert_eq!(
+                a.try_recv().unwrap().unwrap_err().code(),
+                "store_unavailable"
+            );
         }
+        other.execute_batch("ROLLBACK").unwrap();
+        let n: i64 = conn
+            .conn
+            .query_row("SELECT COUNT(*) FROM u", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        drop((conn, other));
+        remove_db(&path);
+    }
+
+    /// `$N` takes argument N whatever the order the parameters appear in.
+    #[test]
+    fn parameters_bind_by_number_and_a_missing_argument_is_refused() {
+        let mut conn = connect(&Target::Memory, Duration::from_secs(1), true).unwrap();
+        const SQL: &str = "SELECT $2 || $1 || $2";
+        for _ in 0..2 {
+            let mut rows = conn
+                .query(
+                    SQL,
+                    &[Val::Text("a".into()), Val::Text("b".into())],
+                    &[Kind::Text],
+                )
+                .unwrap();
+            assert_eq!(rows.pop().unwrap().text(0), "bab");
+        }
+        let e = conn
+            .query(SQL, &[Val::Text("a".into())], &[Kind::Text])
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.code(), "store_unavailable", "{e}");
     }
 
     #[test]
