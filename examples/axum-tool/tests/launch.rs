@@ -50,7 +50,7 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     let tool = axum_tool::build_tool(BASE, registration, tool_key)
         .await
         .unwrap();
-    let app = axum_tool::app(Arc::new(tool));
+    let app = axum_tool::app(Arc::new(tool), axum_tool::default_services().unwrap());
 
     let login = app
         .clone()
@@ -134,6 +134,22 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
         .await
         .unwrap();
     assert_eq!(liked.status(), StatusCode::OK);
+    // Grading the launch's line item: this launch carries no AGS claim.
+    let graded = app
+        .clone()
+        .oneshot(
+            Request::post(action.replacen("/app/like", "/app/grade", 1).as_str())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(graded.status(), StatusCode::BAD_REQUEST);
+    let page = to_bytes(graded.into_body(), 1 << 16).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&page).contains("<code>missing_endpoint</code>"),
+        "{page:?}"
+    );
     // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
     let forged = app
