@@ -62,7 +62,12 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
         .unwrap();
     let tool = Arc::new(tool);
     let visits = web::Data::new(actix_tool::Visits::default());
-    let app = init_service(App::new().configure(actix_tool::routes(tool, visits))).await;
+    let app = init_service(App::new().configure(actix_tool::routes(
+        tool,
+        visits,
+        actix_tool::default_services().unwrap(),
+    )))
+    .await;
 
     // The existing page still works.
     let home = call_service(&app, TestRequest::get().uri("/").to_request()).await;
@@ -130,6 +135,20 @@ async fn a_launch_reaches_the_app_and_the_role_guard_refuses_a_learner() {
     assert!(action.contains("lti_csrf_token="), "{action}");
     let liked = call_service(&app, TestRequest::post().uri(&action).to_request()).await;
     assert_eq!(liked.status(), StatusCode::OK);
+    // Grading the launch's line item: this launch carries no AGS claim.
+    let graded = call_service(
+        &app,
+        TestRequest::post()
+            .uri(&action.replacen("/app/like", "/app/grade", 1))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(graded.status(), StatusCode::BAD_REQUEST);
+    let page = actix_web::test::read_body(graded).await;
+    assert!(
+        String::from_utf8_lossy(&page).contains("<code>missing_endpoint</code>"),
+        "{page:?}"
+    );
     // The same post forged by another site: only the launch cookie rides along.
     let id = param(&target, "lti_launch_id");
     let forged = TestRequest::post()
