@@ -439,23 +439,10 @@ fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
 
 /// The services registration for the launch's platform.
 fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
-    let reg = launch.registration();
-    let profile = reg
-        .quirks
-        .as_str()
-        .parse::<lti_services::QuirkProfile>()
-        .unwrap_or(lti_services::QuirkProfile::Generic);
-    let mut s = ServiceRegistration::new(
-        reg.issuer.clone(),
-        reg.client_id.clone(),
-        reg.auth_token_url.clone(),
+    ServiceRegistration::from_platform(
+        launch.registration(),
         Arc::clone(&state.inner.signing_key),
     )
-    .with_profile(profile);
-    if let Some(aud) = &reg.token_audience {
-        s = s.with_assertion_audience(aud.clone());
-    }
-    s
 }
 
 fn service_error(what: &str, e: &ServiceError) -> String {
