@@ -439,10 +439,7 @@ fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
 
 /// The services registration for the launch's platform.
 fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
-    ServiceRegistration::from_platform(
-        launch.registration(),
-        Arc::clone(&state.inner.signing_key),
-    )
+    ServiceRegistration::from_platform(launch.registration(), Arc::clone(&state.inner.signing_key))
 }
 
 fn service_error(what: &str, e: &ServiceError) -> String {

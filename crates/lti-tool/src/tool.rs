@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) max_token_len: usize,
     pub(crate) validation: ValidationOptions,
     pub(crate) platform_storage: bool,
+    pub(crate) personal_data: crate::account::PersonalData,
+    pub(crate) account_linker: Option<Arc<dyn crate::account::AccountLinker>>,
     pub(crate) rng: SystemRandom,
     signing_keys: Mutex<HashMap<String, Arc<SigningKey>>>,
 }
@@ -141,6 +143,8 @@ impl Tool {
             retired_overlap: DEFAULT_RETIRED_KEY_OVERLAP,
             validation: ValidationOptions::default(),
             platform_storage: false,
+            personal_data: crate::account::PersonalData::Store,
+            account_linker: None,
             insecure_http: false,
         }
     }
@@ -191,6 +195,8 @@ pub struct ToolBuilder {
     retired_overlap: Duration,
     validation: ValidationOptions,
     platform_storage: bool,
+    personal_data: crate::account::PersonalData,
+    account_linker: Option<Arc<dyn crate::account::AccountLinker>>,
     insecure_http: bool,
 }
 
@@ -355,6 +361,23 @@ impl ToolBuilder {
         self
     }
 
+    /// Whether saved launch data keeps the user's name and email (default
+    /// [`PersonalData::Store`](crate::PersonalData::Store)); with
+    /// [`PersonalData::Drop`](crate::PersonalData::Drop) they are removed
+    /// before the launch is saved.
+    pub fn personal_data(mut self, policy: crate::account::PersonalData) -> Self {
+        self.personal_data = policy;
+        self
+    }
+
+    /// Calls `linker` for every verified launch before it is saved: it maps
+    /// the launch's user to a local account (`Launch::account`) or refuses
+    /// the launch (`account_refused`, 403). None by default.
+    pub fn account_linker(mut self, linker: Arc<dyn crate::account::AccountLinker>) -> Self {
+        self.account_linker = Some(linker);
+        self
+    }
+
     /// Accepts launches without `sub` (anonymous launches; off by default).
     pub fn allow_anonymous_launches(mut self, allow: bool) -> Self {
         self.validation = self.validation.allow_anonymous(allow);
@@ -475,6 +498,8 @@ impl ToolBuilder {
                 max_token_len: self.max_token_len,
                 validation: self.validation,
                 platform_storage: self.platform_storage,
+                personal_data: self.personal_data,
+                account_linker: self.account_linker,
                 rng,
                 signing_keys: Mutex::new(HashMap::new()),
             }),
