@@ -240,6 +240,10 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         // Open edX) lands on the inspector.
         .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
+        .personal_data(match config.privacy.personal_data {
+            crate::config::PersonalDataMode::Store => lti_tool::PersonalData::Store,
+            crate::config::PersonalDataMode::Drop => lti_tool::PersonalData::Drop,
+        })
         .build()?;
     let services = LtiServices::new(Arc::new(ServiceClient::new(http.clone())))
         .with_egress_policy(egress.clone());
