@@ -8,14 +8,10 @@ mod common;
 
 use common::blocks;
 
-const GUIDES: [(&str, &str); 3] = [
+const GUIDES: [(&str, &str); 2] = [
     (
         "docs/migrating-from-ltijs.md",
         include_str!("../../../docs/migrating-from-ltijs.md"),
-    ),
-    (
-        "docs/migrating-from-mimilti.md",
-        include_str!("../../../docs/migrating-from-mimilti.md"),
     ),
     (
         "docs/migrating-from-pylti1p3.md",
@@ -36,8 +32,7 @@ fn every_toml_block_of_the_guides_is_a_valid_lti_serve_configuration() {
             platforms += config.platforms.len();
         }
     }
-    // ltijs: one; PyLTI1.3: three converted, three in the complete file;
-    // mimilti: none (its issuer map is read through `[[platform_files]]`).
+    // ltijs: one; PyLTI1.3: three converted, three in the complete file.
     assert_eq!(platforms, 7);
 }
 
