@@ -43,6 +43,9 @@ pub struct Config {
     /// `[dynamic_registration]`: LTI Dynamic Registration at `/lti/register`.
     #[serde(default)]
     pub dynamic_registration: DynamicRegistrationConfig,
+    /// `[privacy]`: what saved LTI 1.3 launch data keeps of the user.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
     /// Where each setting listed in [`ENV_SETTINGS`] came from (filled by
     /// [`Config::parse`] and [`Config::load_with_env`]).
     #[serde(skip)]
@@ -156,6 +159,27 @@ impl Default for DynamicRegistrationConfig {
 
 fn default_tool_name() -> String {
     "lti-rs tool".to_owned()
+}
+
+/// `[privacy]`: Open edX's "store personal data" switch for LTI 1.3 launches.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `store` (default): saved launches keep names and email; `drop`: they
+    /// are removed before a launch is saved (`lti_tool::PersonalData`).
+    #[serde(default)]
+    pub personal_data: PersonalDataMode,
+}
+
+/// `privacy.personal_data`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonalDataMode {
+    /// Keep names and email (the default).
+    #[default]
+    Store,
+    /// Remove names, email and picture from saved launch data.
+    Drop,
 }
 
 /// `dynamic_registration.approval`.
@@ -555,7 +579,9 @@ const TOP_KEYS: &[&str] = &[
     "egress",
     "metrics",
     "dynamic_registration",
+    "privacy",
 ];
+const PRIVACY_KEYS: &[&str] = &["personal_data"];
 const DYNAMIC_REGISTRATION_KEYS: &[&str] = &[
     "enabled",
     "allowed_issuers",
@@ -1061,12 +1087,13 @@ impl Config {
 fn unknown_keys(root: &toml::Table) -> Vec<Problem> {
     let mut out = Vec::new();
     check_table(root, "", TOP_KEYS, &mut out);
-    let tables: [(&str, &[&str]); 5] = [
+    let tables: [(&str, &[&str]); 6] = [
         ("server", SERVER_KEYS),
         ("storage", STORAGE_KEYS),
         ("keys", KEYS_KEYS),
         ("egress", EGRESS_KEYS),
         ("metrics", METRICS_KEYS),
+        ("privacy", PRIVACY_KEYS),
     ];
     for (name, allowed) in tables {
         if let Some(toml::Value::Table(t)) = root.get(name) {
@@ -1269,6 +1296,23 @@ name = "Old LMS"
                 "platforms[0].deployment_ids",
                 "platforms[0].profile"
             ]
+        );
+    }
+
+    #[test]
+    fn personal_data_is_stored_by_default_and_dropped_on_request() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.privacy.personal_data, PersonalDataMode::Store);
+        let c = Config::parse(&format!("{GOOD}\n[privacy]\npersonal_data = \"drop\"\n")).unwrap();
+        assert_eq!(c.privacy.personal_data, PersonalDataMode::Drop);
+        let problems =
+            Config::parse(&format!("{GOOD}\n[privacy]\npersonal_data = \"hide\"\n")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .message
+                .contains("unknown variant `hide`, expected `store` or `drop`"),
+            "{problems:?}"
         );
     }
 

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use lti_http::{EgressPolicy, HttpClient};
 use lti_jose::SigningKey;
-use lti_registry::{
-    GradeRecord, GradeStatus, GradeTarget, PlatformRegistration, RegistryError, Store,
-};
+use lti_registry::{GradeRecord, GradeStatus, GradeTarget, RegistryError, Store};
 use lti_services::{
     AgsSender, LtiServices, OutboxWorker, ServiceRegistration, ServiceRegistrations,
 };
@@ -18,30 +16,6 @@ use lti_tool::html::escape;
 
 /// Records listed in a status table at most.
 const STATUS_ROWS: usize = 200;
-
-/// The services registration of a platform registration, signing with the
-/// tool's key (the inspector's AGS panel and the outbox worker share it).
-pub(crate) fn service_registration_for(
-    reg: &PlatformRegistration,
-    signing_key: &Arc<SigningKey>,
-) -> ServiceRegistration {
-    let profile = reg
-        .quirks
-        .as_str()
-        .parse::<lti_services::QuirkProfile>()
-        .unwrap_or(lti_services::QuirkProfile::Generic);
-    let mut s = ServiceRegistration::new(
-        reg.issuer.clone(),
-        reg.client_id.clone(),
-        reg.auth_token_url.clone(),
-        Arc::clone(signing_key),
-    )
-    .with_profile(profile);
-    if let Some(aud) = &reg.token_audience {
-        s = s.with_assertion_audience(aud.clone());
-    }
-    s
-}
 
 /// Finds an AGS grade's registration in the store.
 struct StoreRegistrations {
@@ -61,7 +35,10 @@ impl ServiceRegistrations for StoreRegistrations {
             .registrations
             .get_registration(issuer, client_id)
             .await?;
-        Ok(service_registration_for(&reg, &self.signing_key))
+        Ok(ServiceRegistration::from_platform(
+            &reg,
+            Arc::clone(&self.signing_key),
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -438,7 +439,7 @@ fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
 
 /// The services registration for the launch's platform.
 fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
-    crate::grades::service_registration_for(launch.registration(), &state.inner.signing_key)
+    ServiceRegistration::from_platform(launch.registration(), Arc::clone(&state.inner.signing_key))
 }
 
 fn service_error(what: &str, e: &ServiceError) -> String {

@@ -20,8 +20,8 @@ mod server;
 pub use config::{
     ApprovalMode, Config, ConsumerConfig, DEFAULT_BIND, DEFAULT_KEYS_DIR, DEFAULT_STORAGE_URL,
     DynamicRegistrationConfig, ENV_SETTINGS, EgressConfig, KeysConfig, MAX_CONNECTIONS_LIMIT,
-    MessageConfig, MetricsConfig, Origin, PlatformConfig, PlatformFileConfig, Problem,
-    ServerConfig, StorageConfig, UnknownDeploymentsMode, embedded_default,
+    MessageConfig, MetricsConfig, Origin, PersonalDataMode, PlatformConfig, PlatformFileConfig,
+    PrivacyConfig, Problem, ServerConfig, StorageConfig, UnknownDeploymentsMode, embedded_default,
 };
 pub use consumers::{
     NewConsumer, add_consumer, export_consumers, export_text, list_consumers, remove_consumer,

@@ -256,6 +256,10 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         // Open edX) lands on the inspector.
         .landing_uri(urls.target_link_uri.clone())
         .platform_storage(config.server.platform_storage)
+        .personal_data(match config.privacy.personal_data {
+            crate::config::PersonalDataMode::Store => lti_tool::PersonalData::Store,
+            crate::config::PersonalDataMode::Drop => lti_tool::PersonalData::Drop,
+        })
         .build()?;
     let mut service_client = ServiceClient::new(http.clone());
     // Several instances share one token per registration and scope set (and

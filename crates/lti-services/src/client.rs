@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use lti_http::{EgressPolicy, ServiceClient, redact_url};
+use lti_jose::SigningKey;
 use lti_message::IdTokenClaims;
 use lti_message::ags::{AgsEndpointClaim, AgsResult, LineItem, Score, scope};
 use lti_message::nrps::{Member, NrpsClaim, SCOPE_CONTEXT_MEMBERSHIP_READONLY};
+use lti_registry::PlatformRegistration;
 
 use crate::ags::{self, LineItemsQuery, ResultsQuery, op};
 use crate::error::ServiceError;
@@ -199,6 +201,29 @@ impl LtiServices {
         })
     }
 
+    /// The services of one verified launch, in one call: the launch's
+    /// platform `registration` (what `lti-tool`'s `Launch::registration`
+    /// returns) and its `claims` (`Launch::claims`), with the tool's current
+    /// `signing_key` (`Tool::active_signing_key`). Tokens come from the
+    /// registration's token endpoint through this instance's shared cache.
+    ///
+    /// Nothing is checked or sent yet: [`LaunchServices::ags`] and
+    /// [`LaunchServices::nrps`] fail with their specific codes when the
+    /// launch lacks the claim.
+    pub fn for_launch(
+        &self,
+        registration: &PlatformRegistration,
+        signing_key: Arc<SigningKey>,
+        claims: &IdTokenClaims,
+    ) -> LaunchServices {
+        LaunchServices {
+            services: self.clone(),
+            registration: ServiceRegistration::from_platform(registration, signing_key),
+            ags: claims.ags_endpoint.clone(),
+            nrps: claims.nrps.clone(),
+        }
+    }
+
     fn check_egress(
         &self,
         registration: &ServiceRegistration,
@@ -218,6 +243,59 @@ impl LtiServices {
             what: "the NRPS claim",
         })?;
         self.nrps(registration, claim)
+    }
+}
+
+/// The service clients of one verified launch, from
+/// [`LtiServices::for_launch`]: grading the launch's own line item is
+/// `launch_services.ags()?.grade_launch_line_item(&score).await`.
+#[derive(Clone, Debug)]
+pub struct LaunchServices {
+    services: LtiServices,
+    registration: ServiceRegistration,
+    ags: Option<AgsEndpointClaim>,
+    nrps: Option<NrpsClaim>,
+}
+
+impl LaunchServices {
+    /// An AGS client bound to the launch's `lineitems` container and, when
+    /// the link has one, its own `lineitem`.
+    ///
+    /// Fails with `missing_endpoint` when the launch carries no AGS endpoint
+    /// claim, and as [`LtiServices::ags`] does for unusable URLs. A call
+    /// whose scope the launch did not grant fails with `scope_not_granted`.
+    pub fn ags(&self) -> Result<AgsClient, ServiceError> {
+        let claim = self.ags.as_ref().ok_or(ServiceError::MissingEndpoint {
+            what: "the AGS endpoint claim",
+        })?;
+        self.services.ags(&self.registration, claim)
+    }
+
+    /// An NRPS client for the launch context's memberships.
+    ///
+    /// Fails with `missing_endpoint` when the launch carries no NRPS claim
+    /// (or it has no `context_memberships_url`), and as
+    /// [`LtiServices::nrps`] does otherwise.
+    pub fn nrps(&self) -> Result<NrpsClient, ServiceError> {
+        let claim = self.nrps.as_ref().ok_or(ServiceError::MissingEndpoint {
+            what: "the NRPS claim",
+        })?;
+        self.services.nrps(&self.registration, claim)
+    }
+
+    /// Whether the launch carries an AGS endpoint claim.
+    pub fn has_ags(&self) -> bool {
+        self.ags.is_some()
+    }
+
+    /// Whether the launch carries an NRPS claim.
+    pub fn has_nrps(&self) -> bool {
+        self.nrps.is_some()
+    }
+
+    /// The services registration derived from the launch's platform.
+    pub fn registration(&self) -> &ServiceRegistration {
+        &self.registration
     }
 }
 

@@ -13,7 +13,7 @@ mod registration;
 mod wire;
 
 pub use ags::{CanvasSubmission, LineItemsQuery, Paged, ResultsQuery};
-pub use client::{AgsClient, DEFAULT_MAX_PAGES, LtiServices, NrpsClient};
+pub use client::{AgsClient, DEFAULT_MAX_PAGES, LaunchServices, LtiServices, NrpsClient};
 pub use error::ServiceError;
 pub use nrps::{MembershipPage, MembershipsQuery, Roster};
 pub use outbox::{

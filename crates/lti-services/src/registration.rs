@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use lti_http::TokenEndpointConfig;
 use lti_jose::SigningKey;
+use lti_registry::PlatformRegistration;
 
 use crate::profile::QuirkProfile;
 
@@ -35,6 +36,31 @@ impl ServiceRegistration {
             profile: QuirkProfile::Generic,
             allowed_scopes: None,
         }
+    }
+
+    /// The services registration of a stored platform registration (as a
+    /// verified launch carries it): its issuer, client id, token endpoint,
+    /// assertion audience and quirk profile, with the tool's current
+    /// `signing_key` (`Tool::active_signing_key` in `lti-tool`).
+    pub fn from_platform(platform: &PlatformRegistration, signing_key: Arc<SigningKey>) -> Self {
+        // Both profile enums share their names; one unknown to this crate
+        // (a newer registry) falls back to the generic profile.
+        let profile = platform
+            .quirks
+            .as_str()
+            .parse::<QuirkProfile>()
+            .unwrap_or_default();
+        let mut reg = Self::new(
+            platform.issuer.clone(),
+            platform.client_id.clone(),
+            platform.auth_token_url.clone(),
+            signing_key,
+        )
+        .with_profile(profile);
+        if let Some(aud) = &platform.token_audience {
+            reg = reg.with_assertion_audience(aud.clone());
+        }
+        reg
     }
 
     /// Uses `audience` as the client assertion's `aud` instead of the token

@@ -830,3 +830,108 @@ async fn measure_scores_per_second_through_one_client() {
     }
     assert_eq!(lms.token_requests(), 1);
 }
+
+/// `LtiServices::for_launch`: one call from a verified launch's platform
+/// registration and claims to ready AGS and NRPS clients sharing the token
+/// cache; grading the launch's own line item is one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_from_a_launch_grades_its_line_item_and_reads_its_roster() {
+    use lti_message::IdTokenClaims;
+    use lti_registry::{KeySource, PlatformRegistration, QuirkProfile as RegistryQuirks};
+
+    let lms = TestPlatform::start(Options::default()).await;
+    seed_roster(&lms, 5);
+    let services = lms.services();
+    let item = lms
+        .ags(&services)
+        .create_line_item(&LineItem::new("Launch item", 10.0))
+        .await
+        .unwrap();
+    let url = item.id.unwrap();
+    let mut platform = PlatformRegistration::new(
+        lms.base.clone(),
+        CLIENT_ID,
+        format!("{}/auth", lms.base),
+        lms.token_url(),
+        KeySource::StaticJwks {
+            jwks: serde_json::json!({"keys": []}),
+        },
+    );
+    platform.quirks = RegistryQuirks::Moodle;
+    let claims = IdTokenClaims {
+        ags_endpoint: Some(lms.ags_claim(CONTEXT, &ALL_AGS, Some(url.clone()))),
+        nrps: Some(lms.nrps_claim(CONTEXT)),
+        ..IdTokenClaims::default()
+    };
+    let launch = services.for_launch(&platform, lms.tool_key.clone(), &claims);
+    assert_eq!(launch.registration().profile(), QuirkProfile::Moodle);
+    assert_eq!(launch.registration().client_id(), CLIENT_ID);
+
+    launch
+        .ags()
+        .unwrap()
+        .grade_launch_line_item(&Score::completed_fully_graded(
+            "user-0001",
+            7.0,
+            10.0,
+            ts(1),
+        ))
+        .await
+        .unwrap();
+    let results = lms
+        .grade_book
+        .results_of(&lms.grade_book.line_items_in_context(CONTEXT)[0].id);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].user_id, "user-0001");
+    assert_eq!(results[0].score.score_given, Some(7.0));
+
+    let roster = launch
+        .nrps()
+        .unwrap()
+        .list_members(&MembershipsQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(roster.members.len(), 5);
+    // The AGS and NRPS tokens came from the registration's token endpoint,
+    // one per scope set, and a second launch reuses them from the cache.
+    assert_eq!(lms.token_requests(), 2);
+    let again = services.for_launch(&platform, lms.tool_key.clone(), &claims);
+    again
+        .ags()
+        .unwrap()
+        .grade_launch_line_item(&Score::completed_fully_graded(
+            "user-0002",
+            9.0,
+            10.0,
+            ts(2),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(lms.token_requests(), 2);
+
+    // A launch without the claims: specific codes, nothing sent.
+    let bare = services.for_launch(&platform, lms.tool_key.clone(), &IdTokenClaims::default());
+    assert!(!bare.has_ags() && !bare.has_nrps());
+    assert_eq!(bare.ags().unwrap_err().code(), "missing_endpoint");
+    assert_eq!(bare.nrps().unwrap_err().code(), "missing_endpoint");
+    // A launch whose AGS claim lacks the score scope: refused before sending.
+    let read_only = IdTokenClaims {
+        ags_endpoint: Some(lms.ags_claim(CONTEXT, &[scope::LINE_ITEM_READONLY], Some(url))),
+        ..IdTokenClaims::default()
+    };
+    let sent = lms.service_requests();
+    let err = services
+        .for_launch(&platform, lms.tool_key.clone(), &read_only)
+        .ags()
+        .unwrap()
+        .grade_launch_line_item(&Score::completed_fully_graded(
+            "user-0003",
+            1.0,
+            10.0,
+            ts(3),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "scope_not_granted");
+    assert_eq!(lms.service_requests(), sent);
+}

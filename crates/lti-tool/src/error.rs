@@ -398,6 +398,14 @@ pub enum ToolError {
         /// The launch's message type.
         found: String,
     },
+    /// The application's account-linking hook refused the launch's user.
+    #[error(
+        "account refused: expected a user the application links to a local account, found one it refuses: {reason}"
+    )]
+    AccountRefused {
+        /// The hook's reason (user-presentable).
+        reason: String,
+    },
     /// No launch is stored under this id (unknown or expired).
     #[error(
         "launch not found: expected a stored launch for this id, found none (unknown or expired)"
@@ -483,6 +491,7 @@ impl ToolError {
             Self::Message(e) => e.code(),
             Self::NotDeepLinking { .. } => "not_deep_linking",
             Self::LaunchNotFound => "launch_not_found",
+            Self::AccountRefused { .. } => "account_refused",
             Self::Lti1p1SignatureMismatch { .. } => "lti1p1_signature_mismatch",
             Self::UnknownConsumer { .. } => "unknown_consumer",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -542,7 +551,8 @@ impl ToolError {
             | Self::DeploymentInactive { .. }
             | Self::RegistrationInactive { .. }
             | Self::Lti1p1SignatureMismatch { .. }
-            | Self::UnknownConsumer { .. } => StatusCode::FORBIDDEN,
+            | Self::UnknownConsumer { .. }
+            | Self::AccountRefused { .. } => StatusCode::FORBIDDEN,
             Self::LaunchNotFound => StatusCode::NOT_FOUND,
             Self::JwksUnavailable { .. } => StatusCode::BAD_GATEWAY,
             Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -41,6 +41,8 @@ pub struct Launch {
     token: VerifiedIdToken,
     launch_id: String,
     binding: Option<StateBinding>,
+    /// The local account the application's [`crate::AccountLinker`] linked.
+    account: Option<String>,
 }
 
 /// How a launch's login state was bound to the browser that started it.
@@ -97,6 +99,13 @@ impl Launch {
     /// saved by an earlier version, which did not record it.
     pub fn state_binding(&self) -> Option<StateBinding> {
         self.binding
+    }
+
+    /// The local account id the application's [`crate::AccountLinker`]
+    /// returned for this launch (kept with the saved launch); `None` without
+    /// a linker.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// The verified id_token, without the launch id.
@@ -233,7 +242,12 @@ impl VerifiedIdToken {
     /// bound, or the pending format of a launch awaiting its platform-storage
     /// check, not bound yet): the payload is kept as the signed JSON text, so
     /// saving costs no re-serialization of the claims.
-    pub(crate) fn to_record(&self, format: &str, binding: Option<StateBinding>) -> Value {
+    pub(crate) fn to_record(
+        &self,
+        format: &str,
+        binding: Option<StateBinding>,
+        personal: crate::account::PersonalData,
+    ) -> Value {
         json!({
             "format": format,
             "state_binding": binding.map(StateBinding::as_str),
@@ -241,7 +255,7 @@ impl VerifiedIdToken {
             "client_id": self.registration.client_id,
             "target_link_uri": self.target_link_uri,
             "lti_storage_target": self.storage_target,
-            "payload": self.payload_json,
+            "payload": personal.apply(&self.payload_json),
         })
     }
 }
@@ -1013,12 +1027,27 @@ impl Tool {
         token: VerifiedIdToken,
         binding: StateBinding,
     ) -> Result<Launch, ToolError> {
+        // The application's account-linking hook: after every check, before
+        // anything is saved.
+        let account = match &self.inner.account_linker {
+            Some(linker) => Some(
+                linker
+                    .link(&token)
+                    .await
+                    .map_err(|r| ToolError::AccountRefused { reason: r.reason })?,
+            ),
+            None => None,
+        };
         let launch = Launch {
             token,
             launch_id: crate::random::token(&self.inner.rng)?,
             binding: Some(binding),
+            account,
         };
-        let record = launch.to_record(SAVED_FORMAT, launch.binding);
+        let mut record = launch.to_record(SAVED_FORMAT, launch.binding, self.inner.personal_data);
+        if let (Some(account), Some(map)) = (&launch.account, record.as_object_mut()) {
+            map.insert("account".to_owned(), Value::String(account.clone()));
+        }
         let expires_at = self.now().saturating_add(self.inner.launch_ttl_secs);
         self.inner
             .launch_data
@@ -1069,6 +1098,10 @@ impl Tool {
                 .get("state_binding")
                 .and_then(Value::as_str)
                 .and_then(StateBinding::parse),
+            account: saved
+                .get("account")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod account;
 mod cookie;
 mod deep_linking;
 mod error;
@@ -24,6 +25,7 @@ mod tool;
 mod urls;
 pub mod web;
 
+pub use account::{AccountLinker, AccountRefusal, PERSONAL_DATA_CLAIMS, PersonalData};
 pub use cookie::{INSECURE_COOKIE_PREFIX, SECURE_COOKIE_PREFIX};
 pub use deep_linking::auto_submit_form;
 pub use error::{CookieOnly, ToolClaim, ToolError};

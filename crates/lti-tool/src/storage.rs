@@ -249,7 +249,7 @@ impl Tool {
             .launch_data
             .save_launch(
                 &pending_id,
-                token.to_record(PENDING_FORMAT, None),
+                token.to_record(PENDING_FORMAT, None, self.inner.personal_data),
                 expires_at,
             )
             .await

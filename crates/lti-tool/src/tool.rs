@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     pub(crate) platform_storage: bool,
     /// Offer the new-window page when a framed launch lost its state cookie.
     pub(crate) new_window_fallback: bool,
+    pub(crate) personal_data: crate::account::PersonalData,
+    pub(crate) account_linker: Option<Arc<dyn crate::account::AccountLinker>>,
     pub(crate) rng: SystemRandom,
     signing_keys: Mutex<HashMap<String, Arc<SigningKey>>>,
 }
@@ -144,6 +146,8 @@ impl Tool {
             validation: ValidationOptions::default(),
             platform_storage: false,
             new_window_fallback: true,
+            personal_data: crate::account::PersonalData::Store,
+            account_linker: None,
             insecure_http: false,
         }
     }
@@ -195,6 +199,8 @@ pub struct ToolBuilder {
     validation: ValidationOptions,
     platform_storage: bool,
     new_window_fallback: bool,
+    personal_data: crate::account::PersonalData,
+    account_linker: Option<Arc<dyn crate::account::AccountLinker>>,
     insecure_http: bool,
 }
 
@@ -374,6 +380,23 @@ impl ToolBuilder {
         self
     }
 
+    /// Whether saved launch data keeps the user's name and email (default
+    /// [`PersonalData::Store`](crate::PersonalData::Store)); with
+    /// [`PersonalData::Drop`](crate::PersonalData::Drop) they are removed
+    /// before the launch is saved.
+    pub fn personal_data(mut self, policy: crate::account::PersonalData) -> Self {
+        self.personal_data = policy;
+        self
+    }
+
+    /// Calls `linker` for every verified launch before it is saved: it maps
+    /// the launch's user to a local account (`Launch::account`) or refuses
+    /// the launch (`account_refused`, 403). None by default.
+    pub fn account_linker(mut self, linker: Arc<dyn crate::account::AccountLinker>) -> Self {
+        self.account_linker = Some(linker);
+        self
+    }
+
     /// Accepts launches without `sub` (anonymous launches; off by default).
     pub fn allow_anonymous_launches(mut self, allow: bool) -> Self {
         self.validation = self.validation.allow_anonymous(allow);
@@ -495,6 +518,8 @@ impl ToolBuilder {
                 validation: self.validation,
                 platform_storage: self.platform_storage,
                 new_window_fallback: self.new_window_fallback,
+                personal_data: self.personal_data,
+                account_linker: self.account_linker,
                 rng,
                 signing_keys: Mutex::new(HashMap::new()),
             }),

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::{HttpResponse, web};
 use lti_actix::{LtiLaunch, RequireInstructor};
 use lti_registry::{AppKey, PlatformRegistration, SecretCipher, SecretString};
+use lti_services::LtiServices;
 use lti_tool::Tool;
 use lti_tool::html::escape;
 
@@ -47,18 +48,37 @@ pub async fn build_tool(
 #[derive(Debug, Default)]
 pub struct Visits(AtomicU64);
 
+/// The services clients over the default HTTP client (which refuses
+/// loopback and private addresses), shared by every worker.
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn default_services() -> Result<web::Data<LtiServices>, lti_http::Error> {
+    let http = lti_http::HyperClient::builder().build()?;
+    Ok(web::Data::new(LtiServices::new(Arc::new(
+        lti_http::ServiceClient::new(Arc::new(http)),
+    ))))
+}
+
 /// The application's routes and data with LTI added: the tool as
-/// `web::Data<Tool>` and [`lti_actix::configure`]. Use it with `App::configure`.
-pub fn routes(tool: Arc<Tool>, visits: web::Data<Visits>) -> impl FnOnce(&mut web::ServiceConfig) {
+/// `web::Data<Tool>` and [`lti_actix::configure`]; `services` make the AGS
+/// and NRPS calls ([`default_services`]). Use it with `App::configure`.
+pub fn routes(
+    tool: Arc<Tool>,
+    visits: web::Data<Visits>,
+    services: web::Data<LtiServices>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(visits)
+            .app_data(services)
             .route("/", web::get().to(home))
             // The two lines that add LTI:
             .app_data(web::Data::from(tool))
             .configure(lti_actix::configure)
             .route("/app", web::get().to(launched))
             .route("/app/teacher", web::get().to(teacher))
-            .route("/app/like", web::post().to(like));
+            .route("/app/like", web::post().to(like))
+            .route("/app/grade", web::post().to(grade));
     }
 }
 
@@ -86,12 +106,54 @@ async fn launched(tool: web::Data<Tool>, LtiLaunch(launch): LtiLaunch) -> HttpRe
         lti_actix::launch_query(&tool, launch.launch_id())
     );
     html(format!(
-        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form>",
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form><form method=\"post\" action=\"{}\"><button>I'm done</button></form>",
         escape(launch.claims().name.as_deref().unwrap_or("there")),
         escape(&context.unwrap_or_default()),
         escape(launch.launch_id()),
         escape(&action),
+        escape(&action.replacen("/app/like", "/app/grade", 1)),
     ))
+}
+
+/// Grades the launch's own line item (full marks) through AGS: the launch's
+/// platform registration, claims and the tool's key give the clients in one
+/// call. A launch without an AGS claim, or without the score scope, gets a
+/// 400 naming the code (`missing_endpoint`, `scope_not_granted`).
+async fn grade(
+    tool: web::Data<Tool>,
+    services: web::Data<LtiServices>,
+    LtiLaunch(launch): LtiLaunch,
+) -> HttpResponse {
+    let score = lti_message::ags::Score::completed_fully_graded(
+        launch.sub().unwrap_or_default(),
+        1.0,
+        1.0,
+        lti_message::Timestamp::now(),
+    );
+    let key = match tool.active_signing_key().await {
+        Ok(key) => key,
+        Err(e) => return HttpResponse::InternalServerError().body(e.code()),
+    };
+    let sent = async {
+        services
+            .for_launch(launch.registration(), key, launch.claims())
+            .ags()?
+            .grade_launch_line_item(&score)
+            .await
+    };
+    match sent.await {
+        Ok(()) => html("<p>Score sent.</p>".to_owned()),
+        Err(e) => HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(e.status_hint())
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
+        )
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<p>Not graded: <code>{}</code> {}</p>",
+            escape(e.code()),
+            escape(&e.to_string())
+        )),
+    }
 }
 
 /// A state-changing route: `LtiLaunch` checks the CSRF token the form carries

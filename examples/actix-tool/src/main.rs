@@ -27,12 +27,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (_, key_pem) = lti_jose::SigningKey::generate_rsa(2048)?; // or read a stored key
     let tool = Arc::new(actix_tool::build_tool(&base, platform, &key_pem).await?);
     let visits = web::Data::new(actix_tool::Visits::default());
+    let services = actix_tool::default_services()?;
     println!(
         "login: {base}lti/login  launch: {base}lti/launch  jwks: {base}.well-known/jwks.json  target: {base}app"
     );
-    HttpServer::new(move || App::new().configure(actix_tool::routes(tool.clone(), visits.clone())))
-        .bind(env("BIND", "127.0.0.1:3000"))?
-        .run()
-        .await?;
+    HttpServer::new(move || {
+        App::new().configure(actix_tool::routes(
+            tool.clone(),
+            visits.clone(),
+            services.clone(),
+        ))
+    })
+    .bind(env("BIND", "127.0.0.1:3000"))?
+    .run()
+    .await?;
     Ok(())
 }

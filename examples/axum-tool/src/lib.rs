@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::{get, post};
 use lti_axum::{LtiLaunch, RequireInstructor};
 use lti_registry::{AppKey, PlatformRegistration, SecretCipher, SecretString};
+use lti_services::LtiServices;
 use lti_tool::Tool;
 use lti_tool::html::escape;
 
@@ -27,6 +29,8 @@ pub struct AppState {
     pub tool: Arc<Tool>,
     /// The application's own data: a visit counter.
     pub visits: Arc<AtomicU64>,
+    /// AGS / NRPS clients sharing one access-token cache.
+    pub services: LtiServices,
 }
 
 impl FromRef<AppState> for Arc<Tool> {
@@ -62,17 +66,32 @@ pub async fn build_tool(
         .build()?)
 }
 
-/// The application's routes with the LTI routes merged in.
-pub fn app(tool: Arc<Tool>) -> Router {
+/// The services clients over the default HTTP client (which refuses
+/// loopback and private addresses).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn default_services() -> Result<LtiServices, lti_http::Error> {
+    let http = lti_http::HyperClient::builder().build()?;
+    Ok(LtiServices::new(Arc::new(lti_http::ServiceClient::new(
+        Arc::new(http),
+    ))))
+}
+
+/// The application's routes with the LTI routes merged in; `services` make
+/// the AGS and NRPS calls ([`default_services`]).
+pub fn app(tool: Arc<Tool>, services: LtiServices) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/app", get(launched))
         .route("/app/teacher", get(teacher))
         .route("/app/like", post(like))
+        .route("/app/grade", post(grade))
         .merge(lti_axum::routes())
         .with_state(AppState {
             tool,
             visits: Arc::new(AtomicU64::new(0)),
+            services,
         })
 }
 
@@ -95,12 +114,52 @@ async fn launched(State(state): State<AppState>, LtiLaunch(launch): LtiLaunch) -
         lti_axum::launch_query(&state.tool, launch.launch_id())
     );
     Html(format!(
-        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form>",
+        "<h1>Hello {}</h1><p>Course: {}</p><p><a href=\"/app/teacher?lti_launch_id={}\">Teacher page</a></p><form method=\"post\" action=\"{}\"><button>Like this course</button></form><form method=\"post\" action=\"{}\"><button>I'm done</button></form>",
         escape(launch.claims().name.as_deref().unwrap_or("there")),
         escape(&context),
         escape(launch.launch_id()),
         escape(&action),
+        escape(&action.replacen("/app/like", "/app/grade", 1)),
     ))
+}
+
+/// Grades the launch's own line item (full marks) through AGS: the launch's
+/// platform registration, claims and the tool's key give the clients in one
+/// call. A launch without an AGS claim, or without the score scope, gets a
+/// 400 naming the code (`missing_endpoint`, `scope_not_granted`).
+async fn grade(
+    State(state): State<AppState>,
+    LtiLaunch(launch): LtiLaunch,
+) -> (StatusCode, Html<String>) {
+    let score = lti_message::ags::Score::completed_fully_graded(
+        launch.sub().unwrap_or_default(),
+        1.0,
+        1.0,
+        lti_message::Timestamp::now(),
+    );
+    let key = match state.tool.active_signing_key().await {
+        Ok(key) => key,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Html(escape(e.code()))),
+    };
+    let sent = async {
+        state
+            .services
+            .for_launch(launch.registration(), key, launch.claims())
+            .ags()?
+            .grade_launch_line_item(&score)
+            .await
+    };
+    match sent.await {
+        Ok(()) => (StatusCode::OK, Html("<p>Score sent.</p>".to_owned())),
+        Err(e) => (
+            StatusCode::from_u16(e.status_hint()).unwrap_or(StatusCode::BAD_GATEWAY),
+            Html(format!(
+                "<p>Not graded: <code>{}</code> {}</p>",
+                escape(e.code()),
+                escape(&e.to_string())
+            )),
+        ),
+    }
 }
 
 /// A state-changing route: `LtiLaunch` checks the CSRF token the form carries

@@ -33,6 +33,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!(
         "login: {base}lti/login  launch: {base}lti/launch  jwks: {base}.well-known/jwks.json  target: {base}app"
     );
-    axum::serve(listener, axum_tool::app(Arc::new(tool))).await?;
+    axum::serve(
+        listener,
+        axum_tool::app(Arc::new(tool), axum_tool::default_services()?),
+    )
+    .await?;
     Ok(())
 }
