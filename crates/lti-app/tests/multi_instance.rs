@@ -365,6 +365,8 @@ struct Lms {
     base: String,
     /// Token requests the token endpoint answered.
     token_requests: Arc<AtomicUsize>,
+    /// AGS score posts the services endpoint received.
+    score_posts: Arc<AtomicUsize>,
 }
 
 async fn start_lms(tool_url: &str) -> Lms {
@@ -404,6 +406,8 @@ async fn start_lms(tool_url: &str) -> Lms {
         .unwrap(),
     );
     let token_requests = Arc::new(AtomicUsize::new(0));
+    let score_posts = Arc::new(AtomicUsize::new(0));
+    let scores = score_posts.clone();
     let (p1, p2, p3, count) = (
         platform.clone(),
         platform.clone(),
@@ -432,8 +436,11 @@ async fn start_lms(tool_url: &str) -> Lms {
         .route(
             "/lti/{*rest}",
             axum::routing::any(move |req: Request<axum::body::Body>| {
-                let p = p3.clone();
+                let (p, scores) = (p3.clone(), scores.clone());
                 async move {
+                    if req.method() == Method::POST && req.uri().path().ends_with("/scores") {
+                        scores.fetch_add(1, Ordering::SeqCst);
+                    }
                     let req = to_bytes_request(req).await;
                     p.services_endpoint(&req).await.map(axum::body::Body::from)
                 }
@@ -444,6 +451,7 @@ async fn start_lms(tool_url: &str) -> Lms {
         platform,
         base,
         token_requests,
+        score_posts,
     }
 }
 
@@ -1260,16 +1268,13 @@ fn action_of(base: &str, page: &str, path: &str) -> String {
 }
 
 /// N concurrent AGS score posts spread over the instances by the load
-/// balancer cause one token request at the platform: the instances share
-/// their service-token cache.
-///
-/// To enable once the shared token cache exists (issue 25 item 1): remove
-/// the `#[ignore]`, and if the shared cache needs a setting of its own in
-/// `lti serve`'s configuration, add it to the configuration `start_cluster`
-/// writes. Today each instance caches its own token, so this finds one token
-/// request per instance.
+/// balancer cause one token request per scope set at the platform: the
+/// instances share their service-token cache. The panel reads and creates
+/// line items with one token (its AGS scopes); the scores are queued in the
+/// grade outbox and sent by whichever instance's worker leases them, with a
+/// token of the score scope: two token requests in all, however many
+/// instances and posts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs shared token cache (issue 25 item 1)"]
 async fn concurrent_score_posts_across_instances_make_one_token_request() {
     if !enabled() {
         return;
@@ -1337,11 +1342,32 @@ async fn concurrent_score_posts_across_instances_make_one_token_request() {
     for p in posts {
         let answer = p.await.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert!(answer.body.contains("Posted"), "{}", answer.body);
+        assert!(
+            answer.body.contains("to the grade outbox"),
+            "{}",
+            answer.body
+        );
+    }
+    // The workers deliver every score (each instance's worker wakes on its
+    // own submits and polls for the others').
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.lms.score_posts.load(Ordering::SeqCst) < POSTS {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {POSTS} scores arrived",
+            cluster.lms.score_posts.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let tokens = cluster.lms.token_requests.load(Ordering::SeqCst);
-    println!("{POSTS} score posts over 3 instances: {tokens} token request(s) at the platform");
-    assert_eq!(tokens, 1, "token requests at the platform");
+    println!(
+        "{POSTS} score posts over 3 instances: {} scores delivered, {tokens} token request(s) at the platform",
+        cluster.lms.score_posts.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        tokens, 2,
+        "token requests at the platform: one per scope set"
+    );
 }
 
 /// `docs/deployment.md` shows `deploy/haproxy.cfg` (without its comments,
