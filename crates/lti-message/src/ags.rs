@@ -33,7 +33,8 @@ pub mod scope {
 }
 
 /// The AGS endpoint claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AgsEndpointClaim {
     /// Granted scopes.
     pub scope: Vec<String>,
@@ -47,12 +48,6 @@ pub struct AgsEndpointClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-
-crate::claims::claim_object!(AgsEndpointClaim {
-    scope: "scope",
-    lineitems: "lineitems",
-    lineitem: "lineitem",
-});
 
 impl AgsEndpointClaim {
     /// Whether `scope` was granted.

@@ -11,7 +11,6 @@ mod message;
 pub mod nrps;
 pub mod registration;
 pub mod roles;
-mod scan;
 mod time;
 
 pub use claims::{Audience, IdTokenClaims, uri};
@@ -25,5 +24,4 @@ pub use message::{
     MAX_DEPLOYMENT_ID_LEN, OtherMessage, ValidationOptions,
 };
 pub use roles::{Permissions, Role, RoleRank, Roles, is_subrole};
-pub use scan::{Classified, ScannedClaims};
 pub use time::Timestamp;
