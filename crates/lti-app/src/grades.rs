@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lti_http::{EgressPolicy, HttpClient};
-use lti_jose::SigningKey;
 use lti_registry::{GradeRecord, GradeStatus, GradeTarget, RegistryError, Store};
 use lti_services::{
     AgsSender, LtiServices, OutboxWorker, ServiceRegistration, ServiceRegistrations,
@@ -17,10 +16,12 @@ use lti_tool::html::escape;
 /// Records listed in a status table at most.
 const STATUS_ROWS: usize = 200;
 
-/// Finds an AGS grade's registration in the store.
+/// Finds an AGS grade's registration in the store; client assertions are
+/// signed with the store's active tool key (followed at once after a
+/// `lti keys rotate` promotion).
 struct StoreRegistrations {
     store: Store,
-    signing_key: Arc<SigningKey>,
+    tool: Arc<lti_tool::Tool>,
 }
 
 #[async_trait]
@@ -35,10 +36,14 @@ impl ServiceRegistrations for StoreRegistrations {
             .registrations
             .get_registration(issuer, client_id)
             .await?;
-        Ok(ServiceRegistration::from_platform(
-            &reg,
-            Arc::clone(&self.signing_key),
-        ))
+        // No active key (or an unreadable key store) is not the grade's
+        // fault: report it as unavailable so the grade is retried.
+        let key = self
+            .tool
+            .active_signing_key()
+            .await
+            .map_err(|e| RegistryError::unavailable("tool keys", e))?;
+        Ok(ServiceRegistration::from_platform(&reg, key))
     }
 }
 
@@ -47,13 +52,13 @@ impl ServiceRegistrations for StoreRegistrations {
 pub(crate) fn worker(
     store: &Store,
     services: &LtiServices,
-    signing_key: &Arc<SigningKey>,
+    tool: &Arc<lti_tool::Tool>,
     http: &Arc<dyn HttpClient>,
     egress: &EgressPolicy,
 ) -> OutboxWorker {
     let registrations = Arc::new(StoreRegistrations {
         store: store.clone(),
-        signing_key: Arc::clone(signing_key),
+        tool: Arc::clone(tool),
     });
     let outcomes = lti11::OutcomesClient::new(Arc::clone(http)).with_egress_policy(egress.clone());
     OutboxWorker::new(store.outbox.clone())

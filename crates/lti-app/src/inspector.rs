@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -437,9 +436,25 @@ fn form_error(headers: &HeaderMap, e: &FormRejection) -> Response {
     )
 }
 
-/// The services registration for the launch's platform.
-fn service_registration(state: &AppState, launch: &Launch) -> ServiceRegistration {
-    ServiceRegistration::from_platform(launch.registration(), Arc::clone(&state.inner.signing_key))
+/// The services registration for the launch's platform, signing client
+/// assertions with the store's active tool key (the one the JWKS publishes,
+/// so a `lti keys rotate` promotion is followed at once).
+async fn service_registration(
+    state: &AppState,
+    launch: &Launch,
+) -> Result<ServiceRegistration, Response> {
+    match state.inner.tool.active_signing_key().await {
+        Ok(key) => Ok(ServiceRegistration::from_platform(
+            launch.registration(),
+            key,
+        )),
+        Err(e) => Err(page_error(
+            &HeaderMap::new(),
+            e.http_status(),
+            e.code(),
+            &e.to_string(),
+        )),
+    }
 }
 
 fn service_error(what: &str, e: &ServiceError) -> String {
@@ -467,7 +482,10 @@ async fn ags_panel(state: &AppState, launch: &Launch, notice: Option<String>) ->
     if let Some(n) = notice {
         b.push_str(&n);
     }
-    let reg = service_registration(state, launch);
+    let reg = match service_registration(state, launch).await {
+        Ok(reg) => reg,
+        Err(refused) => return refused,
+    };
     let ags = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(a) => a,
         Err(e) => {
@@ -576,7 +594,10 @@ pub(crate) async fn create_line_item(
     {
         item.resource_link_id = Some(id);
     }
-    let reg = service_registration(&state, &launch);
+    let reg = match service_registration(&state, &launch).await {
+        Ok(reg) => reg,
+        Err(refused) => return refused,
+    };
     let notice = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(ags) => match ags.create_line_item(&item).await {
             Ok(created) => format!(
@@ -611,7 +632,10 @@ pub(crate) async fn post_score(
     let lineitem = form.get("lineitem").cloned().unwrap_or_default();
     let mut score = Score::completed_fully_graded(user.clone(), given, maximum, Timestamp::now());
     score.comment = form.get("comment").filter(|c| !c.is_empty()).cloned();
-    let reg = service_registration(&state, &launch);
+    let reg = match service_registration(&state, &launch).await {
+        Ok(reg) => reg,
+        Err(refused) => return refused,
+    };
     let notice = match state.inner.services.ags_from_launch(&reg, launch.claims()) {
         Ok(ags) if !ags.has_scope(lti_message::ags::scope::SCORE) => service_error(
             "Posting the score",
@@ -681,7 +705,10 @@ pub(crate) async fn nrps_page(
         "<h1>Names and Role Provisioning</h1><p><a href=\"{}\">Back to the launch</a></p>",
         with_launch("/lti/app", &launch)
     );
-    let reg = service_registration(&state, &launch);
+    let reg = match service_registration(&state, &launch).await {
+        Ok(reg) => reg,
+        Err(refused) => return refused,
+    };
     let roster = match state.inner.services.nrps_from_launch(&reg, launch.claims()) {
         Ok(nrps) => nrps.list_members(&MembershipsQuery::new()).await,
         Err(e) => Err(e),

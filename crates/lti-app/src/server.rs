@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lti_http::{HttpClient, HyperClient, JwksCache, ServiceClient, SharedTokenCache};
-use lti_jose::SigningKey;
 use lti_registry::{
     Consumer, Deployment, KeySource, PlatformRegistration, QuirkProfile, RegistryError,
     SecretCipher, Store,
@@ -46,7 +45,6 @@ pub(crate) struct Shared {
     pub(crate) tool: Arc<Tool>,
     pub(crate) store: Store,
     pub(crate) services: LtiServices,
-    pub(crate) signing_key: Arc<SigningKey>,
     /// The LTI 1.1 provider flow (visits, session cookie, new-window fallback).
     pub(crate) lti11_flow: Arc<lti11::ProviderFlow>,
     /// The `[egress]` origin allow-list (LTI 1.1 outcome URLs are checked
@@ -289,16 +287,15 @@ pub async fn prepare(config: &Config) -> Result<App, AppError> {
         store.launch_data.clone(),
     )
     .secure_cookie(true);
-    let signing_key = Arc::new(signing_key);
-    let worker = crate::grades::worker(&store, &services, &signing_key, &http, &egress);
+    let tool = Arc::new(tool);
+    let worker = crate::grades::worker(&store, &services, &tool, &http, &egress);
     let state = AppState {
         inner: Arc::new(Shared {
             lti11_flow: Arc::new(lti11_flow),
             outbox_waker: worker.waker(),
-            tool: Arc::new(tool),
+            tool,
             store,
             services,
-            signing_key,
             egress,
             public_url: public_url.clone(),
             registration,

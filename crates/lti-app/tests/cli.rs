@@ -511,6 +511,46 @@ async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
     (resp.status().as_u16(), error_code(&resp))
 }
 
+/// A successful instructor launch's `Location` (the inspector with its
+/// launch id).
+async fn try_launch_location(tool: &Tool, platform: &Platform) -> String {
+    let login = get(
+        &format!(
+            "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={}/lti/app&client_id={CLIENT_ID}",
+            tool.url, platform.base, tool.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(login.status(), 302);
+    let location = login.headers()[http::header::LOCATION].to_str().unwrap();
+    let cookie = login.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let login = Login {
+        location: location.to_owned(),
+        set_cookie: cookie.clone(),
+        state: param(location, "state").unwrap(),
+        nonce: param(location, "nonce").unwrap(),
+        cookie,
+    };
+    let token = lti_jose::sign(
+        &claims(tool, platform, &login.nonce, INSTRUCTOR),
+        platform_key(),
+    )
+    .unwrap();
+    let resp = post_launch(tool, &login, &token, None).await;
+    assert_eq!(resp.status(), 303);
+    resp.headers()[http::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The kids the running tool publishes.
 async fn published_kids(url: &str) -> Vec<String> {
     let resp = get(&format!("{url}/.well-known/jwks.json"), None).await;
@@ -713,6 +753,17 @@ async fn admin_scenario(dir: &std::path::Path, db: &str) {
         published_kids(&url).await,
         [next.clone(), before[0].clone()],
         "the retired key stays published for the overlap"
+    );
+    // Service token requests sign with the store's active key at once, not
+    // with the key file the server started with.
+    let inspector = try_launch_location(&tool, &platform).await;
+    let id = param(&inspector, "lti_launch_id").unwrap();
+    let ags = get(&format!("{url}/lti/app/ags?lti_launch_id={id}"), None).await;
+    assert_eq!(ags.status(), 200);
+    assert_eq!(
+        platform.assertion_kids.lock().unwrap().last(),
+        Some(&next),
+        "the AGS token request is signed with the promoted key"
     );
 
     let (ok, _, err) = admin(&file, &["platforms", "remove", &p, CLIENT_ID]);

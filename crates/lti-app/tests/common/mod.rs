@@ -44,6 +44,8 @@ pub struct Platform {
     pub scores: Arc<Mutex<Vec<Value>>>,
     /// LTI 1.1 `replaceResult` calls received: (sourcedid, score).
     pub outcomes: Arc<Mutex<Vec<(String, f64)>>>,
+    /// The `kid` of each token request's client assertion, in order.
+    pub assertion_kids: Arc<Mutex<Vec<String>>>,
 }
 
 pub async fn start_platform() -> Platform {
@@ -55,6 +57,8 @@ pub async fn start_platform() -> Platform {
     let scores = Arc::new(Mutex::new(Vec::new()));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let outcomes_post = outcomes.clone();
+    let assertion_kids = Arc::new(Mutex::new(Vec::new()));
+    let kids = assertion_kids.clone();
     let jwks = JwkSet {
         keys: vec![platform_key().public_jwk()],
     };
@@ -68,7 +72,16 @@ pub async fn start_platform() -> Platform {
         .route("/jwks", get_route(move || async move { Json(jwks) }))
         .route(
             "/token",
-            post(|| async {
+            post(move |body: String| async move {
+                let assertion = form_urlencoded::parse(body.as_bytes())
+                    .find(|(k, _)| k == "client_assertion")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let kid = lti_jose::dangerous::decode_unverified::<Value>(&assertion)
+                    .ok()
+                    .and_then(|(header, _)| header.kid.clone())
+                    .unwrap_or_default();
+                kids.lock().unwrap().push(kid);
                 Json(json!({"access_token": "platform-token", "token_type": "Bearer", "expires_in": 3600,
                     "scope": "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"}))
             }),
@@ -122,6 +135,7 @@ pub async fn start_platform() -> Platform {
         line_items,
         scores,
         outcomes,
+        assertion_kids,
     }
 }
 
