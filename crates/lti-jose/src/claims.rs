@@ -115,6 +115,33 @@ pub fn validate_times(
     check_iat(numeric_date(claims, "iat")?, validation, now)
 }
 
+/// `exp`, `nbf` and `iat` already decoded (e.g. by a typed claims decoder), as
+/// seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NumericDates {
+    /// Expiry.
+    pub exp: Option<u64>,
+    /// Not before.
+    pub nbf: Option<u64>,
+    /// Issued at.
+    pub iat: Option<u64>,
+}
+
+impl NumericDates {
+    /// Checks the dates against `clock` exactly as [`validate_times`] checks the
+    /// claims they were read from, in the same order.
+    ///
+    /// # Errors
+    /// [`Error::TokenExpired`], [`Error::NotYetValid`], [`Error::IssuedInFuture`],
+    /// [`Error::TokenTooOld`], [`Error::MissingClaim`].
+    pub fn check(&self, validation: &TimeValidation, clock: &dyn Clock) -> Result<(), Error> {
+        let now = clock.now();
+        check_exp(self.exp, validation, now)?;
+        check_nbf(self.nbf, validation, now)?;
+        check_iat(self.iat, validation, now)
+    }
+}
+
 fn check_exp(exp: Option<u64>, validation: &TimeValidation, now: u64) -> Result<(), Error> {
     let leeway = validation.leeway_secs;
     match exp {
@@ -208,25 +235,45 @@ impl Audience {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const NOW: u64 = 1_900_000_000;
 
-    #[test]
-    fn validate_times_names_each_failure() {
-        let v = TimeValidation {
-            max_age_secs: Some(300),
-            ..TimeValidation::default()
-        };
-        let clock = FixedClock(NOW);
-        let check = |exp: Option<u64>, nbf: Option<u64>, iat: Option<u64>| {
+    fn date() -> impl Strategy<Value = Option<u64>> {
+        proptest::option::of(NOW - 1000..NOW + 1000)
+    }
+
+    proptest! {
+        /// `NumericDates::check` is `validate_times` on the same dates: same verdict,
+        /// same error, for every combination of present/absent dates and options.
+        #[test]
+        fn numeric_dates_check_agrees_with_validate_times(
+            exp in date(), nbf in date(), iat in date(),
+            leeway in 0u64..120, max_age in proptest::option::of(0u64..900),
+            require_exp in any::<bool>(), require_iat in any::<bool>(),
+        ) {
             let mut claims = serde_json::Map::new();
             for (name, value) in [("exp", exp), ("nbf", nbf), ("iat", iat)] {
                 if let Some(v) = value {
                     claims.insert(name.to_owned(), v.into());
                 }
             }
-            validate_times(&Value::Object(claims), &v, &clock)
+            let validation = TimeValidation { leeway_secs: leeway, max_age_secs: max_age, require_exp, require_iat };
+            let clock = FixedClock(NOW);
+            let from_json = validate_times(&Value::Object(claims), &validation, &clock);
+            let typed = NumericDates { exp, nbf, iat }.check(&validation, &clock);
+            prop_assert_eq!(format!("{from_json:?}"), format!("{typed:?}"));
+        }
+    }
+
+    #[test]
+    fn numeric_dates_check_names_each_failure() {
+        let v = TimeValidation {
+            max_age_secs: Some(300),
+            ..TimeValidation::default()
         };
+        let clock = FixedClock(NOW);
+        let check = |exp, nbf, iat| NumericDates { exp, nbf, iat }.check(&v, &clock);
         assert!(matches!(
             check(Some(NOW - 61), None, Some(NOW)),
             Err(Error::TokenExpired { .. })

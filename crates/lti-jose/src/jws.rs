@@ -41,9 +41,18 @@ impl Header {
     }
 
     /// Parses a header strictly: one JSON object, no duplicate members, no trailing
-    /// data, `alg` a supported algorithm, `kid`/`typ` strings, no `crit`; each
-    /// problem is named.
+    /// data, `alg` a supported algorithm, `kid`/`typ` strings, no `crit`.
     fn parse_strict(bytes: &[u8]) -> Result<Header, Error> {
+        // The direct decoding accepts exactly what the checks below accept; anything
+        // else goes through them, which name the problem.
+        match serde_json::from_slice::<DirectHeader>(bytes) {
+            Ok(DirectHeader(header)) => Ok(header),
+            Err(_) => Header::parse_checked(bytes),
+        }
+    }
+
+    /// [`Header::parse_strict`] by way of a JSON tree, naming each problem.
+    fn parse_checked(bytes: &[u8]) -> Result<Header, Error> {
         let StrictObject(mut map) =
             serde_json::from_slice(bytes).map_err(|e| Error::json("header", &e))?;
         let alg = match map.remove("alg") {
@@ -71,6 +80,58 @@ impl Header {
             typ,
             extra: map,
         })
+    }
+}
+
+/// A header decoded without an intermediate tree. Refuses (with a bare message;
+/// [`Header::parse_checked`] then names the problem) everything the checked parse
+/// refuses: a duplicate member, a non-string or unknown `alg`, a non-string `kid` or
+/// `typ`, a `crit` member.
+struct DirectHeader(Header);
+
+impl<'de> Deserialize<'de> for DirectHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DirectHeader;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<DirectHeader, A::Error> {
+                let refuse = || serde::de::Error::custom("header refused");
+                let (mut alg, mut kid, mut typ) = (None, None, None);
+                let mut extra = Map::new();
+                while let Some(key) = access.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match &*key {
+                        "alg" => &mut alg,
+                        "kid" => &mut kid,
+                        "typ" => &mut typ,
+                        "crit" => return Err(refuse()),
+                        _ => {
+                            let value: Value = access.next_value()?;
+                            if extra.insert(key.into_owned(), value).is_some() {
+                                return Err(refuse());
+                            }
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(refuse());
+                    }
+                    *slot = Some(access.next_value::<String>()?);
+                }
+                let alg = alg
+                    .and_then(|a| a.parse::<Algorithm>().ok())
+                    .ok_or_else(refuse)?;
+                Ok(DirectHeader(Header {
+                    alg,
+                    kid,
+                    typ,
+                    extra,
+                }))
+            }
+        }
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -166,6 +227,7 @@ impl<'a> CompactJws<'a> {
                 found: token.len(),
             });
         }
+        let bytes = token.as_bytes();
         let segments_error = || {
             let segments = token.bytes().filter(|&b| b == b'.').count() + 1;
             Error::malformed(
@@ -177,9 +239,8 @@ impl<'a> CompactJws<'a> {
         // The first and last dots split the token; a dot between them (more than 3
         // segments) is found by the payload's base64url decoding, which refuses it,
         // so the payload is not scanned for dots up front.
-        let Some((first, last)) = token
-            .find('.')
-            .zip(token.rfind('.'))
+        let Some((first, last)) = memchr::memchr(b'.', bytes)
+            .zip(memchr::memrchr(b'.', bytes))
             .filter(|&(first, last)| first < last)
         else {
             return Err(segments_error());
@@ -212,7 +273,7 @@ impl<'a> CompactJws<'a> {
                 signature,
             }),
             // More than 3 segments is named first, whatever else is wrong.
-            Err(_) if payload.contains('.') => Err(segments_error()),
+            Err(_) if memchr::memchr(b'.', payload.as_bytes()).is_some() => Err(segments_error()),
             Err(e) => Err(e),
         }
     }
@@ -247,6 +308,14 @@ impl<'a> CompactJws<'a> {
     /// [`crate::dangerous::unverified_payload`].
     pub(crate) fn payload_bytes(&self) -> &[u8] {
         &self.payload
+    }
+
+    pub(crate) fn into_payload_bytes(self) -> Vec<u8> {
+        self.payload
+    }
+
+    pub(crate) fn take_payload_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.payload)
     }
 
     /// Decodes the payload without verifying anything. Only [`crate::dangerous`] and
@@ -435,13 +504,58 @@ pub fn sign_with_header<T: Serialize + ?Sized>(
 }
 
 #[cfg(test)]
-mod header_tests {
+mod direct_header_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// One header member as JSON text: a likely name with a value of any type.
+    fn member() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("alg"),
+            Just("kid"),
+            Just("typ"),
+            Just("crit"),
+            Just("jku"),
+            Just("x5u"),
+            Just("cty"),
+        ];
+        let value = prop_oneof![
+            Just("\"RS256\"".to_owned()),
+            Just("\"ES256\"".to_owned()),
+            Just("\"none\"".to_owned()),
+            Just("\"HS256\"".to_owned()),
+            Just("null".to_owned()),
+            Just("1".to_owned()),
+            Just("[\"exp\"]".to_owned()),
+            Just("{\"a\":1}".to_owned()),
+            "[a-z0-9]{0,6}".prop_map(|s| format!("\"{s}\"")),
+        ];
+        (name, value).prop_map(|(n, v)| format!("\"{n}\":{v}"))
+    }
+
+    proptest! {
+        /// The direct decoding accepts a header only when the checked parse accepts
+        /// it, and then with the same result.
+        #[test]
+        fn direct_header_agrees_with_the_checked_parse(members in proptest::collection::vec(member(), 0..6)) {
+            let text = format!("{{{}}}", members.join(","));
+            let direct = serde_json::from_slice::<DirectHeader>(text.as_bytes());
+            let checked = Header::parse_checked(text.as_bytes());
+            if let Ok(DirectHeader(header)) = direct {
+                prop_assert_eq!(Ok(header), checked.map_err(|e| e.to_string()));
+            }
+            let strict = Header::parse_strict(text.as_bytes());
+            prop_assert_eq!(
+                strict.map_err(|e| e.to_string()),
+                Header::parse_checked(text.as_bytes()).map_err(|e| e.to_string())
+            );
+        }
+    }
 
     #[test]
-    fn headers_are_parsed_strictly_and_each_problem_is_named() {
+    fn typical_headers_take_the_direct_path() {
         let text = br#"{"alg":"RS256","typ":"JWT","kid":"k1","x5t":"abc"}"#;
-        let header = Header::parse_strict(text).unwrap();
+        let DirectHeader(header) = serde_json::from_slice(text).unwrap();
         assert_eq!(header.alg, Algorithm::RS256);
         assert_eq!(header.kid.as_deref(), Some("k1"));
         assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -458,6 +572,9 @@ mod header_tests {
             (br#"{"alg":"RS256","kid":null}"#, "malformed", "kid"),
             (br#"{"kid":"k"}"#, "malformed", "alg"),
         ] {
+            // The direct decoding refuses without naming why; the checked parse
+            // behind `parse_strict` names it.
+            assert!(serde_json::from_slice::<DirectHeader>(refused).is_err());
             let err = Header::parse_strict(refused).unwrap_err();
             assert_eq!(err.code(), code, "{err}");
             assert!(err.to_string().contains(says), "{err}");

@@ -18,7 +18,9 @@ mod source;
 mod verifying;
 
 pub use alg::Algorithm;
-pub use claims::{Audience, Clock, FixedClock, SystemClock, TimeValidation, validate_times};
+pub use claims::{
+    Audience, Clock, FixedClock, NumericDates, SystemClock, TimeValidation, validate_times,
+};
 pub use error::Error;
 pub use jwk::{Jwk, JwkSet};
 pub use jws::{CompactJws, Header, Limits, Verifier, sign, sign_with_header};

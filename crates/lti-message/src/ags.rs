@@ -33,8 +33,7 @@ pub mod scope {
 }
 
 /// The AGS endpoint claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AgsEndpointClaim {
     /// Granted scopes.
     pub scope: Vec<String>,
@@ -48,6 +47,12 @@ pub struct AgsEndpointClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(AgsEndpointClaim {
+    scope: "scope",
+    lineitems: "lineitems",
+    lineitem: "lineitem",
+});
 
 impl AgsEndpointClaim {
     /// Whether `scope` was granted.

@@ -1,5 +1,6 @@
 //! The id_token claim set: claim URIs, typed claims and lenient decoding.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use serde::de::{self, MapAccess, Visitor};
@@ -90,6 +91,113 @@ pub mod uri {
     pub const MSG_SUBMISSION_REVIEW: &str = "LtiSubmissionReviewRequest";
 }
 
+/// Implements `Deserialize` for a claim object with an `extra` map: each known
+/// member is decoded in place (a member given twice is refused), every other
+/// member is kept in `extra`. This is what `#[serde(flatten)]` does, without its
+/// per-key identifier buffering (these objects are on every launch's hot path).
+/// `via W` decodes the member as `W` and keeps `W.0`.
+macro_rules! claim_object {
+    ($ty:ident { $( $field:ident : $key:literal $(via $wrap:ty)? ),* $(,)? }) => {
+        // One bit per known member in `seen` below.
+        const _: () = assert!([$($key),*].len() <= 32, "claim_object!: at most 32 members");
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+                impl<'de> ::serde::de::Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$ty, A::Error> {
+                        let mut out = $ty::default();
+                        let mut seen = 0u32;
+                        while let Some(key) = map.next_key::<$crate::claims::Key<'de>>()? {
+                            let mut bit = 1u32;
+                            $(
+                                if key.0 == $key {
+                                    if seen & bit != 0 {
+                                        return Err(::serde::de::Error::duplicate_field($key));
+                                    }
+                                    seen |= bit;
+                                    out.$field = $crate::claims::claim_object!(@value map $(, $wrap)?);
+                                    continue;
+                                }
+                                bit <<= 1;
+                            )*
+                            let _ = bit;
+                            let value: ::serde_json::Value = map.next_value()?;
+                            out.extra.insert(key.0.into_owned(), value);
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(ObjectVisitor)
+            }
+        }
+
+        // The same members, checked without building the object (`scan.rs`).
+        impl $crate::scan::Scan for $ty {
+            fn scan<'de, D: ::serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+                <$ty as $crate::scan::Scan>::scan_keeping(d, "").map(|_| ())
+            }
+
+            fn scan_keeping<'de, D: ::serde::Deserializer<'de>>(
+                d: D,
+                keep: &'static str,
+            ) -> Result<Option<::std::borrow::Cow<'de, str>>, D::Error> {
+                struct ObjectScan(&'static str);
+                impl<'de> ::serde::de::Visitor<'de> for ObjectScan {
+                    type Value = Option<::std::borrow::Cow<'de, str>>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut kept = None;
+                        let mut seen = 0u32;
+                        while let Some(key) = map.next_key::<$crate::claims::Key<'de>>()? {
+                            let mut bit = 1u32;
+                            $(
+                                if key.0 == $key {
+                                    if seen & bit != 0 {
+                                        return Err(::serde::de::Error::duplicate_field($key));
+                                    }
+                                    seen |= bit;
+                                    $crate::claims::claim_object!(@scan map, kept, self.0, $ty, $field, $key $(, $wrap)?);
+                                    continue;
+                                }
+                                bit <<= 1;
+                            )*
+                            let _ = bit;
+                            map.next_value_seed($crate::scan::ScanSeed::<::serde_json::Value>::new())?;
+                        }
+                        Ok(kept)
+                    }
+                }
+                d.deserialize_map(ObjectScan(keep))
+            }
+        }
+    };
+    (@value $map:ident) => { $map.next_value()? };
+    (@value $map:ident, $wrap:ty) => { $map.next_value::<$wrap>()?.0 };
+    (@scan $map:ident, $kept:ident, $keep:expr, $ty:ident, $field:ident, $key:literal) => {
+        if $keep == $key {
+            $kept = $map.next_value_seed($crate::scan::str_seed(|o: &$ty| &o.$field))?;
+        } else {
+            $crate::scan::scan_member(&mut $map, |o: &$ty| &o.$field)?;
+        }
+    };
+    (@scan $map:ident, $kept:ident, $keep:expr, $ty:ident, $field:ident, $key:literal, $wrap:ty) => {
+        $map.next_value_seed($crate::scan::ScanSeed::<$wrap>::new())?;
+    };
+}
+pub(crate) use claim_object;
+
 /// A string, an array of strings or `null`, as sent.
 enum OneOrMany {
     One(String),
@@ -130,12 +238,25 @@ impl<'de> Deserialize<'de> for OneOrMany {
 }
 
 /// A string or an array of strings (`null` is empty), as a list.
-pub(crate) fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-        OneOrMany::Null => Vec::new(),
-    })
+pub(crate) struct StringOrSeq(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for StringOrSeq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(StringOrSeq(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+            OneOrMany::Null => Vec::new(),
+        }))
+    }
+}
+
+/// `lenient_u32` as a type, for [`claim_object!`] members.
+pub(crate) struct LenientU32(pub(crate) Option<u32>);
+
+impl<'de> Deserialize<'de> for LenientU32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_u32(d).map(LenientU32)
+    }
 }
 
 /// The `aud` claim: a single string or an array of strings, kept in the shape it was sent.
@@ -180,8 +301,7 @@ impl Audience {
 }
 
 /// `resource_link` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResourceLinkClaim {
     /// Stable id of the placement (required, ≤255).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,9 +317,14 @@ pub struct ResourceLinkClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ResourceLinkClaim {
+    id: "id",
+    title: "title",
+    description: "description",
+});
+
 /// `context` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ContextClaim {
     /// Context id (≤255).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,16 +336,19 @@ pub struct ContextClaim {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Context types as sent (a string is accepted and treated as one element).
-    #[serde(
-        rename = "type",
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::claims::string_or_seq"
-    )]
+    #[serde(rename = "type", skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
     /// Unknown members, preserved.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(ContextClaim {
+    id: "id",
+    label: "label",
+    title: "title",
+    types: "type" via crate::claims::StringOrSeq,
+});
 
 impl ContextClaim {
     /// The context types, parsed.
@@ -230,8 +358,7 @@ impl ContextClaim {
 }
 
 /// `tool_platform` claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ToolPlatformClaim {
     /// Platform instance guid.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,24 +386,27 @@ pub struct ToolPlatformClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ToolPlatformClaim {
+    guid: "guid",
+    name: "name",
+    contact_email: "contact_email",
+    description: "description",
+    url: "url",
+    product_family_code: "product_family_code",
+    version: "version",
+});
+
 /// `launch_presentation` claim. `width`/`height` accept numbers or numeric strings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LaunchPresentationClaim {
     /// `frame`, `iframe` or `window` (kept verbatim).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_target: Option<String>,
     /// Height in pixels (non-numeric values are ignored).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::claims::lenient_u32"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
     /// Width in pixels (non-numeric values are ignored).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::claims::lenient_u32"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
     /// Where to send the user back.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,9 +419,16 @@ pub struct LaunchPresentationClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(LaunchPresentationClaim {
+    document_target: "document_target",
+    height: "height" via crate::claims::LenientU32,
+    width: "width" via crate::claims::LenientU32,
+    return_url: "return_url",
+    locale: "locale",
+});
+
 /// `lis` claim (SIS identifiers).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LisClaim {
     /// Person SIS id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,9 +444,14 @@ pub struct LisClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(LisClaim {
+    person_sourcedid: "person_sourcedid",
+    course_offering_sourcedid: "course_offering_sourcedid",
+    course_section_sourcedid: "course_section_sourcedid",
+});
+
 /// `for_user` claim (submission review: the learner whose work is shown).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ForUserClaim {
     /// The learner's `sub` (required).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -337,9 +479,18 @@ pub struct ForUserClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(ForUserClaim {
+    user_id: "user_id",
+    person_sourcedid: "person_sourcedid",
+    given_name: "given_name",
+    family_name: "family_name",
+    name: "name",
+    email: "email",
+    roles: "roles",
+});
+
 /// `lti1p1` migration claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Lti1p1Claim {
     /// LTI 1.1 user id (when it differs from `sub`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -364,9 +515,17 @@ pub struct Lti1p1Claim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(Lti1p1Claim {
+    user_id: "user_id",
+    oauth_consumer_key: "oauth_consumer_key",
+    oauth_consumer_key_sign: "oauth_consumer_key_sign",
+    resource_link_id: "resource_link_id",
+    context_id: "context_id",
+    tool_consumer_instance_guid: "tool_consumer_instance_guid",
+});
+
 /// Course groups service claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GroupsServiceClaim {
     /// Groups URL.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -385,9 +544,15 @@ pub struct GroupsServiceClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(GroupsServiceClaim {
+    context_groups_url: "context_groups_url",
+    context_group_sets_url: "context_group_sets_url",
+    scope: "scope",
+    service_versions: "service_versions",
+});
+
 /// LTI 1.1 basic outcome service claim (also found in NRPS member messages).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BasicOutcomeClaim {
     /// Result sourcedid.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -400,9 +565,13 @@ pub struct BasicOutcomeClaim {
     pub extra: Map<String, Value>,
 }
 
+crate::claims::claim_object!(BasicOutcomeClaim {
+    lis_result_sourcedid: "lis_result_sourcedid",
+    lis_outcome_service_url: "lis_outcome_service_url",
+});
+
 /// Caliper endpoint service claim.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CaliperEndpointClaim {
     /// Granted scopes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -417,6 +586,12 @@ pub struct CaliperEndpointClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(CaliperEndpointClaim {
+    scopes: "scopes",
+    caliper_endpoint_url: "caliper_endpoint_url",
+    caliper_federated_session_id: "caliper_federated_session_id",
+});
 
 /// A full LTI 1.3 claim set (id_token body), typed, with unknown claims kept in
 /// [`IdTokenClaims::extra`] so that a parse/serialise round trip is lossless.
@@ -520,7 +695,7 @@ type FailedClaim = Cell<Option<&'static str>>;
 /// Declares the known claims once: the decoder's key match and its
 /// duplicate-detection bits are generated from this list.
 macro_rules! known_claims {
-    ($( $field:ident => $key:expr, $kind:ident; )*) => {
+    ($( $field:ident => $key:expr, $kind:ident, $scan:tt; )*) => {
         // One bit per known claim in the visitor's `seen`.
         const _: () = assert!([$($key),*].len() <= 64, "known_claims!: at most 64 claims");
         struct ClaimsVisitor<'a> {
@@ -528,16 +703,17 @@ macro_rules! known_claims {
         }
 
         impl<'de> Visitor<'de> for ClaimsVisitor<'_> {
-            type Value = IdTokenClaims;
+            type Value = Box<IdTokenClaims>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object of claims")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdTokenClaims, A::Error> {
-                let mut c = IdTokenClaims::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Box<IdTokenClaims>, A::Error> {
+                // Built in place on the heap: the claim set is about 2 KB.
+                let mut c = Box::<IdTokenClaims>::default();
                 let mut seen: u64 = 0;
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let mut bit = 1u64;
                     $(
                         if key == $key {
@@ -553,10 +729,50 @@ macro_rules! known_claims {
                     )*
                     let _ = bit;
                     let value: Value = map.next_value()?;
-                    c.extra.insert(key, value);
+                    c.extra.insert(key.into_owned(), value);
                 }
                 Ok(c)
             }
+        }
+
+        /// The same claims, checked without building them (`scan.rs`).
+        struct ClaimsScan;
+
+        impl<'de> Visitor<'de> for ClaimsScan {
+            type Value = crate::scan::ScannedClaims<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = crate::scan::ScannedClaims::empty();
+                let mut seen: u64 = 0;
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let mut bit = 1u64;
+                    $(
+                        if key == $key {
+                            if seen & bit != 0 {
+                                return Err(de::Error::custom("expected the claim once, found it twice"));
+                            }
+                            seen |= bit;
+                            crate::scan::scan_claim!($scan, map, out, $field);
+                            continue;
+                        }
+                        bit <<= 1;
+                    )*
+                    let _ = bit;
+                    crate::scan::scan_other_claim(&mut map, &key, &mut out)?;
+                }
+                Ok(out)
+            }
+        }
+
+        /// Scans one claim set (see [`IdTokenClaims::scan`]).
+        pub(crate) fn scan_top_level<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<crate::scan::ScannedClaims<'de>, D::Error> {
+            d.deserialize_map(ClaimsScan)
         }
     };
     (@value date, $map:ident, $failed:expr, $key:expr) => {
@@ -574,42 +790,67 @@ macro_rules! known_claims {
 }
 
 known_claims! {
-    iss => "iss", typed;
-    sub => "sub", typed;
-    aud => "aud", typed;
-    azp => "azp", typed;
-    exp => "exp", date;
-    iat => "iat", date;
-    nonce => "nonce", typed;
-    name => "name", typed;
-    given_name => "given_name", typed;
-    family_name => "family_name", typed;
-    middle_name => "middle_name", typed;
-    picture => "picture", typed;
-    email => "email", typed;
-    locale => "locale", typed;
-    message_type => uri::MESSAGE_TYPE, typed;
-    version => uri::VERSION, typed;
-    deployment_id => uri::DEPLOYMENT_ID, typed;
-    target_link_uri => uri::TARGET_LINK_URI, typed;
-    resource_link => uri::RESOURCE_LINK, typed;
-    roles => uri::ROLES, typed;
-    role_scope_mentor => uri::ROLE_SCOPE_MENTOR, typed;
-    context => uri::CONTEXT, typed;
-    tool_platform => uri::TOOL_PLATFORM, typed;
-    launch_presentation => uri::LAUNCH_PRESENTATION, typed;
-    lis => uri::LIS, typed;
-    custom => uri::CUSTOM, typed;
-    for_user => uri::FOR_USER, typed;
-    lti1p1 => uri::LTI1P1, typed;
-    ext => uri::EXT, typed;
-    lti11_legacy_user_id => uri::LTI11_LEGACY_USER_ID, typed;
-    deep_linking_settings => uri::DEEP_LINKING_SETTINGS, typed;
-    ags_endpoint => uri::AGS_ENDPOINT, typed;
-    nrps => uri::NRPS, typed;
-    groups_service => uri::GROUPS_SERVICE, typed;
-    basic_outcome => uri::BASIC_OUTCOME, typed;
-    caliper_endpoint => uri::CALIPER_ENDPOINT, typed;
+    iss => "iss", typed, keep;
+    sub => "sub", typed, keep;
+    aud => "aud", typed, aud;
+    azp => "azp", typed, keep;
+    exp => "exp", date, date;
+    iat => "iat", date, date;
+    nonce => "nonce", typed, keep;
+    name => "name", typed, skip;
+    given_name => "given_name", typed, skip;
+    family_name => "family_name", typed, skip;
+    middle_name => "middle_name", typed, skip;
+    picture => "picture", typed, skip;
+    email => "email", typed, skip;
+    locale => "locale", typed, skip;
+    message_type => uri::MESSAGE_TYPE, typed, keep;
+    version => uri::VERSION, typed, keep;
+    deployment_id => uri::DEPLOYMENT_ID, typed, keep;
+    target_link_uri => uri::TARGET_LINK_URI, typed, keep;
+    resource_link => uri::RESOURCE_LINK, typed, "id";
+    roles => uri::ROLES, typed, present;
+    role_scope_mentor => uri::ROLE_SCOPE_MENTOR, typed, skip;
+    context => uri::CONTEXT, typed, skip;
+    tool_platform => uri::TOOL_PLATFORM, typed, skip;
+    launch_presentation => uri::LAUNCH_PRESENTATION, typed, skip;
+    lis => uri::LIS, typed, skip;
+    custom => uri::CUSTOM, typed, skip;
+    for_user => uri::FOR_USER, typed, "user_id";
+    lti1p1 => uri::LTI1P1, typed, skip;
+    ext => uri::EXT, typed, skip;
+    lti11_legacy_user_id => uri::LTI11_LEGACY_USER_ID, typed, skip;
+    deep_linking_settings => uri::DEEP_LINKING_SETTINGS, typed, "deep_link_return_url";
+    ags_endpoint => uri::AGS_ENDPOINT, typed, skip;
+    nrps => uri::NRPS, typed, skip;
+    groups_service => uri::GROUPS_SERVICE, typed, skip;
+    basic_outcome => uri::BASIC_OUTCOME, typed, skip;
+    caliper_endpoint => uri::CALIPER_ENDPOINT, typed, skip;
+}
+
+/// A map key, borrowed from the input when possible.
+pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
 }
 
 /// `exp`/`iat`: a JSON number of seconds (fractions truncated) or null.
@@ -652,7 +893,7 @@ impl<'de> Deserialize<'de> for NumericDate {
 fn decode<'de, D: Deserializer<'de>>(
     d: D,
     failed: &FailedClaim,
-) -> Result<IdTokenClaims, D::Error> {
+) -> Result<Box<IdTokenClaims>, D::Error> {
     d.deserialize_map(ClaimsVisitor { failed })
 }
 
@@ -660,7 +901,7 @@ fn decode<'de, D: Deserializer<'de>>(
 fn decode_reader<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     bytes: &[u8],
-) -> Result<IdTokenClaims, MessageError> {
+) -> Result<Box<IdTokenClaims>, MessageError> {
     let failed = FailedClaim::new(None);
     let claims = decode(&mut de, &failed).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data && failed.get().is_none() {
@@ -699,18 +940,38 @@ impl IdTokenClaims {
             });
         }
         let failed = FailedClaim::new(None);
-        decode(value, &failed).map_err(|e| malformed(&failed, &e))
+        decode(value, &failed)
+            .map(|c| *c)
+            .map_err(|e| malformed(&failed, &e))
     }
 
     /// Decodes a claim set from JSON bytes, without building an intermediate
     /// `Value` for the known claims. A known claim that appears twice is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, MessageError> {
-        decode_reader(serde_json::Deserializer::from_slice(bytes), bytes)
+        Self::from_slice_boxed(bytes).map(|c| *c)
+    }
+
+    /// As [`IdTokenClaims::from_slice`], built in place on the heap: the claim set
+    /// is about 2 KB, and a boxed one is not copied again as it is passed on (e.g.
+    /// to [`crate::LtiMessage::from_boxed_claims`]).
+    pub fn from_slice_boxed(bytes: &[u8]) -> Result<Box<Self>, MessageError> {
+        // One UTF-8 check of the whole text is cheaper than one per string; bytes
+        // that are not UTF-8 take the byte reader, which names where they are.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::from_json_str_boxed(text),
+            Err(_) => decode_reader(serde_json::Deserializer::from_slice(bytes), bytes),
+        }
     }
 
     /// Decodes a claim set from JSON text, as [`IdTokenClaims::from_slice`].
     pub fn from_json_str(text: &str) -> Result<Self, MessageError> {
-        Self::from_slice(text.as_bytes())
+        Self::from_json_str_boxed(text).map(|c| *c)
+    }
+
+    /// As [`IdTokenClaims::from_json_str`], built in place on the heap (see
+    /// [`IdTokenClaims::from_slice_boxed`]).
+    pub fn from_json_str_boxed(text: &str) -> Result<Box<Self>, MessageError> {
+        decode_reader(serde_json::Deserializer::from_str(text), text.as_bytes())
     }
 
     /// Decodes a claim set from a JSON object.
@@ -813,10 +1074,12 @@ impl Serialize for IdTokenClaims {
 impl<'de> Deserialize<'de> for IdTokenClaims {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let failed = FailedClaim::new(None);
-        decode(d, &failed).map_err(|e| match failed.get() {
-            Some(claim) => de::Error::custom(format!("claim `{claim}` is malformed: {e}")),
-            None => e,
-        })
+        decode(d, &failed)
+            .map(|c| *c)
+            .map_err(|e| match failed.get() {
+                Some(claim) => de::Error::custom(format!("claim `{claim}` is malformed: {e}")),
+                None => e,
+            })
     }
 }
 

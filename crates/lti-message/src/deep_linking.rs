@@ -8,8 +8,7 @@ use crate::error::MessageError;
 use crate::time::Timestamp;
 
 /// The `deep_linking_settings` claim of an `LtiDeepLinkingRequest`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeepLinkingSettings {
     /// Where the tool posts its response (required).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,6 +42,19 @@ pub struct DeepLinkingSettings {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(DeepLinkingSettings {
+    deep_link_return_url: "deep_link_return_url",
+    accept_types: "accept_types",
+    accept_presentation_document_targets: "accept_presentation_document_targets",
+    accept_media_types: "accept_media_types",
+    accept_multiple: "accept_multiple",
+    accept_lineitem: "accept_lineitem",
+    auto_create: "auto_create",
+    title: "title",
+    text: "text",
+    data: "data",
+});
 
 /// An icon or thumbnail image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

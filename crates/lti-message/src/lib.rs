@@ -11,6 +11,7 @@ mod message;
 pub mod nrps;
 pub mod registration;
 pub mod roles;
+mod scan;
 mod time;
 
 pub use claims::{Audience, IdTokenClaims, uri};
@@ -24,4 +25,5 @@ pub use message::{
     MAX_DEPLOYMENT_ID_LEN, OtherMessage, ValidationOptions,
 };
 pub use roles::{Permissions, Role, RoleRank, Roles, is_subrole};
+pub use scan::{Classified, ScannedClaims};
 pub use time::Timestamp;

@@ -9,6 +9,7 @@ use crate::claims::{ForUserClaim, IdTokenClaims, ResourceLinkClaim, uri};
 use crate::deep_linking::DeepLinkingSettings;
 use crate::error::{MessageError, RequiredClaim, excerpt};
 use crate::roles::Roles;
+use crate::scan::Classified;
 
 /// Maximum length of `deployment_id` (characters).
 pub const MAX_DEPLOYMENT_ID_LEN: usize = 255;
@@ -46,7 +47,8 @@ fn require<T: ?Sized>(v: Option<&T>, claim: RequiredClaim) -> Result<&T, Message
     v.ok_or(MessageError::MissingClaim(claim))
 }
 
-/// What classification reads from the typed claims.
+/// What classification reads, from the typed claims or from a scan
+/// ([`crate::claims::IdTokenClaims::scan`]), so both judge alike.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Essentials<'a> {
     pub(crate) message_type: Option<&'a str>,
@@ -223,10 +225,19 @@ macro_rules! validated_message {
                 c: IdTokenClaims,
                 opts: &ValidationOptions,
             ) -> Result<Self, MessageError> {
+                Self::try_from_boxed_claims(Box::new(c), opts)
+            }
+
+            /// As [`Self::try_from_claims`], for claims already on the heap (see
+            /// [`IdTokenClaims::from_slice_boxed`]): the claim set is not moved.
+            pub fn try_from_boxed_claims(
+                c: Box<IdTokenClaims>,
+                opts: &ValidationOptions,
+            ) -> Result<Self, MessageError> {
                 Self::validate(&c, opts)?;
                 Ok(Self {
                     roles: c.parsed_roles(),
-                    claims: Box::new(c),
+                    claims: c,
                 })
             }
         }
@@ -412,10 +423,23 @@ impl LtiMessage {
     /// message-specific claims. It does not check `iss`, `aud`, `exp`, `iat`
     /// or `nonce`: that belongs to the layer that verified the signature.
     pub fn from_claims(c: IdTokenClaims, opts: &ValidationOptions) -> Result<Self, MessageError> {
+        Self::from_boxed_claims(Box::new(c), opts)
+    }
+
+    /// As [`LtiMessage::from_claims`], for claims already on the heap (see
+    /// [`IdTokenClaims::from_slice_boxed`]): the 2 KB claim set is not moved again.
+    pub fn from_boxed_claims(
+        c: Box<IdTokenClaims>,
+        opts: &ValidationOptions,
+    ) -> Result<Self, MessageError> {
         let kind = classify(&Essentials::of(&c), opts)?;
+        Ok(Self::of_kind(kind, c))
+    }
+
+    /// The message of `kind` (already validated) over `c`.
+    fn of_kind(kind: MessageKind, c: Box<IdTokenClaims>) -> Self {
         let roles = c.parsed_roles();
-        let c = Box::new(c);
-        Ok(match kind {
+        match kind {
             MessageKind::ResourceLink => {
                 Self::ResourceLink(LtiResourceLinkRequest { claims: c, roles })
             }
@@ -426,7 +450,35 @@ impl LtiMessage {
                 Self::SubmissionReview(LtiSubmissionReviewRequest { claims: c, roles })
             }
             MessageKind::Other => Self::Other(OtherMessage { claims: c, roles }),
-        })
+        }
+    }
+
+    /// Decodes a payload that [`crate::ScannedClaims::classify`] validated: the
+    /// deferred half of [`crate::IdTokenClaims::scan`]. `text` must be the text
+    /// that was scanned.
+    ///
+    /// The scan accepts only what the full decoding accepts, so this decodes and
+    /// validates as [`LtiMessage::from_json_str`] would. Should the two ever
+    /// disagree (a defect), the message keeps the type the scan validated, with
+    /// the claims that decode (all of them as [`IdTokenClaims::extra`] when the
+    /// typed decoding fails), rather than failing where no error can be returned.
+    pub fn decode_classified(text: &str, classified: Classified) -> Self {
+        match IdTokenClaims::from_json_str_boxed(text) {
+            Ok(c) => match classify(&Essentials::of(&c), &classified.opts) {
+                Ok(kind) if kind == classified.kind => Self::of_kind(kind, c),
+                _ => Self::of_kind(classified.kind, c),
+            },
+            Err(_) => {
+                let extra = serde_json::from_str::<Map<String, Value>>(text).unwrap_or_default();
+                Self::of_kind(
+                    classified.kind,
+                    Box::new(IdTokenClaims {
+                        extra,
+                        ..IdTokenClaims::default()
+                    }),
+                )
+            }
+        }
     }
 
     /// Decodes and validates JSON text.
@@ -434,7 +486,7 @@ impl LtiMessage {
     /// # Errors
     /// As [`LtiMessage::from_slice`].
     pub fn from_json_str(text: &str, opts: &ValidationOptions) -> Result<Self, MessageError> {
-        Self::from_claims(IdTokenClaims::from_json_str(text)?, opts)
+        Self::from_boxed_claims(IdTokenClaims::from_json_str_boxed(text)?, opts)
     }
 
     /// Decodes and validates a JSON claim set (typically the verified JWT body).
@@ -452,7 +504,7 @@ impl LtiMessage {
 
     /// Decodes and validates JSON bytes.
     pub fn from_slice(bytes: &[u8], opts: &ValidationOptions) -> Result<Self, MessageError> {
-        Self::from_claims(IdTokenClaims::from_slice(bytes)?, opts)
+        Self::from_boxed_claims(IdTokenClaims::from_slice_boxed(bytes)?, opts)
     }
 
     /// The message type string.

@@ -21,8 +21,7 @@ pub const SCOPE_CONTEXT_MEMBERSHIP_READONLY: &str =
     "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
 
 /// The NRPS claim of a launch.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct NrpsClaim {
     /// Membership URL.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,6 +32,11 @@ pub struct NrpsClaim {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::claims::claim_object!(NrpsClaim {
+    context_memberships_url: "context_memberships_url",
+    service_versions: "service_versions",
+});
 
 /// Membership status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

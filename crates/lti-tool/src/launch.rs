@@ -3,10 +3,11 @@
 
 use http::StatusCode;
 use lti_jose::{FixedClock, JwkSet, TimeValidation};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use lti_message::{
-    DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles, ValidationOptions,
+    Classified, DeepLinkingResponseBuilder, IdTokenClaims, LtiMessage, MessageError, Roles,
+    ScannedClaims, ValidationOptions,
 };
 use lti_registry::{
     KeySource as RegistrationKeys, LaunchState, PlatformRegistration, RegistryError,
@@ -120,7 +121,7 @@ impl Launch {
 /// [`Tool::load_launch`]); its fields are private.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdToken {
-    message: LtiMessage,
+    message: Typed,
     registration: Arc<PlatformRegistration>,
     target_link_uri: String,
     storage_target: Option<String>,
@@ -128,10 +129,31 @@ pub struct VerifiedIdToken {
     payload_json: String,
 }
 
+/// The typed message of a verified token: decoded during validation, or (when
+/// the claims were validated by [`IdTokenClaims::scan`]) on first use.
+#[derive(Debug, Clone)]
+enum Typed {
+    Decoded(LtiMessage),
+    Deferred {
+        classified: Classified,
+        message: OnceLock<LtiMessage>,
+    },
+}
+
 impl VerifiedIdToken {
     /// The validated message (resource link, deep linking, submission review, ...).
+    ///
+    /// A launch validated without building its claims decodes them here, once
+    /// (validation already accepted them; see [`LtiMessage::decode_classified`]).
     pub fn message(&self) -> &LtiMessage {
-        &self.message
+        match &self.message {
+            Typed::Decoded(message) => message,
+            Typed::Deferred {
+                classified,
+                message,
+            } => message
+                .get_or_init(|| LtiMessage::decode_classified(&self.payload_json, *classified)),
+        }
     }
 
     /// The registration of the platform that sent it.
@@ -187,7 +209,10 @@ impl VerifiedIdToken {
 
     /// Whether this is an `LtiDeepLinkingRequest`.
     pub fn is_deep_linking(&self) -> bool {
-        matches!(self.message, LtiMessage::DeepLinking(_))
+        match &self.message {
+            Typed::Decoded(message) => matches!(message, LtiMessage::DeepLinking(_)),
+            Typed::Deferred { classified, .. } => classified.is_deep_linking(),
+        }
     }
 
     /// A deep-linking response builder for this request (content items are checked
@@ -235,35 +260,56 @@ impl VerifiedIdToken {
     }
 }
 
-/// The claims of an id_token as a JSON tree, read before the signature is
-/// checked (to find the registration and its keys). Its decoding refuses a
-/// routing claim (`iss`, `aud`, `azp`) given twice; any other claim given twice
-/// is refused by the typed decoding at the end.
-struct ClaimTree(Map<String, Value>);
+/// The parts of a verified token the later steps need.
+struct Verified {
+    /// The payload as signed (checked to be UTF-8 JSON text).
+    payload_json: String,
+    registration: Arc<PlatformRegistration>,
+    /// The payload decoded into typed claims, or why that failed.
+    typed: Result<Box<IdTokenClaims>, MessageError>,
+}
 
-impl<'de> serde::Deserialize<'de> for ClaimTree {
+/// The claims needed before the signature can be checked (to find the
+/// registration and its keys), decoded without building the whole claim tree.
+/// `None` stands for absent or `null`, as in the full decoding.
+#[derive(Default)]
+struct Routing {
+    iss: Option<Value>,
+    aud: Option<Value>,
+    azp: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Routing {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ClaimTree;
+            type Value = Routing;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object of claims")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<ClaimTree, A::Error> {
-                let mut claims = Map::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if matches!(key.as_str(), "iss" | "aud" | "azp") && claims.contains_key(&key) {
+            ) -> Result<Routing, A::Error> {
+                let mut r = Routing::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match &*key {
+                        "iss" => &mut r.iss,
+                        "aud" => &mut r.aud,
+                        "azp" => &mut r.azp,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
                         return Err(serde::de::Error::custom(format_args!(
                             "expected unique claim names, found {key:?} twice"
                         )));
                     }
-                    let value = map.next_value::<Value>()?;
-                    claims.insert(key, value);
+                    *slot = Some(map.next_value::<Value>()?).filter(|v| !v.is_null());
                 }
-                Ok(ClaimTree(claims))
+                Ok(r)
             }
         }
         deserializer.deserialize_map(V)
@@ -278,28 +324,55 @@ struct RouteClaims<'c> {
 }
 
 impl<'c> RouteClaims<'c> {
-    /// The routing claims, naming each type error (`null` is absent).
-    fn of(claims: &'c Value) -> Self {
+    /// From a scan (which only succeeds when every type is right).
+    fn from_scanned(claims: &'c ScannedClaims<'_>) -> Self {
+        RouteClaims {
+            iss: match claims.iss() {
+                Some(iss) if !iss.is_empty() => Ok(iss),
+                _ => Err(ToolError::MissingClaim(ToolClaim::Iss)),
+            },
+            aud: claims.aud().ok_or(ToolError::MissingClaim(ToolClaim::Aud)),
+            azp: Ok(claims.azp()),
+        }
+    }
+
+    /// From the typed claims (which only decode when every type is right).
+    fn from_claims(claims: &'c IdTokenClaims) -> Self {
+        RouteClaims {
+            iss: match claims.iss.as_deref() {
+                Some(iss) if !iss.is_empty() => Ok(iss),
+                _ => Err(ToolError::MissingClaim(ToolClaim::Iss)),
+            },
+            aud: match &claims.aud {
+                Some(aud) => Ok(aud.as_slice().iter().map(String::as_str).collect()),
+                None => Err(ToolError::MissingClaim(ToolClaim::Aud)),
+            },
+            azp: Ok(claims.azp.as_deref()),
+        }
+    }
+}
+
+impl Routing {
+    /// The routing claims, naming each type error.
+    fn route_claims(&self) -> RouteClaims<'_> {
         let aud_type = || invalid_type("aud", "a string or an array of strings");
         RouteClaims {
-            iss: match claims.get("iss") {
+            iss: match &self.iss {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
-                Some(Value::String(_) | Value::Null) | None => {
-                    Err(ToolError::MissingClaim(ToolClaim::Iss))
-                }
+                Some(Value::String(_)) | None => Err(ToolError::MissingClaim(ToolClaim::Iss)),
                 Some(_) => Err(invalid_type("iss", "a string")),
             },
-            aud: match claims.get("aud") {
+            aud: match &self.aud {
                 Some(Value::String(a)) => Ok(vec![a.as_str()]),
                 Some(Value::Array(items)) => items
                     .iter()
                     .map(|item| item.as_str().ok_or_else(aud_type))
                     .collect(),
-                Some(Value::Null) | None => Err(ToolError::MissingClaim(ToolClaim::Aud)),
+                None => Err(ToolError::MissingClaim(ToolClaim::Aud)),
                 Some(_) => Err(aud_type()),
             },
-            azp: match claims.get("azp") {
-                Some(Value::Null) | None => Ok(None),
+            azp: match &self.azp {
+                None => Ok(None),
                 Some(Value::String(a)) => Ok(Some(a.as_str())),
                 Some(_) => Err(invalid_type("azp", "a string")),
             },
@@ -307,8 +380,9 @@ impl<'c> RouteClaims<'c> {
     }
 }
 
-/// The claims checked after the signature. The deployment and target results
-/// are kept unchecked so each error surfaces at its step of the checklist.
+/// The claims checked after the signature, read from either decoding. The
+/// deployment and target results are kept unchecked so each error surfaces at its
+/// step of the checklist.
 struct Checked<'c> {
     nonce: &'c str,
     exp: Option<i64>,
@@ -317,7 +391,8 @@ struct Checked<'c> {
 }
 
 impl<'c> Checked<'c> {
-    fn of(map: &'c Value) -> Result<Self, ToolError> {
+    /// From the full JSON tree (the path that names every type error).
+    fn from_map(map: &'c Map<String, Value>) -> Result<Self, ToolError> {
         let nonce = match map.get("nonce") {
             Some(Value::String(n)) if !n.is_empty() => n.as_str(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -337,6 +412,57 @@ impl<'c> Checked<'c> {
             target_link_uri: string(lti_message::uri::TARGET_LINK_URI, "target_link_uri"),
         })
     }
+
+    /// From a scan (which only succeeds when every type is right).
+    fn from_scanned(claims: &'c ScannedClaims<'_>) -> Result<Self, ToolError> {
+        let nonce = match claims.nonce() {
+            Some(n) if !n.is_empty() => n,
+            _ => return Err(ToolError::MissingClaim(ToolClaim::Nonce)),
+        };
+        Ok(Checked {
+            nonce,
+            exp: claims.exp().and_then(|e| i64::try_from(e).ok()),
+            deployment_id: Ok(claims.deployment_id()),
+            target_link_uri: Ok(claims.target_link_uri()),
+        })
+    }
+
+    /// From the typed claims (which only decode when every type is right).
+    fn from_claims(claims: &'c IdTokenClaims) -> Result<Self, ToolError> {
+        let nonce = match claims.nonce.as_deref() {
+            Some(n) if !n.is_empty() => n,
+            _ => return Err(ToolError::MissingClaim(ToolClaim::Nonce)),
+        };
+        Ok(Checked {
+            nonce,
+            exp: claims.exp,
+            deployment_id: Ok(claims.deployment_id.as_deref()),
+            target_link_uri: Ok(claims.target_link_uri.as_deref()),
+        })
+    }
+}
+
+/// The time claims as step 6 reads them.
+enum Times<'c> {
+    /// Present, non-negative integers (`nbf` optional): checked as numbers.
+    Plain(lti_jose::NumericDates),
+    /// Any other shape: the JSON tree's checks name each problem.
+    Tree(&'c Value),
+}
+
+/// The time claims of typed claims, when they have the plain shape (present,
+/// non-negative integers; `nbf` absent or a non-negative integer) whose checks need
+/// nothing but the numbers; `None` sends the launch through the JSON-tree checks.
+fn plain_dates(claims: &IdTokenClaims) -> Option<lti_jose::NumericDates> {
+    let nbf = match claims.extra.get("nbf") {
+        None => None,
+        Some(v) => Some(v.as_u64()?),
+    };
+    Some(lti_jose::NumericDates {
+        exp: Some(u64::try_from(claims.exp?).ok()?),
+        nbf,
+        iat: Some(u64::try_from(claims.iat?).ok()?),
+    })
 }
 
 impl Tool {
@@ -475,10 +601,16 @@ impl Tool {
     /// if a state were presented twice); deployment; `target_link_uri`; version,
     /// message type and per-type claims.
     ///
-    /// One route: the payload is read as a JSON tree, whose claims the checks
-    /// read in checklist order (each problem is named at its step), and once they
-    /// all pass it is decoded into [`IdTokenClaims`] and validated as a message
-    /// (a claim given twice is refused there).
+    /// The payload is read once by [`IdTokenClaims::scan`], which checks every
+    /// claim's shape without building the claims; the checks read its values, and
+    /// the typed message is decoded on the first [`VerifiedIdToken::message`] (or
+    /// `claims`, `roles`, ...). A payload the scan leaves to the full decoding (it
+    /// is malformed, or its time claims have a shape only the full checks judge:
+    /// absent, `null`, negative, fractional) is decoded into [`IdTokenClaims`]
+    /// instead; when that fails too, or the time claims have such a shape, the same
+    /// checks run over the JSON tree, which names the first problem in checklist
+    /// order; a payload that passes those but not the typed decoding (e.g. a claim
+    /// given twice) is refused with the decoding's error.
     ///
     /// # Errors
     /// The [`ToolError`] variants of [`Tool::launch`] from the JWS on.
@@ -498,31 +630,73 @@ impl Tool {
         saved: &LaunchState,
         nonce_use: NonceUse,
     ) -> Result<VerifiedIdToken, ToolError> {
-        let jws = self.parse_jws(id_token)?;
-        // Unverified until step 5: read only to pick the registration and key.
-        let payload = lti_jose::dangerous::unverified_payload(&jws);
-        let claims = match serde_json::from_slice::<ClaimTree>(payload) {
-            Ok(ClaimTree(claims)) => Value::Object(claims),
-            Err(_) if std::str::from_utf8(payload).is_err() => return Err(payload_not_utf8()),
-            Err(e) => return Err(payload_error(payload, &e)),
-        };
-        // 3–4. Registration, audience, azp.
-        let registration = self.route(RouteClaims::of(&claims), saved).await?;
-        // 5. Algorithm, kid, key, signature.
-        self.check_signature(&jws, &registration).await?;
-        let payload_json = String::from_utf8(payload.to_vec()).map_err(|_| payload_not_utf8())?;
+        let mut jws = self.parse_jws(id_token)?;
+        // Unverified until the signature; owned from here, checked for UTF-8 once.
+        let payload =
+            match String::from_utf8(lti_jose::dangerous::take_unverified_payload(&mut jws)) {
+                Ok(text) => match IdTokenClaims::scan(&text) {
+                    // The scan reads only what the checks need.
+                    Some(scanned) => {
+                        let checked = self.verify_scanned(&jws, &scanned, saved, nonce_use).await;
+                        drop(scanned);
+                        let (registration, classified) = checked?;
+                        return Ok(VerifiedIdToken {
+                            message: Typed::Deferred {
+                                classified,
+                                message: OnceLock::new(),
+                            },
+                            registration,
+                            target_link_uri: saved.target_link_uri.clone(),
+                            storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
+                            // The signed text itself, no copy.
+                            payload_json: text,
+                        });
+                    }
+                    None => text.into_bytes(),
+                },
+                Err(not_utf8) => not_utf8.into_bytes(),
+            };
+        let Verified {
+            payload_json,
+            registration,
+            typed,
+        } = self.verify_token(&jws, payload, saved).await?;
         // 6. Times.
-        self.check_times(&registration, &claims)?;
-        // 7, 8, 12. Nonce, deployment, target_link_uri.
-        self.check_claims(Checked::of(&claims)?, saved, &registration, nonce_use)
-            .await?;
-        // 9–11. Version, message type, roles, sub and per-type claims.
-        let message = LtiMessage::from_claims(
-            IdTokenClaims::from_json_str(&payload_json)?,
-            &self.inner.validation,
-        )?;
+        let dates = typed.as_deref().ok().and_then(plain_dates);
+        let message = match (typed, dates) {
+            (Ok(claims), Some(dates)) => {
+                self.check_times(&registration, Times::Plain(dates))?;
+                self.check_claims(
+                    Checked::from_claims(&claims)?,
+                    saved,
+                    &registration,
+                    nonce_use,
+                )
+                .await?;
+                // 9–11. Version, message type, roles, sub and per-type claims.
+                LtiMessage::from_boxed_claims(claims, &self.inner.validation)?
+            }
+            (typed, _) => {
+                let claims: Value =
+                    serde_json::from_str(&payload_json).map_err(|e| ToolError::MalformedToken {
+                        reason: format!(
+                            "payload: expected a JSON object, found invalid JSON ({e})"
+                        ),
+                    })?;
+                self.check_times(&registration, Times::Tree(&claims))?;
+                let Value::Object(map) = claims else {
+                    return Err(not_an_object());
+                };
+                self.check_claims(Checked::from_map(&map)?, saved, &registration, nonce_use)
+                    .await?;
+                let message = LtiMessage::from_map(map, &self.inner.validation)?;
+                typed?;
+                message
+            }
+        };
+
         Ok(VerifiedIdToken {
-            message,
+            message: Typed::Decoded(message),
             registration,
             target_link_uri: saved.target_link_uri.clone(),
             storage_target: saved.extra.get(STORAGE_TARGET_KEY).cloned(),
@@ -625,7 +799,7 @@ impl Tool {
     fn check_times(
         &self,
         registration: &PlatformRegistration,
-        claims: &Value,
+        times: Times<'_>,
     ) -> Result<(), ToolError> {
         let validation = TimeValidation {
             leeway_secs: self.leeway_for(registration),
@@ -634,8 +808,11 @@ impl Tool {
             require_iat: true,
         };
         let clock = FixedClock(u64::try_from(self.now()).unwrap_or(0));
-        lti_jose::validate_times(claims, &validation, &clock)
-            .map_err(|e| ToolError::jose(e, &registration.allowed_algorithms.join(", ")))
+        match times {
+            Times::Plain(dates) => dates.check(&validation, &clock),
+            Times::Tree(claims) => lti_jose::validate_times(claims, &validation, &clock),
+        }
+        .map_err(|e| ToolError::jose(e, &registration.allowed_algorithms.join(", ")))
     }
 
     fn leeway_for(&self, registration: &PlatformRegistration) -> u64 {
@@ -701,6 +878,85 @@ impl Tool {
             ..lti_jose::Limits::default()
         };
         lti_jose::CompactJws::parse(id_token, &limits).map_err(|e| ToolError::jose(e, "RS256"))
+    }
+
+    /// Steps 3–12 for a payload [`IdTokenClaims::scan`] vouched for: the checks of
+    /// the typed path in the same order, read from the scan, then the message's
+    /// validation without decoding it.
+    async fn verify_scanned(
+        &self,
+        jws: &lti_jose::CompactJws<'_>,
+        scanned: &ScannedClaims<'_>,
+        saved: &LaunchState,
+        nonce_use: NonceUse,
+    ) -> Result<(Arc<PlatformRegistration>, Classified), ToolError> {
+        // 3–4. Registration, audience, azp.
+        let registration = self
+            .route(RouteClaims::from_scanned(scanned), saved)
+            .await?;
+        // 5. Algorithm, kid, key, signature.
+        self.check_signature(jws, &registration).await?;
+        // 6. Times (the scan keeps only plain ones: present non-negative integers).
+        let dates = lti_jose::NumericDates {
+            exp: scanned.exp(),
+            nbf: scanned.nbf(),
+            iat: scanned.iat(),
+        };
+        self.check_times(&registration, Times::Plain(dates))?;
+        // 7, 8, 12. Nonce, deployment, target_link_uri.
+        self.check_claims(
+            Checked::from_scanned(scanned)?,
+            saved,
+            &registration,
+            nonce_use,
+        )
+        .await?;
+        // 9–11. Version, message type, roles, sub and per-type claims.
+        let classified = scanned.classify(&self.inner.validation)?;
+        Ok((registration, classified))
+    }
+
+    /// Steps 3–5 for a payload the scan left to the full decoding: registration,
+    /// audience, algorithm, key, signature, with the payload decoded into typed
+    /// claims (or, when that fails, only its routing claims).
+    async fn verify_token(
+        &self,
+        jws: &lti_jose::CompactJws<'_>,
+        payload_bytes: Vec<u8>,
+        saved: &LaunchState,
+    ) -> Result<Verified, ToolError> {
+        // Unverified until step 5: read only what picks the registration and key.
+        let payload = payload_bytes.as_slice();
+        // Checked for UTF-8 once: the text is decoded without per-string checks, and
+        // bytes that are not UTF-8 are refused after routing, at their step.
+        let text = std::str::from_utf8(payload).ok();
+        // Decoded once, typed; when that fails, a light decoding of the routing
+        // claims takes over so each problem is named at its own step.
+        let typed = match text {
+            Some(text) => IdTokenClaims::from_json_str_boxed(text),
+            None => IdTokenClaims::from_slice_boxed(payload),
+        };
+        let registration = {
+            let tree;
+            let route = match &typed {
+                Ok(claims) => RouteClaims::from_claims(claims),
+                Err(_) => {
+                    tree = serde_json::from_slice::<Routing>(payload)
+                        .map_err(|e| payload_error(payload, &e))?;
+                    tree.route_claims()
+                }
+            };
+            self.route(route, saved).await?
+        };
+        if text.is_none() {
+            return Err(payload_not_utf8());
+        }
+        self.check_signature(jws, &registration).await?;
+        Ok(Verified {
+            payload_json: String::from_utf8(payload_bytes).map_err(|_| payload_not_utf8())?,
+            registration,
+            typed,
+        })
     }
 
     /// Step 5: algorithm allow-list, kid, key, signature.
@@ -865,11 +1121,25 @@ impl Tool {
         let payload_json = text("payload")
             .ok_or_else(|| corrupt_record("a payload"))?
             .to_owned();
-        let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&payload_json) else {
-            return Err(corrupt_record("a JSON object payload"));
+        // Validated by the scan and decoded on first use when it vouches for the
+        // payload; decoded in full otherwise.
+        let scanned = match IdTokenClaims::scan(&payload_json) {
+            Some(scanned) => Scanned::Yes(scanned.classify(&self.inner.validation)),
+            None => match serde_json::from_str::<Value>(&payload_json) {
+                Ok(Value::Object(claims)) => Scanned::No(claims),
+                _ => return Err(corrupt_record("a JSON object payload")),
+            },
         };
         let registration = self.resolve_registration(issuer, Some(client_id)).await?;
-        let message = LtiMessage::from_map(claims, &self.inner.validation)?;
+        let message = match scanned {
+            Scanned::Yes(classified) => Typed::Deferred {
+                classified: classified?,
+                message: OnceLock::new(),
+            },
+            Scanned::No(claims) => {
+                Typed::Decoded(LtiMessage::from_map(claims, &self.inner.validation)?)
+            }
+        };
         Ok(VerifiedIdToken {
             message,
             registration,
@@ -895,6 +1165,12 @@ impl Tool {
     pub fn validation_options(&self) -> ValidationOptions {
         self.inner.validation
     }
+}
+
+/// A saved payload: classified by the scan, or the JSON tree to decode.
+enum Scanned {
+    Yes(Result<Classified, MessageError>),
+    No(Map<String, Value>),
 }
 
 /// Whether step 7 records the id_token's nonce.

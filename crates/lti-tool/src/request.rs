@@ -138,13 +138,23 @@ impl<'a> Params<'a> {
     /// Parses strictly: every name and value must be valid UTF-8 after
     /// percent-decoding (no lossy replacement).
     pub(crate) fn parse(input: &'a [u8]) -> Result<Self, ToolError> {
-        let mut out = Vec::new();
-        for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            out.push((decode(name)?, decode(value)?));
+        let mut out = Vec::with_capacity(8);
+        // Valid UTF-8 as a whole means every undecoded piece is too (pieces are cut
+        // at ASCII bytes): only pieces with escapes are checked again.
+        if let Ok(text) = std::str::from_utf8(input) {
+            for pair in text.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                out.push((decode_str(name)?, decode_str(value)?));
+            }
+        } else {
+            // Some piece is not UTF-8: go piece by piece to name the first bad one.
+            for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+                let (name, value) = match memchr::memchr(b'=', pair) {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, &b""[..]),
+                };
+                out.push((decode(name)?, decode(value)?));
+            }
         }
         Ok(Self(out))
     }
@@ -185,9 +195,17 @@ fn invalid_utf8(valid_up_to: usize) -> ToolError {
     }
 }
 
-/// Decodes one name or value: borrowed when it has no escapes.
+/// Decodes a piece of a body already known to be UTF-8.
+fn decode_str(raw: &str) -> Result<Cow<'_, str>, ToolError> {
+    if memchr::memchr2(b'+', b'%', raw.as_bytes()).is_none() {
+        return Ok(Cow::Borrowed(raw));
+    }
+    unescape(raw.as_bytes()).map(Cow::Owned)
+}
+
+/// Decodes a piece of a body that is not UTF-8 as a whole.
 fn decode(raw: &[u8]) -> Result<Cow<'_, str>, ToolError> {
-    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+    if memchr::memchr2(b'+', b'%', raw).is_none() {
         return std::str::from_utf8(raw)
             .map(Cow::Borrowed)
             .map_err(|e| invalid_utf8(e.valid_up_to()));

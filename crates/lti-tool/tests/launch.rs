@@ -873,11 +873,11 @@ async fn verify_id_token_refuses_a_token_for_another_state() {
     );
 }
 
-/// A payload with plain integer dates and the same claims with an `exp` written
-/// as a float (truncated by the time checks and the typed decoding alike) give
-/// the same launch.
+/// A payload the shape scan vouches for (plain integer dates) is validated from
+/// the scan and its message decoded on first use; the same claims with an `exp`
+/// written as a float take the typed path. Both give the same launch.
 #[tokio::test]
-async fn integer_and_fractional_date_launches_are_alike() {
+async fn scanned_and_fully_decoded_launches_are_alike() {
     let h = Harness::new().await;
     let now = h.clock_now();
     let dl_return = "https://lms.example/dl-return";

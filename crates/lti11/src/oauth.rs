@@ -13,7 +13,6 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use lti_registry::SecretString;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
@@ -116,18 +115,35 @@ impl From<&lti_registry::Consumer> for Credentials {
     }
 }
 
-/// The RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`) are kept;
-/// every other byte is escaped.
-const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// `UNRESERVED[b]`: `b` is `A-Z a-z 0-9 - . _ ~` (RFC 3986 §2.3).
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    table
+};
+
+fn is_unreserved(b: u8) -> bool {
+    UNRESERVED[usize::from(b)]
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    out.push_str(&percent_encode(s));
+}
 
 /// RFC 3986 / RFC 5849 §3.6 percent-encoding: `A-Z a-z 0-9 - . _ ~` are kept,
 /// every other UTF-8 byte becomes `%XX` (upper-case hex); space is `%20`.
 pub fn percent_encode(s: &str) -> Cow<'_, str> {
-    utf8_percent_encode(s, ESCAPED).into()
+    if s.bytes().all(is_unreserved) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(s.len() * 3);
+    escape_bytes_into(&mut out, s.as_bytes(), b"%");
+    Cow::Owned(ascii_string(out))
 }
 
 /// Decodes `%XX` sequences (no `+` handling), as used in the `Authorization`
@@ -252,30 +268,299 @@ pub fn signature_base_string<K: AsRef<str>, V: AsRef<str>>(
     Ok(base_string_from_parts(method, &base_uri, params))
 }
 
-pub(crate) fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
+fn base_string_from_parts<K: AsRef<str>, V: AsRef<str>>(
     method: &str,
     base_uri: &str,
     params: &[(K, V)],
 ) -> String {
-    format!(
-        "{}&{}&{}",
-        method.to_ascii_uppercase(),
-        percent_encode(base_uri),
-        percent_encode(&normalize_parameters(params))
-    )
+    let sorted = BaseStringOrder::new(params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    let params_len = sorted.text_len() + 6 * sorted.order.len();
+    let mut out: Vec<u8> = Vec::with_capacity(method.len() + base_uri.len() * 3 + params_len * 5);
+    write_base_string(&mut out, method, base_uri, &sorted);
+    // Only the method can carry non-ASCII bytes (upper-casing keeps UTF-8
+    // intact), so this is valid UTF-8 whenever `method` is.
+    ascii_string(out)
+}
+
+/// Where the bytes of a base string go: a buffer, or straight into an HMAC
+/// ([`HmacSink`]).
+pub(crate) trait ByteSink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+
+    /// Appends `s` percent-encoded, each escape written as `prefix` (at most
+    /// three bytes) and two hex digits (see [`escape_bytes_into`]).
+    fn put_escaped(&mut self, s: &[u8], prefix: &[u8])
+    where
+        Self: Sized,
+    {
+        escape_bytes_into(self, s, prefix);
+    }
+}
+
+impl ByteSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// An HMAC fed through a fixed buffer, so the many short writes of the
+/// escaper cost one `update` per buffer of output and the base string is
+/// never held in full.
+pub(crate) struct HmacSink {
+    ctx: SignatureMac,
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl HmacSink {
+    pub(crate) fn new(mac: SignatureMac) -> Self {
+        HmacSink {
+            ctx: mac,
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.ctx.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    /// The HMAC of everything written.
+    pub(crate) fn finish(mut self) -> mac::Tag {
+        self.flush();
+        self.ctx.finish()
+    }
+}
+
+impl ByteSink for HmacSink {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(room) = self.buf.get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return;
+        }
+        self.flush();
+        if bytes.len() >= self.buf.len() {
+            self.ctx.update(bytes);
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
+    }
+
+    /// Byte by byte straight into the buffer through [`ESCAPES`]: one
+    /// fixed-size copy per byte and no branch on the byte.
+    fn put_escaped(&mut self, s: &[u8], prefix: &[u8]) {
+        let table = match prefix {
+            b"%" => &ESCAPES[0],
+            b"%25" => &ESCAPES[1],
+            _ => return escape_bytes_into(self, s, prefix),
+        };
+        let mut len = self.len;
+        for &b in s {
+            if len > self.buf.len() - 8 {
+                self.ctx.update(&self.buf[..len]);
+                len = 0;
+            }
+            let entry = &table[usize::from(b)];
+            // Eight bytes are written; only the encoding's own length
+            // counts, the rest is overwritten by what follows.
+            self.buf[len..len + 8].copy_from_slice(entry);
+            len += usize::from(entry[7]);
+        }
+        self.len = len;
+    }
+}
+
+/// `ESCAPES[0][b]` is `enc(b)` (RFC 3986: `b` itself if unreserved, else
+/// `%XX`), `ESCAPES[1][b]` is `enc(enc(b))` (`b` or `%25XX`): the encoding
+/// in the first bytes, its length in the last.
+const ESCAPES: [[[u8; 8]; 256]; 2] = {
+    let mut table = [[[0u8; 8]; 256]; 2];
+    let mut b = 0;
+    while b < 256 {
+        let (hi, lo) = (HEX[b >> 4], HEX[b & 0x0f]);
+        if UNRESERVED[b] {
+            table[0][b] = [b as u8, 0, 0, 0, 0, 0, 0, 1];
+            table[1][b] = [b as u8, 0, 0, 0, 0, 0, 0, 1];
+        } else {
+            table[0][b] = [b'%', hi, lo, 0, 0, 0, 0, 3];
+            table[1][b] = [b'%', b'2', b'5', hi, lo, 0, 0, 5];
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The parameters in base-string order (RFC 5849 §3.4.1.3.2): by encoded
+/// name, then encoded value, duplicates kept, `oauth_signature` left out.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseStringOrder<'p> {
+    params: Vec<(&'p str, &'p str)>,
+    /// `encoded_key(name) << 64 | index into params`, in order.
+    order: Vec<u128>,
+}
+
+impl<'p> BaseStringOrder<'p> {
+    /// Sorts without building the encodings: by [`encoded_key`] of the name
+    /// (a plain integer sort), then each run of equal keys by
+    /// [`encoded_cmp`] of names and values.
+    pub(crate) fn new(params: impl Iterator<Item = (&'p str, &'p str)>) -> Self {
+        // Sized by the upper bound: the filter would otherwise make
+        // `collect` grow the vector step by step.
+        let mut all = Vec::with_capacity(params.size_hint().1.unwrap_or(0));
+        all.extend(params.filter(|(k, _)| *k != OAUTH_SIGNATURE));
+        let params: Vec<(&'p str, &'p str)> = all;
+        let mut order: Vec<u128> = params
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| u128::from(encoded_key(k.as_bytes())) << 64 | i as u128)
+            .collect();
+        order.sort_unstable();
+        let param = |o: &u128| params[*o as u64 as usize];
+        for run in order.chunk_by_mut(|a, b| a >> 64 == b >> 64) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| {
+                    let ((ka, va), (kb, vb)) = (param(a), param(b));
+                    encoded_cmp(ka.as_bytes(), kb.as_bytes())
+                        .then_with(|| encoded_cmp(va.as_bytes(), vb.as_bytes()))
+                });
+            }
+        }
+        BaseStringOrder { params, order }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'p str, &'p str)> + '_ {
+        self.order.iter().map(|&o| self.params[o as u64 as usize])
+    }
+
+    /// The summed length of the names and values.
+    fn text_len(&self) -> usize {
+        self.params.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+/// Writes `METHOD&enc(base URI)&enc(normalised parameters)` (RFC 5849
+/// §3.4.1.1) for parameters already in base-string order.
+pub(crate) fn write_base_string<S: ByteSink>(
+    out: &mut S,
+    method: &str,
+    base_uri: &str,
+    sorted: &BaseStringOrder<'_>,
+) {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.put(method.to_ascii_uppercase().as_bytes());
+    } else {
+        out.put(method.as_bytes());
+    }
+    out.put(b"&");
+    out.put_escaped(base_uri.as_bytes(), b"%");
+    out.put(b"&");
+    // enc(normalised parameters) in one pass: `=` is `%3D`, `&` is `%26`, and
+    // a byte that the first encoding escapes as `%XX` becomes `%25XX`.
+    for (i, (name, value)) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.put(b"%26");
+        }
+        out.put_escaped(name.as_bytes(), b"%25");
+        out.put(b"%3D");
+        out.put_escaped(value.as_bytes(), b"%25");
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// `ENCODED_RANK[b]`: where byte `b` sorts once percent-encoded. An escaped
+/// byte becomes `%XX`, and `%` (0x25) sorts below every unreserved
+/// character, while two escapes compare by their upper-case hex digits,
+/// i.e. by the byte itself. So every escaped byte (in byte order) ranks
+/// below every unreserved one (in byte order); the ranks are 0..=255.
+const ENCODED_RANK: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut next = 0usize;
+    let mut pass = 0;
+    while pass < 2 {
+        let mut b = 0;
+        while b < 256 {
+            if UNRESERVED[b] == (pass == 1) {
+                table[b] = next as u8;
+                next += 1;
+            }
+            b += 1;
+        }
+        pass += 1;
+    }
+    table
+};
+
+fn encoded_rank(b: u8) -> u8 {
+    ENCODED_RANK[usize::from(b)]
+}
+
+/// `percent_encode(a).cmp(&percent_encode(b))`, without encoding: equal raw
+/// prefixes encode equally, so the first differing byte decides (by
+/// [`encoded_rank`]), else the shorter string is the smaller.
+fn encoded_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(common), b.get(common)) {
+        (Some(&x), Some(&y)) => encoded_rank(x).cmp(&encoded_rank(y)),
+        _ => a.len().cmp(&b.len()),
+    }
+}
+
+/// The ranks of the first eight bytes of `s`, big-endian, zero-padded.
+/// When two keys differ they order as the encodings do (the first differing
+/// rank decides, or the shorter string is a prefix of the other); equal keys
+/// decide nothing and need [`encoded_cmp`].
+fn encoded_key(s: &[u8]) -> u64 {
+    let mut key = 0u64;
+    for i in 0..8 {
+        let rank = s.get(i).map_or(0, |&b| encoded_rank(b));
+        key = key << 8 | u64::from(rank);
+    }
+    key
+}
+
+/// Appends `s` percent-encoded, each escape written as `prefix` and two hex
+/// digits (`%` gives `enc(s)`, `%25` gives `enc(enc(s))`). Runs of
+/// unreserved bytes are copied at once.
+fn escape_bytes_into<S: ByteSink>(out: &mut S, s: &[u8], prefix: &[u8]) {
+    let mut start = 0;
+    let mut escape = [0u8; 5];
+    let p = prefix.len().min(3);
+    escape[..p].copy_from_slice(&prefix[..p]);
+    for (i, &b) in s.iter().enumerate() {
+        if is_unreserved(b) {
+            continue;
+        }
+        out.put(&s[start..i]);
+        escape[p] = HEX[usize::from(b >> 4)];
+        escape[p + 1] = HEX[usize::from(b & 0x0f)];
+        out.put(&escape[..p + 2]);
+        start = i + 1;
+    }
+    out.put(&s[start..]);
+}
+
+/// Turns bytes that are ASCII by construction into a `String` (no copy).
+fn ascii_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The MAC of `method` keyed with `enc(consumer_secret) & enc(token_secret)`.
 fn signing_mac(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> SignatureMac {
     // Sized for the worst case so the buffer holding the secret never
     // reallocates (a reallocation would leave an unzeroed copy behind).
-    let mut key = Zeroizing::new(String::with_capacity(
+    let mut key = Zeroizing::new(Vec::with_capacity(
         (consumer_secret.len() + token_secret.len()) * 3 + 1,
     ));
-    key.extend(utf8_percent_encode(consumer_secret, ESCAPED));
-    key.push('&');
-    key.extend(utf8_percent_encode(token_secret, ESCAPED));
-    SignatureMac::new(method, key.as_bytes())
+    escape_bytes_into(&mut *key, consumer_secret.as_bytes(), b"%");
+    key.push(b'&');
+    escape_bytes_into(&mut *key, token_secret.as_bytes(), b"%");
+    SignatureMac::new(method, &key)
 }
 
 /// Signs a base string: `base64(HMAC(enc(consumer_secret) & enc(token_secret), base))`.
@@ -306,8 +591,8 @@ pub fn verify_base_string(
     signature_matches(&tag, signature_b64)
 }
 
-/// The MAC of a base string.
-pub(crate) fn base_string_tag(
+/// The MAC of a built base string.
+fn base_string_tag(
     method: SignatureMethod,
     consumer_secret: &str,
     token_secret: &str,
@@ -321,7 +606,7 @@ pub(crate) fn base_string_tag(
 /// Whether the base64 `signature_b64` decodes to `tag`, compared in
 /// constant time. Anything that is not base64, or longer than the bytes
 /// [`MAX_SIGNATURE_LEN`] characters carry, does not match.
-pub(crate) fn signature_matches(tag: &mac::Tag, signature_b64: &str) -> bool {
+fn signature_matches(tag: &mac::Tag, signature_b64: &str) -> bool {
     let mut sent = [0u8; MAX_SIGNATURE_LEN / 4 * 3];
     match B64.decode_slice(signature_b64, &mut sent) {
         Ok(len) => tag.as_ref().ct_eq(&sent[..len]).into(),
@@ -403,9 +688,9 @@ pub fn authorization_header<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> 
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&percent_encode(k.as_ref()));
+        encode_into(&mut out, k.as_ref());
         out.push_str("=\"");
-        out.push_str(&percent_encode(v.as_ref()));
+        encode_into(&mut out, v.as_ref());
         out.push('"');
     }
     out
@@ -723,7 +1008,57 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn percent_encoding_equals_the_rfc_3986_definition(s in ".{0,12}") {
+        fn encoded_order_equals_order_of_the_encodings(a in ".{0,6}", b in ".{0,6}", prefix in "[a-z%~ ]{0,3}") {
+            let (a, b) = (format!("{prefix}{a}"), format!("{prefix}{b}"));
+            proptest::prop_assert_eq!(
+                encoded_cmp(a.as_bytes(), b.as_bytes()),
+                percent_encode(&a).cmp(&percent_encode(&b))
+            );
+        }
+
+        #[test]
+        fn differing_keys_order_as_the_encodings(a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10), b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10), prefix in proptest::collection::vec(proptest::prelude::prop_oneof![proptest::prelude::Just(0u8), proptest::prelude::Just(b'a'), proptest::prelude::Just(b'%')], 0..8)) {
+            // Zero bytes rank lowest, like the key's padding: the edge.
+            let (a, b) = ([&prefix[..], &a].concat(), [&prefix[..], &b].concat());
+            let (ka, kb) = (encoded_key(&a), encoded_key(&b));
+            if ka != kb {
+                proptest::prop_assert_eq!(ka.cmp(&kb), encoded_cmp(&a, &b));
+            }
+        }
+
+        #[test]
+        fn base_string_order_equals_sorting_the_encodings(params in proptest::collection::vec(("(context_|lis_person_)?[a-c %~é]{0,4}", "[a-c %~]{0,3}"), 0..40)) {
+            // Names share long prefixes, so many sort keys tie.
+            let mut reference: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (percent_encode(k).into_owned(), percent_encode(v).into_owned()))
+                .collect();
+            reference.sort();
+            let order = BaseStringOrder::new(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let ours: Vec<(String, String)> = order
+                .iter()
+                .map(|(k, v)| (percent_encode(k).into_owned(), percent_encode(v).into_owned()))
+                .collect();
+            proptest::prop_assert_eq!(ours, reference);
+        }
+
+        #[test]
+        fn streamed_hmac_equals_hmac_of_the_built_base_string(params in proptest::collection::vec((".{0,40}", ".{0,120}"), 0..24), sha256 in proptest::prelude::any::<bool>()) {
+            // Long enough to cross the sink's buffer several times.
+            let method = if sha256 { SignatureMethod::HmacSha256 } else { SignatureMethod::HmacSha1 };
+            let base_uri = "https://tool.example.com/a%20b";
+            let built = base_string_from_parts("post", base_uri, &params);
+            let mut sink = HmacSink::new(signing_mac(method, "s3cret", ""));
+            let sorted = BaseStringOrder::new(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            write_base_string(&mut sink, "post", base_uri, &sorted);
+            let mut whole = signing_mac(method, "s3cret", "");
+            whole.update(built.as_bytes());
+            let (streamed, whole) = (sink.finish(), whole.finish());
+            proptest::prop_assert_eq!(streamed.as_ref(), whole.as_ref());
+        }
+
+        #[test]
+        fn escaping_with_a_prefix_equals_encoding_twice(s in ".{0,12}") {
             // Against the RFC 3986 definition written out byte by byte.
             let mut reference = String::new();
             for b in s.bytes() {
@@ -734,7 +1069,41 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(&percent_encode(&s), &reference);
+            let mut twice = Vec::new();
+            escape_bytes_into(&mut twice, s.as_bytes(), b"%25");
+            proptest::prop_assert_eq!(
+                String::from_utf8(twice).unwrap(),
+                percent_encode(&reference).into_owned()
+            );
         }
+    }
+
+    #[test]
+    fn encoded_order_ranks_escapes_below_unreserved_bytes() {
+        assert_eq!(
+            encoded_cmp(b"a", b"a~"),
+            std::cmp::Ordering::Less,
+            "a prefix sorts first"
+        );
+        assert_eq!(
+            encoded_cmp(b"a b", b"a-b"),
+            std::cmp::Ordering::Less,
+            "`%20` sorts below `-`"
+        );
+        assert_eq!(
+            encoded_cmp(b"\xff", b"0"),
+            std::cmp::Ordering::Less,
+            "`%FF` sorts below `0`"
+        );
+        // The ranks are a permutation of 0..=255.
+        let mut seen = [false; 256];
+        for rank in ENCODED_RANK {
+            seen[usize::from(rank)] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert!(encoded_key(b"a") < encoded_key(b"a~"));
+        assert!(encoded_key(b"\xff") < encoded_key(b"0"));
+        assert_eq!(encoded_key(b"context_id"), encoded_key(b"context_title"));
     }
 
     #[test]
