@@ -474,8 +474,9 @@ fn error_code(resp: &http::Response<bytes::Bytes>) -> String {
     body["error"].as_str().unwrap_or_default().to_owned()
 }
 
-/// A launch as an instructor, answered with the tool's status and error code.
-async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
+/// A launch as an instructor: the login's answer when it is not a redirect,
+/// else the launch's answer.
+async fn launch_response(tool: &Tool, platform: &Platform) -> http::Response<bytes::Bytes> {
     let login = get(
         &format!(
             "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={}/lti/app&client_id={CLIENT_ID}",
@@ -485,7 +486,7 @@ async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
     )
     .await;
     if login.status() != 302 {
-        return (login.status().as_u16(), error_code(&login));
+        return login;
     }
     let location = login.headers()[http::header::LOCATION].to_str().unwrap();
     let cookie = login.headers()[http::header::SET_COOKIE]
@@ -507,44 +508,20 @@ async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
         platform_key(),
     )
     .unwrap();
-    let resp = post_launch(tool, &login, &token, Some("application/json")).await;
+    post_launch(tool, &login, &token, Some("application/json")).await
+}
+
+/// A launch as an instructor, answered with the tool's status and error code.
+async fn try_launch(tool: &Tool, platform: &Platform) -> (u16, String) {
+    let resp = launch_response(tool, platform).await;
     (resp.status().as_u16(), error_code(&resp))
 }
 
 /// A successful instructor launch's `Location` (the inspector with its
 /// launch id).
 async fn try_launch_location(tool: &Tool, platform: &Platform) -> String {
-    let login = get(
-        &format!(
-            "{}/lti/login?iss={}&login_hint=hint-1&target_link_uri={}/lti/app&client_id={CLIENT_ID}",
-            tool.url, platform.base, tool.url
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(login.status(), 302);
-    let location = login.headers()[http::header::LOCATION].to_str().unwrap();
-    let cookie = login.headers()[http::header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let login = Login {
-        location: location.to_owned(),
-        set_cookie: cookie.clone(),
-        state: param(location, "state").unwrap(),
-        nonce: param(location, "nonce").unwrap(),
-        cookie,
-    };
-    let token = lti_jose::sign(
-        &claims(tool, platform, &login.nonce, INSTRUCTOR),
-        platform_key(),
-    )
-    .unwrap();
-    let resp = post_launch(tool, &login, &token, None).await;
-    assert_eq!(resp.status(), 303);
+    let resp = launch_response(tool, platform).await;
+    assert_eq!(resp.status(), 303, "{}", error_code(&resp));
     resp.headers()[http::header::LOCATION]
         .to_str()
         .unwrap()
